@@ -6,6 +6,8 @@
 
 mod codec;
 pub mod consts;
+#[cfg(test)]
+mod tests;
 
 pub use codec::*;
 pub use consts::*;
@@ -58,7 +60,7 @@ pub struct Flags {
     pub response: bool,
 }
 
-/// A decoded IKE message. `raw` keeps the exact bytes (needed for AUTH's signed octets and for SK integrity).
+/// A decoded IKE message (header and payload chain).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub header: Header,
