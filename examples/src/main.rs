@@ -1,1 +1,156 @@
-fn main() {}
+//! `ikelink`: the desktop command-line client.
+//!
+//! `ikelink connect --profile FILE` establishes the IKE SA and the first Child SA, prints what was negotiated,
+//! and disconnects cleanly (sending a Delete) on Ctrl-C or SIGTERM. On failure it prints one line starting with
+//! `error:` and exits with status 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ikelink::driver::{Session, SessionEvent};
+use ikelink::ike::ts_to_cidrs;
+use ikelink::profile::Profile;
+use ikelink::wire::TrafficSelector;
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(name = "ikelink", version, about = "Ikelink IKEv2/IPsec VPN client")]
+struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect with a profile and stay connected until Ctrl-C / SIGTERM.
+    Connect {
+        /// The TOML profile (see README.md).
+        #[arg(long, short)]
+        profile: PathBuf,
+    },
+    /// Check a profile and print what it resolves to, without connecting.
+    Check {
+        #[arg(long, short)]
+        profile: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Connect { profile } => connect(profile).await,
+            Command::Check { profile } => check(profile),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: PathBuf) -> Result<(), String> {
+    let profile = Profile::load(&path).map_err(|e| e.to_string())?;
+    let r = profile.resolve().map_err(|e| e.to_string())?;
+    println!("gateway: {}", r.gateway);
+    println!("profile ok");
+    Ok(())
+}
+
+fn fmt_ts(ts: &[TrafficSelector]) -> String {
+    ts.iter().flat_map(ts_to_cidrs).map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+}
+
+async fn connect(path: PathBuf) -> Result<(), String> {
+    let profile = Profile::load(&path).map_err(|e| e.to_string())?;
+    let resolved = profile.resolve().map_err(|e| e.to_string())?;
+    println!("connecting: {} as {}", resolved.gateway, profile.local.id);
+    let (tx, mut rx) = mpsc::channel(16);
+    let session = Session::start(resolved, tx).await.map_err(|e| e.to_string())?;
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut stopping = false;
+    let outcome = loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(SessionEvent::Connected { info, child }) => {
+                    println!("ike: {} spi_i={:016x} spi_r={:016x}", info.ike_suite, info.spi_i, info.spi_r);
+                    println!("esp: {} spi_in={:08x} spi_out={:08x}", child.suite, child.spi_in, child.spi_out);
+                    println!("local-id: {}", info.local_id);
+                    println!("remote-id: {}", info.remote_id);
+                    if let Some(ip) = info.config.ipv4 {
+                        println!("virtual-ip: {ip}");
+                    }
+                    if let Some((ip, p)) = info.config.ipv6 {
+                        println!("virtual-ip6: {ip}/{p}");
+                    }
+                    if !info.config.dns.is_empty() {
+                        let dns: Vec<String> = info.config.dns.iter().map(|d| d.to_string()).collect();
+                        println!("dns: {}", dns.join(","));
+                    }
+                    println!("ts: local={} remote={}", fmt_ts(&child.ts_i), fmt_ts(&child.ts_r));
+                    println!(
+                        "nat: local={} remote={} encap={}",
+                        info.nat.local_behind_nat, info.nat.remote_behind_nat, info.nat.any()
+                    );
+                    println!("connected");
+                }
+                Some(SessionEvent::State(s)) => tracing::info!(?s, "state"),
+                Some(SessionEvent::ChildSaDeleted { inbound_spi, outbound_spi }) => {
+                    println!("child-deleted: spi_in={inbound_spi:08x} spi_out={outbound_spi:08x}");
+                }
+                Some(SessionEvent::Closed(None)) => break Ok(()),
+                Some(SessionEvent::Closed(Some(e))) => break Err(e.to_string()),
+                None => break Err("session ended unexpectedly".into()),
+            },
+            _ = tokio::signal::ctrl_c(), if !stopping => { stopping = true; println!("disconnecting"); break Ok(()) }
+            _ = sigterm.recv(), if !stopping => { stopping = true; println!("disconnecting"); break Ok(()) }
+        }
+    };
+    match outcome {
+        Ok(()) if stopping => {
+            session.disconnect().await.map_err(|e| e.to_string())?;
+            // Drain the final events for the Closed reason.
+            while let Ok(ev) = rx.try_recv() {
+                if let SessionEvent::Closed(Some(e)) = ev {
+                    return Err(e.to_string());
+                }
+            }
+            println!("disconnected");
+            Ok(())
+        }
+        Ok(()) => {
+            println!("disconnected");
+            Ok(())
+        }
+        Err(e) => {
+            let _ = session.join().await;
+            Err(e)
+        }
+    }
+}

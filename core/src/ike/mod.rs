@@ -1,1 +1,22 @@
-//! placeholder
+//! The IKEv2 initiator (RFC 7296): IKE SA and Child SA negotiation, sans-IO.
+//!
+//! [`IkeSa`] is driven by the caller: feed it datagrams with [`IkeSa::handle_datagram`] and deadlines with
+//! [`IkeSa::handle_timeout`], then drain [`IkeSa::poll_transmit`], [`IkeSa::poll_event`] and read
+//! [`IkeSa::poll_timeout`]. It never touches sockets or clocks; its randomness comes from a seed.
+
+mod auth;
+mod child;
+mod config;
+mod error;
+mod identity;
+pub mod proposal;
+mod sa;
+mod ts;
+
+pub use child::ChildSa;
+pub use config::{AuthConfig, IkeConfig, Retransmit};
+pub use error::IkeError;
+pub use identity::parse_identity;
+pub use proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};
+pub use sa::{Event, IkeSa, NatStatus, SessionInfo, SocketKind, State, Timer, Transmit, VirtualConfig};
+pub use ts::{parse_cidr, ts_contains, ts_to_cidrs, Cidr};

@@ -60,10 +60,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         if n > self.buf.len() {
-            return Err(WireError::Truncated {
-                need: n,
-                have: self.buf.len(),
-            });
+            return Err(WireError::Truncated { need: n, have: self.buf.len() });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -112,10 +109,7 @@ impl Header {
     pub fn decode(bytes: &[u8]) -> Result<Header, WireError> {
         let mut r = Reader::new(bytes);
         if r.remaining() < HEADER_LEN {
-            return Err(WireError::Truncated {
-                need: HEADER_LEN,
-                have: r.remaining(),
-            });
+            return Err(WireError::Truncated { need: HEADER_LEN, have: r.remaining() });
         }
         let spi_i = r.u64()?;
         let spi_r = r.u64()?;
@@ -133,16 +127,7 @@ impl Header {
         };
         let message_id = r.u32()?;
         let length = r.u32()?;
-        Ok(Header {
-            spi_i,
-            spi_r,
-            next_payload,
-            version,
-            exchange,
-            flags,
-            message_id,
-            length,
-        })
+        Ok(Header { spi_i, spi_r, next_payload, version, exchange, flags, message_id, length })
     }
 
     /// Append the 28-byte header (§3.1), writing `self.length` and `self.next_payload` as they are.
@@ -178,10 +163,7 @@ impl Message {
     pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
         let header = Header::decode(bytes)?;
         if header.length as usize != bytes.len() {
-            return Err(WireError::BadLength {
-                what: "IKE header",
-                len: header.length as usize,
-            });
+            return Err(WireError::BadLength { what: "IKE header", len: header.length as usize });
         }
         let body = bytes.get(HEADER_LEN..).unwrap_or_default();
         let payloads = decode_chain(header.next_payload, body, HEADER_LEN)?;
@@ -284,11 +266,7 @@ impl Payload {
 /// field is the type of the first inner payload. An unknown payload type with the critical bit set is
 /// [`WireError::UnknownCritical`]; without it, [`Payload::Unknown`]. Bytes after the last payload are
 /// [`WireError::TrailingData`].
-pub fn decode_chain(
-    first: u8,
-    bytes: &[u8],
-    base_offset: usize,
-) -> Result<Vec<Payload>, WireError> {
+pub fn decode_chain(first: u8, bytes: &[u8], base_offset: usize) -> Result<Vec<Payload>, WireError> {
     let mut payloads = Vec::new();
     let mut r = Reader::new(bytes);
     let mut ptype = first;
@@ -298,18 +276,11 @@ pub fn decode_chain(
         let critical = r.u8()? & CRITICAL != 0;
         let len = r.u16()? as usize;
         if len < GENERIC_LEN {
-            return Err(WireError::BadLength {
-                what: "payload",
-                len,
-            });
+            return Err(WireError::BadLength { what: "payload", len });
         }
         let body = r.take(len - GENERIC_LEN)?;
         let payload = match ptype {
-            payload_type::SK => Payload::Sk(Encrypted {
-                first_inner: next,
-                offset,
-                body: body.to_vec(),
-            }),
+            payload_type::SK => Payload::Sk(Encrypted { first_inner: next, offset, body: body.to_vec() }),
             payload_type::SKF => Payload::Skf(decode_skf(next, offset, body)?),
             _ => decode_payload(ptype, critical, body)?,
         };
@@ -344,9 +315,7 @@ pub fn encode_chain(payloads: &[Payload], out: &mut Vec<u8>) -> u8 {
                 debug_assert!(i + 1 == payloads.len(), "SKF must be the last payload");
                 f.first_inner
             }
-            _ => payloads
-                .get(i + 1)
-                .map_or(payload_type::NONE, Payload::payload_type),
+            _ => payloads.get(i + 1).map_or(payload_type::NONE, Payload::payload_type),
         };
         let start = out.len();
         out.extend_from_slice(&[next, 0, 0, 0]);
@@ -355,9 +324,7 @@ pub fn encode_chain(payloads: &[Payload], out: &mut Vec<u8>) -> u8 {
         debug_assert!(len <= u16::MAX as usize, "payload too long");
         out[start + 2..start + 4].copy_from_slice(&(len as u16).to_be_bytes());
     }
-    payloads
-        .first()
-        .map_or(payload_type::NONE, Payload::payload_type)
+    payloads.first().map_or(payload_type::NONE, Payload::payload_type)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -372,18 +339,12 @@ fn decode_payload(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload, Wir
         pt::KE => {
             let group = r.u16()?;
             r.skip(2)?;
-            Payload::Ke(KePayload {
-                group,
-                data: r.rest().to_vec(),
-            })
+            Payload::Ke(KePayload { group, data: r.rest().to_vec() })
         }
         pt::IDI | pt::IDR => {
             let id_type = IdType(r.u8()?);
             r.skip(3)?;
-            let id = Identification {
-                id_type,
-                data: r.rest().to_vec(),
-            };
+            let id = Identification { id_type, data: r.rest().to_vec() };
             if ptype == pt::IDI {
                 Payload::IdI(id)
             } else {
@@ -391,10 +352,7 @@ fn decode_payload(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload, Wir
             }
         }
         pt::CERT | pt::CERTREQ => {
-            let cert = CertPayload {
-                encoding: r.u8()?,
-                data: r.rest().to_vec(),
-            };
+            let cert = CertPayload { encoding: r.u8()?, data: r.rest().to_vec() };
             if ptype == pt::CERT {
                 Payload::Cert(cert)
             } else {
@@ -404,17 +362,11 @@ fn decode_payload(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload, Wir
         pt::AUTH => {
             let method = AuthMethod(r.u8()?);
             r.skip(3)?;
-            Payload::Auth(AuthPayload {
-                method,
-                data: r.rest().to_vec(),
-            })
+            Payload::Auth(AuthPayload { method, data: r.rest().to_vec() })
         }
         pt::NONCE => {
             if !(NONCE_MIN..=NONCE_MAX).contains(&body.len()) {
-                return Err(WireError::Invalid {
-                    what: "Nonce payload",
-                    detail: "nonce must be 16..=256 bytes",
-                });
+                return Err(WireError::Invalid { what: "Nonce payload", detail: "nonce must be 16..=256 bytes" });
             }
             Payload::Nonce(body.to_vec())
         }
@@ -423,12 +375,7 @@ fn decode_payload(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload, Wir
             let spi_size = r.u8()? as usize;
             let notify_type = NotifyType(r.u16()?);
             let spi = r.take(spi_size)?.to_vec();
-            Payload::Notify(Notify {
-                protocol,
-                spi,
-                notify_type,
-                data: r.rest().to_vec(),
-            })
+            Payload::Notify(Notify { protocol, spi, notify_type, data: r.rest().to_vec() })
         }
         pt::DELETE => Payload::Delete(decode_delete(&mut r)?),
         pt::VENDOR_ID => Payload::VendorId(body.to_vec()),
@@ -437,10 +384,7 @@ fn decode_payload(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload, Wir
         pt::CP => Payload::Cp(decode_cp(&mut r)?),
         pt::EAP => Payload::Eap(decode_eap(body)?),
         _ if critical => return Err(WireError::UnknownCritical(ptype)),
-        _ => Payload::Unknown {
-            payload_type: ptype,
-            data: body.to_vec(),
-        },
+        _ => Payload::Unknown { payload_type: ptype, data: body.to_vec() },
     };
     Ok(p)
 }
@@ -456,13 +400,7 @@ fn decode_skf(first_inner: u8, offset: usize, body: &[u8]) -> Result<EncryptedFr
             detail: "fragment number must be in 1..=total fragments",
         });
     }
-    Ok(EncryptedFragment {
-        first_inner,
-        offset,
-        fragment_number,
-        total_fragments,
-        body: r.rest().to_vec(),
-    })
+    Ok(EncryptedFragment { first_inner, offset, fragment_number, total_fragments, body: r.rest().to_vec() })
 }
 
 /// SA payload body (§3.3): one or more proposals, chained by the "Last Substruc" field.
@@ -474,10 +412,7 @@ fn decode_sa(body: &[u8]) -> Result<Vec<Proposal>, WireError> {
         r.skip(1)?;
         let len = r.u16()? as usize;
         if len < 8 {
-            return Err(WireError::BadLength {
-                what: "proposal",
-                len,
-            });
+            return Err(WireError::BadLength { what: "proposal", len });
         }
         let mut p = Reader::new(r.take(len - 4)?);
         let number = p.u8()?;
@@ -486,28 +421,15 @@ fn decode_sa(body: &[u8]) -> Result<Vec<Proposal>, WireError> {
         let num_transforms = p.u8()? as usize;
         let spi = p.take(spi_size)?.to_vec();
         let transforms = decode_transforms(&mut p, num_transforms)?;
-        proposals.push(Proposal {
-            number,
-            protocol,
-            spi,
-            transforms,
-        });
+        proposals.push(Proposal { number, protocol, spi, transforms });
         match last {
             LAST if r.is_empty() => return Ok(proposals),
             LAST => return Err(WireError::TrailingData(r.remaining())),
             MORE_PROPOSALS if r.is_empty() => {
-                return Err(WireError::Invalid {
-                    what: "proposal",
-                    detail: "more proposals announced but none follow",
-                })
+                return Err(WireError::Invalid { what: "proposal", detail: "more proposals announced but none follow" })
             }
             MORE_PROPOSALS => {}
-            _ => {
-                return Err(WireError::Invalid {
-                    what: "proposal",
-                    detail: "bad Last Substruc value",
-                })
-            }
+            _ => return Err(WireError::Invalid { what: "proposal", detail: "bad Last Substruc value" }),
         }
     }
 }
@@ -517,11 +439,7 @@ fn decode_transforms(p: &mut Reader<'_>, count: usize) -> Result<Vec<Transform>,
     let mut transforms = Vec::with_capacity(count);
     for i in 0..count {
         let last = p.u8()?;
-        let expected = if i + 1 == count {
-            LAST
-        } else {
-            MORE_TRANSFORMS
-        };
+        let expected = if i + 1 == count { LAST } else { MORE_TRANSFORMS };
         if last != expected {
             return Err(WireError::Invalid {
                 what: "transform",
@@ -531,10 +449,7 @@ fn decode_transforms(p: &mut Reader<'_>, count: usize) -> Result<Vec<Transform>,
         p.skip(1)?;
         let len = p.u16()? as usize;
         if len < 8 {
-            return Err(WireError::BadLength {
-                what: "transform",
-                len,
-            });
+            return Err(WireError::BadLength { what: "transform", len });
         }
         let mut t = Reader::new(p.take(len - 4)?);
         let kind = TransformType(t.u8()?);
@@ -544,10 +459,7 @@ fn decode_transforms(p: &mut Reader<'_>, count: usize) -> Result<Vec<Transform>,
         transforms.push(Transform { kind, id, key_len });
     }
     if !p.is_empty() {
-        return Err(WireError::BadLength {
-            what: "proposal (transform count)",
-            len: p.remaining(),
-        });
+        return Err(WireError::BadLength { what: "proposal (transform count)", len: p.remaining() });
     }
     Ok(transforms)
 }
@@ -562,10 +474,7 @@ fn decode_attributes(t: &mut Reader<'_>) -> Result<Option<u16>, WireError> {
             let value = t.u16()?;
             if attr_type == ATTR_KEY_LENGTH {
                 if key_len.is_some() {
-                    return Err(WireError::Invalid {
-                        what: "transform attribute",
-                        detail: "duplicate Key Length",
-                    });
+                    return Err(WireError::Invalid { what: "transform attribute", detail: "duplicate Key Length" });
                 }
                 key_len = Some(value);
             }
@@ -590,21 +499,12 @@ fn decode_delete(r: &mut Reader<'_>) -> Result<Delete, WireError> {
     let num = r.u16()? as usize;
     if spi_size == 0 {
         if num != 0 || !r.is_empty() {
-            return Err(WireError::Invalid {
-                what: "Delete payload",
-                detail: "SPIs present with SPI size 0",
-            });
+            return Err(WireError::Invalid { what: "Delete payload", detail: "SPIs present with SPI size 0" });
         }
-        return Ok(Delete {
-            protocol,
-            spis: Vec::new(),
-        });
+        return Ok(Delete { protocol, spis: Vec::new() });
     }
     if num * spi_size != r.remaining() {
-        return Err(WireError::BadLength {
-            what: "Delete payload SPIs",
-            len: r.remaining(),
-        });
+        return Err(WireError::BadLength { what: "Delete payload SPIs", len: r.remaining() });
     }
     let mut spis = Vec::with_capacity(num);
     for _ in 0..num {
@@ -625,18 +525,10 @@ fn decode_ts(r: &mut Reader<'_>) -> Result<Vec<TrafficSelector>, WireError> {
         let expected = match ts_type {
             ts_type::IPV4_ADDR_RANGE => TS_V4_LEN,
             ts_type::IPV6_ADDR_RANGE => TS_V6_LEN,
-            _ => {
-                return Err(WireError::Invalid {
-                    what: "traffic selector",
-                    detail: "unknown TS type",
-                })
-            }
+            _ => return Err(WireError::Invalid { what: "traffic selector", detail: "unknown TS type" }),
         };
         if len != expected {
-            return Err(WireError::BadLength {
-                what: "traffic selector",
-                len,
-            });
+            return Err(WireError::BadLength { what: "traffic selector", len });
         }
         let start_port = r.u16()?;
         let end_port = r.u16()?;
@@ -649,18 +541,10 @@ fn decode_ts(r: &mut Reader<'_>) -> Result<Vec<TrafficSelector>, WireError> {
             let end = Ipv6Addr::from(r.array::<16>()?);
             TsAddresses::V6 { start, end }
         };
-        out.push(TrafficSelector {
-            ip_protocol,
-            start_port,
-            end_port,
-            addresses,
-        });
+        out.push(TrafficSelector { ip_protocol, start_port, end_port, addresses });
     }
     if !r.is_empty() {
-        return Err(WireError::BadLength {
-            what: "TS payload (selector count)",
-            len: r.remaining(),
-        });
+        return Err(WireError::BadLength { what: "TS payload (selector count)", len: r.remaining() });
     }
     Ok(out)
 }
@@ -676,10 +560,7 @@ fn decode_cp(r: &mut Reader<'_>) -> Result<ConfigPayload, WireError> {
         let value = r.take(len)?.to_vec();
         attributes.push(ConfigAttribute { attr_type, value });
     }
-    Ok(ConfigPayload {
-        cfg_type,
-        attributes,
-    })
+    Ok(ConfigPayload { cfg_type, attributes })
 }
 
 /// EAP payload body (§3.16): a whole EAP packet (RFC 3748 §4) whose own length must match.
@@ -688,10 +569,7 @@ fn decode_eap(body: &[u8]) -> Result<Vec<u8>, WireError> {
     r.skip(2)?;
     let len = r.u16()? as usize;
     if len != body.len() {
-        return Err(WireError::BadLength {
-            what: "EAP message",
-            len,
-        });
+        return Err(WireError::BadLength { what: "EAP message", len });
     }
     Ok(body.to_vec())
 }
@@ -718,9 +596,7 @@ fn encode_body(p: &Payload, out: &mut Vec<u8>) {
             out.extend_from_slice(&[a.method.0, 0, 0, 0]);
             out.extend_from_slice(&a.data);
         }
-        Payload::Nonce(data) | Payload::VendorId(data) | Payload::Eap(data) => {
-            out.extend_from_slice(data)
-        }
+        Payload::Nonce(data) | Payload::VendorId(data) | Payload::Eap(data) => out.extend_from_slice(data),
         Payload::Notify(n) => {
             debug_assert!(n.spi.len() <= u8::MAX as usize);
             out.extend_from_slice(&[n.protocol, n.spi.len() as u8]);
@@ -731,10 +607,7 @@ fn encode_body(p: &Payload, out: &mut Vec<u8>) {
         Payload::Delete(d) => {
             let spi_size = d.spis.first().map_or(0, Vec::len);
             debug_assert!(spi_size <= u8::MAX as usize);
-            debug_assert!(
-                d.spis.iter().all(|s| s.len() == spi_size),
-                "Delete SPIs of unequal size"
-            );
+            debug_assert!(d.spis.iter().all(|s| s.len() == spi_size), "Delete SPIs of unequal size");
             out.extend_from_slice(&[d.protocol.0, spi_size as u8]);
             out.extend_from_slice(&(d.spis.len() as u16).to_be_bytes());
             for spi in &d.spis {
@@ -763,27 +636,14 @@ fn encode_body(p: &Payload, out: &mut Vec<u8>) {
 
 fn encode_sa(proposals: &[Proposal], out: &mut Vec<u8>) {
     for (i, p) in proposals.iter().enumerate() {
-        let last = if i + 1 == proposals.len() {
-            LAST
-        } else {
-            MORE_PROPOSALS
-        };
+        let last = if i + 1 == proposals.len() { LAST } else { MORE_PROPOSALS };
         let start = out.len();
         debug_assert!(p.spi.len() <= u8::MAX as usize && p.transforms.len() <= u8::MAX as usize);
         out.extend_from_slice(&[last, 0, 0, 0]);
-        out.extend_from_slice(&[
-            p.number,
-            p.protocol.0,
-            p.spi.len() as u8,
-            p.transforms.len() as u8,
-        ]);
+        out.extend_from_slice(&[p.number, p.protocol.0, p.spi.len() as u8, p.transforms.len() as u8]);
         out.extend_from_slice(&p.spi);
         for (j, t) in p.transforms.iter().enumerate() {
-            let last = if j + 1 == p.transforms.len() {
-                LAST
-            } else {
-                MORE_TRANSFORMS
-            };
+            let last = if j + 1 == p.transforms.len() { LAST } else { MORE_TRANSFORMS };
             let len: u16 = if t.key_len.is_some() { 12 } else { 8 };
             out.extend_from_slice(&[last, 0]);
             out.extend_from_slice(&len.to_be_bytes());

@@ -93,7 +93,10 @@ pub enum Payload {
     /// Encrypted fragment (RFC 7383 §2.5).
     Skf(EncryptedFragment),
     /// A non-critical payload we do not understand; kept so it can be skipped.
-    Unknown { payload_type: u8, data: Vec<u8> },
+    Unknown {
+        payload_type: u8,
+        data: Vec<u8>,
+    },
 }
 
 /// SK payload contents (RFC 7296 §3.14).

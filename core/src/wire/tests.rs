@@ -9,11 +9,7 @@ fn header(exchange: ExchangeType) -> Header {
         next_payload: 0,
         version: 0x20,
         exchange,
-        flags: Flags {
-            initiator: true,
-            version: false,
-            response: false,
-        },
+        flags: Flags { initiator: true, version: false, response: false },
         message_id: 0,
         length: 0,
     }
@@ -37,10 +33,7 @@ fn roundtrip(msg: &Message) -> Vec<u8> {
 }
 
 fn msg_with(payloads: Vec<Payload>) -> Message {
-    Message {
-        header: header(ExchangeType::IKE_AUTH),
-        payloads,
-    }
+    Message { header: header(ExchangeType::IKE_AUTH), payloads }
 }
 
 fn ike_proposal() -> Proposal {
@@ -49,36 +42,12 @@ fn ike_proposal() -> Proposal {
         protocol: ProtocolId::IKE,
         spi: vec![],
         transforms: vec![
-            Transform {
-                kind: TransformType::ENCR,
-                id: encr::AES_GCM_16,
-                key_len: Some(256),
-            },
-            Transform {
-                kind: TransformType::ENCR,
-                id: encr::CHACHA20_POLY1305,
-                key_len: None,
-            },
-            Transform {
-                kind: TransformType::PRF,
-                id: prf::HMAC_SHA2_256,
-                key_len: None,
-            },
-            Transform {
-                kind: TransformType::PRF,
-                id: prf::HMAC_SHA2_512,
-                key_len: None,
-            },
-            Transform {
-                kind: TransformType::DH,
-                id: dh::CURVE25519,
-                key_len: None,
-            },
-            Transform {
-                kind: TransformType::DH,
-                id: dh::ECP_256,
-                key_len: None,
-            },
+            Transform { kind: TransformType::ENCR, id: encr::AES_GCM_16, key_len: Some(256) },
+            Transform { kind: TransformType::ENCR, id: encr::CHACHA20_POLY1305, key_len: None },
+            Transform { kind: TransformType::PRF, id: prf::HMAC_SHA2_256, key_len: None },
+            Transform { kind: TransformType::PRF, id: prf::HMAC_SHA2_512, key_len: None },
+            Transform { kind: TransformType::DH, id: dh::CURVE25519, key_len: None },
+            Transform { kind: TransformType::DH, id: dh::ECP_256, key_len: None },
         ],
     }
 }
@@ -89,21 +58,9 @@ fn esp_proposal(number: u8) -> Proposal {
         protocol: ProtocolId::ESP,
         spi: vec![0xc0, 0xff, 0xee, 0x01],
         transforms: vec![
-            Transform {
-                kind: TransformType::ENCR,
-                id: encr::AES_CBC,
-                key_len: Some(128),
-            },
-            Transform {
-                kind: TransformType::INTEG,
-                id: integ::HMAC_SHA2_256_128,
-                key_len: None,
-            },
-            Transform {
-                kind: TransformType::ESN,
-                id: esn::NO,
-                key_len: None,
-            },
+            Transform { kind: TransformType::ENCR, id: encr::AES_CBC, key_len: Some(128) },
+            Transform { kind: TransformType::INTEG, id: integ::HMAC_SHA2_256_128, key_len: None },
+            Transform { kind: TransformType::ESN, id: esn::NO, key_len: None },
         ],
     }
 }
@@ -113,10 +70,7 @@ fn ts_v4() -> TrafficSelector {
         ip_protocol: 0,
         start_port: 0,
         end_port: 65535,
-        addresses: TsAddresses::V4 {
-            start: Ipv4Addr::new(10, 0, 0, 0),
-            end: Ipv4Addr::new(10, 0, 255, 255),
-        },
+        addresses: TsAddresses::V4 { start: Ipv4Addr::new(10, 0, 0, 0), end: Ipv4Addr::new(10, 0, 255, 255) },
     }
 }
 
@@ -125,10 +79,7 @@ fn ts_v6() -> TrafficSelector {
         ip_protocol: 17,
         start_port: 500,
         end_port: 4500,
-        addresses: TsAddresses::V6 {
-            start: Ipv6Addr::UNSPECIFIED,
-            end: Ipv6Addr::from([0xff; 16]),
-        },
+        addresses: TsAddresses::V6 { start: Ipv6Addr::UNSPECIFIED, end: Ipv6Addr::from([0xff; 16]) },
     }
 }
 
@@ -136,30 +87,12 @@ fn ts_v6() -> TrafficSelector {
 fn all_plain_payloads() -> Vec<Payload> {
     vec![
         Payload::Sa(vec![esp_proposal(1), esp_proposal(2), ike_proposal()]),
-        Payload::Ke(KePayload {
-            group: dh::ECP_256,
-            data: (0..64).collect(),
-        }),
-        Payload::IdI(Identification {
-            id_type: IdType::ID_FQDN,
-            data: b"client.example.com".to_vec(),
-        }),
-        Payload::IdR(Identification {
-            id_type: IdType::ID_IPV4_ADDR,
-            data: vec![192, 0, 2, 1],
-        }),
-        Payload::Cert(CertPayload {
-            encoding: cert_encoding::X509_SIGNATURE,
-            data: vec![0x30, 0x82, 1, 2, 3],
-        }),
-        Payload::CertReq(CertPayload {
-            encoding: cert_encoding::X509_SIGNATURE,
-            data: vec![0xaa; 20],
-        }),
-        Payload::Auth(AuthPayload {
-            method: AuthMethod::SHARED_KEY_MIC,
-            data: vec![0x55; 32],
-        }),
+        Payload::Ke(KePayload { group: dh::ECP_256, data: (0..64).collect() }),
+        Payload::IdI(Identification { id_type: IdType::ID_FQDN, data: b"client.example.com".to_vec() }),
+        Payload::IdR(Identification { id_type: IdType::ID_IPV4_ADDR, data: vec![192, 0, 2, 1] }),
+        Payload::Cert(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: vec![0x30, 0x82, 1, 2, 3] }),
+        Payload::CertReq(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: vec![0xaa; 20] }),
+        Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: vec![0x55; 32] }),
         Payload::Nonce(vec![7; 32]),
         Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])),
         Payload::Notify(Notify {
@@ -168,39 +101,21 @@ fn all_plain_payloads() -> Vec<Payload> {
             notify_type: NotifyType::REKEY_SA,
             data: vec![],
         }),
-        Payload::Delete(Delete {
-            protocol: ProtocolId::IKE,
-            spis: vec![],
-        }),
-        Payload::Delete(Delete {
-            protocol: ProtocolId::ESP,
-            spis: vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]],
-        }),
+        Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] }),
+        Payload::Delete(Delete { protocol: ProtocolId::ESP, spis: vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]] }),
         Payload::VendorId(b"ikelink".to_vec()),
         Payload::TsI(vec![ts_v4(), ts_v6()]),
         Payload::TsR(vec![ts_v4()]),
         Payload::Cp(ConfigPayload {
             cfg_type: CfgType::CFG_REPLY,
             attributes: vec![
-                ConfigAttribute {
-                    attr_type: cfg_attr::INTERNAL_IP4_ADDRESS,
-                    value: vec![10, 1, 2, 3],
-                },
-                ConfigAttribute {
-                    attr_type: cfg_attr::INTERNAL_IP4_DNS,
-                    value: vec![10, 0, 0, 53],
-                },
-                ConfigAttribute {
-                    attr_type: cfg_attr::INTERNAL_IP6_ADDRESS,
-                    value: vec![],
-                },
+                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![10, 1, 2, 3] },
+                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![10, 0, 0, 53] },
+                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP6_ADDRESS, value: vec![] },
             ],
         }),
         Payload::Eap(vec![1, 7, 0, 9, 1, b'u', b's', b'e', b'r']),
-        Payload::Unknown {
-            payload_type: 49,
-            data: vec![1, 2, 3],
-        },
+        Payload::Unknown { payload_type: 49, data: vec![1, 2, 3] },
     ]
 }
 
@@ -216,34 +131,20 @@ fn header_roundtrip_and_layout() {
         next_payload: 46,
         version: 0x20,
         exchange: ExchangeType::INFORMATIONAL,
-        flags: Flags {
-            initiator: true,
-            version: false,
-            response: true,
-        },
+        flags: Flags { initiator: true, version: false, response: true },
         message_id: 7,
         length: 0x1234,
     };
     let mut out = Vec::new();
     hd.encode(&mut out);
     assert_eq!(out.len(), HEADER_LEN);
-    assert_eq!(
-        out,
-        h("1122334455667788 99aabbccddeeff00 2e 20 25 28 00000007 00001234")
-    );
+    assert_eq!(out, h("1122334455667788 99aabbccddeeff00 2e 20 25 28 00000007 00001234"));
     assert_eq!(Header::decode(&out).unwrap(), hd);
 
     // Each flag bit on its own, and reserved flag bits are ignored on receipt.
     out[19] = 0x10 | 0x01 | 0x80;
     let d = Header::decode(&out).unwrap();
-    assert_eq!(
-        d.flags,
-        Flags {
-            initiator: false,
-            version: true,
-            response: false
-        }
-    );
+    assert_eq!(d.flags, Flags { initiator: false, version: true, response: false });
     // Minor version is not checked.
     out[17] = 0x21;
     assert_eq!(Header::decode(&out).unwrap().version, 0x21);
@@ -274,20 +175,13 @@ fn sk_roundtrip_and_prefix() {
     let body: Vec<u8> = (0..80u8).collect();
     let msg = msg_with(vec![
         Payload::Notify(Notify::new(NotifyType::COOKIE, vec![9; 8])),
-        Payload::Sk(Encrypted {
-            first_inner: payload_type::IDI,
-            offset: 28 + 4 + 4 + 8,
-            body: body.clone(),
-        }),
+        Payload::Sk(Encrypted { first_inner: payload_type::IDI, offset: 28 + 4 + 4 + 8, body: body.clone() }),
     ]);
     let bytes = roundtrip(&msg);
 
     // The prefix builder produces exactly the same header + SK header as the full encoder.
-    let alone = msg_with(vec![Payload::Sk(Encrypted {
-        first_inner: payload_type::IDI,
-        offset: 28,
-        body: body.clone(),
-    })]);
+    let alone =
+        msg_with(vec![Payload::Sk(Encrypted { first_inner: payload_type::IDI, offset: 28, body: body.clone() })]);
     let full = roundtrip(&alone);
     let mut built = encode_sk_prefix(&alone.header, payload_type::IDI, body.len());
     assert_eq!(built.len(), HEADER_LEN + 4);
@@ -323,23 +217,14 @@ fn skf_roundtrip_and_prefix() {
     assert_eq!(&built[28..36], &h("23 00 0030 0001 0003"));
     built.extend_from_slice(&body);
     assert_eq!(built, full);
-    assert_eq!(
-        u32::from_be_bytes(built[24..28].try_into().unwrap()) as usize,
-        built.len()
-    );
+    assert_eq!(u32::from_be_bytes(built[24..28].try_into().unwrap()) as usize, built.len());
 }
 
 #[test]
 fn inner_chain_roundtrip_with_base_offset() {
     let inner = vec![
-        Payload::IdI(Identification {
-            id_type: IdType::ID_RFC822_ADDR,
-            data: b"a@b.c".to_vec(),
-        }),
-        Payload::Auth(AuthPayload {
-            method: AuthMethod::DIGITAL_SIGNATURE,
-            data: vec![1; 70],
-        }),
+        Payload::IdI(Identification { id_type: IdType::ID_RFC822_ADDR, data: b"a@b.c".to_vec() }),
+        Payload::Auth(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data: vec![1; 70] }),
         Payload::Sa(vec![esp_proposal(1)]),
         Payload::TsI(vec![ts_v4()]),
         Payload::TsR(vec![ts_v6()]),
@@ -361,21 +246,12 @@ fn ike_sa_init_request() {
         header: header(ExchangeType::IKE_SA_INIT),
         payloads: vec![
             Payload::Sa(vec![ike_proposal()]),
-            Payload::Ke(KePayload {
-                group: dh::CURVE25519,
-                data: vec![0x42; 32],
-            }),
+            Payload::Ke(KePayload { group: dh::CURVE25519, data: vec![0x42; 32] }),
             Payload::Nonce(vec![0x13; 32]),
             nat(NotifyType::NAT_DETECTION_SOURCE_IP),
             nat(NotifyType::NAT_DETECTION_DESTINATION_IP),
-            Payload::Notify(Notify::new(
-                NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
-                vec![],
-            )),
-            Payload::Notify(Notify::new(
-                NotifyType::SIGNATURE_HASH_ALGORITHMS,
-                vec![0, 2, 0, 3, 0, 4],
-            )),
+            Payload::Notify(Notify::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, vec![])),
+            Payload::Notify(Notify::new(NotifyType::SIGNATURE_HASH_ALGORITHMS, vec![0, 2, 0, 3, 0, 4])),
         ],
     };
     let bytes = roundtrip(&msg);
@@ -434,11 +310,7 @@ fn decode_hand_written_message() {
             next_payload: 33,
             version: 0x20,
             exchange: ExchangeType::IKE_SA_INIT,
-            flags: Flags {
-                initiator: false,
-                version: false,
-                response: true
-            },
+            flags: Flags { initiator: false, version: false, response: true },
             message_id: 0,
             length: 0x80,
         }
@@ -450,45 +322,24 @@ fn decode_hand_written_message() {
                 protocol: ProtocolId::IKE,
                 spi: vec![],
                 transforms: vec![
-                    Transform {
-                        kind: TransformType::ENCR,
-                        id: encr::AES_CBC,
-                        key_len: Some(256),
-                    },
-                    Transform {
-                        kind: TransformType::DH,
-                        id: dh::ECP_256,
-                        key_len: None,
-                    },
+                    Transform { kind: TransformType::ENCR, id: encr::AES_CBC, key_len: Some(256) },
+                    Transform { kind: TransformType::DH, id: dh::ECP_256, key_len: None },
                 ],
             },
             Proposal {
                 number: 2,
                 protocol: ProtocolId::ESP,
                 spi: vec![0xde, 0xad, 0xbe, 0xef],
-                transforms: vec![Transform {
-                    kind: TransformType::ESN,
-                    id: esn::NO,
-                    key_len: None,
-                }],
+                transforms: vec![Transform { kind: TransformType::ESN, id: esn::NO, key_len: None }],
             },
         ]),
-        Payload::Ke(KePayload {
-            group: 19,
-            data: vec![1, 2, 3, 4],
-        }),
-        Payload::Notify(Notify::new(
-            NotifyType::COOKIE,
-            vec![0xca, 0xfe, 0xba, 0xbe],
-        )),
+        Payload::Ke(KePayload { group: 19, data: vec![1, 2, 3, 4] }),
+        Payload::Notify(Notify::new(NotifyType::COOKIE, vec![0xca, 0xfe, 0xba, 0xbe])),
         Payload::TsI(vec![TrafficSelector {
             ip_protocol: 6,
             start_port: 80,
             end_port: 80,
-            addresses: TsAddresses::V4 {
-                start: Ipv4Addr::new(192, 0, 2, 0),
-                end: Ipv4Addr::new(192, 0, 2, 255),
-            },
+            addresses: TsAddresses::V4 { start: Ipv4Addr::new(192, 0, 2, 0), end: Ipv4Addr::new(192, 0, 2, 255) },
         }]),
     ];
     assert_eq!(m.payloads, expect);
@@ -519,33 +370,15 @@ fn decode_hand_written_misc_payloads() {
     assert_eq!(
         p,
         vec![
-            Payload::IdI(Identification {
-                id_type: IdType::ID_FQDN,
-                data: b"a.b".to_vec()
-            }),
-            Payload::Auth(AuthPayload {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data: vec![0xaa, 0xbb]
-            }),
-            Payload::CertReq(CertPayload {
-                encoding: 4,
-                data: vec![0x11, 0x22]
-            }),
-            Payload::Delete(Delete {
-                protocol: ProtocolId::ESP,
-                spis: vec![vec![0, 0, 0, 1], vec![0, 0, 0, 2]]
-            }),
+            Payload::IdI(Identification { id_type: IdType::ID_FQDN, data: b"a.b".to_vec() }),
+            Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: vec![0xaa, 0xbb] }),
+            Payload::CertReq(CertPayload { encoding: 4, data: vec![0x11, 0x22] }),
+            Payload::Delete(Delete { protocol: ProtocolId::ESP, spis: vec![vec![0, 0, 0, 1], vec![0, 0, 0, 2]] }),
             Payload::Cp(ConfigPayload {
                 cfg_type: CfgType::CFG_REQUEST,
                 attributes: vec![
-                    ConfigAttribute {
-                        attr_type: cfg_attr::INTERNAL_IP4_ADDRESS,
-                        value: vec![]
-                    },
-                    ConfigAttribute {
-                        attr_type: cfg_attr::INTERNAL_IP4_DNS,
-                        value: vec![]
-                    },
+                    ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![] },
+                    ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![] },
                 ],
             }),
             Payload::Eap(vec![2, 7, 0, 5, 1]),
@@ -557,18 +390,9 @@ fn decode_hand_written_misc_payloads() {
 #[test]
 fn decode_hand_written_sk_and_skf() {
     // Header + SK (first inner IDi) with a 6-byte body.
-    let bytes = h(
-        "0000000000000001 0000000000000002 2e 20 23 08 00000001 00000026 23 00 000a 010203040506",
-    );
+    let bytes = h("0000000000000001 0000000000000002 2e 20 23 08 00000001 00000026 23 00 000a 010203040506");
     let m = Message::decode(&bytes).unwrap();
-    assert_eq!(
-        m.payloads,
-        vec![Payload::Sk(Encrypted {
-            first_inner: 35,
-            offset: 28,
-            body: vec![1, 2, 3, 4, 5, 6]
-        })]
-    );
+    assert_eq!(m.payloads, vec![Payload::Sk(Encrypted { first_inner: 35, offset: 28, body: vec![1, 2, 3, 4, 5, 6] })]);
     // Header + SKF fragment 2 of 2 (next payload 0) with a 3-byte body.
     let bytes = h("0000000000000001 0000000000000002 35 20 23 08 00000001 00000027 00 00 000b 0002 0002 aabbcc");
     let m = Message::decode(&bytes).unwrap();
@@ -597,10 +421,7 @@ fn decode_hand_written_sk_and_skf() {
 #[test]
 fn transform_attributes_unknown_are_skipped() {
     // Transform with an unknown TLV attribute (type 0x0001, 3 bytes), key length, unknown TV attribute.
-    let sa = h(concat!(
-        "00 00 001f 01 01 00 01",
-        "00 00 0017 01 00 000c 0001 0003 aabbcc 800e 0080 8011 1234",
-    ));
+    let sa = h(concat!("00 00 001f 01 01 00 01", "00 00 0017 01 00 000c 0001 0003 aabbcc 800e 0080 8011 1234",));
     let p = decode_chain(payload_type::SA, &[&h("00 00 0023")[..], &sa].concat(), 0).unwrap();
     assert_eq!(
         p,
@@ -608,11 +429,7 @@ fn transform_attributes_unknown_are_skipped() {
             number: 1,
             protocol: ProtocolId::IKE,
             spi: vec![],
-            transforms: vec![Transform {
-                kind: TransformType::ENCR,
-                id: 12,
-                key_len: Some(128)
-            }],
+            transforms: vec![Transform { kind: TransformType::ENCR, id: 12, key_len: Some(128) }],
         }])]
     );
 }
@@ -621,13 +438,7 @@ fn transform_attributes_unknown_are_skipped() {
 fn unknown_non_critical_payload_is_kept() {
     let chain = h("28 00 0007 010203 00 00 0014 000102030405060708090a0b0c0d0e0f");
     let p = decode_chain(60, &chain, 0).unwrap();
-    assert_eq!(
-        p[0],
-        Payload::Unknown {
-            payload_type: 60,
-            data: vec![1, 2, 3]
-        }
-    );
+    assert_eq!(p[0], Payload::Unknown { payload_type: 60, data: vec![1, 2, 3] });
     assert_eq!(p[1], Payload::Nonce((0..16).collect()));
 }
 
@@ -640,27 +451,15 @@ fn valid_init() -> Vec<u8> {
         header: header(ExchangeType::IKE_SA_INIT),
         payloads: vec![
             Payload::Sa(vec![ike_proposal(), esp_proposal(2)]),
-            Payload::Ke(KePayload {
-                group: dh::CURVE25519,
-                data: vec![0x42; 32],
-            }),
+            Payload::Ke(KePayload { group: dh::CURVE25519, data: vec![0x42; 32] }),
             Payload::Nonce(vec![0x13; 32]),
-            Payload::Notify(Notify::new(
-                NotifyType::NAT_DETECTION_SOURCE_IP,
-                vec![0x5a; 20],
-            )),
+            Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, vec![0x5a; 20])),
             Payload::TsI(vec![ts_v4(), ts_v6()]),
             Payload::Cp(ConfigPayload {
                 cfg_type: CfgType::CFG_REQUEST,
-                attributes: vec![ConfigAttribute {
-                    attr_type: 1,
-                    value: vec![],
-                }],
+                attributes: vec![ConfigAttribute { attr_type: 1, value: vec![] }],
             }),
-            Payload::Delete(Delete {
-                protocol: ProtocolId::ESP,
-                spis: vec![vec![1, 2, 3, 4]],
-            }),
+            Payload::Delete(Delete { protocol: ProtocolId::ESP, spis: vec![vec![1, 2, 3, 4]] }),
             Payload::Eap(vec![1, 7, 0, 5, 1]),
         ],
     };
@@ -685,10 +484,7 @@ fn err(bytes: &[u8]) -> WireError {
 #[test]
 fn truncated_header() {
     let b = valid_init();
-    assert_eq!(
-        Header::decode(&b[..27]),
-        Err(WireError::Truncated { need: 28, have: 27 })
-    );
+    assert_eq!(Header::decode(&b[..27]), Err(WireError::Truncated { need: 28, have: 27 }));
     assert_eq!(err(&b[..10]), WireError::Truncated { need: 28, have: 10 });
     assert_eq!(err(&[]), WireError::Truncated { need: 28, have: 0 });
 }
@@ -697,13 +493,7 @@ fn truncated_header() {
 fn wrong_header_length() {
     let b = valid_init();
     // Message shorter than the header claims.
-    assert!(matches!(
-        err(&b[..b.len() - 1]),
-        WireError::BadLength {
-            what: "IKE header",
-            ..
-        }
-    ));
+    assert!(matches!(err(&b[..b.len() - 1]), WireError::BadLength { what: "IKE header", .. }));
     // Longer.
     let mut longer = b.clone();
     longer.push(0);
@@ -727,13 +517,7 @@ fn version_1_header() {
 fn payload_length_below_four() {
     for len in 0..4u8 {
         let b = wrap(payload_type::VENDOR_ID, &[0, 0, 0, len]);
-        assert_eq!(
-            err(&b),
-            WireError::BadLength {
-                what: "payload",
-                len: len as usize
-            }
-        );
+        assert_eq!(err(&b), WireError::BadLength { what: "payload", len: len as usize });
     }
 }
 
@@ -771,10 +555,7 @@ fn unknown_critical_payload() {
 fn sk_not_last() {
     let b = wrap(payload_type::SK, &h("23 00 0006 aabb 00 00 0004"));
     assert_eq!(err(&b), WireError::EncryptedNotLast);
-    let b = wrap(
-        payload_type::SKF,
-        &h("23 00 000a 0001 0001 aabb 00 00 0004"),
-    );
+    let b = wrap(payload_type::SKF, &h("23 00 000a 0001 0001 aabb 00 00 0004"));
     assert_eq!(err(&b), WireError::EncryptedNotLast);
 }
 
@@ -785,13 +566,7 @@ fn skf_fragment_numbers() {
         chain.extend_from_slice(&n.to_be_bytes());
         chain.extend_from_slice(&t.to_be_bytes());
         chain.extend_from_slice(&[1, 2]);
-        assert!(
-            matches!(
-                err(&wrap(payload_type::SKF, &chain)),
-                WireError::Invalid { .. }
-            ),
-            "{n}/{t}"
-        );
+        assert!(matches!(err(&wrap(payload_type::SKF, &chain)), WireError::Invalid { .. }), "{n}/{t}");
     }
     let b = wrap(payload_type::SKF, &h("00 00 0006 0001"));
     assert!(matches!(err(&b), WireError::Truncated { .. }));
@@ -809,98 +584,46 @@ fn sa_err(body: &str) -> WireError {
 fn proposal_and_transform_inconsistencies() {
     // Valid baseline: one proposal, one transform.
     let ok = "00 00 0010 01 01 00 01 00 00 0008 01 00 000c";
-    assert!(Message::decode(&wrap(
-        payload_type::SA,
-        &[&h("00 00 0014")[..], &h(ok)].concat()
-    ))
-    .is_ok());
+    assert!(Message::decode(&wrap(payload_type::SA, &[&h("00 00 0014")[..], &h(ok)].concat())).is_ok());
 
     // Empty SA payload.
     assert!(matches!(sa_err(""), WireError::Truncated { .. }));
     // Proposal length < 8.
-    assert_eq!(
-        sa_err("00 00 0007 01 01 00 00"),
-        WireError::BadLength {
-            what: "proposal",
-            len: 7
-        }
-    );
+    assert_eq!(sa_err("00 00 0007 01 01 00 00"), WireError::BadLength { what: "proposal", len: 7 });
     // Proposal length past the SA payload.
-    assert!(matches!(
-        sa_err("00 00 0014 01 01 00 01 00 00 0008 01 00 000c"),
-        WireError::Truncated { .. }
-    ));
+    assert!(matches!(sa_err("00 00 0014 01 01 00 01 00 00 0008 01 00 000c"), WireError::Truncated { .. }));
     // Proposal length shorter than its transforms.
-    assert!(matches!(
-        sa_err("00 00 000c 01 01 00 01 00 00 0008 01 00 000c"),
-        WireError::Truncated { .. }
-    ));
+    assert!(matches!(sa_err("00 00 000c 01 01 00 01 00 00 0008 01 00 000c"), WireError::Truncated { .. }));
     // Transform count says 2 but only one present.
-    assert!(matches!(
-        sa_err("00 00 0010 01 01 00 02 03 00 0008 01 00 000c"),
-        WireError::Truncated { .. }
-    ));
+    assert!(matches!(sa_err("00 00 0010 01 01 00 02 03 00 0008 01 00 000c"), WireError::Truncated { .. }));
     // Transform count says 1 but two present (and the first claims "more").
     assert!(matches!(
         sa_err("00 00 0018 01 01 00 01 03 00 0008 01 00 000c 00 00 0008 02 00 0005"),
         WireError::Invalid { .. }
     ));
     // Transform count says 1, last flag fine, but extra bytes after it inside the proposal.
-    assert!(matches!(
-        sa_err("00 00 0012 01 01 00 01 00 00 0008 01 00 000c ffff"),
-        WireError::BadLength { .. }
-    ));
+    assert!(matches!(sa_err("00 00 0012 01 01 00 01 00 00 0008 01 00 000c ffff"), WireError::BadLength { .. }));
     // Last transform marked "more".
-    assert!(matches!(
-        sa_err("00 00 0010 01 01 00 01 03 00 0008 01 00 000c"),
-        WireError::Invalid { .. }
-    ));
+    assert!(matches!(sa_err("00 00 0010 01 01 00 01 03 00 0008 01 00 000c"), WireError::Invalid { .. }));
     // Transform length < 8.
     assert_eq!(
         sa_err("00 00 0010 01 01 00 01 00 00 0007 01 00 000c"),
-        WireError::BadLength {
-            what: "transform",
-            len: 7
-        }
+        WireError::BadLength { what: "transform", len: 7 }
     );
     // Transform length past the proposal.
-    assert!(matches!(
-        sa_err("00 00 0010 01 01 00 01 00 00 000c 01 00 000c"),
-        WireError::Truncated { .. }
-    ));
+    assert!(matches!(sa_err("00 00 0010 01 01 00 01 00 00 000c 01 00 000c"), WireError::Truncated { .. }));
     // SPI size past the proposal.
-    assert!(matches!(
-        sa_err("00 00 0010 01 03 10 01 00 00 0008 01 00 000c"),
-        WireError::Truncated { .. }
-    ));
+    assert!(matches!(sa_err("00 00 0010 01 03 10 01 00 00 0008 01 00 000c"), WireError::Truncated { .. }));
     // Bad Last Substruc value on a proposal.
-    assert!(matches!(
-        sa_err("05 00 0010 01 01 00 01 00 00 0008 01 00 000c"),
-        WireError::Invalid { .. }
-    ));
+    assert!(matches!(sa_err("05 00 0010 01 01 00 01 00 00 0008 01 00 000c"), WireError::Invalid { .. }));
     // "More proposals" but none follow.
-    assert!(matches!(
-        sa_err("02 00 0010 01 01 00 01 00 00 0008 01 00 000c"),
-        WireError::Invalid { .. }
-    ));
+    assert!(matches!(sa_err("02 00 0010 01 01 00 01 00 00 0008 01 00 000c"), WireError::Invalid { .. }));
     // Last proposal followed by more bytes.
-    assert!(matches!(
-        sa_err("00 00 0010 01 01 00 01 00 00 0008 01 00 000c 0000"),
-        WireError::TrailingData(2)
-    ));
+    assert!(matches!(sa_err("00 00 0010 01 01 00 01 00 00 0008 01 00 000c 0000"), WireError::TrailingData(2)));
     // Malformed attributes: truncated TV, TLV value past the end, Key Length in TLV form, duplicate Key Length.
-    assert!(matches!(
-        sa_err("00 00 0012 01 01 00 01 00 00 000a 01 00 000c 800e"),
-        WireError::Truncated { .. }
-    ));
-    assert!(matches!(
-        sa_err("00 00 0014 01 01 00 01 00 00 000c 01 00 000c 0001 0004"),
-        WireError::Truncated { .. }
-    ));
-    assert!(matches!(
-        sa_err("00 00 0016 01 01 00 01 00 00 000e 01 00 000c 000e 0002 0100"),
-        WireError::Invalid { .. }
-    ));
+    assert!(matches!(sa_err("00 00 0012 01 01 00 01 00 00 000a 01 00 000c 800e"), WireError::Truncated { .. }));
+    assert!(matches!(sa_err("00 00 0014 01 01 00 01 00 00 000c 01 00 000c 0001 0004"), WireError::Truncated { .. }));
+    assert!(matches!(sa_err("00 00 0016 01 01 00 01 00 00 000e 01 00 000c 000e 0002 0100"), WireError::Invalid { .. }));
     assert!(matches!(
         sa_err("00 00 0018 01 01 00 01 00 00 0010 01 00 000c 800e 0080 800e 0100"),
         WireError::Invalid { .. }
@@ -921,10 +644,7 @@ fn traffic_selector_errors() {
     // IPv4 selector with length 40.
     assert_eq!(
         payload_err(TSI, "01 000000 07 00 0028 0000 ffff 0a000000 0a0000ff"),
-        WireError::BadLength {
-            what: "traffic selector",
-            len: 40
-        }
+        WireError::BadLength { what: "traffic selector", len: 40 }
     );
     // IPv6 selector with length 16.
     assert!(matches!(
@@ -934,10 +654,7 @@ fn traffic_selector_errors() {
     // Unknown TS type.
     assert!(matches!(
         payload_err(TSI, "01 000000 09 00 0010 0000 ffff 0a000000 0a0000ff"),
-        WireError::Invalid {
-            what: "traffic selector",
-            ..
-        }
+        WireError::Invalid { what: "traffic selector", .. }
     ));
     // Count says 2, one present.
     assert!(matches!(
@@ -950,49 +667,24 @@ fn traffic_selector_errors() {
         WireError::BadLength { .. }
     ));
     // Selector truncated.
-    assert!(matches!(
-        payload_err(TSI, "01 000000 07 00 0010 0000 ffff 0a00"),
-        WireError::Truncated { .. }
-    ));
+    assert!(matches!(payload_err(TSI, "01 000000 07 00 0010 0000 ffff 0a00"), WireError::Truncated { .. }));
 }
 
 #[test]
 fn eap_length_mismatch() {
     use payload_type::EAP;
-    assert_eq!(
-        payload_err(EAP, "01 07 0006 01"),
-        WireError::BadLength {
-            what: "EAP message",
-            len: 6
-        }
-    );
-    assert!(matches!(
-        payload_err(EAP, "01 07 0004 01"),
-        WireError::BadLength { len: 4, .. }
-    ));
-    assert!(matches!(
-        payload_err(EAP, "01 07 00"),
-        WireError::Truncated { .. }
-    ));
+    assert_eq!(payload_err(EAP, "01 07 0006 01"), WireError::BadLength { what: "EAP message", len: 6 });
+    assert!(matches!(payload_err(EAP, "01 07 0004 01"), WireError::BadLength { len: 4, .. }));
+    assert!(matches!(payload_err(EAP, "01 07 00"), WireError::Truncated { .. }));
 }
 
 #[test]
 fn nonce_length_bounds() {
     let short = "00".repeat(15);
     let long = "00".repeat(257);
-    assert!(matches!(
-        payload_err(payload_type::NONCE, &short),
-        WireError::Invalid { .. }
-    ));
-    assert!(matches!(
-        payload_err(payload_type::NONCE, &long),
-        WireError::Invalid { .. }
-    ));
-    assert!(Message::decode(&wrap(
-        payload_type::NONCE,
-        &h(&format!("00 00 0014 {}", "00".repeat(16)))
-    ))
-    .is_ok());
+    assert!(matches!(payload_err(payload_type::NONCE, &short), WireError::Invalid { .. }));
+    assert!(matches!(payload_err(payload_type::NONCE, &long), WireError::Invalid { .. }));
+    assert!(Message::decode(&wrap(payload_type::NONCE, &h(&format!("00 00 0014 {}", "00".repeat(16))))).is_ok());
     let max = format!("00 00 0104 {}", "00".repeat(256));
     assert!(Message::decode(&wrap(payload_type::NONCE, &h(&max))).is_ok());
 }
@@ -1015,10 +707,7 @@ fn short_fixed_parts() {
         (pt::CP, "01 000000 0001 0004 0a00"), // attribute value past end
         (pt::CP, "01 000000 0001 00"),        // attribute header truncated
     ] {
-        assert!(
-            matches!(payload_err(t, body), WireError::Truncated { .. }),
-            "type {t} body {body}"
-        );
+        assert!(matches!(payload_err(t, body), WireError::Truncated { .. }), "type {t} body {body}");
     }
 }
 
@@ -1026,23 +715,11 @@ fn short_fixed_parts() {
 fn delete_inconsistencies() {
     use payload_type::DELETE;
     // SPI count does not match the remaining bytes.
-    assert!(matches!(
-        payload_err(DELETE, "03 04 0002 00000001"),
-        WireError::BadLength { .. }
-    ));
-    assert!(matches!(
-        payload_err(DELETE, "03 04 0001 00000001 00"),
-        WireError::BadLength { .. }
-    ));
+    assert!(matches!(payload_err(DELETE, "03 04 0002 00000001"), WireError::BadLength { .. }));
+    assert!(matches!(payload_err(DELETE, "03 04 0001 00000001 00"), WireError::BadLength { .. }));
     // SPI size 0 with a count or data.
-    assert!(matches!(
-        payload_err(DELETE, "01 00 0001"),
-        WireError::Invalid { .. }
-    ));
-    assert!(matches!(
-        payload_err(DELETE, "01 00 0000 00"),
-        WireError::Invalid { .. }
-    ));
+    assert!(matches!(payload_err(DELETE, "01 00 0001"), WireError::Invalid { .. }));
+    assert!(matches!(payload_err(DELETE, "01 00 0000 00"), WireError::Invalid { .. }));
     // IKE delete is fine.
     assert!(Message::decode(&wrap(DELETE, &h("00 00 0008 01 00 0000"))).is_ok());
 }
@@ -1077,11 +754,7 @@ fn fix_length(b: &mut [u8]) {
 fn no_panic_on_truncation_and_corruption() {
     let mut seeds = vec![valid_init(), msg_with(all_plain_payloads()).encode()];
     let mut sk = msg_with(vec![Payload::Nonce(vec![1; 16])]);
-    sk.payloads.push(Payload::Sk(Encrypted {
-        first_inner: payload_type::IDI,
-        offset: 0,
-        body: vec![9; 40],
-    }));
+    sk.payloads.push(Payload::Sk(Encrypted { first_inner: payload_type::IDI, offset: 0, body: vec![9; 40] }));
     seeds.push(sk.encode());
 
     for seed in &seeds {

@@ -1,0 +1,72 @@
+//! Configuration of one IKE SA, as built from a [`crate::profile::Profile`].
+
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::proposal::{EspProposal, IkeProposal};
+use crate::wire::{Identification, TrafficSelector};
+
+/// How we authenticate (RFC 7296 §2.15, §2.16).
+#[derive(Clone)]
+pub enum AuthConfig {
+    /// Pre-shared key, used in both directions (§2.15).
+    Psk(Zeroizing<Vec<u8>>),
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthConfig::Psk(_) => f.write_str("Psk(<redacted>)"),
+        }
+    }
+}
+
+/// Retransmission schedule (§2.1): wait timeout * base^n after send n, retransmit `tries` times, then give up (strongSwan's defaults: 4 s, 1.8, 5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retransmit {
+    pub timeout: Duration,
+    pub base: f64,
+    pub tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Self {
+        Retransmit { timeout: Duration::from_secs(4), base: 1.8, tries: 5 }
+    }
+}
+
+impl Retransmit {
+    /// How long to wait after send number `n` (0-based) before resending or giving up.
+    pub fn wait(&self, n: u32) -> Duration {
+        let f = self.base.max(1.0).powi(n.min(30) as i32);
+        self.timeout.mul_f64(f.min(1e6))
+    }
+
+    /// The total time from the first send until we give up (`tries` retransmissions after the first send).
+    pub fn total(&self) -> Duration {
+        (0..=self.tries).map(|n| self.wait(n)).sum()
+    }
+}
+
+/// Everything the IKE SA needs to know.
+#[derive(Debug, Clone)]
+pub struct IkeConfig {
+    pub local_id: Identification,
+    /// The identity we expect from the gateway; when set it is also sent as IDr.
+    pub remote_id: Option<Identification>,
+    pub auth: AuthConfig,
+    pub ike_proposals: Vec<IkeProposal>,
+    pub esp_proposals: Vec<EspProposal>,
+    /// Ask for INTERNAL_IP4_ADDRESS / INTERNAL_IP6_ADDRESS (§3.15).
+    pub request_ipv4: bool,
+    pub request_ipv6: bool,
+    /// Ask for DNS servers.
+    pub request_dns: bool,
+    /// Traffic selectors we propose (§2.9); the gateway may narrow them.
+    pub ts_i: Vec<TrafficSelector>,
+    pub ts_r: Vec<TrafficSelector>,
+    pub retransmit: Retransmit,
+    /// Pretend to be behind a NAT so the gateway and we use UDP encapsulation (RFC 3948) even without one.
+    pub force_encap: bool,
+}

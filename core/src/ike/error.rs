@@ -1,0 +1,64 @@
+//! Errors of the IKE state machine, one variant per thing a user can act on.
+
+use std::time::Duration;
+
+use super::proposal::ProposalError;
+use crate::crypto::CryptoError;
+use crate::wire::{NotifyType, WireError};
+
+/// Why an IKE SA failed or was closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IkeError {
+    #[error("no answer from the gateway after {tries} tries over {} s", .waited.as_secs())]
+    Timeout { tries: u32, waited: Duration },
+    #[error("the gateway rejected our authentication (AUTHENTICATION_FAILED): check the pre-shared key, identity or credentials")]
+    AuthenticationFailed,
+    #[error("the gateway's AUTH payload does not verify: wrong pre-shared key or not the expected gateway")]
+    PeerAuthenticationFailed,
+    #[error("the gateway's identity {got} is not the expected {expected}")]
+    IdentityMismatch { expected: String, got: String },
+    #[error("the gateway accepted none of our proposals (NO_PROPOSAL_CHOSEN)")]
+    NoProposalChosen,
+    #[error("the gateway refused our traffic selectors (TS_UNACCEPTABLE)")]
+    TsUnacceptable,
+    #[error("the gateway could not assign a virtual IP (INTERNAL_ADDRESS_FAILURE)")]
+    InternalAddressFailure,
+    #[error("the gateway requires a configuration request (FAILED_CP_REQUIRED)")]
+    FailedCpRequired,
+    #[error("the gateway asked for key exchange group {0}, which we do not offer")]
+    UnsupportedKeGroup(u16),
+    #[error("the gateway sent error notification {0}")]
+    PeerError(NotifyType),
+    #[error("the gateway deleted the IKE SA")]
+    DeletedByPeer,
+    #[error("invalid proposal choice: {0}")]
+    Proposal(#[from] ProposalError),
+    #[error("malformed message: {0}")]
+    Wire(#[from] WireError),
+    #[error("crypto failure: {0}")]
+    Crypto(String),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl From<CryptoError> for IkeError {
+    fn from(e: CryptoError) -> Self {
+        IkeError::Crypto(e.to_string())
+    }
+}
+
+impl IkeError {
+    /// The error a peer's error notification stands for (§3.10.1).
+    pub fn from_notify(t: NotifyType) -> IkeError {
+        match t {
+            NotifyType::AUTHENTICATION_FAILED => IkeError::AuthenticationFailed,
+            NotifyType::NO_PROPOSAL_CHOSEN => IkeError::NoProposalChosen,
+            NotifyType::TS_UNACCEPTABLE => IkeError::TsUnacceptable,
+            NotifyType::INTERNAL_ADDRESS_FAILURE => IkeError::InternalAddressFailure,
+            NotifyType::FAILED_CP_REQUIRED => IkeError::FailedCpRequired,
+            t => IkeError::PeerError(t),
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! IKE and ESP proposals (RFC 7296 §2.7, §3.3): what we offer, and the check that the peer's choice is one of them.
+//!
+//! Proposals are written the way strongSwan writes them (`aes256gcm16-prfsha256-x25519`,
+//! `aes256-sha256-modp2048`, `chacha20poly1305`), so gateway admins' documentation applies as is.
+
+use crate::crypto::{Encr, Group, Integ, Prf};
+use crate::wire::{self, ProtocolId, Transform, TransformType};
+
+/// Errors in a proposal string or in the peer's choice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposalError {
+    #[error("unknown algorithm `{0}` in proposal")]
+    UnknownAlgorithm(String),
+    #[error("proposal `{0}` has no encryption algorithm")]
+    NoEncryption(String),
+    #[error("proposal `{0}` has no key exchange group")]
+    NoGroup(String),
+    #[error("proposal `{0}` mixes AEAD and integrity algorithms")]
+    AeadWithInteg(String),
+    #[error("proposal `{0}` needs an integrity algorithm for its non-AEAD cipher")]
+    NoInteg(String),
+    #[error("proposal `{0}` has no PRF")]
+    NoPrf(String),
+    #[error("the peer chose a proposal we did not offer: {0}")]
+    NotOffered(&'static str),
+}
+
+/// One IKE SA proposal: every listed algorithm is acceptable with every other (§3.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeProposal {
+    pub encr: Vec<Encr>,
+    pub integ: Vec<Integ>,
+    pub prf: Vec<Prf>,
+    pub groups: Vec<Group>,
+}
+
+/// One ESP proposal for a Child SA. `groups` is only used for PFS in CREATE_CHILD_SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EspProposal {
+    pub encr: Vec<Encr>,
+    pub integ: Vec<Integ>,
+    pub groups: Vec<Group>,
+    pub esn: Vec<bool>,
+}
+
+/// The suite the gateway picked for the IKE SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IkeSuite {
+    pub encr: Encr,
+    pub integ: Option<Integ>,
+    pub prf: Prf,
+    pub group: Group,
+}
+
+/// The suite the gateway picked for a Child SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EspSuite {
+    pub encr: Encr,
+    pub integ: Option<Integ>,
+    pub group: Option<Group>,
+    pub esn: bool,
+}
+
+#[derive(Default)]
+struct Tokens {
+    encr: Vec<Encr>,
+    integ: Vec<Integ>,
+    prf: Vec<Prf>,
+    groups: Vec<Group>,
+    esn: Vec<bool>,
+}
+
+fn parse_tokens(s: &str) -> Result<Tokens, ProposalError> {
+    let mut t = Tokens::default();
+    for tok in s.split('-').map(str::trim).filter(|t| !t.is_empty()) {
+        let tok = tok.to_ascii_lowercase();
+        match tok.as_str() {
+            "aes128" => t.encr.push(Encr::AesCbc { key_len: 16 }),
+            "aes256" => t.encr.push(Encr::AesCbc { key_len: 32 }),
+            "aes128gcm16" | "aes128gcm" => t.encr.push(Encr::AesGcm16 { key_len: 16 }),
+            "aes256gcm16" | "aes256gcm" => t.encr.push(Encr::AesGcm16 { key_len: 32 }),
+            "chacha20poly1305" => t.encr.push(Encr::ChaCha20Poly1305),
+            "sha256" | "sha2_256" => t.integ.push(Integ::HmacSha256_128),
+            "sha384" | "sha2_384" => t.integ.push(Integ::HmacSha384_192),
+            "sha512" | "sha2_512" => t.integ.push(Integ::HmacSha512_256),
+            "prfsha256" => t.prf.push(Prf::HmacSha256),
+            "prfsha384" => t.prf.push(Prf::HmacSha384),
+            "prfsha512" => t.prf.push(Prf::HmacSha512),
+            "modp2048" => t.groups.push(Group::Modp2048),
+            "modp3072" => t.groups.push(Group::Modp3072),
+            "modp4096" => t.groups.push(Group::Modp4096),
+            "ecp256" => t.groups.push(Group::Ecp256),
+            "ecp384" => t.groups.push(Group::Ecp384),
+            "ecp521" => t.groups.push(Group::Ecp521),
+            "x25519" | "curve25519" => t.groups.push(Group::Curve25519),
+            "esn" => t.esn.push(true),
+            "noesn" => t.esn.push(false),
+            _ => return Err(ProposalError::UnknownAlgorithm(tok)),
+        }
+    }
+    Ok(t)
+}
+
+fn integ_prf(i: Integ) -> Prf {
+    match i {
+        Integ::HmacSha256_128 => Prf::HmacSha256,
+        Integ::HmacSha384_192 => Prf::HmacSha384,
+        Integ::HmacSha512_256 => Prf::HmacSha512,
+    }
+}
+
+fn check_aead_mix(s: &str, encr: &[Encr], integ: &[Integ]) -> Result<(), ProposalError> {
+    let aead = encr.iter().filter(|e| e.is_aead()).count();
+    if aead > 0 && aead < encr.len() {
+        return Err(ProposalError::AeadWithInteg(s.into()));
+    }
+    if aead > 0 && !integ.is_empty() {
+        return Err(ProposalError::AeadWithInteg(s.into()));
+    }
+    if aead == 0 && integ.is_empty() {
+        return Err(ProposalError::NoInteg(s.into()));
+    }
+    Ok(())
+}
+
+impl IkeProposal {
+    /// Parse a strongSwan-style IKE proposal. For non-AEAD ciphers without an explicit `prf...`, the PRFs follow
+    /// the integrity algorithms, as in strongSwan.
+    pub fn parse(s: &str) -> Result<IkeProposal, ProposalError> {
+        let mut t = parse_tokens(s)?;
+        if t.encr.is_empty() {
+            return Err(ProposalError::NoEncryption(s.into()));
+        }
+        if t.groups.is_empty() {
+            return Err(ProposalError::NoGroup(s.into()));
+        }
+        let all_aead = t.encr.iter().all(|e| e.is_aead());
+        if all_aead && !t.integ.is_empty() && t.prf.is_empty() {
+            // "aes256gcm16-sha256-x25519" means PRF SHA-256 in strongSwan.
+            t.prf = t.integ.drain(..).map(integ_prf).collect();
+        }
+        check_aead_mix(s, &t.encr, &t.integ)?;
+        if t.prf.is_empty() {
+            t.prf = t.integ.iter().copied().map(integ_prf).collect();
+        }
+        if t.prf.is_empty() {
+            return Err(ProposalError::NoPrf(s.into()));
+        }
+        Ok(IkeProposal { encr: t.encr, integ: t.integ, prf: t.prf, groups: t.groups })
+    }
+
+    /// A modern default list like strongSwan's: one AEAD and one non-AEAD proposal.
+    pub fn defaults() -> Vec<IkeProposal> {
+        let groups = vec![Group::Curve25519, Group::Ecp256, Group::Ecp384, Group::Modp3072, Group::Modp2048];
+        vec![
+            IkeProposal {
+                encr: vec![Encr::AesGcm16 { key_len: 32 }, Encr::AesGcm16 { key_len: 16 }, Encr::ChaCha20Poly1305],
+                integ: vec![],
+                prf: vec![Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512],
+                groups: groups.clone(),
+            },
+            IkeProposal {
+                encr: vec![Encr::AesCbc { key_len: 32 }, Encr::AesCbc { key_len: 16 }],
+                integ: vec![Integ::HmacSha256_128, Integ::HmacSha384_192, Integ::HmacSha512_256],
+                prf: vec![Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512],
+                groups,
+            },
+        ]
+    }
+
+    /// The SA payload proposal with number `number` (1-based). `spi` is empty for IKE_SA_INIT.
+    pub fn to_wire(&self, number: u8, spi: Vec<u8>) -> wire::Proposal {
+        let mut transforms = Vec::new();
+        push_encr(&mut transforms, &self.encr);
+        transforms.extend(self.prf.iter().map(|p| tf(TransformType::PRF, p.id())));
+        transforms.extend(self.integ.iter().map(|i| tf(TransformType::INTEG, i.id())));
+        transforms.extend(self.groups.iter().map(|g| tf(TransformType::DH, g.id())));
+        wire::Proposal { number, protocol: ProtocolId::IKE, spi, transforms }
+    }
+}
+
+impl EspProposal {
+    /// Parse a strongSwan-style ESP proposal (`aes256gcm16`, `aes256-sha256`, `aes128gcm16-ecp256` for PFS).
+    pub fn parse(s: &str) -> Result<EspProposal, ProposalError> {
+        let t = parse_tokens(s)?;
+        if t.encr.is_empty() {
+            return Err(ProposalError::NoEncryption(s.into()));
+        }
+        if !t.prf.is_empty() {
+            return Err(ProposalError::UnknownAlgorithm("prf in ESP proposal".into()));
+        }
+        check_aead_mix(s, &t.encr, &t.integ)?;
+        let esn = if t.esn.is_empty() { vec![false] } else { t.esn };
+        Ok(EspProposal { encr: t.encr, integ: t.integ, groups: t.groups, esn })
+    }
+
+    /// strongSwan-like defaults: AEAD first, then AES-CBC with HMAC-SHA2.
+    pub fn defaults() -> Vec<EspProposal> {
+        vec![
+            EspProposal {
+                encr: vec![Encr::AesGcm16 { key_len: 32 }, Encr::AesGcm16 { key_len: 16 }, Encr::ChaCha20Poly1305],
+                integ: vec![],
+                groups: vec![],
+                esn: vec![false, true],
+            },
+            EspProposal {
+                encr: vec![Encr::AesCbc { key_len: 32 }, Encr::AesCbc { key_len: 16 }],
+                integ: vec![Integ::HmacSha256_128, Integ::HmacSha384_192, Integ::HmacSha512_256],
+                groups: vec![],
+                esn: vec![false, true],
+            },
+        ]
+    }
+
+    /// The SA payload proposal. Key exchange transforms are included only when `with_groups` (CREATE_CHILD_SA
+    /// with PFS); the Child SA of IKE_AUTH carries none (§1.2).
+    pub fn to_wire(&self, number: u8, spi: u32, with_groups: bool) -> wire::Proposal {
+        let mut transforms = Vec::new();
+        push_encr(&mut transforms, &self.encr);
+        transforms.extend(self.integ.iter().map(|i| tf(TransformType::INTEG, i.id())));
+        if with_groups {
+            transforms.extend(self.groups.iter().map(|g| tf(TransformType::DH, g.id())));
+        }
+        for &e in &self.esn {
+            transforms.push(tf(TransformType::ESN, if e { wire::esn::YES } else { wire::esn::NO }));
+        }
+        wire::Proposal { number, protocol: ProtocolId::ESP, spi: spi.to_be_bytes().to_vec(), transforms }
+    }
+}
+
+fn tf(kind: TransformType, id: u16) -> Transform {
+    Transform { kind, id, key_len: None }
+}
+
+fn push_encr(out: &mut Vec<Transform>, encr: &[Encr]) {
+    out.extend(encr.iter().map(|e| Transform { kind: TransformType::ENCR, id: e.id(), key_len: e.key_len_bits() }));
+}
+
+/// Pick the single transform of `kind` from a chosen proposal; more than one is a protocol violation (§3.3.6).
+fn single(p: &wire::Proposal, kind: TransformType) -> Result<Option<Transform>, ProposalError> {
+    let mut it = p.transforms.iter().filter(|t| t.kind == kind);
+    let first = it.next().copied();
+    if it.next().is_some() {
+        return Err(ProposalError::NotOffered("more than one transform of a type"));
+    }
+    Ok(first)
+}
+
+/// The gateway's SA payload must hold exactly one proposal (§3.3.6).
+fn only_proposal(sa: &[wire::Proposal]) -> Result<&wire::Proposal, ProposalError> {
+    match sa {
+        [p] => Ok(p),
+        _ => Err(ProposalError::NotOffered("SA payload must hold exactly one proposal")),
+    }
+}
+
+/// Check the gateway's IKE SA choice against what we offered (§2.7) and return the suite.
+pub fn select_ike(offered: &[IkeProposal], sa: &[wire::Proposal]) -> Result<IkeSuite, ProposalError> {
+    let p = only_proposal(sa)?;
+    if p.protocol != ProtocolId::IKE {
+        return Err(ProposalError::NotOffered("protocol is not IKE"));
+    }
+    let ours = offered
+        .get(usize::from(p.number).wrapping_sub(1))
+        .ok_or(ProposalError::NotOffered("unknown proposal number"))?;
+    let e = single(p, TransformType::ENCR)?.ok_or(ProposalError::NotOffered("no encryption transform"))?;
+    let encr = Encr::from_transform(e.id, e.key_len).ok_or(ProposalError::NotOffered("encryption algorithm"))?;
+    if !ours.encr.contains(&encr) {
+        return Err(ProposalError::NotOffered("encryption algorithm"));
+    }
+    let prf_t = single(p, TransformType::PRF)?.ok_or(ProposalError::NotOffered("no PRF"))?;
+    let prf = Prf::from_id(prf_t.id).filter(|p| ours.prf.contains(p)).ok_or(ProposalError::NotOffered("PRF"))?;
+    let integ = match single(p, TransformType::INTEG)? {
+        None => None,
+        Some(t) if t.id == wire::integ::NONE => None,
+        Some(t) => Some(
+            Integ::from_id(t.id)
+                .filter(|i| ours.integ.contains(i))
+                .ok_or(ProposalError::NotOffered("integrity algorithm"))?,
+        ),
+    };
+    if encr.is_aead() != integ.is_none() {
+        return Err(ProposalError::NotOffered("integrity algorithm does not fit the cipher"));
+    }
+    let g = single(p, TransformType::DH)?.ok_or(ProposalError::NotOffered("no key exchange group"))?;
+    let group = Group::from_id(g.id)
+        .filter(|g| ours.groups.contains(g))
+        .ok_or(ProposalError::NotOffered("key exchange group"))?;
+    if single(p, TransformType::ESN)?.is_some() {
+        return Err(ProposalError::NotOffered("ESN transform in an IKE proposal"));
+    }
+    Ok(IkeSuite { encr, integ, prf, group })
+}
+
+/// Check the gateway's Child SA choice against what we offered and return the suite and the gateway's SPI.
+pub fn select_esp(offered: &[EspProposal], sa: &[wire::Proposal], pfs: bool) -> Result<(EspSuite, u32), ProposalError> {
+    let p = only_proposal(sa)?;
+    if p.protocol != ProtocolId::ESP {
+        return Err(ProposalError::NotOffered("protocol is not ESP"));
+    }
+    let spi: [u8; 4] = p.spi.as_slice().try_into().map_err(|_| ProposalError::NotOffered("ESP SPI must be 4 bytes"))?;
+    let spi = u32::from_be_bytes(spi);
+    if spi < 256 {
+        // SPIs 1-255 are reserved by IANA, 0 is invalid (RFC 4303 §2.1).
+        return Err(ProposalError::NotOffered("reserved ESP SPI"));
+    }
+    let ours = offered
+        .get(usize::from(p.number).wrapping_sub(1))
+        .ok_or(ProposalError::NotOffered("unknown proposal number"))?;
+    let e = single(p, TransformType::ENCR)?.ok_or(ProposalError::NotOffered("no encryption transform"))?;
+    let encr = Encr::from_transform(e.id, e.key_len)
+        .filter(|e| ours.encr.contains(e))
+        .ok_or(ProposalError::NotOffered("encryption algorithm"))?;
+    let integ = match single(p, TransformType::INTEG)? {
+        None => None,
+        Some(t) if t.id == wire::integ::NONE => None,
+        Some(t) => Some(
+            Integ::from_id(t.id)
+                .filter(|i| ours.integ.contains(i))
+                .ok_or(ProposalError::NotOffered("integrity algorithm"))?,
+        ),
+    };
+    if encr.is_aead() != integ.is_none() {
+        return Err(ProposalError::NotOffered("integrity algorithm does not fit the cipher"));
+    }
+    let group = match single(p, TransformType::DH)? {
+        None => None,
+        Some(t) if t.id == wire::dh::NONE => None,
+        Some(t) if pfs => Some(
+            Group::from_id(t.id).filter(|g| ours.groups.contains(g)).ok_or(ProposalError::NotOffered("PFS group"))?,
+        ),
+        Some(_) => return Err(ProposalError::NotOffered("key exchange group in a Child SA without PFS")),
+    };
+    let esn = match single(p, TransformType::ESN)? {
+        None => false,
+        Some(t) => {
+            let e = t.id == wire::esn::YES;
+            if (t.id != wire::esn::YES && t.id != wire::esn::NO) || !ours.esn.contains(&e) {
+                return Err(ProposalError::NotOffered("ESN"));
+            }
+            e
+        }
+    };
+    Ok((EspSuite { encr, integ, group, esn }, spi))
+}
+
+impl std::fmt::Display for IkeSuite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", encr_name(self.encr))?;
+        if let Some(i) = self.integ {
+            write!(f, "-{}", integ_name(i))?;
+        }
+        write!(f, "-{}-{}", prf_name(self.prf), group_name(self.group))
+    }
+}
+
+impl std::fmt::Display for EspSuite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", encr_name(self.encr))?;
+        if let Some(i) = self.integ {
+            write!(f, "-{}", integ_name(i))?;
+        }
+        if let Some(g) = self.group {
+            write!(f, "-{}", group_name(g))?;
+        }
+        if self.esn {
+            write!(f, "-esn")?;
+        }
+        Ok(())
+    }
+}
+
+/// strongSwan's name for a cipher.
+pub fn encr_name(e: Encr) -> &'static str {
+    match e {
+        Encr::AesCbc { key_len: 16 } => "aes128",
+        Encr::AesCbc { key_len: 24 } => "aes192",
+        Encr::AesCbc { .. } => "aes256",
+        Encr::AesGcm16 { key_len: 16 } => "aes128gcm16",
+        Encr::AesGcm16 { key_len: 24 } => "aes192gcm16",
+        Encr::AesGcm16 { .. } => "aes256gcm16",
+        Encr::ChaCha20Poly1305 => "chacha20poly1305",
+    }
+}
+
+/// strongSwan's name for an integrity algorithm.
+pub fn integ_name(i: Integ) -> &'static str {
+    match i {
+        Integ::HmacSha256_128 => "sha256",
+        Integ::HmacSha384_192 => "sha384",
+        Integ::HmacSha512_256 => "sha512",
+    }
+}
+
+/// strongSwan's name for a PRF.
+pub fn prf_name(p: Prf) -> &'static str {
+    match p {
+        Prf::HmacSha256 => "prfsha256",
+        Prf::HmacSha384 => "prfsha384",
+        Prf::HmacSha512 => "prfsha512",
+    }
+}
+
+/// strongSwan's name for a key exchange group.
+pub fn group_name(g: Group) -> &'static str {
+    match g {
+        Group::Modp2048 => "modp2048",
+        Group::Modp3072 => "modp3072",
+        Group::Modp4096 => "modp4096",
+        Group::Ecp256 => "ecp256",
+        Group::Ecp384 => "ecp384",
+        Group::Ecp521 => "ecp521",
+        Group::Curve25519 => "x25519",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_strongswan_strings() {
+        let p = IkeProposal::parse("aes256gcm16-prfsha256-x25519").unwrap();
+        assert_eq!(p.encr, vec![Encr::AesGcm16 { key_len: 32 }]);
+        assert_eq!(p.prf, vec![Prf::HmacSha256]);
+        assert!(p.integ.is_empty());
+        assert_eq!(p.groups, vec![Group::Curve25519]);
+
+        let p = IkeProposal::parse("aes256-sha256-modp2048").unwrap();
+        assert_eq!(p.integ, vec![Integ::HmacSha256_128]);
+        assert_eq!(p.prf, vec![Prf::HmacSha256]);
+
+        let e = EspProposal::parse("aes256-sha256").unwrap();
+        assert_eq!(e.esn, vec![false]);
+        assert!(EspProposal::parse("chacha20poly1305").is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_strings() {
+        assert!(matches!(IkeProposal::parse("aes256gcm16-prfsha256"), Err(ProposalError::NoGroup(_))));
+        assert!(matches!(IkeProposal::parse("aes256-prfsha256-x25519"), Err(ProposalError::NoInteg(_))));
+        assert!(matches!(IkeProposal::parse("des-sha1-modp1024"), Err(ProposalError::UnknownAlgorithm(_))));
+        assert!(matches!(EspProposal::parse("aes256gcm16-aes256-sha256"), Err(ProposalError::AeadWithInteg(_))));
+    }
+
+    #[test]
+    fn selection_accepts_only_what_was_offered() {
+        let offered = vec![IkeProposal::parse("aes256gcm16-prfsha256-x25519-ecp256").unwrap()];
+        let mut chosen = offered[0].to_wire(1, vec![]);
+        chosen.transforms.retain(|t| t.kind != TransformType::DH || t.id == wire::dh::ECP_256);
+        let s = select_ike(&offered, &[chosen.clone()]).unwrap();
+        assert_eq!(s.group, Group::Ecp256);
+        assert_eq!(s.to_string(), "aes256gcm16-prfsha256-ecp256");
+
+        // Two groups: not a single choice.
+        let two = offered[0].to_wire(1, vec![]);
+        assert!(select_ike(&offered, &[two]).is_err());
+        // A group we did not offer.
+        let mut bad = chosen.clone();
+        for t in &mut bad.transforms {
+            if t.kind == TransformType::DH {
+                t.id = wire::dh::MODP_2048;
+            }
+        }
+        assert!(select_ike(&offered, &[bad]).is_err());
+        // Wrong proposal number.
+        let mut bad = chosen;
+        bad.number = 2;
+        assert!(select_ike(&offered, &[bad]).is_err());
+    }
+
+    #[test]
+    fn esp_selection() {
+        let offered = vec![EspProposal::parse("aes256-sha256").unwrap()];
+        let mut w = offered[0].to_wire(1, 0xc000_0001, false);
+        let (s, spi) = select_esp(&offered, &[w.clone()], false).unwrap();
+        assert_eq!(spi, 0xc000_0001);
+        assert_eq!(s.to_string(), "aes256-sha256");
+        w.spi = vec![0, 0, 0, 1];
+        assert!(select_esp(&offered, &[w], false).is_err());
+    }
+}

@@ -1,0 +1,1012 @@
+//! The IKE SA state machine of the initiator (RFC 7296 §1.2, §1.4, §2): IKE_SA_INIT, IKE_AUTH with the first
+//! Child SA, INFORMATIONAL exchanges and Delete. Sans-IO: see the module docs of [`crate::ike`].
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use tracing::{debug, info, trace, warn};
+use zeroize::Zeroizing;
+
+use super::auth::{psk_auth, signed_octets};
+use super::child::ChildSa;
+use super::config::{AuthConfig, IkeConfig};
+use super::error::IkeError;
+use super::identity::display_identity;
+use super::proposal::{select_esp, select_ike, IkeSuite};
+use super::ts::{parse_cidr, Cidr};
+use crate::crypto::{self, ChildKeys, Group, IkeKeys, KeyExchange};
+use crate::esp::EspParams;
+use crate::wire::{
+    self, cfg_attr, AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, Delete, ExchangeType, Flags,
+    Header, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId,
+};
+
+/// IKE's UDP port (§2) and the NAT-T port (RFC 3948).
+pub const IKE_PORT: u16 = 500;
+pub const NATT_PORT: u16 = 4500;
+/// The non-ESP marker in front of IKE messages on port 4500 (RFC 3948 §2.2).
+pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
+/// Bound on COOKIE and INVALID_KE_PAYLOAD retries of IKE_SA_INIT, so a hostile peer cannot loop us.
+const MAX_INIT_RETRIES: u32 = 5;
+/// Our nonce length (§2.10: at least half the PRF key size, at least 16 bytes).
+const NONCE_LEN: usize = 32;
+
+/// Which of the driver's sockets a datagram leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    /// The IKE socket (port 500 on the gateway).
+    Ike,
+    /// The NAT-T socket (port 4500 on the gateway): IKE with the non-ESP marker, and ESP in UDP.
+    NatT,
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub socket: SocketKind,
+    pub remote: SocketAddr,
+    /// The UDP payload, with the non-ESP marker already in front on the NAT-T socket.
+    pub payload: Vec<u8>,
+}
+
+/// Why the IKE SA wants to be woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Resend the outstanding request or give up (§2.1).
+    Retransmit,
+}
+
+/// Coarse state, for the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// IKE_SA_INIT in flight.
+    Connecting,
+    /// IKE_AUTH in flight.
+    Authenticating,
+    Established,
+    /// Our Delete is in flight.
+    Closing,
+    Closed,
+}
+
+/// What NAT detection (§2.23) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NatStatus {
+    /// Our address as the gateway sees it differs from ours (or we force encapsulation).
+    pub local_behind_nat: bool,
+    /// The gateway's address differs from what we sent to (or it forces encapsulation).
+    pub remote_behind_nat: bool,
+}
+
+impl NatStatus {
+    /// UDP encapsulation is used.
+    pub fn any(&self) -> bool {
+        self.local_behind_nat || self.remote_behind_nat
+    }
+}
+
+/// What the gateway's configuration payload gave us (§3.15).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VirtualConfig {
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv4_netmask: Option<Ipv4Addr>,
+    pub ipv6: Option<(Ipv6Addr, u8)>,
+    pub dns: Vec<IpAddr>,
+    /// INTERNAL_IP4_SUBNET / INTERNAL_IP6_SUBNET: networks the gateway protects.
+    pub subnets: Vec<Cidr>,
+    /// RFC 8598 INTERNAL_DNS_DOMAIN.
+    pub dns_domains: Vec<String>,
+}
+
+/// A summary of an established IKE SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub ike_suite: IkeSuite,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub local_id: String,
+    pub remote_id: String,
+    pub nat: NatStatus,
+    pub config: VirtualConfig,
+}
+
+/// Something the caller should know about.
+#[derive(Debug)]
+pub enum Event {
+    StateChanged(State),
+    /// IKE_AUTH completed; the first Child SA follows as [`Event::ChildSaInstalled`].
+    Established(SessionInfo),
+    /// Hand these keys and selectors to the ESP data plane.
+    ChildSaInstalled(ChildSa),
+    /// Remove this Child SA from the data plane.
+    ChildSaDeleted {
+        inbound_spi: u32,
+        outbound_spi: u32,
+    },
+    /// The IKE SA is gone: `None` after our own Delete, the reason otherwise.
+    Closed(Option<IkeError>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestKind {
+    Init,
+    Auth,
+    Delete,
+}
+
+/// Our one outstanding request (window size 1, §2.3).
+struct Pending {
+    kind: RequestKind,
+    message_id: u32,
+    message: Vec<u8>,
+    /// Number of sends so far, and the most we make.
+    sends: u32,
+    max_sends: u32,
+    deadline: Instant,
+    first_sent: Instant,
+}
+
+/// An IKE SA, from the initiator's side.
+pub struct IkeSa {
+    config: IkeConfig,
+    rng: ChaCha20Rng,
+    state: State,
+    local: SocketAddr,
+    remote: SocketAddr,
+    nat: NatStatus,
+    nat_t: bool,
+    spi_i: u64,
+    spi_r: u64,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    ke: Option<KeyExchange>,
+    cookie: Option<Vec<u8>>,
+    init_retries: u32,
+    /// The IKE_SA_INIT request and response as sent/received: signed in AUTH (§2.15).
+    init_request: Vec<u8>,
+    init_response: Vec<u8>,
+    suite: Option<IkeSuite>,
+    keys: Option<IkeKeys>,
+    next_message_id: u32,
+    pending: Option<Pending>,
+    /// Next request ID we expect from the gateway, and our cached answer to the previous one (§2.2).
+    peer_next_id: u32,
+    last_response: Option<(u32, Vec<u8>)>,
+    child_spi_in: u32,
+    /// (inbound, outbound) SPIs of the installed Child SA.
+    child: Option<(u32, u32)>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+fn notify_of(payloads: &[Payload], t: NotifyType) -> Option<&Notify> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type == t => Some(n),
+        _ => None,
+    })
+}
+
+fn first_error_notify(payloads: &[Payload]) -> Option<NotifyType> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type.is_error() => Some(n.notify_type),
+        _ => None,
+    })
+}
+
+impl IkeSa {
+    /// Start an IKE SA towards `remote` (the gateway's IKE port, normally 500) from `local` (the address our IKE
+    /// socket uses towards it, for NAT detection). Queues the IKE_SA_INIT request. `seed` feeds every random
+    /// value this SA will draw (SPIs, nonces, private keys, IVs).
+    pub fn new(
+        config: IkeConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+        seed: [u8; 32],
+    ) -> Result<IkeSa, IkeError> {
+        let first = config.ike_proposals.first().ok_or_else(|| IkeError::Config("no IKE proposal".into()))?;
+        let group = *first.groups.first().ok_or_else(|| IkeError::Config("IKE proposal without group".into()))?;
+        if config.esp_proposals.is_empty() {
+            return Err(IkeError::Config("no ESP proposal".into()));
+        }
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let mut spi_i = 0;
+        while spi_i == 0 {
+            spi_i = rng.next_u64();
+        }
+        let mut ni = vec![0u8; NONCE_LEN];
+        rng.fill_bytes(&mut ni);
+        let mut child_spi_in = 0;
+        while child_spi_in < 256 {
+            child_spi_in = rng.next_u32();
+        }
+        let ke = KeyExchange::generate(group, &mut rng)?;
+        let mut sa = IkeSa {
+            config,
+            rng,
+            state: State::Connecting,
+            local,
+            remote,
+            nat: NatStatus::default(),
+            nat_t: remote.port() != IKE_PORT,
+            spi_i,
+            spi_r: 0,
+            ni,
+            nr: Vec::new(),
+            ke: Some(ke),
+            cookie: None,
+            init_retries: 0,
+            init_request: Vec::new(),
+            init_response: Vec::new(),
+            suite: None,
+            keys: None,
+            next_message_id: 0,
+            pending: None,
+            peer_next_id: 0,
+            last_response: None,
+            child_spi_in,
+            child: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        sa.send_init(now);
+        Ok(sa)
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Our SPI (initiator SPI).
+    pub fn spi_i(&self) -> u64 {
+        self.spi_i
+    }
+
+    /// The gateway's current address (port 4500 once NAT-T is in use).
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Whether IKE (and so ESP) runs on the NAT-T socket.
+    pub fn nat_t(&self) -> bool {
+        self.nat_t
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`IkeSa::handle_timeout`] next, and why.
+    pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
+        self.pending.as_ref().map(|p| (p.deadline, Timer::Retransmit))
+    }
+
+    /// Advance timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(p) = self.pending.as_mut() else { return };
+        if now < p.deadline {
+            return;
+        }
+        let retransmit = self.config.retransmit;
+        if p.sends >= p.max_sends {
+            let waited = now.saturating_duration_since(p.first_sent);
+            let kind = p.kind;
+            let tries = p.sends;
+            self.pending = None;
+            warn!(?kind, tries, "no response from gateway, giving up");
+            if kind == RequestKind::Delete {
+                // We were leaving anyway.
+                self.finish(None);
+            } else {
+                self.finish(Some(IkeError::Timeout { tries, waited }));
+            }
+            return;
+        }
+        debug!(kind = ?p.kind, message_id = p.message_id, send = p.sends + 1, "retransmitting");
+        p.deadline = now + retransmit.wait(p.sends);
+        p.sends += 1;
+        let msg = p.message.clone();
+        self.emit(msg);
+    }
+
+    /// Start closing: send a Delete for the IKE SA (§1.4.1). Ends with [`Event::Closed`]`(None)`.
+    pub fn close(&mut self, now: Instant) {
+        match self.state {
+            State::Closed | State::Closing => {}
+            State::Established => {
+                self.set_state(State::Closing);
+                let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
+                if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Delete, payloads) {
+                    warn!(%e, "cannot send Delete");
+                    self.finish(None);
+                }
+            }
+            State::Connecting | State::Authenticating => {
+                // No usable IKE SA yet (or our one request is still in flight): just forget it.
+                self.pending = None;
+                self.finish(None);
+            }
+        }
+    }
+
+    /// Process one IKE message (the non-ESP marker already removed). Malformed or unauthenticated input is logged
+    /// and dropped; protocol failures close the SA with an [`Event::Closed`].
+    pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Err(e) = self.handle_inner(now, data) {
+            match e {
+                Handling::Drop(reason) => debug!(%reason, "dropped IKE message"),
+                Handling::Fatal(e) => {
+                    warn!(%e, "IKE SA failed");
+                    self.pending = None;
+                    self.finish(Some(e));
+                }
+            }
+        }
+    }
+
+    fn handle_inner(&mut self, now: Instant, data: &[u8]) -> Result<(), Handling> {
+        let msg = Message::decode(data).map_err(|e| Handling::Drop(e.to_string()))?;
+        let h = msg.header;
+        if h.spi_i != self.spi_i {
+            return Err(Handling::Drop(format!("unknown SPI {:016x}", h.spi_i)));
+        }
+        if !h.flags.response {
+            if h.flags.initiator {
+                return Err(Handling::Drop("request with the initiator flag".into()));
+            }
+            return self.handle_peer_request(now, data, msg);
+        }
+        let Some(p) = self.pending.as_ref() else {
+            return Err(Handling::Drop("response without a request".into()));
+        };
+        if h.message_id != p.message_id {
+            return Err(Handling::Drop(format!("response to message ID {} (expected {})", h.message_id, p.message_id)));
+        }
+        let kind = p.kind;
+        match kind {
+            RequestKind::Init => {
+                if h.exchange != ExchangeType::IKE_SA_INIT {
+                    return Err(Handling::Drop("not an IKE_SA_INIT response".into()));
+                }
+                self.handle_init_response(now, data, msg)
+            }
+            _ => {
+                let expected = match kind {
+                    RequestKind::Auth => ExchangeType::IKE_AUTH,
+                    _ => ExchangeType::INFORMATIONAL,
+                };
+                if h.exchange != expected || h.spi_r != self.spi_r {
+                    return Err(Handling::Drop("response does not match our request".into()));
+                }
+                let payloads = self.decrypt(data, &msg)?;
+                self.pending = None;
+                match kind {
+                    RequestKind::Auth => self.handle_auth_response(now, payloads).map_err(Handling::Fatal),
+                    RequestKind::Delete => {
+                        self.finish(None);
+                        Ok(())
+                    }
+                    RequestKind::Init => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn handle_init_response(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
+        let payloads = &msg.payloads;
+        if let Some(n) = notify_of(payloads, NotifyType::COOKIE) {
+            if self.init_retries >= MAX_INIT_RETRIES || n.data.is_empty() || n.data.len() > 64 {
+                return Err(Handling::Fatal(IkeError::Protocol("COOKIE loop or bad COOKIE")));
+            }
+            debug!("gateway asked for a COOKIE (§2.6)");
+            self.init_retries += 1;
+            self.cookie = Some(n.data.clone());
+            self.pending = None;
+            self.send_init(now);
+            return Ok(());
+        }
+        if let Some(n) = notify_of(payloads, NotifyType::INVALID_KE_PAYLOAD) {
+            let wanted = n
+                .data
+                .get(..2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .ok_or(Handling::Drop("INVALID_KE_PAYLOAD without group".into()))?;
+            let group = Group::from_id(wanted)
+                .filter(|g| self.config.ike_proposals.iter().any(|p| p.groups.contains(g)))
+                .ok_or(Handling::Fatal(IkeError::UnsupportedKeGroup(wanted)))?;
+            if self.init_retries >= MAX_INIT_RETRIES || self.ke.as_ref().map(|k| k.group()) == Some(group) {
+                return Err(Handling::Fatal(IkeError::Protocol("INVALID_KE_PAYLOAD loop")));
+            }
+            info!(group = wanted, "gateway asked for another key exchange group (INVALID_KE_PAYLOAD), retrying");
+            self.init_retries += 1;
+            self.ke = Some(KeyExchange::generate(group, &mut self.rng).map_err(|e| Handling::Fatal(e.into()))?);
+            self.pending = None;
+            self.send_init(now);
+            return Ok(());
+        }
+        if let Some(t) = first_error_notify(payloads) {
+            return Err(Handling::Fatal(IkeError::from_notify(t)));
+        }
+        if msg.header.spi_r == 0 {
+            return Err(Handling::Drop("IKE_SA_INIT response without responder SPI".into()));
+        }
+        let mut sa = None;
+        let mut ke = None;
+        let mut nonce = None;
+        let mut nat_src = Vec::new();
+        let mut nat_dst = None;
+        for p in payloads {
+            match p {
+                Payload::Sa(s) => sa = Some(s),
+                Payload::Ke(k) => ke = Some(k),
+                Payload::Nonce(n) => nonce = Some(n),
+                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => nat_src.push(&n.data),
+                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_DESTINATION_IP => {
+                    nat_dst = Some(&n.data)
+                }
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(ke_p), Some(nonce)) = (sa, ke, nonce) else {
+            return Err(Handling::Fatal(IkeError::Protocol("IKE_SA_INIT response lacks SA, KE or Nonce")));
+        };
+        let suite = select_ike(&self.config.ike_proposals, sa).map_err(|e| Handling::Fatal(e.into()))?;
+        let ours = self.ke.take().ok_or(Handling::Fatal(IkeError::Protocol("no key exchange state")))?;
+        if suite.group != ours.group() || ke_p.group != ours.group().id() {
+            return Err(Handling::Fatal(IkeError::Protocol("KE group differs from the chosen group")));
+        }
+        if nonce.len() < 16 || nonce.len() > 256 {
+            return Err(Handling::Fatal(IkeError::Protocol("bad responder nonce length")));
+        }
+        let shared = ours.shared_secret(&ke_p.data).map_err(|e| Handling::Fatal(e.into()))?;
+        self.spi_r = msg.header.spi_r;
+        self.nr = nonce.clone();
+        let keys =
+            IkeKeys::derive(suite.prf, suite.encr, suite.integ, &shared, &self.ni, &self.nr, self.spi_i, self.spi_r)
+                .map_err(|e| Handling::Fatal(e.into()))?;
+        self.keys = Some(keys);
+        self.suite = Some(suite);
+        self.init_response = raw.to_vec();
+        self.pending = None;
+        self.next_message_id = 1;
+
+        // NAT detection (§2.23): the gateway hashes what it saw; compare with what we know.
+        if let Some(dst) = nat_dst {
+            let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local);
+            self.nat.local_behind_nat = self.config.force_encap || dst.as_slice() != expect.as_slice();
+            let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote);
+            self.nat.remote_behind_nat = !nat_src.iter().any(|h| h.as_slice() == expect.as_slice());
+            if self.nat.any() && !self.nat_t {
+                self.nat_t = true;
+                self.remote.set_port(NATT_PORT);
+            }
+        } else if self.config.force_encap {
+            warn!("gateway does not support NAT traversal; cannot force UDP encapsulation");
+        }
+        info!(suite = %suite, nat = ?self.nat, "IKE_SA_INIT done");
+        self.send_auth(now).map_err(Handling::Fatal)
+    }
+
+    fn handle_auth_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
+        let _ = now;
+        // Errors about the IKE SA itself come first.
+        if let Some(n) = notify_of(&payloads, NotifyType::AUTHENTICATION_FAILED) {
+            let _ = n;
+            return Err(IkeError::AuthenticationFailed);
+        }
+        let mut idr = None;
+        let mut auth = None;
+        let mut cp = None;
+        let mut sa = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in &payloads {
+            match p {
+                Payload::IdR(i) => idr = Some(i),
+                Payload::Auth(a) => auth = Some(a),
+                Payload::Cp(c) if c.cfg_type == CfgType::CFG_REPLY => cp = Some(c),
+                Payload::Sa(s) => sa = Some(s),
+                Payload::TsI(t) => tsi = Some(t),
+                Payload::TsR(t) => tsr = Some(t),
+                Payload::Eap(_) => {
+                    return Err(IkeError::Protocol("gateway started EAP, which this profile does not use"))
+                }
+                _ => {}
+            }
+        }
+        let (Some(idr), Some(auth)) = (idr, auth) else {
+            if let Some(t) = first_error_notify(&payloads) {
+                return Err(IkeError::from_notify(t));
+            }
+            return Err(IkeError::Protocol("IKE_AUTH response lacks IDr or AUTH"));
+        };
+        if let Some(expected) = &self.config.remote_id {
+            if expected != idr {
+                return Err(IkeError::IdentityMismatch {
+                    expected: display_identity(expected),
+                    got: display_identity(idr),
+                });
+            }
+        }
+        self.verify_peer_auth(idr, auth)?;
+        let remote_id = display_identity(idr);
+        info!(remote_id, "gateway authenticated");
+
+        let config = cp.map(parse_config_reply).unwrap_or_default();
+        // The IKE SA is up even if the Child SA failed (§1.2); a VPN without a Child SA is of no use, though.
+        let child_error = first_error_notify(&payloads);
+        let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
+            let e = child_error
+                .map(IkeError::from_notify)
+                .unwrap_or(IkeError::Protocol("IKE_AUTH response lacks the Child SA"));
+            return Err(e);
+        };
+        let (suite, spi_out) = select_esp(&self.config.esp_proposals, sa, false)?;
+        if tsi.is_empty() || tsr.is_empty() {
+            return Err(IkeError::TsUnacceptable);
+        }
+        let ike_suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let ck = ChildKeys::derive(ike_suite.prf, &keys.sk_d, None, &self.ni, &self.nr, suite.encr, suite.integ);
+        let (in_enc, in_integ, out_enc, out_integ) =
+            (ck.enc_r2i.clone(), ck.integ_r2i.clone(), ck.enc_i2r.clone(), ck.integ_i2r.clone());
+        let child = ChildSa {
+            suite,
+            inbound: EspParams {
+                spi: self.child_spi_in,
+                encr: suite.encr,
+                integ: suite.integ,
+                enc_key: in_enc,
+                integ_key: in_integ,
+                esn: suite.esn,
+            },
+            outbound: EspParams {
+                spi: spi_out,
+                encr: suite.encr,
+                integ: suite.integ,
+                enc_key: out_enc,
+                integ_key: out_integ,
+                esn: suite.esn,
+            },
+            ts_i: tsi.clone(),
+            ts_r: tsr.clone(),
+        };
+        self.child = Some((self.child_spi_in, spi_out));
+        let info = SessionInfo {
+            ike_suite,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            local_id: display_identity(&self.config.local_id),
+            remote_id,
+            nat: self.nat,
+            config,
+        };
+        info!(esp = %suite, spi_in = format_args!("{:08x}", self.child_spi_in), spi_out = format_args!("{spi_out:08x}"), "Child SA installed");
+        self.set_state(State::Established);
+        self.events.push_back(Event::Established(info));
+        self.events.push_back(Event::ChildSaInstalled(child));
+        Ok(())
+    }
+
+    fn verify_peer_auth(&self, idr: &Identification, auth: &AuthPayload) -> Result<(), IkeError> {
+        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        match &self.config.auth {
+            AuthConfig::Psk(psk) => {
+                if auth.method != AuthMethod::SHARED_KEY_MIC {
+                    return Err(IkeError::Protocol("gateway used another AUTH method than the pre-shared key"));
+                }
+                let octets = signed_octets(suite.prf, &keys.sk_pr, &self.init_response, &self.ni, idr);
+                let expect = psk_auth(suite.prf, psk, &octets);
+                if !crypto::constant_time_eq(&expect, &auth.data) {
+                    return Err(IkeError::PeerAuthenticationFailed);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Answer a request from the gateway (§1.4, §1.5).
+    fn handle_peer_request(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
+        let _ = now;
+        let h = msg.header;
+        if self.keys.is_none() || h.spi_r != self.spi_r {
+            return Err(Handling::Drop("request before the IKE SA exists".into()));
+        }
+        if let Some((id, resp)) = &self.last_response {
+            if *id == h.message_id {
+                debug!(message_id = id, "gateway retransmitted a request, resending our response");
+                let resp = resp.clone();
+                self.emit(resp);
+                return Ok(());
+            }
+        }
+        if h.message_id != self.peer_next_id {
+            return Err(Handling::Drop(format!("request ID {} (expected {})", h.message_id, self.peer_next_id)));
+        }
+        let payloads = self.decrypt(raw, &msg)?;
+        self.peer_next_id = self.peer_next_id.wrapping_add(1);
+        let mut reply = Vec::new();
+        let mut close = None;
+        match h.exchange {
+            ExchangeType::INFORMATIONAL => {
+                for p in &payloads {
+                    match p {
+                        Payload::Delete(d) if d.protocol == ProtocolId::IKE => {
+                            info!("gateway deleted the IKE SA");
+                            close = Some(IkeError::DeletedByPeer);
+                        }
+                        Payload::Delete(d) if d.protocol == ProtocolId::ESP => {
+                            let mut ours = Vec::new();
+                            for spi in &d.spis {
+                                let Ok(b) = <[u8; 4]>::try_from(spi.as_slice()) else { continue };
+                                let out = u32::from_be_bytes(b);
+                                if let Some((inb, outb)) = self.child {
+                                    if outb == out {
+                                        self.child = None;
+                                        ours.push(inb.to_be_bytes().to_vec());
+                                        self.events
+                                            .push_back(Event::ChildSaDeleted { inbound_spi: inb, outbound_spi: outb });
+                                    }
+                                }
+                            }
+                            if !ours.is_empty() {
+                                reply.push(Payload::Delete(Delete { protocol: ProtocolId::ESP, spis: ours }));
+                            }
+                        }
+                        _ => trace!(?p, "INFORMATIONAL payload"),
+                    }
+                }
+            }
+            ExchangeType::CREATE_CHILD_SA => {
+                debug!("gateway wants a CREATE_CHILD_SA exchange; not supported yet");
+                reply.push(Payload::Notify(Notify::new(NotifyType::NO_ADDITIONAL_SAS, vec![])));
+            }
+            _ => return Err(Handling::Drop("unexpected request exchange type".into())),
+        }
+        let header = Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            next_payload: 0,
+            version: 0x20,
+            exchange: h.exchange,
+            flags: Flags { initiator: true, version: false, response: true },
+            message_id: h.message_id,
+            length: 0,
+        };
+        let resp = self.encrypt(header, &reply).map_err(Handling::Fatal)?;
+        self.last_response = Some((h.message_id, resp.clone()));
+        self.emit(resp);
+        if let Some(e) = close {
+            if let Some((inb, outb)) = self.child.take() {
+                self.events.push_back(Event::ChildSaDeleted { inbound_spi: inb, outbound_spi: outb });
+            }
+            self.pending = None;
+            self.finish(Some(e));
+        }
+        Ok(())
+    }
+
+    fn send_init(&mut self, now: Instant) {
+        let Some(ke) = self.ke.as_ref() else { return };
+        let mut payloads = Vec::new();
+        if let Some(c) = &self.cookie {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::COOKIE, c.clone())));
+        }
+        // Proposals with the group of our KE payload first, so the gateway can pick it without a round trip.
+        let proposals = self
+            .config
+            .ike_proposals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut p = p.clone();
+                if let Some(pos) = p.groups.iter().position(|g| *g == ke.group()) {
+                    let g = p.groups.remove(pos);
+                    p.groups.insert(0, g);
+                }
+                p.to_wire((i + 1) as u8, vec![])
+            })
+            .collect();
+        payloads.push(Payload::Sa(proposals));
+        payloads.push(Payload::Ke(KePayload { group: ke.group().id(), data: ke.public_value().to_vec() }));
+        payloads.push(Payload::Nonce(self.ni.clone()));
+        let src = if self.config.force_encap {
+            let mut fake = vec![0u8; 20];
+            self.rng.fill_bytes(&mut fake);
+            fake
+        } else {
+            crypto::nat_detection_hash(self.spi_i, 0, self.local).to_vec()
+        };
+        payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)));
+        let dst = crypto::nat_detection_hash(self.spi_i, 0, self.remote).to_vec();
+        payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)));
+        let header = Header {
+            spi_i: self.spi_i,
+            spi_r: 0,
+            next_payload: 0,
+            version: 0x20,
+            exchange: ExchangeType::IKE_SA_INIT,
+            flags: Flags { initiator: true, version: false, response: false },
+            message_id: 0,
+            length: 0,
+        };
+        let bytes = Message { header, payloads }.encode();
+        self.init_request = bytes.clone();
+        self.start_request(now, RequestKind::Init, 0, bytes);
+    }
+
+    fn send_auth(&mut self, now: Instant) -> Result<(), IkeError> {
+        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let idi = self.config.local_id.clone();
+        let auth = match &self.config.auth {
+            AuthConfig::Psk(psk) => {
+                let octets = signed_octets(suite.prf, &keys.sk_pi, &self.init_request, &self.nr, &idi);
+                AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: psk_auth(suite.prf, psk, &octets).to_vec() }
+            }
+        };
+        let mut payloads = vec![Payload::IdI(idi)];
+        payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])));
+        if let Some(r) = &self.config.remote_id {
+            payloads.push(Payload::IdR(r.clone()));
+        }
+        payloads.push(Payload::Auth(auth));
+        let mut attrs = Vec::new();
+        if self.config.request_ipv4 {
+            attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![] });
+            if self.config.request_dns {
+                attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![] });
+            }
+        }
+        if self.config.request_ipv6 {
+            attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP6_ADDRESS, value: vec![] });
+            if self.config.request_dns {
+                attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP6_DNS, value: vec![] });
+            }
+        }
+        if !attrs.is_empty() {
+            payloads.push(Payload::Cp(ConfigPayload { cfg_type: CfgType::CFG_REQUEST, attributes: attrs }));
+        }
+        payloads.push(Payload::Notify(Notify::new(NotifyType::ESP_TFC_PADDING_NOT_SUPPORTED, vec![])));
+        let proposals = self
+            .config
+            .esp_proposals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.to_wire((i + 1) as u8, self.child_spi_in, false))
+            .collect();
+        payloads.push(Payload::Sa(proposals));
+        payloads.push(Payload::TsI(self.config.ts_i.clone()));
+        payloads.push(Payload::TsR(self.config.ts_r.clone()));
+        self.set_state(State::Authenticating);
+        self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, payloads)
+    }
+
+    fn send_request(
+        &mut self,
+        now: Instant,
+        exchange: ExchangeType,
+        kind: RequestKind,
+        payloads: Vec<Payload>,
+    ) -> Result<(), IkeError> {
+        let message_id = self.next_message_id;
+        let header = Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            next_payload: 0,
+            version: 0x20,
+            exchange,
+            flags: Flags { initiator: true, version: false, response: false },
+            message_id,
+            length: 0,
+        };
+        let bytes = self.encrypt(header, &payloads)?;
+        self.next_message_id = self.next_message_id.wrapping_add(1);
+        self.start_request(now, kind, message_id, bytes);
+        Ok(())
+    }
+
+    fn start_request(&mut self, now: Instant, kind: RequestKind, message_id: u32, message: Vec<u8>) {
+        // A Delete on disconnect is retransmitted at most twice: the user is leaving.
+        let retransmits = if kind == RequestKind::Delete {
+            self.config.retransmit.tries.min(2)
+        } else {
+            self.config.retransmit.tries
+        };
+        self.pending = Some(Pending {
+            kind,
+            message_id,
+            message: message.clone(),
+            sends: 1,
+            max_sends: retransmits + 1,
+            deadline: now + self.config.retransmit.wait(0),
+            first_sent: now,
+        });
+        self.emit(message);
+    }
+
+    /// Queue an IKE message for sending on the right socket.
+    fn emit(&mut self, message: Vec<u8>) {
+        let (socket, payload) = if self.nat_t {
+            let mut v = Vec::with_capacity(4 + message.len());
+            v.extend_from_slice(&NON_ESP_MARKER);
+            v.extend_from_slice(&message);
+            (SocketKind::NatT, v)
+        } else {
+            (SocketKind::Ike, message)
+        };
+        self.transmits.push_back(Transmit { socket, remote: self.remote, payload });
+    }
+
+    fn encrypt(&mut self, header: Header, payloads: &[Payload]) -> Result<Vec<u8>, IkeError> {
+        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let cipher = keys.outbound(true);
+        let mut inner = Zeroizing::new(Vec::new());
+        let first = wire::encode_chain(payloads, &mut inner);
+        let body_len = cipher.sealed_len(inner.len());
+        let mut msg = wire::encode_sk_prefix(&header, first, body_len);
+        cipher.seal(&mut msg, &inner, &mut self.rng)?;
+        Ok(msg)
+    }
+
+    fn decrypt(&self, raw: &[u8], msg: &Message) -> Result<Vec<Payload>, Handling> {
+        let keys = self.keys.as_ref().ok_or(Handling::Drop("no keys yet".into()))?;
+        let sk = msg
+            .payloads
+            .iter()
+            .find_map(|p| match p {
+                Payload::Sk(e) => Some(e),
+                _ => None,
+            })
+            .ok_or_else(|| match msg.payloads.iter().any(|p| matches!(p, Payload::Skf(_))) {
+                true => Handling::Drop("IKE fragments are not supported yet".into()),
+                false => Handling::Drop("message is not encrypted".into()),
+            })?;
+        let plain = keys
+            .inbound(true)
+            .open(raw, sk.offset + 4)
+            .map_err(|e| Handling::Drop(format!("decryption failed: {e}")))?;
+        wire::decode_chain(sk.first_inner, &plain, 0).map_err(|e| Handling::Drop(format!("inner payloads: {e}")))
+    }
+
+    fn set_state(&mut self, s: State) {
+        if self.state != s {
+            self.state = s;
+            self.events.push_back(Event::StateChanged(s));
+        }
+    }
+
+    fn finish(&mut self, reason: Option<IkeError>) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Some((inb, outb)) = self.child.take() {
+            self.events.push_back(Event::ChildSaDeleted { inbound_spi: inb, outbound_spi: outb });
+        }
+        self.pending = None;
+        self.keys = None;
+        self.set_state(State::Closed);
+        self.events.push_back(Event::Closed(reason));
+    }
+}
+
+/// How to treat a message we could not process.
+enum Handling {
+    /// Ignore it (unauthenticated, malformed, or not for us).
+    Drop(String),
+    /// The IKE SA cannot go on.
+    Fatal(IkeError),
+}
+
+fn parse_config_reply(cp: &ConfigPayload) -> VirtualConfig {
+    let mut c = VirtualConfig::default();
+    for a in &cp.attributes {
+        let v = a.value.as_slice();
+        match a.attr_type {
+            cfg_attr::INTERNAL_IP4_ADDRESS => {
+                if let Ok(b) = <[u8; 4]>::try_from(v) {
+                    c.ipv4 = Some(Ipv4Addr::from(b));
+                }
+            }
+            cfg_attr::INTERNAL_IP4_NETMASK => {
+                if let Ok(b) = <[u8; 4]>::try_from(v) {
+                    c.ipv4_netmask = Some(Ipv4Addr::from(b));
+                }
+            }
+            cfg_attr::INTERNAL_IP4_DNS => {
+                if let Ok(b) = <[u8; 4]>::try_from(v) {
+                    c.dns.push(IpAddr::V4(Ipv4Addr::from(b)));
+                }
+            }
+            cfg_attr::INTERNAL_IP6_ADDRESS => {
+                if let (Some(a), Some(&p)) = (v.get(..16).and_then(|a| <[u8; 16]>::try_from(a).ok()), v.get(16)) {
+                    if v.len() == 17 && p <= 128 {
+                        c.ipv6 = Some((Ipv6Addr::from(a), p));
+                    }
+                }
+            }
+            cfg_attr::INTERNAL_IP6_DNS => {
+                if let Ok(b) = <[u8; 16]>::try_from(v) {
+                    c.dns.push(IpAddr::V6(Ipv6Addr::from(b)));
+                }
+            }
+            cfg_attr::INTERNAL_IP4_SUBNET => {
+                if let (Some(a), Some(m)) = (v.get(..4), v.get(4..8)) {
+                    if v.len() == 8 {
+                        let m = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
+                        if m.leading_ones() + m.trailing_zeros() == 32 {
+                            let addr = Ipv4Addr::new(a[0], a[1], a[2], a[3]);
+                            if let Ok(cidr) =
+                                parse_cidr(&format!("{}/{}", Ipv4Addr::from(u32::from(addr) & m), m.leading_ones()))
+                            {
+                                c.subnets.push(cidr);
+                            }
+                        }
+                    }
+                }
+            }
+            cfg_attr::INTERNAL_IP6_SUBNET => {
+                if let (Some(a), Some(&p)) = (v.get(..16).and_then(|a| <[u8; 16]>::try_from(a).ok()), v.get(16)) {
+                    if v.len() == 17 {
+                        if let Ok(cidr) = parse_cidr(&format!("{}/{}", Ipv6Addr::from(a), p)) {
+                            c.subnets.push(cidr);
+                        }
+                    }
+                }
+            }
+            cfg_attr::INTERNAL_DNS_DOMAIN => {
+                if let Ok(s) = std::str::from_utf8(v) {
+                    if !s.is_empty() {
+                        c.dns_domains.push(s.to_string());
+                    }
+                }
+            }
+            _ => trace!(attr = a.attr_type, "ignoring configuration attribute"),
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_reply_parsing() {
+        let cp = ConfigPayload {
+            cfg_type: CfgType::CFG_REPLY,
+            attributes: vec![
+                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![100, 64, 0, 1] },
+                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![198, 51, 100, 53] },
+                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![1, 2, 3] },
+                ConfigAttribute {
+                    attr_type: cfg_attr::INTERNAL_IP4_SUBNET,
+                    value: vec![198, 51, 100, 0, 255, 255, 255, 0],
+                },
+                ConfigAttribute {
+                    attr_type: cfg_attr::INTERNAL_IP4_SUBNET,
+                    value: vec![198, 51, 100, 0, 255, 0, 255, 0],
+                },
+            ],
+        };
+        let c = parse_config_reply(&cp);
+        assert_eq!(c.ipv4, Some(Ipv4Addr::new(100, 64, 0, 1)));
+        assert_eq!(c.dns, vec![IpAddr::V4(Ipv4Addr::new(198, 51, 100, 53))]);
+        assert_eq!(c.subnets.len(), 1);
+        assert_eq!(c.subnets[0].to_string(), "198.51.100.0/24");
+    }
+}
