@@ -111,7 +111,7 @@ impl CbcKey {
 
     /// Encrypts `data` in place with `iv` (which must be unpredictable, RFC 3602 §2.1).
     pub fn encrypt_in_place(&self, iv: &[u8; 16], data: &mut [u8]) -> Result<(), CryptoError> {
-        if data.len() % 16 != 0 {
+        if !data.len().is_multiple_of(16) {
             return Err(CryptoError::BadLength);
         }
         self.enc
@@ -122,7 +122,7 @@ impl CbcKey {
 
     /// Decrypts `data` in place.
     pub fn decrypt_in_place(&self, iv: &[u8; 16], data: &mut [u8]) -> Result<(), CryptoError> {
-        if data.len() % 16 != 0 {
+        if !data.len().is_multiple_of(16) {
             return Err(CryptoError::BadLength);
         }
         self.dec

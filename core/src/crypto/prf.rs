@@ -11,7 +11,7 @@ impl Prf {
         self.prf_parts(key, &[data])
     }
 
-    /// prf(key, parts[0] | parts[1] | ...).
+    /// prf(key, data\[0\] | data\[1\] | ...): the PRF over the concatenation of `data`.
     pub fn prf_parts(self, key: &[u8], data: &[&[u8]]) -> Zeroizing<Vec<u8>> {
         let key = hmac::Key::new(self.hmac_alg(), key);
         Zeroizing::new(tag_parts(&key, data).as_ref().to_vec())

@@ -8,7 +8,7 @@ use super::{CryptoError, Encr, Integ};
 
 enum Kind {
     Aead(AeadKey),
-    Cbc { cbc: CbcKey, mac: HmacKey },
+    Cbc(Box<(CbcKey, HmacKey)>),
 }
 
 /// The protection of one direction of an IKE SA (SK_ei/SK_ai or SK_er/SK_ar).
@@ -33,7 +33,7 @@ impl SkCipher {
                 if enc_keymat.len() != encr.keymat_len() || integ_key.len() != integ.key_len() {
                     return Err(CryptoError::BadLength);
                 }
-                Kind::Cbc { cbc: CbcKey::new(enc_keymat)?, mac: HmacKey::new(integ, integ_key) }
+                Kind::Cbc(Box::new((CbcKey::new(enc_keymat)?, HmacKey::new(integ, integ_key))))
             }
             (true, Some(_)) => return Err(CryptoError::Unsupported("an AEAD is used without an integrity algorithm")),
             (false, None) => return Err(CryptoError::Unsupported("AES-CBC requires an integrity algorithm")),
@@ -49,7 +49,7 @@ impl SkCipher {
     fn icv_len(&self) -> usize {
         match &self.kind {
             Kind::Aead(_) => TAG_LEN,
-            Kind::Cbc { mac, .. } => mac.icv_len(),
+            Kind::Cbc(cbc_mac) => cbc_mac.1.icv_len(),
         }
     }
 
@@ -96,7 +96,8 @@ impl SkCipher {
                 key.seal_in_place(iv, aad, data, &mut tag)?;
                 msg.extend_from_slice(&tag);
             }
-            Kind::Cbc { cbc, mac } => {
+            Kind::Cbc(cbc_mac) => {
+                let (cbc, mac) = &**cbc_mac;
                 let (head, data) = msg.split_at_mut(ct_start);
                 let iv: &[u8; 16] =
                     head.get(iv_start..).and_then(|iv| iv.try_into().ok()).ok_or(CryptoError::Internal)?;
@@ -119,7 +120,7 @@ impl SkCipher {
         let ct_start = iv_offset.checked_add(iv_len).ok_or(CryptoError::BadLength)?;
         let ct_end = msg.len().checked_sub(icv_len).ok_or(CryptoError::BadLength)?;
         // At least the Pad Length byte (and a whole number of blocks for CBC).
-        if ct_end <= ct_start || (ct_end - ct_start) % self.encr.block_len() != 0 {
+        if ct_end <= ct_start || !(ct_end - ct_start).is_multiple_of(self.encr.block_len()) {
             return Err(CryptoError::BadLength);
         }
         let aad = msg.get(..iv_offset).ok_or(CryptoError::BadLength)?;
@@ -132,7 +133,8 @@ impl SkCipher {
                 let iv: &[u8; 8] = iv.try_into().map_err(|_| CryptoError::BadLength)?;
                 key.open_in_place(iv, aad, &mut data, icv)?;
             }
-            Kind::Cbc { cbc, mac } => {
+            Kind::Cbc(cbc_mac) => {
+                let (cbc, mac) = &**cbc_mac;
                 let covered = msg.get(..ct_end).ok_or(CryptoError::BadLength)?;
                 mac.verify(&[covered], icv)?;
                 let iv: &[u8; 16] = iv.try_into().map_err(|_| CryptoError::BadLength)?;
