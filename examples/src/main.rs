@@ -6,9 +6,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ikelink::driver::{Session, SessionEvent};
+use ikelink::driver::{Session, SessionEvent, SessionOptions, Stats};
 use ikelink::ike::ts_to_cidrs;
 use ikelink::profile::Profile;
 use ikelink::wire::TrafficSelector;
@@ -31,6 +32,24 @@ enum Command {
         /// The TOML profile (see README.md).
         #[arg(long, short)]
         profile: PathBuf,
+        /// Negotiate the SAs only: no TUN device, no traffic.
+        #[arg(long)]
+        no_tun: bool,
+        /// Bring up the TUN but leave routes and DNS alone.
+        #[arg(long)]
+        no_network: bool,
+        /// TUN device name.
+        #[arg(long)]
+        tun_name: Option<String>,
+        /// TUN MTU.
+        #[arg(long, default_value_t = 1400)]
+        mtu: u16,
+        /// Journal of network changes, for recovery after a crash.
+        #[arg(long, default_value = "/run/ikelink")]
+        state_dir: PathBuf,
+        /// Print a `stats:` line every this many seconds.
+        #[arg(long)]
+        stats_interval: Option<u64>,
     },
     /// Check a profile and print what it resolves to, without connecting.
     Check {
@@ -42,7 +61,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
-        0 => "warn",
+        0 => "error",
         1 => "info",
         2 => "debug",
         _ => "trace",
@@ -60,7 +79,17 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Connect { profile } => connect(profile).await,
+            Command::Connect { profile, no_tun, no_network, tun_name, mtu, state_dir, stats_interval } => {
+                let options = SessionOptions {
+                    data_plane: !no_tun,
+                    tun_name,
+                    mtu,
+                    configure_network: !no_network,
+                    state_dir,
+                    stats_interval: stats_interval.map(Duration::from_secs),
+                };
+                connect(profile, options).await
+            }
             Command::Check { profile } => check(profile),
         }
     });
@@ -85,12 +114,20 @@ fn fmt_ts(ts: &[TrafficSelector]) -> String {
     ts.iter().flat_map(ts_to_cidrs).map(|c| c.to_string()).collect::<Vec<_>>().join(",")
 }
 
-async fn connect(path: PathBuf) -> Result<(), String> {
+fn print_stats(s: &Stats) {
+    println!(
+        "stats: packets_out={} bytes_out={} packets_in={} bytes_in={} drop_replay={} drop_auth={} drop_malformed={} drop_padding={} drop_selector={} drop_no_sa={} drop_other={}",
+        s.packets_out, s.bytes_out, s.packets_in, s.bytes_in, s.drop_replay, s.drop_auth, s.drop_malformed,
+        s.drop_padding, s.drop_selector, s.drop_no_sa, s.drop_other
+    );
+}
+
+async fn connect(path: PathBuf, options: SessionOptions) -> Result<(), String> {
     let profile = Profile::load(&path).map_err(|e| e.to_string())?;
     let resolved = profile.resolve().map_err(|e| e.to_string())?;
     println!("connecting: {} as {}", resolved.gateway, profile.local.id);
     let (tx, mut rx) = mpsc::channel(16);
-    let session = Session::start(resolved, tx).await.map_err(|e| e.to_string())?;
+    let session = Session::start(resolved, options, tx).await.map_err(|e| e.to_string())?;
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
@@ -121,6 +158,11 @@ async fn connect(path: PathBuf) -> Result<(), String> {
                     println!("connected");
                 }
                 Some(SessionEvent::State(s)) => tracing::info!(?s, "state"),
+                Some(SessionEvent::TunnelUp { tun, mtu, routes, dns }) => {
+                    let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
+                    println!("tunnel: dev={tun} mtu={mtu} routes={} dns={}", routes.join(","), dns.join(","));
+                }
+                Some(SessionEvent::Stats(s)) => print_stats(&s),
                 Some(SessionEvent::ChildSaDeleted { inbound_spi, outbound_spi }) => {
                     println!("child-deleted: spi_in={inbound_spi:08x} spi_out={outbound_spi:08x}");
                 }
@@ -135,10 +177,12 @@ async fn connect(path: PathBuf) -> Result<(), String> {
     match outcome {
         Ok(()) if stopping => {
             session.disconnect().await.map_err(|e| e.to_string())?;
-            // Drain the final events for the Closed reason.
+            // Drain the final events for the last counters and the Closed reason.
             while let Ok(ev) = rx.try_recv() {
-                if let SessionEvent::Closed(Some(e)) = ev {
-                    return Err(e.to_string());
+                match ev {
+                    SessionEvent::Stats(s) => print_stats(&s),
+                    SessionEvent::Closed(Some(e)) => return Err(e.to_string()),
+                    _ => {}
                 }
             }
             println!("disconnected");

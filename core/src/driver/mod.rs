@@ -3,8 +3,12 @@
 //!
 //! One [`Session`] is one connection attempt: it ends when the IKE SA closes. Events arrive on a channel.
 
+mod dataplane;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rand_core::{OsRng, TryRngCore};
 use tokio::net::UdpSocket;
@@ -24,8 +28,40 @@ pub enum DriverError {
     NoRoute { addr: SocketAddr, source: std::io::Error },
     #[error("randomness unavailable: {0}")]
     Random(String),
+    #[error("cannot set up the tunnel device: {0}")]
+    Platform(#[from] platform::PlatformError),
     #[error(transparent)]
     Ike(#[from] IkeError),
+}
+
+/// How the session moves packets and touches the host's network configuration.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Open a TUN device and carry traffic; `false` negotiates the SAs only.
+    pub data_plane: bool,
+    /// TUN device name (default `ikelink0`).
+    pub tun_name: Option<String>,
+    /// TUN MTU: the path MTU minus IP, UDP and ESP overhead (strongSwan uses 1400).
+    pub mtu: u16,
+    /// Install routes for the gateway's traffic selectors and its DNS servers (restored on close).
+    pub configure_network: bool,
+    /// Where the journal of network changes lives, for recovery after a crash.
+    pub state_dir: PathBuf,
+    /// How often a [`SessionEvent::Stats`] is sent (never if `None`).
+    pub stats_interval: Option<Duration>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            data_plane: true,
+            tun_name: None,
+            mtu: 1400,
+            configure_network: true,
+            state_dir: PathBuf::from("/run/ikelink"),
+            stats_interval: None,
+        }
+    }
 }
 
 /// What the application sees.
@@ -45,6 +81,18 @@ pub enum SessionEvent {
     Closed(Option<IkeError>),
 }
 
+impl ChildSummary {
+    fn of(c: &ChildSa) -> ChildSummary {
+        ChildSummary {
+            suite: c.suite,
+            spi_in: c.inbound.spi,
+            spi_out: c.outbound.spi,
+            ts_i: c.ts_i.clone(),
+            ts_r: c.ts_r.clone(),
+        }
+    }
+}
+
 /// A Child SA without its keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildSummary {
@@ -57,6 +105,7 @@ pub struct ChildSummary {
 
 enum Command {
     Disconnect,
+    Stats,
 }
 
 /// A running connection. Dropping it does not disconnect; call [`Session::disconnect`].
@@ -67,7 +116,11 @@ pub struct Session {
 
 impl Session {
     /// Bind the sockets and start the IKE SA. Events go to `events`.
-    pub async fn start(profile: Resolved, events: mpsc::Sender<SessionEvent>) -> Result<Session, DriverError> {
+    pub async fn start(
+        profile: Resolved,
+        options: SessionOptions,
+        events: mpsc::Sender<SessionEvent>,
+    ) -> Result<Session, DriverError> {
         let unspecified: IpAddr = match profile.gateway {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
@@ -82,22 +135,45 @@ impl Session {
         let probe = UdpSocket::bind(SocketAddr::new(unspecified, 0))
             .await
             .map_err(|source| DriverError::Bind { port: 0, source })?;
-        probe
-            .connect(profile.gateway)
-            .await
-            .map_err(|source| DriverError::NoRoute { addr: profile.gateway, source })?;
-        let local_ip =
-            probe.local_addr().map_err(|source| DriverError::NoRoute { addr: profile.gateway, source })?.ip();
+        probe.connect(profile.gateway).await.map_err(|source| DriverError::NoRoute { addr: profile.gateway, source })?;
+        let local_ip = probe.local_addr().map_err(|source| DriverError::NoRoute { addr: profile.gateway, source })?.ip();
         drop(probe);
         let ike_port = ike.local_addr().map_err(|source| DriverError::Bind { port: profile.ike_port, source })?.port();
         let local = SocketAddr::new(local_ip, ike_port);
 
         let mut seed = [0u8; 32];
         OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
+        let mut plane_seed = [0u8; 32];
+        OsRng.try_fill_bytes(&mut plane_seed).map_err(|e| DriverError::Random(e.to_string()))?;
+        if options.data_plane && options.configure_network {
+            if let Some(r) = platform::recover(&options.state_dir)? {
+                info!(?r, "restored network settings left by an earlier run");
+            }
+        }
         let sa = IkeSa::new(profile.ike, local, profile.gateway, Instant::now(), seed)?;
         let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(run(sa, ike, natt, rx, events));
+        let driver = Driver {
+            sa,
+            ike: Arc::new(ike),
+            natt: Arc::new(natt),
+            options,
+            events,
+            gateway: profile.gateway.ip(),
+            counters: Arc::new(Counters::default()),
+            plane_seed,
+            tun: None,
+            network: None,
+            uplink: None,
+            downlink: None,
+            info: None,
+        };
+        let task = tokio::spawn(driver.run(rx));
         Ok(Session { commands: tx, task })
+    }
+
+    /// Ask for a [`SessionEvent::Stats`].
+    pub async fn request_stats(&self) {
+        let _ = self.commands.send(Command::Stats).await;
     }
 
     /// Ask the session to close the IKE SA (sends a Delete) and wait until it has.
@@ -119,101 +195,223 @@ impl Session {
     }
 }
 
-async fn run(
-    mut sa: IkeSa,
-    ike: UdpSocket,
-    natt: UdpSocket,
-    mut commands: mpsc::Receiver<Command>,
+/// The IKE task: owns the IKE SA and the data plane's lifecycle.
+struct Driver {
+    sa: IkeSa,
+    ike: Arc<UdpSocket>,
+    natt: Arc<UdpSocket>,
+    options: SessionOptions,
     events: mpsc::Sender<SessionEvent>,
-) -> Result<(), DriverError> {
-    let mut buf_ike = vec![0u8; 65536];
-    let mut buf_natt = vec![0u8; 65536];
-    let mut commands_open = true;
-    loop {
-        flush(&mut sa, &ike, &natt).await;
-        let mut closed = false;
-        while let Some(ev) = sa.poll_event() {
+    gateway: IpAddr,
+    counters: Arc<Counters>,
+    plane_seed: [u8; 32],
+    tun: Option<Arc<Tun>>,
+    network: Option<AppliedNetwork>,
+    uplink: Option<mpsc::Sender<Update>>,
+    downlink: Option<mpsc::Sender<Update>>,
+    info: Option<SessionInfo>,
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> Result<(), DriverError> {
+        let (ike_tx, mut ike_rx) = mpsc::channel::<Vec<u8>>(16);
+        let (down_tx, down_rx) = mpsc::channel(8);
+        let max_mss = self.options.mtu.saturating_sub(40);
+        tokio::spawn(dataplane::downlink(None, self.natt.clone(), down_rx, ike_tx, self.counters.clone(), max_mss));
+        self.downlink = Some(down_tx);
+        let mut buf = vec![0u8; 65536];
+        let mut commands_open = true;
+        let mut stats_tick = self.options.stats_interval.map(tokio::time::interval);
+        let result = loop {
+            self.flush().await;
+            match self.process_events().await {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    // The tunnel cannot work: close the IKE SA and report why.
+                    warn!(%e, "data plane setup failed");
+                    self.sa.close(Instant::now());
+                    self.flush().await;
+                    let _ = self.events.send(SessionEvent::Closed(Some(IkeError::Config(e.to_string())))).await;
+                    break Err(e);
+                }
+            }
+            let deadline = self.sa.poll_timeout().map(|(t, _)| tokio::time::Instant::from_std(t));
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let tick = async {
+                match stats_tick.as_mut() {
+                    Some(t) => t.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = self.ike.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        trace!(n, %from, "IKE datagram");
+                        if let Some(data) = buf.get(..n) {
+                            self.sa.handle_datagram(Instant::now(), data);
+                        }
+                    }
+                    Err(e) => debug!(%e, "IKE socket error"),
+                },
+                m = ike_rx.recv() => if let Some(m) = m {
+                    self.sa.handle_datagram(Instant::now(), &m);
+                },
+                _ = sleep => self.sa.handle_timeout(Instant::now()),
+                _ = tick => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
+                c = commands.recv(), if commands_open => match c {
+                    Some(Command::Disconnect) => self.sa.close(Instant::now()),
+                    Some(Command::Stats) => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
+                    None => commands_open = false,
+                },
+            }
+        };
+        self.teardown().await;
+        result
+    }
+
+    /// Forward the IKE SA's events; returns true when it has closed.
+    async fn process_events(&mut self) -> Result<bool, DriverError> {
+        while let Some(ev) = self.sa.poll_event() {
             let out = match ev {
                 Event::StateChanged(s) => SessionEvent::State(s),
                 Event::Established(info) => {
-                    // The Child SA event follows right behind.
-                    let child = match sa.poll_event() {
-                        Some(Event::ChildSaInstalled(c)) => ChildSummary {
-                            suite: c.suite,
-                            spi_in: c.inbound.spi,
-                            spi_out: c.outbound.spi,
-                            ts_i: c.ts_i.clone(),
-                            ts_r: c.ts_r.clone(),
-                        },
-                        other => {
-                            warn!(?other, "Established without a Child SA");
-                            continue;
-                        }
-                    };
-                    SessionEvent::Connected { info, child }
-                }
-                Event::ChildSaInstalled(c) => {
-                    debug!(?c, "additional Child SA");
+                    self.info = Some(info);
                     continue;
                 }
+                Event::ChildSaInstalled(c) => {
+                    let summary = ChildSummary::of(&c);
+                    let first = self.tun.is_none() && self.uplink.is_none();
+                    self.install_child(c).await?;
+                    match (first, self.info.clone()) {
+                        (true, Some(info)) => SessionEvent::Connected { info, child: summary },
+                        _ => continue,
+                    }
+                }
                 Event::ChildSaDeleted { inbound_spi, outbound_spi } => {
+                    if let Some(d) = &self.downlink {
+                        let _ = d.send(Update::Remove(inbound_spi)).await;
+                    }
+                    if let Some(u) = &self.uplink {
+                        let _ = u.send(Update::Remove(outbound_spi)).await;
+                    }
                     SessionEvent::ChildSaDeleted { inbound_spi, outbound_spi }
                 }
                 Event::Closed(reason) => {
-                    closed = true;
-                    SessionEvent::Closed(reason)
+                    let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await;
+                    let _ = self.events.send(SessionEvent::Closed(reason)).await;
+                    return Ok(true);
                 }
             };
-            let _ = events.send(out).await;
+            let _ = self.events.send(out).await;
         }
-        if closed {
-            return Ok(());
+        Ok(false)
+    }
+
+    /// Hand a Child SA to the data plane; the first one also brings up the TUN, routes and DNS.
+    async fn install_child(&mut self, c: ChildSa) -> Result<(), DriverError> {
+        let peer = self.sa.remote();
+        let inbound = EspSa::inbound(&c.inbound, 1024).map_err(|e| IkeError::Config(format!("ESP: {e}")))?;
+        let outbound = EspSa::outbound(&c.outbound).map_err(|e| IkeError::Config(format!("ESP: {e}")))?;
+        if self.options.data_plane && self.tun.is_none() {
+            self.bring_up(&c).await?;
         }
-        let deadline = sa.poll_timeout().map(|(t, _)| tokio::time::Instant::from_std(t));
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
+        if let Some(d) = &self.downlink {
+            let half = Half { sa: inbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer };
+            let _ = d.send(Update::Install(half)).await;
+        }
+        if let Some(u) = &self.uplink {
+            let half = Half { sa: outbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer };
+            let _ = u.send(Update::Install(half)).await;
+        }
+        Ok(())
+    }
+
+    async fn bring_up(&mut self, c: &ChildSa) -> Result<(), DriverError> {
+        let info = self.info.clone().unwrap_or_else(|| SessionInfo {
+            ike_suite: crate::ike::IkeSuite {
+                encr: c.suite.encr,
+                integ: None,
+                prf: crate::crypto::Prf::HmacSha256,
+                group: crate::crypto::Group::Curve25519,
+            },
+            spi_i: 0,
+            spi_r: 0,
+            local_id: String::new(),
+            remote_id: String::new(),
+            nat: Default::default(),
+            config: Default::default(),
+        });
+        let tun = platform::open_tun(&TunConfig {
+            name: self.options.tun_name.clone(),
+            ipv4: info.config.ipv4.map(|a| (a, 32)),
+            ipv6: info.config.ipv6,
+            mtu: self.options.mtu,
+        })?;
+        let tun = Arc::new(tun);
+        let name = tun.name().to_string();
+        let routes: Vec<(IpAddr, u8)> = c.ts_r.iter().flat_map(ts_to_cidrs).map(|c| (c.addr, c.prefix)).collect();
+        if self.options.configure_network {
+            let applied = platform::apply(
+                &NetworkConfig {
+                    tun_name: name.clone(),
+                    gateway: self.gateway,
+                    routes: routes.clone(),
+                    dns: info.config.dns.clone(),
+                    dns_domains: info.config.dns_domains.clone(),
+                    ..NetworkConfig::default()
+                },
+                &self.options.state_dir,
+            )?;
+            self.network = Some(applied);
+        }
+        let (up_tx, up_rx) = mpsc::channel(8);
+        let max_mss = self.options.mtu.saturating_sub(40);
+        tokio::spawn(dataplane::uplink(tun.clone(), self.natt.clone(), up_rx, self.counters.clone(), self.plane_seed, max_mss));
+        self.uplink = Some(up_tx);
+        // The downlink task runs from the start (IKE arrives on the NAT-T socket too); give it the TUN now.
+        if let Some(d) = &self.downlink {
+            let _ = d.send(Update::Tun(tun.clone())).await;
+        }
+        self.tun = Some(tun);
+        let _ = self
+            .events
+            .send(SessionEvent::TunnelUp {
+                tun: name,
+                mtu: self.options.mtu,
+                routes: routes.iter().map(|(a, p)| format!("{a}/{p}")).collect(),
+                dns: info.config.dns.clone(),
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn flush(&mut self) {
+        while let Some(t) = self.sa.poll_transmit() {
+            let sock = match t.socket {
+                SocketKind::Ike => &self.ike,
+                SocketKind::NatT => &self.natt,
+            };
+            if let Err(e) = sock.send_to(&t.payload, t.remote).await {
+                debug!(%e, remote = %t.remote, "send failed");
             }
-        };
-        tokio::select! {
-            r = ike.recv_from(&mut buf_ike) => match r {
-                Ok((n, from)) => {
-                    trace!(n, %from, "IKE datagram");
-                    if let Some(data) = buf_ike.get(..n) {
-                        sa.handle_datagram(Instant::now(), data);
-                    }
-                }
-                Err(e) => debug!(%e, "IKE socket error"),
-            },
-            r = natt.recv_from(&mut buf_natt) => match r {
-                Ok((n, from)) => {
-                    let data = buf_natt.get(..n).unwrap_or(&[]);
-                    match data {
-                        [0, 0, 0, 0, rest @ ..] => sa.handle_datagram(Instant::now(), rest),
-                        [0xff] => trace!(%from, "NAT keepalive"),
-                        _ => trace!(n, %from, "ESP datagram (no data plane yet)"),
-                    }
-                }
-                Err(e) => debug!(%e, "NAT-T socket error"),
-            },
-            _ = sleep => sa.handle_timeout(Instant::now()),
-            c = commands.recv(), if commands_open => match c {
-                Some(Command::Disconnect) => sa.close(Instant::now()),
-                None => commands_open = false,
-            },
         }
     }
-}
 
-async fn flush(sa: &mut IkeSa, ike: &UdpSocket, natt: &UdpSocket) {
-    while let Some(t) = sa.poll_transmit() {
-        let sock = match t.socket {
-            SocketKind::Ike => ike,
-            SocketKind::NatT => natt,
-        };
-        if let Err(e) = sock.send_to(&t.payload, t.remote).await {
-            debug!(%e, remote = %t.remote, "send failed");
+    /// Stop the data plane tasks and restore routes and DNS.
+    async fn teardown(&mut self) {
+        self.uplink = None;
+        self.downlink = None;
+        if let Some(n) = self.network.take() {
+            if let Err(e) = n.restore() {
+                warn!(%e, "restoring network settings failed");
+            }
         }
+        self.tun = None;
     }
 }

@@ -9,7 +9,7 @@ use crate::wire::{NotifyType, WireError};
 /// Why an IKE SA failed or was closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IkeError {
-    #[error("no answer from the gateway after {tries} tries over {} s", .waited.as_secs())]
+    #[error("no answer from the gateway after {tries} tries over {:.1} s", .waited.as_secs_f64())]
     Timeout { tries: u32, waited: Duration },
     #[error("the gateway rejected our authentication (AUTHENTICATION_FAILED): check the pre-shared key, identity or credentials")]
     AuthenticationFailed,
