@@ -17,5 +17,6 @@ pub mod crypto;
 pub mod driver;
 pub mod esp;
 pub mod ike;
+pub mod platform;
 pub mod profile;
 pub mod wire;

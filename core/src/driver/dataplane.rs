@@ -100,8 +100,6 @@ pub struct Half {
 pub enum Update {
     /// Use this SA from now on (the previous one is kept for inbound until replaced: make-before-break).
     Install(Half),
-    /// The gateway moved (NAT mapping or MOBIKE).
-    Peer(SocketAddr),
     /// Stop using the SA with this SPI.
     Remove(u32),
     /// Deliver inbound packets to this TUN (downlink only).
@@ -146,7 +144,6 @@ pub async fn uplink(
             biased;
             u = updates.recv() => match u {
                 Some(Update::Install(h)) => current = Some(h),
-                Some(Update::Peer(p)) => if let Some(h) = current.as_mut() { h.peer = p },
                 Some(Update::Remove(spi)) => if current.as_ref().is_some_and(|h| h.sa.spi() == spi) { current = None },
                 Some(Update::Tun(_)) => {}
                 None => return,
@@ -216,7 +213,6 @@ pub async fn downlink(
                     }
                     sas.push(h);
                 }
-                Some(Update::Peer(_)) => {}
                 Some(Update::Remove(spi)) => sas.retain(|h| h.sa.spi() != spi),
                 Some(Update::Tun(t)) => tun = Some(t),
                 None => return,

@@ -13,9 +13,14 @@ use std::time::{Duration, Instant};
 use rand_core::{OsRng, TryRngCore};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{debug, trace, warn};
+use tracing::{debug, info, trace, warn};
 
-use crate::ike::{EspSuite, Event, IkeError, IkeSa, SessionInfo, SocketKind, State};
+pub use dataplane::Stats;
+use dataplane::{Counters, Half, Update};
+
+use crate::esp::EspSa;
+use crate::ike::{ts_to_cidrs, ChildSa, EspSuite, Event, IkeError, IkeSa, SessionInfo, SocketKind, State};
+use crate::platform::{self, AppliedNetwork, NetworkConfig, Tun, TunConfig};
 use crate::profile::Resolved;
 use crate::wire::TrafficSelector;
 
@@ -77,6 +82,15 @@ pub enum SessionEvent {
         inbound_spi: u32,
         outbound_spi: u32,
     },
+    /// The TUN device is up and routes/DNS are applied.
+    TunnelUp {
+        tun: String,
+        mtu: u16,
+        routes: Vec<String>,
+        dns: Vec<IpAddr>,
+    },
+    /// Data plane counters.
+    Stats(Stats),
     /// The session is over; `None` after a clean disconnect.
     Closed(Option<IkeError>),
 }
@@ -135,8 +149,12 @@ impl Session {
         let probe = UdpSocket::bind(SocketAddr::new(unspecified, 0))
             .await
             .map_err(|source| DriverError::Bind { port: 0, source })?;
-        probe.connect(profile.gateway).await.map_err(|source| DriverError::NoRoute { addr: profile.gateway, source })?;
-        let local_ip = probe.local_addr().map_err(|source| DriverError::NoRoute { addr: profile.gateway, source })?.ip();
+        probe
+            .connect(profile.gateway)
+            .await
+            .map_err(|source| DriverError::NoRoute { addr: profile.gateway, source })?;
+        let local_ip =
+            probe.local_addr().map_err(|source| DriverError::NoRoute { addr: profile.gateway, source })?.ip();
         drop(probe);
         let ike_port = ike.local_addr().map_err(|source| DriverError::Bind { port: profile.ike_port, source })?.port();
         let local = SocketAddr::new(local_ip, ike_port);
@@ -364,7 +382,7 @@ impl Driver {
                     routes: routes.clone(),
                     dns: info.config.dns.clone(),
                     dns_domains: info.config.dns_domains.clone(),
-                    ..NetworkConfig::default()
+                    ..NetworkConfig::new(name.clone(), self.gateway)
                 },
                 &self.options.state_dir,
             )?;
@@ -372,7 +390,14 @@ impl Driver {
         }
         let (up_tx, up_rx) = mpsc::channel(8);
         let max_mss = self.options.mtu.saturating_sub(40);
-        tokio::spawn(dataplane::uplink(tun.clone(), self.natt.clone(), up_rx, self.counters.clone(), self.plane_seed, max_mss));
+        tokio::spawn(dataplane::uplink(
+            tun.clone(),
+            self.natt.clone(),
+            up_rx,
+            self.counters.clone(),
+            self.plane_seed,
+            max_mss,
+        ));
         self.uplink = Some(up_tx);
         // The downlink task runs from the start (IKE arrives on the NAT-T socket too); give it the TUN now.
         if let Some(d) = &self.downlink {
@@ -407,7 +432,7 @@ impl Driver {
     async fn teardown(&mut self) {
         self.uplink = None;
         self.downlink = None;
-        if let Some(n) = self.network.take() {
+        if let Some(mut n) = self.network.take() {
             if let Err(e) = n.restore() {
                 warn!(%e, "restoring network settings failed");
             }

@@ -1,0 +1,614 @@
+//! Linux routes and DNS with `ip`, `resolvectl` or resolv.conf, journaled for crash recovery.
+
+use std::fs;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use super::command::{self, CommandOutput};
+use super::journal::{
+    backup_path, create_state_dir, io_error, journal_path, sync_parent, write_atomic, DnsChange, Journal, RouteEntry,
+    JOURNAL_SUFFIX, JOURNAL_VERSION,
+};
+use super::plan;
+use super::{
+    validate_domain, validate_interface_name, DnsBackend, NetworkConfig, PlatformError, RecoveryReport, ROUTE_PROTOCOL,
+};
+
+/// Directory that exists while systemd-resolved runs.
+const RESOLVED_RUNTIME_DIR: &str = "/run/systemd/resolve";
+/// Route lookup results that mean "no usable path".
+const UNUSABLE_ROUTE_TYPES: [&str; 4] = ["unreachable", "blackhole", "prohibit", "throw"];
+
+/// Assigns an IPv6 address to an interface (no duplicate address detection: the address is ours).
+pub(crate) fn add_ipv6_address(name: &str, addr: Ipv6Addr, len: u8) -> Result<(), PlatformError> {
+    let prefix = format!("{addr}/{len}");
+    ip(&["-6", "addr", "add", &prefix, "dev", name, "nodad"]).map(|_| ())
+}
+
+fn ip(args: &[&str]) -> Result<CommandOutput, PlatformError> {
+    command::run("ip", args)
+}
+
+fn family_flag(addr: IpAddr) -> &'static str {
+    if addr.is_ipv4() {
+        "-4"
+    } else {
+        "-6"
+    }
+}
+
+/// True if a failed command's stderr says the object (route, device, link) is already gone.
+fn is_already_gone(err: &PlatformError) -> bool {
+    match err {
+        PlatformError::Command { stderr, .. } => {
+            stderr.contains("No such process")
+                || stderr.contains("Cannot find device")
+                || stderr.contains("No such device")
+                || stderr.contains("does not exist")
+                || stderr.contains("Failed to resolve interface")
+                || stderr.contains("Unknown interface")
+        }
+        _ => false,
+    }
+}
+
+fn is_file_exists(err: &PlatformError) -> bool {
+    matches!(err, PlatformError::Command { stderr, .. } if stderr.contains("File exists"))
+}
+
+/// The prefixes of the addresses on `dev` (peer prefix for point-to-point addresses), from
+/// `ip -o addr show dev <dev>`.
+fn connected_prefixes(dev: &str) -> Result<Vec<(IpAddr, u8)>, PlatformError> {
+    let out = ip(&["-o", "addr", "show", "dev", dev])?;
+    Ok(parse_addr_show(&out.stdout))
+}
+
+fn parse_addr_show(out: &str) -> Vec<(IpAddr, u8)> {
+    let mut prefixes = Vec::new();
+    for line in out.lines() {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = tokens.iter().position(|t| *t == "inet" || *t == "inet6") else {
+            continue;
+        };
+        let local = tokens.get(at + 1);
+        let chosen = if tokens.get(at + 2) == Some(&"peer") { tokens.get(at + 3) } else { local };
+        if let Some(Ok(p)) = chosen.map(|s| plan::parse_prefix(s)) {
+            prefixes.push(p);
+        }
+    }
+    prefixes
+}
+
+/// Where packets to the gateway currently go.
+#[derive(Debug, PartialEq, Eq)]
+struct GatewayPath {
+    via: Option<IpAddr>,
+    dev: String,
+}
+
+/// Looks up the current path to `gateway` (`ip route get`); `None` if the gateway is a local address.
+fn gateway_path(gateway: IpAddr, tun_name: &str) -> Result<Option<GatewayPath>, PlatformError> {
+    let gw = gateway.to_string();
+    let out = ip(&[family_flag(gateway), "route", "get", &gw])?;
+    let path = parse_route_get(&out.stdout).map_err(|reason| PlatformError::GatewayRoute { gateway, reason })?;
+    if let Some(p) = &path {
+        if p.dev == tun_name {
+            return Err(PlatformError::GatewayRoute {
+                gateway,
+                reason: format!("it is currently routed via the tunnel interface {tun_name}"),
+            });
+        }
+    }
+    Ok(path)
+}
+
+fn parse_route_get(out: &str) -> Result<Option<GatewayPath>, String> {
+    let line = out.lines().next().unwrap_or_default();
+    let tokens: Vec<&str> = line.split_whitespace().collect();
+    match tokens.first() {
+        None => return Err("empty route lookup".to_owned()),
+        Some(&"local") => return Ok(None),
+        Some(t) if UNUSABLE_ROUTE_TYPES.contains(t) => return Err(format!("route type {t}")),
+        Some(_) => {}
+    }
+    let value_after = |key: &str| -> Option<&str> {
+        let at = tokens.iter().position(|t| *t == key)?;
+        match tokens.get(at + 1) {
+            Some(&"inet") | Some(&"inet6") => tokens.get(at + 2).copied(),
+            other => other.copied(),
+        }
+    };
+    let via = match value_after("via") {
+        Some(v) => Some(v.parse::<IpAddr>().map_err(|_| format!("unparsable next hop {v:?}"))?),
+        None => None,
+    };
+    let dev = value_after("dev").ok_or_else(|| format!("no device in {line:?}"))?;
+    Ok(Some(GatewayPath { via, dev: dev.to_owned() }))
+}
+
+fn route_args(op: &'static str, r: &RouteEntry) -> Vec<String> {
+    let mut args = vec![
+        family_flag(r.destination).to_owned(),
+        "route".to_owned(),
+        op.to_owned(),
+        format!("{}/{}", r.destination, r.prefix_len),
+    ];
+    if let Some(via) = r.via {
+        args.push("via".to_owned());
+        args.push(via.to_string());
+    }
+    args.push("dev".to_owned());
+    args.push(r.dev.clone());
+    args.push("proto".to_owned());
+    args.push(ROUTE_PROTOCOL.to_string());
+    args
+}
+
+fn run_route(op: &'static str, r: &RouteEntry) -> Result<(), PlatformError> {
+    let args = route_args(op, r);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    ip(&refs).map(|_| ())
+}
+
+/// Deletes one of our routes; `Ok(false)` if it was already gone (e.g. the TUN disappeared).
+fn delete_route(r: &RouteEntry) -> Result<bool, PlatformError> {
+    match run_route("del", r) {
+        Ok(()) => Ok(true),
+        Err(e) if is_already_gone(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn resolved_running() -> bool {
+    Path::new(RESOLVED_RUNTIME_DIR).is_dir() && command::run("resolvectl", &["status", "--no-pager"]).is_ok()
+}
+
+/// Reads a file, `None` if it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, PlatformError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path)(e)),
+    }
+}
+
+/// Rewrites a file in place (same inode, so bind-mounted files such as a container's resolv.conf work).
+fn write_in_place(path: &Path, bytes: &[u8]) -> Result<(), PlatformError> {
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(io_error(path))?;
+    f.write_all(bytes).map_err(io_error(path))?;
+    f.sync_all().map_err(io_error(path))
+}
+
+fn remove_optional(path: &Path) -> Result<(), PlatformError> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            sync_parent(path);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(path)(e)),
+    }
+}
+
+/// Start time (clock ticks after boot) of process `pid`, field 22 of `/proc/<pid>/stat`.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields after it follow the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True if the process that wrote `journal` still runs.
+fn owner_alive(journal: &Journal) -> bool {
+    match process_start(journal.owner_pid) {
+        Some(start) => journal.owner_start.is_none_or(|s| s == start),
+        None => false,
+    }
+}
+
+/// The DNS change to make, decided before the journal is written.
+enum DnsPlan {
+    None,
+    Resolved,
+    ResolvConf { content: String },
+}
+
+/// Applies `cfg`; returns the journal (already on disk) listing what was changed.
+pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, Journal), PlatformError> {
+    validate_interface_name(&cfg.tun_name)?;
+    for d in &cfg.dns_domains {
+        validate_domain(d)?;
+    }
+    let tun = cfg.tun_name.as_str();
+    let connected = connected_prefixes(tun)?;
+    let prefixes = plan::tunnel_prefixes(&cfg.routes, &connected)?;
+    let full_tunnel = plan::is_full_tunnel(&cfg.routes);
+
+    // The gateway host route goes first, so IKE/ESP never enter the tunnel.
+    let mut routes = Vec::new();
+    if plan::gateway_needs_host_route(cfg.gateway, &prefixes) {
+        if let Some(path) = gateway_path(cfg.gateway, tun)? {
+            routes.push(RouteEntry {
+                destination: cfg.gateway,
+                prefix_len: plan::max_len(cfg.gateway),
+                dev: path.dev,
+                via: path.via,
+            });
+        }
+    }
+    routes.extend(prefixes.iter().map(|&(destination, prefix_len)| RouteEntry {
+        destination,
+        prefix_len,
+        dev: tun.to_owned(),
+        via: None,
+    }));
+
+    create_state_dir(state_dir)?;
+    let jpath = journal_path(state_dir, tun);
+    if fs::symlink_metadata(&jpath).is_ok() {
+        return Err(PlatformError::JournalExists(jpath));
+    }
+
+    let backend = match cfg.dns_backend {
+        _ if cfg.dns.is_empty() => None,
+        DnsBackend::Auto if resolved_running() => Some(DnsBackend::SystemdResolved),
+        DnsBackend::Auto => Some(DnsBackend::ResolvConf),
+        b => Some(b),
+    };
+    let (dns_plan, dns_change) = match backend {
+        None | Some(DnsBackend::Auto) => (DnsPlan::None, None),
+        Some(DnsBackend::SystemdResolved) => (DnsPlan::Resolved, Some(DnsChange::Resolved { link: tun.to_owned() })),
+        Some(DnsBackend::ResolvConf) => {
+            let original = read_optional(&cfg.resolv_conf)?;
+            let backup = match &original {
+                Some(bytes) => {
+                    let b = backup_path(state_dir, tun);
+                    write_atomic(&b, bytes)?;
+                    Some(b)
+                }
+                None => None,
+            };
+            let content = plan::resolv_conf_content(tun, &cfg.dns, &cfg.dns_domains, original.as_deref(), full_tunnel);
+            (
+                DnsPlan::ResolvConf { content: content.clone() },
+                Some(DnsChange::ResolvConf { path: cfg.resolv_conf.clone(), backup, written: content }),
+            )
+        }
+    };
+
+    let mut journal = Journal {
+        version: JOURNAL_VERSION,
+        tun_name: tun.to_owned(),
+        owner_pid: std::process::id(),
+        owner_start: process_start(std::process::id()),
+        routes,
+        dns: dns_change,
+    };
+    if let Err(e) = journal.save(&jpath) {
+        if let Some(DnsChange::ResolvConf { backup: Some(b), .. }) = &journal.dns {
+            let _ = remove_optional(b);
+        }
+        return Err(e);
+    }
+
+    match install(&mut journal, &jpath, cfg, full_tunnel, &dns_plan) {
+        Ok(()) => Ok((jpath, journal)),
+        Err(e) => {
+            tracing::warn!(error = %e, "applying network settings failed; rolling back");
+            if let Err(undo) = restore(&jpath, &journal) {
+                tracing::error!(error = %undo, journal = %jpath.display(), "rollback incomplete");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Makes the changes the journal lists.
+fn install(
+    journal: &mut Journal,
+    jpath: &Path,
+    cfg: &NetworkConfig,
+    full_tunnel: bool,
+    dns: &DnsPlan,
+) -> Result<(), PlatformError> {
+    for r in journal.routes.clone() {
+        match run_route("add", &r) {
+            Ok(()) => {
+                tracing::info!(route = %format_args!("{}/{}", r.destination, r.prefix_len), dev = %r.dev, via = ?r.via, "route added");
+            }
+            // An existing host route to the gateway already pins its path; it is not ours to delete.
+            Err(e) if r.dev != cfg.tun_name && is_file_exists(&e) => {
+                tracing::info!(gateway = %r.destination, "host route to gateway already present");
+                journal.routes.retain(|x| x != &r);
+                journal.save(jpath)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match dns {
+        DnsPlan::None => {}
+        DnsPlan::Resolved => {
+            let servers: Vec<String> = cfg.dns.iter().map(|a| a.to_string()).collect();
+            let mut args = vec!["dns", cfg.tun_name.as_str()];
+            args.extend(servers.iter().map(String::as_str));
+            command::run("resolvectl", &args)?;
+            let mut args = vec!["domain", cfg.tun_name.as_str()];
+            args.extend(cfg.dns_domains.iter().map(String::as_str));
+            if full_tunnel {
+                args.push("~.");
+            }
+            if args.len() > 2 {
+                command::run("resolvectl", &args)?;
+            }
+            tracing::info!(dns = ?cfg.dns, domains = ?cfg.dns_domains, "DNS set via systemd-resolved");
+        }
+        DnsPlan::ResolvConf { content } => {
+            write_in_place(&cfg.resolv_conf, content.as_bytes())?;
+            tracing::info!(dns = ?cfg.dns, path = %cfg.resolv_conf.display(), "resolv.conf written");
+        }
+    }
+    Ok(())
+}
+
+/// Counters of one undo.
+#[derive(Debug, Default)]
+pub(crate) struct UndoStats {
+    pub routes_removed: usize,
+    pub dns_restored: usize,
+    pub warnings: Vec<String>,
+}
+
+enum DnsUndo {
+    Restored,
+    AlreadyRestored,
+    Skipped(String),
+}
+
+fn undo_dns(dns: &DnsChange) -> Result<DnsUndo, PlatformError> {
+    match dns {
+        DnsChange::Resolved { link } => match command::run("resolvectl", &["revert", link]) {
+            Ok(_) => Ok(DnsUndo::Restored),
+            // The link is gone (resolved forgets its settings) or resolved no longer runs (its
+            // per-link settings did not survive the restart).
+            Err(e) if is_already_gone(&e) || !Path::new(RESOLVED_RUNTIME_DIR).is_dir() => Ok(DnsUndo::AlreadyRestored),
+            Err(e) => Err(e),
+        },
+        DnsChange::ResolvConf { path, backup, written } => {
+            let current = read_optional(path)?;
+            let original = match backup {
+                Some(b) => match read_optional(b)? {
+                    Some(bytes) => Some(bytes),
+                    None => {
+                        return Ok(DnsUndo::Skipped(format!(
+                            "backup {} of {} is missing; left it as is",
+                            b.display(),
+                            path.display()
+                        )))
+                    }
+                },
+                None => None,
+            };
+            if current == original {
+                return Ok(DnsUndo::AlreadyRestored);
+            }
+            // Ours if it is what we wrote, or a prefix of it (a write interrupted by a crash).
+            let ours = current.as_deref().is_some_and(|c| written.as_bytes().starts_with(c));
+            if !ours {
+                return Ok(DnsUndo::Skipped(format!("{} was changed by someone else; left it as is", path.display())));
+            }
+            match original {
+                Some(bytes) => write_in_place(path, &bytes)?,
+                None => remove_optional(path)?,
+            }
+            Ok(DnsUndo::Restored)
+        }
+    }
+}
+
+/// Undoes everything `journal` lists (DNS first, then routes in reverse order), then deletes the journal
+/// and the resolv.conf backup. Errors leave the journal in place for a later retry.
+pub(crate) fn restore(jpath: &Path, journal: &Journal) -> Result<UndoStats, PlatformError> {
+    let mut stats = UndoStats::default();
+    let mut first_error: Option<PlatformError> = None;
+    if let Some(dns) = &journal.dns {
+        match undo_dns(dns) {
+            Ok(DnsUndo::Restored) => stats.dns_restored += 1,
+            Ok(DnsUndo::AlreadyRestored) => {}
+            Ok(DnsUndo::Skipped(w)) => {
+                tracing::warn!("{w}");
+                stats.warnings.push(w);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "restoring DNS failed");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    for r in journal.routes.iter().rev() {
+        match delete_route(r) {
+            Ok(true) => {
+                stats.routes_removed += 1;
+                tracing::info!(route = %format_args!("{}/{}", r.destination, r.prefix_len), dev = %r.dev, "route removed");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "removing route failed");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    // Journal first: once it is gone nothing refers to the backup any more.
+    remove_optional(jpath)?;
+    if let Some(DnsChange::ResolvConf { backup: Some(b), .. }) = &journal.dns {
+        remove_optional(b)?;
+    }
+    Ok(stats)
+}
+
+/// Processes every journal in `state_dir`.
+pub(crate) fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
+    let entries = match fs::read_dir(state_dir) {
+        Ok(it) => it,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(state_dir)(e)),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(JOURNAL_SUFFIX)))
+        .collect();
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    paths.sort();
+    let mut report = RecoveryReport::default();
+    let mut first_error: Option<PlatformError> = None;
+    for path in paths {
+        let journal = match Journal::load(&path) {
+            Ok(j) => j,
+            Err(PlatformError::Journal { reason, .. }) => {
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(".corrupt");
+                let aside = PathBuf::from(aside);
+                let _ = fs::rename(&path, &aside);
+                let w =
+                    format!("unreadable journal moved to {}: {reason}; check routes and DNS by hand", aside.display());
+                tracing::warn!("{w}");
+                report.warnings.push(w);
+                continue;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        if owner_alive(&journal) {
+            let w = format!("journal {} belongs to running process {}; skipped", path.display(), journal.owner_pid);
+            tracing::warn!("{w}");
+            report.warnings.push(w);
+            continue;
+        }
+        tracing::info!(journal = %path.display(), tun = %journal.tun_name, "recovering from a previous run");
+        match restore(&path, &journal) {
+            Ok(stats) => {
+                report.journals.push(path);
+                report.routes_removed += stats.routes_removed;
+                report.dns_restored += stats.dns_restored;
+                report.warnings.extend(stats.warnings);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(Some(report)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_route_get() {
+        let out = "203.0.113.2 via 192.0.2.1 dev phys0 src 192.0.2.2 uid 0 \n    cache \n";
+        assert_eq!(
+            parse_route_get(out).unwrap(),
+            Some(GatewayPath { via: Some("192.0.2.1".parse().unwrap()), dev: "phys0".into() })
+        );
+        let onlink = "192.0.2.9 dev phys0 src 192.0.2.2 uid 0\n";
+        assert_eq!(parse_route_get(onlink).unwrap(), Some(GatewayPath { via: None, dev: "phys0".into() }));
+        let v6 = "2001:db8::1 from :: via fe80::1 dev eth0 proto ra src 2001:db8::2 metric 1024 pref medium\n";
+        assert_eq!(parse_route_get(v6).unwrap().unwrap().via, Some("fe80::1".parse().unwrap()));
+        let v4_via_v6 = "203.0.113.2 via inet6 fe80::1 dev eth0 src 192.0.2.2 uid 0\n";
+        assert_eq!(parse_route_get(v4_via_v6).unwrap().unwrap().via, Some("fe80::1".parse().unwrap()));
+        assert_eq!(parse_route_get("local 192.0.2.2 dev lo table local src 192.0.2.2 uid 0\n").unwrap(), None);
+        assert!(parse_route_get("unreachable 203.0.113.2 uid 0\n").is_err());
+        assert!(parse_route_get("").is_err());
+        assert!(parse_route_get("203.0.113.2 via x dev eth0\n").is_err());
+        assert!(parse_route_get("203.0.113.2 via 192.0.2.1\n").is_err());
+    }
+
+    #[test]
+    fn parses_addr_show() {
+        let out = "7: ikl0    inet 100.64.0.1/24 scope global ikl0\\       valid_lft forever preferred_lft forever\n\
+                   7: ikl0    inet 100.64.0.5 peer 100.64.1.0/24 scope global ikl0\n\
+                   7: ikl0    inet6 fe80::1/64 scope link \\       valid_lft forever preferred_lft forever\n\
+                   garbage\n";
+        assert_eq!(
+            parse_addr_show(out),
+            vec![
+                plan::parse_prefix("100.64.0.1/24").unwrap(),
+                plan::parse_prefix("100.64.1.0/24").unwrap(),
+                plan::parse_prefix("fe80::1/64").unwrap(),
+            ]
+        );
+    }
+
+    #[test]
+    fn route_arguments() {
+        let r = RouteEntry {
+            destination: "203.0.113.2".parse().unwrap(),
+            prefix_len: 32,
+            dev: "phys0".into(),
+            via: Some("192.0.2.1".parse().unwrap()),
+        };
+        assert_eq!(route_args("add", &r).join(" "), "-4 route add 203.0.113.2/32 via 192.0.2.1 dev phys0 proto 173");
+        let r = RouteEntry { destination: "8000::".parse().unwrap(), prefix_len: 1, dev: "ikl0".into(), via: None };
+        assert_eq!(route_args("del", &r).join(" "), "-6 route del 8000::/1 dev ikl0 proto 173");
+    }
+
+    #[test]
+    fn own_process_start_is_readable() {
+        let me = std::process::id();
+        assert!(process_start(me).is_some());
+        let j = Journal {
+            version: JOURNAL_VERSION,
+            tun_name: "x".into(),
+            owner_pid: me,
+            owner_start: process_start(me),
+            routes: vec![],
+            dns: None,
+        };
+        assert!(owner_alive(&j));
+        let stale = Journal { owner_start: j.owner_start.map(|s| s + 1), ..j };
+        assert!(!owner_alive(&stale));
+    }
+
+    #[test]
+    fn resolv_conf_undo_is_byte_exact_and_respects_foreign_changes() {
+        let dir = std::env::temp_dir().join(format!("ikelink-dns-undo-{}", std::process::id()));
+        create_state_dir(&dir).unwrap();
+        let conf = dir.join("resolv.conf");
+        let backup = backup_path(&dir, "ikl0");
+        let original = b"nameserver 192.0.2.53\r\n# odd bytes \xff\n".to_vec();
+        fs::write(&conf, &original).unwrap();
+        fs::write(&backup, &original).unwrap();
+        let written = "nameserver 100.64.0.53\n".to_owned();
+        let change =
+            DnsChange::ResolvConf { path: conf.clone(), backup: Some(backup.clone()), written: written.clone() };
+        fs::write(&conf, &written).unwrap();
+        assert!(matches!(undo_dns(&change).unwrap(), DnsUndo::Restored));
+        assert_eq!(fs::read(&conf).unwrap(), original);
+        assert!(matches!(undo_dns(&change).unwrap(), DnsUndo::AlreadyRestored));
+        // Interrupted write (truncated) still counts as ours.
+        fs::write(&conf, &written[..5]).unwrap();
+        assert!(matches!(undo_dns(&change).unwrap(), DnsUndo::Restored));
+        assert_eq!(fs::read(&conf).unwrap(), original);
+        fs::write(&conf, "nameserver 192.0.2.99\n").unwrap();
+        assert!(matches!(undo_dns(&change).unwrap(), DnsUndo::Skipped(_)));
+        assert_eq!(fs::read(&conf).unwrap(), b"nameserver 192.0.2.99\n");
+        // No original file: restoring removes ours.
+        let no_file = DnsChange::ResolvConf { path: conf.clone(), backup: None, written: written.clone() };
+        fs::write(&conf, &written).unwrap();
+        assert!(matches!(undo_dns(&no_file).unwrap(), DnsUndo::Restored));
+        assert!(!conf.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,443 @@
+//! Host networking for the tunnel: the TUN device, routes and DNS.
+//!
+//! - [`open_tun`] creates and configures the TUN device (via the `tun` crate) and returns a [`Tun`] that the
+//!   tokio driver reads and writes whole IP packets from, without allocating per packet.
+//! - [`apply`] installs the routes for the negotiated traffic selectors (RFC 7296 §2.9) and the DNS servers
+//!   from the configuration payload (RFC 7296 §3.15), after writing a journal of what it will undo, and
+//!   returns an [`AppliedNetwork`] guard that restores everything on [`AppliedNetwork::restore`] or drop.
+//! - [`recover`] undoes what a crashed run's journal lists.
+//! - [`mss_clamp`] lowers the TCP MSS of SYNs entering the tunnel.
+//!
+//! Routing follows the usual client practice: a full tunnel (`0.0.0.0/0`, `::/0`) never replaces the
+//! default route but overrides it with two half routes (`0.0.0.0/1` + `128.0.0.0/1`, `::/1` + `8000::/1`)
+//! via the TUN, plus a host route to the VPN server through the current physical path so IKE and ESP keep
+//! flowing outside the tunnel. Route changes and DNS use `ip` and `resolvectl` (or `/etc/resolv.conf`),
+//! run with explicit arguments, never a shell. Route management is Linux-only for now.
+
+// Route and DNS management is Linux-only for now; elsewhere parts of the helpers are unused.
+#[cfg(unix)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+mod command;
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+mod journal;
+#[cfg(target_os = "linux")]
+mod linux;
+mod mss;
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+mod plan;
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use tun::AbstractDevice;
+
+pub use mss::mss_clamp;
+pub use plan::parse_prefix;
+
+use journal::Journal;
+
+/// Default directory for journals: tmpfs, so a reboot (which also drops all routes) clears it.
+pub const DEFAULT_STATE_DIR: &str = "/run/ikelink";
+/// Default resolver configuration file rewritten when systemd-resolved is not in use.
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// Default TUN name; on Linux the kernel replaces `%d` with the first free number.
+pub const DEFAULT_TUN_NAME: &str = "ikl%d";
+/// Default TUN MTU: leaves room for ESP-in-UDP overhead on a 1500-byte path (RFC 3948, RFC 4303).
+pub const DEFAULT_TUN_MTU: u16 = 1400;
+/// Routing protocol number put on every route we install (`ip route ... proto 173`), so that cleanup only
+/// ever deletes routes that are ours.
+pub const ROUTE_PROTOCOL: u8 = 173;
+
+/// Errors of the platform layer. Command failures name the command and carry its stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The `tun` crate failed to create or configure the device.
+    #[error("TUN device: {0}")]
+    Tun(#[from] tun::Error),
+    /// A system tool could not be started.
+    #[error("could not run `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why it could not be started.
+        source: io::Error,
+    },
+    /// A system tool exited with an error.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Exit code or signal.
+        status: String,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+    /// A system tool did not finish in time and was killed.
+    #[error("`{command}` timed out")]
+    Timeout {
+        /// The command line.
+        command: String,
+    },
+    /// A system tool printed something we could not understand.
+    #[error("unexpected output of `{command}`: {output}")]
+    UnexpectedOutput {
+        /// The command line.
+        command: String,
+        /// The output in question.
+        output: String,
+    },
+    /// Reading or writing a file (journal, backup, resolv.conf) failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A journal could not be parsed.
+    #[error("journal {path} is corrupt: {reason}")]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A journal for this TUN already exists: a previous run did not clean up; call [`recover`] first.
+    #[error("journal {0} already exists; run recovery first")]
+    JournalExists(PathBuf),
+    /// A route prefix is malformed.
+    #[error("invalid prefix {0:?}")]
+    InvalidPrefix(String),
+    /// An interface name is unusable (empty, too long, or with characters `ip` would misread).
+    #[error("invalid interface name {0:?}")]
+    InvalidInterfaceName(String),
+    /// A DNS domain is unusable (it would corrupt resolv.conf or be read as an option).
+    #[error("invalid DNS domain {0:?}")]
+    InvalidDomain(String),
+    /// The VPN server is not reachable outside the tunnel.
+    #[error("no usable route to gateway {gateway}: {reason}")]
+    GatewayRoute {
+        /// The VPN server's address.
+        gateway: IpAddr,
+        /// Why the current route cannot be used.
+        reason: String,
+    },
+    /// This operation is not implemented on this operating system.
+    #[error("not supported on this platform")]
+    Unsupported,
+}
+
+/// TUN device settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunConfig {
+    /// Interface name; `None` uses [`DEFAULT_TUN_NAME`] on Linux and the next free `utunN` on macOS.
+    pub name: Option<String>,
+    /// Virtual IPv4 address and prefix length (from INTERNAL_IP4_ADDRESS, RFC 7296 §3.15.1).
+    pub ipv4: Option<(Ipv4Addr, u8)>,
+    /// Virtual IPv6 address and prefix length (from INTERNAL_IP6_ADDRESS, RFC 7296 §3.15.1).
+    pub ipv6: Option<(Ipv6Addr, u8)>,
+    /// Interface MTU.
+    pub mtu: u16,
+}
+
+impl Default for TunConfig {
+    fn default() -> Self {
+        TunConfig { name: None, ipv4: None, ipv6: None, mtu: DEFAULT_TUN_MTU }
+    }
+}
+
+/// An open, configured and up TUN device; reads and writes whole IP packets (no packet-information
+/// header) asynchronously on the tokio runtime it was opened in. The device disappears when dropped.
+///
+/// Both methods take `&self`, so one `Arc<Tun>` can serve a reader task and a writer task.
+pub struct Tun {
+    device: tun::AsyncDevice,
+    name: String,
+    mtu: u16,
+}
+
+impl Tun {
+    /// The interface name the kernel assigned (e.g. `ikl0`, `utun4`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The MTU the device was configured with.
+    pub fn mtu(&self) -> u16 {
+        self.mtu
+    }
+
+    /// Receives one IP packet into `buf`, returning its length. `buf` should hold at least `mtu()` bytes.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.device.recv(buf).await
+    }
+
+    /// Sends one IP packet.
+    pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
+        self.device.send(packet).await
+    }
+}
+
+impl fmt::Debug for Tun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tun").field("name", &self.name).field("mtu", &self.mtu).finish_non_exhaustive()
+    }
+}
+
+/// Opens the TUN device, sets its addresses and MTU and brings it up.
+///
+/// Must be called from within a tokio runtime (the device registers with its reactor).
+pub fn open_tun(cfg: &TunConfig) -> Result<Tun, PlatformError> {
+    let mut conf = tun::Configuration::default();
+    match &cfg.name {
+        Some(name) => {
+            validate_interface_name(name)?;
+            conf.tun_name(name);
+        }
+        None => {
+            if cfg!(target_os = "linux") {
+                conf.tun_name(DEFAULT_TUN_NAME);
+            }
+        }
+    }
+    conf.mtu(cfg.mtu);
+    if let Some((addr, len)) = cfg.ipv4 {
+        let netmask = plan::ipv4_netmask(len).ok_or_else(|| PlatformError::InvalidPrefix(format!("{addr}/{len}")))?;
+        conf.address(addr).netmask(netmask);
+        // utun is point-to-point: use the local address as the peer, as macOS VPN clients do.
+        #[cfg(target_os = "macos")]
+        conf.destination(addr);
+    }
+    if let Some((addr, len)) = cfg.ipv6 {
+        if len > 128 {
+            return Err(PlatformError::InvalidPrefix(format!("{addr}/{len}")));
+        }
+    }
+    conf.up();
+    let device = tun::create_as_async(&conf)?;
+    let name = device.tun_name()?;
+    if let Some((addr, len)) = cfg.ipv6 {
+        add_ipv6_address(&name, addr, len)?;
+    }
+    tracing::info!(tun = %name, mtu = cfg.mtu, ipv4 = ?cfg.ipv4, ipv6 = ?cfg.ipv6, "TUN device up");
+    Ok(Tun { device, name, mtu: cfg.mtu })
+}
+
+#[cfg(target_os = "linux")]
+fn add_ipv6_address(name: &str, addr: Ipv6Addr, len: u8) -> Result<(), PlatformError> {
+    linux::add_ipv6_address(name, addr, len)
+}
+
+#[cfg(target_os = "macos")]
+fn add_ipv6_address(name: &str, addr: Ipv6Addr, len: u8) -> Result<(), PlatformError> {
+    let addr = addr.to_string();
+    let len = len.to_string();
+    command::run("ifconfig", &[name, "inet6", &addr, "prefixlen", &len, "alias"]).map(|_| ())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn add_ipv6_address(_name: &str, _addr: Ipv6Addr, _len: u8) -> Result<(), PlatformError> {
+    Err(PlatformError::Unsupported)
+}
+
+/// How DNS settings are installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsBackend {
+    /// systemd-resolved if it is running, else the resolv.conf file.
+    #[default]
+    Auto,
+    /// Per-link settings through `resolvectl`.
+    SystemdResolved,
+    /// Rewrite [`NetworkConfig::resolv_conf`], restoring the original byte for byte.
+    ResolvConf,
+}
+
+/// Routes and DNS for an established Child SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// The TUN interface (from [`Tun::name`]).
+    pub tun_name: String,
+    /// The VPN server's public address (the outer IKE/ESP peer).
+    pub gateway: IpAddr,
+    /// Remote traffic selectors as prefixes (address, prefix length); `0.0.0.0/0` / `::/0` mean full
+    /// tunnel. Host bits are ignored. See [`parse_prefix`].
+    pub routes: Vec<(IpAddr, u8)>,
+    /// DNS servers (INTERNAL_IP4_DNS / INTERNAL_IP6_DNS); empty leaves DNS alone.
+    pub dns: Vec<IpAddr>,
+    /// DNS search/routing domains (INTERNAL_DNS_DOMAIN, RFC 8598).
+    pub dns_domains: Vec<String>,
+    /// Resolver file used by [`DnsBackend::ResolvConf`].
+    pub resolv_conf: PathBuf,
+    /// DNS mechanism.
+    pub dns_backend: DnsBackend,
+}
+
+impl NetworkConfig {
+    /// A configuration with no routes or DNS, the default resolv.conf path and automatic DNS backend.
+    pub fn new(tun_name: impl Into<String>, gateway: IpAddr) -> Self {
+        NetworkConfig {
+            tun_name: tun_name.into(),
+            gateway,
+            routes: Vec::new(),
+            dns: Vec::new(),
+            dns_domains: Vec::new(),
+            resolv_conf: PathBuf::from(DEFAULT_RESOLV_CONF),
+            dns_backend: DnsBackend::Auto,
+        }
+    }
+}
+
+/// The path of the journal for TUN `tun_name` in `state_dir` (`<state_dir>/<tun_name>.state`).
+pub fn journal_path(state_dir: &Path, tun_name: &str) -> PathBuf {
+    journal::journal_path(state_dir, tun_name)
+}
+
+/// Routes and DNS currently applied; restores the previous state on [`restore`](Self::restore) or drop.
+#[derive(Debug)]
+pub struct AppliedNetwork {
+    journal_path: PathBuf,
+    journal: Journal,
+    restored: bool,
+}
+
+impl AppliedNetwork {
+    /// The TUN interface the settings belong to.
+    pub fn tun_name(&self) -> &str {
+        &self.journal.tun_name
+    }
+
+    /// The journal file that lists what will be undone.
+    pub fn journal_path(&self) -> &Path {
+        &self.journal_path
+    }
+
+    /// The routes this guard installed, as (destination, prefix length).
+    pub fn routes(&self) -> Vec<(IpAddr, u8)> {
+        self.journal.routes.iter().map(|r| (r.destination, r.prefix_len)).collect()
+    }
+
+    /// Removes the routes and restores DNS, then deletes the journal. Idempotent; routes already removed
+    /// by the kernel (TUN gone) are fine. On error the journal is kept so [`recover`] can retry.
+    pub fn restore(&mut self) -> Result<(), PlatformError> {
+        if self.restored {
+            return Ok(());
+        }
+        restore_journal(&self.journal_path, &self.journal)?;
+        self.restored = true;
+        Ok(())
+    }
+}
+
+impl Drop for AppliedNetwork {
+    fn drop(&mut self) {
+        if let Err(e) = self.restore() {
+            tracing::error!(error = %e, journal = %self.journal_path.display(), "restoring network settings failed");
+        }
+    }
+}
+
+/// What [`recover`] undid.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Journals processed and deleted.
+    pub journals: Vec<PathBuf>,
+    /// Routes that were still present and got deleted.
+    pub routes_removed: usize,
+    /// DNS configurations restored.
+    pub dns_restored: usize,
+    /// Things left alone, with the reason (journal of a live process, resolv.conf changed by someone else,
+    /// unreadable journal moved aside).
+    pub warnings: Vec<String>,
+}
+
+/// Applies routes and DNS for `cfg`, writing the journal to `state_dir` first.
+#[cfg(target_os = "linux")]
+pub fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<AppliedNetwork, PlatformError> {
+    let (journal_path, journal) = linux::apply(cfg, state_dir)?;
+    Ok(AppliedNetwork { journal_path, journal, restored: false })
+}
+
+/// Applies routes and DNS for `cfg` (not yet supported on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<AppliedNetwork, PlatformError> {
+    let _ = (cfg, state_dir);
+    Err(PlatformError::Unsupported)
+}
+
+/// Undoes what every journal in `state_dir` lists (left by a crashed run) and deletes it. Returns `None`
+/// if there was nothing to recover. Journals owned by a still-running process are skipped.
+#[cfg(target_os = "linux")]
+pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
+    linux::recover(state_dir)
+}
+
+/// Undoes crashed runs' journals (nothing to do on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
+    let _ = state_dir;
+    Ok(None)
+}
+
+#[cfg(target_os = "linux")]
+fn restore_journal(path: &Path, journal: &Journal) -> Result<(), PlatformError> {
+    linux::restore(path, journal).map(|_| ())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn restore_journal(_path: &Path, _journal: &Journal) -> Result<(), PlatformError> {
+    Err(PlatformError::Unsupported)
+}
+
+/// Checks an interface name: 1-15 bytes (IFNAMSIZ - 1), no whitespace, `/` or `:`, not an option.
+fn validate_interface_name(name: &str) -> Result<(), PlatformError> {
+    let ok = !name.is_empty()
+        && name.len() < 16
+        && !name.starts_with('-')
+        && name.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
+    if ok {
+        Ok(())
+    } else {
+        Err(PlatformError::InvalidInterfaceName(name.to_owned()))
+    }
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+/// Checks a DNS domain: ASCII letters, digits, `-`, `_` and `.`, at most 253 bytes, not an option.
+fn validate_domain(domain: &str) -> Result<(), PlatformError> {
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && !domain.starts_with('-')
+        && domain.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PlatformError::InvalidDomain(domain.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        for ok in ["ikl0", "ikl%d", "utun3", "tun-vpn_1"] {
+            assert!(validate_interface_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "a b", "a/b", "a:1", "0123456789abcdef", "é"] {
+            assert!(validate_interface_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn domains() {
+        for ok in ["corp.example", "a-b.example.", "x"] {
+            assert!(validate_domain(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "a b", "a\nnameserver 1.2.3.4", "~.", "a;b"] {
+            assert!(validate_domain(bad).is_err(), "{bad}");
+        }
+    }
+}
