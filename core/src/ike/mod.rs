@@ -11,6 +11,8 @@ mod error;
 mod identity;
 pub mod proposal;
 mod sa;
+#[cfg(test)]
+mod sim;
 mod ts;
 
 pub use child::ChildSa;

@@ -16,12 +16,12 @@ use super::config::{AuthConfig, IkeConfig};
 use super::error::IkeError;
 use super::identity::display_identity;
 use super::proposal::{select_esp, select_ike, IkeSuite};
-use super::ts::{parse_cidr, Cidr};
+use super::ts::{parse_cidr, ts_subset, Cidr};
 use crate::crypto::{self, ChildKeys, Group, IkeKeys, KeyExchange};
 use crate::esp::EspParams;
 use crate::wire::{
     self, cfg_attr, AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, Delete, ExchangeType, Flags,
-    Header, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId,
+    Header, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector,
 };
 
 /// IKE's UDP port (§2) and the NAT-T port (RFC 3948).
@@ -178,6 +178,8 @@ pub struct IkeSa {
     child_spi_in: u32,
     /// (inbound, outbound) SPIs of the installed Child SA.
     child: Option<(u32, u32)>,
+    /// IKE_AUTH verified: the IKE SA exists on both sides.
+    peer_authenticated: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -249,6 +251,7 @@ impl IkeSa {
             last_response: None,
             child_spi_in,
             child: None,
+            peer_authenticated: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -351,6 +354,14 @@ impl IkeSa {
                 Handling::Fatal(e) => {
                     warn!(%e, "IKE SA failed");
                     self.pending = None;
+                    if self.peer_authenticated {
+                        // The gateway considers the IKE SA established: tell it we are gone (§1.4.1), once.
+                        let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
+                        let header = self.request_header(ExchangeType::INFORMATIONAL, self.next_message_id);
+                        if let Ok(bytes) = self.encrypt(header, &payloads) {
+                            self.emit(bytes);
+                        }
+                    }
                     self.finish(Some(e));
                 }
             }
@@ -542,6 +553,7 @@ impl IkeSa {
             }
         }
         self.verify_peer_auth(idr, auth)?;
+        self.peer_authenticated = true;
         let remote_id = display_identity(idr);
         info!(remote_id, "gateway authenticated");
 
@@ -555,7 +567,12 @@ impl IkeSa {
             return Err(e);
         };
         let (suite, spi_out) = select_esp(&self.config.esp_proposals, sa, false)?;
-        if tsi.is_empty() || tsr.is_empty() {
+        // The gateway may only narrow what we proposed (§2.9), never widen it.
+        let inside = |got: &[TrafficSelector], ours: &[TrafficSelector]| {
+            !got.is_empty() && got.iter().all(|g| ours.iter().any(|o| ts_subset(g, o)))
+        };
+        if !inside(tsi, &self.config.ts_i) || !inside(tsr, &self.config.ts_r) {
+            warn!(?tsi, ?tsr, "gateway answered with traffic selectors outside what we proposed");
             return Err(IkeError::TsUnacceptable);
         }
         let ike_suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
@@ -647,7 +664,8 @@ impl IkeSa {
                     match p {
                         Payload::Delete(d) if d.protocol == ProtocolId::IKE => {
                             info!("gateway deleted the IKE SA");
-                            close = Some(IkeError::DeletedByPeer);
+                            // Our own Delete crossed the gateway's: we were closing anyway.
+                            close = Some((self.state != State::Closing).then_some(IkeError::DeletedByPeer));
                         }
                         Payload::Delete(d) if d.protocol == ProtocolId::ESP => {
                             let mut ours = Vec::new();
@@ -690,12 +708,9 @@ impl IkeSa {
         let resp = self.encrypt(header, &reply).map_err(Handling::Fatal)?;
         self.last_response = Some((h.message_id, resp.clone()));
         self.emit(resp);
-        if let Some(e) = close {
-            if let Some((inb, outb)) = self.child.take() {
-                self.events.push_back(Event::ChildSaDeleted { inbound_spi: inb, outbound_spi: outb });
-            }
+        if let Some(reason) = close {
             self.pending = None;
-            self.finish(Some(e));
+            self.finish(reason);
         }
         Ok(())
     }
@@ -796,15 +811,8 @@ impl IkeSa {
         self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, payloads)
     }
 
-    fn send_request(
-        &mut self,
-        now: Instant,
-        exchange: ExchangeType,
-        kind: RequestKind,
-        payloads: Vec<Payload>,
-    ) -> Result<(), IkeError> {
-        let message_id = self.next_message_id;
-        let header = Header {
+    fn request_header(&self, exchange: ExchangeType, message_id: u32) -> Header {
+        Header {
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             next_payload: 0,
@@ -813,7 +821,18 @@ impl IkeSa {
             flags: Flags { initiator: true, version: false, response: false },
             message_id,
             length: 0,
-        };
+        }
+    }
+
+    fn send_request(
+        &mut self,
+        now: Instant,
+        exchange: ExchangeType,
+        kind: RequestKind,
+        payloads: Vec<Payload>,
+    ) -> Result<(), IkeError> {
+        let message_id = self.next_message_id;
+        let header = self.request_header(exchange, message_id);
         let bytes = self.encrypt(header, &payloads)?;
         self.next_message_id = self.next_message_id.wrapping_add(1);
         self.start_request(now, kind, message_id, bytes);

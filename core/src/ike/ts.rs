@@ -118,6 +118,18 @@ pub fn ts_contains(ts: &TrafficSelector, addr: IpAddr) -> bool {
     }
 }
 
+/// Is `inner` within `outer` (protocol, ports and addresses, §2.9)?
+pub fn ts_subset(inner: &TrafficSelector, outer: &TrafficSelector) -> bool {
+    let proto = outer.ip_protocol == 0 || outer.ip_protocol == inner.ip_protocol;
+    let ports = outer.start_port <= inner.start_port && inner.end_port <= outer.end_port;
+    let addrs = match (&inner.addresses, &outer.addresses) {
+        (TsAddresses::V4 { start, end }, TsAddresses::V4 { start: s, end: e }) => s <= start && end <= e,
+        (TsAddresses::V6 { start, end }, TsAddresses::V6 { start: s, end: e }) => s <= start && end <= e,
+        _ => false,
+    };
+    proto && ports && addrs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

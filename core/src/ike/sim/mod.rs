@@ -1,0 +1,343 @@
+//! A two-peer simulator with virtual time, in the style of quinn-proto's `Pair::drive` tests: our initiator
+//! ([`IkeSa`]) against a scripted responder ([`Responder`]), with hooks to drop, duplicate, corrupt, delay
+//! (reorder) and inspect every datagram. Deterministic: fixed seeds, and time only moves when the simulator moves
+//! it (to the next delivery or the initiator's next `poll_timeout` deadline).
+
+mod responder;
+mod tests;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub use responder::{cidr_ts, Responder, ResponderConfig};
+
+use super::{ChildSa, Event, IkeConfig, IkeError, IkeSa, SessionInfo, SocketKind};
+use crate::wire::{Header, Message};
+
+/// Our address as the initiator knows it (the IKE socket).
+pub const INITIATOR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), 500);
+/// Our NAT-T socket.
+pub const INITIATOR_NATT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), 4500);
+/// The responder's address.
+pub const RESPONDER_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// The seed of the initiator.
+pub const INITIATOR_SEED: [u8; 32] = [0x49; 32];
+/// Default bound on simulation steps.
+pub const MAX_STEPS: usize = 10_000;
+
+/// Which way a datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    ToResponder,
+    ToInitiator,
+}
+
+/// A datagram as sent (before its [`Fate`]).
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    pub dir: Dir,
+    /// Virtual time since the start of the simulation.
+    pub at: Duration,
+    /// Its number among the datagrams sent in the same direction (0-based).
+    pub index: usize,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// The initiator's socket it leaves from or arrives at.
+    pub socket: SocketKind,
+    /// The UDP payload (with the non-ESP marker on the NAT-T socket).
+    pub payload: Vec<u8>,
+}
+
+impl Datagram {
+    /// The IKE message without the non-ESP marker, or `None` for a non-IKE (ESP) datagram on port 4500.
+    pub fn ike(&self) -> Option<&[u8]> {
+        strip_marker(self.socket, &self.payload)
+    }
+
+    /// The decoded IKE header.
+    pub fn header(&self) -> Option<Header> {
+        self.ike().and_then(|b| Header::decode(b).ok())
+    }
+
+    /// The decoded message (encrypted payloads stay encrypted).
+    pub fn message(&self) -> Option<Message> {
+        self.ike().and_then(|b| Message::decode(b).ok())
+    }
+
+    /// Is this an IKE message of exchange `exchange`, a request or a response?
+    pub fn is(&self, exchange: crate::wire::ExchangeType, response: bool) -> bool {
+        self.header().is_some_and(|h| h.exchange == exchange && h.flags.response == response)
+    }
+}
+
+fn strip_marker(socket: SocketKind, payload: &[u8]) -> Option<&[u8]> {
+    match socket {
+        SocketKind::Ike => Some(payload),
+        SocketKind::NatT => payload.strip_prefix(&[0u8; 4][..]),
+    }
+}
+
+/// What happens to a datagram.
+#[derive(Debug, Clone)]
+pub enum Fate {
+    Deliver,
+    Drop,
+    /// Deliver these UDP payloads instead, each after its own extra delay: duplication, corruption, delay and
+    /// reordering (a delayed datagram is overtaken by later ones).
+    Replace(Vec<(Duration, Vec<u8>)>),
+}
+
+impl Fate {
+    /// Deliver the datagram twice.
+    pub fn duplicate(d: &Datagram) -> Fate {
+        Fate::Replace(vec![(Duration::ZERO, d.payload.clone()), (Duration::ZERO, d.payload.clone())])
+    }
+
+    /// Deliver it late.
+    pub fn delay(d: &Datagram, by: Duration) -> Fate {
+        Fate::Replace(vec![(by, d.payload.clone())])
+    }
+}
+
+type FateHook = Box<dyn FnMut(&Datagram) -> Fate>;
+
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    dgram: Datagram,
+}
+
+/// The initiator and the responder, a virtual clock and the network between them.
+pub struct Pair {
+    pub start: Instant,
+    pub now: Instant,
+    pub initiator: IkeSa,
+    pub responder: Responder,
+    /// Every datagram sent, in order, as sent.
+    pub log: Vec<Datagram>,
+    /// Every event of the initiator, with its virtual time.
+    pub events: Vec<(Duration, Event)>,
+    /// One-way delay of the network.
+    pub latency: Duration,
+    /// Datagrams to an address nobody listens on, or non-IKE datagrams.
+    pub undeliverable: Vec<Datagram>,
+    pub max_steps: usize,
+    fate: FateHook,
+    in_flight: Vec<InFlight>,
+    seq: u64,
+    steps: usize,
+    sent: [usize; 2],
+}
+
+impl Pair {
+    /// A pair with the initiator's IKE_SA_INIT already queued.
+    pub fn new(config: IkeConfig, responder: ResponderConfig) -> Pair {
+        let start = Instant::now();
+        let remote = SocketAddr::new(IpAddr::V4(RESPONDER_IP), 500);
+        let initiator = match IkeSa::new(config, INITIATOR, remote, start, INITIATOR_SEED) {
+            Ok(sa) => sa,
+            Err(e) => panic!("IkeSa::new: {e}"),
+        };
+        Pair {
+            start,
+            now: start,
+            initiator,
+            responder: Responder::new(responder, RESPONDER_IP),
+            log: Vec::new(),
+            events: Vec::new(),
+            latency: Duration::ZERO,
+            undeliverable: Vec::new(),
+            max_steps: MAX_STEPS,
+            fate: Box::new(|_| Fate::Deliver),
+            in_flight: Vec::new(),
+            seq: 0,
+            steps: 0,
+            sent: [0; 2],
+        }
+    }
+
+    /// Decide the fate of every datagram from now on.
+    pub fn set_fate(&mut self, f: impl FnMut(&Datagram) -> Fate + 'static) {
+        self.fate = Box::new(f);
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Move queued datagrams of both peers onto the network and the initiator's events into [`Pair::events`].
+    fn collect(&mut self) {
+        let at = self.elapsed();
+        while let Some(t) = self.initiator.poll_transmit() {
+            let src = match t.socket {
+                SocketKind::Ike => INITIATOR,
+                SocketKind::NatT => INITIATOR_NATT,
+            };
+            let d = Datagram {
+                dir: Dir::ToResponder,
+                at,
+                index: self.sent[0],
+                src,
+                dst: t.remote,
+                socket: t.socket,
+                payload: t.payload,
+            };
+            self.sent[0] += 1;
+            self.launch(d);
+        }
+        while let Some(t) = self.responder.poll_transmit() {
+            let socket = if t.dst.port() == INITIATOR_NATT.port() { SocketKind::NatT } else { SocketKind::Ike };
+            let d = Datagram {
+                dir: Dir::ToInitiator,
+                at,
+                index: self.sent[1],
+                src: SocketAddr::new(IpAddr::V4(RESPONDER_IP), t.from_port),
+                dst: t.dst,
+                socket,
+                payload: t.payload,
+            };
+            self.sent[1] += 1;
+            self.launch(d);
+        }
+        while let Some(e) = self.initiator.poll_event() {
+            self.events.push((at, e));
+        }
+    }
+
+    fn launch(&mut self, d: Datagram) {
+        let copies = match (self.fate)(&d) {
+            Fate::Deliver => vec![(Duration::ZERO, d.payload.clone())],
+            Fate::Drop => vec![],
+            Fate::Replace(v) => v,
+        };
+        for (delay, payload) in copies {
+            self.seq += 1;
+            let dgram = Datagram { payload, ..d.clone() };
+            self.in_flight.push(InFlight { at: self.now + self.latency + delay, seq: self.seq, dgram });
+        }
+        self.log.push(d);
+    }
+
+    fn deliver(&mut self, d: Datagram) {
+        match d.dir {
+            Dir::ToResponder => {
+                let ours = d.dst.ip() == IpAddr::V4(RESPONDER_IP);
+                let socket = match d.dst.port() {
+                    500 => Some(SocketKind::Ike),
+                    4500 => Some(SocketKind::NatT),
+                    _ => None,
+                };
+                match (ours, socket) {
+                    (true, Some(s)) => match strip_marker(s, &d.payload) {
+                        Some(ike) => {
+                            let ike = ike.to_vec();
+                            self.responder.handle(d.src, d.dst.port(), &ike);
+                        }
+                        None => self.undeliverable.push(d),
+                    },
+                    _ => self.undeliverable.push(d),
+                }
+            }
+            Dir::ToInitiator => {
+                let ours = d.dst == INITIATOR || d.dst == INITIATOR_NATT;
+                match (ours, strip_marker(d.socket, &d.payload)) {
+                    (true, Some(ike)) => {
+                        let ike = ike.to_vec();
+                        self.initiator.handle_datagram(self.now, &ike);
+                    }
+                    _ => self.undeliverable.push(d),
+                }
+            }
+        }
+    }
+
+    /// One step: deliver the next datagram or fire the initiator's timer, whichever is due first (deliveries win
+    /// ties). Returns `false` when nothing is left to do.
+    pub fn step(&mut self) -> bool {
+        self.steps += 1;
+        assert!(self.steps <= self.max_steps, "simulation did not settle within {} steps", self.max_steps);
+        self.collect();
+        let next = self.in_flight.iter().enumerate().min_by_key(|(_, f)| (f.at, f.seq)).map(|(i, f)| (i, f.at));
+        let timer = self.initiator.poll_timeout().map(|(t, _)| t);
+        let delivery = match (next, timer) {
+            (None, None) => return false,
+            (Some((i, at)), Some(t)) if at <= t => Some(i),
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        };
+        match (delivery, timer) {
+            (Some(i), _) => {
+                let f = self.in_flight.swap_remove(i);
+                self.now = self.now.max(f.at);
+                self.deliver(f.dgram);
+            }
+            (None, Some(t)) => {
+                self.now = self.now.max(t);
+                self.initiator.handle_timeout(self.now);
+            }
+            (None, None) => return false,
+        }
+        self.collect();
+        true
+    }
+
+    /// Run until nothing is in flight and the initiator has no timer.
+    pub fn drive(&mut self) {
+        while self.step() {}
+    }
+
+    /// Run until `stop` holds (checked before every step) or nothing is left to do; returns whether `stop` held.
+    pub fn drive_until(&mut self, mut stop: impl FnMut(&Pair) -> bool) -> bool {
+        loop {
+            self.collect();
+            if stop(self) {
+                return true;
+            }
+            if !self.step() {
+                return false;
+            }
+        }
+    }
+
+    /// Feed bytes straight to the initiator (no marker handling), as if they had arrived now.
+    pub fn inject_to_initiator(&mut self, ike: &[u8]) {
+        self.initiator.handle_datagram(self.now, ike);
+        self.collect();
+    }
+
+    /// Close the initiator now.
+    pub fn close(&mut self) {
+        self.initiator.close(self.now);
+        self.collect();
+    }
+
+    /// The session info of the `Established` event.
+    pub fn session(&self) -> Option<&SessionInfo> {
+        self.events.iter().find_map(|(_, e)| match e {
+            Event::Established(i) => Some(i),
+            _ => None,
+        })
+    }
+
+    /// The Child SA the initiator installed.
+    pub fn child(&self) -> Option<&ChildSa> {
+        self.events.iter().find_map(|(_, e)| match e {
+            Event::ChildSaInstalled(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The `Closed` event, with its time.
+    pub fn closed(&self) -> Option<(Duration, &Option<IkeError>)> {
+        self.events.iter().find_map(|(t, e)| match e {
+            Event::Closed(r) => Some((*t, r)),
+            _ => None,
+        })
+    }
+
+    /// Datagrams sent in one direction.
+    pub fn sent(&self, dir: Dir) -> impl Iterator<Item = &Datagram> {
+        self.log.iter().filter(move |d| d.dir == dir)
+    }
+}

@@ -1,0 +1,841 @@
+//! A scripted IKEv2 responder (RFC 7296 §1.2, §2.14, §2.15, §2.17) built from our own wire and crypto modules,
+//! for driving [`crate::ike::IkeSa`] in tests. It is deliberately small: one IKE SA, one Child SA, PSK only.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::crypto::{self, ChildKeys, Encr, Group, IkeKeys, Integ, KeyExchange, Prf};
+use crate::esp::EspParams;
+use crate::ike::child::ChildSa;
+use crate::ike::proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};
+use crate::ike::ts::parse_cidr;
+use crate::wire::{
+    self, cfg_attr, AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, Delete, ExchangeType, Flags,
+    Header, IdType, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector,
+    Transform, TransformType, TsAddresses,
+};
+
+/// The NAT-T port (RFC 3948).
+pub const NATT_PORT: u16 = 4500;
+/// The public address of a simulated NAT: what the responder hashes instead of a real address when it behaves as one.
+pub const NAT_PUBLIC: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 77)), 61_500);
+
+/// The knobs of the scripted responder.
+#[derive(Debug, Clone)]
+pub struct ResponderConfig {
+    /// The IKE proposals it accepts; it picks the first of the initiator's it supports, transform by transform in
+    /// the initiator's order (as strongSwan does), preferring the group of the initiator's KE payload.
+    pub ike_proposals: Vec<IkeProposal>,
+    /// The ESP proposals it accepts, chosen the same way.
+    pub esp_proposals: Vec<EspProposal>,
+    /// Answer INVALID_KE_PAYLOAD with this group unless the initiator's KE payload uses it (§1.2, §2.7).
+    pub required_group: Option<Group>,
+    /// Demand a COOKIE before creating any state (§2.6).
+    pub cookie: bool,
+    /// The PSK it verifies the initiator's AUTH with; AUTHENTICATION_FAILED when it does not verify (§2.15).
+    pub psk: Vec<u8>,
+    /// The PSK its own AUTH is computed with, if not `psk` (to make the initiator's verification fail).
+    pub sign_psk: Option<Vec<u8>>,
+    /// Its identity (IDr).
+    pub id: Identification,
+    /// The virtual IP handed out in a CFG_REPLY (§3.15) when the initiator asks for one.
+    pub vip: Option<Ipv4Addr>,
+    /// DNS servers handed out when asked.
+    pub dns: Vec<Ipv4Addr>,
+    /// Its policy for the initiator's side: the TSi it narrows to; `None` means the VIP as /32 if one was assigned,
+    /// else whatever was proposed (§2.9).
+    pub ts_i: Option<Vec<TrafficSelector>>,
+    /// Its policy for its own side: the TSr it narrows to.
+    pub ts_r: Vec<TrafficSelector>,
+    /// Answer with exactly these (TSi, TSr), ignoring what was proposed (a misbehaving gateway).
+    pub ts_override: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
+    /// Answer IKE_AUTH with IDr and AUTH but this error notify instead of the Child SA (§1.2, §2.21.2).
+    pub child_error: Option<NotifyType>,
+    /// Behave as if a NAT sat between the peers: the NAT_DETECTION_DESTINATION_IP hash covers an address that is
+    /// not the initiator's, so it must float to port 4500 (§2.23).
+    pub nat: bool,
+    /// Behave as if the gateway sat behind a NAT: its NAT_DETECTION_SOURCE_IP covers another address (§2.23).
+    pub nat_gateway: bool,
+    /// Never answer anything.
+    pub silent: bool,
+    /// Seeds its SPIs, nonces, key exchange and IVs.
+    pub seed: [u8; 32],
+}
+
+impl Default for ResponderConfig {
+    fn default() -> Self {
+        ResponderConfig {
+            ike_proposals: IkeProposal::defaults(),
+            esp_proposals: EspProposal::defaults(),
+            required_group: None,
+            cookie: false,
+            psk: b"simulated pre-shared key".to_vec(),
+            sign_psk: None,
+            id: Identification { id_type: IdType::ID_FQDN, data: b"gw.example.net".to_vec() },
+            vip: Some(Ipv4Addr::new(100, 64, 0, 7)),
+            dns: vec![Ipv4Addr::new(198, 51, 100, 53)],
+            ts_i: None,
+            ts_r: vec![cidr_ts("198.51.100.0/24")],
+            ts_override: None,
+            child_error: None,
+            nat: false,
+            nat_gateway: false,
+            silent: false,
+            seed: [0x52; 32],
+        }
+    }
+}
+
+/// The selector covering `cidr`, any protocol and port.
+pub fn cidr_ts(cidr: &str) -> TrafficSelector {
+    match parse_cidr(cidr) {
+        Ok(c) => c.to_ts(),
+        Err(e) => panic!("bad CIDR in test: {e}"),
+    }
+}
+
+/// A datagram the responder wants sent.
+#[derive(Debug, Clone)]
+pub struct ResponderTransmit {
+    /// Its local port: 500, or 4500 with the non-ESP marker in front of the payload.
+    pub from_port: u16,
+    pub dst: SocketAddr,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// One IKE message the responder received, as decoded.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The local port it arrived on.
+    pub port: u16,
+    pub header: Header,
+}
+
+/// The responder's half of the IKE SA.
+struct Sa {
+    spi_i: u64,
+    spi_r: u64,
+    suite: IkeSuite,
+    keys: IkeKeys,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    init_request: Vec<u8>,
+    init_response: Vec<u8>,
+    /// Where the initiator talks from, and which of our ports it uses.
+    peer: SocketAddr,
+    port: u16,
+    /// Next request ID expected from the initiator and our cached answer to the previous one (§2.2).
+    expect_id: u32,
+    last_response: Option<(u32, Vec<u8>)>,
+    /// Our own requests: next ID, and the outstanding one (for retransmission).
+    next_id: u32,
+    last_request: Option<(u32, Vec<u8>)>,
+    established: bool,
+    /// Deleted, or authentication failed: nothing more is processed.
+    dead: bool,
+}
+
+/// The scripted responder.
+pub struct Responder {
+    pub config: ResponderConfig,
+    addr: Ipv4Addr,
+    rng: ChaCha20Rng,
+    cookie_secret: [u8; 32],
+    sa: Option<Sa>,
+    out: VecDeque<ResponderTransmit>,
+    /// Every message it received (decodable ones).
+    pub received: Vec<Received>,
+    /// The COOKIE values it handed out.
+    pub issued_cookies: Vec<Vec<u8>>,
+    /// Whether the initiator's NAT_DETECTION_SOURCE_IP mismatched (it is, or pretends to be, behind a NAT).
+    pub peer_behind_nat: Option<bool>,
+    /// Whether the initiator's AUTH verified.
+    pub peer_auth_ok: Option<bool>,
+    /// The Child SA from its side: inbound is the initiator's outbound and vice versa.
+    pub child: Option<ChildSa>,
+    /// The suite of the IKE SA it created.
+    pub ike_suite: Option<IkeSuite>,
+    /// Decrypted requests from the initiator after IKE_AUTH: (message ID, payloads).
+    pub requests: Vec<(u32, Vec<Payload>)>,
+    /// Decrypted responses to its own requests: (message ID, payloads, raw message).
+    pub responses: Vec<(u32, Vec<Payload>, Vec<u8>)>,
+    /// Things it could not process (undecodable, undecryptable, unexpected).
+    pub errors: Vec<String>,
+}
+
+fn transform(kind: TransformType, id: u16, key_len: Option<u16>) -> Transform {
+    Transform { kind, id, key_len }
+}
+
+/// AUTH for a PSK (§2.15), written out here independently of `ike::auth`:
+/// prf(prf(PSK, "Key Pad for IKEv2"), RealMessage | Nonce | prf(SK_p, IDType | RESERVED | IDData)).
+fn psk_auth(prf: Prf, psk: &[u8], sk_p: &[u8], message: &[u8], nonce: &[u8], id: &Identification) -> Vec<u8> {
+    let mut id_body = vec![id.id_type.0, 0, 0, 0];
+    id_body.extend_from_slice(&id.data);
+    let maced = prf.prf(sk_p, &id_body);
+    let key = prf.prf(psk, b"Key Pad for IKEv2");
+    prf.prf_parts(&key, &[message, nonce, &maced]).to_vec()
+}
+
+/// Intersection of two selectors (§2.9), if any.
+fn intersect(a: &TrafficSelector, b: &TrafficSelector) -> Option<TrafficSelector> {
+    let ip_protocol = match (a.ip_protocol, b.ip_protocol) {
+        (0, p) | (p, 0) => p,
+        (x, y) if x == y => x,
+        _ => return None,
+    };
+    let start_port = a.start_port.max(b.start_port);
+    let end_port = a.end_port.min(b.end_port);
+    if start_port > end_port {
+        return None;
+    }
+    let addresses = match (&a.addresses, &b.addresses) {
+        (TsAddresses::V4 { start: s1, end: e1 }, TsAddresses::V4 { start: s2, end: e2 }) => {
+            let (start, end) = ((*s1).max(*s2), (*e1).min(*e2));
+            (start <= end).then_some(TsAddresses::V4 { start, end })?
+        }
+        (TsAddresses::V6 { start: s1, end: e1 }, TsAddresses::V6 { start: s2, end: e2 }) => {
+            let (start, end) = ((*s1).max(*s2), (*e1).min(*e2));
+            (start <= end).then_some(TsAddresses::V6 { start, end })?
+        }
+        _ => return None,
+    };
+    Some(TrafficSelector { ip_protocol, start_port, end_port, addresses })
+}
+
+/// Narrow the proposed selectors to a policy: every non-empty pairwise intersection.
+fn narrow(proposed: &[TrafficSelector], policy: &[TrafficSelector]) -> Vec<TrafficSelector> {
+    let mut out: Vec<TrafficSelector> = Vec::new();
+    for p in proposed {
+        for q in policy {
+            if let Some(x) = intersect(p, q) {
+                if !out.contains(&x) {
+                    out.push(x);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn of_kind(p: &wire::Proposal, kind: TransformType) -> impl Iterator<Item = &Transform> {
+    p.transforms.iter().filter(move |t| t.kind == kind)
+}
+
+/// The responder's IKE proposal choice: the chosen proposal as sent back and the suite.
+fn choose_ike(
+    offered: &[wire::Proposal],
+    accepted: &[IkeProposal],
+    ke_group: u16,
+    required: Option<Group>,
+) -> Option<(wire::Proposal, IkeSuite)> {
+    for p in offered.iter().filter(|p| p.protocol == ProtocolId::IKE) {
+        for a in accepted {
+            let Some(encr) = of_kind(p, TransformType::ENCR)
+                .filter_map(|t| Encr::from_transform(t.id, t.key_len))
+                .find(|e| a.encr.contains(e))
+            else {
+                continue;
+            };
+            let Some(prf) =
+                of_kind(p, TransformType::PRF).filter_map(|t| Prf::from_id(t.id)).find(|x| a.prf.contains(x))
+            else {
+                continue;
+            };
+            let integ = if encr.is_aead() {
+                None
+            } else {
+                match of_kind(p, TransformType::INTEG)
+                    .filter_map(|t| Integ::from_id(t.id))
+                    .find(|i| a.integ.contains(i))
+                {
+                    Some(i) => Some(i),
+                    None => continue,
+                }
+            };
+            let groups: Vec<Group> = of_kind(p, TransformType::DH)
+                .filter_map(|t| Group::from_id(t.id))
+                .filter(|g| a.groups.contains(g) && required.is_none_or(|r| r == *g))
+                .collect();
+            let Some(group) = groups.iter().copied().find(|g| g.id() == ke_group).or(groups.first().copied()) else {
+                continue;
+            };
+            let mut transforms = vec![transform(TransformType::ENCR, encr.id(), encr.key_len_bits())];
+            transforms.push(transform(TransformType::PRF, prf.id(), None));
+            if let Some(i) = integ {
+                transforms.push(transform(TransformType::INTEG, i.id(), None));
+            }
+            transforms.push(transform(TransformType::DH, group.id(), None));
+            let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::IKE, spi: vec![], transforms };
+            return Some((chosen, IkeSuite { encr, integ, prf, group }));
+        }
+    }
+    None
+}
+
+/// The responder's ESP proposal choice: the chosen proposal (without our SPI yet), the initiator's SPI, the suite.
+fn choose_esp(offered: &[wire::Proposal], accepted: &[EspProposal]) -> Option<(wire::Proposal, u32, EspSuite)> {
+    for p in offered.iter().filter(|p| p.protocol == ProtocolId::ESP) {
+        let Ok(spi) = <[u8; 4]>::try_from(p.spi.as_slice()) else { continue };
+        for a in accepted {
+            let Some(encr) = of_kind(p, TransformType::ENCR)
+                .filter_map(|t| Encr::from_transform(t.id, t.key_len))
+                .find(|e| a.encr.contains(e))
+            else {
+                continue;
+            };
+            let integ = if encr.is_aead() {
+                None
+            } else {
+                match of_kind(p, TransformType::INTEG)
+                    .filter_map(|t| Integ::from_id(t.id))
+                    .find(|i| a.integ.contains(i))
+                {
+                    Some(i) => Some(i),
+                    None => continue,
+                }
+            };
+            let esns: Vec<u16> = of_kind(p, TransformType::ESN).map(|t| t.id).collect();
+            let esn = if esns.is_empty() {
+                None
+            } else {
+                match esns.iter().copied().find(|id| a.esn.contains(&(*id == wire::esn::YES))) {
+                    Some(id) => Some(id),
+                    None => continue,
+                }
+            };
+            let mut transforms = vec![transform(TransformType::ENCR, encr.id(), encr.key_len_bits())];
+            if let Some(i) = integ {
+                transforms.push(transform(TransformType::INTEG, i.id(), None));
+            }
+            if let Some(e) = esn {
+                transforms.push(transform(TransformType::ESN, e, None));
+            }
+            let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::ESP, spi: vec![], transforms };
+            let suite = EspSuite { encr, integ, group: None, esn: esn == Some(wire::esn::YES) };
+            return Some((chosen, u32::from_be_bytes(spi), suite));
+        }
+    }
+    None
+}
+
+impl Responder {
+    /// A responder listening on `addr` (ports 500 and 4500).
+    pub fn new(config: ResponderConfig, addr: Ipv4Addr) -> Responder {
+        let mut rng = ChaCha20Rng::from_seed(config.seed);
+        let mut cookie_secret = [0u8; 32];
+        rng.fill_bytes(&mut cookie_secret);
+        Responder {
+            config,
+            addr,
+            rng,
+            cookie_secret,
+            sa: None,
+            out: VecDeque::new(),
+            received: Vec::new(),
+            issued_cookies: Vec::new(),
+            peer_behind_nat: None,
+            peer_auth_ok: None,
+            child: None,
+            ike_suite: None,
+            requests: Vec::new(),
+            responses: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Its IKE address (port 500).
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(self.addr), 500)
+    }
+
+    /// Whether IKE_AUTH completed with a Child SA or without one (a child error), and the SA still lives.
+    pub fn established(&self) -> bool {
+        self.sa.as_ref().is_some_and(|s| s.established && !s.dead)
+    }
+
+    /// The IKE SA was deleted (by either side) or failed authentication.
+    pub fn sa_dead(&self) -> bool {
+        self.sa.as_ref().is_some_and(|s| s.dead)
+    }
+
+    /// (SPIi, SPIr) of its IKE SA.
+    pub fn spis(&self) -> Option<(u64, u64)> {
+        self.sa.as_ref().map(|s| (s.spi_i, s.spi_r))
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<ResponderTransmit> {
+        self.out.pop_front()
+    }
+
+    fn send(&mut self, from_port: u16, dst: SocketAddr, ike: Vec<u8>) {
+        let payload = if from_port == NATT_PORT { [&[0u8; 4][..], &ike].concat() } else { ike };
+        self.out.push_back(ResponderTransmit { from_port, dst, payload });
+    }
+
+    /// Process one IKE message (the non-ESP marker removed) that arrived from `src` on local port `port`.
+    pub fn handle(&mut self, src: SocketAddr, port: u16, data: &[u8]) {
+        let msg = match Message::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                self.errors.push(format!("undecodable message: {e}"));
+                return;
+            }
+        };
+        self.received.push(Received { port, header: msg.header });
+        if self.config.silent {
+            return;
+        }
+        let h = msg.header;
+        if h.flags.response {
+            self.handle_response(data, &msg);
+        } else if !h.flags.initiator {
+            self.errors.push("request without the initiator flag".into());
+        } else if h.exchange == ExchangeType::IKE_SA_INIT {
+            self.handle_init(src, port, data, &msg);
+        } else {
+            self.handle_request(src, port, data, &msg);
+        }
+    }
+
+    fn header(spi_i: u64, spi_r: u64, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+        Header {
+            spi_i,
+            spi_r,
+            next_payload: 0,
+            version: 0x20,
+            exchange,
+            flags: Flags { initiator: false, version: false, response },
+            message_id,
+            length: 0,
+        }
+    }
+
+    /// An unencrypted IKE_SA_INIT answer carrying one notify, creating no state (§1.2, §2.6).
+    fn init_notify(&mut self, src: SocketAddr, port: u16, spi_i: u64, t: NotifyType, data: Vec<u8>) {
+        let header = Self::header(spi_i, 0, ExchangeType::IKE_SA_INIT, true, 0);
+        let bytes = Message { header, payloads: vec![Payload::Notify(Notify::new(t, data))] }.encode();
+        self.send(port, src, bytes);
+    }
+
+    /// The COOKIE for this initiator: prf(secret, Ni | IPi | SPIi) as in §2.6.
+    fn cookie_for(&self, src: SocketAddr, spi_i: u64, ni: &[u8]) -> Vec<u8> {
+        let ip = match src.ip() {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let mut c = Prf::HmacSha256.prf_parts(&self.cookie_secret, &[ni, &ip, &spi_i.to_be_bytes()]).to_vec();
+        c.truncate(20);
+        c
+    }
+
+    /// The initiator's address as seen through the (simulated) NAT.
+    fn seen(&self, src: SocketAddr) -> SocketAddr {
+        if self.config.nat {
+            NAT_PUBLIC
+        } else {
+            src
+        }
+    }
+
+    fn handle_init(&mut self, src: SocketAddr, port: u16, raw: &[u8], msg: &Message) {
+        let h = msg.header;
+        if h.message_id != 0 || h.spi_r != 0 {
+            self.errors.push("IKE_SA_INIT request with a responder SPI or message ID".into());
+            return;
+        }
+        // A retransmission gets the same answer (§2.1).
+        if let Some(sa) = &self.sa {
+            if sa.spi_i == h.spi_i && sa.init_request == raw {
+                let resp = sa.init_response.clone();
+                self.send(port, src, resp);
+                return;
+            }
+        }
+        let payloads = &msg.payloads;
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut ni = None;
+        let mut nat_src = Vec::new();
+        for p in payloads {
+            match p {
+                Payload::Sa(s) => sa_p = Some(s),
+                Payload::Ke(k) => ke = Some(k),
+                Payload::Nonce(n) => ni = Some(n),
+                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => nat_src.push(&n.data),
+                _ => {}
+            }
+        }
+        let (Some(sa_p), Some(ke), Some(ni)) = (sa_p, ke, ni) else {
+            self.errors.push("IKE_SA_INIT request lacks SA, KE or Nonce".into());
+            return self.init_notify(src, port, h.spi_i, NotifyType::INVALID_SYNTAX, vec![]);
+        };
+        if self.config.cookie {
+            let want = self.cookie_for(src, h.spi_i, ni);
+            let presented = match payloads.first() {
+                Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => Some(&n.data),
+                _ => None,
+            };
+            if presented != Some(&want) {
+                self.issued_cookies.push(want.clone());
+                return self.init_notify(src, port, h.spi_i, NotifyType::COOKIE, want);
+            }
+        }
+        if let Some(r) = self.config.required_group {
+            if ke.group != r.id() {
+                return self.init_notify(
+                    src,
+                    port,
+                    h.spi_i,
+                    NotifyType::INVALID_KE_PAYLOAD,
+                    r.id().to_be_bytes().to_vec(),
+                );
+            }
+        }
+        let Some((chosen, suite)) = choose_ike(sa_p, &self.config.ike_proposals, ke.group, self.config.required_group)
+        else {
+            return self.init_notify(src, port, h.spi_i, NotifyType::NO_PROPOSAL_CHOSEN, vec![]);
+        };
+        if suite.group.id() != ke.group {
+            let g = suite.group.id().to_be_bytes().to_vec();
+            return self.init_notify(src, port, h.spi_i, NotifyType::INVALID_KE_PAYLOAD, g);
+        }
+        let kx = match KeyExchange::generate(suite.group, &mut self.rng) {
+            Ok(k) => k,
+            Err(e) => panic!("responder key generation failed: {e}"),
+        };
+        let shared = match kx.shared_secret(&ke.data) {
+            Ok(s) => s,
+            Err(e) => {
+                self.errors.push(format!("bad KE from the initiator: {e}"));
+                return self.init_notify(src, port, h.spi_i, NotifyType::INVALID_SYNTAX, vec![]);
+            }
+        };
+        let mut spi_r = 0;
+        while spi_r == 0 {
+            spi_r = self.rng.next_u64();
+        }
+        let mut nr = vec![0u8; 32];
+        self.rng.fill_bytes(&mut nr);
+        let keys = match IkeKeys::derive(suite.prf, suite.encr, suite.integ, &shared, ni, &nr, h.spi_i, spi_r) {
+            Ok(k) => k,
+            Err(e) => panic!("responder key derivation failed: {e}"),
+        };
+        // NAT detection (§2.23): the request's hashes use SPIr = 0, ours the SPIs of the response header.
+        let expect_src = crypto::nat_detection_hash(h.spi_i, 0, src);
+        self.peer_behind_nat = Some(!nat_src.iter().any(|d| d.as_slice() == expect_src.as_slice()));
+        let me = if self.config.nat_gateway { NAT_PUBLIC } else { SocketAddr::new(IpAddr::V4(self.addr), port) };
+        let nat_s = crypto::nat_detection_hash(h.spi_i, spi_r, me).to_vec();
+        let nat_d = crypto::nat_detection_hash(h.spi_i, spi_r, self.seen(src)).to_vec();
+        let payloads = vec![
+            Payload::Sa(vec![chosen]),
+            Payload::Ke(KePayload { group: suite.group.id(), data: kx.public_value().to_vec() }),
+            Payload::Nonce(nr.clone()),
+            Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, nat_s)),
+            Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_d)),
+        ];
+        let header = Self::header(h.spi_i, spi_r, ExchangeType::IKE_SA_INIT, true, 0);
+        let resp = Message { header, payloads }.encode();
+        self.ike_suite = Some(suite);
+        self.sa = Some(Sa {
+            spi_i: h.spi_i,
+            spi_r,
+            suite,
+            keys,
+            ni: ni.clone(),
+            nr,
+            init_request: raw.to_vec(),
+            init_response: resp.clone(),
+            peer: src,
+            port,
+            expect_id: 1,
+            last_response: None,
+            next_id: 0,
+            last_request: None,
+            established: false,
+            dead: false,
+        });
+        self.send(port, src, resp);
+    }
+
+    fn decrypt(sa: &Sa, raw: &[u8], msg: &Message) -> Result<Vec<Payload>, String> {
+        let sk = msg
+            .payloads
+            .iter()
+            .find_map(|p| match p {
+                Payload::Sk(e) => Some(e),
+                _ => None,
+            })
+            .ok_or("not encrypted")?;
+        let plain = sa.keys.inbound(false).open(raw, sk.offset + 4).map_err(|e| format!("decryption: {e}"))?;
+        wire::decode_chain(sk.first_inner, &plain, 0).map_err(|e| format!("inner payloads: {e}"))
+    }
+
+    fn encrypt(rng: &mut ChaCha20Rng, sa: &Sa, header: Header, payloads: &[Payload]) -> Vec<u8> {
+        let cipher = sa.keys.outbound(false);
+        let mut inner = Vec::new();
+        let first = wire::encode_chain(payloads, &mut inner);
+        let mut msg = wire::encode_sk_prefix(&header, first, cipher.sealed_len(inner.len()));
+        if let Err(e) = cipher.seal(&mut msg, &inner, rng) {
+            panic!("responder encryption failed: {e}");
+        }
+        msg
+    }
+
+    fn handle_request(&mut self, src: SocketAddr, port: u16, raw: &[u8], msg: &Message) {
+        let h = msg.header;
+        let Some(sa) = self.sa.as_mut() else {
+            self.errors.push("request without an IKE SA".into());
+            return;
+        };
+        if sa.spi_i != h.spi_i || sa.spi_r != h.spi_r {
+            self.errors.push("request for an unknown IKE SA".into());
+            return;
+        }
+        if let Some((id, resp)) = &sa.last_response {
+            if *id == h.message_id {
+                let resp = resp.clone();
+                self.send(port, src, resp);
+                return;
+            }
+        }
+        if sa.dead {
+            self.errors.push("request for a dead IKE SA".into());
+            return;
+        }
+        if h.message_id != sa.expect_id {
+            self.errors.push(format!("request ID {} (expected {})", h.message_id, sa.expect_id));
+            return;
+        }
+        let payloads = match Self::decrypt(sa, raw, msg) {
+            Ok(p) => p,
+            Err(e) => {
+                self.errors.push(e);
+                return;
+            }
+        };
+        sa.expect_id += 1;
+        sa.peer = src;
+        sa.port = port;
+        let reply = match h.exchange {
+            ExchangeType::IKE_AUTH if !sa.established => self.auth(&payloads),
+            ExchangeType::INFORMATIONAL => self.informational(h.message_id, payloads),
+            _ => {
+                self.errors.push(format!("unexpected {} request", h.exchange));
+                vec![Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, vec![]))]
+            }
+        };
+        let Some(sa) = self.sa.as_mut() else { return };
+        let header = Self::header(sa.spi_i, sa.spi_r, h.exchange, true, h.message_id);
+        let resp = Self::encrypt(&mut self.rng, sa, header, &reply);
+        sa.last_response = Some((h.message_id, resp.clone()));
+        self.send(port, src, resp);
+    }
+
+    /// The IKE_AUTH response (§1.2): verify AUTH, answer with IDr, AUTH, CP, SA, TSi, TSr.
+    fn auth(&mut self, payloads: &[Payload]) -> Vec<Payload> {
+        let Some(sa) = self.sa.as_mut() else { return vec![] };
+        let mut idi = None;
+        let mut auth = None;
+        let mut cp = None;
+        let mut sa_p = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in payloads {
+            match p {
+                Payload::IdI(i) => idi = Some(i),
+                Payload::Auth(a) => auth = Some(a),
+                Payload::Cp(c) if c.cfg_type == CfgType::CFG_REQUEST => cp = Some(c),
+                Payload::Sa(s) => sa_p = Some(s),
+                Payload::TsI(t) => tsi = Some(t),
+                Payload::TsR(t) => tsr = Some(t),
+                _ => {}
+            }
+        }
+        let prf = sa.suite.prf;
+        let ok = match (idi, auth) {
+            (Some(idi), Some(auth)) => {
+                let expect = psk_auth(prf, &self.config.psk, &sa.keys.sk_pi, &sa.init_request, &sa.nr, idi);
+                auth.method == AuthMethod::SHARED_KEY_MIC && crypto::constant_time_eq(&expect, &auth.data)
+            }
+            _ => false,
+        };
+        self.peer_auth_ok = Some(ok);
+        if !ok {
+            sa.dead = true;
+            return vec![Payload::Notify(Notify::new(NotifyType::AUTHENTICATION_FAILED, vec![]))];
+        }
+        sa.established = true;
+        let psk = self.config.sign_psk.as_ref().unwrap_or(&self.config.psk);
+        let my_auth = psk_auth(prf, psk, &sa.keys.sk_pr, &sa.init_response, &sa.ni, &self.config.id);
+        let mut reply = vec![
+            Payload::IdR(self.config.id.clone()),
+            Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: my_auth }),
+        ];
+        if let Some(e) = self.config.child_error {
+            reply.push(Payload::Notify(Notify::new(e, vec![])));
+            return reply;
+        }
+        let mut assigned = None;
+        if let Some(req) = cp {
+            let mut attrs = Vec::new();
+            let wants = |t: u16| req.attributes.iter().any(|a| a.attr_type == t);
+            if let (true, Some(vip)) = (wants(cfg_attr::INTERNAL_IP4_ADDRESS), self.config.vip) {
+                attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vip.octets().to_vec() });
+                assigned = Some(vip);
+            }
+            if wants(cfg_attr::INTERNAL_IP4_DNS) {
+                for d in &self.config.dns {
+                    attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: d.octets().to_vec() });
+                }
+            }
+            if !attrs.is_empty() {
+                reply.push(Payload::Cp(ConfigPayload { cfg_type: CfgType::CFG_REPLY, attributes: attrs }));
+            }
+        }
+        let (Some(sa_p), Some(tsi), Some(tsr)) = (sa_p, tsi, tsr) else {
+            self.errors.push("IKE_AUTH request without a Child SA".into());
+            return reply;
+        };
+        let Some((mut chosen, spi_out, suite)) = choose_esp(sa_p, &self.config.esp_proposals) else {
+            reply.push(Payload::Notify(Notify::new(NotifyType::NO_PROPOSAL_CHOSEN, vec![])));
+            return reply;
+        };
+        let (ts_i, ts_r) = match &self.config.ts_override {
+            Some((i, r)) => (i.clone(), r.clone()),
+            None => {
+                let policy_i = match (&self.config.ts_i, assigned) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(vip)) => vec![cidr_ts(&format!("{vip}/32"))],
+                    (None, None) => vec![cidr_ts("0.0.0.0/0"), cidr_ts("::/0")],
+                };
+                (narrow(tsi, &policy_i), narrow(tsr, &self.config.ts_r))
+            }
+        };
+        if ts_i.is_empty() || ts_r.is_empty() {
+            reply.push(Payload::Notify(Notify::new(NotifyType::TS_UNACCEPTABLE, vec![])));
+            return reply;
+        }
+        let mut spi_in = 0;
+        while spi_in < 256 {
+            spi_in = self.rng.next_u32();
+        }
+        chosen.spi = spi_in.to_be_bytes().to_vec();
+        let ck = ChildKeys::derive(prf, &sa.keys.sk_d, None, &sa.ni, &sa.nr, suite.encr, suite.integ);
+        let params = |spi: u32, enc: &[u8], integ: &[u8]| EspParams {
+            spi,
+            encr: suite.encr,
+            integ: suite.integ,
+            enc_key: crypto::Zeroizing::new(enc.to_vec()),
+            integ_key: crypto::Zeroizing::new(integ.to_vec()),
+            esn: suite.esn,
+        };
+        self.child = Some(ChildSa {
+            suite,
+            inbound: params(spi_in, &ck.enc_i2r, &ck.integ_i2r),
+            outbound: params(spi_out, &ck.enc_r2i, &ck.integ_r2i),
+            ts_i: ts_i.clone(),
+            ts_r: ts_r.clone(),
+        });
+        reply.push(Payload::Sa(vec![chosen]));
+        reply.push(Payload::TsI(ts_i));
+        reply.push(Payload::TsR(ts_r));
+        reply
+    }
+
+    /// An INFORMATIONAL request from the initiator (§1.4): Deletes are honoured, anything else gets an empty answer.
+    fn informational(&mut self, id: u32, payloads: Vec<Payload>) -> Vec<Payload> {
+        let mut reply = Vec::new();
+        for p in &payloads {
+            match p {
+                Payload::Delete(d) if d.protocol == ProtocolId::IKE => {
+                    if let Some(sa) = self.sa.as_mut() {
+                        sa.dead = true;
+                    }
+                }
+                Payload::Delete(d) if d.protocol == ProtocolId::ESP => {
+                    let ours = self.child.as_ref().and_then(|c| {
+                        d.spis.iter().any(|s| s.as_slice() == c.outbound.spi.to_be_bytes()).then_some(c.inbound.spi)
+                    });
+                    if let Some(spi) = ours {
+                        self.child = None;
+                        reply.push(Payload::Delete(Delete {
+                            protocol: ProtocolId::ESP,
+                            spis: vec![spi.to_be_bytes().to_vec()],
+                        }));
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.requests.push((id, payloads));
+        reply
+    }
+
+    fn handle_response(&mut self, raw: &[u8], msg: &Message) {
+        let h = msg.header;
+        let Some(sa) = self.sa.as_ref() else {
+            self.errors.push("response without an IKE SA".into());
+            return;
+        };
+        if sa.spi_i != h.spi_i || sa.spi_r != h.spi_r || !h.flags.initiator {
+            self.errors.push("response for an unknown IKE SA".into());
+            return;
+        }
+        if sa.last_request.as_ref().map(|r| r.0) != Some(h.message_id) {
+            self.errors.push(format!("response to message ID {} we did not send", h.message_id));
+            return;
+        }
+        match Self::decrypt(sa, raw, msg) {
+            Ok(p) => self.responses.push((h.message_id, p, raw.to_vec())),
+            Err(e) => self.errors.push(e),
+        }
+    }
+
+    /// Send an INFORMATIONAL request of our own (§1.4) with the next message ID.
+    fn request(&mut self, payloads: Vec<Payload>) {
+        let Some(sa) = self.sa.as_mut() else { panic!("the responder has no IKE SA to send a request on") };
+        let id = sa.next_id;
+        sa.next_id += 1;
+        let header = Self::header(sa.spi_i, sa.spi_r, ExchangeType::INFORMATIONAL, false, id);
+        let msg = Self::encrypt(&mut self.rng, sa, header, &payloads);
+        sa.last_request = Some((id, msg.clone()));
+        let (port, peer) = (sa.port, sa.peer);
+        self.send(port, peer, msg);
+    }
+
+    /// An empty INFORMATIONAL request: dead peer detection (§1.4).
+    pub fn send_dpd(&mut self) {
+        self.request(vec![]);
+    }
+
+    /// Delete the IKE SA (§1.4.1).
+    pub fn send_delete_ike(&mut self) {
+        self.request(vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })]);
+        if let Some(sa) = self.sa.as_mut() {
+            sa.dead = true;
+        }
+    }
+
+    /// Delete the Child SA: the Delete carries our inbound SPI (§1.4.1, §3.11).
+    pub fn send_delete_child(&mut self) {
+        let Some(spi) = self.child.as_ref().map(|c| c.inbound.spi) else { panic!("the responder has no Child SA") };
+        self.request(vec![Payload::Delete(Delete {
+            protocol: ProtocolId::ESP,
+            spis: vec![spi.to_be_bytes().to_vec()],
+        })]);
+    }
+
+    /// Send our outstanding request again, byte for byte (§2.1).
+    pub fn retransmit_request(&mut self) {
+        let Some(sa) = self.sa.as_ref() else { panic!("the responder has no IKE SA") };
+        let Some((_, msg)) = sa.last_request.clone() else { panic!("the responder has no request to retransmit") };
+        let (port, peer) = (sa.port, sa.peer);
+        self.send(port, peer, msg);
+    }
+}
