@@ -15,6 +15,7 @@
 
 pub mod crypto;
 pub mod driver;
+pub mod eap;
 pub mod esp;
 pub mod ike;
 pub mod platform;

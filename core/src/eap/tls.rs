@@ -1,0 +1,256 @@
+//! EAP-TLS peer (RFC 5216, with the TLS 1.3 rules of RFC 9190) on a sans-IO `rustls::ClientConnection`.
+//!
+//! Type-Data: Flags (L = length included, M = more fragments, S = start), then the 4-octet TLS Message Length
+//! if L is set, then TLS records (RFC 5216 §3.1). Fragments are acknowledged by an EAP-TLS message without
+//! data (RFC 5216 §2.1.5).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use rustls::client::Resumption;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
+use zeroize::Zeroizing;
+
+use super::{EapError, MethodStep, TlsCredentials};
+
+const FLAG_LENGTH: u8 = 0x80;
+const FLAG_MORE: u8 = 0x40;
+const FLAG_START: u8 = 0x20;
+
+/// Upper bound for one reassembled TLS message from the server.
+pub(crate) const MAX_MESSAGE_LEN: usize = 64 * 1024;
+/// Bounds for the size of the TLS data in one of our fragments.
+pub(crate) const MIN_FRAGMENT: usize = 64;
+pub(crate) const MAX_FRAGMENT: usize = 16 * 1024;
+
+/// RFC 5216 §2.3: TLS 1.2 key material label; no context; 64 octets of MSK.
+const LABEL_TLS12: &[u8] = b"client EAP encryption";
+/// RFC 9190 §2.3: TLS 1.3 exporter label, context = EAP Type-Code 0x0D, 128 octets (MSK | EMSK).
+const LABEL_TLS13: &[u8] = b"EXPORTER_EAP_TLS_Key_Material";
+const TYPE_CODE_TLS: u8 = 0x0d;
+const MSK_LEN: usize = 64;
+
+/// One EAP-TLS conversation.
+#[derive(Debug)]
+pub(crate) struct EapTls {
+    conn: ClientConnection,
+    /// TLS bytes to send, and how many of them are already sent.
+    outgoing: Vec<u8>,
+    sent: usize,
+    /// Server fragments collected so far, and the total the first fragment announced.
+    incoming: Vec<u8>,
+    announced: Option<usize>,
+    /// RFC 9190 §2.5: the server's one-octet 0x00 application data (TLS 1.3 only).
+    success_indication: bool,
+    fragment_size: usize,
+}
+
+impl EapTls {
+    /// Build the TLS client for an EAP-TLS Start.
+    pub(crate) fn new(creds: &TlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(tls_error)?
+            .with_root_certificates(creds.roots.clone())
+            .with_client_auth_cert(creds.chain.clone(), creds.key.clone_key())
+            .map_err(tls_error)?;
+        config.resumption = Resumption::disabled();
+        let name = ServerName::try_from(creds.server_name.clone())
+            .map_err(|_| EapError::InvalidConfig("EAP-TLS server name is not a DNS name or IP address"))?;
+        let conn = ClientConnection::new(Arc::new(config), name).map_err(tls_error)?;
+        Ok(EapTls {
+            conn,
+            outgoing: Vec::new(),
+            sent: 0,
+            incoming: Vec::new(),
+            announced: None,
+            success_indication: false,
+            fragment_size: fragment_size.clamp(MIN_FRAGMENT, MAX_FRAGMENT),
+        })
+    }
+
+    /// True when the handshake is over, everything we had is sent and, for TLS 1.3, the protected success
+    /// indication arrived: then EAP-Success may be accepted.
+    pub(crate) fn is_complete(&self) -> bool {
+        let done = !self.conn.is_handshaking() && self.sent == self.outgoing.len();
+        match self.conn.protocol_version() {
+            Some(ProtocolVersion::TLSv1_2) => done,
+            Some(ProtocolVersion::TLSv1_3) => done && self.success_indication,
+            _ => false,
+        }
+    }
+
+    /// The MSK (RFC 5216 §2.3 for TLS 1.2, RFC 9190 §2.3 for TLS 1.3). Only after [`Self::is_complete`].
+    pub(crate) fn msk(&self) -> Result<Zeroizing<Vec<u8>>, EapError> {
+        if !self.is_complete() {
+            return Err(EapError::Protocol("EAP-TLS handshake not complete"));
+        }
+        match self.conn.protocol_version() {
+            Some(ProtocolVersion::TLSv1_3) => {
+                let mut km = self
+                    .conn
+                    .export_keying_material(Zeroizing::new(vec![0u8; 128]), LABEL_TLS13, Some(&[TYPE_CODE_TLS]))
+                    .map_err(tls_error)?;
+                km.truncate(MSK_LEN);
+                Ok(km)
+            }
+            _ => self
+                .conn
+                .export_keying_material(Zeroizing::new(vec![0u8; MSK_LEN]), LABEL_TLS12, None)
+                .map_err(tls_error),
+        }
+    }
+
+    /// Handle the Type-Data of one EAP-TLS Request; returns the Type-Data of our Response.
+    pub(crate) fn handle(&mut self, data: &[u8], first: bool) -> Result<MethodStep, EapError> {
+        let (&flags, mut rest) = data.split_first().ok_or(EapError::Malformed("EAP-TLS without Flags"))?;
+        let mut length = None;
+        if flags & FLAG_LENGTH != 0 {
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or(EapError::Malformed("EAP-TLS Length truncated"))?;
+            length = Some(usize::try_from(u32::from_be_bytes(*len)).unwrap_or(usize::MAX));
+            rest = tail;
+        }
+        if flags & FLAG_START != 0 {
+            if !first {
+                return Err(EapError::Protocol("EAP-TLS Start in the middle of a handshake"));
+            }
+            // A Start carries no TLS data (RFC 5216 §3.1); answer with the ClientHello.
+            return self.flush();
+        }
+        if first {
+            return Err(EapError::Protocol("EAP-TLS request without Start"));
+        }
+        if self.sent < self.outgoing.len() {
+            // We are sending fragments: the server must acknowledge, not send data (RFC 5216 §2.1.5).
+            if !rest.is_empty() || flags & FLAG_MORE != 0 {
+                return Err(EapError::Protocol("EAP-TLS data where a fragment acknowledgement was expected"));
+            }
+            return Ok(MethodStep::Reply(self.next_fragment()));
+        }
+        if rest.is_empty() {
+            return Err(EapError::Protocol("empty EAP-TLS request with nothing to acknowledge"));
+        }
+        if self.incoming.is_empty() {
+            if let Some(total) = length {
+                if total > MAX_MESSAGE_LEN {
+                    return Err(EapError::Malformed("EAP-TLS message longer than 64 KiB"));
+                }
+                self.announced = Some(total);
+            }
+        }
+        let limit = self.announced.unwrap_or(MAX_MESSAGE_LEN);
+        if self.incoming.len() + rest.len() > limit {
+            return Err(EapError::Malformed("EAP-TLS fragments exceed the announced length"));
+        }
+        self.incoming.extend_from_slice(rest);
+        if flags & FLAG_MORE != 0 {
+            return Ok(MethodStep::Reply(vec![0]));
+        }
+        if self.announced.is_some_and(|n| n != self.incoming.len()) {
+            return Err(EapError::Malformed("EAP-TLS message shorter than the announced length"));
+        }
+        self.announced = None;
+        let message = std::mem::take(&mut self.incoming);
+        if let Err(e) = self.feed(&message) {
+            return self.fail(e);
+        }
+        self.flush()
+    }
+
+    /// Give one reassembled message to rustls and consume any application data it carried.
+    fn feed(&mut self, message: &[u8]) -> Result<(), EapError> {
+        let mut input = message;
+        while !input.is_empty() {
+            let n = self.conn.read_tls(&mut input).map_err(|e| EapError::Tls(e.to_string()))?;
+            self.conn.process_new_packets().map_err(tls_error)?;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut app = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match self.conn.reader().read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    app.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    if app.len() > 1 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(EapError::Tls(e.to_string())),
+            }
+        }
+        if !app.is_empty() {
+            let tls13 = self.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+            if !tls13 || self.conn.is_handshaking() || app != [0] {
+                return Err(EapError::Tls("unexpected application data from the EAP-TLS server".into()));
+            }
+            tracing::debug!("EAP-TLS protected success indication received");
+            self.success_indication = true;
+        }
+        Ok(())
+    }
+
+    /// Collect what rustls wants to send and answer with its first fragment, or with an empty EAP-TLS
+    /// message when there is nothing to send (acknowledging the server's final flight).
+    fn flush(&mut self) -> Result<MethodStep, EapError> {
+        self.collect_output().map_err(|e| EapError::Tls(e.to_string()))?;
+        if self.outgoing.is_empty() {
+            Ok(MethodStep::Reply(vec![0]))
+        } else {
+            Ok(MethodStep::Reply(self.next_fragment()))
+        }
+    }
+
+    fn collect_output(&mut self) -> std::io::Result<()> {
+        self.outgoing.clear();
+        self.sent = 0;
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut self.outgoing)? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A TLS failure we still report to the server: send the alert rustls queued (or an empty message) and
+    /// fail once the server answers (RFC 5216 §2.1.3).
+    fn fail(&mut self, error: EapError) -> Result<MethodStep, EapError> {
+        tracing::warn!(%error, "EAP-TLS handshake failed");
+        match self.flush() {
+            Ok(MethodStep::Reply(data)) => Ok(MethodStep::ReplyThenFail(data, error)),
+            _ => Err(error),
+        }
+    }
+
+    /// The next fragment of `outgoing`: L and the total length on the first of several, M on all but the last.
+    fn next_fragment(&mut self) -> Vec<u8> {
+        let total = self.outgoing.len();
+        let start = self.sent;
+        let end = total.min(start.saturating_add(self.fragment_size));
+        let chunk = self.outgoing.get(start..end).unwrap_or_default();
+        let mut out = Vec::with_capacity(chunk.len() + 5);
+        let more = end < total;
+        if start == 0 && more {
+            out.push(FLAG_LENGTH | FLAG_MORE);
+            out.extend_from_slice(&u32::try_from(total).unwrap_or(u32::MAX).to_be_bytes());
+        } else {
+            out.push(if more { FLAG_MORE } else { 0 });
+        }
+        out.extend_from_slice(chunk);
+        self.sent = end;
+        if !more {
+            self.outgoing.clear();
+            self.sent = 0;
+        }
+        out
+    }
+}
+
+fn tls_error(e: rustls::Error) -> EapError {
+    EapError::Tls(e.to_string())
+}
