@@ -1,0 +1,350 @@
+//! One strongSwan `charon-systemd` daemon inside a namespace, with its own directory, config, vici socket and
+//! log. Shared by [`super::Gateway`] and [`super::StrongswanClient`].
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use super::error::{HarnessError, Result};
+use super::process::{self, TempDir, DEFAULT_COMMAND_TIMEOUT};
+use super::testbed::{Role, Testbed};
+
+/// The charon binary that has no hard-coded pid file (two instances can run side by side).
+pub const CHARON_SYSTEMD: &str = "/usr/sbin/charon-systemd";
+/// Where Debian installs the strongSwan plugins.
+pub const PLUGIN_DIR: &str = "/usr/lib/ipsec/plugins";
+
+/// Plugins we load, in order. `kernel-libipsec` (userspace ESP, the kernel has none) must come before
+/// `kernel-netlink`; `resolve` is deliberately absent (it would rewrite /etc/resolv.conf). Plugins that are not
+/// installed (Debian has no `eap-dynamic`) are skipped.
+pub const PLUGINS: &[&str] = &[
+    "random",
+    "nonce",
+    "x509",
+    "revocation",
+    "constraints",
+    "pubkey",
+    "pkcs1",
+    "pkcs8",
+    "pkcs12",
+    "pem",
+    "openssl",
+    "gmp",
+    "curve25519",
+    "hmac",
+    "kdf",
+    "kernel-libipsec",
+    "kernel-netlink",
+    "socket-default",
+    "vici",
+    "updown",
+    "attr",
+    "eap-identity",
+    "eap-mschapv2",
+    "eap-md5",
+    "eap-tls",
+    "eap-dynamic",
+    "xauth-generic",
+];
+
+/// Sub-directories of a swanctl directory that `swanctl --load-all` scans.
+const SWANCTL_SUBDIRS: &[&str] = &[
+    "conf.d", "x509", "x509ca", "x509aa", "x509ocsp", "x509crl", "x509ac", "pubkey", "private",
+    "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12",
+];
+
+/// The plugins of [`PLUGINS`] that are installed.
+pub fn available_plugins() -> Vec<&'static str> {
+    PLUGINS
+        .iter()
+        .copied()
+        .filter(|p| {
+            Path::new(PLUGIN_DIR)
+                .join(format!("libstrongswan-{p}.so"))
+                .exists()
+        })
+        .collect()
+}
+
+/// A running charon. Stopped (SIGTERM, then SIGKILL) on drop.
+#[derive(Debug)]
+pub(crate) struct Charon {
+    what: String,
+    ns: String,
+    child: Option<Child>,
+    dir: TempDir,
+    vici: String,
+}
+
+impl Charon {
+    /// Writes strongswan.conf and `swanctl_conf`, starts charon in `role`'s namespace, waits (≤ 10 s) for its
+    /// vici socket and loads the configuration. `prepare` may install credentials into the swanctl dir first.
+    pub(crate) fn start(
+        tb: &Testbed,
+        role: Role,
+        what: &str,
+        swanctl_conf: &str,
+        prepare: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Charon> {
+        let dir = TempDir::new(&format!("{}-{}-charon", tb.prefix(), role.as_str()))?;
+        let d = dir.path().to_path_buf();
+        let vici = format!("unix://{}", d.join("charon.vici").display());
+        let swanctl = d.join("swanctl");
+        for sub in SWANCTL_SUBDIRS {
+            let p = swanctl.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| HarnessError::io(&p, e))?;
+        }
+        write(&d.join("strongswan.conf"), &strongswan_conf(&d, &vici))?;
+        write(&swanctl.join("swanctl.conf"), swanctl_conf)?;
+        prepare(&swanctl)?;
+
+        let out = std::fs::File::create(d.join("stdout.log"))
+            .map_err(|e| HarnessError::io(d.join("stdout.log"), e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| HarnessError::io(d.join("stdout.log"), e))?;
+        let mut cmd = tb.command(role, CHARON_SYSTEMD);
+        cmd.env("STRONGSWAN_CONF", d.join("strongswan.conf"))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let command = process::describe(&cmd);
+        let child = cmd
+            .spawn()
+            .map_err(|source| HarnessError::Spawn { command, source })?;
+        let mut charon = Charon {
+            what: what.to_string(),
+            ns: tb.ns(role).to_string(),
+            child: Some(child),
+            dir,
+            vici,
+        };
+        let sock = d.join("charon.vici");
+        process::wait_until(
+            &format!("{what}: vici socket {}", sock.display()),
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || {
+                charon.check_running()?;
+                Ok(sock.exists())
+            },
+        )
+        .map_err(|e| charon.with_log(e))?;
+        charon.load_all().map_err(|e| charon.with_log(e))?;
+        Ok(charon)
+    }
+
+    fn check_running(&mut self) -> Result<()> {
+        let Some(child) = self.child.as_mut() else {
+            return Err(HarnessError::Daemon {
+                what: self.what.clone(),
+                detail: "stopped".into(),
+            });
+        };
+        match child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(st)) => Err(HarnessError::Daemon {
+                what: self.what.clone(),
+                detail: format!("charon exited with {st}"),
+            }),
+            Err(e) => Err(HarnessError::Daemon {
+                what: self.what.clone(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// Adds the log tail to an error, for readable test failures.
+    pub(crate) fn with_log(&self, e: HarnessError) -> HarnessError {
+        let log = self.log();
+        let stdout =
+            std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        HarnessError::Daemon {
+            what: self.what.clone(),
+            detail: format!(
+                "{e}\n--- charon stdout ---\n{stdout}\n--- charon log tail ({}) ---\n{}",
+                self.log_path().display(),
+                tail.join("\n")
+            ),
+        }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn vici_uri(&self) -> &str {
+        &self.vici
+    }
+
+    pub(crate) fn swanctl_dir(&self) -> PathBuf {
+        self.dir.path().join("swanctl")
+    }
+
+    pub(crate) fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Runs `swanctl <args> --uri <vici>` (command first, as swanctl wants) bounded by `timeout`.
+    pub(crate) fn swanctl_timeout(&self, args: &[&str], timeout: Duration) -> Result<Output> {
+        let mut cmd = Command::new("swanctl");
+        cmd.args(args)
+            .args(["--uri", &self.vici])
+            .env("STRONGSWAN_CONF", self.dir.path().join("strongswan.conf"))
+            .env("SWANCTL_DIR", self.swanctl_dir());
+        process::run(&mut cmd, timeout)
+    }
+
+    pub(crate) fn swanctl(&self, args: &[&str]) -> Result<Output> {
+        self.swanctl_timeout(args, DEFAULT_COMMAND_TIMEOUT)
+    }
+
+    /// `swanctl --load-all`.
+    pub(crate) fn load_all(&self) -> Result<()> {
+        self.swanctl(&["--load-all"]).map(|_| ())
+    }
+
+    /// Rewrites swanctl.conf and reloads everything.
+    pub(crate) fn reload(&self, swanctl_conf: &str) -> Result<()> {
+        write(&self.swanctl_dir().join("swanctl.conf"), swanctl_conf)?;
+        self.load_all()
+    }
+
+    pub(crate) fn list_sas(&self) -> Result<String> {
+        let out = self.swanctl(&["--list-sas"])?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub(crate) fn list_sas_raw(&self) -> Result<String> {
+        let out = self.swanctl(&["--list-sas", "--raw"])?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub(crate) fn log_path(&self) -> PathBuf {
+        self.dir.path().join("charon.log")
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// SIGTERM, wait ≤ 5 s, SIGKILL; by PID of the child we started.
+    pub(crate) fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            match process::terminate(&mut child, Duration::from_secs(5)) {
+                Some(_) => {}
+                None => {
+                    return Err(HarnessError::Daemon {
+                        what: self.what.clone(),
+                        detail: format!("could not stop charon pid {}", child.id()),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.check_running().is_ok()
+    }
+}
+
+impl Drop for Charon {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| HarnessError::io(path, e))
+}
+
+fn strongswan_conf(dir: &Path, vici: &str) -> String {
+    let d = dir.display();
+    let plugins = available_plugins().join(" ");
+    format!(
+        r#"# generated by the ikelink interop harness
+charon-systemd {{
+  load = {plugins}
+  plugins {{
+    vici {{
+      socket = {vici}
+    }}
+    openssl {{
+      load_legacy = yes
+    }}
+  }}
+  filelog {{
+    main {{
+      path = {d}/charon.log
+      append = no
+      flush_line = yes
+      time_format = %T
+      default = 1
+      ike = 2
+      cfg = 2
+      knl = 2
+      enc = 2
+    }}
+  }}
+  journal {{
+    default = -1
+  }}
+  syslog {{
+    daemon {{
+      default = -1
+    }}
+  }}
+}}
+swanctl {{
+  socket = {vici}
+}}
+"#
+    )
+}
+
+/// Number of established IKE SAs in `swanctl --list-sas --raw` output (one `list-sa event` per IKE SA; the
+/// first `state=` of an event is the IKE SA's, child states are never `ESTABLISHED`).
+pub fn count_established(raw: &str) -> usize {
+    raw.lines()
+        .filter(|l| l.starts_with("list-sa event"))
+        .filter(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("state="))
+                .is_some_and(|s| s == "ESTABLISHED")
+        })
+        .count()
+}
+
+/// All values of `key=...` tokens in raw vici output (e.g. `local-vips` gives `[100.64.0.1]`), without the
+/// surrounding section braces.
+pub fn raw_values<'a>(raw: &'a str, key: &str) -> Vec<&'a str> {
+    let pat = format!("{key}=");
+    raw.split_whitespace()
+        .filter_map(|w| w.trim_start_matches('{').strip_prefix(pat.as_str()))
+        .map(|v| v.trim_end_matches('}'))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_established() {
+        let raw = "list-sa event {rw {uniqueid=1 version=2 state=ESTABLISHED local-host=203.0.113.2 child-sas {net-1 {name=net state=INSTALLED remote-ts=[100.64.0.1/32]}}}}\n\
+                   list-sa event {rw {uniqueid=2 version=2 state=CONNECTING local-host=203.0.113.2}}\n\
+                   list-sa event {rw {uniqueid=3 version=2 state=ESTABLISHED local-host=203.0.113.2}}\n\
+                   list-sas reply {}\n";
+        assert_eq!(count_established(raw), 2);
+        assert_eq!(count_established("list-sas reply {}\n"), 0);
+        assert_eq!(raw_values(raw, "uniqueid"), vec!["1", "2", "3"]);
+        assert_eq!(raw_values(raw, "remote-ts"), vec!["[100.64.0.1/32]"]);
+    }
+}

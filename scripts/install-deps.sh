@@ -1,0 +1,58 @@
+#!/bin/sh
+# Installs what the interop harness (examples/src/harness) needs on Debian/Ubuntu, idempotently:
+# strongSwan (charon-systemd + swanctl + kernel-libipsec and EAP plugins + pki), iproute2, iperf3, nftables,
+# iptables, tcpdump, ping and sysctl. `apt-get update` runs only if something is missing.
+# The Debian strongswan service is disabled and stopped: the harness runs its own charon per namespace.
+set -eu
+
+PACKAGES="strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins \
+libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -n "$missing" ]; then
+    echo "install-deps: installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+else
+    echo "install-deps: all packages present"
+fi
+
+# Never leave the system charon running: it would own /var/run/charon.* and ports 500/4500 in the root
+# namespace. Failure is fine (no systemd, unit absent).
+if command -v systemctl >/dev/null 2>&1; then
+    for unit in strongswan.service strongswan-starter.service; do
+        if [ -d /run/systemd/system ]; then
+            $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
+        else
+            $SUDO systemctl disable "$unit" >/dev/null 2>&1 || true
+        fi
+    done
+fi
+
+# Sanity checks of what the harness relies on.
+for plugin in kernel-libipsec vici eap-mschapv2 openssl curve25519; do
+    if [ ! -e "/usr/lib/ipsec/plugins/libstrongswan-$plugin.so" ]; then
+        echo "install-deps: strongSwan plugin $plugin missing" >&2
+        exit 1
+    fi
+done
+for bin in /usr/sbin/charon-systemd swanctl pki ip iperf3 nft tcpdump ping sysctl; do
+    if ! command -v "$bin" >/dev/null 2>&1; then
+        echo "install-deps: $bin not found" >&2
+        exit 1
+    fi
+done
+echo "install-deps: ok"
