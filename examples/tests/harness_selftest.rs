@@ -35,19 +35,12 @@ fn testbed_isolates_lan_and_tears_down() {
     let tb = Testbed::new(TestbedOptions::default()).expect("testbed");
     let prefix = tb.prefix().to_string();
     for role in Role::ALL {
-        assert!(
-            list_namespaces().unwrap().iter().any(|n| n == tb.ns(role)),
-            "namespace {} missing",
-            tb.ns(role)
-        );
+        assert!(list_namespaces().unwrap().iter().any(|n| n == tb.ns(role)), "namespace {} missing", tb.ns(role));
     }
     assert!(tb.ping(Role::Cli, RTR_CLI_ADDR, 1).unwrap(), "cli -> rtr");
     assert!(tb.ping(Role::Cli, GW_ADDR, 2).unwrap(), "cli -> gw public");
     assert!(tb.ping(Role::Gw, LAN_ADDR, 1).unwrap(), "gw -> lan");
-    assert!(
-        !tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(),
-        "LAN must not be reachable from cli without the tunnel"
-    );
+    assert!(!tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "LAN must not be reachable from cli without the tunnel");
     assert!(
         !tb.ping(Role::Cli, GW_LAN_ADDR, 1).unwrap(),
         "gw LAN side must not be reachable from cli without the tunnel"
@@ -65,12 +58,8 @@ fn testbed_mtu_and_fragment_drop() {
     if !enabled() {
         return;
     }
-    let tb = Testbed::new(TestbedOptions {
-        drop_fragments: true,
-        mtu: Some(1280),
-        ..TestbedOptions::default()
-    })
-    .expect("testbed");
+    let tb = Testbed::new(TestbedOptions { drop_fragments: true, mtu: Some(1280), ..TestbedOptions::default() })
+        .expect("testbed");
     let link = tb.exec(Role::Cli, &["ip", "link", "show", "eth0"]).unwrap();
     assert!(String::from_utf8_lossy(&link.stdout).contains("mtu 1280"));
     assert!(tb.ping(Role::Cli, GW_ADDR, 1).unwrap(), "small ping");
@@ -78,19 +67,7 @@ fn testbed_mtu_and_fragment_drop() {
     let out = tb
         .exec_unchecked(
             Role::Cli,
-            &[
-                "ping",
-                "-n",
-                "-c",
-                "2",
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                "-s",
-                "2000",
-                &GW_ADDR.to_string(),
-            ],
+            &["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-s", "2000", &GW_ADDR.to_string()],
             Duration::from_secs(10),
         )
         .unwrap();
@@ -112,8 +89,7 @@ fn strongswan_psk_tunnel() {
     let t = Instant::now();
     client.connect().expect("initiate");
     println!("strongSwan PSK tunnel up in {:?}", t.elapsed());
-    gw.wait_for_sa_count(1, Duration::from_secs(5))
-        .expect("gateway has one IKE SA");
+    gw.wait_for_sa_count(1, Duration::from_secs(5)).expect("gateway has one IKE SA");
     assert_eq!(client.sa_count().unwrap(), 1);
     let vip = client.virtual_ip().unwrap().expect("virtual IP assigned");
     assert!(in_vip_pool(vip), "vip {vip} not from the pool");
@@ -126,27 +102,18 @@ fn strongswan_psk_tunnel() {
         gw.list_sas().unwrap_or_default()
     );
     let raw = gw.list_sas_raw().unwrap();
-    let packets_in: u64 = raw_values(&raw, "packets-in")
-        .iter()
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum();
+    let packets_in: u64 = raw_values(&raw, "packets-in").iter().filter_map(|v| v.parse::<u64>().ok()).sum();
     assert!(packets_in >= 1, "gateway child SA saw no packets: {raw}");
 
     let _server = tb.start_iperf_server(Role::Lan).expect("iperf3 server");
-    let r = tb
-        .iperf_client(Role::Cli, LAN_ADDR, 2 * 1024 * 1024)
-        .expect("iperf3 through the tunnel");
+    let r = tb.iperf_client(Role::Cli, LAN_ADDR, 2 * 1024 * 1024).expect("iperf3 through the tunnel");
     println!("iperf3 2 MiB through strongSwan tunnel: {r:?}");
     assert_eq!(r.sent_bytes, 2 * 1024 * 1024);
     assert!(r.bytes > 0 && r.bits_per_second > 0.0);
 
     client.terminate().expect("terminate");
-    gw.wait_for_sa_count(0, Duration::from_secs(5))
-        .expect("gateway SA deleted");
-    assert!(
-        !tb.ping(Role::Cli, LAN_ADDR, 1).unwrap(),
-        "LAN reachable after the tunnel was closed"
-    );
+    gw.wait_for_sa_count(0, Duration::from_secs(5)).expect("gateway SA deleted");
+    assert!(!tb.ping(Role::Cli, LAN_ADDR, 1).unwrap(), "LAN reachable after the tunnel was closed");
     drop(client);
     drop(gw);
     drop(tb);
@@ -158,11 +125,7 @@ fn strongswan_psk_tunnel_behind_nat() {
     if !enabled() {
         return;
     }
-    let tb = Testbed::new(TestbedOptions {
-        nat: true,
-        ..TestbedOptions::default()
-    })
-    .expect("testbed");
+    let tb = Testbed::new(TestbedOptions { nat: true, ..TestbedOptions::default() }).expect("testbed");
     let prefix = tb.prefix().to_string();
     let gw = Gateway::start(
         &tb,
@@ -183,33 +146,22 @@ fn strongswan_psk_tunnel_behind_nat() {
         },
     )
     .expect("client");
-    let (res, ports) = tb
-        .capture_udp_ports(Role::Gw, "eth0", || client.connect())
-        .expect("capture");
+    let (res, ports) = tb.capture_udp_ports(Role::Gw, "eth0", || client.connect()).expect("capture");
     res.expect("initiate through NAT");
     gw.wait_for_sa_count(1, Duration::from_secs(5)).unwrap();
     let raw = gw.list_sas_raw().unwrap();
     assert_eq!(raw_values(&raw, "remote-host"), vec!["203.0.113.1"]);
     assert_eq!(raw_values(&raw, "nat-remote"), vec!["yes"]);
-    assert!(
-        raw_values(&raw, "encr-alg").contains(&"AES_GCM_16"),
-        "proposal not applied: {raw}"
-    );
+    assert!(raw_values(&raw, "encr-alg").contains(&"AES_GCM_16"), "proposal not applied: {raw}");
     // Random source ports on the NAT: the gateway sees neither 500 nor 4500 as the client's port.
     assert!(!ports.is_empty(), "nothing captured");
     assert!(
-        ports
-            .iter()
-            .filter(|(_, d)| *d == 500 || *d == 4500)
-            .all(|(s, _)| *s != 500 && *s != 4500),
+        ports.iter().filter(|(_, d)| *d == 500 || *d == 4500).all(|(s, _)| *s != 500 && *s != 4500),
         "NAT did not remap ports: {ports:?}"
     );
     assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "ping through NAT");
     // Nothing gets in from the outside through the NAT.
-    assert!(
-        !tb.ping(Role::Gw, CLI_ADDR, 1).unwrap(),
-        "NAT let gw reach cli"
-    );
+    assert!(!tb.ping(Role::Gw, CLI_ADDR, 1).unwrap(), "NAT let gw reach cli");
     drop(client);
     drop(gw);
     drop(tb);
@@ -228,10 +180,7 @@ fn strongswan_cert_eap_mschapv2_tunnel() {
     let gw = Gateway::start(
         &tb,
         &GatewayConfig {
-            auth: GatewayAuth::Cert {
-                pki: pki.clone(),
-                remote_auth: "eap-mschapv2".into(),
-            },
+            auth: GatewayAuth::Cert { pki: pki.clone(), remote_auth: "eap-mschapv2".into() },
             psk: None,
             eap_users: vec![(EAP_USER.into(), EAP_PASSWORD.into())],
             ..GatewayConfig::default()
@@ -255,10 +204,7 @@ fn strongswan_cert_eap_mschapv2_tunnel() {
     client.connect().expect("initiate with EAP-MSCHAPv2");
     gw.wait_for_sa_count(1, Duration::from_secs(5)).unwrap();
     assert!(gw.log().contains("EAP method EAP_MSCHAPV2 succeeded"));
-    assert!(
-        tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(),
-        "ping through EAP tunnel"
-    );
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "ping through EAP tunnel");
 }
 
 #[test]
@@ -271,30 +217,18 @@ fn strongswan_rsa_cert_both_ways() {
     let gw = Gateway::start(
         &tb,
         &GatewayConfig {
-            auth: GatewayAuth::Cert {
-                pki: pki.clone(),
-                remote_auth: "pubkey".into(),
-            },
+            auth: GatewayAuth::Cert { pki: pki.clone(), remote_auth: "pubkey".into() },
             psk: None,
             ..GatewayConfig::default()
         },
     )
     .expect("gateway");
-    let client = StrongswanClient::start(
-        &tb,
-        &ClientConfig {
-            auth: ClientAuth::Cert { pki },
-            ..ClientConfig::default()
-        },
-    )
-    .expect("client");
+    let client =
+        StrongswanClient::start(&tb, &ClientConfig { auth: ClientAuth::Cert { pki }, ..ClientConfig::default() })
+            .expect("client");
     client.connect().expect("initiate with certificates");
     gw.wait_for_sa_count(1, Duration::from_secs(5)).unwrap();
-    let expected =
-        "authentication of 'client@ikelink.test' with RSA_EMSA_PKCS1_SHA2_256 successful";
+    let expected = "authentication of 'client@ikelink.test' with RSA_EMSA_PKCS1_SHA2_256 successful";
     assert!(gw.log().contains(expected), "missing log line: {expected}");
-    assert!(
-        tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(),
-        "ping through cert tunnel"
-    );
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "ping through cert tunnel");
 }

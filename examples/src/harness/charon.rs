@@ -49,21 +49,13 @@ pub const PLUGINS: &[&str] = &[
 
 /// Sub-directories of a swanctl directory that `swanctl --load-all` scans.
 const SWANCTL_SUBDIRS: &[&str] = &[
-    "conf.d", "x509", "x509ca", "x509aa", "x509ocsp", "x509crl", "x509ac", "pubkey", "private",
-    "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12",
+    "conf.d", "x509", "x509ca", "x509aa", "x509ocsp", "x509crl", "x509ac", "pubkey", "private", "rsa", "ecdsa",
+    "bliss", "pkcs8", "pkcs12",
 ];
 
 /// The plugins of [`PLUGINS`] that are installed.
 pub fn available_plugins() -> Vec<&'static str> {
-    PLUGINS
-        .iter()
-        .copied()
-        .filter(|p| {
-            Path::new(PLUGIN_DIR)
-                .join(format!("libstrongswan-{p}.so"))
-                .exists()
-        })
-        .collect()
+    PLUGINS.iter().copied().filter(|p| Path::new(PLUGIN_DIR).join(format!("libstrongswan-{p}.so")).exists()).collect()
 }
 
 /// A running charon. Stopped (SIGTERM, then SIGKILL) on drop.
@@ -98,27 +90,13 @@ impl Charon {
         write(&swanctl.join("swanctl.conf"), swanctl_conf)?;
         prepare(&swanctl)?;
 
-        let out = std::fs::File::create(d.join("stdout.log"))
-            .map_err(|e| HarnessError::io(d.join("stdout.log"), e))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| HarnessError::io(d.join("stdout.log"), e))?;
+        let out = std::fs::File::create(d.join("stdout.log")).map_err(|e| HarnessError::io(d.join("stdout.log"), e))?;
+        let err = out.try_clone().map_err(|e| HarnessError::io(d.join("stdout.log"), e))?;
         let mut cmd = tb.command(role, CHARON_SYSTEMD);
-        cmd.env("STRONGSWAN_CONF", d.join("strongswan.conf"))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+        cmd.env("STRONGSWAN_CONF", d.join("strongswan.conf")).stdin(Stdio::null()).stdout(out).stderr(err);
         let command = process::describe(&cmd);
-        let child = cmd
-            .spawn()
-            .map_err(|source| HarnessError::Spawn { command, source })?;
-        let mut charon = Charon {
-            what: what.to_string(),
-            ns: tb.ns(role).to_string(),
-            child: Some(child),
-            dir,
-            vici,
-        };
+        let child = cmd.spawn().map_err(|source| HarnessError::Spawn { command, source })?;
+        let mut charon = Charon { what: what.to_string(), ns: tb.ns(role).to_string(), child: Some(child), dir, vici };
         let sock = d.join("charon.vici");
         process::wait_until(
             &format!("{what}: vici socket {}", sock.display()),
@@ -136,29 +114,21 @@ impl Charon {
 
     fn check_running(&mut self) -> Result<()> {
         let Some(child) = self.child.as_mut() else {
-            return Err(HarnessError::Daemon {
-                what: self.what.clone(),
-                detail: "stopped".into(),
-            });
+            return Err(HarnessError::Daemon { what: self.what.clone(), detail: "stopped".into() });
         };
         match child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(st)) => Err(HarnessError::Daemon {
-                what: self.what.clone(),
-                detail: format!("charon exited with {st}"),
-            }),
-            Err(e) => Err(HarnessError::Daemon {
-                what: self.what.clone(),
-                detail: e.to_string(),
-            }),
+            Ok(Some(st)) => {
+                Err(HarnessError::Daemon { what: self.what.clone(), detail: format!("charon exited with {st}") })
+            }
+            Err(e) => Err(HarnessError::Daemon { what: self.what.clone(), detail: e.to_string() }),
         }
     }
 
     /// Adds the log tail to an error, for readable test failures.
     pub(crate) fn with_log(&self, e: HarnessError) -> HarnessError {
         let log = self.log();
-        let stdout =
-            std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
+        let stdout = std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         HarnessError::Daemon {
@@ -314,11 +284,7 @@ swanctl {{
 pub fn count_established(raw: &str) -> usize {
     raw.lines()
         .filter(|l| l.starts_with("list-sa event"))
-        .filter(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("state="))
-                .is_some_and(|s| s == "ESTABLISHED")
-        })
+        .filter(|l| l.split_whitespace().find_map(|w| w.strip_prefix("state=")).is_some_and(|s| s == "ESTABLISHED"))
         .count()
 }
 

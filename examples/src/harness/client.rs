@@ -21,12 +21,7 @@ pub enum ClientAuth {
     #[default]
     Psk,
     /// Gateway certificate (verified against the CA of `pki`), client EAP (`method`, e.g. `"eap-mschapv2"`).
-    Eap {
-        pki: Pki,
-        method: String,
-        identity: String,
-        secret: String,
-    },
+    Eap { pki: Pki, method: String, identity: String, secret: String },
     /// Certificates both ways (client certificate of `pki`).
     Cert { pki: Pki },
 }
@@ -103,9 +98,7 @@ impl ClientConfig {
                 c += &format!("    local {{\n      auth = psk\n      id = {id}\n    }}\n");
                 c += &format!("    remote {{\n      auth = psk\n      id = {rid}\n    }}\n");
             }
-            ClientAuth::Eap {
-                method, identity, ..
-            } => {
+            ClientAuth::Eap { method, identity, .. } => {
                 c += &format!(
                     "    local {{\n      auth = {method}\n      id = {id}\n      eap_id = {}\n    }}\n",
                     quote(identity)
@@ -138,14 +131,8 @@ impl ClientConfig {
                     quote(&self.psk)
                 );
             }
-            ClientAuth::Eap {
-                identity, secret, ..
-            } => {
-                c += &format!(
-                    "  eap-me {{\n    id = {}\n    secret = {}\n  }}\n",
-                    quote(identity),
-                    quote(secret)
-                );
+            ClientAuth::Eap { identity, secret, .. } => {
+                c += &format!("  eap-me {{\n    id = {}\n    secret = {}\n  }}\n", quote(identity), quote(secret));
             }
             ClientAuth::Cert { .. } => {}
         }
@@ -170,21 +157,12 @@ impl StrongswanClient {
     /// Starts charon in `cli` with `config` loaded (does not initiate).
     pub fn start(tb: &Testbed, config: &ClientConfig) -> Result<StrongswanClient> {
         let conf = config.swanctl_conf();
-        let charon = Charon::start(
-            tb,
-            Role::Cli,
-            "strongSwan client",
-            &conf,
-            |dir| match &config.auth {
-                ClientAuth::Psk => Ok(()),
-                ClientAuth::Eap { pki, .. } => pki.install_client(dir, false),
-                ClientAuth::Cert { pki } => pki.install_client(dir, true),
-            },
-        )?;
-        Ok(StrongswanClient {
-            charon,
-            config: config.clone(),
-        })
+        let charon = Charon::start(tb, Role::Cli, "strongSwan client", &conf, |dir| match &config.auth {
+            ClientAuth::Psk => Ok(()),
+            ClientAuth::Eap { pki, .. } => pki.install_client(dir, false),
+            ClientAuth::Cert { pki } => pki.install_client(dir, true),
+        })?;
+        Ok(StrongswanClient { charon, config: config.clone() })
     }
 
     /// The configuration.
@@ -210,10 +188,7 @@ impl StrongswanClient {
     /// `swanctl --initiate --child <child>`, bounded (charon gives up after 15 s, we kill swanctl after 20 s).
     pub fn initiate(&self, child: &str) -> Result<()> {
         self.charon
-            .swanctl_timeout(
-                &["--initiate", "--child", child, "--timeout", "15"],
-                Duration::from_secs(20),
-            )
+            .swanctl_timeout(&["--initiate", "--child", child, "--timeout", "15"], Duration::from_secs(20))
             .map(|_| ())
             .map_err(|e| self.charon.with_log(e))
     }
@@ -226,10 +201,7 @@ impl StrongswanClient {
     /// `swanctl --terminate --ike home`.
     pub fn terminate(&self) -> Result<()> {
         self.charon
-            .swanctl_timeout(
-                &["--terminate", "--ike", Self::CONN, "--timeout", "10"],
-                Duration::from_secs(15),
-            )
+            .swanctl_timeout(&["--terminate", "--ike", Self::CONN, "--timeout", "10"], Duration::from_secs(15))
             .map(|_| ())
     }
 

@@ -8,11 +8,7 @@ use std::time::Duration;
 pub enum HarnessError {
     /// A command ran but exited unsuccessfully.
     #[error("command `{command}` failed ({status}): {stderr}")]
-    CommandFailed {
-        command: String,
-        status: String,
-        stderr: String,
-    },
+    CommandFailed { command: String, status: String, stderr: String },
     /// A command could not be started at all (missing binary, ...).
     #[error("could not run `{command}`: {source}")]
     Spawn {
@@ -22,11 +18,7 @@ pub enum HarnessError {
     },
     /// A command did not finish within its time bound and was killed.
     #[error("command `{command}` timed out after {timeout:?} and was killed; stderr: {stderr}")]
-    CommandTimeout {
-        command: String,
-        timeout: Duration,
-        stderr: String,
-    },
+    CommandTimeout { command: String, timeout: Duration, stderr: String },
     /// A bounded wait for some condition expired.
     #[error("timed out after {timeout:?} waiting for {what}")]
     WaitTimeout { what: String, timeout: Duration },
@@ -53,9 +45,6 @@ pub type Result<T> = std::result::Result<T, HarnessError>;
 
 impl HarnessError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        HarnessError::Io {
-            path: path.into(),
-            source,
-        }
+        HarnessError::Io { path: path.into(), source }
     }
 }

@@ -27,12 +27,7 @@ pub struct Pool {
 impl Pool {
     /// A pool without attributes.
     pub fn new(name: &str, addrs: &str) -> Pool {
-        Pool {
-            name: name.to_string(),
-            addrs: addrs.to_string(),
-            dns: Vec::new(),
-            extra: String::new(),
-        }
+        Pool { name: name.to_string(), addrs: addrs.to_string(), dns: Vec::new(), extra: String::new() }
     }
 }
 
@@ -166,14 +161,8 @@ impl GatewayConfig {
         }
         match &self.auth {
             GatewayAuth::Psk => {
-                c += &format!(
-                    "    local {{\n      auth = psk\n      id = {}\n    }}\n",
-                    quote(&self.local_id)
-                );
-                c += &format!(
-                    "    remote {{\n      auth = psk\n      id = {}\n    }}\n",
-                    quote(&self.remote_id)
-                );
+                c += &format!("    local {{\n      auth = psk\n      id = {}\n    }}\n", quote(&self.local_id));
+                c += &format!("    remote {{\n      auth = psk\n      id = {}\n    }}\n", quote(&self.remote_id));
             }
             GatewayAuth::Cert { pki, remote_auth } => {
                 let cert = file_name(&pki.gw_cert);
@@ -181,10 +170,7 @@ impl GatewayConfig {
                     "    send_cert = always\n    local {{\n      auth = pubkey\n      certs = {cert}\n      id = {}\n    }}\n",
                     quote(&self.local_id)
                 );
-                c += &format!(
-                    "    remote {{\n      auth = {remote_auth}\n      id = {}\n",
-                    quote(&self.remote_id)
-                );
+                c += &format!("    remote {{\n      auth = {remote_auth}\n      id = {}\n", quote(&self.remote_id));
                 if remote_auth.starts_with("eap") {
                     c += "      eap_id = %any\n";
                 }
@@ -194,10 +180,7 @@ impl GatewayConfig {
         c += &format!("    children {{\n      {} {{\n", Gateway::CHILD);
         c += &format!("        local_ts = {}\n", self.local_ts.join(", "));
         c += &format!("        esp_proposals = {}\n", self.esp_proposals);
-        for (k, v) in [
-            ("rekey_time", &self.child_rekey_time),
-            ("life_time", &self.child_life_time),
-        ] {
+        for (k, v) in [("rekey_time", &self.child_rekey_time), ("life_time", &self.child_life_time)] {
             if let Some(v) = v {
                 c += &format!("        {k} = {v}\n");
             }
@@ -229,18 +212,10 @@ impl GatewayConfig {
 
         c += "secrets {\n";
         if let Some((id, secret)) = &self.psk {
-            c += &format!(
-                "  ike-client {{\n    id-1 = {}\n    secret = {}\n  }}\n",
-                quote(id),
-                quote(secret)
-            );
+            c += &format!("  ike-client {{\n    id-1 = {}\n    secret = {}\n  }}\n", quote(id), quote(secret));
         }
         for (i, (id, secret)) in self.eap_users.iter().enumerate() {
-            c += &format!(
-                "  eap-{i} {{\n    id = {}\n    secret = {}\n  }}\n",
-                quote(id),
-                quote(secret)
-            );
+            c += &format!("  eap-{i} {{\n    id = {}\n    secret = {}\n  }}\n", quote(id), quote(secret));
         }
         c += "}\n";
         c += &self.extra_swanctl;
@@ -249,9 +224,7 @@ impl GatewayConfig {
 }
 
 pub(crate) fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// A running strongSwan responder in the testbed's `gw` namespace. Stopped on drop.
@@ -276,10 +249,7 @@ impl Gateway {
             }
             Ok(())
         })?;
-        Ok(Gateway {
-            charon,
-            config: config.clone(),
-        })
+        Ok(Gateway { charon, config: config.clone() })
     }
 
     /// The configuration it runs with.
@@ -363,40 +333,29 @@ impl Gateway {
 
     /// Waits until exactly `n` IKE SAs are established.
     pub fn wait_for_sa_count(&self, n: usize, timeout: Duration) -> Result<()> {
-        self.wait_for(&format!("{n} established IKE SA(s)"), timeout, |g| {
-            Ok(g.sa_count()? == n)
-        })
+        self.wait_for(&format!("{n} established IKE SA(s)"), timeout, |g| Ok(g.sa_count()? == n))
     }
 
     /// Waits until the charon log contains `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<()> {
-        self.wait_for(&format!("log line containing {needle:?}"), timeout, |g| {
-            Ok(g.log().contains(needle))
-        })
+        self.wait_for(&format!("log line containing {needle:?}"), timeout, |g| Ok(g.log().contains(needle)))
     }
 
     /// Gateway-initiated delete of all IKE SAs of the connection (`swanctl --terminate --ike rw`).
     pub fn terminate_all(&self) -> Result<()> {
         self.charon
-            .swanctl_timeout(
-                &["--terminate", "--ike", Self::CONN, "--timeout", "10"],
-                Duration::from_secs(15),
-            )
+            .swanctl_timeout(&["--terminate", "--ike", Self::CONN, "--timeout", "10"], Duration::from_secs(15))
             .map(|_| ())
     }
 
     /// Gateway-initiated IKE SA rekey (`swanctl --rekey --ike rw`).
     pub fn rekey_ike(&self) -> Result<()> {
-        self.charon
-            .swanctl(&["--rekey", "--ike", Self::CONN])
-            .map(|_| ())
+        self.charon.swanctl(&["--rekey", "--ike", Self::CONN]).map(|_| ())
     }
 
     /// Gateway-initiated Child SA rekey (`swanctl --rekey --child net`).
     pub fn rekey_child(&self) -> Result<()> {
-        self.charon
-            .swanctl(&["--rekey", "--child", Self::CHILD])
-            .map(|_| ())
+        self.charon.swanctl(&["--rekey", "--child", Self::CHILD]).map(|_| ())
     }
 
     /// Path of the charon log.

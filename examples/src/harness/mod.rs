@@ -25,22 +25,21 @@ mod charon;
 mod client;
 mod error;
 mod gateway;
+mod ikelink;
 mod pki;
 mod process;
 mod testbed;
 
-pub use charon::{
-    available_plugins, count_established, raw_values, CHARON_SYSTEMD, PLUGINS, PLUGIN_DIR,
-};
+pub use charon::{available_plugins, count_established, raw_values, CHARON_SYSTEMD, PLUGINS, PLUGIN_DIR};
 pub use client::{ClientAuth, ClientConfig, StrongswanClient};
 pub use error::{HarnessError, Result};
 pub use gateway::{Gateway, GatewayAuth, GatewayConfig, Pool};
+pub use ikelink::{psk_profile, IkelinkClient, NETNS_RESOLV_CONF};
 pub use pki::{KeyType, Pki};
 pub use process::{wait_child_timeout, wait_until, TempDir, DEFAULT_COMMAND_TIMEOUT, NAME_PREFIX};
 pub use testbed::{
-    list_namespaces, udp_ports, Capture, IperfOptions, IperfResult, IperfServer, Role, Testbed,
-    TestbedOptions, CLI_ADDR, CLI_NET, GW_ADDR, GW_LAN_ADDR, IPERF_PORT, LAN_ADDR, LAN_NET,
-    RTR_CLI_ADDR, RTR_GW_ADDR, VIP_NET,
+    list_namespaces, udp_ports, Capture, IperfOptions, IperfResult, IperfServer, Role, Testbed, TestbedOptions,
+    CLI_ADDR, CLI_NET, GW_ADDR, GW_LAN_ADDR, IPERF_PORT, LAN_ADDR, LAN_NET, RTR_CLI_ADDR, RTR_GW_ADDR, VIP_NET,
 };
 
 /// Gateway identity used by the default configurations (also a SAN DNS name of the test gateway certificate).

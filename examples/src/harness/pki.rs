@@ -22,18 +22,8 @@ pub enum KeyType {
 impl KeyType {
     fn gen_args(self) -> Vec<String> {
         match self {
-            KeyType::EcdsaP256 => vec![
-                "--type".into(),
-                "ecdsa".into(),
-                "--size".into(),
-                "256".into(),
-            ],
-            KeyType::Rsa(bits) => vec![
-                "--type".into(),
-                "rsa".into(),
-                "--size".into(),
-                bits.to_string(),
-            ],
+            KeyType::EcdsaP256 => vec!["--type".into(), "ecdsa".into(), "--size".into(), "256".into()],
+            KeyType::Rsa(bits) => vec!["--type".into(), "rsa".into(), "--size".into(), bits.to_string()],
         }
     }
 
@@ -79,9 +69,7 @@ fn write(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 fn copy(from: &Path, to_dir: &Path) -> Result<()> {
-    let name = from
-        .file_name()
-        .ok_or_else(|| HarnessError::Setup(format!("bad file name {}", from.display())))?;
+    let name = from.file_name().ok_or_else(|| HarnessError::Setup(format!("bad file name {}", from.display())))?;
     std::fs::copy(from, to_dir.join(name)).map_err(|e| HarnessError::io(from, e))?;
     Ok(())
 }

@@ -41,13 +41,8 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> mpsc::Receiver<Vec<u8>> {
 /// (it is ours) and `CommandTimeout` is returned.
 pub(crate) fn run_unchecked(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let command = describe(cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| HarnessError::Spawn {
-        command: command.clone(),
-        source,
-    })?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| HarnessError::Spawn { command: command.clone(), source })?;
     let out_rx = drain(child.stdout.take());
     let err_rx = drain(child.stderr.take());
     let deadline = Instant::now() + timeout;
@@ -68,9 +63,7 @@ pub(crate) fn run_unchecked(cmd: &mut Command, timeout: Duration) -> Result<Outp
         None => {
             let _ = child.kill();
             let _ = child.wait();
-            let stderr = err_rx
-                .recv_timeout(Duration::from_secs(1))
-                .unwrap_or_default();
+            let stderr = err_rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
             return Err(HarnessError::CommandTimeout {
                 command,
                 timeout,
@@ -79,17 +72,9 @@ pub(crate) fn run_unchecked(cmd: &mut Command, timeout: Duration) -> Result<Outp
         }
     };
     // A grandchild that inherited the pipes could keep them open: do not wait for it forever.
-    let stdout = out_rx
-        .recv_timeout(Duration::from_secs(2))
-        .unwrap_or_default();
-    let stderr = err_rx
-        .recv_timeout(Duration::from_secs(2))
-        .unwrap_or_default();
-    Ok(Output {
-        status,
-        stdout,
-        stderr,
-    })
+    let stdout = out_rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+    let stderr = err_rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+    Ok(Output { status, stdout, stderr })
 }
 
 /// Like [`run_unchecked`], but a non-zero exit status is a `CommandFailed` error.
@@ -108,11 +93,7 @@ pub(crate) fn failed(command: String, out: &Output) -> HarnessError {
     if stderr.is_empty() {
         stderr = String::from_utf8_lossy(&out.stdout).trim().to_string();
     }
-    HarnessError::CommandFailed {
-        command,
-        status: out.status.to_string(),
-        stderr,
-    }
+    HarnessError::CommandFailed { command, status: out.status.to_string(), stderr }
 }
 
 /// Polls `pred` every `interval` until it returns `true` or `timeout` passes (bounded in time and count).
@@ -130,10 +111,7 @@ where
         }
         rounds += 1;
         if start.elapsed() >= timeout || rounds >= max_rounds {
-            return Err(HarnessError::WaitTimeout {
-                what: what.to_string(),
-                timeout,
-            });
+            return Err(HarnessError::WaitTimeout { what: what.to_string(), timeout });
         }
         thread::sleep(interval);
     }
@@ -186,12 +164,7 @@ pub fn wait_child_timeout(child: &mut Child, timeout: Duration) -> Result<Option
             Ok(Some(st)) => return Ok(Some(st)),
             Ok(None) if Instant::now() >= deadline => return Ok(None),
             Ok(None) => thread::sleep(Duration::from_millis(10)),
-            Err(e) => {
-                return Err(HarnessError::Spawn {
-                    command: format!("wait for pid {}", child.id()),
-                    source: e,
-                })
-            }
+            Err(e) => return Err(HarnessError::Spawn { command: format!("wait for pid {}", child.id()), source: e }),
         }
     }
 }
@@ -211,9 +184,7 @@ pub const NAME_PREFIX: &str = "ikl";
 pub(crate) fn owner_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix(NAME_PREFIX)?;
     let (pid, rest) = rest.split_once('x')?;
-    let digits_end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
+    let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     if digits_end == 0 || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

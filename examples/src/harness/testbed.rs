@@ -242,27 +242,14 @@ impl Testbed {
     pub fn new(options: TestbedOptions) -> Result<Testbed> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            return Err(HarnessError::Setup(
-                "the interop testbed needs root (network namespaces)".into(),
-            ));
+            return Err(HarnessError::Setup("the interop testbed needs root (network namespaces)".into()));
         }
         STALE_CLEANUP.call_once(cleanup_stale);
         let prefix = process::unique_prefix();
         let names = Role::ALL.map(|r| format!("{prefix}-{}", r.as_str()));
         let dir = TempDir::new(&format!("{prefix}-testbed"))?;
-        let nft = process::run(
-            Command::new("nft").arg("--version"),
-            DEFAULT_COMMAND_TIMEOUT,
-        )
-        .is_ok();
-        let mut tb = Testbed {
-            prefix,
-            names,
-            created: Vec::new(),
-            options,
-            dir,
-            nft,
-        };
+        let nft = process::run(Command::new("nft").arg("--version"), DEFAULT_COMMAND_TIMEOUT).is_ok();
+        let mut tb = Testbed { prefix, names, created: Vec::new(), options, dir, nft };
         tb.build()?; // on error, Drop tears down what exists
         Ok(tb)
     }
@@ -283,9 +270,7 @@ impl Testbed {
         // veth pairs created directly inside the namespaces (no names in the root namespace).
         let veth = |a_ns: &str, a: &str, b_ns: &str, b: &str| -> Result<()> {
             process::run(
-                ip().args([
-                    "-n", a_ns, "link", "add", a, "type", "veth", "peer", "name", b, "netns", b_ns,
-                ]),
+                ip().args(["-n", a_ns, "link", "add", a, "type", "veth", "peer", "name", b, "netns", b_ns]),
                 DEFAULT_COMMAND_TIMEOUT,
             )
             .map(|_| ())
@@ -311,10 +296,7 @@ impl Testbed {
         addr(self, Role::Lan, "eth0", "198.51.100.2/24")?;
         self.ip(Role::Cli, &["route", "add", "default", "via", "192.0.2.1"])?;
         self.ip(Role::Gw, &["route", "add", "default", "via", "203.0.113.1"])?;
-        self.ip(
-            Role::Lan,
-            &["route", "add", "default", "via", "198.51.100.1"],
-        )?;
+        self.ip(Role::Lan, &["route", "add", "default", "via", "198.51.100.1"])?;
         // rtr: only its two connected networks, deliberately no route to the LAN.
         self.exec(Role::Rtr, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         self.exec(Role::Gw, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
@@ -357,19 +339,7 @@ impl Testbed {
     fn apply_iptables(&self) -> Result<()> {
         if self.options.drop_fragments {
             // Without nft we cannot hook before defragmentation; fine as long as rtr has no conntrack (no NAT).
-            self.exec(
-                Role::Rtr,
-                &[
-                    "iptables",
-                    "-t",
-                    "raw",
-                    "-A",
-                    "PREROUTING",
-                    "-f",
-                    "-j",
-                    "DROP",
-                ],
-            )?;
+            self.exec(Role::Rtr, &["iptables", "-t", "raw", "-A", "PREROUTING", "-f", "-j", "DROP"])?;
         }
         if self.options.nat {
             self.exec(
@@ -392,24 +362,11 @@ impl Testbed {
             self.exec(Role::Rtr, &["iptables", "-P", "FORWARD", "DROP"])?;
             self.exec(
                 Role::Rtr,
-                &[
-                    "iptables",
-                    "-A",
-                    "FORWARD",
-                    "-m",
-                    "conntrack",
-                    "--ctstate",
-                    "ESTABLISHED,RELATED",
-                    "-j",
-                    "ACCEPT",
-                ],
+                &["iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
             )?;
             self.exec(
                 Role::Rtr,
-                &[
-                    "iptables", "-A", "FORWARD", "-i", "eth0", "-o", "eth1", "-s", CLI_NET, "-j",
-                    "ACCEPT",
-                ],
+                &["iptables", "-A", "FORWARD", "-i", "eth0", "-o", "eth1", "-s", CLI_NET, "-j", "ACCEPT"],
             )?;
         }
         Ok(())
@@ -436,11 +393,7 @@ impl Testbed {
     }
 
     fn ip(&self, role: Role, args: &[&str]) -> Result<()> {
-        process::run(
-            ip().args(["-n", self.ns(role)]).args(args),
-            DEFAULT_COMMAND_TIMEOUT,
-        )
-        .map(|_| ())
+        process::run(ip().args(["-n", self.ns(role)]).args(args), DEFAULT_COMMAND_TIMEOUT).map(|_| ())
     }
 
     /// A `Command` running `program` inside the namespace of `role` (`ip netns exec <ns> program`). Whatever it
@@ -458,17 +411,13 @@ impl Testbed {
 
     /// [`Testbed::exec`] with an explicit time bound.
     pub fn exec_timeout(&self, role: Role, args: &[&str], timeout: Duration) -> Result<Output> {
-        let (program, rest) = args
-            .split_first()
-            .ok_or_else(|| HarnessError::Setup("exec: empty command".into()))?;
+        let (program, rest) = args.split_first().ok_or_else(|| HarnessError::Setup("exec: empty command".into()))?;
         process::run(self.command(role, program).args(rest), timeout)
     }
 
     /// Like [`Testbed::exec_timeout`], but returns the output whatever the exit status.
     pub fn exec_unchecked(&self, role: Role, args: &[&str], timeout: Duration) -> Result<Output> {
-        let (program, rest) = args
-            .split_first()
-            .ok_or_else(|| HarnessError::Setup("exec: empty command".into()))?;
+        let (program, rest) = args.split_first().ok_or_else(|| HarnessError::Setup("exec: empty command".into()))?;
         process::run_unchecked(self.command(role, program).args(rest), timeout)
     }
 
@@ -476,38 +425,19 @@ impl Testbed {
     /// [`Testbed::spawn_logged`] for long-running chatty processes). Killed on testbed drop if still running.
     pub fn spawn(&self, role: Role, program: &str, args: &[&str]) -> Result<Child> {
         let mut cmd = self.command(role, program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let command = process::describe(&cmd);
-        cmd.spawn()
-            .map_err(|source| HarnessError::Spawn { command, source })
+        cmd.spawn().map_err(|source| HarnessError::Spawn { command, source })
     }
 
     /// Like [`Testbed::spawn`], with stdout and stderr appended to `log`.
-    pub fn spawn_logged(
-        &self,
-        role: Role,
-        program: &str,
-        args: &[&str],
-        log: &Path,
-    ) -> Result<Child> {
-        let open = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .map_err(|e| HarnessError::io(log, e))
-        };
+    pub fn spawn_logged(&self, role: Role, program: &str, args: &[&str], log: &Path) -> Result<Child> {
+        let open =
+            || std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| HarnessError::io(log, e));
         let mut cmd = self.command(role, program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(open()?)
-            .stderr(open()?);
+        cmd.args(args).stdin(Stdio::null()).stdout(open()?).stderr(open()?);
         let command = process::describe(&cmd);
-        cmd.spawn()
-            .map_err(|source| HarnessError::Spawn { command, source })
+        cmd.spawn().map_err(|source| HarnessError::Spawn { command, source })
     }
 
     /// Pings `addr` from `from` `count` times (200 ms apart, 1 s reply wait, hard deadline); `true` if at least
@@ -523,9 +453,7 @@ impl Testbed {
         let (c, a) = (count.to_string(), addr.to_string());
         let out = self.exec_unchecked(
             from,
-            &[
-                "ping", "-n", "-q", "-c", &c, "-i", "0.2", "-W", "1", "-w", &deadline, &a,
-            ],
+            &["ping", "-n", "-q", "-c", &c, "-i", "0.2", "-W", "1", "-w", &deadline, &a],
             Duration::from_secs(u64::from(count / 5 + 10)),
         )?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -542,10 +470,7 @@ impl Testbed {
                 // ping itself failed (e.g. "Network is unreachable"): nothing received.
                 Ok(0)
             }
-            None => Err(HarnessError::Parse {
-                what: "ping".into(),
-                detail: text.into_owned(),
-            }),
+            None => Err(HarnessError::Parse { what: "ping".into(), detail: text.into_owned() }),
         }
     }
 
@@ -556,17 +481,12 @@ impl Testbed {
 
     /// [`Testbed::start_iperf_server`] on a given port.
     pub fn start_iperf_server_on(&self, role: Role, port: u16) -> Result<IperfServer> {
-        let log = self
-            .dir()
-            .join(format!("iperf3-{}-{port}.log", role.as_str()));
+        let log = self.dir().join(format!("iperf3-{}-{port}.log", role.as_str()));
         let p = port.to_string();
         let mut child = self.spawn_logged(role, "iperf3", &["-s", "-p", &p], &log)?;
         let filter = format!("sport = :{port}");
-        let waited = process::wait_until(
-            "iperf3 server to listen",
-            Duration::from_secs(5),
-            Duration::from_millis(50),
-            || {
+        let waited =
+            process::wait_until("iperf3 server to listen", Duration::from_secs(5), Duration::from_millis(50), || {
                 if let Ok(Some(st)) = child.try_wait() {
                     return Err(HarnessError::Daemon {
                         what: "iperf3 server".into(),
@@ -575,8 +495,7 @@ impl Testbed {
                 }
                 let out = self.exec(role, &["ss", "-Hltn", &filter])?;
                 Ok(!out.stdout.is_empty())
-            },
-        );
+            });
         if let Err(e) = waited {
             process::terminate(&mut child, Duration::from_secs(1));
             return Err(e);
@@ -586,41 +505,19 @@ impl Testbed {
 
     /// Sends `bytes` with iperf3 (TCP) from `from` to the server at `addr` (bounded by 60 s).
     pub fn iperf_client(&self, from: Role, addr: Ipv4Addr, bytes: u64) -> Result<IperfResult> {
-        self.iperf_client_with(
-            from,
-            addr,
-            &IperfOptions {
-                bytes: Some(bytes),
-                ..IperfOptions::default()
-            },
-        )
+        self.iperf_client_with(from, addr, &IperfOptions { bytes: Some(bytes), ..IperfOptions::default() })
     }
 
     /// iperf3 client run with explicit options.
-    pub fn iperf_client_with(
-        &self,
-        from: Role,
-        addr: Ipv4Addr,
-        o: &IperfOptions,
-    ) -> Result<IperfResult> {
+    pub fn iperf_client_with(&self, from: Role, addr: Ipv4Addr, o: &IperfOptions) -> Result<IperfResult> {
         let a = addr.to_string();
         let port = o.port.to_string();
         let parallel = o.parallel.clamp(1, 64).to_string();
-        let mut args: Vec<String> = [
-            "iperf3",
-            "-c",
-            &a,
-            "-p",
-            &port,
-            "-J",
-            "--connect-timeout",
-            "3000",
-            "-P",
-            &parallel,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> =
+            ["iperf3", "-c", &a, "-p", &port, "-J", "--connect-timeout", "3000", "-P", &parallel]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         match o.bytes {
             Some(b) => args.extend(["-n".to_string(), b.to_string()]),
             None => args.extend(["-t".to_string(), o.seconds.clamp(1, 3600).to_string()]),
@@ -641,49 +538,22 @@ impl Testbed {
     /// Starts `tcpdump` on `iface` in `role` with a BPF `filter` (e.g. `"udp"`), writing a pcap into the testbed
     /// directory. Stop it with [`Capture::finish`].
     pub fn start_capture(&self, role: Role, iface: &str, filter: &str) -> Result<Capture> {
-        let pcap = self.dir().join(format!(
-            "{}-{}-{}.pcap",
-            role.as_str(),
-            iface,
-            process::unique_prefix()
-        ));
+        let pcap = self.dir().join(format!("{}-{}-{}.pcap", role.as_str(), iface, process::unique_prefix()));
         let log = pcap.with_extension("log");
         let p = pcap.to_string_lossy().into_owned();
-        let mut args = vec![
-            "-i",
-            iface,
-            "--immediate-mode",
-            "-U",
-            "-Z",
-            "root",
-            "-nn",
-            "-w",
-            &p,
-            "-c",
-            "1000000",
-        ];
+        let mut args = vec!["-i", iface, "--immediate-mode", "-U", "-Z", "root", "-nn", "-w", &p, "-c", "1000000"];
         args.extend(filter.split_whitespace());
         let mut child = self.spawn_logged(role, "tcpdump", &args, &log)?;
         // tcpdump says "listening on ..." once the socket is open.
-        let waited = process::wait_until(
-            "tcpdump to start",
-            Duration::from_secs(5),
-            Duration::from_millis(20),
-            || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    return Err(HarnessError::Daemon {
-                        what: "tcpdump".into(),
-                        detail: format!(
-                            "exited with {st}: {}",
-                            std::fs::read_to_string(&log).unwrap_or_default()
-                        ),
-                    });
-                }
-                Ok(std::fs::read_to_string(&log)
-                    .unwrap_or_default()
-                    .contains("listening on"))
-            },
-        );
+        let waited = process::wait_until("tcpdump to start", Duration::from_secs(5), Duration::from_millis(20), || {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(HarnessError::Daemon {
+                    what: "tcpdump".into(),
+                    detail: format!("exited with {st}: {}", std::fs::read_to_string(&log).unwrap_or_default()),
+                });
+            }
+            Ok(std::fs::read_to_string(&log).unwrap_or_default().contains("listening on"))
+        });
         if let Err(e) = waited {
             process::terminate(&mut child, Duration::from_secs(1));
             return Err(e);
@@ -710,28 +580,16 @@ impl Testbed {
         if !self.options.drop_fragments || !self.nft {
             return Ok(None);
         }
-        let out = self.exec(
-            Role::Rtr,
-            &["nft", "list", "chain", "ip", "ikelink", "prerouting_frag"],
-        )?;
+        let out = self.exec(Role::Rtr, &["nft", "list", "chain", "ip", "ikelink", "prerouting_frag"])?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let n = text
-            .split_whitespace()
-            .skip_while(|w| *w != "packets")
-            .nth(1)
-            .and_then(|n| n.parse().ok());
+        let n = text.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse().ok());
         Ok(n)
     }
 
     /// PIDs of processes currently inside the namespace `name`.
     fn ns_pids(name: &str) -> Vec<u32> {
         process::run(ip().args(["netns", "pids", name]), DEFAULT_COMMAND_TIMEOUT)
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            })
+            .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect())
             .unwrap_or_default()
     }
 
@@ -788,9 +646,7 @@ fn cleanup_stale() {
     if let Ok(names) = list_namespaces() {
         let stale: Vec<String> = names
             .into_iter()
-            .filter(|n| {
-                process::owner_pid(n).is_some_and(|pid| pid != me && !process::pid_exists(pid))
-            })
+            .filter(|n| process::owner_pid(n).is_some_and(|pid| pid != me && !process::pid_exists(pid)))
             .take(1000)
             .collect();
         if !stale.is_empty() {
@@ -802,21 +658,15 @@ fn cleanup_stale() {
 }
 
 fn parse_iperf_json(text: &str) -> Result<IperfResult> {
-    let perr = |detail: String| HarnessError::Parse {
-        what: "iperf3 -J".into(),
-        detail,
-    };
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| perr(format!("{e}: {text:.300}")))?;
+    let perr = |detail: String| HarnessError::Parse { what: "iperf3 -J".into(), detail };
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| perr(format!("{e}: {text:.300}")))?;
     if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
         return Err(perr(format!("iperf3 error: {err}")));
     }
     let end = v.get("end").ok_or_else(|| perr("no `end` object".into()))?;
     let num = |section: &str, key: &str| end.get(section).and_then(|s| s.get(key));
     let f = |section: &str, key: &str| -> Result<f64> {
-        num(section, key)
-            .and_then(|x| x.as_f64())
-            .ok_or_else(|| perr(format!("missing end.{section}.{key}")))
+        num(section, key).and_then(|x| x.as_f64()).ok_or_else(|| perr(format!("missing end.{section}.{key}")))
     };
     let u = |section: &str, key: &str| -> Result<u64> {
         num(section, key)
