@@ -10,10 +10,12 @@
 //!   RFC 3602, RFC 4868).
 
 mod algs;
+mod cert;
 mod cipher;
 mod dh;
 mod keys;
 mod prf;
+mod sig;
 mod sk;
 mod util;
 
@@ -21,6 +23,14 @@ pub use algs::{Encr, Group, Integ, Prf};
 pub use cipher::{AeadKey, CbcKey, HmacKey};
 pub use dh::KeyExchange;
 pub use keys::{ChildKeys, IkeKeys};
+pub use cert::{
+    cert_spki_sha256, certreq_hashes, spki_sha256, validate_gateway, CertError, ClientCredentials, GatewayCertPolicy,
+    TrustAnchors, ValidatedPeer,
+};
+pub use sig::{
+    decode_digital_signature, encode_digital_signature, sign_auth, verify_auth, verify_signature, KeyPairSigner,
+    SigScheme, Signer, SUPPORTED_HASH_IDS,
+};
 pub use sk::SkCipher;
 pub use util::{constant_time_eq, nat_detection_hash};
 pub use zeroize::Zeroizing;

@@ -1,0 +1,177 @@
+//! The parts of an X.509 certificate (RFC 5280 §4.1) that IKE identity and policy checks need and that
+//! webpki does not expose: subject, SubjectPublicKeyInfo, subjectAltName, extendedKeyUsage, keyUsage.
+//! Signatures, validity and path building are webpki's job.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::der::{self, tag, DerError, Reader};
+
+const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+const OID_EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
+
+/// keyUsage bits (RFC 5280 §4.2.1.3), as the first two octets of the BIT STRING, big-endian.
+pub(crate) const KU_DIGITAL_SIGNATURE: u16 = 0x8000;
+pub(crate) const KU_NON_REPUDIATION: u16 = 0x4000;
+
+/// A certificate's fields, borrowed from its DER.
+#[derive(Debug, Clone)]
+pub(crate) struct CertInfo<'a> {
+    /// The subject Name, full TLV (what ID_DER_ASN1_DN carries, RFC 7296 §3.5).
+    pub subject: &'a [u8],
+    /// SubjectPublicKeyInfo, full TLV.
+    pub spki: &'a [u8],
+    pub alt_names: Vec<GeneralName<'a>>,
+    /// extendedKeyUsage KeyPurposeIds (OID contents), `None` when the extension is absent.
+    pub ext_key_usage: Option<Vec<&'a [u8]>>,
+    /// keyUsage bits, `None` when the extension is absent.
+    pub key_usage: Option<u16>,
+}
+
+/// The subjectAltName forms IKE identities map to (RFC 5280 §4.2.1.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GeneralName<'a> {
+    Rfc822(&'a [u8]),
+    Dns(&'a [u8]),
+    /// A Name, full TLV.
+    Directory(&'a [u8]),
+    Uri(&'a [u8]),
+    Ip(&'a [u8]),
+    Other,
+}
+
+impl GeneralName<'_> {
+    /// `DNS:gw.example.com`, `IP:203.0.113.2`, `email:a@b`, `DN:C=CH, CN=x`, `URI:…`.
+    pub fn display(&self) -> String {
+        match self {
+            GeneralName::Dns(v) => format!("DNS:{}", String::from_utf8_lossy(v)),
+            GeneralName::Rfc822(v) => format!("email:{}", String::from_utf8_lossy(v)),
+            GeneralName::Uri(v) => format!("URI:{}", String::from_utf8_lossy(v)),
+            GeneralName::Ip(v) => format!("IP:{}", display_ip(v)),
+            GeneralName::Directory(v) => format!("DN:{}", display_name(v)),
+            GeneralName::Other => "other".into(),
+        }
+    }
+}
+
+/// Parse a DER certificate.
+pub(crate) fn parse(cert: &[u8]) -> Result<CertInfo<'_>, DerError> {
+    let mut outer = Reader::new(der::single(cert, tag::SEQUENCE)?);
+    let tbs = outer.expect(tag::SEQUENCE)?;
+    let mut r = Reader::new(tbs);
+    let _version = r.optional(tag::context_cons(0))?;
+    r.expect(tag::INTEGER)?; // serialNumber
+    r.expect(tag::SEQUENCE)?; // signature
+    r.expect(tag::SEQUENCE)?; // issuer
+    r.expect(tag::SEQUENCE)?; // validity
+    let subject = r.expect_tlv(tag::SEQUENCE)?.raw;
+    let spki = r.expect_tlv(tag::SEQUENCE)?.raw;
+    let _issuer_uid = r.optional(tag::context_prim(1))?;
+    let _subject_uid = r.optional(tag::context_prim(2))?;
+    let mut info = CertInfo { subject, spki, alt_names: Vec::new(), ext_key_usage: None, key_usage: None };
+    if let Some(exts) = r.optional(tag::context_cons(3))? {
+        let mut exts = Reader::new(der::single(exts.value, tag::SEQUENCE)?);
+        while !exts.is_empty() {
+            let mut ext = Reader::new(exts.expect(tag::SEQUENCE)?);
+            let oid = ext.expect(tag::OID)?;
+            let _critical = ext.optional(tag::BOOLEAN)?;
+            let value = ext.expect(tag::OCTET_STRING)?;
+            ext.finish()?;
+            match oid {
+                OID_SUBJECT_ALT_NAME => info.alt_names = parse_general_names(value)?,
+                OID_EXT_KEY_USAGE => {
+                    let mut r = Reader::new(der::single(value, tag::SEQUENCE)?);
+                    let mut ids = Vec::new();
+                    while !r.is_empty() {
+                        ids.push(r.expect(tag::OID)?);
+                    }
+                    info.ext_key_usage = Some(ids);
+                }
+                OID_KEY_USAGE => {
+                    let bits = der::single(value, tag::BIT_STRING)?;
+                    let (_unused, bytes) = bits.split_first().ok_or(DerError("empty keyUsage"))?;
+                    let hi = bytes.first().copied().unwrap_or(0);
+                    let lo = bytes.get(1).copied().unwrap_or(0);
+                    info.key_usage = Some(u16::from_be_bytes([hi, lo]));
+                }
+                _ => {}
+            }
+        }
+    }
+    r.finish()?;
+    Ok(info)
+}
+
+fn parse_general_names(value: &[u8]) -> Result<Vec<GeneralName<'_>>, DerError> {
+    let mut r = Reader::new(der::single(value, tag::SEQUENCE)?);
+    let mut names = Vec::new();
+    while !r.is_empty() {
+        let t = r.read()?;
+        names.push(match t.tag {
+            t_ if t_ == tag::context_prim(1) => GeneralName::Rfc822(t.value),
+            t_ if t_ == tag::context_prim(2) => GeneralName::Dns(t.value),
+            t_ if t_ == tag::context_cons(4) => {
+                let mut n = Reader::new(t.value);
+                let name = n.expect_tlv(tag::SEQUENCE)?.raw;
+                n.finish()?;
+                GeneralName::Directory(name)
+            }
+            t_ if t_ == tag::context_prim(6) => GeneralName::Uri(t.value),
+            t_ if t_ == tag::context_prim(7) => GeneralName::Ip(t.value),
+            _ => GeneralName::Other,
+        });
+    }
+    Ok(names)
+}
+
+/// An IP address in SAN / ID form (4 or 16 octets) as text.
+pub(crate) fn display_ip(v: &[u8]) -> String {
+    if let Ok(b) = <[u8; 4]>::try_from(v) {
+        Ipv4Addr::from(b).to_string()
+    } else if let Ok(b) = <[u8; 16]>::try_from(v) {
+        Ipv6Addr::from(b).to_string()
+    } else {
+        hex(v)
+    }
+}
+
+pub(crate) fn hex(v: &[u8]) -> String {
+    v.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A DER Name (full TLV) in the strongSwan / RFC 4514-like order of the encoding: `C=CH, O=ikelink, CN=gw`.
+/// Unknown attribute types appear as dotted OIDs, non-string values as `#hex`. Malformed input as hex.
+pub(crate) fn display_name(name: &[u8]) -> String {
+    fn inner(name: &[u8]) -> Result<String, DerError> {
+        let mut parts = Vec::new();
+        let mut rdns = Reader::new(der::single(name, tag::SEQUENCE)?);
+        while !rdns.is_empty() {
+            let mut set = Reader::new(rdns.expect(tag::SET)?);
+            while !set.is_empty() {
+                let mut atv = Reader::new(set.expect(tag::SEQUENCE)?);
+                let oid = atv.expect(tag::OID)?;
+                let value = atv.read()?;
+                let key = match oid {
+                    [0x55, 0x04, 0x03] => "CN".to_string(),
+                    [0x55, 0x04, 0x06] => "C".to_string(),
+                    [0x55, 0x04, 0x07] => "L".to_string(),
+                    [0x55, 0x04, 0x08] => "ST".to_string(),
+                    [0x55, 0x04, 0x0a] => "O".to_string(),
+                    [0x55, 0x04, 0x0b] => "OU".to_string(),
+                    [0x55, 0x04, 0x05] => "serialNumber".to_string(),
+                    [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01] => "E".to_string(),
+                    [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19] => "DC".to_string(),
+                    _ => der::oid_to_string(oid),
+                };
+                // UTF8String, PrintableString, T61String, IA5String, BMPString is rare and shown as hex.
+                let text = match value.tag {
+                    0x0c | 0x13 | 0x14 | 0x16 => String::from_utf8_lossy(value.value).into_owned(),
+                    _ => format!("#{}", hex(value.raw)),
+                };
+                parts.push(format!("{key}={text}"));
+            }
+        }
+        Ok(parts.join(", "))
+    }
+    inner(name).unwrap_or_else(|_| hex(name))
+}
