@@ -35,7 +35,29 @@ use std::time::Duration;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::ike::{parse_cidr, parse_identity, AuthConfig, EspProposal, IkeConfig, IkeProposal, Retransmit};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::RootCertStore;
+
+use crate::crypto::{ClientCredentials, GatewayCertPolicy, TrustAnchors};
+use crate::eap::{EapConfig, EapCredentials, EapMethod, TlsCredentials};
+use crate::ike::{
+    parse_cidr, parse_identity, AuthConfig, EspProposal, GatewayAuth, IkeConfig, IkeProposal, Retransmit,
+};
+
+/// The platform's trust store (desktop); mobile platforms decide trust in their shell.
+fn system_anchors() -> Result<TrustAnchors, String> {
+    #[cfg(not(any(target_os = "android", target_os = "ios")))]
+    {
+        TrustAnchors::from_system().map_err(|e| e.to_string())
+    }
+    #[cfg(any(target_os = "android", target_os = "ios"))]
+    {
+        Err("no system trust store here: name the gateway's CA".into())
+    }
+}
 
 /// A profile error, naming the offending field.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +98,17 @@ pub struct GatewaySection {
     #[serde(default = "default_port")]
     pub port: u16,
     pub id: Option<String>,
+    /// Also send `id` as IDr in IKE_AUTH (for gateways with several identities on one address).
+    #[serde(default)]
+    pub send_id: bool,
+    /// How the gateway authenticates: "psk" or "cert". Default: "psk" with `auth.method = "psk"`, else "cert".
+    pub auth: Option<String>,
+    /// CA certificates (PEM files) the gateway's certificate must chain to; they replace the system store.
+    #[serde(default)]
+    pub ca: Vec<String>,
+    /// SHA-256 of the CA's / the gateway certificate's SubjectPublicKeyInfo (hex), to pin them.
+    pub pin_ca_sha256: Option<String>,
+    pub pin_sha256: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -85,7 +118,9 @@ fn default_port() -> u16 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalSection {
-    pub id: String,
+    /// Our identity (IDi). Default: the certificate's subject DN with `auth.method = "cert"`, the EAP
+    /// identity with "eap"; required with "psk".
+    pub id: Option<String>,
     /// Local UDP ports for IKE and NAT-T; 0 picks a free port.
     #[serde(default = "default_ike_port")]
     pub ike_port: u16,
@@ -103,23 +138,79 @@ fn default_natt_port() -> u16 {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
+    /// "psk", "cert" or "eap".
     pub method: String,
     pub psk: Option<String>,
     pub psk_file: Option<String>,
+    /// Our certificate chain (PEM, end entity first) and key (PEM: PKCS#8, PKCS#1 or SEC1), for "cert" and
+    /// EAP-TLS; or a PKCS#12 file.
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub pkcs12: Option<String>,
+    pub pkcs12_password: Option<String>,
+    /// "mschapv2", "md5", "tls"; default: whatever the gateway asks for among those our credentials allow.
+    pub eap_method: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    /// EAP identity; default: the user name.
+    pub eap_identity: Option<String>,
+    /// Offer EAP-only authentication (RFC 5998).
+    #[serde(default)]
+    pub eap_only: bool,
 }
 
 impl std::fmt::Debug for AuthSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthSection").field("method", &self.method).field("psk_file", &self.psk_file).finish()
+        f.debug_struct("AuthSection")
+            .field("method", &self.method)
+            .field("psk_file", &self.psk_file)
+            .field("cert", &self.cert)
+            .field("eap_method", &self.eap_method)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
 impl Drop for AuthSection {
     fn drop(&mut self) {
-        if let Some(p) = self.psk.take() {
-            drop(Zeroizing::new(p));
+        for s in [self.psk.take(), self.password.take(), self.pkcs12_password.take()].into_iter().flatten() {
+            drop(Zeroizing::new(s));
         }
     }
+}
+
+fn read_secret(
+    name: &str,
+    inline: &Option<String>,
+    file: &Option<String>,
+) -> Result<Option<Zeroizing<Vec<u8>>>, ProfileError> {
+    match (inline, file) {
+        (Some(p), None) => Ok(Some(Zeroizing::new(p.as_bytes().to_vec()))),
+        (None, Some(f)) => {
+            let mut v =
+                std::fs::read(f).map_err(|e| field(&format!("auth.{name}_file"), format!("cannot read `{f}`: {e}")))?;
+            while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                v.pop();
+            }
+            Ok(Some(Zeroizing::new(v)))
+        }
+        (Some(_), Some(_)) => {
+            Err(field(&format!("auth.{name}"), format!("give either {name} or {name}_file, not both")))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn read_file(name: &str, path: &str) -> Result<Vec<u8>, ProfileError> {
+    std::fs::read(path).map_err(|e| field(name, format!("cannot read `{path}`: {e}")))
+}
+
+fn parse_hex32(name: &str, s: &str) -> Result<[u8; 32], ProfileError> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
+    let bytes: Option<Vec<u8>> =
+        (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+    bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| field(name, "must be 64 hex digits (SHA-256)"))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -237,32 +328,127 @@ impl Profile {
 
     /// Everything but the gateway address, validated.
     pub fn ike_config(&self) -> Result<IkeConfig, ProfileError> {
-        let local_id = parse_identity(&self.local.id).map_err(|e| field("local.id", e))?;
         let remote_id = match &self.gateway.id {
             Some(s) => Some(parse_identity(s).map_err(|e| field("gateway.id", e))?),
             None => None,
         };
-        let auth = match self.auth.method.as_str() {
+        let a = &self.auth;
+        let client_creds = || -> Result<ClientCredentials, ProfileError> {
+            match (&a.cert, &a.key, &a.pkcs12) {
+                (Some(c), Some(k), None) => {
+                    ClientCredentials::from_pem(&read_file("auth.cert", c)?, &read_file("auth.key", k)?)
+                        .map_err(|e| field("auth.cert", e.to_string()))
+                }
+                #[cfg(all(feature = "pkcs12", not(any(target_os = "android", target_os = "ios"))))]
+                (None, None, Some(p)) => {
+                    let pw = a.pkcs12_password.clone().unwrap_or_default();
+                    ClientCredentials::from_pkcs12(&read_file("auth.pkcs12", p)?, &pw)
+                        .map_err(|e| field("auth.pkcs12", e.to_string()))
+                }
+                _ => Err(field("auth.cert", "give cert and key (PEM files) or pkcs12")),
+            }
+        };
+        let (auth, default_id) = match a.method.as_str() {
             "psk" => {
-                let psk = match (&self.auth.psk, &self.auth.psk_file) {
-                    (Some(p), None) => Zeroizing::new(p.as_bytes().to_vec()),
-                    (None, Some(f)) => {
-                        let mut v =
-                            std::fs::read(f).map_err(|e| field("auth.psk_file", format!("cannot read `{f}`: {e}")))?;
-                        while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                            v.pop();
-                        }
-                        Zeroizing::new(v)
-                    }
-                    (Some(_), Some(_)) => return Err(field("auth.psk", "give either psk or psk_file, not both")),
-                    (None, None) => return Err(field("auth.psk", "method \"psk\" needs psk or psk_file")),
-                };
+                let psk = read_secret("psk", &a.psk, &a.psk_file)?
+                    .ok_or_else(|| field("auth.psk", "method \"psk\" needs psk or psk_file"))?;
                 if psk.is_empty() {
                     return Err(field("auth.psk", "is empty"));
                 }
-                AuthConfig::Psk(psk)
+                (AuthConfig::Psk(psk), None)
             }
-            other => return Err(field("auth.method", format!("unknown method `{other}` (supported: psk)"))),
+            "cert" => {
+                let creds = client_creds()?;
+                let id = creds.subject_identity().map_err(|e| field("auth.cert", e.to_string()))?;
+                (AuthConfig::Certificate(creds), Some(id))
+            }
+            "eap" => {
+                let method = match a.eap_method.as_deref() {
+                    None | Some("any") => None,
+                    Some("mschapv2") => Some(EapMethod::MsChapV2),
+                    Some("md5") => Some(EapMethod::Md5),
+                    Some("tls") => Some(EapMethod::Tls),
+                    Some(m) => {
+                        return Err(field("auth.eap_method", format!("unknown EAP method `{m}` (mschapv2, md5, tls)")))
+                    }
+                };
+                let credentials = if method == Some(EapMethod::Tls) {
+                    let creds = client_creds()?;
+                    let _ = creds;
+                    let chain =
+                        a.cert.as_ref().ok_or_else(|| field("auth.cert", "EAP-TLS needs cert and key (PEM)"))?;
+                    let key = a.key.as_ref().ok_or_else(|| field("auth.key", "EAP-TLS needs cert and key (PEM)"))?;
+                    let chain_pem = read_file("auth.cert", chain)?;
+                    let key_pem = read_file("auth.key", key)?;
+                    let chain = CertificateDer::pem_slice_iter(&chain_pem)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| field("auth.cert", format!("bad PEM: {e:?}")))?;
+                    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+                        .map_err(|e| field("auth.key", format!("bad PEM: {e:?}")))?;
+                    let mut roots = RootCertStore::empty();
+                    for f in &self.gateway.ca {
+                        for c in CertificateDer::pem_slice_iter(&read_file("gateway.ca", f)?) {
+                            let c = c.map_err(|e| field("gateway.ca", format!("bad PEM: {e:?}")))?;
+                            roots.add(c).map_err(|e| field("gateway.ca", e.to_string()))?;
+                        }
+                    }
+                    if roots.is_empty() {
+                        return Err(field("gateway.ca", "EAP-TLS needs the CA of the EAP server's certificate"));
+                    }
+                    let server_name = self.gateway.id.clone().unwrap_or_else(|| self.gateway.address.clone());
+                    EapCredentials::Tls(TlsCredentials { chain, key, server_name, roots })
+                } else {
+                    let username = a.username.clone().ok_or_else(|| field("auth.username", "EAP needs a user name"))?;
+                    let password = read_secret("password", &a.password, &a.password_file)?
+                        .ok_or_else(|| field("auth.password", "EAP needs password or password_file"))?;
+                    let password =
+                        String::from_utf8(password.to_vec()).map_err(|_| field("auth.password", "is not UTF-8"))?;
+                    EapCredentials::Password { username, password: Zeroizing::new(password) }
+                };
+                let identity = a
+                    .eap_identity
+                    .clone()
+                    .or_else(|| a.username.clone())
+                    .or_else(|| self.local.id.clone())
+                    .ok_or_else(|| {
+                        field("auth.eap_identity", "EAP needs an identity (eap_identity, username or local.id)")
+                    })?;
+                let id = parse_identity(&identity).map_err(|e| field("auth.eap_identity", e))?;
+                (AuthConfig::Eap(EapConfig { identity, credentials, allowed: method.into_iter().collect() }), Some(id))
+            }
+            other => return Err(field("auth.method", format!("unknown method `{other}` (supported: psk, cert, eap)"))),
+        };
+        let local_id = match (&self.local.id, default_id) {
+            (Some(s), _) => parse_identity(s).map_err(|e| field("local.id", e))?,
+            (None, Some(id)) => id,
+            (None, None) => return Err(field("local.id", "is required with a pre-shared key")),
+        };
+        let gateway_auth = match self.gateway.auth.as_deref().unwrap_or(if a.method == "psk" { "psk" } else { "cert" })
+        {
+            "psk" => {
+                if a.method != "psk" {
+                    return Err(field("gateway.auth", "\"psk\" needs auth.method = \"psk\""));
+                }
+                GatewayAuth::Psk
+            }
+            "cert" => {
+                let mut anchors = TrustAnchors::new();
+                for f in &self.gateway.ca {
+                    anchors.add_pem(&read_file("gateway.ca", f)?).map_err(|e| field("gateway.ca", e.to_string()))?;
+                }
+                if self.gateway.ca.is_empty() {
+                    anchors = system_anchors().map_err(|e| field("gateway.ca", e))?;
+                }
+                let mut policy = GatewayCertPolicy::new(anchors);
+                if let Some(p) = &self.gateway.pin_ca_sha256 {
+                    policy.pinned_ca_spki_sha256 = Some(parse_hex32("gateway.pin_ca_sha256", p)?);
+                }
+                if let Some(p) = &self.gateway.pin_sha256 {
+                    policy.pinned_leaf_spki_sha256 = Some(parse_hex32("gateway.pin_sha256", p)?);
+                }
+                GatewayAuth::Certificate(Arc::new(policy))
+            }
+            other => return Err(field("gateway.auth", format!("unknown `{other}` (psk, cert)"))),
         };
         let ike_proposals = if self.proposals.ike.is_empty() {
             IkeProposal::defaults()
@@ -310,7 +496,10 @@ impl Profile {
         Ok(IkeConfig {
             local_id,
             remote_id,
+            send_remote_id: self.gateway.send_id,
             auth,
+            gateway_auth,
+            eap_only: a.eap_only,
             ike_proposals,
             esp_proposals,
             request_ipv4: self.tunnel.virtual_ip,
@@ -368,5 +557,48 @@ psk = "secret"
         }
         let e = Profile::parse(&format!("{MINIMAL}bogus = 1\n")).unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn system_store_by_default_profile_ca_replaces_it() {
+        let base = r#"
+[gateway]
+address = "203.0.113.2"
+id = "gw.ikelink.test"
+[local]
+id = "alice@ikelink.test"
+[auth]
+method = "eap"
+username = "alice"
+password = "pw"
+"#;
+        let anchors = |text: &str| match Profile::parse(text).unwrap().ike_config().unwrap().gateway_auth {
+            GatewayAuth::Certificate(p) => p.anchors.len(),
+            GatewayAuth::Psk => panic!("EAP profiles authenticate the gateway by certificate"),
+        };
+        let system = TrustAnchors::from_system().map(|a| a.len()).unwrap_or(0);
+        assert_eq!(anchors(base), system, "no `ca`: the system store");
+        let dir = std::env::temp_dir().join(format!("ikelink-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, ca_pem()).unwrap();
+        let with_ca = base.replace("[local]", &format!("ca = [\"{}\"]\n[local]", ca.display()));
+        assert_eq!(anchors(&with_ca), 1, "a profile CA replaces the system store");
+        let bad_pin = with_ca.replace("[local]", "pin_sha256 = \"abcd\"\n[local]");
+        let e = Profile::parse(&bad_pin).unwrap().ike_config().unwrap_err().to_string();
+        assert!(e.starts_with("gateway.pin_sha256"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -125,7 +125,7 @@ fn print_stats(s: &Stats) {
 async fn connect(path: PathBuf, options: SessionOptions) -> Result<(), String> {
     let profile = Profile::load(&path).map_err(|e| e.to_string())?;
     let resolved = profile.resolve().map_err(|e| e.to_string())?;
-    println!("connecting: {} as {}", resolved.gateway, profile.local.id);
+    println!("connecting: {} as {}", resolved.gateway, ikelink::ike::display_identity(&resolved.ike.local_id));
     let (tx, mut rx) = mpsc::channel(16);
     let session = Session::start(resolved, options, tx).await.map_err(|e| e.to_string())?;
 

@@ -20,13 +20,13 @@ mod sk;
 mod util;
 
 pub use algs::{Encr, Group, Integ, Prf};
+pub use cert::{
+    cert_spki_sha256, certreq_hashes, display_dn, spki_sha256, validate_gateway, CertError, ClientCredentials,
+    GatewayCertPolicy, TrustAnchors, ValidatedPeer,
+};
 pub use cipher::{AeadKey, CbcKey, HmacKey};
 pub use dh::KeyExchange;
 pub use keys::{ChildKeys, IkeKeys};
-pub use cert::{
-    cert_spki_sha256, certreq_hashes, spki_sha256, validate_gateway, CertError, ClientCredentials, GatewayCertPolicy,
-    TrustAnchors, ValidatedPeer,
-};
 pub use sig::{
     decode_digital_signature, encode_digital_signature, sign_auth, verify_auth, verify_signature, KeyPairSigner,
     SigScheme, Signer, SUPPORTED_HASH_IDS,

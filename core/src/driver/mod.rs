@@ -168,7 +168,10 @@ impl Session {
                 info!(?r, "restored network settings left by an earlier run");
             }
         }
-        let sa = IkeSa::new(profile.ike, local, profile.gateway, Instant::now(), seed)?;
+        let now = Instant::now();
+        let mut sa = IkeSa::new(profile.ike, local, profile.gateway, now, seed)?;
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        sa.set_unix_time(now, unix);
         let (tx, rx) = mpsc::channel(4);
         let driver = Driver {
             sa,

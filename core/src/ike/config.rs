@@ -1,23 +1,50 @@
 //! Configuration of one IKE SA, as built from a [`crate::profile::Profile`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use super::proposal::{EspProposal, IkeProposal};
+use crate::crypto::{ClientCredentials, GatewayCertPolicy};
+use crate::eap::EapConfig;
 use crate::wire::{Identification, TrafficSelector};
 
 /// How we authenticate (RFC 7296 §2.15, §2.16).
 #[derive(Clone)]
 pub enum AuthConfig {
-    /// Pre-shared key, used in both directions (§2.15).
+    /// Pre-shared key (§2.15).
     Psk(Zeroizing<Vec<u8>>),
+    /// Our certificate and a signer for its key (RFC 7427 digital signatures).
+    Certificate(ClientCredentials),
+    /// EAP inside IKE_AUTH (§2.16); the AUTH payloads then use the MSK.
+    Eap(EapConfig),
 }
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AuthConfig::Psk(_) => f.write_str("Psk(<redacted>)"),
+            AuthConfig::Certificate(c) => f.debug_tuple("Certificate").field(c).finish(),
+            AuthConfig::Eap(e) => f.debug_tuple("Eap").field(e).finish(),
+        }
+    }
+}
+
+/// How the gateway must authenticate to us.
+#[derive(Clone)]
+pub enum GatewayAuth {
+    /// With the same pre-shared key as ours.
+    Psk,
+    /// With a certificate valid under this policy (trust anchors, pins), naming its IDr.
+    Certificate(Arc<GatewayCertPolicy>),
+}
+
+impl std::fmt::Debug for GatewayAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GatewayAuth::Psk => f.write_str("Psk"),
+            GatewayAuth::Certificate(_) => f.write_str("Certificate"),
         }
     }
 }
@@ -53,9 +80,17 @@ impl Retransmit {
 #[derive(Debug, Clone)]
 pub struct IkeConfig {
     pub local_id: Identification,
-    /// The identity we expect from the gateway; when set it is also sent as IDr.
+    /// The identity we expect from the gateway (checked against its IDr).
     pub remote_id: Option<Identification>,
+    /// Also send `remote_id` as IDr (§3.5), for gateways with several identities on one address. Off by default:
+    /// a gateway that does not recognise it just fails authentication, while checking its answer on our side
+    /// gives a clear identity-mismatch error.
+    pub send_remote_id: bool,
     pub auth: AuthConfig,
+    pub gateway_auth: GatewayAuth,
+    /// Offer EAP-only authentication (RFC 5998): the gateway may skip its certificate when the EAP method is
+    /// mutual and derives an MSK.
+    pub eap_only: bool,
     pub ike_proposals: Vec<IkeProposal>,
     pub esp_proposals: Vec<EspProposal>,
     /// Ask for INTERNAL_IP4_ADDRESS / INTERNAL_IP6_ADDRESS (§3.15).

@@ -15,6 +15,12 @@ pub enum IkeError {
     AuthenticationFailed,
     #[error("the gateway's AUTH payload does not verify: wrong pre-shared key or not the expected gateway")]
     PeerAuthenticationFailed,
+    #[error("the gateway requires a client certificate, and this profile has none (it refused EAP/PSK)")]
+    ClientCertificateRequired,
+    #[error("EAP authentication failed: {0}")]
+    Eap(String),
+    #[error("gateway certificate rejected: {0}")]
+    Certificate(crate::crypto::CertError),
     #[error("the gateway's identity {got} is not the expected {expected}")]
     IdentityMismatch { expected: String, got: String },
     #[error("the gateway accepted none of our proposals (NO_PROPOSAL_CHOSEN)")]

@@ -53,6 +53,8 @@ pub fn display_identity(id: &Identification) -> String {
             Err(_) => format!("{:?}", id.data),
         },
         IdType::ID_FQDN | IdType::ID_RFC822_ADDR => String::from_utf8_lossy(&id.data).into_owned(),
+        // The data is the DER of the Name's SEQUENCE.
+        IdType::ID_DER_ASN1_DN => crate::crypto::display_dn(&id.data),
         t => {
             let hex: String = id.data.iter().map(|b| format!("{b:02x}")).collect();
             format!("{t}:{hex}")

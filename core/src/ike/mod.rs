@@ -16,9 +16,9 @@ mod sim;
 mod ts;
 
 pub use child::ChildSa;
-pub use config::{AuthConfig, IkeConfig, Retransmit};
+pub use config::{AuthConfig, GatewayAuth, IkeConfig, Retransmit};
 pub use error::IkeError;
-pub use identity::parse_identity;
+pub use identity::{display_identity, parse_identity};
 pub use proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};
 pub use sa::{Event, IkeSa, NatStatus, SessionInfo, SocketKind, State, Timer, Transmit, VirtualConfig};
 pub use ts::{parse_cidr, ts_contains, ts_to_cidrs, Cidr};

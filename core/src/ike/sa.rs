@@ -12,16 +12,18 @@ use zeroize::Zeroizing;
 
 use super::auth::{psk_auth, signed_octets};
 use super::child::ChildSa;
-use super::config::{AuthConfig, IkeConfig};
+use super::config::{AuthConfig, GatewayAuth, IkeConfig};
 use super::error::IkeError;
 use super::identity::display_identity;
 use super::proposal::{select_esp, select_ike, IkeSuite};
 use super::ts::{parse_cidr, ts_subset, Cidr};
-use crate::crypto::{self, ChildKeys, Group, IkeKeys, KeyExchange};
+use crate::crypto::{self, ChildKeys, Group, IkeKeys, KeyExchange, SigScheme};
+use crate::eap::{EapAction, EapPeer};
 use crate::esp::EspParams;
 use crate::wire::{
-    self, cfg_attr, AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, Delete, ExchangeType, Flags,
-    Header, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector,
+    self, cert_encoding, cfg_attr, AuthMethod, AuthPayload, CertPayload, CfgType, ConfigAttribute, ConfigPayload,
+    Delete, ExchangeType, Flags, Header, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId,
+    TrafficSelector,
 };
 
 /// IKE's UDP port (§2) and the NAT-T port (RFC 3948).
@@ -180,6 +182,17 @@ pub struct IkeSa {
     child: Option<(u32, u32)>,
     /// IKE_AUTH verified: the IKE SA exists on both sides.
     peer_authenticated: bool,
+    /// The EAP conversation (§2.16), and whether it ended in success.
+    eap: Option<EapPeer>,
+    eap_done: bool,
+    /// IDr from the first IKE_AUTH response (EAP continues without it).
+    gateway_id: Option<Identification>,
+    /// The gateway sent CERTREQ in IKE_SA_INIT (it asks for certificates).
+    gateway_sent_certreq: bool,
+    /// SIGNATURE_HASH_ALGORITHMS the gateway announced (RFC 7427 §4).
+    peer_hash_algorithms: Vec<u16>,
+    /// (Instant, unix seconds) at the same moment, for certificate validity checks.
+    clock: (Instant, u64),
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -252,6 +265,12 @@ impl IkeSa {
             child_spi_in,
             child: None,
             peer_authenticated: false,
+            eap: None,
+            eap_done: false,
+            gateway_id: None,
+            peer_hash_algorithms: Vec::new(),
+            gateway_sent_certreq: false,
+            clock: (now, 0),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -262,6 +281,11 @@ impl IkeSa {
     /// Current state.
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// Tell the SA the wall-clock time (seconds since 1970) at `now`; needed to check certificate validity.
+    pub fn set_unix_time(&mut self, now: Instant, unix_secs: u64) {
+        self.clock = (now, unix_secs);
     }
 
     /// Our SPI (initiator SPI).
@@ -459,12 +483,16 @@ impl IkeSa {
         let mut nonce = None;
         let mut nat_src = Vec::new();
         let mut nat_dst = None;
+        let mut hash_algs = Vec::new();
         for p in payloads {
             match p {
                 Payload::Sa(s) => sa = Some(s),
                 Payload::Ke(k) => ke = Some(k),
                 Payload::Nonce(n) => nonce = Some(n),
                 Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => nat_src.push(&n.data),
+                Payload::Notify(n) if n.notify_type == NotifyType::SIGNATURE_HASH_ALGORITHMS => {
+                    hash_algs = n.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+                }
                 Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_DESTINATION_IP => {
                     nat_dst = Some(&n.data)
                 }
@@ -491,6 +519,8 @@ impl IkeSa {
         self.keys = Some(keys);
         self.suite = Some(suite);
         self.init_response = raw.to_vec();
+        self.peer_hash_algorithms = hash_algs;
+        self.gateway_sent_certreq = payloads.iter().any(|p| matches!(p, Payload::CertReq(_)));
         self.pending = None;
         self.next_message_id = 1;
 
@@ -512,18 +542,14 @@ impl IkeSa {
     }
 
     fn handle_auth_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
-        let _ = now;
-        // Errors about the IKE SA itself come first.
-        if let Some(n) = notify_of(&payloads, NotifyType::AUTHENTICATION_FAILED) {
-            let _ = n;
-            return Err(IkeError::AuthenticationFailed);
-        }
         let mut idr = None;
         let mut auth = None;
         let mut cp = None;
         let mut sa = None;
         let mut tsi = None;
         let mut tsr = None;
+        let mut eap = None;
+        let mut certs = Vec::new();
         for p in &payloads {
             match p {
                 Payload::IdR(i) => idr = Some(i),
@@ -532,29 +558,89 @@ impl IkeSa {
                 Payload::Sa(s) => sa = Some(s),
                 Payload::TsI(t) => tsi = Some(t),
                 Payload::TsR(t) => tsr = Some(t),
-                Payload::Eap(_) => {
-                    return Err(IkeError::Protocol("gateway started EAP, which this profile does not use"))
-                }
+                Payload::Eap(e) => eap = Some(e),
+                Payload::Cert(c) if c.encoding == cert_encoding::X509_SIGNATURE => certs.push(c.data.as_slice()),
                 _ => {}
             }
         }
-        let (Some(idr), Some(auth)) = (idr, auth) else {
+        // EAP failures carry the method's own reason (e.g. MSCHAPv2 E=691); let the EAP peer see them first.
+        if let (Some(pkt), true) = (eap, self.eap.is_some()) {
+            if self.eap_done {
+                return Err(IkeError::Protocol("EAP message after EAP success"));
+            }
+            if let Some(idr) = idr {
+                // First IKE_AUTH response: the gateway authenticates with its certificate (or, RFC 5998, not at all
+                // until the MSK-based AUTH at the end).
+                self.check_remote_id(idr)?;
+                match auth {
+                    Some(a) => {
+                        self.verify_gateway_signature(idr, a, &certs, now)?;
+                        self.peer_authenticated = true;
+                        self.gateway_id = Some(idr.clone());
+                    }
+                    None if self.config.eap_only => self.gateway_id = Some(idr.clone()),
+                    None => return Err(IkeError::Protocol("gateway sent no AUTH before EAP")),
+                }
+            }
+            let Some(mut peer) = self.eap.take() else { return Err(IkeError::Protocol("no EAP state")) };
+            let action = peer.handle(pkt, &mut self.rng);
+            let msk = peer.msk().map(|m| Zeroizing::new(m.to_vec()));
+            let method = peer.method();
+            self.eap = Some(peer);
+            return match action.map_err(|e| IkeError::Eap(e.to_string()))? {
+                EapAction::Respond(r) => {
+                    self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, vec![Payload::Eap(r)])
+                }
+                EapAction::Success => {
+                    info!(?method, msk = msk.is_some(), "EAP succeeded");
+                    self.eap_done = true;
+                    let auth = self.shared_key_auth(msk.as_ref().map(|m| m.as_slice()))?;
+                    self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, vec![Payload::Auth(auth)])
+                }
+                EapAction::Failure => Err(IkeError::Eap("the gateway sent EAP-Failure".into())),
+            };
+        }
+        // Errors about the IKE SA itself come first.
+        if notify_of(&payloads, NotifyType::AUTHENTICATION_FAILED).is_some() {
+            let no_cert = !matches!(self.config.auth, AuthConfig::Certificate(_));
+            if no_cert && self.gateway_sent_certreq && self.gateway_id.is_none() {
+                // Refused before any EAP started although it asked for certificates: it wants ours.
+                return Err(IkeError::ClientCertificateRequired);
+            }
+            return Err(IkeError::AuthenticationFailed);
+        }
+        if eap.is_some() {
+            return Err(IkeError::Protocol("gateway started EAP, which this profile does not use"));
+        }
+        let Some(auth) = auth else {
             if let Some(t) = first_error_notify(&payloads) {
                 return Err(IkeError::from_notify(t));
             }
-            return Err(IkeError::Protocol("IKE_AUTH response lacks IDr or AUTH"));
+            return Err(IkeError::Protocol("IKE_AUTH response lacks AUTH"));
         };
-        if let Some(expected) = &self.config.remote_id {
-            if expected != idr {
-                return Err(IkeError::IdentityMismatch {
-                    expected: display_identity(expected),
-                    got: display_identity(idr),
-                });
+        let idr = match (idr, self.gateway_id.clone()) {
+            (Some(i), _) => i.clone(),
+            // After EAP the gateway's identity came in the first response.
+            (None, Some(i)) => i,
+            (None, None) => return Err(IkeError::Protocol("IKE_AUTH response lacks IDr")),
+        };
+        self.check_remote_id(&idr)?;
+        if self.eap_done {
+            // §2.16: after EAP both AUTH payloads are computed with the MSK (or SK_p when the method has none).
+            let msk = self.eap.as_ref().and_then(|p| p.msk()).map(|m| Zeroizing::new(m.to_vec()));
+            self.verify_shared_key_auth(msk.as_ref().map(|m| m.as_slice()), &idr, auth)?;
+        } else {
+            match (&self.config.gateway_auth, &self.config.auth) {
+                (GatewayAuth::Psk, AuthConfig::Psk(psk)) => {
+                    let psk = psk.clone();
+                    self.verify_shared_key_auth(Some(&psk), &idr, auth)?;
+                }
+                (GatewayAuth::Psk, _) => return Err(IkeError::Config("gateway PSK auth needs a PSK".into())),
+                (GatewayAuth::Certificate(_), _) => self.verify_gateway_signature(&idr, auth, &certs, now)?,
             }
         }
-        self.verify_peer_auth(idr, auth)?;
         self.peer_authenticated = true;
-        let remote_id = display_identity(idr);
+        let remote_id = display_identity(&idr);
         info!(remote_id, "gateway authenticated");
 
         let config = cp.map(parse_config_reply).unwrap_or_default();
@@ -618,22 +704,83 @@ impl IkeSa {
         Ok(())
     }
 
-    fn verify_peer_auth(&self, idr: &Identification, auth: &AuthPayload) -> Result<(), IkeError> {
+    fn check_remote_id(&self, idr: &Identification) -> Result<(), IkeError> {
+        match &self.config.remote_id {
+            Some(expected) if expected != idr => {
+                Err(IkeError::IdentityMismatch { expected: display_identity(expected), got: display_identity(idr) })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The responder's signed octets: RealMessage2 | Ni | prf(SK_pr, IDr') (§2.15).
+    fn responder_octets(&self, idr: &Identification) -> Result<Vec<u8>, IkeError> {
         let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
         let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        match &self.config.auth {
-            AuthConfig::Psk(psk) => {
-                if auth.method != AuthMethod::SHARED_KEY_MIC {
-                    return Err(IkeError::Protocol("gateway used another AUTH method than the pre-shared key"));
-                }
-                let octets = signed_octets(suite.prf, &keys.sk_pr, &self.init_response, &self.ni, idr);
-                let expect = psk_auth(suite.prf, psk, &octets);
-                if !crypto::constant_time_eq(&expect, &auth.data) {
-                    return Err(IkeError::PeerAuthenticationFailed);
-                }
-                Ok(())
-            }
+        Ok(signed_octets(suite.prf, &keys.sk_pr, &self.init_response, &self.ni, idr))
+    }
+
+    /// Our signed octets: RealMessage1 | Nr | prf(SK_pi, IDi') (§2.15).
+    fn initiator_octets(&self) -> Result<Vec<u8>, IkeError> {
+        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        Ok(signed_octets(suite.prf, &keys.sk_pi, &self.init_request, &self.nr, &self.config.local_id))
+    }
+
+    /// Our shared-key AUTH (§2.15) with `key`, or SK_pi when there is none (EAP methods without MSK, §2.16).
+    fn shared_key_auth(&self, key: Option<&[u8]>) -> Result<AuthPayload, IkeError> {
+        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let octets = self.initiator_octets()?;
+        let key = key.unwrap_or(&keys.sk_pi);
+        Ok(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: psk_auth(suite.prf, key, &octets).to_vec() })
+    }
+
+    /// Check the gateway's shared-key AUTH with `key`, or SK_pr when there is none.
+    fn verify_shared_key_auth(
+        &self,
+        key: Option<&[u8]>,
+        idr: &Identification,
+        auth: &AuthPayload,
+    ) -> Result<(), IkeError> {
+        if auth.method != AuthMethod::SHARED_KEY_MIC {
+            return Err(IkeError::Protocol("gateway used another AUTH method than a shared key"));
         }
+        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let octets = self.responder_octets(idr)?;
+        let expect = psk_auth(suite.prf, key.unwrap_or(&keys.sk_pr), &octets);
+        if !crypto::constant_time_eq(&expect, &auth.data) {
+            return Err(IkeError::PeerAuthenticationFailed);
+        }
+        Ok(())
+    }
+
+    /// Validate the gateway's certificate chain against the policy and IDr, then its signature AUTH.
+    fn verify_gateway_signature(
+        &self,
+        idr: &Identification,
+        auth: &AuthPayload,
+        certs: &[&[u8]],
+        now: Instant,
+    ) -> Result<(), IkeError> {
+        let GatewayAuth::Certificate(policy) = &self.config.gateway_auth else {
+            return Err(IkeError::Protocol("gateway authenticated with a signature but we expect a PSK"));
+        };
+        if auth.method == AuthMethod::SHARED_KEY_MIC {
+            return Err(IkeError::Protocol("gateway used a pre-shared key but we expect a certificate"));
+        }
+        let peer = crypto::validate_gateway(certs, idr, policy, self.unix_time(now)).map_err(IkeError::Certificate)?;
+        let octets = self.responder_octets(idr)?;
+        peer.verify_auth(auth.method, &auth.data, &octets).map_err(|_| IkeError::PeerAuthenticationFailed)?;
+        info!(subject = %peer.subject(), "gateway certificate valid");
+        Ok(())
+    }
+
+    /// Wall-clock seconds at `now`, from the time the driver gave with [`IkeSa::set_unix_time`].
+    fn unix_time(&self, now: Instant) -> u64 {
+        let (base_instant, base_unix) = self.clock;
+        base_unix.saturating_add(now.saturating_duration_since(base_instant).as_secs())
     }
 
     /// Answer a request from the gateway (§1.4, §1.5).
@@ -749,6 +896,8 @@ impl IkeSa {
         payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)));
         let dst = crypto::nat_detection_hash(self.spi_i, 0, self.remote).to_vec();
         payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)));
+        let hashes: Vec<u8> = crypto::SUPPORTED_HASH_IDS.iter().flat_map(|h| h.to_be_bytes()).collect();
+        payloads.push(Payload::Notify(Notify::new(NotifyType::SIGNATURE_HASH_ALGORITHMS, hashes)));
         let header = Header {
             spi_i: self.spi_i,
             spi_r: 0,
@@ -765,21 +914,47 @@ impl IkeSa {
     }
 
     fn send_auth(&mut self, now: Instant) -> Result<(), IkeError> {
-        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let idi = self.config.local_id.clone();
-        let auth = match &self.config.auth {
-            AuthConfig::Psk(psk) => {
-                let octets = signed_octets(suite.prf, &keys.sk_pi, &self.init_request, &self.nr, &idi);
-                AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: psk_auth(suite.prf, psk, &octets).to_vec() }
-            }
-        };
         let mut payloads = vec![Payload::IdI(idi)];
+        if let AuthConfig::Certificate(creds) = &self.config.auth {
+            for c in &creds.chain {
+                payloads.push(Payload::Cert(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: c.clone() }));
+            }
+        }
         payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])));
-        if let Some(r) = &self.config.remote_id {
+        if let GatewayAuth::Certificate(policy) = &self.config.gateway_auth {
+            let hashes = crypto::certreq_hashes(&policy.anchors);
+            if !hashes.is_empty() {
+                payloads.push(Payload::CertReq(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: hashes }));
+            }
+        }
+        if let (Some(r), true) = (&self.config.remote_id, self.config.send_remote_id) {
             payloads.push(Payload::IdR(r.clone()));
         }
-        payloads.push(Payload::Auth(auth));
+        match &self.config.auth {
+            AuthConfig::Psk(psk) => {
+                let psk = psk.clone();
+                payloads.push(Payload::Auth(self.shared_key_auth(Some(&psk))?));
+            }
+            AuthConfig::Certificate(creds) => {
+                let ours = creds.signer.schemes();
+                // RFC 7427: pick a scheme whose hash the gateway announced; strongSwan always takes SHA-256.
+                let scheme = SigScheme::select(&ours, &self.peer_hash_algorithms)
+                    .or_else(|| ours.iter().copied().find(|s| s.hash_id() == 2))
+                    .or_else(|| ours.first().copied())
+                    .ok_or_else(|| IkeError::Config("the client key can sign with no scheme".into()))?;
+                let octets = self.initiator_octets()?;
+                let data = crypto::sign_auth(creds.signer.as_ref(), AuthMethod::DIGITAL_SIGNATURE, scheme, &octets)?;
+                payloads.push(Payload::Auth(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data }));
+            }
+            AuthConfig::Eap(cfg) => {
+                // No AUTH payload: we want EAP (§2.16).
+                self.eap = Some(EapPeer::new(cfg.clone()));
+                if self.config.eap_only {
+                    payloads.push(Payload::Notify(Notify::new(NotifyType::EAP_ONLY_AUTHENTICATION, vec![])));
+                }
+            }
+        }
         let mut attrs = Vec::new();
         if self.config.request_ipv4 {
             attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![] });

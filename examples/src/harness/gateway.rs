@@ -171,7 +171,9 @@ impl GatewayConfig {
                     quote(&self.local_id)
                 );
                 c += &format!("    remote {{\n      auth = {remote_auth}\n      id = {}\n", quote(&self.remote_id));
-                if remote_auth.starts_with("eap") {
+                // With remote_id %any the gateway asks for an EAP-Identity; with a fixed remote_id it skips that round
+                // and takes IDi as the EAP identity.
+                if remote_auth.starts_with("eap") && self.remote_id == "%any" {
                     c += "      eap_id = %any\n";
                 }
                 c += "    }\n";

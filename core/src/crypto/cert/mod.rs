@@ -48,7 +48,7 @@ pub enum CertError {
     #[error("certificate not yet valid: not valid before {not_before} (now {now}, unix seconds)")]
     NotYetValid { not_before: u64, now: u64 },
     /// A certificate's signature does not verify with its issuer's key.
-    #[error("a certificate signature in the chain is invalid")]
+    #[error("the certificate was not signed by the trusted CA of that name (untrusted issuer or forged certificate)")]
     BadSignature,
     /// A key type, size or signature algorithm in the chain is not supported (RSA must be ≥ 2048 bits).
     #[error("unsupported key or signature algorithm in the certificate chain")]
@@ -255,6 +255,11 @@ impl ExtendedKeyUsageValidator for AnyEku {
         }
         Ok(())
     }
+}
+
+/// A DER-encoded distinguished name as text (`C=CH, O=Example, CN=vpn.example.com`).
+pub fn display_dn(name: &[u8]) -> String {
+    x509::display_name(name)
 }
 
 fn map_webpki(e: webpki::Error) -> CertError {

@@ -24,7 +24,10 @@ fn config(ike: &str, esp: &str) -> IkeConfig {
     IkeConfig {
         local_id: fqdn("client.example.org"),
         remote_id: None,
+        send_remote_id: true,
         auth: AuthConfig::Psk(Zeroizing::new(PSK.to_vec())),
+        gateway_auth: crate::ike::GatewayAuth::Psk,
+        eap_only: false,
         ike_proposals: vec![IkeProposal::parse(ike).expect("IKE proposal")],
         esp_proposals: vec![EspProposal::parse(esp).expect("ESP proposal")],
         request_ipv4: true,

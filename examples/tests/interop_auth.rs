@@ -1,0 +1,173 @@
+//! Interop against a real strongSwan gateway: certificate and EAP authentication, and their failures (issue 4).
+//! Certificates are made by the test with strongSwan's `pki`. Needs root; runs when IKELINK_INTEROP=1.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use ikelink_cli::harness::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ikelink");
+const T: Duration = Duration::from_secs(20);
+
+macro_rules! interop {
+    () => {
+        if !interop_enabled() {
+            eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
+            return;
+        }
+    };
+}
+
+fn p(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// A profile whose gateway must present a certificate from `ca`; `auth` is the body of the [auth] section.
+fn cert_gateway_profile(ca: &Path, gateway_id: &str, local_id: Option<&str>, auth: &str) -> String {
+    let local = local_id.map(|i| format!("id = \"{i}\"\n")).unwrap_or_default();
+    format!(
+        "[gateway]\naddress = \"{GW_ADDR}\"\nid = \"{gateway_id}\"\nca = [\"{}\"]\n\n[local]\n{local}\n[auth]\n{auth}\n\n[tunnel]\nremote_ts = [\"{LAN_NET}\"]\n",
+        p(ca)
+    )
+}
+
+fn cert_auth(pki: &Pki) -> String {
+    format!("method = \"cert\"\ncert = \"{}\"\nkey = \"{}\"", p(&pki.client_cert), p(&pki.client_key))
+}
+
+fn eap_auth(method: &str, password: &str) -> String {
+    format!("method = \"eap\"\neap_method = \"{method}\"\nusername = \"{EAP_USER}\"\npassword = \"{password}\"")
+}
+
+/// Connect (negotiation only), check the gateway's view, disconnect cleanly.
+fn connects(tb: &Testbed, gw: &Gateway, profile: &str) -> IkelinkClient {
+    let mut c = IkelinkClient::start(tb, Path::new(BIN), profile, &["--no-tun"]).unwrap();
+    c.wait_connected(T).unwrap();
+    gw.wait_for_sa_count(1, T).unwrap();
+    assert!(gw.list_sas().unwrap().contains("INSTALLED"));
+    assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
+    gw.wait_for_sa_count(0, T).unwrap();
+    c
+}
+
+/// Run the client to its failure; return the single `error:` line.
+fn fails(tb: &Testbed, profile: &str) -> String {
+    let mut c = IkelinkClient::start(tb, Path::new(BIN), profile, &["--no-tun"]).unwrap();
+    let st = c.wait_exit(T).unwrap();
+    assert_eq!(st.code(), Some(1), "{}", c.transcript());
+    assert!(!c.transcript().contains("panicked"), "{}", c.transcript());
+    let errs: Vec<String> = c.lines().into_iter().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errs.len(), 1, "{}", c.transcript());
+    errs[0].clone()
+}
+
+fn cert_gateway(tb: &Testbed, pki: &Pki, remote_auth: &str) -> GatewayConfig {
+    let _ = tb;
+    GatewayConfig {
+        auth: GatewayAuth::Cert { pki: pki.clone(), remote_auth: remote_auth.into() },
+        psk: None,
+        eap_users: vec![(EAP_USER.into(), EAP_PASSWORD.into())],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn mutual_certificates_rsa_and_ecdsa() {
+    interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    for (name, kt) in [("rsa", KeyType::Rsa(2048)), ("ecdsa", KeyType::EcdsaP256)] {
+        let dir = tb.dir().join(format!("pki-{name}"));
+        let pki = Pki::generate_with(&dir, kt).unwrap();
+        let gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "pubkey")).unwrap();
+        // Our identity defaults to the certificate's subject DN.
+        let c = connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &cert_auth(&pki)));
+        assert!(c.value("local-id").unwrap().contains(CLIENT_ID), "{}", c.transcript());
+        assert_eq!(c.value("remote-id").unwrap(), GW_ID);
+        assert!(gw.log().contains("authentication of") && gw.log().contains("with RSA") || name == "ecdsa");
+        drop(gw);
+    }
+}
+
+#[test]
+fn eap_mschapv2_md5_and_tls() {
+    interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
+    let mut gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
+
+    // The Windows/iOS road-warrior setup: gateway certificate + EAP-MSCHAPv2 with an EAP-Identity round.
+    connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)));
+    assert!(gw.log().contains("EAP_IDENTITY"), "the gateway ran an EAP-Identity round");
+
+    // Without the EAP-Identity round: the gateway takes IDi as the EAP identity.
+    let mut cfg = cert_gateway(&tb, &pki, "eap-mschapv2");
+    cfg.remote_id = EAP_USER.into();
+    gw.reconfigure(&cfg).unwrap();
+    let before = gw.log().matches("EAP_IDENTITY").count();
+    connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, Some(EAP_USER), &eap_auth("mschapv2", EAP_PASSWORD)));
+    assert_eq!(gw.log().matches("EAP_IDENTITY").count(), before, "no EAP-Identity round this time");
+
+    // EAP-MD5 (no MSK: AUTH falls back to SK_pi/SK_pr).
+    gw.reconfigure(&cert_gateway(&tb, &pki, "eap-md5")).unwrap();
+    connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("md5", EAP_PASSWORD)));
+
+    // EAP-TLS with our client certificate.
+    gw.reconfigure(&cert_gateway(&tb, &pki, "eap-tls")).unwrap();
+    let tls = format!(
+        "method = \"eap\"\neap_method = \"tls\"\ncert = \"{}\"\nkey = \"{}\"\neap_identity = \"{CLIENT_ID}\"",
+        p(&pki.client_cert),
+        p(&pki.client_key)
+    );
+    connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &tls));
+}
+
+#[test]
+fn authentication_failures_are_distinct_errors() {
+    interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
+    let other = Pki::generate_with(&tb.dir().join("other"), KeyType::EcdsaP256).unwrap();
+    let mut gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
+
+    // Wrong EAP password: MSCHAPv2 failure E=691.
+    let e = fails(&tb, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", "wrong-password")));
+    assert!(e.contains("EAP") && e.contains("691"), "{e}");
+
+    // Gateway certificate from a CA we do not trust.
+    let e = fails(&tb, &cert_gateway_profile(&other.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)));
+    assert!(e.contains("certificate") && e.to_lowercase().contains("trust"), "{e}");
+
+    // Identity mismatch: we expect another gateway name.
+    let e = fails(
+        &tb,
+        &cert_gateway_profile(&pki.ca_cert, "vpn.elsewhere.test", None, &eap_auth("mschapv2", EAP_PASSWORD)),
+    );
+    assert!(e.contains("identity") && e.contains("vpn.elsewhere.test"), "{e}");
+
+    // The gateway demands a client certificate; we only have a password.
+    gw.reconfigure(&cert_gateway(&tb, &pki, "pubkey")).unwrap();
+    let e = fails(&tb, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)));
+    assert!(e.contains("client certificate"), "{e}");
+
+    // Expired gateway certificate (valid in 2020 only).
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let out = Command::new("pki")
+        .args(["--issue", "--cacert", &s(&pki.ca_cert), "--cakey", &s(&pki.ca_key), "--type", "priv"])
+        .args(["--in", &s(&pki.gw_key), "--dn", &format!("C=CH, O=Ikelink Test, CN={GW_ID}")])
+        .args(["--san", GW_ID, "--san", &GW_ADDR.to_string(), "--flag", "serverAuth", "--outform", "pem"])
+        .args(["--dateform", "%Y-%m-%d %H:%M:%S", "--not-before", "2020-01-01 00:00:00"])
+        .args(["--not-after", "2020-12-31 00:00:00"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expired_dir = tb.dir().join("expired");
+    std::fs::create_dir_all(&expired_dir).unwrap();
+    let mut expired = pki.clone();
+    expired.gw_cert = expired_dir.join("gw-cert.pem");
+    std::fs::write(&expired.gw_cert, &out.stdout).unwrap();
+    drop(gw);
+    let _gw = Gateway::start(&tb, &cert_gateway(&tb, &expired, "eap-mschapv2")).unwrap();
+    let e = fails(&tb, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)));
+    assert!(e.to_lowercase().contains("expired"), "{e}");
+}
