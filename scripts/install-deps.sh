@@ -6,7 +6,7 @@
 set -eu
 
 PACKAGES="strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins \
-libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps"
+libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -89,6 +89,27 @@ pub struct Profile {
     pub timers: TimersSection,
     #[serde(default)]
     pub nat: NatSection,
+    #[serde(default)]
+    pub ike: IkeSection,
+}
+
+/// IKE protocol options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IkeSection {
+    /// RFC 7383 fragmentation: largest IP datagram for IKE messages (0 disables it).
+    #[serde(default = "default_fragment_mtu")]
+    pub fragment_mtu: u16,
+}
+
+fn default_fragment_mtu() -> u16 {
+    1280
+}
+
+impl Default for IkeSection {
+    fn default() -> Self {
+        IkeSection { fragment_mtu: default_fragment_mtu() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -260,6 +281,19 @@ pub struct TimersSection {
     pub retransmit_base: f64,
     #[serde(default = "default_tries")]
     pub retransmit_tries: u32,
+    /// Dead peer detection interval in seconds (0: off).
+    #[serde(default = "default_dpd")]
+    pub dpd: u32,
+    /// DPD retransmissions before the gateway counts as dead.
+    #[serde(default = "default_dpd_tries")]
+    pub dpd_tries: u32,
+}
+
+fn default_dpd() -> u32 {
+    30
+}
+fn default_dpd_tries() -> u32 {
+    3
 }
 
 fn default_rt() -> f64 {
@@ -274,16 +308,35 @@ fn default_tries() -> u32 {
 
 impl Default for TimersSection {
     fn default() -> Self {
-        TimersSection { retransmit_timeout: 4.0, retransmit_base: 1.8, retransmit_tries: 5 }
+        TimersSection {
+            retransmit_timeout: 4.0,
+            retransmit_base: 1.8,
+            retransmit_tries: 5,
+            dpd: default_dpd(),
+            dpd_tries: default_dpd_tries(),
+        }
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatSection {
     /// Always use UDP encapsulation (RFC 3948), even without a NAT.
     #[serde(default)]
     pub force_encap: bool,
+    /// NAT keepalive interval in seconds (0: off); sent only behind a NAT or with force_encap.
+    #[serde(default = "default_keepalive")]
+    pub keepalive: u32,
+}
+
+fn default_keepalive() -> u32 {
+    20
+}
+
+impl Default for NatSection {
+    fn default() -> Self {
+        NatSection { force_encap: false, keepalive: default_keepalive() }
+    }
 }
 
 /// A validated profile, ready to connect.
@@ -513,6 +566,20 @@ impl Profile {
                 tries: t.retransmit_tries,
             },
             force_encap: self.nat.force_encap,
+            keepalive: match self.nat.keepalive {
+                0 => None,
+                k => Some(Duration::from_secs(u64::from(k))),
+            },
+            dpd: match self.timers.dpd {
+                0 => None,
+                d => Some(Duration::from_secs(u64::from(d))),
+            },
+            dpd_tries: self.timers.dpd_tries,
+            fragment_mtu: match self.ike.fragment_mtu {
+                0 => 0,
+                m if m < 576 => return Err(field("ike.fragment_mtu", "must be 0 (off) or at least 576")),
+                m => m,
+            },
         })
     }
 }

@@ -242,6 +242,7 @@ impl Driver {
         self.downlink = Some(down_tx);
         let mut buf = vec![0u8; 65536];
         let mut commands_open = true;
+        let mut packets_seen = 0u64;
         let mut stats_tick = self.options.stats_interval.map(tokio::time::interval);
         let result = loop {
             self.flush().await;
@@ -283,7 +284,15 @@ impl Driver {
                 m = ike_rx.recv() => if let Some(m) = m {
                     self.sa.handle_datagram(Instant::now(), &m);
                 },
-                _ = sleep => self.sa.handle_timeout(Instant::now()),
+                _ = sleep => {
+                    // ESP from the gateway counts as a sign of life: no DPD needed then.
+                    let seen = self.counters.packets_in.load(std::sync::atomic::Ordering::Relaxed);
+                    if seen != packets_seen {
+                        packets_seen = seen;
+                        self.sa.note_inbound_traffic(Instant::now());
+                    }
+                    self.sa.handle_timeout(Instant::now())
+                }
                 _ = tick => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
                 c = commands.recv(), if commands_open => match c {
                     Some(Command::Disconnect) => self.sa.close(Instant::now()),

@@ -104,4 +104,13 @@ pub struct IkeConfig {
     pub retransmit: Retransmit,
     /// Pretend to be behind a NAT so the gateway and we use UDP encapsulation (RFC 3948) even without one.
     pub force_encap: bool,
+    /// IKE fragmentation (RFC 7383): the largest IP datagram we send (default 1280, IPv6's minimum MTU);
+    /// 0 disables fragmentation.
+    pub fragment_mtu: u16,
+    /// NAT keepalive interval (RFC 3948 §2.3), used when we are behind a NAT or force encapsulation.
+    pub keepalive: Option<Duration>,
+    /// Dead peer detection: an empty INFORMATIONAL after this long without anything from the gateway.
+    pub dpd: Option<Duration>,
+    /// Retransmissions of a DPD request before the gateway is declared dead.
+    pub dpd_tries: u32,
 }

@@ -11,6 +11,8 @@ use crate::wire::{NotifyType, WireError};
 pub enum IkeError {
     #[error("no answer from the gateway after {tries} tries over {:.1} s", .waited.as_secs_f64())]
     Timeout { tries: u32, waited: Duration },
+    #[error("the gateway stopped answering (dead peer detection gave up after {:.1} s)", .waited.as_secs_f64())]
+    DeadPeer { waited: Duration },
     #[error("the gateway rejected our authentication (AUTHENTICATION_FAILED): check the pre-shared key, identity or credentials")]
     AuthenticationFailed,
     #[error("the gateway's AUTH payload does not verify: wrong pre-shared key or not the expected gateway")]

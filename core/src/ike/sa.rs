@@ -59,6 +59,10 @@ pub struct Transmit {
 pub enum Timer {
     /// Resend the outstanding request or give up (§2.1).
     Retransmit,
+    /// Send a NAT keepalive (RFC 3948 §2.3).
+    Keepalive,
+    /// Nothing heard from the gateway for a while: check it is alive (§1.4).
+    Dpd,
 }
 
 /// Coarse state, for the UI.
@@ -137,13 +141,16 @@ enum RequestKind {
     Init,
     Auth,
     Delete,
+    /// Liveness check: an empty INFORMATIONAL (§1.4).
+    Dpd,
 }
 
 /// Our one outstanding request (window size 1, §2.3).
 struct Pending {
     kind: RequestKind,
     message_id: u32,
-    message: Vec<u8>,
+    /// The datagrams of the message: one, or its RFC 7383 fragments.
+    message: Vec<Vec<u8>>,
     /// Number of sends so far, and the most we make.
     sends: u32,
     max_sends: u32,
@@ -176,7 +183,14 @@ pub struct IkeSa {
     pending: Option<Pending>,
     /// Next request ID we expect from the gateway, and our cached answer to the previous one (§2.2).
     peer_next_id: u32,
-    last_response: Option<(u32, Vec<u8>)>,
+    last_response: Option<(u32, Vec<Vec<u8>>)>,
+    /// Last time we heard from the gateway (authenticated IKE or ESP), for DPD.
+    last_heard: Instant,
+    next_keepalive: Option<Instant>,
+    /// Reassembly of an RFC 7383 fragmented message (only for the message ID we expect).
+    reassembly: Option<Reassembly>,
+    /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED.
+    fragmentation: bool,
     child_spi_in: u32,
     /// (inbound, outbound) SPIs of the installed Child SA.
     child: Option<(u32, u32)>,
@@ -262,6 +276,10 @@ impl IkeSa {
             pending: None,
             peer_next_id: 0,
             last_response: None,
+            reassembly: None,
+            last_heard: now,
+            next_keepalive: None,
+            fragmentation: false,
             child_spi_in,
             child: None,
             peer_authenticated: false,
@@ -315,11 +333,46 @@ impl IkeSa {
 
     /// When to call [`IkeSa::handle_timeout`] next, and why.
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
-        self.pending.as_ref().map(|p| (p.deadline, Timer::Retransmit))
+        let mut next = self.pending.as_ref().map(|p| (p.deadline, Timer::Retransmit));
+        let mut consider = |t: Option<Instant>, kind: Timer| {
+            if let Some(t) = t {
+                if next.is_none_or(|(n, _)| t < n) {
+                    next = Some((t, kind));
+                }
+            }
+        };
+        consider(self.next_keepalive, Timer::Keepalive);
+        consider(self.dpd_deadline(), Timer::Dpd);
+        next
+    }
+
+    /// When a liveness check is due: established, idle, and nothing heard for the DPD interval.
+    fn dpd_deadline(&self) -> Option<Instant> {
+        let interval = self.config.dpd?;
+        (self.state == State::Established && self.pending.is_none()).then_some(self.last_heard + interval)
+    }
+
+    /// The data plane saw authenticated ESP from the gateway: it is alive (no DPD needed).
+    pub fn note_inbound_traffic(&mut self, now: Instant) {
+        if now > self.last_heard {
+            self.last_heard = now;
+        }
     }
 
     /// Advance timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_keepalive.is_some_and(|t| now >= t) {
+            // One 0xFF byte on the NAT-T socket keeps the NAT mapping (RFC 3948 §2.3).
+            self.transmits.push_back(Transmit { socket: SocketKind::NatT, remote: self.remote, payload: vec![0xff] });
+            self.next_keepalive = self.config.keepalive.map(|k| now + k);
+        }
+        if self.dpd_deadline().is_some_and(|t| now >= t) {
+            debug!("no traffic from the gateway for a while: dead peer detection");
+            if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Dpd, vec![]) {
+                warn!(%e, "cannot send DPD");
+            }
+            return;
+        }
         let Some(p) = self.pending.as_mut() else { return };
         if now < p.deadline {
             return;
@@ -334,6 +387,8 @@ impl IkeSa {
             if kind == RequestKind::Delete {
                 // We were leaving anyway.
                 self.finish(None);
+            } else if kind == RequestKind::Dpd {
+                self.finish(Some(IkeError::DeadPeer { waited }));
             } else {
                 self.finish(Some(IkeError::Timeout { tries, waited }));
             }
@@ -342,8 +397,8 @@ impl IkeSa {
         debug!(kind = ?p.kind, message_id = p.message_id, send = p.sends + 1, "retransmitting");
         p.deadline = now + retransmit.wait(p.sends);
         p.sends += 1;
-        let msg = p.message.clone();
-        self.emit(msg);
+        let msgs = p.message.clone();
+        self.emit_all(msgs);
     }
 
     /// Start closing: send a Delete for the IKE SA (§1.4.1). Ends with [`Event::Closed`]`(None)`.
@@ -382,8 +437,8 @@ impl IkeSa {
                         // The gateway considers the IKE SA established: tell it we are gone (§1.4.1), once.
                         let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
                         let header = self.request_header(ExchangeType::INFORMATIONAL, self.next_message_id);
-                        if let Ok(bytes) = self.encrypt(header, &payloads) {
-                            self.emit(bytes);
+                        if let Ok(msgs) = self.encrypt(header, &payloads) {
+                            self.emit_all(msgs);
                         }
                     }
                     self.finish(Some(e));
@@ -427,6 +482,7 @@ impl IkeSa {
                     return Err(Handling::Drop("response does not match our request".into()));
                 }
                 let payloads = self.decrypt(data, &msg)?;
+                self.last_heard = self.last_heard.max(now);
                 self.pending = None;
                 match kind {
                     RequestKind::Auth => self.handle_auth_response(now, payloads).map_err(Handling::Fatal),
@@ -434,7 +490,7 @@ impl IkeSa {
                         self.finish(None);
                         Ok(())
                     }
-                    RequestKind::Init => Ok(()),
+                    RequestKind::Init | RequestKind::Dpd => Ok(()),
                 }
             }
         }
@@ -521,6 +577,8 @@ impl IkeSa {
         self.init_response = raw.to_vec();
         self.peer_hash_algorithms = hash_algs;
         self.gateway_sent_certreq = payloads.iter().any(|p| matches!(p, Payload::CertReq(_)));
+        self.fragmentation =
+            self.config.fragment_mtu > 0 && notify_of(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
         self.pending = None;
         self.next_message_id = 1;
 
@@ -699,6 +757,11 @@ impl IkeSa {
         };
         info!(esp = %suite, spi_in = format_args!("{:08x}", self.child_spi_in), spi_out = format_args!("{spi_out:08x}"), "Child SA installed");
         self.set_state(State::Established);
+        self.last_heard = now;
+        // Keepalives only matter behind a NAT (or when we force encapsulation) (RFC 3948 §4).
+        if self.nat.local_behind_nat || self.config.force_encap {
+            self.next_keepalive = self.config.keepalive.map(|k| now + k);
+        }
         self.events.push_back(Event::Established(info));
         self.events.push_back(Event::ChildSaInstalled(child));
         Ok(())
@@ -792,9 +855,14 @@ impl IkeSa {
         }
         if let Some((id, resp)) = &self.last_response {
             if *id == h.message_id {
-                debug!(message_id = id, "gateway retransmitted a request, resending our response");
-                let resp = resp.clone();
-                self.emit(resp);
+                // A fragmented retransmission: answer once, on its first fragment (RFC 7383 §2.6.1).
+                let first_fragment =
+                    msg.payloads.iter().all(|p| !matches!(p, Payload::Skf(f) if f.fragment_number != 1));
+                if first_fragment {
+                    debug!(message_id = id, "gateway retransmitted a request, resending our response");
+                    let resp = resp.clone();
+                    self.emit_all(resp);
+                }
                 return Ok(());
             }
         }
@@ -802,6 +870,7 @@ impl IkeSa {
             return Err(Handling::Drop(format!("request ID {} (expected {})", h.message_id, self.peer_next_id)));
         }
         let payloads = self.decrypt(raw, &msg)?;
+        self.last_heard = self.last_heard.max(now);
         self.peer_next_id = self.peer_next_id.wrapping_add(1);
         let mut reply = Vec::new();
         let mut close = None;
@@ -854,7 +923,7 @@ impl IkeSa {
         };
         let resp = self.encrypt(header, &reply).map_err(Handling::Fatal)?;
         self.last_response = Some((h.message_id, resp.clone()));
-        self.emit(resp);
+        self.emit_all(resp);
         if let Some(reason) = close {
             self.pending = None;
             self.finish(reason);
@@ -896,6 +965,9 @@ impl IkeSa {
         payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)));
         let dst = crypto::nat_detection_hash(self.spi_i, 0, self.remote).to_vec();
         payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)));
+        if self.config.fragment_mtu > 0 {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, vec![])));
+        }
         let hashes: Vec<u8> = crypto::SUPPORTED_HASH_IDS.iter().flat_map(|h| h.to_be_bytes()).collect();
         payloads.push(Payload::Notify(Notify::new(NotifyType::SIGNATURE_HASH_ALGORITHMS, hashes)));
         let header = Header {
@@ -910,7 +982,7 @@ impl IkeSa {
         };
         let bytes = Message { header, payloads }.encode();
         self.init_request = bytes.clone();
-        self.start_request(now, RequestKind::Init, 0, bytes);
+        self.start_request(now, RequestKind::Init, 0, vec![bytes]);
     }
 
     fn send_auth(&mut self, now: Instant) -> Result<(), IkeError> {
@@ -1008,18 +1080,19 @@ impl IkeSa {
     ) -> Result<(), IkeError> {
         let message_id = self.next_message_id;
         let header = self.request_header(exchange, message_id);
-        let bytes = self.encrypt(header, &payloads)?;
+        let msgs = self.encrypt(header, &payloads)?;
         self.next_message_id = self.next_message_id.wrapping_add(1);
-        self.start_request(now, kind, message_id, bytes);
+        self.start_request(now, kind, message_id, msgs);
         Ok(())
     }
 
-    fn start_request(&mut self, now: Instant, kind: RequestKind, message_id: u32, message: Vec<u8>) {
-        // A Delete on disconnect is retransmitted at most twice: the user is leaving.
-        let retransmits = if kind == RequestKind::Delete {
-            self.config.retransmit.tries.min(2)
-        } else {
-            self.config.retransmit.tries
+    fn start_request(&mut self, now: Instant, kind: RequestKind, message_id: u32, message: Vec<Vec<u8>>) {
+        // A Delete on disconnect is retransmitted at most twice: the user is leaving. A liveness check gives up
+        // after `dpd_tries` retransmissions, so a dead gateway is noticed in bounded time.
+        let retransmits = match kind {
+            RequestKind::Delete => self.config.retransmit.tries.min(2),
+            RequestKind::Dpd => self.config.dpd_tries,
+            _ => self.config.retransmit.tries,
         };
         self.pending = Some(Pending {
             kind,
@@ -1030,7 +1103,13 @@ impl IkeSa {
             deadline: now + self.config.retransmit.wait(0),
             first_sent: now,
         });
-        self.emit(message);
+        self.emit_all(message);
+    }
+
+    fn emit_all(&mut self, messages: Vec<Vec<u8>>) {
+        for m in messages {
+            self.emit(m);
+        }
     }
 
     /// Queue an IKE message for sending on the right socket.
@@ -1046,35 +1125,92 @@ impl IkeSa {
         self.transmits.push_back(Transmit { socket, remote: self.remote, payload });
     }
 
-    fn encrypt(&mut self, header: Header, payloads: &[Payload]) -> Result<Vec<u8>, IkeError> {
+    /// Largest IKE message we send unfragmented once fragmentation is negotiated: what fits the configured
+    /// path MTU after the IP and UDP headers and the non-ESP marker (RFC 7383 §2.5.1).
+    fn message_limit(&self) -> usize {
+        let ip = if self.remote.is_ipv4() { 20 } else { 40 };
+        let marker = if self.nat_t { 4 } else { 0 };
+        usize::from(self.config.fragment_mtu).saturating_sub(ip + 8 + marker).max(256)
+    }
+
+    /// Protect a message (§3.14); if it is too large and the gateway supports it, as RFC 7383 fragments.
+    fn encrypt(&mut self, header: Header, payloads: &[Payload]) -> Result<Vec<Vec<u8>>, IkeError> {
+        let limit = self.message_limit();
         let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let cipher = keys.outbound(true);
         let mut inner = Zeroizing::new(Vec::new());
         let first = wire::encode_chain(payloads, &mut inner);
         let body_len = cipher.sealed_len(inner.len());
-        let mut msg = wire::encode_sk_prefix(&header, first, body_len);
-        cipher.seal(&mut msg, &inner, &mut self.rng)?;
-        Ok(msg)
+        if !self.fragmentation || wire::HEADER_LEN + 4 + body_len <= limit {
+            let mut msg = wire::encode_sk_prefix(&header, first, body_len);
+            cipher.seal(&mut msg, &inner, &mut self.rng)?;
+            return Ok(vec![msg]);
+        }
+        // Largest plaintext chunk whose fragment fits the limit (sealed_len grows with the plaintext).
+        let room = limit.saturating_sub(wire::HEADER_LEN + 8);
+        let mut chunk = room;
+        while chunk > 1 && cipher.sealed_len(chunk) > room {
+            chunk -= 1;
+        }
+        let total = inner.len().div_ceil(chunk.max(1));
+        let total = u16::try_from(total).map_err(|_| IkeError::Protocol("message too large to fragment"))?;
+        let mut out = Vec::with_capacity(usize::from(total));
+        for (i, part) in inner.chunks(chunk.max(1)).enumerate() {
+            let number = (i + 1) as u16;
+            let first_inner = if i == 0 { first } else { 0 };
+            let mut msg = wire::encode_skf_prefix(&header, first_inner, number, total, cipher.sealed_len(part.len()));
+            cipher.seal(&mut msg, part, &mut self.rng)?;
+            out.push(msg);
+        }
+        info!(fragments = total, bytes = inner.len(), "sending IKE message in RFC 7383 fragments");
+        Ok(out)
     }
 
-    fn decrypt(&self, raw: &[u8], msg: &Message) -> Result<Vec<Payload>, Handling> {
+    /// Authenticate and decrypt an SK message, or collect an SKF fragment (RFC 7383 §2.6); returns the inner
+    /// payloads once the message is whole.
+    fn decrypt(&mut self, raw: &[u8], msg: &Message) -> Result<Vec<Payload>, Handling> {
         let keys = self.keys.as_ref().ok_or(Handling::Drop("no keys yet".into()))?;
-        let sk = msg
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Sk(e) => Some(e),
-                _ => None,
-            })
-            .ok_or_else(|| match msg.payloads.iter().any(|p| matches!(p, Payload::Skf(_))) {
-                true => Handling::Drop("IKE fragments are not supported yet".into()),
-                false => Handling::Drop("message is not encrypted".into()),
-            })?;
-        let plain = keys
-            .inbound(true)
-            .open(raw, sk.offset + 4)
-            .map_err(|e| Handling::Drop(format!("decryption failed: {e}")))?;
-        wire::decode_chain(sk.first_inner, &plain, 0).map_err(|e| Handling::Drop(format!("inner payloads: {e}")))
+        for p in &msg.payloads {
+            match p {
+                Payload::Sk(sk) => {
+                    let plain = keys
+                        .inbound(true)
+                        .open(raw, sk.offset + 4)
+                        .map_err(|e| Handling::Drop(format!("decryption failed: {e}")))?;
+                    return wire::decode_chain(sk.first_inner, &plain, 0)
+                        .map_err(|e| Handling::Drop(format!("inner payloads: {e}")));
+                }
+                Payload::Skf(f) => {
+                    if !self.fragmentation {
+                        return Err(Handling::Drop("IKE fragment although fragmentation was not negotiated".into()));
+                    }
+                    // Authenticate first: forged fragments never take memory.
+                    let plain = keys
+                        .inbound(true)
+                        .open(raw, f.offset + 8)
+                        .map_err(|e| Handling::Drop(format!("fragment decryption failed: {e}")))?;
+                    let key = (msg.header.message_id, msg.header.flags.response);
+                    let r = self.reassembly.get_or_insert_with(|| Reassembly::new(key));
+                    if r.key != key {
+                        *r = Reassembly::new(key);
+                    }
+                    match r.add(f, plain) {
+                        Ok(Some((first, whole))) => {
+                            self.reassembly = None;
+                            return wire::decode_chain(first, &whole, 0)
+                                .map_err(|e| Handling::Drop(format!("reassembled payloads: {e}")));
+                        }
+                        Ok(None) => return Err(Handling::Drop("fragment stored, waiting for the rest".into())),
+                        Err(reason) => {
+                            self.reassembly = None;
+                            return Err(Handling::Drop(format!("fragment rejected: {reason}")));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(Handling::Drop("message is not encrypted".into()))
     }
 
     fn set_state(&mut self, s: State) {
@@ -1093,8 +1229,73 @@ impl IkeSa {
         }
         self.pending = None;
         self.keys = None;
+        self.next_keepalive = None;
         self.set_state(State::Closed);
         self.events.push_back(Event::Closed(reason));
+    }
+}
+
+/// Most fragments we accept for one message, and most bytes (RFC 7383 §2.6 asks for limits).
+const MAX_FRAGMENTS: u16 = 64;
+const MAX_REASSEMBLED: usize = 64 * 1024;
+
+/// Fragments of one message (RFC 7383 §2.6). Only authenticated fragments get here.
+struct Reassembly {
+    /// (message ID, response flag).
+    key: (u32, bool),
+    total: u16,
+    first_inner: u8,
+    parts: Vec<Option<Zeroizing<Vec<u8>>>>,
+    bytes: usize,
+}
+
+impl Reassembly {
+    fn new(key: (u32, bool)) -> Reassembly {
+        Reassembly { key, total: 0, first_inner: 0, parts: Vec::new(), bytes: 0 }
+    }
+
+    /// Add one fragment; the whole message's first payload type and plaintext when complete.
+    fn add(
+        &mut self,
+        f: &wire::EncryptedFragment,
+        plain: Zeroizing<Vec<u8>>,
+    ) -> Result<Option<(u8, Zeroizing<Vec<u8>>)>, &'static str> {
+        if f.total_fragments == 0 || f.total_fragments > MAX_FRAGMENTS {
+            return Err("too many fragments");
+        }
+        if f.fragment_number == 0 || f.fragment_number > f.total_fragments {
+            return Err("fragment number out of range");
+        }
+        if f.total_fragments != self.total {
+            if f.total_fragments < self.total {
+                // An older transmission of the message with other fragment sizes: ignore it (§2.6).
+                return Ok(None);
+            }
+            // A newer retransmission with more fragments replaces what we have.
+            self.total = f.total_fragments;
+            self.parts = (0..f.total_fragments).map(|_| None).collect();
+            self.bytes = 0;
+        }
+        let slot = self.parts.get_mut(usize::from(f.fragment_number - 1)).ok_or("fragment number out of range")?;
+        if slot.is_some() {
+            return Ok(None); // duplicate
+        }
+        if self.bytes + plain.len() > MAX_REASSEMBLED {
+            return Err("reassembled message too large");
+        }
+        self.bytes += plain.len();
+        if f.fragment_number == 1 {
+            self.first_inner = f.first_inner;
+        }
+        *slot = Some(plain);
+        if self.parts.iter().all(Option::is_some) {
+            let mut whole = Zeroizing::new(Vec::with_capacity(self.bytes));
+            for p in self.parts.iter().flatten() {
+                whole.extend_from_slice(p);
+            }
+            return Ok(Some((self.first_inner, whole)));
+        }
+        Ok(None)
     }
 }
 

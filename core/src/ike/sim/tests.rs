@@ -37,6 +37,10 @@ fn config(ike: &str, esp: &str) -> IkeConfig {
         ts_r: vec![cidr_ts("0.0.0.0/0")],
         retransmit: Retransmit::default(),
         force_encap: false,
+        fragment_mtu: 1280,
+        keepalive: None,
+        dpd: None,
+        dpd_tries: 2,
     }
 }
 
