@@ -287,6 +287,23 @@ pub struct TimersSection {
     /// DPD retransmissions before the gateway counts as dead.
     #[serde(default = "default_dpd_tries")]
     pub dpd_tries: u32,
+    /// Rekey the Child SA / the IKE SA after this many seconds (minus up to 10% jitter); 0: only when the
+    /// gateway does.
+    #[serde(default = "default_rekey_child")]
+    pub rekey_child: u32,
+    #[serde(default = "default_rekey_ike")]
+    pub rekey_ike: u32,
+}
+
+fn default_rekey_child() -> u32 {
+    3600
+}
+fn default_rekey_ike() -> u32 {
+    14400
+}
+
+fn secs(s: u32) -> Option<Duration> {
+    (s > 0).then(|| Duration::from_secs(u64::from(s)))
 }
 
 fn default_dpd() -> u32 {
@@ -314,6 +331,8 @@ impl Default for TimersSection {
             retransmit_tries: 5,
             dpd: default_dpd(),
             dpd_tries: default_dpd_tries(),
+            rekey_child: default_rekey_child(),
+            rekey_ike: default_rekey_ike(),
         }
     }
 }
@@ -575,6 +594,8 @@ impl Profile {
                 d => Some(Duration::from_secs(u64::from(d))),
             },
             dpd_tries: self.timers.dpd_tries,
+            child_lifetime: secs(self.timers.rekey_child),
+            ike_lifetime: secs(self.timers.rekey_ike),
             fragment_mtu: match self.ike.fragment_mtu {
                 0 => 0,
                 m if m < 576 => return Err(field("ike.fragment_mtu", "must be 0 (off) or at least 576")),

@@ -163,6 +163,12 @@ async fn connect(path: PathBuf, options: SessionOptions) -> Result<(), String> {
                     println!("tunnel: dev={tun} mtu={mtu} routes={} dns={}", routes.join(","), dns.join(","));
                 }
                 Some(SessionEvent::Stats(s)) => print_stats(&s),
+                Some(SessionEvent::ChildSaRekeyed { old_spi_in, child }) => {
+                    println!(
+                        "rekeyed: old_spi_in={old_spi_in:08x} esp={} spi_in={:08x} spi_out={:08x}",
+                        child.suite, child.spi_in, child.spi_out
+                    );
+                }
                 Some(SessionEvent::ChildSaDeleted { inbound_spi, outbound_spi }) => {
                     println!("child-deleted: spi_in={inbound_spi:08x} spi_out={outbound_spi:08x}");
                 }

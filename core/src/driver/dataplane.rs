@@ -94,6 +94,8 @@ pub struct Half {
     pub ts_local: Vec<TrafficSelector>,
     pub ts_remote: Vec<TrafficSelector>,
     pub peer: SocketAddr,
+    /// Uplink: send on this SA right away; otherwise only once the current one is removed (rekey, §2.8).
+    pub activate: bool,
 }
 
 /// Changes the IKE task sends to a data plane task.
@@ -139,12 +141,26 @@ pub async fn uplink(
     let mut inbuf = vec![0u8; BUF_LEN];
     let mut outbuf = vec![0u8; BUF_LEN];
     let mut current: Option<Half> = None;
+    // A rekeyed SA waiting for the old one's Delete.
+    let mut next: Option<Half> = None;
     loop {
         tokio::select! {
             biased;
             u = updates.recv() => match u {
-                Some(Update::Install(h)) => current = Some(h),
-                Some(Update::Remove(spi)) => if current.as_ref().is_some_and(|h| h.sa.spi() == spi) { current = None },
+                Some(Update::Install(h)) => {
+                    if h.activate || current.is_none() {
+                        current = Some(h);
+                    } else {
+                        next = Some(h);
+                    }
+                }
+                Some(Update::Remove(spi)) => {
+                    if current.as_ref().is_some_and(|h| h.sa.spi() == spi) {
+                        current = next.take();
+                    } else if next.as_ref().is_some_and(|h| h.sa.spi() == spi) {
+                        next = None;
+                    }
+                }
                 Some(Update::Tun(_)) => {}
                 None => return,
             },

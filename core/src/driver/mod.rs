@@ -82,6 +82,11 @@ pub enum SessionEvent {
         inbound_spi: u32,
         outbound_spi: u32,
     },
+    /// A Child SA was replaced by a new one (rekey, RFC 7296 §2.8).
+    ChildSaRekeyed {
+        old_spi_in: u32,
+        child: ChildSummary,
+    },
     /// The TUN device is up and routes/DNS are applied.
     TunnelUp {
         tun: String,
@@ -316,11 +321,13 @@ impl Driver {
                 }
                 Event::ChildSaInstalled(c) => {
                     let summary = ChildSummary::of(&c);
-                    let first = self.tun.is_none() && self.uplink.is_none();
+                    let rekey = c.replaces;
                     self.install_child(c).await?;
-                    match (first, self.info.clone()) {
-                        (true, Some(info)) => SessionEvent::Connected { info, child: summary },
-                        _ => continue,
+                    match (rekey, self.info.take()) {
+                        // The first Child SA completes the connection; later ones are rekeys.
+                        (None, Some(info)) => SessionEvent::Connected { info, child: summary },
+                        (Some(old), _) => SessionEvent::ChildSaRekeyed { old_spi_in: old, child: summary },
+                        (None, None) => continue,
                     }
                 }
                 Event::ChildSaDeleted { inbound_spi, outbound_spi } => {
@@ -352,11 +359,17 @@ impl Driver {
             self.bring_up(&c).await?;
         }
         if let Some(d) = &self.downlink {
-            let half = Half { sa: inbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer };
+            let half = Half { sa: inbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer, activate: true };
             let _ = d.send(Update::Install(half)).await;
         }
         if let Some(u) = &self.uplink {
-            let half = Half { sa: outbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer };
+            let half = Half {
+                sa: outbound,
+                ts_local: c.ts_i.clone(),
+                ts_remote: c.ts_r.clone(),
+                peer,
+                activate: c.outbound_now,
+            };
             let _ = u.send(Update::Install(half)).await;
         }
         Ok(())

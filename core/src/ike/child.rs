@@ -15,6 +15,10 @@ pub struct ChildSa {
     pub ts_i: Vec<TrafficSelector>,
     /// The gateway's side (the networks reached through the tunnel).
     pub ts_r: Vec<TrafficSelector>,
+    /// The inbound SPI of the Child SA this one rekeys (that one is deleted soon after).
+    pub replaces: Option<u32>,
+    /// Send on the new outbound SA right away; otherwise keep the old one until its Delete (§2.8).
+    pub outbound_now: bool,
 }
 
 impl std::fmt::Debug for ChildSa {

@@ -113,4 +113,7 @@ pub struct IkeConfig {
     pub dpd: Option<Duration>,
     /// Retransmissions of a DPD request before the gateway is declared dead.
     pub dpd_tries: u32,
+    /// Rekey the Child SA / the IKE SA after this long (minus up to 10% jitter); `None`: leave it to the gateway.
+    pub child_lifetime: Option<Duration>,
+    pub ike_lifetime: Option<Duration>,
 }

@@ -10,6 +10,10 @@ use rand_core::{RngCore, SeedableRng};
 use tracing::{debug, info, trace, warn};
 use zeroize::Zeroizing;
 
+mod rekey;
+
+use rekey::{ChildState, PendingSwitch, Queued, Rekey};
+
 use super::auth::{psk_auth, signed_octets};
 use super::child::ChildSa;
 use super::config::{AuthConfig, GatewayAuth, IkeConfig};
@@ -19,7 +23,6 @@ use super::proposal::{select_esp, select_ike, IkeSuite};
 use super::ts::{parse_cidr, ts_subset, Cidr};
 use crate::crypto::{self, ChildKeys, Group, IkeKeys, KeyExchange, SigScheme};
 use crate::eap::{EapAction, EapPeer};
-use crate::esp::EspParams;
 use crate::wire::{
     self, cert_encoding, cfg_attr, AuthMethod, AuthPayload, CertPayload, CfgType, ConfigAttribute, ConfigPayload,
     Delete, ExchangeType, Flags, Header, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId,
@@ -63,6 +66,8 @@ pub enum Timer {
     Keepalive,
     /// Nothing heard from the gateway for a while: check it is alive (§1.4).
     Dpd,
+    /// A Child SA or the IKE SA reached its rekey time (§2.8).
+    Rekey,
 }
 
 /// Coarse state, for the UI.
@@ -143,6 +148,36 @@ enum RequestKind {
     Delete,
     /// Liveness check: an empty INFORMATIONAL (§1.4).
     Dpd,
+    /// CREATE_CHILD_SA rekeying a Child SA / the IKE SA (§1.3).
+    RekeyChild,
+    RekeyIke,
+    /// INFORMATIONAL deleting a Child SA after its rekey.
+    DeleteChild(u32),
+}
+
+/// The IKE SA we rekeyed away from, kept only to exchange its Delete (§1.3.2).
+struct OldIke {
+    spi_i: u64,
+    spi_r: u64,
+    initiator: bool,
+    keys: Option<IkeKeys>,
+    next_message_id: u32,
+}
+
+/// Protect one message with `keys` in the given role (no fragmentation: for short control messages).
+fn seal(
+    keys: &IkeKeys,
+    initiator: bool,
+    header: Header,
+    payloads: &[Payload],
+    rng: &mut ChaCha20Rng,
+) -> Result<Vec<u8>, IkeError> {
+    let cipher = keys.outbound(initiator);
+    let mut inner = Zeroizing::new(Vec::new());
+    let first = wire::encode_chain(payloads, &mut inner);
+    let mut msg = wire::encode_sk_prefix(&header, first, cipher.sealed_len(inner.len()));
+    cipher.seal(&mut msg, &inner, rng)?;
+    Ok(msg)
 }
 
 /// Our one outstanding request (window size 1, §2.3).
@@ -192,8 +227,17 @@ pub struct IkeSa {
     /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED.
     fragmentation: bool,
     child_spi_in: u32,
-    /// (inbound, outbound) SPIs of the installed Child SA.
-    child: Option<(u32, u32)>,
+    /// Installed Child SAs (more than one only during a rekey).
+    children: Vec<ChildState>,
+    /// We are the original initiator of this IKE SA (false after a rekey the gateway started, §2.18).
+    initiator: bool,
+    /// Our rekey in flight.
+    rekey: Option<Rekey>,
+    ike_rekey_at: Option<Instant>,
+    old_ike: Option<OldIke>,
+    pending_switch: Option<PendingSwitch>,
+    /// Requests waiting for the current one to finish.
+    queue: VecDeque<Queued>,
     /// IKE_AUTH verified: the IKE SA exists on both sides.
     peer_authenticated: bool,
     /// The EAP conversation (§2.16), and whether it ended in success.
@@ -281,7 +325,13 @@ impl IkeSa {
             next_keepalive: None,
             fragmentation: false,
             child_spi_in,
-            child: None,
+            children: Vec::new(),
+            initiator: true,
+            rekey: None,
+            ike_rekey_at: None,
+            old_ike: None,
+            pending_switch: None,
+            queue: VecDeque::new(),
             peer_authenticated: false,
             eap: None,
             eap_done: false,
@@ -343,6 +393,9 @@ impl IkeSa {
         };
         consider(self.next_keepalive, Timer::Keepalive);
         consider(self.dpd_deadline(), Timer::Dpd);
+        if self.pending.is_none() {
+            consider(self.next_rekey_deadline(), Timer::Rekey);
+        }
         next
     }
 
@@ -365,6 +418,24 @@ impl IkeSa {
             // One 0xFF byte on the NAT-T socket keeps the NAT mapping (RFC 3948 §2.3).
             self.transmits.push_back(Transmit { socket: SocketKind::NatT, remote: self.remote, payload: vec![0xff] });
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
+        }
+        if self.pending.is_none() && self.state == State::Established {
+            if let Some(Queued::DeleteChild(spi)) = self.queue.pop_front() {
+                self.send_child_delete(now, spi);
+                return;
+            }
+            if self.ike_rekey_at.is_some_and(|t| now >= t) {
+                if let Err(e) = self.start_ike_rekey(now) {
+                    warn!(%e, "cannot rekey the IKE SA");
+                }
+                return;
+            }
+            if let Some(i) = self.children.iter().position(|c| c.rekey_at.is_some_and(|t| now >= t)) {
+                if let Err(e) = self.start_child_rekey(now, i) {
+                    warn!(%e, "cannot rekey the Child SA");
+                }
+                return;
+            }
         }
         if self.dpd_deadline().is_some_and(|t| now >= t) {
             debug!("no traffic from the gateway for a while: dead peer detection");
@@ -450,12 +521,15 @@ impl IkeSa {
     fn handle_inner(&mut self, now: Instant, data: &[u8]) -> Result<(), Handling> {
         let msg = Message::decode(data).map_err(|e| Handling::Drop(e.to_string()))?;
         let h = msg.header;
+        if self.old_ike.as_ref().is_some_and(|o| o.spi_i == h.spi_i && o.spi_r == h.spi_r) {
+            return self.handle_old_ike(data, &msg);
+        }
         if h.spi_i != self.spi_i {
             return Err(Handling::Drop(format!("unknown SPI {:016x}", h.spi_i)));
         }
         if !h.flags.response {
-            if h.flags.initiator {
-                return Err(Handling::Drop("request with the initiator flag".into()));
+            if h.flags.initiator == self.initiator {
+                return Err(Handling::Drop("request with our own initiator flag".into()));
             }
             return self.handle_peer_request(now, data, msg);
         }
@@ -476,6 +550,7 @@ impl IkeSa {
             _ => {
                 let expected = match kind {
                     RequestKind::Auth => ExchangeType::IKE_AUTH,
+                    RequestKind::RekeyChild | RequestKind::RekeyIke => ExchangeType::CREATE_CHILD_SA,
                     _ => ExchangeType::INFORMATIONAL,
                 };
                 if h.exchange != expected || h.spi_r != self.spi_r {
@@ -491,6 +566,12 @@ impl IkeSa {
                         Ok(())
                     }
                     RequestKind::Init | RequestKind::Dpd => Ok(()),
+                    RequestKind::RekeyChild => self.handle_child_rekey_response(now, payloads).map_err(Handling::Fatal),
+                    RequestKind::RekeyIke => self.handle_ike_rekey_response(now, payloads).map_err(Handling::Fatal),
+                    RequestKind::DeleteChild(spi_in) => {
+                        self.remove_child(spi_in);
+                        Ok(())
+                    }
                 }
             }
         }
@@ -722,30 +803,6 @@ impl IkeSa {
         let ike_suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
         let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let ck = ChildKeys::derive(ike_suite.prf, &keys.sk_d, None, &self.ni, &self.nr, suite.encr, suite.integ);
-        let (in_enc, in_integ, out_enc, out_integ) =
-            (ck.enc_r2i.clone(), ck.integ_r2i.clone(), ck.enc_i2r.clone(), ck.integ_i2r.clone());
-        let child = ChildSa {
-            suite,
-            inbound: EspParams {
-                spi: self.child_spi_in,
-                encr: suite.encr,
-                integ: suite.integ,
-                enc_key: in_enc,
-                integ_key: in_integ,
-                esn: suite.esn,
-            },
-            outbound: EspParams {
-                spi: spi_out,
-                encr: suite.encr,
-                integ: suite.integ,
-                enc_key: out_enc,
-                integ_key: out_integ,
-                esn: suite.esn,
-            },
-            ts_i: tsi.clone(),
-            ts_r: tsr.clone(),
-        };
-        self.child = Some((self.child_spi_in, spi_out));
         let info = SessionInfo {
             ike_suite,
             spi_i: self.spi_i,
@@ -755,7 +812,6 @@ impl IkeSa {
             nat: self.nat,
             config,
         };
-        info!(esp = %suite, spi_in = format_args!("{:08x}", self.child_spi_in), spi_out = format_args!("{spi_out:08x}"), "Child SA installed");
         self.set_state(State::Established);
         self.last_heard = now;
         // Keepalives only matter behind a NAT (or when we force encapsulation) (RFC 3948 §4).
@@ -763,7 +819,8 @@ impl IkeSa {
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
         }
         self.events.push_back(Event::Established(info));
-        self.events.push_back(Event::ChildSaInstalled(child));
+        self.install_child(now, suite, self.child_spi_in, spi_out, ck, true, tsi.clone(), tsr.clone(), None);
+        self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
         Ok(())
     }
 
@@ -888,13 +945,11 @@ impl IkeSa {
                             for spi in &d.spis {
                                 let Ok(b) = <[u8; 4]>::try_from(spi.as_slice()) else { continue };
                                 let out = u32::from_be_bytes(b);
-                                if let Some((inb, outb)) = self.child {
-                                    if outb == out {
-                                        self.child = None;
-                                        ours.push(inb.to_be_bytes().to_vec());
-                                        self.events
-                                            .push_back(Event::ChildSaDeleted { inbound_spi: inb, outbound_spi: outb });
-                                    }
+                                // The gateway names its inbound SPI, our outbound one (§1.4.1).
+                                if let Some(c) = self.children.iter().find(|c| c.spi_out == out) {
+                                    let spi_in = c.spi_in;
+                                    ours.push(spi_in.to_be_bytes().to_vec());
+                                    self.remove_child(spi_in);
                                 }
                             }
                             if !ours.is_empty() {
@@ -906,8 +961,7 @@ impl IkeSa {
                 }
             }
             ExchangeType::CREATE_CHILD_SA => {
-                debug!("gateway wants a CREATE_CHILD_SA exchange; not supported yet");
-                reply.push(Payload::Notify(Notify::new(NotifyType::NO_ADDITIONAL_SAS, vec![])));
+                reply = self.handle_peer_create_child(now, &payloads)?;
             }
             _ => return Err(Handling::Drop("unexpected request exchange type".into())),
         }
@@ -917,13 +971,18 @@ impl IkeSa {
             next_payload: 0,
             version: 0x20,
             exchange: h.exchange,
-            flags: Flags { initiator: true, version: false, response: true },
+            flags: Flags { initiator: self.initiator, version: false, response: true },
             message_id: h.message_id,
             length: 0,
         };
         let resp = self.encrypt(header, &reply).map_err(Handling::Fatal)?;
         self.last_response = Some((h.message_id, resp.clone()));
         self.emit_all(resp);
+        if let Some(sw) = self.pending_switch.take() {
+            // Our answer to the gateway's IKE rekey is out: the new IKE SA is the gateway's (§2.18).
+            self.switch_ike_sa(now, sw.suite, &sw.shared, &sw.ni, &sw.nr, sw.spi_i, sw.spi_r, false)
+                .map_err(Handling::Fatal)?;
+        }
         if let Some(reason) = close {
             self.pending = None;
             self.finish(reason);
@@ -1065,7 +1124,7 @@ impl IkeSa {
             next_payload: 0,
             version: 0x20,
             exchange,
-            flags: Flags { initiator: true, version: false, response: false },
+            flags: Flags { initiator: self.initiator, version: false, response: false },
             message_id,
             length: 0,
         }
@@ -1137,7 +1196,7 @@ impl IkeSa {
     fn encrypt(&mut self, header: Header, payloads: &[Payload]) -> Result<Vec<Vec<u8>>, IkeError> {
         let limit = self.message_limit();
         let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let cipher = keys.outbound(true);
+        let cipher = keys.outbound(self.initiator);
         let mut inner = Zeroizing::new(Vec::new());
         let first = wire::encode_chain(payloads, &mut inner);
         let body_len = cipher.sealed_len(inner.len());
@@ -1174,7 +1233,7 @@ impl IkeSa {
             match p {
                 Payload::Sk(sk) => {
                     let plain = keys
-                        .inbound(true)
+                        .inbound(self.initiator)
                         .open(raw, sk.offset + 4)
                         .map_err(|e| Handling::Drop(format!("decryption failed: {e}")))?;
                     return wire::decode_chain(sk.first_inner, &plain, 0)
@@ -1186,7 +1245,7 @@ impl IkeSa {
                     }
                     // Authenticate first: forged fragments never take memory.
                     let plain = keys
-                        .inbound(true)
+                        .inbound(self.initiator)
                         .open(raw, f.offset + 8)
                         .map_err(|e| Handling::Drop(format!("fragment decryption failed: {e}")))?;
                     let key = (msg.header.message_id, msg.header.flags.response);
@@ -1213,6 +1272,73 @@ impl IkeSa {
         Err(Handling::Drop("message is not encrypted".into()))
     }
 
+    /// Forget a Child SA and tell the data plane.
+    fn remove_child(&mut self, spi_in: u32) {
+        if let Some(pos) = self.children.iter().position(|c| c.spi_in == spi_in) {
+            let c = self.children.remove(pos);
+            info!(spi_in = format_args!("{:08x}", c.spi_in), "Child SA deleted");
+            self.events.push_back(Event::ChildSaDeleted { inbound_spi: c.spi_in, outbound_spi: c.spi_out });
+        }
+    }
+
+    /// Delete a Child SA we replaced (§1.4.1).
+    fn send_child_delete(&mut self, now: Instant, spi_in: u32) {
+        if !self.children.iter().any(|c| c.spi_in == spi_in) {
+            return;
+        }
+        let payloads =
+            vec![Payload::Delete(Delete { protocol: ProtocolId::ESP, spis: vec![spi_in.to_be_bytes().to_vec()] })];
+        if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::DeleteChild(spi_in), payloads)
+        {
+            warn!(%e, "cannot delete the old Child SA");
+        }
+    }
+
+    /// A message on the IKE SA we rekeyed away from: only its Delete matters (§1.3.2).
+    fn handle_old_ike(&mut self, raw: &[u8], msg: &Message) -> Result<(), Handling> {
+        let Some(old) = self.old_ike.as_ref() else { return Err(Handling::Drop("no old IKE SA".into())) };
+        let Some(keys) = old.keys.as_ref() else { return Err(Handling::Drop("old IKE SA without keys".into())) };
+        let sk = msg
+            .payloads
+            .iter()
+            .find_map(|p| match p {
+                Payload::Sk(e) => Some(e),
+                _ => None,
+            })
+            .ok_or(Handling::Drop("unencrypted message on the old IKE SA".into()))?;
+        let plain = keys
+            .inbound(old.initiator)
+            .open(raw, sk.offset + 4)
+            .map_err(|e| Handling::Drop(format!("old IKE SA: {e}")))?;
+        let payloads =
+            wire::decode_chain(sk.first_inner, &plain, 0).map_err(|e| Handling::Drop(format!("old IKE SA: {e}")))?;
+        let h = msg.header;
+        if h.flags.response {
+            debug!("old IKE SA deleted");
+            self.old_ike = None;
+            return Ok(());
+        }
+        // The gateway deletes the old IKE SA (or probes it): answer, then forget it.
+        let deletes = payloads.iter().any(|p| matches!(p, Payload::Delete(d) if d.protocol == ProtocolId::IKE));
+        let header = Header {
+            spi_i: old.spi_i,
+            spi_r: old.spi_r,
+            next_payload: 0,
+            version: 0x20,
+            exchange: h.exchange,
+            flags: Flags { initiator: old.initiator, version: false, response: true },
+            message_id: h.message_id,
+            length: 0,
+        };
+        let msg = seal(keys, old.initiator, header, &[], &mut self.rng).map_err(Handling::Fatal)?;
+        self.emit(msg);
+        if deletes {
+            debug!("gateway deleted the old IKE SA");
+            self.old_ike = None;
+        }
+        Ok(())
+    }
+
     fn set_state(&mut self, s: State) {
         if self.state != s {
             self.state = s;
@@ -1224,9 +1350,10 @@ impl IkeSa {
         if self.state == State::Closed {
             return;
         }
-        if let Some((inb, outb)) = self.child.take() {
-            self.events.push_back(Event::ChildSaDeleted { inbound_spi: inb, outbound_spi: outb });
+        for c in std::mem::take(&mut self.children) {
+            self.events.push_back(Event::ChildSaDeleted { inbound_spi: c.spi_in, outbound_spi: c.spi_out });
         }
+        self.old_ike = None;
         self.pending = None;
         self.keys = None;
         self.next_keepalive = None;

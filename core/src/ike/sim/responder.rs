@@ -741,6 +741,8 @@ impl Responder {
             outbound: params(spi_out, &ck.enc_r2i, &ck.integ_r2i),
             ts_i: ts_i.clone(),
             ts_r: ts_r.clone(),
+            replaces: None,
+            outbound_now: true,
         });
         reply.push(Payload::Sa(vec![chosen]));
         reply.push(Payload::TsI(ts_i));

@@ -41,6 +41,8 @@ fn config(ike: &str, esp: &str) -> IkeConfig {
         keepalive: None,
         dpd: None,
         dpd_tries: 2,
+        child_lifetime: None,
+        ike_lifetime: None,
     }
 }
 

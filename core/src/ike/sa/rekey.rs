@@ -1,0 +1,637 @@
+//! CREATE_CHILD_SA (RFC 7296 §1.3): rekeying Child SAs and the IKE SA, started by us on our lifetimes or by
+//! the gateway, with make-before-break (the old inbound SA keeps working until its Delete).
+
+use std::time::Instant;
+
+use rand_core::RngCore;
+use tracing::{debug, info, warn};
+
+use super::{Event, Handling, IkeSa, RequestKind, State};
+use crate::crypto::{ChildKeys, Encr, Group, IkeKeys, Integ, KeyExchange, Prf};
+use crate::esp::EspParams;
+use crate::ike::child::ChildSa;
+use crate::ike::error::IkeError;
+use crate::ike::proposal::{select_esp, select_ike, EspProposal, EspSuite, IkeProposal, IkeSuite};
+use crate::ike::ts::ts_subset;
+use crate::wire::{
+    self, Delete, KePayload, Notify, NotifyType, Payload, ProtocolId, TrafficSelector, Transform, TransformType,
+};
+
+/// A Child SA as the IKE SA tracks it (the keys live in the data plane).
+#[derive(Debug, Clone)]
+pub(super) struct ChildState {
+    pub spi_in: u32,
+    pub spi_out: u32,
+    /// Our side's and the gateway's selectors.
+    pub ts_local: Vec<TrafficSelector>,
+    pub ts_remote: Vec<TrafficSelector>,
+    /// When we rekey it (None: never, or a rekey is under way).
+    pub rekey_at: Option<Instant>,
+}
+
+/// A rekey we started and whose response we wait for.
+pub(super) enum Rekey {
+    Child { old_in: u32, spi_in: u32, nonce: Vec<u8>, ke: Option<KeyExchange> },
+    Ike { spi: u64, nonce: Vec<u8>, ke: KeyExchange },
+}
+
+/// Draw a non-reserved ESP SPI (RFC 4303 §2.1: 1-255 are reserved).
+pub(super) fn new_esp_spi(rng: &mut dyn RngCore) -> u32 {
+    loop {
+        let s = rng.next_u32();
+        if s >= 256 {
+            return s;
+        }
+    }
+}
+
+/// As responder, pick the first of the gateway's ESP proposals whose every transform type has a value we accept
+/// (§2.7): returns the suite, the gateway's SPI and the proposal to answer with.
+fn choose_esp(ours: &[EspProposal], theirs: &[wire::Proposal]) -> Option<(EspSuite, u32, wire::Proposal)> {
+    for p in theirs.iter().filter(|p| p.protocol == ProtocolId::ESP) {
+        let spi = u32::from_be_bytes(p.spi.as_slice().try_into().ok()?);
+        for o in ours {
+            let encr = p.transforms.iter().find_map(|t| {
+                (t.kind == TransformType::ENCR)
+                    .then(|| Encr::from_transform(t.id, t.key_len))
+                    .flatten()
+                    .filter(|e| o.encr.contains(e))
+                    .map(|e| (e, *t))
+            });
+            let Some((encr, te)) = encr else { continue };
+            let integ = if encr.is_aead() {
+                None
+            } else {
+                let Some(i) = p.transforms.iter().find_map(|t| {
+                    (t.kind == TransformType::INTEG)
+                        .then(|| Integ::from_id(t.id))
+                        .flatten()
+                        .filter(|i| o.integ.contains(i))
+                        .map(|i| (i, *t))
+                }) else {
+                    continue;
+                };
+                Some(i)
+            };
+            let dh: Vec<&Transform> =
+                p.transforms.iter().filter(|t| t.kind == TransformType::DH && t.id != 0).collect();
+            let group = if dh.is_empty() {
+                None
+            } else {
+                let Some(g) = dh.iter().find_map(|t| {
+                    Group::from_id(t.id).filter(|g| o.groups.contains(g) || o.groups.is_empty()).map(|g| (g, **t))
+                }) else {
+                    continue;
+                };
+                Some(g)
+            };
+            let esns: Vec<&Transform> = p.transforms.iter().filter(|t| t.kind == TransformType::ESN).collect();
+            let esn = if esns.is_empty() {
+                Some((false, None))
+            } else {
+                esns.iter().find_map(|t| {
+                    let e = t.id == wire::esn::YES;
+                    o.esn.contains(&e).then_some((e, Some(**t)))
+                })
+            };
+            let Some((esn, te_esn)) = esn else { continue };
+            let mut transforms = vec![te];
+            if let Some((_, t)) = integ {
+                transforms.push(t);
+            }
+            if let Some((_, t)) = group {
+                transforms.push(t);
+            }
+            if let Some(t) = te_esn {
+                transforms.push(t);
+            }
+            let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::ESP, spi: vec![], transforms };
+            let suite = EspSuite { encr, integ: integ.map(|(i, _)| i), group: group.map(|(g, _)| g), esn };
+            return Some((suite, spi, chosen));
+        }
+    }
+    None
+}
+
+/// As responder, pick an IKE proposal from the gateway's (§2.7).
+fn choose_ike(ours: &[IkeProposal], theirs: &[wire::Proposal]) -> Option<(IkeSuite, u64, wire::Proposal)> {
+    for p in theirs.iter().filter(|p| p.protocol == ProtocolId::IKE) {
+        let spi = u64::from_be_bytes(p.spi.as_slice().try_into().ok()?);
+        for o in ours {
+            let find = |kind: TransformType| p.transforms.iter().filter(move |t| t.kind == kind);
+            let Some((encr, te)) = find(TransformType::ENCR)
+                .find_map(|t| Encr::from_transform(t.id, t.key_len).filter(|e| o.encr.contains(e)).map(|e| (e, *t)))
+            else {
+                continue;
+            };
+            let Some((prf, tp)) = find(TransformType::PRF)
+                .find_map(|t| Prf::from_id(t.id).filter(|x| o.prf.contains(x)).map(|x| (x, *t)))
+            else {
+                continue;
+            };
+            let integ = if encr.is_aead() {
+                None
+            } else {
+                let Some(i) = find(TransformType::INTEG)
+                    .find_map(|t| Integ::from_id(t.id).filter(|x| o.integ.contains(x)).map(|x| (x, *t)))
+                else {
+                    continue;
+                };
+                Some(i)
+            };
+            let Some((group, tg)) = find(TransformType::DH)
+                .find_map(|t| Group::from_id(t.id).filter(|g| o.groups.contains(g)).map(|g| (g, *t)))
+            else {
+                continue;
+            };
+            let mut transforms = vec![te, tp];
+            if let Some((_, t)) = integ {
+                transforms.push(t);
+            }
+            transforms.push(tg);
+            let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::IKE, spi: vec![], transforms };
+            return Some((IkeSuite { encr, integ: integ.map(|(i, _)| i), prf, group }, spi, chosen));
+        }
+    }
+    None
+}
+
+fn nonce_of(payloads: &[Payload]) -> Option<&Vec<u8>> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Nonce(n) => Some(n),
+        _ => None,
+    })
+}
+
+fn ke_of(payloads: &[Payload]) -> Option<&KePayload> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Ke(k) => Some(k),
+        _ => None,
+    })
+}
+
+fn sa_of(payloads: &[Payload]) -> Option<&Vec<wire::Proposal>> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Sa(s) => Some(s),
+        _ => None,
+    })
+}
+
+fn ts_of(payloads: &[Payload]) -> (Option<&Vec<TrafficSelector>>, Option<&Vec<TrafficSelector>>) {
+    let mut i = None;
+    let mut r = None;
+    for p in payloads {
+        match p {
+            Payload::TsI(t) => i = Some(t),
+            Payload::TsR(t) => r = Some(t),
+            _ => {}
+        }
+    }
+    (i, r)
+}
+
+impl IkeSa {
+    /// Jittered rekey time for a lifetime (like strongSwan: up to 10% earlier).
+    pub(super) fn rekey_time(&mut self, now: Instant, lifetime: Option<std::time::Duration>) -> Option<Instant> {
+        let l = lifetime?;
+        let jitter = l.mul_f64(f64::from(self.rng.next_u32() % 1000) / 10_000.0);
+        Some(now + l - jitter)
+    }
+
+    /// Record a new Child SA and hand its keys to the data plane.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn install_child(
+        &mut self,
+        now: Instant,
+        suite: EspSuite,
+        spi_in: u32,
+        spi_out: u32,
+        keys: ChildKeys,
+        we_initiated_exchange: bool,
+        ts_local: Vec<TrafficSelector>,
+        ts_remote: Vec<TrafficSelector>,
+        replaces: Option<u32>,
+    ) {
+        // KEYMAT order (§2.17): initiator-to-responder first, "initiator" being who started this exchange.
+        let (enc_in, integ_in, enc_out, integ_out) = if we_initiated_exchange {
+            (keys.enc_r2i, keys.integ_r2i, keys.enc_i2r, keys.integ_i2r)
+        } else {
+            (keys.enc_i2r, keys.integ_i2r, keys.enc_r2i, keys.integ_r2i)
+        };
+        let param = |spi, enc_key, integ_key| EspParams {
+            spi,
+            encr: suite.encr,
+            integ: suite.integ,
+            enc_key,
+            integ_key,
+            esn: suite.esn,
+        };
+        let child = ChildSa {
+            suite,
+            inbound: param(spi_in, enc_in, integ_in),
+            outbound: param(spi_out, enc_out, integ_out),
+            ts_i: ts_local.clone(),
+            ts_r: ts_remote.clone(),
+            replaces,
+            // The rekey responder keeps sending on the old SA until the initiator deletes it (§2.8).
+            outbound_now: replaces.is_none() || we_initiated_exchange,
+        };
+        info!(esp = %suite, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"),
+              rekey = replaces.is_some(), "Child SA installed");
+        let rekey_at = self.rekey_time(now, self.config.child_lifetime);
+        self.children.push(ChildState { spi_in, spi_out, ts_local, ts_remote, rekey_at });
+        self.events.push_back(Event::ChildSaInstalled(child));
+    }
+
+    /// Our Child SA lifetime ran out: CREATE_CHILD_SA with REKEY_SA (§1.3.3).
+    pub(super) fn start_child_rekey(&mut self, now: Instant, idx: usize) -> Result<(), IkeError> {
+        let Some(old) = self.children.get_mut(idx) else { return Ok(()) };
+        old.rekey_at = None;
+        let old = old.clone();
+        let spi_in = new_esp_spi(&mut self.rng);
+        let mut nonce = vec![0u8; 32];
+        self.rng.fill_bytes(&mut nonce);
+        // PFS when our ESP proposals name a group (the group of the first one is sent).
+        let group = self.config.esp_proposals.iter().find_map(|p| p.groups.first().copied());
+        let ke = match group {
+            Some(g) => Some(KeyExchange::generate(g, &mut self.rng)?),
+            None => None,
+        };
+        let proposals = self
+            .config
+            .esp_proposals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.to_wire((i + 1) as u8, spi_in, ke.is_some()))
+            .collect();
+        let mut payloads = vec![Payload::Notify(Notify {
+            protocol: ProtocolId::ESP.0,
+            spi: old.spi_in.to_be_bytes().to_vec(),
+            notify_type: NotifyType::REKEY_SA,
+            data: vec![],
+        })];
+        payloads.push(Payload::Sa(proposals));
+        payloads.push(Payload::Nonce(nonce.clone()));
+        if let Some(k) = &ke {
+            payloads.push(Payload::Ke(KePayload { group: k.group().id(), data: k.public_value().to_vec() }));
+        }
+        payloads.push(Payload::TsI(old.ts_local.clone()));
+        payloads.push(Payload::TsR(old.ts_remote.clone()));
+        info!(spi_in = format_args!("{:08x}", old.spi_in), "rekeying Child SA");
+        self.rekey = Some(Rekey::Child { old_in: old.spi_in, spi_in, nonce, ke });
+        self.send_request(now, wire::ExchangeType::CREATE_CHILD_SA, RequestKind::RekeyChild, payloads)
+    }
+
+    /// The gateway answered our Child SA rekey.
+    pub(super) fn handle_child_rekey_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
+        let Some(Rekey::Child { old_in, spi_in, nonce, ke }) = self.rekey.take() else {
+            return Err(IkeError::Protocol("CREATE_CHILD_SA response without our rekey"));
+        };
+        let error = payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.notify_type.is_error() => Some(n.notify_type),
+            _ => None,
+        });
+        let Some(old) = self.children.iter().find(|c| c.spi_in == old_in).cloned() else {
+            return Ok(()); // deleted meanwhile
+        };
+        if let Some(t) = error {
+            // TEMPORARY_FAILURE (a collision, §2.25) or a refusal: keep the old SA and try again a bit later.
+            warn!(notify = %t, "gateway refused our Child SA rekey; retrying later");
+            let retry = now + std::time::Duration::from_secs(10 + u64::from(self.rng.next_u32() % 20));
+            if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == old_in) {
+                c.rekey_at = Some(retry);
+            }
+            return Ok(());
+        }
+        let sa = sa_of(&payloads).ok_or(IkeError::Protocol("CREATE_CHILD_SA response lacks SA"))?;
+        let (suite, spi_out) = select_esp(&self.config.esp_proposals, sa, ke.is_some())?;
+        let nr = nonce_of(&payloads).ok_or(IkeError::Protocol("CREATE_CHILD_SA response lacks Nonce"))?.clone();
+        let shared = match (&ke, suite.group, ke_of(&payloads)) {
+            (Some(k), Some(g), Some(p)) if k.group() == g && p.group == g.id() => Some(k.shared_secret(&p.data)?),
+            (None, None, None) => None,
+            _ => return Err(IkeError::Protocol("CREATE_CHILD_SA KE does not match the chosen group")),
+        };
+        let (tsi, tsr) = ts_of(&payloads);
+        let ts_local = tsi.cloned().unwrap_or(old.ts_local.clone());
+        let ts_remote = tsr.cloned().unwrap_or(old.ts_remote.clone());
+        let prf = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?.prf;
+        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let ck = ChildKeys::derive(
+            prf,
+            &keys.sk_d,
+            shared.as_deref().map(|s| s.as_slice()),
+            &nonce,
+            &nr,
+            suite.encr,
+            suite.integ,
+        );
+        self.install_child(now, suite, spi_in, spi_out, ck, true, ts_local, ts_remote, Some(old_in));
+        // Make-before-break: the new SA is in place; now delete the old one (§1.3.3).
+        self.queue.push_back(Queued::DeleteChild(old_in));
+        Ok(())
+    }
+
+    /// The gateway's CREATE_CHILD_SA request: rekey of a Child SA or of the IKE SA. Returns our reply payloads.
+    pub(super) fn handle_peer_create_child(
+        &mut self,
+        now: Instant,
+        payloads: &[Payload],
+    ) -> Result<Vec<Payload>, Handling> {
+        let no = |t: NotifyType| Ok(vec![Payload::Notify(Notify::new(t, vec![]))]);
+        if matches!(self.rekey, Some(_)) {
+            // A collision with our own rekey (§2.8.1): let the gateway retry later; ours goes on.
+            return no(NotifyType::TEMPORARY_FAILURE);
+        }
+        let Some(sa) = sa_of(payloads) else { return no(NotifyType::INVALID_SYNTAX) };
+        let Some(ni) = nonce_of(payloads).cloned() else { return no(NotifyType::INVALID_SYNTAX) };
+        if sa.iter().any(|p| p.protocol == ProtocolId::IKE) {
+            return self.handle_peer_ike_rekey(now, sa, &ni, payloads);
+        }
+        let rekey = payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.notify_type == NotifyType::REKEY_SA && n.protocol == ProtocolId::ESP.0 => {
+                n.spi.as_slice().try_into().ok().map(u32::from_be_bytes)
+            }
+            _ => None,
+        });
+        let Some(old_spi) = rekey else {
+            debug!("gateway asks for an additional Child SA; we keep one");
+            return no(NotifyType::NO_ADDITIONAL_SAS);
+        };
+        let Some(old) = self.children.iter().find(|c| c.spi_out == old_spi || c.spi_in == old_spi).cloned() else {
+            return Ok(vec![Payload::Notify(Notify {
+                protocol: ProtocolId::ESP.0,
+                spi: old_spi.to_be_bytes().to_vec(),
+                notify_type: NotifyType::CHILD_SA_NOT_FOUND,
+                data: vec![],
+            })]);
+        };
+        let Some((suite, spi_out, mut chosen)) = choose_esp(&self.config.esp_proposals, sa) else {
+            return no(NotifyType::NO_PROPOSAL_CHOSEN);
+        };
+        let (shared, ke_reply) = match (suite.group, ke_of(payloads)) {
+            (Some(g), Some(k)) if k.group == g.id() => {
+                let ours = KeyExchange::generate(g, &mut self.rng).map_err(|e| Handling::Fatal(e.into()))?;
+                let Ok(s) = ours.shared_secret(&k.data) else { return no(NotifyType::INVALID_SYNTAX) };
+                (Some(s), Some(KePayload { group: g.id(), data: ours.public_value().to_vec() }))
+            }
+            (Some(g), _) => {
+                return Ok(vec![Payload::Notify(Notify::new(
+                    NotifyType::INVALID_KE_PAYLOAD,
+                    g.id().to_be_bytes().to_vec(),
+                ))])
+            }
+            (None, _) => (None, None),
+        };
+        // Their TSi is their side, TSr ours; they may not widen what we have.
+        let (tsi, tsr) = ts_of(payloads);
+        let (Some(tsi), Some(tsr)) = (tsi, tsr) else { return no(NotifyType::INVALID_SYNTAX) };
+        let within = |got: &[TrafficSelector], have: &[TrafficSelector]| {
+            got.iter().all(|g| have.iter().any(|h| ts_subset(g, h)))
+        };
+        if !within(tsr, &old.ts_local) || !within(tsi, &old.ts_remote) {
+            return no(NotifyType::TS_UNACCEPTABLE);
+        }
+        let spi_in = new_esp_spi(&mut self.rng);
+        chosen.spi = spi_in.to_be_bytes().to_vec();
+        let mut nr = vec![0u8; 32];
+        self.rng.fill_bytes(&mut nr);
+        let prf = self.suite.ok_or(Handling::Drop("no IKE suite".into()))?.prf;
+        let keys = self.keys.as_ref().ok_or(Handling::Drop("no IKE keys".into()))?;
+        let ck = ChildKeys::derive(
+            prf,
+            &keys.sk_d,
+            shared.as_deref().map(|s| s.as_slice()),
+            &ni,
+            &nr,
+            suite.encr,
+            suite.integ,
+        );
+        info!(old = format_args!("{:08x}", old.spi_in), "gateway rekeys the Child SA");
+        self.install_child(now, suite, spi_in, spi_out, ck, false, tsr.clone(), tsi.clone(), Some(old.spi_in));
+        // The gateway rekeys this one: we do not.
+        if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == old.spi_in) {
+            c.rekey_at = None;
+        }
+        let mut reply = vec![Payload::Sa(vec![chosen]), Payload::Nonce(nr)];
+        if let Some(k) = ke_reply {
+            reply.push(Payload::Ke(k));
+        }
+        reply.push(Payload::TsI(tsi.clone()));
+        reply.push(Payload::TsR(tsr.clone()));
+        Ok(reply)
+    }
+
+    /// Our IKE SA lifetime ran out: CREATE_CHILD_SA with a new IKE SA proposal (§1.3.2).
+    pub(super) fn start_ike_rekey(&mut self, now: Instant) -> Result<(), IkeError> {
+        self.ike_rekey_at = None;
+        let group = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?.group;
+        let ke = KeyExchange::generate(group, &mut self.rng)?;
+        let mut spi = 0;
+        while spi == 0 {
+            spi = self.rng.next_u64();
+        }
+        let mut nonce = vec![0u8; 32];
+        self.rng.fill_bytes(&mut nonce);
+        // Our proposals with the current group first, so the gateway can take our KE.
+        let proposals = self
+            .config
+            .ike_proposals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut p = p.clone();
+                if let Some(pos) = p.groups.iter().position(|g| *g == group) {
+                    let g = p.groups.remove(pos);
+                    p.groups.insert(0, g);
+                }
+                p.to_wire((i + 1) as u8, spi.to_be_bytes().to_vec())
+            })
+            .collect();
+        let payloads = vec![
+            Payload::Sa(proposals),
+            Payload::Nonce(nonce.clone()),
+            Payload::Ke(KePayload { group: group.id(), data: ke.public_value().to_vec() }),
+        ];
+        info!("rekeying the IKE SA");
+        self.rekey = Some(Rekey::Ike { spi, nonce, ke });
+        self.send_request(now, wire::ExchangeType::CREATE_CHILD_SA, RequestKind::RekeyIke, payloads)
+    }
+
+    /// The gateway answered our IKE SA rekey: switch to the new IKE SA, then delete the old one.
+    pub(super) fn handle_ike_rekey_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
+        let Some(Rekey::Ike { spi, nonce, ke }) = self.rekey.take() else {
+            return Err(IkeError::Protocol("IKE rekey response without our rekey"));
+        };
+        if let Some(t) = payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.notify_type.is_error() => Some(n.notify_type),
+            _ => None,
+        }) {
+            warn!(notify = %t, "gateway refused our IKE SA rekey; retrying later");
+            self.ike_rekey_at = Some(now + std::time::Duration::from_secs(10 + u64::from(self.rng.next_u32() % 20)));
+            return Ok(());
+        }
+        let sa = sa_of(&payloads).ok_or(IkeError::Protocol("IKE rekey response lacks SA"))?;
+        let suite = select_ike(&self.config.ike_proposals, sa)?;
+        let their_spi = sa
+            .first()
+            .and_then(|p| <[u8; 8]>::try_from(p.spi.as_slice()).ok())
+            .map(u64::from_be_bytes)
+            .filter(|s| *s != 0)
+            .ok_or(IkeError::Protocol("IKE rekey response without an 8-byte SPI"))?;
+        let nr = nonce_of(&payloads).ok_or(IkeError::Protocol("IKE rekey response lacks Nonce"))?.clone();
+        let kp = ke_of(&payloads).ok_or(IkeError::Protocol("IKE rekey response lacks KE"))?;
+        if kp.group != ke.group().id() || suite.group != ke.group() {
+            return Err(IkeError::Protocol("IKE rekey KE group mismatch"));
+        }
+        let shared = ke.shared_secret(&kp.data)?;
+        self.switch_ike_sa(now, suite, &shared, &nonce, &nr, spi, their_spi, true)?;
+        Ok(())
+    }
+
+    fn handle_peer_ike_rekey(
+        &mut self,
+        now: Instant,
+        sa: &[wire::Proposal],
+        ni: &[u8],
+        payloads: &[Payload],
+    ) -> Result<Vec<Payload>, Handling> {
+        let no = |t: NotifyType| Ok(vec![Payload::Notify(Notify::new(t, vec![]))]);
+        let Some((suite, their_spi, mut chosen)) = choose_ike(&self.config.ike_proposals, sa) else {
+            return no(NotifyType::NO_PROPOSAL_CHOSEN);
+        };
+        let Some(kp) = ke_of(payloads) else { return no(NotifyType::INVALID_SYNTAX) };
+        if kp.group != suite.group.id() {
+            return Ok(vec![Payload::Notify(Notify::new(
+                NotifyType::INVALID_KE_PAYLOAD,
+                suite.group.id().to_be_bytes().to_vec(),
+            ))]);
+        }
+        let ours = KeyExchange::generate(suite.group, &mut self.rng).map_err(|e| Handling::Fatal(e.into()))?;
+        let Ok(shared) = ours.shared_secret(&kp.data) else { return no(NotifyType::INVALID_SYNTAX) };
+        let mut our_spi = 0;
+        while our_spi == 0 {
+            our_spi = self.rng.next_u64();
+        }
+        chosen.spi = our_spi.to_be_bytes().to_vec();
+        let mut nr = vec![0u8; 32];
+        self.rng.fill_bytes(&mut nr);
+        info!("gateway rekeys the IKE SA");
+        // The gateway is the initiator of the new IKE SA (§2.18): its SPI is SPIi.
+        self.pending_switch =
+            Some(PendingSwitch { suite, shared, ni: ni.to_vec(), nr: nr.clone(), spi_i: their_spi, spi_r: our_spi });
+        let _ = now;
+        Ok(vec![
+            Payload::Sa(vec![chosen]),
+            Payload::Nonce(nr),
+            Payload::Ke(KePayload { group: suite.group.id(), data: ours.public_value().to_vec() }),
+        ])
+    }
+
+    /// Move to the new IKE SA (§2.18): new SPIs, keys from the old SK_d, message IDs from zero. The old SA is
+    /// remembered only to answer (or send) its Delete. `we_initiated`: we started the rekey, so we are the
+    /// new SA's initiator.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn switch_ike_sa(
+        &mut self,
+        now: Instant,
+        suite: IkeSuite,
+        shared: &[u8],
+        ni: &[u8],
+        nr: &[u8],
+        spi_ni: u64,
+        spi_nr: u64,
+        we_initiated: bool,
+    ) -> Result<(), IkeError> {
+        let old_suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let old_keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let (spi_i, spi_r) = (spi_ni, spi_nr);
+        let keys = IkeKeys::derive_rekey_with(
+            old_suite.prf,
+            &old_keys.sk_d,
+            suite.prf,
+            suite.encr,
+            suite.integ,
+            shared,
+            ni,
+            nr,
+            spi_i,
+            spi_r,
+        )?;
+        let old = super::OldIke {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            initiator: self.initiator,
+            keys: self.keys.take(),
+            next_message_id: self.next_message_id,
+        };
+        self.old_ike = Some(old);
+        self.spi_i = spi_i;
+        self.spi_r = spi_r;
+        self.initiator = we_initiated;
+        self.keys = Some(keys);
+        self.suite = Some(suite);
+        self.next_message_id = 0;
+        self.peer_next_id = 0;
+        self.last_response = None;
+        self.reassembly = None;
+        self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
+        info!(suite = %suite, spi_i = format_args!("{spi_i:016x}"), spi_r = format_args!("{spi_r:016x}"), "IKE SA rekeyed");
+        if we_initiated {
+            // Delete the old IKE SA on the old SA (§1.3.2).
+            self.send_old_ike_delete(now);
+        }
+        Ok(())
+    }
+}
+
+/// What we still have to send once the current request is answered (window size 1, §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Queued {
+    DeleteChild(u32),
+}
+
+/// A gateway-initiated IKE rekey answered: switch after our response went out.
+pub(super) struct PendingSwitch {
+    pub suite: IkeSuite,
+    pub shared: zeroize::Zeroizing<Vec<u8>>,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    pub spi_i: u64,
+    pub spi_r: u64,
+}
+
+impl IkeSa {
+    /// Send the Delete for the old IKE SA over the old SA, fire and forget (its keys are dropped after).
+    fn send_old_ike_delete(&mut self, _now: Instant) {
+        let Some(old) = self.old_ike.as_mut() else { return };
+        let header = wire::Header {
+            spi_i: old.spi_i,
+            spi_r: old.spi_r,
+            next_payload: 0,
+            version: 0x20,
+            exchange: wire::ExchangeType::INFORMATIONAL,
+            flags: wire::Flags { initiator: old.initiator, version: false, response: false },
+            message_id: old.next_message_id,
+            length: 0,
+        };
+        old.next_message_id = old.next_message_id.wrapping_add(1);
+        let Some(keys) = old.keys.as_ref() else { return };
+        let payloads = [Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
+        match super::seal(keys, old.initiator, header, &payloads, &mut self.rng) {
+            Ok(msg) => self.emit(msg),
+            Err(e) => warn!(%e, "cannot delete the old IKE SA"),
+        }
+    }
+
+    /// Whether a Child SA rekey, IKE rekey or queued request is due.
+    pub(super) fn next_rekey_deadline(&self) -> Option<Instant> {
+        if self.state != State::Established {
+            return None;
+        }
+        let child = self.children.iter().filter_map(|c| c.rekey_at).min();
+        match (child, self.ike_rekey_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
