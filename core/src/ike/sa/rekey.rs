@@ -353,17 +353,29 @@ impl IkeSa {
             }
             _ => None,
         });
-        let Some(old_spi) = rekey else {
-            debug!("gateway asks for an additional Child SA; we keep one");
-            return no(NotifyType::NO_ADDITIONAL_SAS);
+        let old = match rekey {
+            Some(old_spi) => match self.children.iter().find(|c| c.spi_out == old_spi || c.spi_in == old_spi) {
+                Some(c) => Some(c.clone()),
+                None => {
+                    return Ok(vec![Payload::Notify(Notify {
+                        protocol: ProtocolId::ESP.0,
+                        spi: old_spi.to_be_bytes().to_vec(),
+                        notify_type: NotifyType::CHILD_SA_NOT_FOUND,
+                        data: vec![],
+                    })])
+                }
+            },
+            // The gateway recreates a Child SA it deleted (e.g. after its hard lifetime): fine if we have none.
+            None if self.children.is_empty() => None,
+            None => {
+                debug!("gateway asks for an additional Child SA; we keep one");
+                return no(NotifyType::NO_ADDITIONAL_SAS);
+            }
         };
-        let Some(old) = self.children.iter().find(|c| c.spi_out == old_spi || c.spi_in == old_spi).cloned() else {
-            return Ok(vec![Payload::Notify(Notify {
-                protocol: ProtocolId::ESP.0,
-                spi: old_spi.to_be_bytes().to_vec(),
-                notify_type: NotifyType::CHILD_SA_NOT_FOUND,
-                data: vec![],
-            })]);
+        // Selectors the new SA may cover: the old SA's, or for a new one what we asked for in IKE_AUTH.
+        let (have_local, have_remote) = match &old {
+            Some(o) => (o.ts_local.clone(), o.ts_remote.clone()),
+            None => (self.config.ts_i.clone(), self.config.ts_r.clone()),
         };
         let Some((suite, spi_out, mut chosen)) = choose_esp(&self.config.esp_proposals, sa) else {
             return no(NotifyType::NO_PROPOSAL_CHOSEN);
@@ -388,7 +400,7 @@ impl IkeSa {
         let within = |got: &[TrafficSelector], have: &[TrafficSelector]| {
             got.iter().all(|g| have.iter().any(|h| ts_subset(g, h)))
         };
-        if !within(tsr, &old.ts_local) || !within(tsi, &old.ts_remote) {
+        if !within(tsr, &have_local) || !within(tsi, &have_remote) {
             return no(NotifyType::TS_UNACCEPTABLE);
         }
         let spi_in = new_esp_spi(&mut self.rng);
@@ -406,10 +418,14 @@ impl IkeSa {
             suite.encr,
             suite.integ,
         );
-        info!(old = format_args!("{:08x}", old.spi_in), "gateway rekeys the Child SA");
-        self.install_child(now, suite, spi_in, spi_out, ck, false, tsr.clone(), tsi.clone(), Some(old.spi_in));
+        let replaces = old.as_ref().map(|o| o.spi_in);
+        match replaces {
+            Some(o) => info!(old = format_args!("{o:08x}"), "gateway rekeys the Child SA"),
+            None => info!("gateway creates a new Child SA"),
+        }
+        self.install_child(now, suite, spi_in, spi_out, ck, false, tsr.clone(), tsi.clone(), replaces);
         // The gateway rekeys this one: we do not.
-        if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == old.spi_in) {
+        if let Some(c) = self.children.iter_mut().find(|c| Some(c.spi_in) == replaces) {
             c.rekey_at = None;
         }
         let mut reply = vec![Payload::Sa(vec![chosen]), Payload::Nonce(nr)];
