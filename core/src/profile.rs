@@ -362,6 +362,8 @@ impl Default for NatSection {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub gateway: SocketAddr,
+    /// The gateway's host name when it was given as one (resolved again on reconnect).
+    pub gateway_name: Option<String>,
     pub ike_port: u16,
     pub natt_port: u16,
     pub ike: IkeConfig,
@@ -395,7 +397,8 @@ impl Profile {
                 .next()
                 .ok_or_else(|| field("gateway.address", format!("`{addr}` has no address")))?,
         };
-        Ok(Resolved { gateway, ike_port: self.local.ike_port, natt_port: self.local.natt_port, ike })
+        let gateway_name = addr.parse::<IpAddr>().is_err().then(|| addr.clone());
+        Ok(Resolved { gateway, gateway_name, ike_port: self.local.ike_port, natt_port: self.local.natt_port, ike })
     }
 
     /// Everything but the gateway address, validated.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ikelink::driver::{Session, SessionEvent, SessionOptions, Stats};
+use ikelink::driver::{ReconnectPolicy, Session, SessionEvent, SessionOptions, Stats};
 use ikelink::ike::ts_to_cidrs;
 use ikelink::profile::Profile;
 use ikelink::wire::TrafficSelector;
@@ -50,6 +50,12 @@ enum Command {
         /// Print a `stats:` line every this many seconds.
         #[arg(long)]
         stats_interval: Option<u64>,
+        /// Exit when an established tunnel fails instead of reconnecting.
+        #[arg(long)]
+        no_reconnect: bool,
+        /// Longest wait between reconnection attempts, in seconds.
+        #[arg(long, default_value_t = 60)]
+        reconnect_max_delay: u64,
     },
     /// Check a profile and print what it resolves to, without connecting.
     Check {
@@ -79,7 +85,17 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Connect { profile, no_tun, no_network, tun_name, mtu, state_dir, stats_interval } => {
+            Command::Connect {
+                profile,
+                no_tun,
+                no_network,
+                tun_name,
+                mtu,
+                state_dir,
+                stats_interval,
+                no_reconnect,
+                reconnect_max_delay,
+            } => {
                 let options = SessionOptions {
                     data_plane: !no_tun,
                     tun_name,
@@ -87,6 +103,10 @@ fn main() -> ExitCode {
                     configure_network: !no_network,
                     state_dir,
                     stats_interval: stats_interval.map(Duration::from_secs),
+                    reconnect: (!no_reconnect).then(|| ReconnectPolicy {
+                        max_delay: Duration::from_secs(reconnect_max_delay.max(1)),
+                        ..ReconnectPolicy::default()
+                    }),
                 };
                 connect(profile, options).await
             }
@@ -163,6 +183,9 @@ async fn connect(path: PathBuf, options: SessionOptions) -> Result<(), String> {
                     println!("tunnel: dev={tun} mtu={mtu} routes={} dns={}", routes.join(","), dns.join(","));
                 }
                 Some(SessionEvent::Stats(s)) => print_stats(&s),
+                Some(SessionEvent::Reconnecting { attempt, delay, reason }) => {
+                    println!("reconnecting: attempt={attempt} delay={:.1}s reason={reason}", delay.as_secs_f64());
+                }
                 Some(SessionEvent::ChildSaRekeyed { old_spi_in, child }) => {
                     println!(
                         "rekeyed: old_spi_in={old_spi_in:08x} esp={} spi_in={:08x} spi_out={:08x}",

@@ -54,6 +54,48 @@ pub struct SessionOptions {
     pub state_dir: PathBuf,
     /// How often a [`SessionEvent::Stats`] is sent (never if `None`).
     pub stats_interval: Option<Duration>,
+    /// Re-establish the tunnel after it was up and then failed (dead gateway, gateway Delete...).
+    pub reconnect: Option<ReconnectPolicy>,
+}
+
+/// Bounded exponential backoff with jitter between reconnection attempts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconnectPolicy {
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    /// 0: keep trying.
+    pub max_attempts: u32,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy { initial_delay: Duration::from_secs(1), max_delay: Duration::from_secs(60), max_attempts: 0 }
+    }
+}
+
+impl ReconnectPolicy {
+    /// Delay before attempt `n` (1-based): initial * 2^(n-1), capped, with ±20% jitter from `r` in [0, 1).
+    pub fn delay(&self, n: u32, r: f64) -> Duration {
+        let base = self.initial_delay.mul_f64(2f64.powi(n.saturating_sub(1).min(30) as i32)).min(self.max_delay);
+        base.mul_f64(0.8 + 0.4 * r.clamp(0.0, 1.0))
+    }
+}
+
+/// Failures a new attempt can fix; credentials and configuration errors are not retried.
+fn retriable(e: &IkeError) -> bool {
+    !matches!(
+        e,
+        IkeError::AuthenticationFailed
+            | IkeError::PeerAuthenticationFailed
+            | IkeError::IdentityMismatch { .. }
+            | IkeError::Certificate(_)
+            | IkeError::Config(_)
+            | IkeError::Eap(_)
+            | IkeError::ClientCertificateRequired
+            | IkeError::NoProposalChosen
+            | IkeError::TsUnacceptable
+            | IkeError::UnsupportedKeGroup(_)
+    )
 }
 
 impl Default for SessionOptions {
@@ -65,6 +107,7 @@ impl Default for SessionOptions {
             configure_network: true,
             state_dir: PathBuf::from("/run/ikelink"),
             stats_interval: None,
+            reconnect: Some(ReconnectPolicy::default()),
         }
     }
 }
@@ -96,6 +139,12 @@ pub enum SessionEvent {
     },
     /// Data plane counters.
     Stats(Stats),
+    /// The tunnel failed; the next attempt starts after `delay` (the TUN and routes stay, so nothing leaks).
+    Reconnecting {
+        attempt: u32,
+        delay: Duration,
+        reason: IkeError,
+    },
     /// The session is over; `None` after a clean disconnect.
     Closed(Option<IkeError>),
 }
@@ -174,20 +223,29 @@ impl Session {
             }
         }
         let now = Instant::now();
-        let mut sa = IkeSa::new(profile.ike, local, profile.gateway, now, seed)?;
+        let mut sa = IkeSa::new(profile.ike.clone(), local, profile.gateway, now, seed)?;
         let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         sa.set_unix_time(now, unix);
         let (tx, rx) = mpsc::channel(4);
+        let gateway_ip = profile.gateway.ip();
         let driver = Driver {
             sa,
+            profile,
+            local,
+            connected_once: false,
+            attempt: 0,
+            reconnect_at: None,
+            closing: false,
             ike: Arc::new(ike),
             natt: Arc::new(natt),
             options,
             events,
-            gateway: profile.gateway.ip(),
+            gateway: gateway_ip,
             counters: Arc::new(Counters::default()),
             plane_seed,
             tun: None,
+            tun_vip: None,
+            tun_routes: Vec::new(),
             network: None,
             uplink: None,
             downlink: None,
@@ -224,6 +282,15 @@ impl Session {
 /// The IKE task: owns the IKE SA and the data plane's lifecycle.
 struct Driver {
     sa: IkeSa,
+    profile: Resolved,
+    /// Our address towards the gateway (for NAT detection).
+    local: SocketAddr,
+    connected_once: bool,
+    /// Reconnection attempts since the last success, and when the next one starts.
+    attempt: u32,
+    reconnect_at: Option<tokio::time::Instant>,
+    /// The user asked to disconnect.
+    closing: bool,
     ike: Arc<UdpSocket>,
     natt: Arc<UdpSocket>,
     options: SessionOptions,
@@ -232,6 +299,9 @@ struct Driver {
     counters: Arc<Counters>,
     plane_seed: [u8; 32],
     tun: Option<Arc<Tun>>,
+    /// The virtual IP and routes the TUN was set up with.
+    tun_vip: Option<std::net::Ipv4Addr>,
+    tun_routes: Vec<crate::ike::Cidr>,
     network: Option<AppliedNetwork>,
     uplink: Option<mpsc::Sender<Update>>,
     downlink: Option<mpsc::Sender<Update>>,
@@ -252,8 +322,32 @@ impl Driver {
         let result = loop {
             self.flush().await;
             match self.process_events().await {
-                Ok(true) => break Ok(()),
-                Ok(false) => {}
+                Ok(Some(reason)) => {
+                    let retry = match (&reason, self.options.reconnect) {
+                        (Some(e), Some(p)) if self.connected_once && !self.closing && retriable(e) => {
+                            (p.max_attempts == 0 || self.attempt < p.max_attempts).then_some((e.clone(), p))
+                        }
+                        _ => None,
+                    };
+                    match retry {
+                        Some((e, p)) => {
+                            self.attempt += 1;
+                            let mut r = [0u8; 2];
+                            let _ = OsRng.try_fill_bytes(&mut r);
+                            let delay = p.delay(self.attempt, f64::from(u16::from_be_bytes(r)) / 65536.0);
+                            warn!(%e, attempt = self.attempt, ?delay, "tunnel lost, reconnecting");
+                            self.reconnect_at = Some(tokio::time::Instant::now() + delay);
+                            let ev = SessionEvent::Reconnecting { attempt: self.attempt, delay, reason: e };
+                            let _ = self.events.send(ev).await;
+                        }
+                        None => {
+                            let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await;
+                            let _ = self.events.send(SessionEvent::Closed(reason)).await;
+                            break Ok(());
+                        }
+                    }
+                }
+                Ok(None) => {}
                 Err(e) => {
                     // The tunnel cannot work: close the IKE SA and report why.
                     warn!(%e, "data plane setup failed");
@@ -263,7 +357,11 @@ impl Driver {
                     break Err(e);
                 }
             }
-            let deadline = self.sa.poll_timeout().map(|(t, _)| tokio::time::Instant::from_std(t));
+            let deadline = match self.reconnect_at {
+                Some(t) => Some(t),
+                None => self.sa.poll_timeout().map(|(t, _)| tokio::time::Instant::from_std(t)),
+            };
+            let reconnecting = self.reconnect_at.is_some();
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -289,7 +387,14 @@ impl Driver {
                 m = ike_rx.recv() => if let Some(m) = m {
                     self.sa.handle_datagram(Instant::now(), &m);
                 },
-                _ = sleep => {
+                _ = sleep => if reconnecting {
+                    self.reconnect_at = None;
+                    if let Err(e) = self.restart().await {
+                        warn!(%e, "reconnect attempt failed to start");
+                        let _ = self.events.send(SessionEvent::Closed(Some(IkeError::Config(e.to_string())))).await;
+                        break Err(e);
+                    }
+                } else {
                     // ESP from the gateway counts as a sign of life: no DPD needed then.
                     let seen = self.counters.packets_in.load(std::sync::atomic::Ordering::Relaxed);
                     if seen != packets_seen {
@@ -297,10 +402,18 @@ impl Driver {
                         self.sa.note_inbound_traffic(Instant::now());
                     }
                     self.sa.handle_timeout(Instant::now())
-                }
+                },
                 _ = tick => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
                 c = commands.recv(), if commands_open => match c {
-                    Some(Command::Disconnect) => self.sa.close(Instant::now()),
+                    Some(Command::Disconnect) => {
+                        self.closing = true;
+                        if self.reconnect_at.take().is_some() {
+                            // Between attempts: nothing to delete.
+                            let _ = self.events.send(SessionEvent::Closed(None)).await;
+                            break Ok(());
+                        }
+                        self.sa.close(Instant::now())
+                    }
                     Some(Command::Stats) => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
                     None => commands_open = false,
                 },
@@ -310,8 +423,31 @@ impl Driver {
         result
     }
 
-    /// Forward the IKE SA's events; returns true when it has closed.
-    async fn process_events(&mut self) -> Result<bool, DriverError> {
+    /// A new IKE SA towards the gateway (its host name resolved again), keeping the TUN, routes and DNS.
+    async fn restart(&mut self) -> Result<(), DriverError> {
+        if let Some(name) = self.profile.gateway_name.clone() {
+            match tokio::net::lookup_host((name.as_str(), self.profile.gateway.port())).await {
+                Ok(mut addrs) => {
+                    if let Some(a) = addrs.next() {
+                        self.profile.gateway = a;
+                    }
+                }
+                Err(e) => debug!(%e, name, "cannot resolve the gateway again; using its last address"),
+            }
+        }
+        let mut seed = [0u8; 32];
+        OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
+        let now = Instant::now();
+        let mut sa = IkeSa::new(self.profile.ike.clone(), self.local, self.profile.gateway, now, seed)?;
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        sa.set_unix_time(now, unix);
+        self.sa = sa;
+        info!(attempt = self.attempt, gateway = %self.profile.gateway, "reconnecting");
+        Ok(())
+    }
+
+    /// Forward the IKE SA's events; returns `Some(reason)` when it has closed.
+    async fn process_events(&mut self) -> Result<Option<Option<IkeError>>, DriverError> {
         while let Some(ev) = self.sa.poll_event() {
             let out = match ev {
                 Event::StateChanged(s) => SessionEvent::State(s),
@@ -325,7 +461,11 @@ impl Driver {
                     self.install_child(c).await?;
                     match (rekey, self.info.take()) {
                         // The first Child SA completes the connection; later ones are rekeys.
-                        (None, Some(info)) => SessionEvent::Connected { info, child: summary },
+                        (None, Some(info)) => {
+                            self.connected_once = true;
+                            self.attempt = 0;
+                            SessionEvent::Connected { info, child: summary }
+                        }
                         (Some(old), _) => SessionEvent::ChildSaRekeyed { old_spi_in: old, child: summary },
                         (None, None) => continue,
                     }
@@ -340,14 +480,12 @@ impl Driver {
                     SessionEvent::ChildSaDeleted { inbound_spi, outbound_spi }
                 }
                 Event::Closed(reason) => {
-                    let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await;
-                    let _ = self.events.send(SessionEvent::Closed(reason)).await;
-                    return Ok(true);
+                    return Ok(Some(reason));
                 }
             };
             let _ = self.events.send(out).await;
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Hand a Child SA to the data plane; the first one also brings up the TUN, routes and DNS.
@@ -355,8 +493,17 @@ impl Driver {
         let peer = self.sa.remote();
         let inbound = EspSa::inbound(&c.inbound, 1024).map_err(|e| IkeError::Config(format!("ESP: {e}")))?;
         let outbound = EspSa::outbound(&c.outbound).map_err(|e| IkeError::Config(format!("ESP: {e}")))?;
+        // After a reconnect the gateway may hand out another virtual IP (or other routes): rebuild the tunnel.
+        let vip = self.info.as_ref().map(|i| i.config.ipv4);
+        let routes: Vec<_> = c.ts_r.iter().flat_map(ts_to_cidrs).collect();
+        if self.tun.is_some() && c.replaces.is_none() && (vip != Some(self.tun_vip) || routes != self.tun_routes) {
+            info!("virtual IP or routes changed on reconnect: rebuilding the tunnel device");
+            self.teardown_tunnel();
+        }
         if self.options.data_plane && self.tun.is_none() {
             self.bring_up(&c).await?;
+            self.tun_vip = vip.flatten();
+            self.tun_routes = routes;
         }
         if let Some(d) = &self.downlink {
             let half = Half { sa: inbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer, activate: true };
@@ -455,8 +602,13 @@ impl Driver {
 
     /// Stop the data plane tasks and restore routes and DNS.
     async fn teardown(&mut self) {
-        self.uplink = None;
         self.downlink = None;
+        self.teardown_tunnel();
+    }
+
+    /// Stop the uplink, restore routes and DNS, close the TUN (the downlink keeps receiving IKE).
+    fn teardown_tunnel(&mut self) {
+        self.uplink = None;
         if let Some(mut n) = self.network.take() {
             if let Err(e) = n.restore() {
                 warn!(%e, "restoring network settings failed");

@@ -220,6 +220,14 @@ impl Charon {
         Ok(())
     }
 
+    /// SIGKILL (a crash: no Delete is sent), then reap; by PID of the child we started.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            process::signal(child.id(), libc::SIGKILL);
+            let _ = process::wait_child_timeout(&mut child, Duration::from_secs(5));
+        }
+    }
+
     pub(crate) fn is_running(&mut self) -> bool {
         self.check_running().is_ok()
     }

@@ -379,6 +379,11 @@ impl Gateway {
     pub fn stop(&mut self) -> Result<()> {
         self.charon.stop()
     }
+
+    /// Kill charon with SIGKILL: the gateway vanishes without sending any Delete.
+    pub fn kill(&mut self) {
+        self.charon.kill()
+    }
 }
 
 #[cfg(test)]
