@@ -100,6 +100,9 @@ pub struct IkeSection {
     /// RFC 7383 fragmentation: largest IP datagram for IKE messages (0 disables it).
     #[serde(default = "default_fragment_mtu")]
     pub fragment_mtu: u16,
+    /// Offer MOBIKE (RFC 4555) so the tunnel follows address changes; otherwise the client reconnects.
+    #[serde(default = "yes")]
+    pub mobike: bool,
 }
 
 fn default_fragment_mtu() -> u16 {
@@ -108,7 +111,7 @@ fn default_fragment_mtu() -> u16 {
 
 impl Default for IkeSection {
     fn default() -> Self {
-        IkeSection { fragment_mtu: default_fragment_mtu() }
+        IkeSection { fragment_mtu: default_fragment_mtu(), mobike: true }
     }
 }
 
@@ -599,6 +602,7 @@ impl Profile {
             dpd_tries: self.timers.dpd_tries,
             child_lifetime: secs(self.timers.rekey_child),
             ike_lifetime: secs(self.timers.rekey_ike),
+            mobike: self.ike.mobike,
             fragment_mtu: match self.ike.fragment_mtu {
                 0 => 0,
                 m if m < 576 => return Err(field("ike.fragment_mtu", "must be 0 (off) or at least 576")),

@@ -103,6 +103,7 @@ fn main() -> ExitCode {
                     configure_network: !no_network,
                     state_dir,
                     stats_interval: stats_interval.map(Duration::from_secs),
+                    watch_network: Some(Duration::from_secs(1)),
                     reconnect: (!no_reconnect).then(|| ReconnectPolicy {
                         max_delay: Duration::from_secs(reconnect_max_delay.max(1)),
                         ..ReconnectPolicy::default()

@@ -56,6 +56,9 @@ pub struct SessionOptions {
     pub stats_interval: Option<Duration>,
     /// Re-establish the tunnel after it was up and then failed (dead gateway, gateway Delete...).
     pub reconnect: Option<ReconnectPolicy>,
+    /// Check this often whether our address towards the gateway changed (desktop; mobile shells call
+    /// [`Session::network_changed`] from their network callbacks instead).
+    pub watch_network: Option<Duration>,
 }
 
 /// Bounded exponential backoff with jitter between reconnection attempts.
@@ -108,6 +111,7 @@ impl Default for SessionOptions {
             state_dir: PathBuf::from("/run/ikelink"),
             stats_interval: None,
             reconnect: Some(ReconnectPolicy::default()),
+            watch_network: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -174,6 +178,7 @@ pub struct ChildSummary {
 enum Command {
     Disconnect,
     Stats,
+    NetworkChanged,
 }
 
 /// A running connection. Dropping it does not disconnect; call [`Session::disconnect`].
@@ -255,6 +260,11 @@ impl Session {
         Ok(Session { commands: tx, task })
     }
 
+    /// The platform saw a network change (new interface or address): move the tunnel (MOBIKE) or reconnect.
+    pub async fn network_changed(&self) {
+        let _ = self.commands.send(Command::NetworkChanged).await;
+    }
+
     /// Ask for a [`SessionEvent::Stats`].
     pub async fn request_stats(&self) {
         let _ = self.commands.send(Command::Stats).await;
@@ -319,6 +329,7 @@ impl Driver {
         let mut commands_open = true;
         let mut packets_seen = 0u64;
         let mut stats_tick = self.options.stats_interval.map(tokio::time::interval);
+        let mut net_tick = self.options.watch_network.map(tokio::time::interval);
         let result = loop {
             self.flush().await;
             match self.process_events().await {
@@ -374,6 +385,12 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            let net = async {
+                match net_tick.as_mut() {
+                    Some(t) => t.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = self.ike.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
@@ -403,6 +420,7 @@ impl Driver {
                     }
                     self.sa.handle_timeout(Instant::now())
                 },
+                _ = net => self.check_network(false).await,
                 _ = tick => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
                 c = commands.recv(), if commands_open => match c {
                     Some(Command::Disconnect) => {
@@ -415,12 +433,37 @@ impl Driver {
                         self.sa.close(Instant::now())
                     }
                     Some(Command::Stats) => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
+                    Some(Command::NetworkChanged) => self.check_network(true).await,
                     None => commands_open = false,
                 },
             }
         };
         self.teardown().await;
         result
+    }
+
+    /// Our source address towards the gateway now; on a change (or when the platform says so) tell the IKE SA.
+    async fn check_network(&mut self, forced: bool) {
+        let probe = std::net::UdpSocket::bind(SocketAddr::new(
+            if self.profile.gateway.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() },
+            0,
+        ));
+        let ip = match probe.and_then(|p| p.connect(self.profile.gateway).and_then(|()| p.local_addr())) {
+            Ok(a) => a.ip(),
+            Err(e) => {
+                trace!(%e, "no route to the gateway right now");
+                return;
+            }
+        };
+        if ip == self.local.ip() && !forced {
+            return;
+        }
+        info!(old = %self.local.ip(), new = %ip, "local address changed");
+        self.local.set_ip(ip);
+        let natt_port = self.natt.local_addr().map(|a| a.port()).unwrap_or(self.profile.natt_port);
+        if self.reconnect_at.is_none() {
+            self.sa.network_changed(Instant::now(), SocketAddr::new(ip, natt_port));
+        }
     }
 
     /// A new IKE SA towards the gateway (its host name resolved again), keeping the TUN, routes and DNS.

@@ -116,4 +116,6 @@ pub struct IkeConfig {
     /// Rekey the Child SA / the IKE SA after this long (minus up to 10% jitter); `None`: leave it to the gateway.
     pub child_lifetime: Option<Duration>,
     pub ike_lifetime: Option<Duration>,
+    /// Offer MOBIKE (RFC 4555), so the SAs can follow us to a new address.
+    pub mobike: bool,
 }

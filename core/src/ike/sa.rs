@@ -10,6 +10,7 @@ use rand_core::{RngCore, SeedableRng};
 use tracing::{debug, info, trace, warn};
 use zeroize::Zeroizing;
 
+mod mobike;
 mod rekey;
 
 use rekey::{ChildState, PendingSwitch, Queued, Rekey};
@@ -153,6 +154,8 @@ enum RequestKind {
     RekeyIke,
     /// INFORMATIONAL deleting a Child SA after its rekey.
     DeleteChild(u32),
+    /// MOBIKE UPDATE_SA_ADDRESSES (RFC 4555 §3.5).
+    UpdateAddresses,
 }
 
 /// The IKE SA we rekeyed away from, kept only to exchange its Delete (§1.3.2).
@@ -238,6 +241,9 @@ pub struct IkeSa {
     pending_switch: Option<PendingSwitch>,
     /// Requests waiting for the current one to finish.
     queue: VecDeque<Queued>,
+    /// Both sides support MOBIKE (RFC 4555), and the COOKIE2 of our address update in flight.
+    mobike: bool,
+    mobike_cookie2: Option<Vec<u8>>,
     /// IKE_AUTH verified: the IKE SA exists on both sides.
     peer_authenticated: bool,
     /// The EAP conversation (§2.16), and whether it ended in success.
@@ -332,6 +338,8 @@ impl IkeSa {
             old_ike: None,
             pending_switch: None,
             queue: VecDeque::new(),
+            mobike: false,
+            mobike_cookie2: None,
             peer_authenticated: false,
             eap: None,
             eap_done: false,
@@ -420,8 +428,7 @@ impl IkeSa {
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
         }
         if self.pending.is_none() && self.state == State::Established {
-            if let Some(Queued::DeleteChild(spi)) = self.queue.pop_front() {
-                self.send_child_delete(now, spi);
+            if self.send_next_queued(now) {
                 return;
             }
             if self.ike_rekey_at.is_some_and(|t| now >= t) {
@@ -455,7 +462,7 @@ impl IkeSa {
             let tries = p.sends;
             self.pending = None;
             warn!(?kind, tries, "no response from gateway, giving up");
-            if kind == RequestKind::Delete {
+            if kind == RequestKind::Delete || self.state == State::Closing {
                 // We were leaving anyway.
                 self.finish(None);
             } else if kind == RequestKind::Dpd {
@@ -478,10 +485,11 @@ impl IkeSa {
             State::Closed | State::Closing => {}
             State::Established => {
                 self.set_state(State::Closing);
-                let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
-                if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Delete, payloads) {
-                    warn!(%e, "cannot send Delete");
-                    self.finish(None);
+                // Nothing else will be sent; the Delete waits for a request in flight (window size 1, §2.3).
+                self.queue.clear();
+                self.queue.push_back(Queued::DeleteIke);
+                if self.pending.is_none() {
+                    self.send_next_queued(now);
                 }
             }
             State::Connecting | State::Authenticating => {
@@ -498,21 +506,16 @@ impl IkeSa {
         if self.state == State::Closed {
             return;
         }
-        if let Err(e) = self.handle_inner(now, data) {
+        let result = self.handle_inner(now, data);
+        if result.is_ok() {
+            self.send_next_queued(now);
+        }
+        if let Err(e) = result {
             match e {
                 Handling::Drop(reason) => debug!(%reason, "dropped IKE message"),
                 Handling::Fatal(e) => {
                     warn!(%e, "IKE SA failed");
-                    self.pending = None;
-                    if self.peer_authenticated {
-                        // The gateway considers the IKE SA established: tell it we are gone (§1.4.1), once.
-                        let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
-                        let header = self.request_header(ExchangeType::INFORMATIONAL, self.next_message_id);
-                        if let Ok(msgs) = self.encrypt(header, &payloads) {
-                            self.emit_all(msgs);
-                        }
-                    }
-                    self.finish(Some(e));
+                    self.abandon(e);
                 }
             }
         }
@@ -571,6 +574,9 @@ impl IkeSa {
                     RequestKind::DeleteChild(spi_in) => {
                         self.remove_child(spi_in);
                         Ok(())
+                    }
+                    RequestKind::UpdateAddresses => {
+                        self.handle_update_addresses_response(&payloads).map_err(Handling::Fatal)
                     }
                 }
             }
@@ -669,7 +675,8 @@ impl IkeSa {
             self.nat.local_behind_nat = self.config.force_encap || dst.as_slice() != expect.as_slice();
             let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote);
             self.nat.remote_behind_nat = !nat_src.iter().any(|h| h.as_slice() == expect.as_slice());
-            if self.nat.any() && !self.nat_t {
+            // Behind a NAT, and always with MOBIKE (RFC 4555 §3.3), IKE continues on port 4500.
+            if (self.nat.any() || self.config.mobike) && !self.nat_t {
                 self.nat_t = true;
                 self.remote.set_port(NATT_PORT);
             }
@@ -812,10 +819,11 @@ impl IkeSa {
             nat: self.nat,
             config,
         };
+        self.mobike = self.config.mobike && notify_of(&payloads, NotifyType::MOBIKE_SUPPORTED).is_some();
         self.set_state(State::Established);
         self.last_heard = now;
         // Keepalives only matter behind a NAT (or when we force encapsulation) (RFC 3948 §4).
-        if self.nat.local_behind_nat || self.config.force_encap {
+        if self.nat_t && (self.nat.local_behind_nat || self.config.force_encap) {
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
         }
         self.events.push_back(Event::Established(info));
@@ -1103,6 +1111,9 @@ impl IkeSa {
             payloads.push(Payload::Cp(ConfigPayload { cfg_type: CfgType::CFG_REQUEST, attributes: attrs }));
         }
         payloads.push(Payload::Notify(Notify::new(NotifyType::ESP_TFC_PADDING_NOT_SUPPORTED, vec![])));
+        if self.config.mobike {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::MOBIKE_SUPPORTED, vec![])));
+        }
         let proposals = self
             .config
             .esp_proposals
@@ -1272,6 +1283,40 @@ impl IkeSa {
         Err(Handling::Drop("message is not encrypted".into()))
     }
 
+    /// Send the next queued request if none is in flight; true if one was sent.
+    fn send_next_queued(&mut self, now: Instant) -> bool {
+        if self.pending.is_some() || !matches!(self.state, State::Established | State::Closing) {
+            return false;
+        }
+        match self.queue.pop_front() {
+            Some(Queued::DeleteChild(spi)) => self.send_child_delete(now, spi),
+            Some(Queued::UpdateAddresses) => self.send_update_addresses(now),
+            Some(Queued::DeleteIke) => {
+                let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
+                if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Delete, payloads) {
+                    warn!(%e, "cannot send Delete");
+                    self.finish(None);
+                }
+            }
+            None => return false,
+        }
+        true
+    }
+
+    /// Give up the IKE SA: if the gateway considers it established, tell it we are gone (§1.4.1), once, without
+    /// waiting for an answer.
+    fn abandon(&mut self, e: IkeError) {
+        self.pending = None;
+        if self.peer_authenticated {
+            let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
+            let header = self.request_header(ExchangeType::INFORMATIONAL, self.next_message_id);
+            if let Ok(msgs) = self.encrypt(header, &payloads) {
+                self.emit_all(msgs);
+            }
+        }
+        self.finish(Some(e));
+    }
+
     /// Forget a Child SA and tell the data plane.
     fn remove_child(&mut self, spi_in: u32) {
         if let Some(pos) = self.children.iter().position(|c| c.spi_in == spi_in) {
@@ -1357,6 +1402,8 @@ impl IkeSa {
         self.pending = None;
         self.keys = None;
         self.next_keepalive = None;
+        self.reassembly = None;
+        self.queue.clear();
         self.set_state(State::Closed);
         self.events.push_back(Event::Closed(reason));
     }

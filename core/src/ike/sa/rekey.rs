@@ -604,6 +604,8 @@ impl IkeSa {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Queued {
     DeleteChild(u32),
+    UpdateAddresses,
+    DeleteIke,
 }
 
 /// A gateway-initiated IKE rekey answered: switch after our response went out.

@@ -3,6 +3,8 @@
 //! (reorder) and inspect every datagram. Deterministic: fixed seeds, and time only moves when the simulator moves
 //! it (to the next delivery or the initiator's next `poll_timeout` deadline).
 
+mod fragmentation_tests;
+mod liveness_tests;
 mod responder;
 mod tests;
 
@@ -11,8 +13,8 @@ use std::time::{Duration, Instant};
 
 pub use responder::{cidr_ts, Responder, ResponderConfig};
 
-use super::{ChildSa, Event, IkeConfig, IkeError, IkeSa, SessionInfo, SocketKind};
-use crate::wire::{Header, Message};
+use super::{ChildSa, Event, IkeConfig, IkeError, IkeSa, SessionInfo, SocketKind, Timer};
+use crate::wire::{EncryptedFragment, Header, Message, Payload};
 
 /// Our address as the initiator knows it (the IKE socket).
 pub const INITIATOR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), 500);
@@ -68,6 +70,19 @@ impl Datagram {
     pub fn is(&self, exchange: crate::wire::ExchangeType, response: bool) -> bool {
         self.header().is_some_and(|h| h.exchange == exchange && h.flags.response == response)
     }
+
+    /// The Encrypted Fragment payload if this is an RFC 7383 fragment.
+    pub fn skf(&self) -> Option<EncryptedFragment> {
+        match self.message()?.payloads.pop()? {
+            Payload::Skf(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// A NAT keepalive (RFC 3948 §2.3): one 0xFF byte on the NAT-T socket.
+    pub fn is_keepalive(&self) -> bool {
+        self.socket == SocketKind::NatT && self.payload == [0xff]
+    }
 }
 
 fn strip_marker(socket: SocketKind, payload: &[u8]) -> Option<&[u8]> {
@@ -117,6 +132,8 @@ pub struct Pair {
     pub log: Vec<Datagram>,
     /// Every event of the initiator, with its virtual time.
     pub events: Vec<(Duration, Event)>,
+    /// Every timer of the initiator that fired, with its virtual time and kind.
+    pub timers: Vec<(Duration, Timer)>,
     /// One-way delay of the network.
     pub latency: Duration,
     /// Datagrams to an address nobody listens on, or non-IKE datagrams.
@@ -145,6 +162,7 @@ impl Pair {
             responder: Responder::new(responder, RESPONDER_IP),
             log: Vec::new(),
             events: Vec::new(),
+            timers: Vec::new(),
             latency: Duration::ZERO,
             undeliverable: Vec::new(),
             max_steps: MAX_STEPS,
@@ -229,6 +247,7 @@ impl Pair {
                     _ => None,
                 };
                 match (ours, socket) {
+                    (true, Some(SocketKind::NatT)) if d.is_keepalive() => self.responder.handle_keepalive(d.src),
                     (true, Some(s)) => match strip_marker(s, &d.payload) {
                         Some(ike) => {
                             let ike = ike.to_vec();
@@ -259,7 +278,8 @@ impl Pair {
         assert!(self.steps <= self.max_steps, "simulation did not settle within {} steps", self.max_steps);
         self.collect();
         let next = self.in_flight.iter().enumerate().min_by_key(|(_, f)| (f.at, f.seq)).map(|(i, f)| (i, f.at));
-        let timer = self.initiator.poll_timeout().map(|(t, _)| t);
+        let poll = self.initiator.poll_timeout();
+        let timer = poll.map(|(t, _)| t);
         let delivery = match (next, timer) {
             (None, None) => return false,
             (Some((i, at)), Some(t)) if at <= t => Some(i),
@@ -274,6 +294,9 @@ impl Pair {
             }
             (None, Some(t)) => {
                 self.now = self.now.max(t);
+                if let Some((_, kind)) = poll {
+                    self.timers.push((self.elapsed(), kind));
+                }
                 self.initiator.handle_timeout(self.now);
             }
             (None, None) => return false,
@@ -298,6 +321,32 @@ impl Pair {
                 return false;
             }
         }
+    }
+
+    /// When the next thing happens: a delivery or the initiator's timer.
+    fn next_due(&self) -> Option<Instant> {
+        let delivery = self.in_flight.iter().map(|f| f.at).min();
+        let timer = self.initiator.poll_timeout().map(|(t, _)| t);
+        match (delivery, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Run everything due up to `at` (virtual time since the start), then move the clock to `at`. For scenarios
+    /// that never settle (keepalives, dead peer detection).
+    pub fn run_until(&mut self, at: Duration) {
+        let until = self.start + at;
+        loop {
+            self.collect();
+            match self.next_due() {
+                Some(t) if t <= until => {
+                    self.step();
+                }
+                _ => break,
+            }
+        }
+        self.now = self.now.max(until);
     }
 
     /// Feed bytes straight to the initiator (no marker handling), as if they had arrived now.

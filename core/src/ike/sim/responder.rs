@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
+use zeroize::Zeroizing;
 
 use crate::crypto::{self, ChildKeys, Encr, Group, IkeKeys, Integ, KeyExchange, Prf};
 use crate::esp::EspParams;
@@ -61,6 +62,24 @@ pub struct ResponderConfig {
     pub nat_gateway: bool,
     /// Never answer anything.
     pub silent: bool,
+    /// Send NAT_DETECTION_*_IP notifies in IKE_SA_INIT (§2.23); without them it does not support NAT traversal.
+    pub nat_detection: bool,
+    /// Announce IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT (RFC 7383 §2.3); fragmentation is used when the
+    /// initiator announced it too.
+    pub fragmentation: bool,
+    /// The largest IP datagram it sends once fragmentation is negotiated (RFC 7383 §2.5.1): larger encrypted
+    /// messages leave as SKF fragments that fit (20 + 8 bytes of IPv4 and UDP, and the non-ESP marker, included).
+    pub fragment_mtu: u16,
+    /// Split every fragmented message into exactly this many fragments instead (sizes ignored).
+    pub fragment_count: Option<u16>,
+    /// Misbehave: use SKF fragments as if fragmentation had been negotiated, even when it was not.
+    pub fragment_always: bool,
+    /// Answer a retransmitted request by fragmenting (and encrypting) the cached response anew with this MTU,
+    /// as a peer lowering its fragment size after losses would (RFC 7383 §2.5.2).
+    pub refragment_mtu: Option<u16>,
+    /// Pad the inner payloads of its IKE_AUTH response with Vendor ID payloads to exactly this many bytes, so
+    /// that the response needs fragments.
+    pub auth_response_len: Option<usize>,
     /// Seeds its SPIs, nonces, key exchange and IVs.
     pub seed: [u8; 32],
 }
@@ -84,6 +103,13 @@ impl Default for ResponderConfig {
             nat: false,
             nat_gateway: false,
             silent: false,
+            nat_detection: true,
+            fragmentation: false,
+            fragment_mtu: 1280,
+            fragment_count: None,
+            fragment_always: false,
+            refragment_mtu: None,
+            auth_response_len: None,
             seed: [0x52; 32],
         }
     }
@@ -130,13 +156,181 @@ struct Sa {
     port: u16,
     /// Next request ID expected from the initiator and our cached answer to the previous one (§2.2).
     expect_id: u32,
-    last_response: Option<(u32, Vec<u8>)>,
-    /// Our own requests: next ID, and the outstanding one (for retransmission).
+    last_response: Option<CachedResponse>,
+    /// Our own requests: next ID, and the outstanding one (its datagrams, for retransmission).
     next_id: u32,
-    last_request: Option<(u32, Vec<u8>)>,
+    last_request: Option<(u32, Vec<Vec<u8>>)>,
     established: bool,
     /// Deleted, or authentication failed: nothing more is processed.
     dead: bool,
+    /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+    fragmentation: bool,
+    /// The SKF fragments of the message being reassembled (RFC 7383 §2.6).
+    reassembly: Option<Reassembly>,
+}
+
+/// Our answer to the last request: its datagrams (one, or its fragments), and what it said, for re-fragmenting.
+struct CachedResponse {
+    message_id: u32,
+    exchange: ExchangeType,
+    payloads: Vec<Payload>,
+    datagrams: Vec<Vec<u8>>,
+}
+
+/// Fragments of one message, keyed by message ID and the response flag (RFC 7383 §2.6). Only authenticated
+/// fragments get here; the simulator trusts its peer not to flood it.
+struct Reassembly {
+    message_id: u32,
+    response: bool,
+    total: u16,
+    first_inner: u8,
+    parts: Vec<Option<Zeroizing<Vec<u8>>>>,
+}
+
+/// An encrypted message opened.
+enum Opened {
+    /// The inner payloads; with the number of fragments when it came as SKF fragments.
+    Whole(Vec<Payload>, Option<u16>),
+    /// A fragment was stored; the message is not complete yet.
+    Stored,
+}
+
+impl Sa {
+    /// Authenticate and decrypt an SK message, or collect an SKF fragment (RFC 7383 §2.6).
+    fn open(&mut self, raw: &[u8], msg: &Message) -> Result<Opened, String> {
+        let cipher = self.keys.inbound(false);
+        match msg.payloads.last() {
+            Some(Payload::Sk(sk)) => {
+                let plain = cipher.open(raw, sk.offset + 4).map_err(|e| format!("decryption: {e}"))?;
+                let payloads =
+                    wire::decode_chain(sk.first_inner, &plain, 0).map_err(|e| format!("inner payloads: {e}"))?;
+                Ok(Opened::Whole(payloads, None))
+            }
+            Some(Payload::Skf(f)) => {
+                if !self.fragmentation {
+                    return Err("SKF fragment although fragmentation was not negotiated".into());
+                }
+                let plain = cipher.open(raw, f.offset + 8).map_err(|e| format!("fragment decryption: {e}"))?;
+                let (message_id, response) = (msg.header.message_id, msg.header.flags.response);
+                let r = match &mut self.reassembly {
+                    Some(r) if r.message_id == message_id && r.response == response => r,
+                    slot => slot.insert(Reassembly { message_id, response, total: 0, first_inner: 0, parts: vec![] }),
+                };
+                if f.total_fragments < r.total {
+                    return Ok(Opened::Stored); // an older transmission with fewer fragments
+                }
+                if f.total_fragments > r.total {
+                    r.total = f.total_fragments;
+                    r.parts = (0..f.total_fragments).map(|_| None).collect();
+                }
+                let slot = r.parts.get_mut(usize::from(f.fragment_number) - 1).ok_or("fragment number out of range")?;
+                if slot.is_none() {
+                    *slot = Some(plain);
+                    if f.fragment_number == 1 {
+                        r.first_inner = f.first_inner;
+                    }
+                }
+                if r.parts.iter().any(Option::is_none) {
+                    return Ok(Opened::Stored);
+                }
+                let whole: Vec<u8> = r.parts.iter().flatten().flat_map(|p| p.iter().copied()).collect();
+                let (first, total) = (r.first_inner, r.total);
+                self.reassembly = None;
+                let payloads =
+                    wire::decode_chain(first, &whole, 0).map_err(|e| format!("reassembled payloads: {e}"))?;
+                Ok(Opened::Whole(payloads, Some(total)))
+            }
+            _ => Err("not encrypted".into()),
+        }
+    }
+
+    /// Protect a message (§3.14): one SK message, or SKF fragments (RFC 7383 §2.5) when fragmentation is in use
+    /// (or forced) and the message does not fit `mtu`, or `count` fragments are asked for.
+    fn protect(
+        &self,
+        rng: &mut ChaCha20Rng,
+        config: &ResponderConfig,
+        mtu: u16,
+        header: Header,
+        payloads: &[Payload],
+    ) -> Vec<Vec<u8>> {
+        let cipher = self.keys.outbound(false);
+        let mut inner = Vec::new();
+        let first = wire::encode_chain(payloads, &mut inner);
+        let fragment = self.fragmentation || config.fragment_always;
+        let marker = if self.port == NATT_PORT { 4 } else { 0 };
+        let overhead = wire::HEADER_LEN + 8;
+        let limit = usize::from(mtu).saturating_sub(28 + marker).max(overhead + cipher.sealed_len(1));
+        let parts: Vec<&[u8]> = match config.fragment_count.map(usize::from) {
+            Some(n) if fragment && n > 0 && inner.len() >= n => {
+                let (base, extra) = (inner.len() / n, inner.len() % n);
+                let mut parts = Vec::with_capacity(n);
+                let mut rest = inner.as_slice();
+                for i in 0..n {
+                    let (part, tail) = rest.split_at(base + usize::from(i < extra));
+                    parts.push(part);
+                    rest = tail;
+                }
+                parts
+            }
+            _ if fragment && wire::HEADER_LEN + 4 + cipher.sealed_len(inner.len()) > limit => {
+                let mut chunk = limit - overhead;
+                while chunk > 1 && overhead + cipher.sealed_len(chunk) > limit {
+                    chunk -= 1;
+                }
+                inner.chunks(chunk).collect()
+            }
+            _ => {
+                let mut msg = wire::encode_sk_prefix(&header, first, cipher.sealed_len(inner.len()));
+                if let Err(e) = cipher.seal(&mut msg, &inner, rng) {
+                    panic!("responder encryption failed: {e}");
+                }
+                return vec![msg];
+            }
+        };
+        let total = match u16::try_from(parts.len()) {
+            Ok(t) => t,
+            Err(_) => panic!("too many fragments for the simulator: {}", parts.len()),
+        };
+        let mut out = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let first_inner = if i == 0 { first } else { 0 };
+            out.push(self.seal_fragment(rng, header, first_inner, i as u16 + 1, total, part));
+        }
+        out
+    }
+
+    /// One SKF fragment with our keys (RFC 7383 §2.5).
+    fn seal_fragment(
+        &self,
+        rng: &mut ChaCha20Rng,
+        header: Header,
+        first_inner: u8,
+        number: u16,
+        total: u16,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        let cipher = self.keys.outbound(false);
+        let mut msg = wire::encode_skf_prefix(&header, first_inner, number, total, cipher.sealed_len(plaintext.len()));
+        if let Err(e) = cipher.seal(&mut msg, plaintext, rng) {
+            panic!("responder encryption failed: {e}");
+        }
+        msg
+    }
+}
+
+/// Vendor ID payloads (§3.12) that make `reply` exactly `len` bytes long when encoded.
+fn pad_to(reply: &mut Vec<Payload>, len: usize) {
+    let mut encoded = Vec::new();
+    wire::encode_chain(reply, &mut encoded);
+    let extra =
+        len.checked_sub(encoded.len()).unwrap_or_else(|| panic!("the reply is already {} bytes", encoded.len()));
+    let n = extra.div_ceil(60_000);
+    assert!(extra == 0 || extra >= 4 * n, "cannot pad by {extra} bytes");
+    for i in 0..n {
+        let size = extra / n + usize::from(i < extra % n);
+        reply.push(Payload::VendorId(vec![0x56; size - 4]));
+    }
 }
 
 /// The scripted responder.
@@ -165,6 +359,16 @@ pub struct Responder {
     pub responses: Vec<(u32, Vec<Payload>, Vec<u8>)>,
     /// Things it could not process (undecodable, undecryptable, unexpected).
     pub errors: Vec<String>,
+    /// Whether the initiator announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+    pub peer_fragmentation: Option<bool>,
+    /// Authenticated SKF fragments it received.
+    pub fragments_received: usize,
+    /// Messages it reassembled from fragments: (message ID, total fragments).
+    pub reassembled: Vec<(u32, u16)>,
+    /// Retransmitted requests it answered from its cache.
+    pub retransmissions_answered: usize,
+    /// Senders of NAT keepalives (RFC 3948 §2.3) it received on port 4500, in order.
+    pub keepalives: Vec<SocketAddr>,
 }
 
 fn transform(kind: TransformType, id: u16, key_len: Option<u16>) -> Transform {
@@ -345,6 +549,11 @@ impl Responder {
             requests: Vec::new(),
             responses: Vec::new(),
             errors: Vec::new(),
+            peer_fragmentation: None,
+            fragments_received: 0,
+            reassembled: Vec::new(),
+            retransmissions_answered: 0,
+            keepalives: Vec::new(),
         }
     }
 
@@ -532,13 +741,23 @@ impl Responder {
         let me = if self.config.nat_gateway { NAT_PUBLIC } else { SocketAddr::new(IpAddr::V4(self.addr), port) };
         let nat_s = crypto::nat_detection_hash(h.spi_i, spi_r, me).to_vec();
         let nat_d = crypto::nat_detection_hash(h.spi_i, spi_r, self.seen(src)).to_vec();
-        let payloads = vec![
+        let mut payloads = vec![
             Payload::Sa(vec![chosen]),
             Payload::Ke(KePayload { group: suite.group.id(), data: kx.public_value().to_vec() }),
             Payload::Nonce(nr.clone()),
-            Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, nat_s)),
-            Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_d)),
         ];
+        if self.config.nat_detection {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, nat_s)));
+            payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_d)));
+        }
+        let peer_fragmentation = msg
+            .payloads
+            .iter()
+            .any(|p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::IKEV2_FRAGMENTATION_SUPPORTED));
+        self.peer_fragmentation = Some(peer_fragmentation);
+        if self.config.fragmentation {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, vec![])));
+        }
         let header = Self::header(h.spi_i, spi_r, ExchangeType::IKE_SA_INIT, true, 0);
         let resp = Message { header, payloads }.encode();
         self.ike_suite = Some(suite);
@@ -559,32 +778,10 @@ impl Responder {
             last_request: None,
             established: false,
             dead: false,
+            fragmentation: self.config.fragmentation && peer_fragmentation,
+            reassembly: None,
         });
         self.send(port, src, resp);
-    }
-
-    fn decrypt(sa: &Sa, raw: &[u8], msg: &Message) -> Result<Vec<Payload>, String> {
-        let sk = msg
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Sk(e) => Some(e),
-                _ => None,
-            })
-            .ok_or("not encrypted")?;
-        let plain = sa.keys.inbound(false).open(raw, sk.offset + 4).map_err(|e| format!("decryption: {e}"))?;
-        wire::decode_chain(sk.first_inner, &plain, 0).map_err(|e| format!("inner payloads: {e}"))
-    }
-
-    fn encrypt(rng: &mut ChaCha20Rng, sa: &Sa, header: Header, payloads: &[Payload]) -> Vec<u8> {
-        let cipher = sa.keys.outbound(false);
-        let mut inner = Vec::new();
-        let first = wire::encode_chain(payloads, &mut inner);
-        let mut msg = wire::encode_sk_prefix(&header, first, cipher.sealed_len(inner.len()));
-        if let Err(e) = cipher.seal(&mut msg, &inner, rng) {
-            panic!("responder encryption failed: {e}");
-        }
-        msg
     }
 
     fn handle_request(&mut self, src: SocketAddr, port: u16, raw: &[u8], msg: &Message) {
@@ -597,10 +794,23 @@ impl Responder {
             self.errors.push("request for an unknown IKE SA".into());
             return;
         }
-        if let Some((id, resp)) = &sa.last_response {
-            if *id == h.message_id {
-                let resp = resp.clone();
-                self.send(port, src, resp);
+        if let Some(cached) = &sa.last_response {
+            if cached.message_id == h.message_id {
+                // A retransmission: answer it once, on its first fragment (RFC 7383 §2.6.1).
+                if matches!(msg.payloads.last(), Some(Payload::Skf(f)) if f.fragment_number != 1) {
+                    return;
+                }
+                self.retransmissions_answered += 1;
+                let datagrams = match self.config.refragment_mtu {
+                    Some(mtu) => {
+                        let header = Self::header(sa.spi_i, sa.spi_r, cached.exchange, true, cached.message_id);
+                        sa.protect(&mut self.rng, &self.config, mtu, header, &cached.payloads)
+                    }
+                    None => cached.datagrams.clone(),
+                };
+                for d in datagrams {
+                    self.send(port, src, d);
+                }
                 return;
             }
         }
@@ -612,17 +822,28 @@ impl Responder {
             self.errors.push(format!("request ID {} (expected {})", h.message_id, sa.expect_id));
             return;
         }
-        let payloads = match Self::decrypt(sa, raw, msg) {
-            Ok(p) => p,
+        let fragment = matches!(msg.payloads.last(), Some(Payload::Skf(_)));
+        let payloads = match sa.open(raw, msg) {
+            Ok(Opened::Whole(p, fragments)) => {
+                if let Some(total) = fragments {
+                    self.reassembled.push((h.message_id, total));
+                }
+                p
+            }
+            Ok(Opened::Stored) => {
+                self.fragments_received += 1;
+                return;
+            }
             Err(e) => {
                 self.errors.push(e);
                 return;
             }
         };
+        self.fragments_received += usize::from(fragment);
         sa.expect_id += 1;
         sa.peer = src;
         sa.port = port;
-        let reply = match h.exchange {
+        let mut reply = match h.exchange {
             ExchangeType::IKE_AUTH if !sa.established => self.auth(&payloads),
             ExchangeType::INFORMATIONAL => self.informational(h.message_id, payloads),
             _ => {
@@ -630,11 +851,21 @@ impl Responder {
                 vec![Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, vec![]))]
             }
         };
+        if let (ExchangeType::IKE_AUTH, Some(len)) = (h.exchange, self.config.auth_response_len) {
+            pad_to(&mut reply, len);
+        }
         let Some(sa) = self.sa.as_mut() else { return };
         let header = Self::header(sa.spi_i, sa.spi_r, h.exchange, true, h.message_id);
-        let resp = Self::encrypt(&mut self.rng, sa, header, &reply);
-        sa.last_response = Some((h.message_id, resp.clone()));
-        self.send(port, src, resp);
+        let datagrams = sa.protect(&mut self.rng, &self.config, self.config.fragment_mtu, header, &reply);
+        sa.last_response = Some(CachedResponse {
+            message_id: h.message_id,
+            exchange: h.exchange,
+            payloads: reply,
+            datagrams: datagrams.clone(),
+        });
+        for d in datagrams {
+            self.send(port, src, d);
+        }
     }
 
     /// The IKE_AUTH response (§1.2): verify AUTH, answer with IDr, AUTH, CP, SA, TSi, TSr.
@@ -781,7 +1012,7 @@ impl Responder {
 
     fn handle_response(&mut self, raw: &[u8], msg: &Message) {
         let h = msg.header;
-        let Some(sa) = self.sa.as_ref() else {
+        let Some(sa) = self.sa.as_mut() else {
             self.errors.push("response without an IKE SA".into());
             return;
         };
@@ -793,22 +1024,65 @@ impl Responder {
             self.errors.push(format!("response to message ID {} we did not send", h.message_id));
             return;
         }
-        match Self::decrypt(sa, raw, msg) {
-            Ok(p) => self.responses.push((h.message_id, p, raw.to_vec())),
+        let fragment = matches!(msg.payloads.last(), Some(Payload::Skf(_)));
+        match sa.open(raw, msg) {
+            Ok(Opened::Whole(p, fragments)) => {
+                self.fragments_received += usize::from(fragment);
+                if let Some(total) = fragments {
+                    self.reassembled.push((h.message_id, total));
+                }
+                self.responses.push((h.message_id, p, raw.to_vec()));
+            }
+            Ok(Opened::Stored) => self.fragments_received += 1,
             Err(e) => self.errors.push(e),
         }
     }
 
-    /// Send an INFORMATIONAL request of our own (§1.4) with the next message ID.
+    /// Send an INFORMATIONAL request of our own (§1.4) with the next message ID; fragmented when large.
     fn request(&mut self, payloads: Vec<Payload>) {
         let Some(sa) = self.sa.as_mut() else { panic!("the responder has no IKE SA to send a request on") };
         let id = sa.next_id;
         sa.next_id += 1;
         let header = Self::header(sa.spi_i, sa.spi_r, ExchangeType::INFORMATIONAL, false, id);
-        let msg = Self::encrypt(&mut self.rng, sa, header, &payloads);
-        sa.last_request = Some((id, msg.clone()));
+        let datagrams = sa.protect(&mut self.rng, &self.config, self.config.fragment_mtu, header, &payloads);
+        sa.last_request = Some((id, datagrams.clone()));
         let (port, peer) = (sa.port, sa.peer);
-        self.send(port, peer, msg);
+        for d in datagrams {
+            self.send(port, peer, d);
+        }
+    }
+
+    /// An INFORMATIONAL request of our own with these payloads (§1.4), e.g. large ones that need fragments.
+    pub fn send_informational(&mut self, payloads: Vec<Payload>) {
+        self.request(payloads);
+    }
+
+    /// The datagrams (without the non-ESP marker) of our outstanding request.
+    pub fn outstanding_request(&self) -> Vec<Vec<u8>> {
+        self.sa.as_ref().and_then(|sa| sa.last_request.as_ref()).map(|(_, d)| d.clone()).unwrap_or_default()
+    }
+
+    /// An authentic SKF fragment (RFC 7383 §2.5) sealed with the responder's keys: a message ID, exchange,
+    /// direction and fragment fields of the test's choosing, and any plaintext. For hostile-peer tests.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal_fragment(
+        &mut self,
+        message_id: u32,
+        exchange: ExchangeType,
+        response: bool,
+        first_inner: u8,
+        number: u16,
+        total: u16,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        let Some(sa) = self.sa.as_ref() else { panic!("the responder has no IKE SA") };
+        let header = Self::header(sa.spi_i, sa.spi_r, exchange, response, message_id);
+        sa.seal_fragment(&mut self.rng, header, first_inner, number, total, plaintext)
+    }
+
+    /// A NAT keepalive (RFC 3948 §2.3: one 0xFF byte) arrived on port 4500 from `src`.
+    pub fn handle_keepalive(&mut self, src: SocketAddr) {
+        self.keepalives.push(src);
     }
 
     /// An empty INFORMATIONAL request: dead peer detection (§1.4).
@@ -836,8 +1110,12 @@ impl Responder {
     /// Send our outstanding request again, byte for byte (§2.1).
     pub fn retransmit_request(&mut self) {
         let Some(sa) = self.sa.as_ref() else { panic!("the responder has no IKE SA") };
-        let Some((_, msg)) = sa.last_request.clone() else { panic!("the responder has no request to retransmit") };
+        let Some((_, datagrams)) = sa.last_request.clone() else {
+            panic!("the responder has no request to retransmit")
+        };
         let (port, peer) = (sa.port, sa.peer);
-        self.send(port, peer, msg);
+        for d in datagrams {
+            self.send(port, peer, d);
+        }
     }
 }

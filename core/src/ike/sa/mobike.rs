@@ -1,0 +1,92 @@
+//! MOBIKE (RFC 4555): moving the IKE SA and its Child SAs to a new local address with UPDATE_SA_ADDRESSES.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand_core::RngCore;
+use tracing::{info, warn};
+
+use super::{notify_of, IkeSa, RequestKind, State};
+use crate::crypto;
+use crate::ike::error::IkeError;
+use crate::wire::{Notify, NotifyType, Payload};
+
+impl IkeSa {
+    /// The platform reports a new local address (another network, a new DHCP lease...). With MOBIKE the SAs
+    /// move (RFC 4555 §3.5); without it the SA is closed with [`IkeError::NetworkChanged`] so the driver
+    /// reconnects. `local` is the address and port our NAT-T socket now sends from.
+    pub fn network_changed(&mut self, now: Instant, local: SocketAddr) {
+        if local == self.local && self.state != State::Established {
+            return;
+        }
+        self.local = local;
+        match self.state {
+            State::Established if self.mobike => {
+                if self.pending.is_some() {
+                    // One request at a time (§2.3): update once the current exchange is done.
+                    self.queue.push_back(super::rekey::Queued::UpdateAddresses);
+                } else {
+                    self.send_update_addresses(now);
+                }
+            }
+            State::Established => {
+                info!("network changed and the gateway has no MOBIKE: reconnecting");
+                self.abandon(IkeError::NetworkChanged);
+            }
+            // Retransmissions of the handshake simply leave from the new address.
+            _ => {}
+        }
+    }
+
+    /// INFORMATIONAL with UPDATE_SA_ADDRESSES, fresh NAT detection and COOKIE2 (RFC 4555 §3.5, §3.9).
+    pub(super) fn send_update_addresses(&mut self, now: Instant) {
+        let mut cookie2 = vec![0u8; 16];
+        self.rng.fill_bytes(&mut cookie2);
+        let src = if self.config.force_encap {
+            let mut fake = vec![0u8; 20];
+            self.rng.fill_bytes(&mut fake);
+            fake
+        } else {
+            crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local).to_vec()
+        };
+        let dst = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote).to_vec();
+        let payloads = vec![
+            Payload::Notify(Notify::new(NotifyType::UPDATE_SA_ADDRESSES, vec![])),
+            Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)),
+            Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)),
+            Payload::Notify(Notify::new(NotifyType::COOKIE2, cookie2.clone())),
+        ];
+        info!(local = %self.local, "MOBIKE: moving the SAs to the new address");
+        self.mobike_cookie2 = Some(cookie2);
+        if let Err(e) =
+            self.send_request(now, crate::wire::ExchangeType::INFORMATIONAL, RequestKind::UpdateAddresses, payloads)
+        {
+            warn!(%e, "cannot send UPDATE_SA_ADDRESSES");
+        }
+    }
+
+    /// The gateway answered UPDATE_SA_ADDRESSES.
+    pub(super) fn handle_update_addresses_response(&mut self, payloads: &[Payload]) -> Result<(), IkeError> {
+        let expected = self.mobike_cookie2.take();
+        let got = notify_of(payloads, NotifyType::COOKIE2).map(|n| n.data.clone());
+        if expected.is_none() || got != expected {
+            return Err(IkeError::Protocol("UPDATE_SA_ADDRESSES answered without our COOKIE2"));
+        }
+        if let Some(t) = payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.notify_type.is_error() => Some(n.notify_type),
+            _ => None,
+        }) {
+            warn!(notify = %t, "gateway refused the address update: reconnecting");
+            return Err(IkeError::NetworkChanged);
+        }
+        if let Some(d) = notify_of(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP) {
+            let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local);
+            self.nat.local_behind_nat = self.config.force_encap || d.data.as_slice() != expect.as_slice();
+            if self.nat.local_behind_nat && self.config.keepalive.is_some() && self.next_keepalive.is_none() {
+                self.next_keepalive = self.config.keepalive.map(|k| self.last_heard + k);
+            }
+        }
+        info!(local = %self.local, nat = ?self.nat, "MOBIKE: SAs moved");
+        Ok(())
+    }
+}
