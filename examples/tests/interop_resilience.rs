@@ -59,3 +59,79 @@ fn dead_gateway_is_detected_and_the_client_reconnects_by_itself() {
     assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
     gw.wait_for_sa_count(0, T).unwrap();
 }
+
+/// Move the client to a new address in its subnet: add it, then remove the old one (the default route stays).
+fn change_client_address(tb: &Testbed, new: &str) {
+    tb.exec(Role::Cli, &["sysctl", "-qw", "net.ipv4.conf.all.promote_secondaries=1"]).unwrap();
+    tb.exec(Role::Cli, &["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"]).unwrap();
+    tb.exec(Role::Cli, &["ip", "addr", "add", &format!("{new}/24"), "dev", "eth0"]).unwrap();
+    tb.exec(Role::Cli, &["ip", "addr", "del", &format!("{CLI_ADDR}/24"), "dev", "eth0"]).unwrap();
+    // Make sure the default route survived the change.
+    let _ = tb.exec_unchecked(
+        Role::Cli,
+        &["ip", "route", "replace", "default", "via", &RTR_CLI_ADDR.to_string(), "dev", "eth0"],
+        Duration::from_secs(5),
+    );
+}
+
+/// Ping 10/s for `secs` in the background; returns (transmitted, received).
+fn ping_during(tb: &Testbed, secs: u32, during: impl FnOnce()) -> (u32, u32) {
+    let count = secs * 10;
+    let ping = tb
+        .command(Role::Cli, "ping")
+        .args(["-n", "-q", "-i", "0.1", "-W", "1", "-c", &count.to_string(), &LAN_ADDR.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    during();
+    let out = ping.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let received =
+        text.lines().find_map(|l| l.split(", ").nth(1)?.strip_suffix(" received")?.parse().ok()).unwrap_or(0);
+    (count, received)
+}
+
+#[test]
+fn mobike_moves_the_sas_when_the_address_changes() {
+    interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let gw = Gateway::start(&tb, &GatewayConfig { mobike: true, ..Default::default() }).unwrap();
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &psk_profile(None, None, &[LAN_NET]), &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 1).unwrap());
+    let (sent, got) = ping_during(&tb, 12, || change_client_address(&tb, "192.0.2.77"));
+    eprintln!("MOBIKE: {got}/{sent} pings");
+    assert!(c.transcript().contains("MOBIKE: SAs moved"), "{}", c.transcript());
+    assert!(gw.log().contains("N(UPD_SA_ADDR)"), "gateway got the address update");
+    assert!(!c.lines().iter().any(|l| l.starts_with("reconnecting:")), "no reconnect\n{}", c.transcript());
+    assert!(sent - got <= 30, "the ping goes on with few losses: {got}/{sent}\n{}", c.transcript());
+    let sas = gw.list_sas().unwrap();
+    assert!(sas.contains("192.0.2.77"), "the gateway talks to our new address:\n{sas}");
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap());
+    assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
+}
+
+#[test]
+fn without_mobike_the_client_reconnects_from_the_new_address() {
+    interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let gw = Gateway::start(&tb, &GatewayConfig { mobike: false, ..Default::default() }).unwrap();
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &psk_profile(None, None, &[LAN_NET]), &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    change_client_address(&tb, "192.0.2.78");
+    let line = c.wait_line("reconnecting", T, |l| l.starts_with("reconnecting:")).unwrap();
+    assert!(line.contains("MOBIKE"), "{line}");
+    let start = Instant::now();
+    while c.lines().iter().filter(|l| *l == "connected").count() < 2 && start.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.lines().iter().filter(|l| *l == "connected").count(), 2, "{}", c.transcript());
+    gw.wait_for_sa_count(1, T).unwrap();
+    assert!(gw.list_sas().unwrap().contains("192.0.2.78"));
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
+}
