@@ -244,6 +244,8 @@ pub struct IkeSa {
     /// Both sides support MOBIKE (RFC 4555), and the COOKIE2 of our address update in flight.
     mobike: bool,
     mobike_cookie2: Option<Vec<u8>>,
+    /// The gateway's last NAT_DETECTION_DESTINATION_IP: our address as it sees it (RFC 4555 §3.8).
+    natd_seen: Option<Vec<u8>>,
     /// IKE_AUTH verified: the IKE SA exists on both sides.
     peer_authenticated: bool,
     /// The EAP conversation (§2.16), and whether it ended in success.
@@ -340,6 +342,7 @@ impl IkeSa {
             queue: VecDeque::new(),
             mobike: false,
             mobike_cookie2: None,
+            natd_seen: None,
             peer_authenticated: false,
             eap: None,
             eap_done: false,
@@ -446,7 +449,8 @@ impl IkeSa {
         }
         if self.dpd_deadline().is_some_and(|t| now >= t) {
             debug!("no traffic from the gateway for a while: dead peer detection");
-            if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Dpd, vec![]) {
+            let payloads = self.liveness_payloads();
+            if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Dpd, payloads) {
                 warn!(%e, "cannot send DPD");
             }
             return;
@@ -568,7 +572,11 @@ impl IkeSa {
                         self.finish(None);
                         Ok(())
                     }
-                    RequestKind::Init | RequestKind::Dpd => Ok(()),
+                    RequestKind::Init => Ok(()),
+                    RequestKind::Dpd => {
+                        self.check_nat_mapping(&payloads);
+                        Ok(())
+                    }
                     RequestKind::RekeyChild => self.handle_child_rekey_response(now, payloads).map_err(Handling::Fatal),
                     RequestKind::RekeyIke => self.handle_ike_rekey_response(now, payloads).map_err(Handling::Fatal),
                     RequestKind::DeleteChild(spi_in) => {
@@ -671,6 +679,7 @@ impl IkeSa {
 
         // NAT detection (§2.23): the gateway hashes what it saw; compare with what we know.
         if let Some(dst) = nat_dst {
+            self.natd_seen = Some(dst.clone());
             let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local);
             self.nat.local_behind_nat = self.config.force_encap || dst.as_slice() != expect.as_slice();
             let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote);

@@ -65,6 +65,31 @@ impl IkeSa {
         }
     }
 
+    /// Payloads of a liveness check: with MOBIKE, NAT detection too, to notice a changed NAT mapping (§3.8).
+    pub(super) fn liveness_payloads(&mut self) -> Vec<Payload> {
+        if !self.mobike {
+            return Vec::new();
+        }
+        let src = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local).to_vec();
+        let dst = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote).to_vec();
+        vec![
+            Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)),
+            Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)),
+        ]
+    }
+
+    /// The gateway saw us from another address or port than before: the NAT mapping changed. With MOBIKE the
+    /// gateway does not follow by itself; tell it with UPDATE_SA_ADDRESSES (RFC 4555 §3.8).
+    pub(super) fn check_nat_mapping(&mut self, payloads: &[Payload]) {
+        let Some(d) = notify_of(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP) else { return };
+        let changed = self.natd_seen.as_ref().is_some_and(|old| *old != d.data);
+        self.natd_seen = Some(d.data.clone());
+        if changed && self.mobike {
+            info!("the NAT mapping changed: updating the gateway (MOBIKE)");
+            self.queue.push_back(super::rekey::Queued::UpdateAddresses);
+        }
+    }
+
     /// The gateway answered UPDATE_SA_ADDRESSES.
     pub(super) fn handle_update_addresses_response(&mut self, payloads: &[Payload]) -> Result<(), IkeError> {
         let expected = self.mobike_cookie2.take();
@@ -80,6 +105,7 @@ impl IkeSa {
             return Err(IkeError::NetworkChanged);
         }
         if let Some(d) = notify_of(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP) {
+            self.natd_seen = Some(d.data.clone());
             let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local);
             self.nat.local_behind_nat = self.config.force_encap || d.data.as_slice() != expect.as_slice();
             if self.nat.local_behind_nat && self.config.keepalive.is_some() && self.next_keepalive.is_none() {
