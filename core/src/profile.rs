@@ -296,6 +296,12 @@ pub struct TimersSection {
     pub rekey_child: u32,
     #[serde(default = "default_rekey_ike")]
     pub rekey_ike: u32,
+    /// Rekey the Child SA after this many bytes (0: no byte lifetime).
+    #[serde(default)]
+    pub rekey_child_bytes: u64,
+    /// Reauthenticate after this many seconds (0: never).
+    #[serde(default)]
+    pub reauth: u32,
 }
 
 fn default_rekey_child() -> u32 {
@@ -336,6 +342,8 @@ impl Default for TimersSection {
             dpd_tries: default_dpd_tries(),
             rekey_child: default_rekey_child(),
             rekey_ike: default_rekey_ike(),
+            rekey_child_bytes: 0,
+            reauth: 0,
         }
     }
 }
@@ -602,6 +610,8 @@ impl Profile {
             dpd_tries: self.timers.dpd_tries,
             child_lifetime: secs(self.timers.rekey_child),
             ike_lifetime: secs(self.timers.rekey_ike),
+            child_lifetime_bytes: (self.timers.rekey_child_bytes > 0).then_some(self.timers.rekey_child_bytes),
+            reauth_lifetime: secs(self.timers.reauth),
             mobike: self.ike.mobike,
             fragment_mtu: match self.ike.fragment_mtu {
                 0 => 0,

@@ -113,3 +113,43 @@ fn rekeys_by_both_sides_lose_no_ping() {
     assert!(rss_end <= rss_start + 2048, "memory flat: {rss_start} kB -> {rss_end} kB");
     gw.wait_for_sa_count(0, T).unwrap();
 }
+
+#[test]
+fn byte_lifetime_rekeys_and_reauthentication() {
+    if !interop_enabled() {
+        eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
+    let _iperf = tb.start_iperf_server(Role::Lan).unwrap();
+    let profile = psk_profile(None, Some("aes256gcm16"), &[LAN_NET])
+        + "\n[timers]\nrekey_child = 0\nrekey_child_bytes = 3000000\nreauth = 12\ndpd = 0\n";
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    // Twice 5 MB through Child SAs whose byte lifetime is ~3 MB: each transfer uses one up.
+    let rekeys = || c.lines().iter().filter(|l| l.starts_with("rekeyed:")).count();
+    for n in 1..=2 {
+        let r = tb
+            .iperf_client_with(Role::Cli, LAN_ADDR, &IperfOptions { bytes: Some(5_000_000), ..Default::default() })
+            .unwrap();
+        assert!(r.sent_bytes >= 5_000_000);
+        let start = std::time::Instant::now();
+        while rekeys() < n && start.elapsed() < T {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(rekeys(), n, "byte lifetime rekey {n}\n{}", c.transcript());
+    }
+    // Reauthentication after 12 s (minus jitter): a new IKE SA with full authentication.
+    let line = c.wait_line("reauthentication", Duration::from_secs(30), |l| l.starts_with("reconnecting:")).unwrap();
+    assert!(line.contains("reauthentication"), "{line}");
+    let start = std::time::Instant::now();
+    while c.lines().iter().filter(|l| *l == "connected").count() < 2 && start.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.lines().iter().filter(|l| *l == "connected").count(), 2, "{}", c.transcript());
+    gw.wait_for_sa_count(1, T).unwrap();
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
+}

@@ -249,6 +249,7 @@ impl Session {
             counters: Arc::new(Counters::default()),
             plane_seed,
             tun: None,
+            child_bytes_base: None,
             tun_vip: None,
             tun_routes: Vec::new(),
             network: None,
@@ -309,6 +310,8 @@ struct Driver {
     counters: Arc<Counters>,
     plane_seed: [u8; 32],
     tun: Option<Arc<Tun>>,
+    /// The newest Child SA and the byte counters when it was installed (for byte lifetimes).
+    child_bytes_base: Option<(u32, u64)>,
     /// The virtual IP and routes the TUN was set up with.
     tun_vip: Option<std::net::Ipv4Addr>,
     tun_routes: Vec<crate::ike::Cidr>,
@@ -345,7 +348,12 @@ impl Driver {
                             self.attempt += 1;
                             let mut r = [0u8; 2];
                             let _ = OsRng.try_fill_bytes(&mut r);
-                            let delay = p.delay(self.attempt, f64::from(u16::from_be_bytes(r)) / 65536.0);
+                            // Reauthentication is planned: no backoff.
+                            let delay = if matches!(e, IkeError::Reauthenticate) {
+                                Duration::ZERO
+                            } else {
+                                p.delay(self.attempt, f64::from(u16::from_be_bytes(r)) / 65536.0)
+                            };
                             warn!(%e, attempt = self.attempt, ?delay, "tunnel lost, reconnecting");
                             self.reconnect_at = Some(tokio::time::Instant::now() + delay);
                             let ev = SessionEvent::Reconnecting { attempt: self.attempt, delay, reason: e };
@@ -420,7 +428,10 @@ impl Driver {
                     }
                     self.sa.handle_timeout(Instant::now())
                 },
-                _ = net => self.check_network(false).await,
+                _ = net => {
+                    self.check_network(false).await;
+                    self.report_child_traffic();
+                }
                 _ = tick => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
                 c = commands.recv(), if commands_open => match c {
                     Some(Command::Disconnect) => {
@@ -440,6 +451,14 @@ impl Driver {
         };
         self.teardown().await;
         result
+    }
+
+    /// Byte lifetimes: tell the IKE SA how much the current Child SA has carried.
+    fn report_child_traffic(&mut self) {
+        let Some((spi_in, base)) = self.child_bytes_base else { return };
+        let snap = self.counters.snapshot();
+        let total = snap.bytes_in + snap.bytes_out;
+        self.sa.note_child_traffic(Instant::now(), spi_in, total.saturating_sub(base));
     }
 
     /// Our source address towards the gateway now; on a change (or when the platform says so) tell the IKE SA.
@@ -535,6 +554,8 @@ impl Driver {
     async fn install_child(&mut self, c: ChildSa) -> Result<(), DriverError> {
         let peer = self.sa.remote();
         let inbound = EspSa::inbound(&c.inbound, 1024).map_err(|e| IkeError::Config(format!("ESP: {e}")))?;
+        let snap = self.counters.snapshot();
+        self.child_bytes_base = Some((c.inbound.spi, snap.bytes_in + snap.bytes_out));
         let outbound = EspSa::outbound(&c.outbound).map_err(|e| IkeError::Config(format!("ESP: {e}")))?;
         // After a reconnect the gateway may hand out another virtual IP (or other routes): rebuild the tunnel.
         let vip = self.info.as_ref().map(|i| i.config.ipv4);

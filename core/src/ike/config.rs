@@ -116,6 +116,10 @@ pub struct IkeConfig {
     /// Rekey the Child SA / the IKE SA after this long (minus up to 10% jitter); `None`: leave it to the gateway.
     pub child_lifetime: Option<Duration>,
     pub ike_lifetime: Option<Duration>,
+    /// Rekey a Child SA after this many bytes (both directions, minus up to 10% jitter).
+    pub child_lifetime_bytes: Option<u64>,
+    /// Reauthenticate (a new IKE SA with full authentication) after this long.
+    pub reauth_lifetime: Option<Duration>,
     /// Offer MOBIKE (RFC 4555), so the SAs can follow us to a new address.
     pub mobike: bool,
 }

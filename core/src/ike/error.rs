@@ -37,6 +37,8 @@ pub enum IkeError {
     UnsupportedKeGroup(u16),
     #[error("the gateway sent error notification {0}")]
     PeerError(NotifyType),
+    #[error("reauthentication is due")]
+    Reauthenticate,
     #[error("the network changed and the gateway does not support MOBIKE")]
     NetworkChanged,
     #[error("the gateway deleted the IKE SA")]

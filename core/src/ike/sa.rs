@@ -237,6 +237,7 @@ pub struct IkeSa {
     /// Our rekey in flight.
     rekey: Option<Rekey>,
     ike_rekey_at: Option<Instant>,
+    reauth_at: Option<Instant>,
     old_ike: Option<OldIke>,
     pending_switch: Option<PendingSwitch>,
     /// Requests waiting for the current one to finish.
@@ -337,6 +338,7 @@ impl IkeSa {
             initiator: true,
             rekey: None,
             ike_rekey_at: None,
+            reauth_at: None,
             old_ike: None,
             pending_switch: None,
             queue: VecDeque::new(),
@@ -423,6 +425,17 @@ impl IkeSa {
         }
     }
 
+    /// Bytes carried by the Child SA with inbound SPI `spi_in` since it was installed (both directions): rekey
+    /// it once its byte lifetime (minus jitter) is used up, as strongSwan's rekey_bytes.
+    pub fn note_child_traffic(&mut self, now: Instant, spi_in: u32, bytes: u64) {
+        let Some(limit) = self.config.child_lifetime_bytes else { return };
+        let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi_in) else { return };
+        if bytes >= c.rekey_bytes.unwrap_or(limit) && c.rekey_at.is_some() {
+            debug!(bytes, "Child SA byte lifetime reached");
+            c.rekey_at = Some(now);
+        }
+    }
+
     /// Advance timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.next_keepalive.is_some_and(|t| now >= t) {
@@ -432,6 +445,12 @@ impl IkeSa {
         }
         if self.pending.is_none() && self.state == State::Established {
             if self.send_next_queued(now) {
+                return;
+            }
+            if self.reauth_at.is_some_and(|t| now >= t) {
+                // Reauthentication (§2.8.3): a fresh IKE SA with full authentication; the driver reconnects at once.
+                info!("reauthentication time: establishing a new IKE SA");
+                self.abandon(IkeError::Reauthenticate);
                 return;
             }
             if self.ike_rekey_at.is_some_and(|t| now >= t) {
@@ -838,6 +857,7 @@ impl IkeSa {
         self.events.push_back(Event::Established(info));
         self.install_child(now, suite, self.child_spi_in, spi_out, ck, true, tsi.clone(), tsr.clone(), None);
         self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
+        self.reauth_at = self.rekey_time(now, self.config.reauth_lifetime);
         Ok(())
     }
 

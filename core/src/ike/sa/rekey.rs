@@ -27,6 +27,8 @@ pub(super) struct ChildState {
     pub ts_remote: Vec<TrafficSelector>,
     /// When we rekey it (None: never, or a rekey is under way).
     pub rekey_at: Option<Instant>,
+    /// Byte lifetime with jitter, if one is configured.
+    pub rekey_bytes: Option<u64>,
 }
 
 /// A rekey we started and whose response we wait for.
@@ -238,8 +240,13 @@ impl IkeSa {
         };
         info!(esp = %suite, spi_in = format_args!("{spi_in:08x}"), spi_out = format_args!("{spi_out:08x}"),
               rekey = replaces.is_some(), "Child SA installed");
-        let rekey_at = self.rekey_time(now, self.config.child_lifetime);
-        self.children.push(ChildState { spi_in, spi_out, ts_local, ts_remote, rekey_at });
+        // Without a time lifetime a byte lifetime still needs a "rekey pending" marker: far in the future.
+        let rekey_at = self.rekey_time(now, self.config.child_lifetime).or_else(|| {
+            self.config.child_lifetime_bytes.map(|_| now + std::time::Duration::from_secs(10 * 365 * 86400))
+        });
+        let rekey_bytes =
+            self.config.child_lifetime_bytes.map(|b| b - b / 10 * u64::from(self.rng.next_u32() % 1000) / 1000);
+        self.children.push(ChildState { spi_in, spi_out, ts_local, ts_remote, rekey_at, rekey_bytes });
         self.events.push_back(Event::ChildSaInstalled(child));
     }
 
@@ -646,10 +653,9 @@ impl IkeSa {
         if self.state != State::Established {
             return None;
         }
-        let child = self.children.iter().filter_map(|c| c.rekey_at).min();
-        match (child, self.ike_rekey_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.children.iter().filter_map(|c| c.rekey_at).min(), self.ike_rekey_at, self.reauth_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

@@ -43,6 +43,8 @@ pub(super) fn config(ike: &str, esp: &str) -> IkeConfig {
         dpd_tries: 2,
         child_lifetime: None,
         ike_lifetime: None,
+        child_lifetime_bytes: None,
+        reauth_lifetime: None,
         mobike: false,
     }
 }
