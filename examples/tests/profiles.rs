@@ -1,0 +1,20 @@
+//! The sample profiles in examples/profiles parse (their secrets and certificates point to files that exist only
+//! on a real installation, so only psk.toml is resolved completely).
+
+use ikelink::profile::Profile;
+
+#[test]
+fn sample_profiles_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Profile::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "found {n} profiles");
+    let psk = Profile::load(&dir.join("psk.toml")).unwrap().resolve().unwrap();
+    assert_eq!(psk.gateway.to_string(), "203.0.113.2:500");
+}
