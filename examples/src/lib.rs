@@ -2,3 +2,14 @@
 //! the benchmark script.
 
 pub mod harness;
+
+/// Return early from a test unless `IKELINK_INTEROP=1` (interop tests need root and strongSwan).
+#[macro_export]
+macro_rules! require_interop {
+    () => {
+        if !$crate::harness::interop_enabled() {
+            eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
+            return;
+        }
+    };
+}

@@ -10,15 +10,6 @@ use ikelink_cli::harness::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ikelink");
 const T: Duration = Duration::from_secs(20);
 
-macro_rules! interop {
-    () => {
-        if !interop_enabled() {
-            eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
-            return;
-        }
-    };
-}
-
 fn p(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
@@ -74,7 +65,7 @@ fn cert_gateway(tb: &Testbed, pki: &Pki, remote_auth: &str) -> GatewayConfig {
 
 #[test]
 fn mutual_certificates_rsa_and_ecdsa() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     for (name, kt) in [("rsa", KeyType::Rsa(2048)), ("ecdsa", KeyType::EcdsaP256)] {
         let dir = tb.dir().join(format!("pki-{name}"));
@@ -91,7 +82,7 @@ fn mutual_certificates_rsa_and_ecdsa() {
 
 #[test]
 fn eap_mschapv2_md5_and_tls() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
     let mut gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
@@ -124,7 +115,7 @@ fn eap_mschapv2_md5_and_tls() {
 
 #[test]
 fn authentication_failures_are_distinct_errors() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
     let other = Pki::generate_with(&tb.dir().join("other"), KeyType::EcdsaP256).unwrap();

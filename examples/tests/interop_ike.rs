@@ -10,15 +10,6 @@ use ikelink_cli::harness::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ikelink");
 const T: Duration = Duration::from_secs(20);
 
-macro_rules! interop {
-    () => {
-        if !interop_enabled() {
-            eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
-            return;
-        }
-    };
-}
-
 /// Connect with `profile` (negotiation only), check the gateway's view, disconnect, check the SA is gone.
 fn connect_check_disconnect(tb: &Testbed, gw: &Gateway, profile: &str, expect_gw_suite: &str) -> IkelinkClient {
     let mut c = IkelinkClient::start(tb, Path::new(BIN), profile, &["--no-tun", "-v"]).unwrap();
@@ -42,7 +33,7 @@ fn connect_check_disconnect(tb: &Testbed, gw: &Gateway, profile: &str, expect_gw
 
 #[test]
 fn psk_suites_virtual_ip_dns_and_delete() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let mut cfg = GatewayConfig::default();
     let cases = [
@@ -76,7 +67,7 @@ fn psk_suites_virtual_ip_dns_and_delete() {
 
 #[test]
 fn invalid_ke_payload_then_success() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     // Our default proposals send an x25519 KE first; this gateway only takes ECP-256.
     let cfg = GatewayConfig {
@@ -99,7 +90,7 @@ fn invalid_ke_payload_then_success() {
 
 #[test]
 fn wrong_psk_and_unreachable_gateway_fail_cleanly() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
 

@@ -9,21 +9,6 @@ use ikelink_cli::harness::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ikelink");
 const T: Duration = Duration::from_secs(20);
 
-macro_rules! interop {
-    () => {
-        if !interop_enabled() {
-            eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
-            return;
-        }
-    };
-}
-
-fn private_resolv(tb: &Testbed) {
-    let dir = Path::new("/etc/netns").join(tb.ns(Role::Cli));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("resolv.conf"), NETNS_RESOLV_CONF).unwrap();
-}
-
 /// Destination ports of the packets towards the gateway in `tcpdump -nn` text.
 fn to_gateway(text: &str) -> Vec<(u16, ())> {
     let needle = format!("> {GW_ADDR}.");
@@ -38,7 +23,7 @@ fn to_gateway(text: &str) -> Vec<(u16, ())> {
 
 #[test]
 fn behind_nat_ike_and_esp_float_to_4500() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions { nat: true, ..Default::default() }).unwrap();
     private_resolv(&tb);
     let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
@@ -64,7 +49,7 @@ fn behind_nat_ike_and_esp_float_to_4500() {
 
 #[test]
 fn nat_mapping_change_recovers_through_keepalive_and_dpd() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions { nat: true, ..Default::default() }).unwrap();
     private_resolv(&tb);
     let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
@@ -100,7 +85,7 @@ fn gw_remote_port(gw: &Gateway) -> String {
 
 #[test]
 fn ike_fragmentation_with_long_chains_on_a_path_dropping_ip_fragments() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions { drop_fragments: true, ..Default::default() }).unwrap();
     // RSA-4096 everywhere: each IKE_AUTH is several kB, far over one 1280-byte datagram.
     let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::Rsa(4096)).unwrap();

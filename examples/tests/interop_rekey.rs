@@ -10,12 +10,6 @@ use ikelink_cli::harness::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ikelink");
 const T: Duration = Duration::from_secs(20);
 
-fn private_resolv(tb: &Testbed) {
-    let dir = Path::new("/etc/netns").join(tb.ns(Role::Cli));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("resolv.conf"), NETNS_RESOLV_CONF).unwrap();
-}
-
 /// Resident memory of a process in kB.
 fn rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -34,16 +28,13 @@ fn client_pid(tb: &Testbed) -> u32 {
 
 #[test]
 fn rekeys_by_both_sides_lose_no_ping() {
-    if !interop_enabled() {
-        eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
-        return;
-    }
+    ikelink_cli::require_interop!();
     let soak = std::env::var("IKELINK_SOAK").is_ok_and(|v| v == "1");
-    // Gateway lifetimes (IKE, child), ours (child, IKE), seconds of ping. In the soak both sides run on similar
-    // jittered lifetimes, so each side wins some of the races (and collisions happen); in the short run ours
-    // are shorter and the gateway's rekeys are triggered with swanctl.
+    // Gateway lifetimes (IKE, child), ours (child, IKE), seconds of ping. Whoever's lifetime runs out first rekeys
+    // and both sides then start over, so ours are a bit shorter and the gateway's own rekeys are also triggered
+    // with swanctl (the soak uses the gateway lifetimes: IKE SA 60 s, Child SA 30 s).
     let (gw_ike, gw_child, our_child, our_ike, secs) =
-        if soak { ("60s", "30s", 30, 60, 300u32) } else { ("300s", "300s", 6, 15, 40u32) };
+        if soak { ("60s", "30s", 25, 50, 300u32) } else { ("300s", "300s", 6, 15, 40u32) };
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
     let cfg = GatewayConfig {
@@ -65,13 +56,7 @@ fn rekeys_by_both_sides_lose_no_ping() {
 
     // Continuous ping at 10/s across all the rekeys.
     let count = secs * 10;
-    let ping = tb
-        .command(Role::Cli, "ping")
-        .args(["-n", "-q", "-i", "0.1", "-W", "1", "-c", &count.to_string(), &LAN_ADDR.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let ping = start_ping(&tb, LAN_ADDR, count).unwrap();
     // The gateway rekeys on its own side too (at fixed points of the short run, on its timers in the soak).
     let mut at = 0;
     for (when, ike) in [(9u32, false), (21, true), (30, false)] {
@@ -83,11 +68,8 @@ fn rekeys_by_both_sides_lose_no_ping() {
             gw.rekey_child().unwrap()
         }
     }
-    let out = ping.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (text, received) = finish_ping(ping).unwrap();
     let rss_end = rss_kb(pid);
-    let received: u32 =
-        text.lines().find_map(|l| l.split(", ").nth(1)?.strip_suffix(" received")?.parse().ok()).unwrap_or(0);
     let transcript = c.transcript();
     assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
 
@@ -116,10 +98,7 @@ fn rekeys_by_both_sides_lose_no_ping() {
 
 #[test]
 fn byte_lifetime_rekeys_and_reauthentication() {
-    if !interop_enabled() {
-        eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
-        return;
-    }
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
     let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();

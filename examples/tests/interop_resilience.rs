@@ -9,24 +9,9 @@ use ikelink_cli::harness::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ikelink");
 const T: Duration = Duration::from_secs(20);
 
-macro_rules! interop {
-    () => {
-        if !interop_enabled() {
-            eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
-            return;
-        }
-    };
-}
-
-fn private_resolv(tb: &Testbed) {
-    let dir = Path::new("/etc/netns").join(tb.ns(Role::Cli));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("resolv.conf"), NETNS_RESOLV_CONF).unwrap();
-}
-
 #[test]
 fn dead_gateway_is_detected_and_the_client_reconnects_by_itself() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
     let mut gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
@@ -77,25 +62,16 @@ fn change_client_address(tb: &Testbed, new: &str) {
 /// Ping 10/s for `secs` in the background; returns (transmitted, received).
 fn ping_during(tb: &Testbed, secs: u32, during: impl FnOnce()) -> (u32, u32) {
     let count = secs * 10;
-    let ping = tb
-        .command(Role::Cli, "ping")
-        .args(["-n", "-q", "-i", "0.1", "-W", "1", "-c", &count.to_string(), &LAN_ADDR.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let ping = start_ping(tb, LAN_ADDR, count).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     during();
-    let out = ping.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let received =
-        text.lines().find_map(|l| l.split(", ").nth(1)?.strip_suffix(" received")?.parse().ok()).unwrap_or(0);
+    let (_, received) = finish_ping(ping).unwrap();
     (count, received)
 }
 
 #[test]
 fn mobike_moves_the_sas_when_the_address_changes() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
     let gw = Gateway::start(&tb, &GatewayConfig { mobike: true, ..Default::default() }).unwrap();
@@ -116,7 +92,7 @@ fn mobike_moves_the_sas_when_the_address_changes() {
 
 #[test]
 fn without_mobike_the_client_reconnects_from_the_new_address() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
     let gw = Gateway::start(&tb, &GatewayConfig { mobike: false, ..Default::default() }).unwrap();

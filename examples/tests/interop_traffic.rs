@@ -10,15 +10,6 @@ use ikelink_cli::harness::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ikelink");
 const T: Duration = Duration::from_secs(20);
 
-macro_rules! interop {
-    () => {
-        if !interop_enabled() {
-            eprintln!("skipped: set IKELINK_INTEROP=1 (needs root and strongSwan)");
-            return;
-        }
-    };
-}
-
 fn routes(tb: &Testbed) -> BTreeSet<String> {
     let out = tb.exec(Role::Cli, &["ip", "-4", "route", "show", "table", "main"]).unwrap();
     String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
@@ -26,13 +17,6 @@ fn routes(tb: &Testbed) -> BTreeSet<String> {
 
 fn resolv(tb: &Testbed) -> String {
     String::from_utf8_lossy(&tb.exec(Role::Cli, &["cat", "/etc/resolv.conf"]).unwrap().stdout).into_owned()
-}
-
-/// Give the client namespace its own resolv.conf (bind-mounted by `ip netns exec`).
-fn private_resolv(tb: &Testbed) {
-    let dir = Path::new("/etc/netns").join(tb.ns(Role::Cli));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("resolv.conf"), NETNS_RESOLV_CONF).unwrap();
 }
 
 /// A named counter from the client's last `stats:` line.
@@ -46,7 +30,7 @@ fn stat(c: &IkelinkClient, name: &str) -> u64 {
 
 #[test]
 fn esp_suites_carry_ping_and_iperf() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
     let mut cfg = GatewayConfig::default();
@@ -96,7 +80,7 @@ fn esp_suites_carry_ping_and_iperf() {
 
 #[test]
 fn full_tunnel_routes_and_dns_restored_also_after_kill() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
     let cfg = GatewayConfig { local_ts: vec!["0.0.0.0/0".into()], ..Default::default() };
@@ -165,7 +149,7 @@ fn udp_payloads(pcap: &[u8]) -> Vec<Vec<u8>> {
 
 #[test]
 fn replayed_and_tampered_esp_is_dropped_and_counted() {
-    interop!();
+    ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
     let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();

@@ -200,3 +200,30 @@ impl Drop for IkelinkClient {
         let _ = std::fs::remove_dir_all(&self.netns_etc);
     }
 }
+
+/// Give the client namespace its own resolv.conf (bind-mounted by `ip netns exec`), so DNS changes stay inside.
+pub fn private_resolv(tb: &Testbed) {
+    let dir = Path::new("/etc/netns").join(tb.ns(Role::Cli));
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("resolv.conf"), NETNS_RESOLV_CONF);
+}
+
+/// A ping from the client to `addr` running in the background (10 per second, `count` of them).
+pub fn start_ping(tb: &Testbed, addr: std::net::Ipv4Addr, count: u32) -> Result<Child> {
+    let mut cmd = tb.command(Role::Cli, "ping");
+    cmd.args(["-n", "-q", "-i", "0.1", "-W", "1", "-c", &count.to_string(), &addr.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    cmd.spawn().map_err(|source| HarnessError::Spawn { command: format!("{cmd:?}"), source })
+}
+
+/// Wait for a ping from [`start_ping`]; returns its summary and the number of replies.
+pub fn finish_ping(child: Child) -> Result<(String, u32)> {
+    let out =
+        child.wait_with_output().map_err(|source| HarnessError::Spawn { command: "wait for ping".into(), source })?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "400 packets transmitted, 400 received, 0% packet loss, time ..."
+    let received =
+        text.lines().find_map(|l| l.split(", ").nth(1)?.strip_suffix(" received")?.parse().ok()).unwrap_or(0);
+    Ok((text, received))
+}

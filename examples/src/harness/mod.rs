@@ -34,7 +34,7 @@ pub use charon::{available_plugins, count_established, raw_values, CHARON_SYSTEM
 pub use client::{ClientAuth, ClientConfig, StrongswanClient};
 pub use error::{HarnessError, Result};
 pub use gateway::{Gateway, GatewayAuth, GatewayConfig, Pool};
-pub use ikelink::{psk_profile, IkelinkClient, NETNS_RESOLV_CONF};
+pub use ikelink::{finish_ping, private_resolv, psk_profile, start_ping, IkelinkClient, NETNS_RESOLV_CONF};
 pub use pki::{KeyType, Pki};
 pub use process::{wait_child_timeout, wait_until, TempDir, DEFAULT_COMMAND_TIMEOUT, NAME_PREFIX};
 pub use testbed::{
