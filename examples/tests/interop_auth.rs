@@ -47,7 +47,7 @@ fn fails(tb: &Testbed, profile: &str) -> String {
     let mut c = IkelinkClient::start(tb, Path::new(BIN), profile, &["--no-tun"]).unwrap();
     let st = c.wait_exit(T).unwrap();
     assert_eq!(st.code(), Some(1), "{}", c.transcript());
-    assert!(!c.transcript().contains("panicked"), "{}", c.transcript());
+    assert!(!c.log().contains("panicked"), "{}", c.transcript());
     let errs: Vec<String> = c.lines().into_iter().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errs.len(), 1, "{}", c.transcript());
     errs[0].clone()

@@ -102,6 +102,11 @@ impl IkelinkClient {
         format!("--- stdout\n{}\n--- stderr (tail)\n{}", self.lines().join("\n"), err[tail..].join("\n"))
     }
 
+    /// Everything the client logged (stderr), for counting log events.
+    pub fn log(&self) -> String {
+        self.stderr.lock().map(|v| v.join("\n")).unwrap_or_default()
+    }
+
     /// The value of the first `key: value` line.
     pub fn value(&self, key: &str) -> Option<String> {
         let prefix = format!("{key}: ");
