@@ -345,7 +345,7 @@ impl IkeSa {
         payloads: &[Payload],
     ) -> Result<Vec<Payload>, Handling> {
         let no = |t: NotifyType| Ok(vec![Payload::Notify(Notify::new(t, vec![]))]);
-        if matches!(self.rekey, Some(_)) {
+        if self.rekey.is_some() {
             // A collision with our own rekey (§2.8.1): let the gateway retry later; ours goes on.
             return no(NotifyType::TEMPORARY_FAILURE);
         }
