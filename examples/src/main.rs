@@ -57,6 +57,12 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         reconnect_max_delay: u64,
     },
+    /// Show the state of the running client: what was negotiated and the traffic counters.
+    Status {
+        /// The running client's --state-dir.
+        #[arg(long, default_value = "/run/ikelink")]
+        state_dir: PathBuf,
+    },
     /// Check a profile and print what it resolves to, without connecting.
     Check {
         #[arg(long, short)]
@@ -102,16 +108,18 @@ fn main() -> ExitCode {
                     mtu,
                     configure_network: !no_network,
                     state_dir,
-                    stats_interval: stats_interval.map(Duration::from_secs),
+                    // Counters refresh the status file every 5 s; `stats:` lines only when asked for.
+                    stats_interval: Some(Duration::from_secs(stats_interval.unwrap_or(5).max(1))),
                     watch_network: Some(Duration::from_secs(1)),
                     reconnect: (!no_reconnect).then(|| ReconnectPolicy {
                         max_delay: Duration::from_secs(reconnect_max_delay.max(1)),
                         ..ReconnectPolicy::default()
                     }),
                 };
-                connect(profile, options).await
+                connect(profile, options, stats_interval.is_some()).await
             }
             Command::Check { profile } => check(profile),
+            Command::Status { state_dir } => status(&state_dir),
         }
     });
     match result {
@@ -131,22 +139,70 @@ fn check(path: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
+/// `ikelink status`: print the status file a running client keeps in its state directory.
+fn status(state_dir: &std::path::Path) -> Result<(), String> {
+    match std::fs::read_to_string(state_dir.join("status")) {
+        Ok(text) => {
+            print!("{text}");
+            Ok(())
+        }
+        Err(_) => Err(format!("no running client with state directory {}", state_dir.display())),
+    }
+}
+
+/// What `ikelink status` shows: the connection block and the latest counters, rewritten on each change.
+struct StatusFile {
+    path: PathBuf,
+    connection: Vec<String>,
+    stats: String,
+}
+
+impl StatusFile {
+    fn write(&self) {
+        let mut text = self.connection.join("\n");
+        text.push('\n');
+        if !self.stats.is_empty() {
+            text.push_str(&self.stats);
+            text.push('\n');
+        }
+        let tmp = self.path.with_extension("tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.path);
+        }
+    }
+}
+
+impl Drop for StatusFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Print a line and keep it for the status file.
+fn say(status: &mut StatusFile, line: String) {
+    println!("{line}");
+    status.connection.push(line);
+}
+
 fn fmt_ts(ts: &[TrafficSelector]) -> String {
     ts.iter().flat_map(ts_to_cidrs).map(|c| c.to_string()).collect::<Vec<_>>().join(",")
 }
 
-fn print_stats(s: &Stats) {
-    println!(
+fn stats_line(s: &Stats) -> String {
+    format!(
         "stats: packets_out={} bytes_out={} packets_in={} bytes_in={} drop_replay={} drop_auth={} drop_malformed={} drop_padding={} drop_selector={} drop_no_sa={} drop_other={}",
         s.packets_out, s.bytes_out, s.packets_in, s.bytes_in, s.drop_replay, s.drop_auth, s.drop_malformed,
         s.drop_padding, s.drop_selector, s.drop_no_sa, s.drop_other
-    );
+    )
 }
 
-async fn connect(path: PathBuf, options: SessionOptions) -> Result<(), String> {
+async fn connect(path: PathBuf, options: SessionOptions, print_stats: bool) -> Result<(), String> {
     let profile = Profile::load(&path).map_err(|e| e.to_string())?;
     let resolved = profile.resolve().map_err(|e| e.to_string())?;
     println!("connecting: {} as {}", resolved.gateway, ikelink::ike::display_identity(&resolved.ike.local_id));
+    let _ = std::fs::create_dir_all(&options.state_dir);
+    let mut status =
+        StatusFile { path: options.state_dir.join("status"), connection: Vec::new(), stats: String::new() };
     let (tx, mut rx) = mpsc::channel(16);
     let session = Session::start(resolved, options, tx).await.map_err(|e| e.to_string())?;
 
@@ -157,35 +213,45 @@ async fn connect(path: PathBuf, options: SessionOptions) -> Result<(), String> {
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(SessionEvent::Connected { info, child }) => {
-                    println!("ike: {} spi_i={:016x} spi_r={:016x}", info.ike_suite, info.spi_i, info.spi_r);
-                    println!("esp: {} spi_in={:08x} spi_out={:08x}", child.suite, child.spi_in, child.spi_out);
-                    println!("local-id: {}", info.local_id);
-                    println!("remote-id: {}", info.remote_id);
+                    status.connection.retain(|l| l.starts_with("tunnel:"));
+                    let st = &mut status;
+                    say(st, format!("ike: {} spi_i={:016x} spi_r={:016x}", info.ike_suite, info.spi_i, info.spi_r));
+                    say(st, format!("esp: {} spi_in={:08x} spi_out={:08x}", child.suite, child.spi_in, child.spi_out));
+                    say(st, format!("local-id: {}", info.local_id));
+                    say(st, format!("remote-id: {}", info.remote_id));
                     if let Some(ip) = info.config.ipv4 {
-                        println!("virtual-ip: {ip}");
+                        say(st, format!("virtual-ip: {ip}"));
                     }
                     if let Some((ip, p)) = info.config.ipv6 {
-                        println!("virtual-ip6: {ip}/{p}");
+                        say(st, format!("virtual-ip6: {ip}/{p}"));
                     }
                     if !info.config.dns.is_empty() {
                         let dns: Vec<String> = info.config.dns.iter().map(|d| d.to_string()).collect();
-                        println!("dns: {}", dns.join(","));
+                        say(st, format!("dns: {}", dns.join(",")));
                     }
-                    println!("ts: local={} remote={}", fmt_ts(&child.ts_i), fmt_ts(&child.ts_r));
-                    println!(
-                        "nat: local={} remote={} encap={}",
-                        info.nat.local_behind_nat, info.nat.remote_behind_nat, info.nat.any()
-                    );
-                    println!("connected");
+                    say(st, format!("ts: local={} remote={}", fmt_ts(&child.ts_i), fmt_ts(&child.ts_r)));
+                    let nat = &info.nat;
+                    say(st, format!("nat: local={} remote={} encap={}", nat.local_behind_nat, nat.remote_behind_nat, nat.any()));
+                    say(st, "connected".into());
+                    st.write();
                 }
                 Some(SessionEvent::State(s)) => tracing::info!(?s, "state"),
                 Some(SessionEvent::TunnelUp { tun, mtu, routes, dns }) => {
                     let dns: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
-                    println!("tunnel: dev={tun} mtu={mtu} routes={} dns={}", routes.join(","), dns.join(","));
+                    say(&mut status, format!("tunnel: dev={tun} mtu={mtu} routes={} dns={}", routes.join(","), dns.join(",")));
                 }
-                Some(SessionEvent::Stats(s)) => print_stats(&s),
+                Some(SessionEvent::Stats(s)) => {
+                    status.stats = stats_line(&s);
+                    status.write();
+                    if print_stats {
+                        println!("{}", status.stats);
+                    }
+                }
                 Some(SessionEvent::Reconnecting { attempt, delay, reason }) => {
-                    println!("reconnecting: attempt={attempt} delay={:.1}s reason={reason}", delay.as_secs_f64());
+                    let line = format!("reconnecting: attempt={attempt} delay={:.1}s reason={reason}", delay.as_secs_f64());
+                    println!("{line}");
+                    status.connection.push(line);
+                    status.write();
                 }
                 Some(SessionEvent::ChildSaRekeyed { old_spi_in, child }) => {
                     println!(
@@ -210,7 +276,7 @@ async fn connect(path: PathBuf, options: SessionOptions) -> Result<(), String> {
             // Drain the final events for the last counters and the Closed reason.
             while let Ok(ev) = rx.try_recv() {
                 match ev {
-                    SessionEvent::Stats(s) => print_stats(&s),
+                    SessionEvent::Stats(s) => println!("{}", stats_line(&s)),
                     SessionEvent::Closed(Some(e)) => return Err(e.to_string()),
                     _ => {}
                 }

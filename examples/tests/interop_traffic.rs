@@ -43,7 +43,13 @@ fn esp_suites_carry_ping_and_iperf() {
     {
         cfg.esp_proposals = esp.into();
         gw.reconfigure(&cfg).unwrap();
-        let mut c = IkelinkClient::start(&tb, Path::new(BIN), &psk_profile(None, Some(esp), &[LAN_NET]), &[]).unwrap();
+        let mut c = IkelinkClient::start(
+            &tb,
+            Path::new(BIN),
+            &psk_profile(None, Some(esp), &[LAN_NET]),
+            &["--stats-interval", "1"],
+        )
+        .unwrap();
         c.wait_connected(T).unwrap();
         assert!(c.value("esp").unwrap().starts_with(esp), "{}", c.transcript());
         gw.wait_for_sa_count(1, T).unwrap();
@@ -66,6 +72,27 @@ fn esp_suites_carry_ping_and_iperf() {
         // The gateway counted ESP traffic on its side of the Child SA.
         let sas = gw.list_sas().unwrap();
         assert!(!sas.contains("in  ") || !sas.contains(" 0 bytes,     0 packets"), "{sas}");
+
+        // `ikelink status` shows the running client's negotiation and counters.
+        let status = || {
+            let out = std::process::Command::new(BIN)
+                .args(["status", "--state-dir", &c.state_dir.to_string_lossy()])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let counted =
+            |st: &str| st.lines().any(|l| l.starts_with("stats: ") && !l.starts_with("stats: packets_out=0 "));
+        let start = std::time::Instant::now();
+        while !counted(&status()) && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let st = status();
+        assert!(st.contains(&format!("esp: {esp}")) && st.contains("connected"), "{st}");
+        assert!(
+            st.lines().any(|l| l.starts_with("stats: packets_out=") && !l.starts_with("stats: packets_out=0 ")),
+            "{st}"
+        );
 
         assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
         assert!(stat(&c, "packets_in") > 1000, "{}", c.transcript());
