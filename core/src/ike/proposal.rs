@@ -246,6 +246,27 @@ fn single(p: &wire::Proposal, kind: TransformType) -> Result<Option<Transform>, 
     Ok(first)
 }
 
+/// The chosen cipher and integrity algorithm, both among ours, and consistent (no integrity with an AEAD).
+fn cipher_choice(p: &wire::Proposal, encrs: &[Encr], integs: &[Integ]) -> Result<(Encr, Option<Integ>), ProposalError> {
+    let e = single(p, TransformType::ENCR)?.ok_or(ProposalError::NotOffered("no encryption transform"))?;
+    let encr = Encr::from_transform(e.id, e.key_len)
+        .filter(|e| encrs.contains(e))
+        .ok_or(ProposalError::NotOffered("encryption algorithm"))?;
+    let integ = match single(p, TransformType::INTEG)? {
+        None => None,
+        Some(t) if t.id == wire::integ::NONE => None,
+        Some(t) => Some(
+            Integ::from_id(t.id)
+                .filter(|i| integs.contains(i))
+                .ok_or(ProposalError::NotOffered("integrity algorithm"))?,
+        ),
+    };
+    if encr.is_aead() != integ.is_none() {
+        return Err(ProposalError::NotOffered("integrity algorithm does not fit the cipher"));
+    }
+    Ok((encr, integ))
+}
+
 /// The gateway's SA payload must hold exactly one proposal (§3.3.6).
 fn only_proposal(sa: &[wire::Proposal]) -> Result<&wire::Proposal, ProposalError> {
     match sa {
@@ -263,25 +284,9 @@ pub fn select_ike(offered: &[IkeProposal], sa: &[wire::Proposal]) -> Result<IkeS
     let ours = offered
         .get(usize::from(p.number).wrapping_sub(1))
         .ok_or(ProposalError::NotOffered("unknown proposal number"))?;
-    let e = single(p, TransformType::ENCR)?.ok_or(ProposalError::NotOffered("no encryption transform"))?;
-    let encr = Encr::from_transform(e.id, e.key_len).ok_or(ProposalError::NotOffered("encryption algorithm"))?;
-    if !ours.encr.contains(&encr) {
-        return Err(ProposalError::NotOffered("encryption algorithm"));
-    }
+    let (encr, integ) = cipher_choice(p, &ours.encr, &ours.integ)?;
     let prf_t = single(p, TransformType::PRF)?.ok_or(ProposalError::NotOffered("no PRF"))?;
     let prf = Prf::from_id(prf_t.id).filter(|p| ours.prf.contains(p)).ok_or(ProposalError::NotOffered("PRF"))?;
-    let integ = match single(p, TransformType::INTEG)? {
-        None => None,
-        Some(t) if t.id == wire::integ::NONE => None,
-        Some(t) => Some(
-            Integ::from_id(t.id)
-                .filter(|i| ours.integ.contains(i))
-                .ok_or(ProposalError::NotOffered("integrity algorithm"))?,
-        ),
-    };
-    if encr.is_aead() != integ.is_none() {
-        return Err(ProposalError::NotOffered("integrity algorithm does not fit the cipher"));
-    }
     let g = single(p, TransformType::DH)?.ok_or(ProposalError::NotOffered("no key exchange group"))?;
     let group = Group::from_id(g.id)
         .filter(|g| ours.groups.contains(g))
@@ -307,22 +312,7 @@ pub fn select_esp(offered: &[EspProposal], sa: &[wire::Proposal], pfs: bool) -> 
     let ours = offered
         .get(usize::from(p.number).wrapping_sub(1))
         .ok_or(ProposalError::NotOffered("unknown proposal number"))?;
-    let e = single(p, TransformType::ENCR)?.ok_or(ProposalError::NotOffered("no encryption transform"))?;
-    let encr = Encr::from_transform(e.id, e.key_len)
-        .filter(|e| ours.encr.contains(e))
-        .ok_or(ProposalError::NotOffered("encryption algorithm"))?;
-    let integ = match single(p, TransformType::INTEG)? {
-        None => None,
-        Some(t) if t.id == wire::integ::NONE => None,
-        Some(t) => Some(
-            Integ::from_id(t.id)
-                .filter(|i| ours.integ.contains(i))
-                .ok_or(ProposalError::NotOffered("integrity algorithm"))?,
-        ),
-    };
-    if encr.is_aead() != integ.is_none() {
-        return Err(ProposalError::NotOffered("integrity algorithm does not fit the cipher"));
-    }
+    let (encr, integ) = cipher_choice(p, &ours.encr, &ours.integ)?;
     let group = match single(p, TransformType::DH)? {
         None => None,
         Some(t) if t.id == wire::dh::NONE => None,
