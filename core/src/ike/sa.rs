@@ -167,6 +167,27 @@ struct OldIke {
     next_message_id: u32,
 }
 
+/// An IKE header for our messages (§3.1); the length is filled in when encoding.
+fn ike_header(
+    spi_i: u64,
+    spi_r: u64,
+    exchange: ExchangeType,
+    initiator: bool,
+    response: bool,
+    message_id: u32,
+) -> Header {
+    Header {
+        spi_i,
+        spi_r,
+        next_payload: 0,
+        version: 0x20,
+        exchange,
+        flags: Flags { initiator, version: false, response },
+        message_id,
+        length: 0,
+    }
+}
+
 /// Protect one message with `keys` in the given role (no fragmentation: for short control messages).
 fn seal(
     keys: &IkeKeys,
@@ -1002,16 +1023,7 @@ impl IkeSa {
             }
             _ => return Err(Handling::Drop("unexpected request exchange type".into())),
         }
-        let header = Header {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            next_payload: 0,
-            version: 0x20,
-            exchange: h.exchange,
-            flags: Flags { initiator: self.initiator, version: false, response: true },
-            message_id: h.message_id,
-            length: 0,
-        };
+        let header = ike_header(self.spi_i, self.spi_r, h.exchange, self.initiator, true, h.message_id);
         let resp = self.encrypt(header, &reply).map_err(Handling::Fatal)?;
         self.last_response = Some((h.message_id, resp.clone()));
         self.emit_all(resp);
@@ -1066,16 +1078,7 @@ impl IkeSa {
         }
         let hashes: Vec<u8> = crypto::SUPPORTED_HASH_IDS.iter().flat_map(|h| h.to_be_bytes()).collect();
         payloads.push(Payload::Notify(Notify::new(NotifyType::SIGNATURE_HASH_ALGORITHMS, hashes)));
-        let header = Header {
-            spi_i: self.spi_i,
-            spi_r: 0,
-            next_payload: 0,
-            version: 0x20,
-            exchange: ExchangeType::IKE_SA_INIT,
-            flags: Flags { initiator: true, version: false, response: false },
-            message_id: 0,
-            length: 0,
-        };
+        let header = ike_header(self.spi_i, 0, ExchangeType::IKE_SA_INIT, true, false, 0);
         let bytes = Message { header, payloads }.encode();
         self.init_request = bytes.clone();
         self.start_request(now, RequestKind::Init, 0, vec![bytes]);
@@ -1158,16 +1161,7 @@ impl IkeSa {
     }
 
     fn request_header(&self, exchange: ExchangeType, message_id: u32) -> Header {
-        Header {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            next_payload: 0,
-            version: 0x20,
-            exchange,
-            flags: Flags { initiator: self.initiator, version: false, response: false },
-            message_id,
-            length: 0,
-        }
+        ike_header(self.spi_i, self.spi_r, exchange, self.initiator, false, message_id)
     }
 
     fn send_request(
@@ -1394,16 +1388,7 @@ impl IkeSa {
         }
         // The gateway deletes the old IKE SA (or probes it): answer, then forget it.
         let deletes = payloads.iter().any(|p| matches!(p, Payload::Delete(d) if d.protocol == ProtocolId::IKE));
-        let header = Header {
-            spi_i: old.spi_i,
-            spi_r: old.spi_r,
-            next_payload: 0,
-            version: 0x20,
-            exchange: h.exchange,
-            flags: Flags { initiator: old.initiator, version: false, response: true },
-            message_id: h.message_id,
-            length: 0,
-        };
+        let header = ike_header(old.spi_i, old.spi_r, h.exchange, old.initiator, true, h.message_id);
         let msg = seal(keys, old.initiator, header, &[], &mut self.rng).map_err(Handling::Fatal)?;
         self.emit(msg);
         if deletes {

@@ -629,16 +629,14 @@ impl IkeSa {
     /// Send the Delete for the old IKE SA over the old SA, fire and forget (its keys are dropped after).
     fn send_old_ike_delete(&mut self, _now: Instant) {
         let Some(old) = self.old_ike.as_mut() else { return };
-        let header = wire::Header {
-            spi_i: old.spi_i,
-            spi_r: old.spi_r,
-            next_payload: 0,
-            version: 0x20,
-            exchange: wire::ExchangeType::INFORMATIONAL,
-            flags: wire::Flags { initiator: old.initiator, version: false, response: false },
-            message_id: old.next_message_id,
-            length: 0,
-        };
+        let header = super::ike_header(
+            old.spi_i,
+            old.spi_r,
+            wire::ExchangeType::INFORMATIONAL,
+            old.initiator,
+            false,
+            old.next_message_id,
+        );
         old.next_message_id = old.next_message_id.wrapping_add(1);
         let Some(keys) = old.keys.as_ref() else { return };
         let payloads = [Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
