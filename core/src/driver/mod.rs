@@ -92,6 +92,7 @@ fn retriable(e: &IkeError) -> bool {
             | IkeError::PeerAuthenticationFailed
             | IkeError::IdentityMismatch { .. }
             | IkeError::Certificate(_)
+            | IkeError::Untrusted(_)
             | IkeError::Config(_)
             | IkeError::Eap(_)
             | IkeError::ClientCertificateRequired

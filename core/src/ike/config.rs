@@ -38,6 +38,15 @@ pub enum GatewayAuth {
     Psk,
     /// With a certificate valid under this policy (trust anchors, pins), naming its IDr.
     Certificate(Arc<GatewayCertPolicy>),
+    /// With a certificate the platform judges (Android's and Apple's trust stores and user prompts).
+    Platform(Arc<dyn TrustEvaluator>),
+}
+
+/// Trust decisions the platform shell makes (Android `X509TrustManager`, Apple `SecTrustEvaluateWithError`): is this
+/// chain (end entity first, DER) trusted for a VPN gateway with this identity? The signature in the AUTH payload
+/// is still checked by the core with the end entity's key.
+pub trait TrustEvaluator: Send + Sync {
+    fn evaluate(&self, chain: &[Vec<u8>], gateway_id: &Identification) -> Result<(), String>;
 }
 
 impl std::fmt::Debug for GatewayAuth {
@@ -45,6 +54,7 @@ impl std::fmt::Debug for GatewayAuth {
         match self {
             GatewayAuth::Psk => f.write_str("Psk"),
             GatewayAuth::Certificate(_) => f.write_str("Certificate"),
+            GatewayAuth::Platform(_) => f.write_str("Platform"),
         }
     }
 }

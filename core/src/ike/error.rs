@@ -21,6 +21,8 @@ pub enum IkeError {
     ClientCertificateRequired,
     #[error("EAP authentication failed: {0}")]
     Eap(String),
+    #[error("the platform does not trust the gateway certificate: {0}")]
+    Untrusted(String),
     #[error("gateway certificate rejected: {0}")]
     Certificate(crate::crypto::CertError),
     #[error("the gateway's identity {got} is not the expected {expected}")]

@@ -16,7 +16,7 @@ mod sim;
 mod ts;
 
 pub use child::ChildSa;
-pub use config::{AuthConfig, GatewayAuth, IkeConfig, Retransmit};
+pub use config::{AuthConfig, GatewayAuth, IkeConfig, Retransmit, TrustEvaluator};
 pub use error::IkeError;
 pub use identity::{display_identity, parse_identity};
 pub use proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};

@@ -831,7 +831,9 @@ impl IkeSa {
                     self.verify_shared_key_auth(Some(&psk), &idr, auth)?;
                 }
                 (GatewayAuth::Psk, _) => return Err(IkeError::Config("gateway PSK auth needs a PSK".into())),
-                (GatewayAuth::Certificate(_), _) => self.verify_gateway_signature(&idr, auth, &certs, now)?,
+                (GatewayAuth::Certificate(_) | GatewayAuth::Platform(_), _) => {
+                    self.verify_gateway_signature(&idr, auth, &certs, now)?
+                }
             }
         }
         self.peer_authenticated = true;
@@ -942,17 +944,30 @@ impl IkeSa {
         certs: &[&[u8]],
         now: Instant,
     ) -> Result<(), IkeError> {
-        let GatewayAuth::Certificate(policy) = &self.config.gateway_auth else {
-            return Err(IkeError::Protocol("gateway authenticated with a signature but we expect a PSK"));
-        };
         if auth.method == AuthMethod::SHARED_KEY_MIC {
             return Err(IkeError::Protocol("gateway used a pre-shared key but we expect a certificate"));
         }
-        let peer = crypto::validate_gateway(certs, idr, policy, self.unix_time(now)).map_err(IkeError::Certificate)?;
         let octets = self.responder_octets(idr)?;
-        peer.verify_auth(auth.method, &auth.data, &octets).map_err(|_| IkeError::PeerAuthenticationFailed)?;
-        info!(subject = %peer.subject(), "gateway certificate valid");
-        Ok(())
+        match &self.config.gateway_auth {
+            GatewayAuth::Psk => Err(IkeError::Protocol("gateway authenticated with a signature but we expect a PSK")),
+            GatewayAuth::Certificate(policy) => {
+                let peer =
+                    crypto::validate_gateway(certs, idr, policy, self.unix_time(now)).map_err(IkeError::Certificate)?;
+                peer.verify_auth(auth.method, &auth.data, &octets).map_err(|_| IkeError::PeerAuthenticationFailed)?;
+                info!(subject = %peer.subject(), "gateway certificate valid");
+                Ok(())
+            }
+            GatewayAuth::Platform(evaluator) => {
+                // The platform (Android, Apple) decides trust in the chain and the identity; we check the signature.
+                let chain: Vec<Vec<u8>> = certs.iter().map(|c| c.to_vec()).collect();
+                let leaf = chain.first().ok_or(IkeError::Protocol("gateway sent no certificate"))?;
+                evaluator.evaluate(&chain, idr).map_err(IkeError::Untrusted)?;
+                crypto::verify_auth(leaf, auth.method, &auth.data, &octets)
+                    .map_err(|_| IkeError::PeerAuthenticationFailed)?;
+                info!("gateway certificate accepted by the platform");
+                Ok(())
+            }
+        }
     }
 
     /// Wall-clock seconds at `now`, from the time the driver gave with [`IkeSa::set_unix_time`].
@@ -1093,11 +1108,18 @@ impl IkeSa {
             }
         }
         payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])));
-        if let GatewayAuth::Certificate(policy) = &self.config.gateway_auth {
-            let hashes = crypto::certreq_hashes(&policy.anchors);
-            if !hashes.is_empty() {
-                payloads.push(Payload::CertReq(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: hashes }));
+        match &self.config.gateway_auth {
+            GatewayAuth::Certificate(policy) => {
+                let hashes = crypto::certreq_hashes(&policy.anchors);
+                if !hashes.is_empty() {
+                    let data = hashes;
+                    payloads.push(Payload::CertReq(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data }));
+                }
             }
+            // The platform knows its anchors; an empty CERTREQ still asks the gateway for its certificate.
+            GatewayAuth::Platform(_) => payloads
+                .push(Payload::CertReq(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: Vec::new() })),
+            GatewayAuth::Psk => {}
         }
         if let (Some(r), true) = (&self.config.remote_id, self.config.send_remote_id) {
             payloads.push(Payload::IdR(r.clone()));

@@ -82,6 +82,18 @@ pub struct ResponderConfig {
     pub auth_response_len: Option<usize>,
     /// Seeds its SPIs, nonces, key exchange and IVs.
     pub seed: [u8; 32],
+    /// Authenticate with this certificate (DER) and key (RFC 7427 signature) instead of the PSK.
+    pub cert: Option<ResponderCert>,
+}
+
+/// The responder's certificate (DER) and its signer.
+#[derive(Clone)]
+pub struct ResponderCert(pub Vec<u8>, pub std::sync::Arc<dyn crate::crypto::Signer>);
+
+impl std::fmt::Debug for ResponderCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ResponderCert({} bytes)", self.0.len())
+    }
 }
 
 impl Default for ResponderConfig {
@@ -111,6 +123,7 @@ impl Default for ResponderConfig {
             refragment_mtu: None,
             auth_response_len: None,
             seed: [0x52; 32],
+            cert: None,
         }
     }
 }
@@ -902,12 +915,33 @@ impl Responder {
             return vec![Payload::Notify(Notify::new(NotifyType::AUTHENTICATION_FAILED, vec![]))];
         }
         sa.established = true;
-        let psk = self.config.sign_psk.as_ref().unwrap_or(&self.config.psk);
-        let my_auth = psk_auth(prf, psk, &sa.keys.sk_pr, &sa.init_response, &sa.ni, &self.config.id);
-        let mut reply = vec![
-            Payload::IdR(self.config.id.clone()),
-            Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: my_auth }),
-        ];
+        let mut reply = match &self.config.cert {
+            Some(ResponderCert(cert, signer)) => {
+                // RealMessage2 | Ni | prf(SK_pr, IDr') (§2.15), signed with RFC 7427.
+                let mut octets = sa.init_response.clone();
+                octets.extend_from_slice(&sa.ni);
+                octets.extend_from_slice(&prf.prf(&sa.keys.sk_pr, &self.config.id.auth_octets()));
+                let scheme = signer.schemes()[0];
+                let data = crypto::sign_auth(signer.as_ref(), AuthMethod::DIGITAL_SIGNATURE, scheme, &octets)
+                    .expect("responder signs");
+                vec![
+                    Payload::IdR(self.config.id.clone()),
+                    Payload::Cert(crate::wire::CertPayload {
+                        encoding: crate::wire::cert_encoding::X509_SIGNATURE,
+                        data: cert.clone(),
+                    }),
+                    Payload::Auth(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data }),
+                ]
+            }
+            None => {
+                let psk = self.config.sign_psk.as_ref().unwrap_or(&self.config.psk);
+                let my_auth = psk_auth(prf, psk, &sa.keys.sk_pr, &sa.init_response, &sa.ni, &self.config.id);
+                vec![
+                    Payload::IdR(self.config.id.clone()),
+                    Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: my_auth }),
+                ]
+            }
+        };
         if let Some(e) = self.config.child_error {
             reply.push(Payload::Notify(Notify::new(e, vec![])));
             return reply;

@@ -770,3 +770,71 @@ fn requests_cross_while_closing() {
     assert_eq!(names(&p).iter().filter(|e| *e == "ChildSaDeleted").count(), 1);
     assert_eq!(p.initiator.poll_timeout(), None);
 }
+
+mod platform_trust {
+    //! The platform decides trust in the gateway's certificate (Android, Apple); the core still checks the AUTH
+    //! signature with the certificate's key.
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::crypto::KeyPairSigner;
+    use crate::ike::sim::responder::ResponderCert;
+    use crate::ike::{GatewayAuth, TrustEvaluator};
+
+    struct Platform {
+        trust: bool,
+        seen: Mutex<Vec<(usize, Identification)>>,
+    }
+
+    impl TrustEvaluator for Platform {
+        fn evaluate(&self, chain: &[Vec<u8>], id: &Identification) -> Result<(), String> {
+            self.seen.lock().unwrap().push((chain.len(), id.clone()));
+            if self.trust {
+                Ok(())
+            } else {
+                Err("the user declined the certificate".into())
+            }
+        }
+    }
+
+    fn gateway_cert() -> (Vec<u8>, Arc<KeyPairSigner>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert =
+            rcgen::CertificateParams::new(vec!["gw.example.net".to_string()]).unwrap().self_signed(&key).unwrap();
+        (cert.der().to_vec(), Arc::new(KeyPairSigner::from_pkcs8_der(&key.serialize_der()).unwrap()))
+    }
+
+    fn run(trust: bool, signer_matches: bool) -> (Pair, Arc<Platform>) {
+        let (der, signer) = gateway_cert();
+        let signer = if signer_matches { signer } else { gateway_cert().1 };
+        let platform = Arc::new(Platform { trust, seen: Mutex::new(Vec::new()) });
+        let mut c = default_config();
+        c.gateway_auth = GatewayAuth::Platform(platform.clone());
+        let responder = ResponderConfig { cert: Some(ResponderCert(der, signer)), ..Default::default() };
+        let mut p = Pair::new(c, responder);
+        p.drive();
+        (p, platform)
+    }
+
+    #[test]
+    fn trusted_by_the_platform_and_signature_valid() {
+        let (p, platform) = run(true, true);
+        assert!(p.session().is_some(), "established");
+        let seen = platform.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, 1, "the chain the gateway sent");
+        assert_eq!(seen[0].1.data, b"gw.example.net");
+    }
+
+    #[test]
+    fn distrusted_by_the_platform() {
+        let (p, _) = run(false, true);
+        assert!(matches!(closed_with(&p), Some(IkeError::Untrusted(_))), "{:?}", closed_with(&p));
+    }
+
+    #[test]
+    fn trusted_certificate_but_signature_by_another_key() {
+        let (p, _) = run(true, false);
+        assert_eq!(closed_with(&p), Some(IkeError::PeerAuthenticationFailed));
+    }
+}
