@@ -99,13 +99,15 @@ fn rekeys_by_both_sides_lose_no_ping() {
 }
 
 #[test]
-fn byte_lifetime_rekeys_and_reauthentication() {
+fn byte_lifetime_rekeys_with_pfs_and_reauthentication() {
     ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
-    let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
+    // Perfect forward secrecy on rekey: the ESP proposals name a key exchange group on both sides.
+    let cfg = GatewayConfig { esp_proposals: "aes256gcm16-ecp256".into(), ..Default::default() };
+    let gw = Gateway::start(&tb, &cfg).unwrap();
     let _iperf = tb.start_iperf_server(Role::Lan).unwrap();
-    let profile = psk_profile(None, Some("aes256gcm16"), &[LAN_NET])
+    let profile = psk_profile(None, Some("aes256gcm16-ecp256"), &[LAN_NET])
         + "\n[timers]\nrekey_child = 0\nrekey_child_bytes = 3000000\nreauth = 12\ndpd = 0\n";
     let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile, &[]).unwrap();
     c.wait_connected(T).unwrap();
@@ -122,6 +124,8 @@ fn byte_lifetime_rekeys_and_reauthentication() {
         }
         assert_eq!(rekeys(), n, "byte lifetime rekey {n}\n{}", c.transcript());
     }
+    // The rekeyed Child SAs ran a fresh ECP-256 exchange (PFS).
+    assert!(c.lines().iter().filter(|l| l.starts_with("rekeyed:")).all(|l| l.contains("esp=aes256gcm16-ecp256")));
     // Reauthentication after 12 s (minus jitter): a new IKE SA with full authentication.
     let line = c.wait_line("reauthentication", Duration::from_secs(30), |l| l.starts_with("reconnecting:")).unwrap();
     assert!(line.contains("reauthentication"), "{line}");
