@@ -151,8 +151,13 @@ impl Default for TunConfig {
 /// An open, configured and up TUN device; reads and writes whole IP packets (no packet-information
 /// header) asynchronously on the tokio runtime it was opened in. The device disappears when dropped.
 ///
-/// Both methods take `&self`, so one `Arc<Tun>` can serve a reader task and a writer task.
+/// All methods take `&self`, so one `Arc<Tun>` can serve a reader task and a writer task. Besides the
+/// awaiting [`recv`](Self::recv)/[`send`](Self::send) there are non-blocking [`try_recv`](Self::try_recv) and
+/// [`try_send`](Self::try_send), so the data plane can drain the device after one wake-up.
 pub struct Tun {
+    #[cfg(unix)]
+    device: tokio::io::unix::AsyncFd<tun::Device>,
+    #[cfg(not(unix))]
     device: tun::AsyncDevice,
     name: String,
     mtu: u16,
@@ -170,13 +175,51 @@ impl Tun {
     }
 
     /// Receives one IP packet into `buf`, returning its length. `buf` should hold at least `mtu()` bytes.
+    #[cfg(unix)]
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.device.async_io(tokio::io::Interest::READABLE, |d| d.recv(buf)).await
+    }
+
+    /// Receives one IP packet into `buf` if one is queued; `WouldBlock` if none is.
+    #[cfg(unix)]
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.device.try_io(tokio::io::Interest::READABLE, |d| d.recv(buf))
+    }
+
+    /// Sends one IP packet.
+    #[cfg(unix)]
+    pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
+        self.device.async_io(tokio::io::Interest::WRITABLE, |d| d.send(packet)).await
+    }
+
+    /// Sends one IP packet if the device can take it now; `WouldBlock` otherwise.
+    #[cfg(unix)]
+    pub fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
+        self.device.try_io(tokio::io::Interest::WRITABLE, |d| d.send(packet))
+    }
+
+    /// Receives one IP packet into `buf`, returning its length. `buf` should hold at least `mtu()` bytes.
+    #[cfg(not(unix))]
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.device.recv(buf).await
     }
 
+    /// Not available on this platform: always `WouldBlock` (callers fall back to [`recv`](Self::recv)).
+    #[cfg(not(unix))]
+    pub fn try_recv(&self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
     /// Sends one IP packet.
+    #[cfg(not(unix))]
     pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
         self.device.send(packet).await
+    }
+
+    /// Not available on this platform: always `WouldBlock` (callers fall back to [`send`](Self::send)).
+    #[cfg(not(unix))]
+    pub fn try_send(&self, _packet: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 
@@ -216,7 +259,21 @@ pub fn open_tun(cfg: &TunConfig) -> Result<Tun, PlatformError> {
         }
     }
     conf.up();
+    #[cfg(unix)]
+    let device = {
+        let device = tun::create(&conf)?;
+        device.set_nonblock().map_err(tun::Error::Io)?;
+        // `AsyncFd::new` is deprecated only because it cannot prove that the value owns its descriptor;
+        // `tun::Device` does (and `tun::create_as_async` registers it the very same way).
+        #[allow(deprecated)]
+        let device = tokio::io::unix::AsyncFd::new(device).map_err(tun::Error::Io)?;
+        device
+    };
+    #[cfg(not(unix))]
     let device = tun::create_as_async(&conf)?;
+    #[cfg(unix)]
+    let name = device.get_ref().tun_name()?;
+    #[cfg(not(unix))]
     let name = device.tun_name()?;
     if let Some((addr, len)) = cfg.ipv6 {
         add_ipv6_address(&name, addr, len)?;

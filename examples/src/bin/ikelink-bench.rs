@@ -166,6 +166,81 @@ fn find_ikelink_pid(tb: &Testbed, bin: &Path) -> Step<u32> {
     }
 }
 
+// ---- where packets are dropped -------------------------------------------------------------------------------
+
+/// Drop-related counters of all four namespaces: `/proc/net/snmp` and `/proc/net/netstat` (e.g.
+/// `gw Udp.RcvbufErrors`), `/proc/net/dev` (e.g. `cli dev.ikl0.tx_drop`) and qdisc drops (`tc -s qdisc`).
+type Counters = HashMap<String, u64>;
+
+fn is_drop_counter(name: &str) -> bool {
+    ["Err", "Discard", "drop", "Drop", "Overflow", "Prune", "Collapse"].iter().any(|w| name.contains(w))
+        && !name.contains("InCsumErrors")
+}
+
+/// Header/value line pairs as in /proc/net/snmp: `Udp: InDatagrams ...` then `Udp: 12 ...`.
+fn parse_snmp(text: &str, out: &mut Counters, role: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.chunks(2) {
+        let [head, vals] = pair else { continue };
+        let (Some((proto, names)), Some((_, values))) = (head.split_once(':'), vals.split_once(':')) else {
+            continue;
+        };
+        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            if let Ok(v) = v.parse::<u64>() {
+                out.insert(format!("{role} {proto}.{n}"), v);
+            }
+        }
+    }
+}
+
+fn drop_counters(tb: &Testbed) -> Counters {
+    let mut out = Counters::new();
+    for role in Role::ALL {
+        let r = role.as_str();
+        let read = |args: &[&str]| {
+            tb.exec_unchecked(role, args, Duration::from_secs(5))
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        parse_snmp(&read(&["cat", "/proc/net/snmp"]), &mut out, r);
+        parse_snmp(&read(&["cat", "/proc/net/netstat"]), &mut out, r);
+        for line in read(&["cat", "/proc/net/dev"]).lines().skip(2) {
+            let Some((dev, rest)) = line.split_once(':') else { continue };
+            let v: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            for (name, idx) in [("rx_drop", 3), ("rx_fifo", 4), ("tx_drop", 11), ("tx_fifo", 12)] {
+                if let Some(x) = v.get(idx) {
+                    out.insert(format!("{r} dev.{}.{name}", dev.trim()), *x);
+                }
+            }
+        }
+        let mut dev = String::new();
+        for w in read(&["tc", "-s", "qdisc", "show"]).split_whitespace().collect::<Vec<_>>().windows(2) {
+            if w[0] == "dev" {
+                dev = w[1].to_string();
+            } else if w[0] == "(dropped" {
+                if let Ok(x) = w[1].trim_end_matches(',').parse::<u64>() {
+                    *out.entry(format!("{r} qdisc.{dev}.dropped")).or_default() += x;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Non-zero increases of drop-like counters between two snapshots, largest first.
+fn drop_deltas(a: &Counters, b: &Counters) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = b
+        .iter()
+        .filter(|(k, _)| is_drop_counter(k))
+        .filter_map(|(k, x)| {
+            let d = x.saturating_sub(a.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect();
+    v.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    v
+}
+
 // ---- one measurement ------------------------------------------------------------------------------------------
 
 /// One iperf3 run and what was sampled around it.
@@ -182,11 +257,14 @@ struct Run {
     gw_pct: f64,
     gw_top: (String, f64),
     host_busy_pct: f64,
+    /// Drop counters that increased during the run (see [`drop_counters`]).
+    drops: Vec<(String, u64)>,
 }
 
 fn measure(tb: &Testbed, seconds: u32, client_pid: Option<u32>, gw_pid: u32) -> Step<Run> {
     let opts =
         IperfOptions { seconds, timeout: Duration::from_secs(u64::from(seconds) + 30), ..IperfOptions::default() };
+    let d0 = drop_counters(tb);
     let c0 = client_pid.and_then(cpu_sample);
     let g0 = cpu_sample(gw_pid).ok_or("cannot read the gateway charon's /proc stat")?;
     let h0 = host_cpu();
@@ -196,6 +274,7 @@ fn measure(tb: &Testbed, seconds: u32, client_pid: Option<u32>, gw_pid: u32) -> 
     let c1 = client_pid.and_then(cpu_sample);
     let g1 = cpu_sample(gw_pid).ok_or("cannot read the gateway charon's /proc stat")?;
     let h1 = host_cpu();
+    let drops = drop_deltas(&d0, &drop_counters(tb));
     if r.bytes == 0 {
         return Err("iperf3 moved no data".into());
     }
@@ -207,6 +286,7 @@ fn measure(tb: &Testbed, seconds: u32, client_pid: Option<u32>, gw_pid: u32) -> 
         gw_pct,
         gw_top: (gw_name, gw_top),
         host_busy_pct: 100.0 * h1.0.saturating_sub(h0.0) as f64 / (h1.1.saturating_sub(h0.1).max(1)) as f64,
+        drops,
         ..Run::default()
     };
     if let (Some(a), Some(b)) = (c0, c1) {
@@ -236,6 +316,10 @@ fn print_run(label: &str, r: &Run) {
         r.gw_pct, r.gw_top.0, r.gw_top.1, r.host_busy_pct
     );
     println!("{s}");
+    if !r.drops.is_empty() {
+        let list: Vec<String> = r.drops.iter().take(12).map(|(k, d)| format!("{k} +{d}")).collect();
+        println!("        drops: {}", list.join(", "));
+    }
 }
 
 /// Waits (≤ 10 s) until the LAN host answers pings from the client.
