@@ -23,7 +23,7 @@ use tracing::{debug, trace, warn};
 use crate::esp::udp::{classify, Udp4500Kind};
 use crate::esp::{EspError, EspSa, Opened};
 use crate::ike::ts_contains;
-use crate::platform::{mss_clamp, Tun};
+use crate::platform::{mss_clamp, Segments, Tun, VNET_HDR_LEN};
 use crate::wire::TrafficSelector;
 
 /// Downlink receive buffer: the largest UDP datagram.
@@ -311,10 +311,41 @@ fn size_socket_buffers(sock: &UdpSocket) {
     }
 }
 
+/// Checks the selectors of the inner packet at `slot[payload_offset..][..n]`, clamps its MSS and seals it in
+/// place; returns the ESP packet's length (`None`: dropped and counted).
+fn seal_packet(
+    h: &mut Half,
+    slot: &mut [u8],
+    n: usize,
+    max_mss: u16,
+    rng: &mut ChaCha20Rng,
+    counters: &Counters,
+) -> Option<usize> {
+    let off = h.sa.payload_offset();
+    let pkt = slot.get_mut(off..off + n)?;
+    match inner_addrs(pkt) {
+        Some((src, dst)) if matches(&h.ts_remote, dst) && matches(&h.ts_local, src) => {}
+        _ => {
+            counters.drop_selector.fetch_add(1, Relaxed);
+            return None;
+        }
+    }
+    mss_clamp(pkt, max_mss);
+    match h.sa.seal_in_place(slot, n, rng) {
+        Ok(len) => Some(len),
+        Err(e) => {
+            debug!(%e, "seal failed");
+            counters.count_error(&e);
+            None
+        }
+    }
+}
+
 /// TUN -> ESP -> UDP. Ends when the update channel closes or the TUN fails.
 ///
 /// After each wake-up it reads up to [`MAX_BATCH`] packets (until the TUN is empty), each straight into its
-/// place in `batch` behind room for the ESP header and IV, seals it there and sends the batch.
+/// place in `batch` behind room for the ESP header and IV, seals it there and sends the batch. With TUN
+/// offload a read lands in `staging` instead and its segments are cut into their places in `batch`.
 pub async fn uplink(
     tun: Arc<Tun>,
     natt: Arc<UdpSocket>,
@@ -324,6 +355,8 @@ pub async fn uplink(
     max_mss: u16,
 ) {
     let mut rng = ChaCha20Rng::from_seed(seed);
+    let offload = tun.offload();
+    let mut staging = vec![0u8; if offload { VNET_HDR_LEN + SLOT_LEN } else { 0 }];
     // Pending ESP packets back to back, then always room for one more largest packet.
     let mut batch = vec![0u8; GSO_MAX_BYTES + SLOT_LEN];
     // (ESP length, inner length) of each pending packet.
@@ -333,34 +366,46 @@ pub async fn uplink(
     // A rekeyed SA waiting for the old one's Delete.
     let mut next: Option<Half> = None;
     loop {
-        // The first packet is awaited; its slot starts at 0 (the batch is empty here).
+        // The first read is awaited; without offload its slot starts at 0 (the batch is empty here).
         let off = current.as_ref().map_or(0, |h| h.sa.payload_offset());
-        let first = tokio::select! {
-            biased;
-            u = updates.recv() => {
-                match u {
-                    Some(Update::Install(h)) => {
-                        if h.activate || current.is_none() {
-                            current = Some(h);
-                        } else {
-                            next = Some(h);
+        let first = {
+            let buf = if offload { &mut staging[..] } else { batch.get_mut(off..).unwrap_or_default() };
+            tokio::select! {
+                biased;
+                u = updates.recv() => {
+                    match u {
+                        Some(Update::Install(h)) => {
+                            if h.activate || current.is_none() {
+                                current = Some(h);
+                            } else {
+                                next = Some(h);
+                            }
                         }
-                    }
-                    Some(Update::Remove(spi)) => {
-                        if current.as_ref().is_some_and(|h| h.sa.spi() == spi) {
-                            current = next.take();
-                        } else if next.as_ref().is_some_and(|h| h.sa.spi() == spi) {
-                            next = None;
+                        Some(Update::Remove(spi)) => {
+                            if current.as_ref().is_some_and(|h| h.sa.spi() == spi) {
+                                current = next.take();
+                            } else if next.as_ref().is_some_and(|h| h.sa.spi() == spi) {
+                                next = None;
+                            }
                         }
+                        Some(Update::Tun(_)) => {}
+                        None => return,
                     }
-                    Some(Update::Tun(_)) => {}
-                    None => return,
+                    continue;
                 }
-                continue;
+                r = tun.recv(buf) => r,
             }
-            r = tun.recv(batch.get_mut(off..).unwrap_or_default()) => r,
         };
         let mut read = first;
+        let Some(h) = current.as_mut() else {
+            if let Err(e) = read {
+                warn!(%e, "TUN read failed; uplink stops");
+                return;
+            }
+            counters.drop_no_sa.fetch_add(1, Relaxed);
+            continue;
+        };
+        sender.set_peer(h.peer);
         let mut pos = 0;
         loop {
             let n = match read {
@@ -371,40 +416,47 @@ pub async fn uplink(
                     return;
                 }
             };
-            match current.as_mut() {
-                None => {
-                    counters.drop_no_sa.fetch_add(1, Relaxed);
-                }
-                Some(h) => {
-                    let slot = batch.get_mut(pos..).unwrap_or_default();
-                    let pkt = slot.get_mut(off..off + n).unwrap_or_default();
-                    match inner_addrs(pkt) {
-                        Some((src, dst)) if matches(&h.ts_remote, dst) && matches(&h.ts_local, src) => {
-                            mss_clamp(pkt, max_mss);
-                            match h.sa.seal_in_place(slot, n, &mut rng) {
-                                Ok(len) => {
-                                    lens.push((len, n));
-                                    pos += len;
-                                }
-                                Err(e) => {
-                                    debug!(%e, "seal failed");
-                                    counters.count_error(&e);
+            if offload {
+                match Segments::new(staging.get_mut(..n).unwrap_or_default()) {
+                    Ok(mut segments) => loop {
+                        if lens.len() >= MAX_BATCH || pos >= GSO_MAX_BYTES {
+                            sender.flush(&natt, batch.get(..pos).unwrap_or_default(), &lens, &counters).await;
+                            lens.clear();
+                            pos = 0;
+                        }
+                        let slot = batch.get_mut(pos..).unwrap_or_default();
+                        match segments.next_into(slot.get_mut(off..).unwrap_or_default()) {
+                            None => break,
+                            Some(Ok(len)) => {
+                                if let Some(esp) = seal_packet(h, slot, len, max_mss, &mut rng, &counters) {
+                                    lens.push((esp, len));
+                                    pos += esp;
                                 }
                             }
+                            Some(Err(e)) => {
+                                debug!(%e, "TUN packet dropped");
+                                counters.drop_malformed.fetch_add(1, Relaxed);
+                                break;
+                            }
                         }
-                        _ => {
-                            counters.drop_selector.fetch_add(1, Relaxed);
-                        }
+                    },
+                    Err(e) => {
+                        debug!(%e, "TUN packet dropped");
+                        counters.drop_malformed.fetch_add(1, Relaxed);
                     }
+                }
+            } else {
+                let slot = batch.get_mut(pos..).unwrap_or_default();
+                if let Some(esp) = seal_packet(h, slot, n, max_mss, &mut rng, &counters) {
+                    lens.push((esp, n));
+                    pos += esp;
                 }
             }
             if lens.len() >= MAX_BATCH || pos >= GSO_MAX_BYTES {
                 break;
             }
-            read = tun.try_recv(batch.get_mut(pos + off..).unwrap_or_default());
-        }
-        if let Some(h) = current.as_ref() {
-            sender.set_peer(h.peer);
+            let buf = if offload { &mut staging[..] } else { batch.get_mut(pos + off..).unwrap_or_default() };
+            read = tun.try_recv(buf);
         }
         if !lens.is_empty() {
             sender.flush(&natt, batch.get(..pos).unwrap_or_default(), &lens, &counters).await;
