@@ -4,10 +4,11 @@
 //! IKE messages arriving on the NAT-T socket (non-ESP marker, RFC 3948 §2.2) are handed to the IKE task.
 //!
 //! Costs are per system call and per wake-up rather than per byte, so both tasks drain their source after
-//! each wake-up. The uplink reads packets from the TUN straight into their slot of a batch buffer, seals
-//! them there and sends runs of equal-sized ESP packets with one `sendmsg` using UDP GSO (Linux `UDP_SEGMENT`;
-//! one datagram per packet elsewhere or when the kernel refuses). The NAT-T socket gets large buffers so
-//! bursts are not dropped by the kernel.
+//! each wake-up. The uplink reads packets from the TUN straight into their slot of a batch buffer (or, with
+//! Linux TUN offload, reads a TCP super-packet of up to 64 KB and cuts it into segments there, see
+//! [`Segments`]), seals them in place and sends runs of equal-sized ESP packets with one `sendmsg` using UDP
+//! GSO (Linux `UDP_SEGMENT`; one datagram per packet elsewhere or when the kernel refuses). The NAT-T socket
+//! gets large buffers so bursts are not dropped by the kernel.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -177,6 +178,9 @@ struct BatchSender {
     peer_addr: nix::sys::socket::SockaddrStorage,
     /// Cleared for good when the kernel or the route lacks UDP GSO (then one datagram per packet).
     gso: bool,
+    /// Largest datagram the kernel accepted as a GSO segment size, lowered when one was refused as too
+    /// large for the route (such datagrams then go out one by one and may be fragmented).
+    gso_max_segment: usize,
 }
 
 impl BatchSender {
@@ -187,12 +191,14 @@ impl BatchSender {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             peer_addr: peer.into(),
             gso: cfg!(any(target_os = "linux", target_os = "android")),
+            gso_max_segment: usize::from(u16::MAX),
         }
     }
 
     fn set_peer(&mut self, peer: SocketAddr) {
         if peer != self.peer {
             self.peer = peer;
+            self.gso_max_segment = usize::from(u16::MAX);
             #[cfg(any(target_os = "linux", target_os = "android"))]
             {
                 self.peer_addr = peer.into();
@@ -212,16 +218,23 @@ impl BatchSender {
         }
     }
 
-    /// A run of `count` packets of `segment` bytes (the last may be shorter) in `buf`; `Ok(false)` if the
-    /// kernel refused GSO for it (nothing was sent then).
+    /// A run of datagrams of `segment` bytes (the last may be shorter) in `buf` with one call; `Ok(false)`
+    /// if the kernel refused GSO for it (nothing was sent then).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     async fn send_run(&mut self, natt: &UdpSocket, buf: &[u8], segment: usize) -> std::io::Result<bool> {
         let Ok(seg) = u16::try_from(segment) else { return Ok(false) };
+        if segment > self.gso_max_segment {
+            return Ok(false);
+        }
         match natt.async_io(Interest::WRITABLE, || send_segments(natt, buf, Some(seg), &self.peer_addr)).await {
             Ok(_) => Ok(true),
             Err(e) => match e.raw_os_error() {
                 // Too large for the route's MTU: this run goes out one by one (and may be fragmented).
-                Some(nix::libc::EINVAL) | Some(nix::libc::EMSGSIZE) => Ok(false),
+                Some(nix::libc::EINVAL) | Some(nix::libc::EMSGSIZE) => {
+                    debug!(%e, segment, "UDP GSO refused for this size");
+                    self.gso_max_segment = segment - 1;
+                    Ok(false)
+                }
                 // No UDP GSO here (old kernel, no checksum offload, IPsec policy on the route).
                 Some(nix::libc::EIO) | Some(nix::libc::ENOPROTOOPT) | Some(nix::libc::EOPNOTSUPP) => {
                     debug!(%e, "UDP GSO unavailable; sending one datagram per packet");
