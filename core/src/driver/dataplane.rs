@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -180,6 +181,7 @@ struct BatchSender {
     gso: bool,
     /// Largest datagram the kernel accepted as a GSO segment size, lowered when one was refused as too
     /// large for the route (such datagrams then go out one by one and may be fragmented).
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     gso_max_segment: usize,
 }
 
