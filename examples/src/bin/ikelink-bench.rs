@@ -37,6 +37,9 @@ struct Args {
     /// ESP suite used by both clients and accepted by the gateway.
     #[arg(long, default_value = "aes256gcm16", value_parser = ["aes256gcm16", "chacha20poly1305", "aes256-sha256"])]
     suite: String,
+    /// Download instead of upload: the LAN host sends, the client receives (`iperf3 -R`).
+    #[arg(long)]
+    reverse: bool,
 }
 
 type Step<T> = Result<T, String>;
@@ -251,7 +254,7 @@ struct Run {
     mbits: f64,
     bytes: u64,
     retransmits: Option<u64>,
-    /// Client process CPU seconds per 10^9 bytes received by the LAN host.
+    /// Client process CPU seconds per 10^9 bytes received by the iperf3 receiver.
     cpu_s_per_gb: Option<f64>,
     client_pct: Option<f64>,
     client_top: Option<(String, f64)>,
@@ -263,9 +266,14 @@ struct Run {
     drops: Vec<(String, u64)>,
 }
 
-fn measure(tb: &Testbed, seconds: u32, client_pid: Option<u32>, gw_pid: u32) -> Step<Run> {
-    let opts =
-        IperfOptions { seconds, timeout: Duration::from_secs(u64::from(seconds) + 30), ..IperfOptions::default() };
+fn measure(tb: &Testbed, args: &Args, client_pid: Option<u32>, gw_pid: u32) -> Step<Run> {
+    let seconds = args.seconds;
+    let opts = IperfOptions {
+        seconds,
+        reverse: args.reverse,
+        timeout: Duration::from_secs(u64::from(seconds) + 30),
+        ..IperfOptions::default()
+    };
     let d0 = drop_counters(tb);
     let c0 = client_pid.and_then(cpu_sample);
     let g0 = cpu_sample(gw_pid).ok_or("cannot read the gateway charon's /proc stat")?;
@@ -347,7 +355,7 @@ fn run_no_tunnel(tb: &Testbed, gw: &Gateway, args: &Args) -> Step<Vec<Run>> {
         wait_reachable(tb, "without a tunnel (temporary routes)")?;
         let mut v = Vec::new();
         for i in 0..args.runs {
-            let r = measure(tb, args.seconds, None, gw_pid)?;
+            let r = measure(tb, args, None, gw_pid)?;
             print_run(&format!("no tunnel #{}", i + 1), &r);
             v.push(r);
         }
@@ -376,7 +384,7 @@ fn run_ours(tb: &Testbed, gw: &Gateway, bin: &Path, args: &Args, n: u32) -> Step
     gw.wait_for_sa_count(1, WAIT).map_err(|e| e.to_string())?;
     let pid = find_ikelink_pid(tb, bin)?;
     wait_reachable(tb, "through ikelink")?;
-    let r = measure(tb, args.seconds, Some(pid), gw_pid)?;
+    let r = measure(tb, args, Some(pid), gw_pid)?;
     print_run(&format!("ikelink #{n}"), &r);
     let st = c.interrupt(WAIT).map_err(|e| format!("ikelink did not exit: {e}"))?;
     if !st.success() {
@@ -402,7 +410,7 @@ fn run_strongswan(tb: &Testbed, gw: &Gateway, args: &Args, n: u32) -> Step<Run> 
         return Err(format!("pid {pid} of strongSwan's client is {comm:?}, not charon"));
     }
     wait_reachable(tb, "through strongSwan's client").map_err(|e| with_log(&sc, e))?;
-    let r = measure(tb, args.seconds, Some(pid), gw_pid)?;
+    let r = measure(tb, args, Some(pid), gw_pid)?;
     print_run(&format!("strongSwan client #{n}"), &r);
     sc.terminate().map_err(|e| format!("strongSwan client terminate: {e}"))?;
     sc.stop().map_err(|e| format!("stopping strongSwan's client: {e}"))?;
@@ -469,7 +477,8 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 fn print_table(args: &Args, none: &Row, ours: &Row, theirs: &Row) {
     println!();
     println!(
-        "Results: iperf3 TCP client -> LAN host, ESP {}, {} s per run, median of {} run(s), {} CPUs",
+        "Results: iperf3 TCP client {} LAN host, ESP {}, {} s per run, median of {} run(s), {} CPUs",
+        if args.reverse { "<-" } else { "->" },
         args.suite,
         args.seconds,
         args.runs,
@@ -508,7 +517,9 @@ fn print_table(args: &Args, none: &Row, ours: &Row, theirs: &Row) {
     );
     println!("{:<30} {:>9}", "ratio ours / no tunnel", ratio(Some(ours.mbits), Some(none.mbits)));
     println!();
-    println!("CPU s/GB: client process CPU time (user+system, all threads) per 10^9 bytes received by the LAN host.");
+    println!(
+        "CPU s/GB: client process CPU time (user+system, all threads) per 10^9 bytes received by the iperf3 receiver."
+    );
     println!(
         "CPU%: of one core (a process can exceed 100%); (top): its busiest thread; gw charon = the gateway (libipsec)."
     );
@@ -547,8 +558,9 @@ fn run(args: &Args) -> Step<()> {
         return Err(format!("{} is missing; run `cargo build --release -p ikelink-cli --bins`", bin.display()));
     }
     println!(
-        "ikelink-bench: ESP {}, iperf3 {} s per run, {} run(s) per client, client {}",
+        "ikelink-bench: ESP {}, iperf3 {} s per run{}, {} run(s) per client, client {}",
         args.suite,
+        if args.reverse { " (reverse: download)" } else { "" },
         args.seconds,
         args.runs,
         bin.display()
