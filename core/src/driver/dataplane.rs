@@ -1,7 +1,14 @@
 //! The packet path: TUN -> ESP seal -> UDP 4500 (uplink) and UDP 4500 -> ESP open -> TUN (downlink).
 //!
-//! Each direction is one task that owns its [`EspSa`] and reuses one buffer: no allocation per packet.
+//! Each direction is one task that owns its [`EspSa`] and reuses its buffers: no allocation per packet.
 //! IKE messages arriving on the NAT-T socket (non-ESP marker, RFC 3948 §2.2) are handed to the IKE task.
+//!
+//! Costs are per system call and per wake-up rather than per byte, so both tasks drain their source after
+//! each wake-up. The uplink reads packets from the TUN straight into their slot of a batch buffer (or, with
+//! Linux TUN offload, reads a TCP super-packet of up to 64 KB and cuts it into segments there, see
+//! [`Segments`]), seals them in place and sends runs of equal-sized ESP packets with one `sendmsg` using UDP
+//! GSO (Linux `UDP_SEGMENT`; one datagram per packet elsewhere or when the kernel refuses). The NAT-T socket
+//! gets large buffers so bursts are not dropped by the kernel.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -9,6 +16,8 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, trace, warn};
@@ -16,11 +25,23 @@ use tracing::{debug, trace, warn};
 use crate::esp::udp::{classify, Udp4500Kind};
 use crate::esp::{EspError, EspSa, Opened};
 use crate::ike::ts_contains;
-use crate::platform::{mss_clamp, Tun};
+use crate::platform::{mss_clamp, Segments, Tun, VNET_HDR_LEN};
 use crate::wire::TrafficSelector;
 
-/// Room in front of and behind an inner packet for the ESP header, IV, padding and ICV.
+/// Downlink receive buffer: the largest UDP datagram.
 const BUF_LEN: usize = 65536;
+/// Room for the largest IP packet the TUN can hand over plus the ESP header, IV, padding and ICV.
+const SLOT_LEN: usize = 65536 + 256;
+/// Uplink batch: at most this many packets per send burst (UDP GSO allows 64 segments per call).
+const MAX_BATCH: usize = 64;
+/// Uplink batch: flush once this many ESP bytes are pending; also the most one UDP GSO call carries (the
+/// whole super-datagram must fit in one IP packet, 65535 bytes with headers).
+const GSO_MAX_BYTES: usize = 65000;
+/// Downlink: datagrams handled per wake-up before updates are looked at again.
+const MAX_DRAIN: usize = 256;
+/// NAT-T socket buffer sizes (bytes; the kernel doubles them for bookkeeping). The default of about 200 KB
+/// holds only a few dozen full-size datagrams, which bursts at a few hundred Mbit/s overflow.
+const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Data plane counters, shared by the two tasks and read by the IKE task (relaxed atomics: one add per packet).
 #[derive(Debug, Default)]
@@ -128,7 +149,218 @@ fn matches(ts: &[TrafficSelector], a: IpAddr) -> bool {
     ts.iter().any(|t| ts_contains(t, a))
 }
 
+/// Sends one datagram, or with `segment` a run of datagrams of that size (the last may be shorter) with one
+/// UDP GSO call.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_segments(
+    sock: &UdpSocket,
+    buf: &[u8],
+    segment: Option<u16>,
+    to: &nix::sys::socket::SockaddrStorage,
+) -> std::io::Result<usize> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let iov = [std::io::IoSlice::new(buf)];
+    let seg;
+    let cmsgs: &[ControlMessage<'_>] = match segment.as_ref() {
+        Some(s) => {
+            seg = [ControlMessage::UdpGsoSegments(s)];
+            &seg
+        }
+        None => &[],
+    };
+    Ok(sendmsg(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), Some(to))?)
+}
+
+/// Sends batched ESP packets to one peer, using UDP GSO while the kernel accepts it.
+struct BatchSender {
+    peer: SocketAddr,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    peer_addr: nix::sys::socket::SockaddrStorage,
+    /// Cleared for good when the kernel or the route lacks UDP GSO (then one datagram per packet).
+    gso: bool,
+    /// Largest datagram the kernel accepted as a GSO segment size, lowered when one was refused as too
+    /// large for the route (such datagrams then go out one by one and may be fragmented).
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    gso_max_segment: usize,
+}
+
+impl BatchSender {
+    fn new() -> Self {
+        let peer = SocketAddr::from(([0, 0, 0, 0], 0));
+        BatchSender {
+            peer,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            peer_addr: peer.into(),
+            gso: cfg!(any(target_os = "linux", target_os = "android")),
+            gso_max_segment: usize::from(u16::MAX),
+        }
+    }
+
+    fn set_peer(&mut self, peer: SocketAddr) {
+        if peer != self.peer {
+            self.peer = peer;
+            self.gso_max_segment = usize::from(u16::MAX);
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            {
+                self.peer_addr = peer.into();
+            }
+        }
+    }
+
+    /// One datagram.
+    async fn send_one(&self, natt: &UdpSocket, pkt: &[u8]) -> std::io::Result<usize> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            natt.async_io(Interest::WRITABLE, || send_segments(natt, pkt, None, &self.peer_addr)).await
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            natt.send_to(pkt, self.peer).await
+        }
+    }
+
+    /// A run of datagrams of `segment` bytes (the last may be shorter) in `buf` with one call; `Ok(false)`
+    /// if the kernel refused GSO for it (nothing was sent then).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    async fn send_run(&mut self, natt: &UdpSocket, buf: &[u8], segment: usize) -> std::io::Result<bool> {
+        let Ok(seg) = u16::try_from(segment) else { return Ok(false) };
+        if segment > self.gso_max_segment {
+            return Ok(false);
+        }
+        match natt.async_io(Interest::WRITABLE, || send_segments(natt, buf, Some(seg), &self.peer_addr)).await {
+            Ok(_) => Ok(true),
+            Err(e) => match e.raw_os_error() {
+                // Too large for the route's MTU: this run goes out one by one (and may be fragmented).
+                Some(nix::libc::EINVAL) | Some(nix::libc::EMSGSIZE) => {
+                    debug!(%e, segment, "UDP GSO refused for this size");
+                    self.gso_max_segment = segment - 1;
+                    Ok(false)
+                }
+                // No UDP GSO here (old kernel, no checksum offload, IPsec policy on the route).
+                Some(nix::libc::EIO) | Some(nix::libc::ENOPROTOOPT) | Some(nix::libc::EOPNOTSUPP) => {
+                    debug!(%e, "UDP GSO unavailable; sending one datagram per packet");
+                    self.gso = false;
+                    Ok(false)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Sends the ESP packets laid out back to back in `buf` with lengths `lens` (ESP, inner) and counts them.
+    async fn flush(&mut self, natt: &UdpSocket, buf: &[u8], lens: &[(usize, usize)], counters: &Counters) {
+        let mut i = 0;
+        let mut at = 0;
+        while let Some(&(seg, _)) = lens.get(i) {
+            // A run: equal-sized packets, optionally ending with one shorter packet.
+            let mut j = i + 1;
+            let mut bytes = seg;
+            if self.gso {
+                while let Some(&(len, _)) = lens.get(j) {
+                    if len > seg || j - i >= MAX_BATCH || bytes + len > GSO_MAX_BYTES {
+                        break;
+                    }
+                    bytes += len;
+                    j += 1;
+                    if len < seg {
+                        break;
+                    }
+                }
+            }
+            let run = &lens[i..j];
+            let inner: usize = run.iter().map(|&(_, n)| n).sum();
+            let Some(data) = buf.get(at..at + bytes) else { return };
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let sent = if run.len() > 1 { self.send_run(natt, data, seg).await } else { Ok(false) };
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let sent: std::io::Result<bool> = Ok(false);
+            match sent {
+                Ok(true) => {
+                    counters.packets_out.fetch_add(run.len() as u64, Relaxed);
+                    counters.bytes_out.fetch_add(inner as u64, Relaxed);
+                }
+                Ok(false) => {
+                    let mut off = 0;
+                    for &(len, n) in run {
+                        let Some(pkt) = data.get(off..off + len) else { break };
+                        off += len;
+                        if let Err(e) = self.send_one(natt, pkt).await {
+                            trace!(%e, "ESP send failed");
+                            counters.drop_other.fetch_add(1, Relaxed);
+                            continue;
+                        }
+                        counters.packets_out.fetch_add(1, Relaxed);
+                        counters.bytes_out.fetch_add(n as u64, Relaxed);
+                    }
+                }
+                Err(e) => {
+                    trace!(%e, "ESP send failed");
+                    counters.drop_other.fetch_add(run.len() as u64, Relaxed);
+                }
+            }
+            at += bytes;
+            i = j;
+        }
+    }
+}
+
+/// Larger kernel buffers for the NAT-T socket ([`SOCKET_BUFFER`]); beyond `net.core.[rw]mem_max` when we
+/// may (CAP_NET_ADMIN), else up to it.
+fn size_socket_buffers(sock: &UdpSocket) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        if setsockopt(sock, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+            let _ = setsockopt(sock, sockopt::RcvBuf, &SOCKET_BUFFER);
+        }
+        if setsockopt(sock, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+            let _ = setsockopt(sock, sockopt::SndBuf, &SOCKET_BUFFER);
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let s = socket2::SockRef::from(sock);
+        let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    }
+}
+
+/// Checks the selectors of the inner packet at `slot[payload_offset..][..n]`, clamps its MSS and seals it in
+/// place; returns the ESP packet's length (`None`: dropped and counted).
+fn seal_packet(
+    h: &mut Half,
+    slot: &mut [u8],
+    n: usize,
+    max_mss: u16,
+    rng: &mut ChaCha20Rng,
+    counters: &Counters,
+) -> Option<usize> {
+    let off = h.sa.payload_offset();
+    let pkt = slot.get_mut(off..off + n)?;
+    match inner_addrs(pkt) {
+        Some((src, dst)) if matches(&h.ts_remote, dst) && matches(&h.ts_local, src) => {}
+        _ => {
+            counters.drop_selector.fetch_add(1, Relaxed);
+            return None;
+        }
+    }
+    mss_clamp(pkt, max_mss);
+    match h.sa.seal_in_place(slot, n, rng) {
+        Ok(len) => Some(len),
+        Err(e) => {
+            debug!(%e, "seal failed");
+            counters.count_error(&e);
+            None
+        }
+    }
+}
+
 /// TUN -> ESP -> UDP. Ends when the update channel closes or the TUN fails.
+///
+/// After each wake-up it reads up to [`MAX_BATCH`] packets (until the TUN is empty), each straight into its
+/// place in `batch` behind room for the ESP header and IV, seals it there and sends the batch. With TUN
+/// offload a read lands in `staging` instead and its segments are cut into their places in `batch`.
 pub async fn uplink(
     tun: Arc<Tun>,
     natt: Arc<UdpSocket>,
@@ -138,75 +370,119 @@ pub async fn uplink(
     max_mss: u16,
 ) {
     let mut rng = ChaCha20Rng::from_seed(seed);
-    let mut inbuf = vec![0u8; BUF_LEN];
-    let mut outbuf = vec![0u8; BUF_LEN];
+    let offload = tun.offload();
+    let mut staging = vec![0u8; if offload { VNET_HDR_LEN + SLOT_LEN } else { 0 }];
+    // Pending ESP packets back to back, then always room for one more largest packet.
+    let mut batch = vec![0u8; GSO_MAX_BYTES + SLOT_LEN];
+    // (ESP length, inner length) of each pending packet.
+    let mut lens: Vec<(usize, usize)> = Vec::with_capacity(MAX_BATCH);
+    let mut sender = BatchSender::new();
     let mut current: Option<Half> = None;
     // A rekeyed SA waiting for the old one's Delete.
     let mut next: Option<Half> = None;
     loop {
-        tokio::select! {
-            biased;
-            u = updates.recv() => match u {
-                Some(Update::Install(h)) => {
-                    if h.activate || current.is_none() {
-                        current = Some(h);
-                    } else {
-                        next = Some(h);
-                    }
-                }
-                Some(Update::Remove(spi)) => {
-                    if current.as_ref().is_some_and(|h| h.sa.spi() == spi) {
-                        current = next.take();
-                    } else if next.as_ref().is_some_and(|h| h.sa.spi() == spi) {
-                        next = None;
-                    }
-                }
-                Some(Update::Tun(_)) => {}
-                None => return,
-            },
-            r = tun.recv(&mut inbuf) => {
-                let n = match r {
-                    Ok(n) => n,
-                    Err(e) => {
-                        warn!(%e, "TUN read failed; uplink stops");
-                        return;
-                    }
-                };
-                let Some(pkt) = inbuf.get_mut(..n) else { continue };
-                let Some(h) = current.as_mut() else {
-                    counters.drop_no_sa.fetch_add(1, Relaxed);
-                    continue;
-                };
-                match inner_addrs(pkt) {
-                    Some((src, dst)) if matches(&h.ts_remote, dst) && matches(&h.ts_local, src) => {}
-                    _ => {
-                        counters.drop_selector.fetch_add(1, Relaxed);
-                        continue;
-                    }
-                }
-                mss_clamp(pkt, max_mss);
-                match h.sa.seal(pkt, &mut outbuf, &mut rng) {
-                    Ok(len) => {
-                        let Some(out) = outbuf.get(..len) else { continue };
-                        if let Err(e) = natt.send_to(out, h.peer).await {
-                            trace!(%e, "ESP send failed");
-                            counters.drop_other.fetch_add(1, Relaxed);
-                            continue;
+        // The first read is awaited; without offload its slot starts at 0 (the batch is empty here).
+        let off = current.as_ref().map_or(0, |h| h.sa.payload_offset());
+        let first = {
+            let buf = if offload { &mut staging[..] } else { batch.get_mut(off..).unwrap_or_default() };
+            tokio::select! {
+                biased;
+                u = updates.recv() => {
+                    match u {
+                        Some(Update::Install(h)) => {
+                            if h.activate || current.is_none() {
+                                current = Some(h);
+                            } else {
+                                next = Some(h);
+                            }
                         }
-                        counters.packets_out.fetch_add(1, Relaxed);
-                        counters.bytes_out.fetch_add(n as u64, Relaxed);
+                        Some(Update::Remove(spi)) => {
+                            if current.as_ref().is_some_and(|h| h.sa.spi() == spi) {
+                                current = next.take();
+                            } else if next.as_ref().is_some_and(|h| h.sa.spi() == spi) {
+                                next = None;
+                            }
+                        }
+                        Some(Update::Tun(_)) => {}
+                        None => return,
                     }
+                    continue;
+                }
+                r = tun.recv(buf) => r,
+            }
+        };
+        let mut read = first;
+        let Some(h) = current.as_mut() else {
+            if let Err(e) = read {
+                warn!(%e, "TUN read failed; uplink stops");
+                return;
+            }
+            counters.drop_no_sa.fetch_add(1, Relaxed);
+            continue;
+        };
+        sender.set_peer(h.peer);
+        let mut pos = 0;
+        loop {
+            let n = match read {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(%e, "TUN read failed; uplink stops");
+                    return;
+                }
+            };
+            if offload {
+                match Segments::new(staging.get_mut(..n).unwrap_or_default()) {
+                    Ok(mut segments) => loop {
+                        if lens.len() >= MAX_BATCH || pos >= GSO_MAX_BYTES {
+                            sender.flush(&natt, batch.get(..pos).unwrap_or_default(), &lens, &counters).await;
+                            lens.clear();
+                            pos = 0;
+                        }
+                        let slot = batch.get_mut(pos..).unwrap_or_default();
+                        match segments.next_into(slot.get_mut(off..).unwrap_or_default()) {
+                            None => break,
+                            Some(Ok(len)) => {
+                                if let Some(esp) = seal_packet(h, slot, len, max_mss, &mut rng, &counters) {
+                                    lens.push((esp, len));
+                                    pos += esp;
+                                }
+                            }
+                            Some(Err(e)) => {
+                                debug!(%e, "TUN packet dropped");
+                                counters.drop_malformed.fetch_add(1, Relaxed);
+                                break;
+                            }
+                        }
+                    },
                     Err(e) => {
-                        debug!(%e, "seal failed");
-                        counters.count_error(&e);
+                        debug!(%e, "TUN packet dropped");
+                        counters.drop_malformed.fetch_add(1, Relaxed);
                     }
+                }
+            } else {
+                let slot = batch.get_mut(pos..).unwrap_or_default();
+                if let Some(esp) = seal_packet(h, slot, n, max_mss, &mut rng, &counters) {
+                    lens.push((esp, n));
+                    pos += esp;
                 }
             }
+            if lens.len() >= MAX_BATCH || pos >= GSO_MAX_BYTES {
+                break;
+            }
+            let buf = if offload { &mut staging[..] } else { batch.get_mut(pos + off..).unwrap_or_default() };
+            read = tun.try_recv(buf);
+        }
+        if !lens.is_empty() {
+            sender.flush(&natt, batch.get(..pos).unwrap_or_default(), &lens, &counters).await;
+            lens.clear();
         }
     }
 }
 
 /// UDP 4500 -> (IKE task | ESP -> TUN). Ends when the update channel closes.
+///
+/// After each wake-up it handles every queued datagram (up to [`MAX_DRAIN`]) before waiting again.
 pub async fn downlink(
     tun: Option<Arc<Tun>>,
     natt: Arc<UdpSocket>,
@@ -215,85 +491,110 @@ pub async fn downlink(
     counters: Arc<Counters>,
     max_mss: u16,
 ) {
+    size_socket_buffers(&natt);
     let mut buf = vec![0u8; BUF_LEN];
     // Current and previous inbound SA: the previous one keeps working until the gateway switches (rekey).
     let mut sas: Vec<Half> = Vec::with_capacity(2);
     let mut tun = tun;
     loop {
-        tokio::select! {
+        let first = tokio::select! {
             biased;
-            u = updates.recv() => match u {
-                Some(Update::Install(h)) => {
-                    if sas.len() >= 2 {
-                        sas.remove(0);
+            u = updates.recv() => {
+                match u {
+                    Some(Update::Install(h)) => {
+                        if sas.len() >= 2 {
+                            sas.remove(0);
+                        }
+                        sas.push(h);
                     }
-                    sas.push(h);
+                    Some(Update::Remove(spi)) => sas.retain(|h| h.sa.spi() != spi),
+                    Some(Update::Tun(t)) => tun = Some(t),
+                    None => return,
                 }
-                Some(Update::Remove(spi)) => sas.retain(|h| h.sa.spi() != spi),
-                Some(Update::Tun(t)) => tun = Some(t),
-                None => return,
-            },
-            r = natt.recv_from(&mut buf) => {
-                let (n, from) = match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        trace!(%e, "NAT-T socket error");
-                        continue;
-                    }
-                };
-                let Some(dgram) = buf.get_mut(..n) else { continue };
-                match classify(dgram) {
-                    Ok(Udp4500Kind::Ike(msg)) => {
-                        if ike.send(msg.to_vec()).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    Ok(Udp4500Kind::Keepalive) => {
-                        counters.keepalives_in.fetch_add(1, Relaxed);
-                        continue;
-                    }
-                    Ok(Udp4500Kind::Esp) => {}
-                    Err(_) => {
-                        counters.drop_malformed.fetch_add(1, Relaxed);
-                        continue;
-                    }
+                continue;
+            }
+            r = natt.recv_from(&mut buf) => r,
+        };
+        let mut r = first;
+        for _ in 0..MAX_DRAIN {
+            let (n, from) = match r {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    trace!(%e, "NAT-T socket error");
+                    break;
                 }
-                let spi = crate::esp::peek_spi(dgram);
-                let Some(h) = sas.iter_mut().rev().find(|h| Some(h.sa.spi()) == spi) else {
-                    trace!(%from, "ESP for an unknown SPI");
-                    counters.drop_no_sa.fetch_add(1, Relaxed);
-                    continue;
-                };
-                match h.sa.open(dgram) {
-                    Ok(Opened::Packet { inner, .. }) => {
-                        let Some(pkt) = dgram.get_mut(inner) else { continue };
-                        match inner_addrs(pkt) {
-                            Some((src, dst)) if matches(&h.ts_remote, src) && matches(&h.ts_local, dst) => {}
-                            _ => {
-                                counters.drop_selector.fetch_add(1, Relaxed);
-                                continue;
-                            }
-                        }
-                        mss_clamp(pkt, max_mss);
-                        let len = pkt.len();
-                        if let Some(t) = tun.as_ref() {
-                            if let Err(e) = t.send(pkt).await {
-                                warn!(%e, "TUN write failed");
-                                tun = None;
-                                continue;
-                            }
-                        }
-                        counters.packets_in.fetch_add(1, Relaxed);
-                        counters.bytes_in.fetch_add(len as u64, Relaxed);
-                    }
-                    Ok(Opened::Dummy) => {}
-                    Err(e) => {
-                        trace!(%e, "ESP packet dropped");
-                        counters.count_error(&e);
-                    }
+            };
+            if let Some(dgram) = buf.get_mut(..n) {
+                if !inbound(dgram, from, &mut sas, &mut tun, &ike, &counters, max_mss).await {
+                    return;
                 }
             }
+            r = natt.try_recv_from(&mut buf);
         }
     }
+}
+
+/// One datagram from UDP 4500: IKE to the IKE task, ESP opened and written to the TUN. `false` once the IKE
+/// task is gone.
+async fn inbound(
+    dgram: &mut [u8],
+    from: SocketAddr,
+    sas: &mut [Half],
+    tun: &mut Option<Arc<Tun>>,
+    ike: &mpsc::Sender<Vec<u8>>,
+    counters: &Counters,
+    max_mss: u16,
+) -> bool {
+    match classify(dgram) {
+        Ok(Udp4500Kind::Ike(msg)) => return ike.send(msg.to_vec()).await.is_ok(),
+        Ok(Udp4500Kind::Keepalive) => {
+            counters.keepalives_in.fetch_add(1, Relaxed);
+            return true;
+        }
+        Ok(Udp4500Kind::Esp) => {}
+        Err(_) => {
+            counters.drop_malformed.fetch_add(1, Relaxed);
+            return true;
+        }
+    }
+    let spi = crate::esp::peek_spi(dgram);
+    let Some(h) = sas.iter_mut().rev().find(|h| Some(h.sa.spi()) == spi) else {
+        trace!(%from, "ESP for an unknown SPI");
+        counters.drop_no_sa.fetch_add(1, Relaxed);
+        return true;
+    };
+    match h.sa.open(dgram) {
+        Ok(Opened::Packet { inner, .. }) => {
+            let Some(pkt) = dgram.get_mut(inner) else { return true };
+            match inner_addrs(pkt) {
+                Some((src, dst)) if matches(&h.ts_remote, src) && matches(&h.ts_local, dst) => {}
+                _ => {
+                    counters.drop_selector.fetch_add(1, Relaxed);
+                    return true;
+                }
+            }
+            mss_clamp(pkt, max_mss);
+            let len = pkt.len();
+            if let Some(t) = tun.as_ref() {
+                let written = match t.try_send(pkt) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => t.send(pkt).await,
+                    r => r,
+                };
+                if let Err(e) = written {
+                    warn!(%e, "TUN write failed");
+                    *tun = None;
+                    return true;
+                }
+            }
+            counters.packets_in.fetch_add(1, Relaxed);
+            counters.bytes_in.fetch_add(len as u64, Relaxed);
+        }
+        Ok(Opened::Dummy) => {}
+        Err(e) => {
+            trace!(%e, "ESP packet dropped");
+            counters.count_error(&e);
+        }
+    }
+    true
 }

@@ -289,6 +289,29 @@ impl EspSa {
         self.seal_prepared(len, NEXT_HEADER_NONE, out, rng)
     }
 
+    /// Where [`seal_in_place`](Self::seal_in_place) expects the inner packet: after the ESP header and IV.
+    pub fn payload_offset(&self) -> usize {
+        ESP_HEADER_LEN + self.iv_len()
+    }
+
+    /// Like [`seal`](Self::seal), but the inner packet (`inner_len` bytes) is already in `buf` at
+    /// [`payload_offset`](Self::payload_offset), so it is encrypted where it lies instead of being copied (the
+    /// data plane reads packets straight into their ESP slot). `buf` needs
+    /// [`overhead`](Self::overhead)`(inner_len)` bytes more than the inner packet; returns the ESP packet length.
+    pub fn seal_in_place(
+        &mut self,
+        buf: &mut [u8],
+        inner_len: usize,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<usize, EspError> {
+        let next_header = match buf.get(self.payload_offset()).map(|b| b >> 4) {
+            Some(4) if inner_len > 0 => NEXT_HEADER_IPV4,
+            Some(6) if inner_len > 0 => NEXT_HEADER_IPV6,
+            _ => return Err(EspError::NotIpPacket),
+        };
+        self.seal_prepared(inner_len, next_header, buf, rng)
+    }
+
     fn seal_with_next_header(
         &mut self,
         inner: &[u8],

@@ -1,7 +1,8 @@
 //! Host networking for the tunnel: the TUN device, routes and DNS.
 //!
-//! - [`open_tun`] creates and configures the TUN device (via the `tun` crate) and returns a [`Tun`] that the
-//!   tokio driver reads and writes whole IP packets from, without allocating per packet.
+//! - [`open_tun`] creates and configures the TUN device (via `tun-rs` on Linux, with segmentation offload,
+//!   and the `tun` crate elsewhere) and returns a [`Tun`] that the tokio driver reads and writes IP packets
+//!   from, without allocating per packet; [`Segments`] cuts offloaded super-packets into packets.
 //! - [`apply`] installs the routes for the negotiated traffic selectors (RFC 7296 §2.9) and the DNS servers
 //!   from the configuration payload (RFC 7296 §3.15), after writing a journal of what it will undo, and
 //!   returns an [`AppliedNetwork`] guard that restores everything on [`AppliedNetwork::restore`] or drop.
@@ -23,6 +24,7 @@ mod journal;
 #[cfg(target_os = "linux")]
 mod linux;
 mod mss;
+mod offload;
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod plan;
 
@@ -31,9 +33,11 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+#[cfg(not(target_os = "linux"))]
 use tun::AbstractDevice;
 
 pub use mss::mss_clamp;
+pub use offload::{OffloadError, Segments, VNET_HDR_LEN};
 pub use plan::parse_prefix;
 
 use journal::Journal;
@@ -148,15 +152,31 @@ impl Default for TunConfig {
     }
 }
 
-/// An open, configured and up TUN device; reads and writes whole IP packets (no packet-information
-/// header) asynchronously on the tokio runtime it was opened in. The device disappears when dropped.
+/// An open, configured and up TUN device; reads and writes IP packets asynchronously on the tokio runtime it
+/// was opened in. The device disappears when dropped.
 ///
-/// Both methods take `&self`, so one `Arc<Tun>` can serve a reader task and a writer task.
+/// All methods take `&self`, so one `Arc<Tun>` can serve a reader task and a writer task. Besides the
+/// awaiting [`recv`](Self::recv)/[`send`](Self::send) there are non-blocking [`try_recv`](Self::try_recv) and
+/// [`try_send`](Self::try_send), so the data plane can drain the device after one wake-up.
+///
+/// On Linux the device is opened with segmentation offload when the kernel allows it ([`Tun::offload`]):
+/// the kernel then hands over TCP (and UDP) super-packets of up to 64 KB behind a virtio-net header, one read
+/// instead of dozens, which [`Segments`] cuts into ordinary packets. Sends are unaffected.
 pub struct Tun {
+    #[cfg(target_os = "linux")]
+    device: tokio::io::unix::AsyncFd<tun_rs::SyncDevice>,
+    #[cfg(all(unix, not(target_os = "linux")))]
+    device: tokio::io::unix::AsyncFd<tun::Device>,
+    #[cfg(not(unix))]
     device: tun::AsyncDevice,
+    offload: bool,
     name: String,
     mtu: u16,
 }
+
+/// The virtio-net header written in front of every packet sent to an offloading TUN: no GSO, checksums done.
+#[cfg(target_os = "linux")]
+const PLAIN_VNET_HDR: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
 
 impl Tun {
     /// The interface name the kernel assigned (e.g. `ikl0`, `utun4`).
@@ -169,38 +189,134 @@ impl Tun {
         self.mtu
     }
 
+    /// Whether reads carry a virtio-net header and may be super-packets (see [`Segments`]).
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
+    /// Receives one read into `buf`, returning its length: one IP packet, or with [`offload`](Self::offload)
+    /// a virtio-net header and a (super-)packet, so `buf` should then hold 64 KB + [`VNET_HDR_LEN`].
+    #[cfg(unix)]
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.device.async_io(tokio::io::Interest::READABLE, |d| d.recv(buf)).await
+    }
+
+    /// Like [`recv`](Self::recv) if a packet is queued; `WouldBlock` if none is.
+    #[cfg(unix)]
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.device.try_io(tokio::io::Interest::READABLE, |d| d.recv(buf))
+    }
+
+    /// Sends one IP packet.
+    #[cfg(unix)]
+    pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
+        self.device.async_io(tokio::io::Interest::WRITABLE, |d| self.write(d, packet)).await
+    }
+
+    /// Sends one IP packet if the device can take it now; `WouldBlock` otherwise.
+    #[cfg(unix)]
+    pub fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
+        self.device.try_io(tokio::io::Interest::WRITABLE, |d| self.write(d, packet))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn write(&self, d: &tun_rs::SyncDevice, packet: &[u8]) -> io::Result<usize> {
+        if self.offload {
+            let iov = [io::IoSlice::new(&PLAIN_VNET_HDR), io::IoSlice::new(packet)];
+            Ok(d.send_vectored(&iov)?.saturating_sub(VNET_HDR_LEN))
+        } else {
+            d.send(packet)
+        }
+    }
+
+    #[cfg(all(unix, not(target_os = "linux")))]
+    fn write(&self, d: &tun::Device, packet: &[u8]) -> io::Result<usize> {
+        d.send(packet)
+    }
+
     /// Receives one IP packet into `buf`, returning its length. `buf` should hold at least `mtu()` bytes.
+    #[cfg(not(unix))]
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.device.recv(buf).await
     }
 
+    /// Not available on this platform: always `WouldBlock` (callers fall back to [`recv`](Self::recv)).
+    #[cfg(not(unix))]
+    pub fn try_recv(&self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
     /// Sends one IP packet.
+    #[cfg(not(unix))]
     pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
         self.device.send(packet).await
+    }
+
+    /// Not available on this platform: always `WouldBlock` (callers fall back to [`send`](Self::send)).
+    #[cfg(not(unix))]
+    pub fn try_send(&self, _packet: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 
 impl fmt::Debug for Tun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tun").field("name", &self.name).field("mtu", &self.mtu).finish_non_exhaustive()
+        f.debug_struct("Tun")
+            .field("name", &self.name)
+            .field("mtu", &self.mtu)
+            .field("offload", &self.offload)
+            .finish_non_exhaustive()
     }
 }
 
 /// Opens the TUN device, sets its addresses and MTU and brings it up.
 ///
 /// Must be called from within a tokio runtime (the device registers with its reactor).
+#[cfg(target_os = "linux")]
 pub fn open_tun(cfg: &TunConfig) -> Result<Tun, PlatformError> {
-    let mut conf = tun::Configuration::default();
-    match &cfg.name {
+    let name = match &cfg.name {
         Some(name) => {
             validate_interface_name(name)?;
-            conf.tun_name(name);
+            name.as_str()
         }
-        None => {
-            if cfg!(target_os = "linux") {
-                conf.tun_name(DEFAULT_TUN_NAME);
-            }
+        None => DEFAULT_TUN_NAME,
+    };
+    let mut builder = tun_rs::DeviceBuilder::new().name(name).mtu(cfg.mtu).offload(true).enable(true);
+    if let Some((addr, len)) = cfg.ipv4 {
+        if len > 32 {
+            return Err(PlatformError::InvalidPrefix(format!("{addr}/{len}")));
         }
+        builder = builder.ipv4(addr, len, None);
+    }
+    if let Some((addr, len)) = cfg.ipv6 {
+        if len > 128 {
+            return Err(PlatformError::InvalidPrefix(format!("{addr}/{len}")));
+        }
+    }
+    let device = builder.build_sync().map_err(tun::Error::Io)?;
+    device.set_nonblocking(true).map_err(tun::Error::Io)?;
+    let offload = device.tcp_gso();
+    let name = device.name().map_err(tun::Error::Io)?;
+    // `AsyncFd::new` is deprecated only because it cannot prove that the value owns its descriptor;
+    // `tun_rs::SyncDevice` does (and tun-rs registers it the very same way).
+    #[allow(deprecated)]
+    let device = tokio::io::unix::AsyncFd::new(device).map_err(tun::Error::Io)?;
+    if let Some((addr, len)) = cfg.ipv6 {
+        add_ipv6_address(&name, addr, len)?;
+    }
+    tracing::info!(tun = %name, mtu = cfg.mtu, ipv4 = ?cfg.ipv4, ipv6 = ?cfg.ipv6, offload, "TUN device up");
+    Ok(Tun { device, offload, name, mtu: cfg.mtu })
+}
+
+/// Opens the TUN device, sets its addresses and MTU and brings it up.
+///
+/// Must be called from within a tokio runtime (the device registers with its reactor).
+#[cfg(not(target_os = "linux"))]
+pub fn open_tun(cfg: &TunConfig) -> Result<Tun, PlatformError> {
+    let mut conf = tun::Configuration::default();
+    if let Some(name) = &cfg.name {
+        validate_interface_name(name)?;
+        conf.tun_name(name);
     }
     conf.mtu(cfg.mtu);
     if let Some((addr, len)) = cfg.ipv4 {
@@ -216,13 +332,26 @@ pub fn open_tun(cfg: &TunConfig) -> Result<Tun, PlatformError> {
         }
     }
     conf.up();
+    #[cfg(unix)]
+    let device = {
+        let device = tun::create(&conf)?;
+        device.set_nonblock().map_err(tun::Error::Io)?;
+        // See the Linux variant: the device owns its descriptor.
+        #[allow(deprecated)]
+        let device = tokio::io::unix::AsyncFd::new(device).map_err(tun::Error::Io)?;
+        device
+    };
+    #[cfg(not(unix))]
     let device = tun::create_as_async(&conf)?;
+    #[cfg(unix)]
+    let name = device.get_ref().tun_name()?;
+    #[cfg(not(unix))]
     let name = device.tun_name()?;
     if let Some((addr, len)) = cfg.ipv6 {
         add_ipv6_address(&name, addr, len)?;
     }
     tracing::info!(tun = %name, mtu = cfg.mtu, ipv4 = ?cfg.ipv4, ipv6 = ?cfg.ipv6, "TUN device up");
-    Ok(Tun { device, name, mtu: cfg.mtu })
+    Ok(Tun { device, offload: false, name, mtu: cfg.mtu })
 }
 
 #[cfg(target_os = "linux")]

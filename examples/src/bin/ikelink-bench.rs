@@ -6,7 +6,9 @@
 //! binary of this executable), (c) through strongSwan's charon as the client (kernel-libipsec, the userspace ESP
 //! of strongSwan's Android app), (b) and (c) alternating for `--runs` runs each. Per run the client process's
 //! CPU time (utime+stime of all its threads), its peak resident memory (VmHWM) and the gateway charon's CPU are
-//! sampled from /proc; the table shows medians and the ratios. Needs root.
+//! sampled from /proc; the table shows medians and the ratios. Each run also lists the drop counters of all
+//! four namespaces that grew meanwhile (UDP socket buffer overflows, TUN/veth queue drops, qdisc drops), which
+//! tells where the TCP retransmissions come from. Needs root.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,9 @@ struct Args {
     /// ESP suite used by both clients and accepted by the gateway.
     #[arg(long, default_value = "aes256gcm16", value_parser = ["aes256gcm16", "chacha20poly1305", "aes256-sha256"])]
     suite: String,
+    /// Download instead of upload: the LAN host sends, the client receives (`iperf3 -R`).
+    #[arg(long)]
+    reverse: bool,
 }
 
 type Step<T> = Result<T, String>;
@@ -166,6 +171,81 @@ fn find_ikelink_pid(tb: &Testbed, bin: &Path) -> Step<u32> {
     }
 }
 
+// ---- where packets are dropped -------------------------------------------------------------------------------
+
+/// Drop-related counters of all four namespaces: `/proc/net/snmp` and `/proc/net/netstat` (e.g.
+/// `gw Udp.RcvbufErrors`), `/proc/net/dev` (e.g. `cli dev.ikl0.tx_drop`) and qdisc drops (`tc -s qdisc`).
+type Counters = HashMap<String, u64>;
+
+fn is_drop_counter(name: &str) -> bool {
+    ["Err", "Discard", "drop", "Drop", "Overflow", "Prune", "Collapse"].iter().any(|w| name.contains(w))
+        && !name.contains("InCsumErrors")
+}
+
+/// Header/value line pairs as in /proc/net/snmp: `Udp: InDatagrams ...` then `Udp: 12 ...`.
+fn parse_snmp(text: &str, out: &mut Counters, role: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.chunks(2) {
+        let [head, vals] = pair else { continue };
+        let (Some((proto, names)), Some((_, values))) = (head.split_once(':'), vals.split_once(':')) else {
+            continue;
+        };
+        for (n, v) in names.split_whitespace().zip(values.split_whitespace()) {
+            if let Ok(v) = v.parse::<u64>() {
+                out.insert(format!("{role} {proto}.{n}"), v);
+            }
+        }
+    }
+}
+
+fn drop_counters(tb: &Testbed) -> Counters {
+    let mut out = Counters::new();
+    for role in Role::ALL {
+        let r = role.as_str();
+        let read = |args: &[&str]| {
+            tb.exec_unchecked(role, args, Duration::from_secs(5))
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        parse_snmp(&read(&["cat", "/proc/net/snmp"]), &mut out, r);
+        parse_snmp(&read(&["cat", "/proc/net/netstat"]), &mut out, r);
+        for line in read(&["cat", "/proc/net/dev"]).lines().skip(2) {
+            let Some((dev, rest)) = line.split_once(':') else { continue };
+            let v: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            for (name, idx) in [("rx_drop", 3), ("rx_fifo", 4), ("tx_drop", 11), ("tx_fifo", 12)] {
+                if let Some(x) = v.get(idx) {
+                    out.insert(format!("{r} dev.{}.{name}", dev.trim()), *x);
+                }
+            }
+        }
+        let mut dev = String::new();
+        for w in read(&["tc", "-s", "qdisc", "show"]).split_whitespace().collect::<Vec<_>>().windows(2) {
+            if w[0] == "dev" {
+                dev = w[1].to_string();
+            } else if w[0] == "(dropped" {
+                if let Ok(x) = w[1].trim_end_matches(',').parse::<u64>() {
+                    *out.entry(format!("{r} qdisc.{dev}.dropped")).or_default() += x;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Non-zero increases of drop-like counters between two snapshots, largest first.
+fn drop_deltas(a: &Counters, b: &Counters) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = b
+        .iter()
+        .filter(|(k, _)| is_drop_counter(k))
+        .filter_map(|(k, x)| {
+            let d = x.saturating_sub(a.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect();
+    v.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    v
+}
+
 // ---- one measurement ------------------------------------------------------------------------------------------
 
 /// One iperf3 run and what was sampled around it.
@@ -174,7 +254,7 @@ struct Run {
     mbits: f64,
     bytes: u64,
     retransmits: Option<u64>,
-    /// Client process CPU seconds per 10^9 bytes received by the LAN host.
+    /// Client process CPU seconds per 10^9 bytes received by the iperf3 receiver.
     cpu_s_per_gb: Option<f64>,
     client_pct: Option<f64>,
     client_top: Option<(String, f64)>,
@@ -182,11 +262,19 @@ struct Run {
     gw_pct: f64,
     gw_top: (String, f64),
     host_busy_pct: f64,
+    /// Drop counters that increased during the run (see [`drop_counters`]).
+    drops: Vec<(String, u64)>,
 }
 
-fn measure(tb: &Testbed, seconds: u32, client_pid: Option<u32>, gw_pid: u32) -> Step<Run> {
-    let opts =
-        IperfOptions { seconds, timeout: Duration::from_secs(u64::from(seconds) + 30), ..IperfOptions::default() };
+fn measure(tb: &Testbed, args: &Args, client_pid: Option<u32>, gw_pid: u32) -> Step<Run> {
+    let seconds = args.seconds;
+    let opts = IperfOptions {
+        seconds,
+        reverse: args.reverse,
+        timeout: Duration::from_secs(u64::from(seconds) + 30),
+        ..IperfOptions::default()
+    };
+    let d0 = drop_counters(tb);
     let c0 = client_pid.and_then(cpu_sample);
     let g0 = cpu_sample(gw_pid).ok_or("cannot read the gateway charon's /proc stat")?;
     let h0 = host_cpu();
@@ -196,6 +284,7 @@ fn measure(tb: &Testbed, seconds: u32, client_pid: Option<u32>, gw_pid: u32) -> 
     let c1 = client_pid.and_then(cpu_sample);
     let g1 = cpu_sample(gw_pid).ok_or("cannot read the gateway charon's /proc stat")?;
     let h1 = host_cpu();
+    let drops = drop_deltas(&d0, &drop_counters(tb));
     if r.bytes == 0 {
         return Err("iperf3 moved no data".into());
     }
@@ -207,6 +296,7 @@ fn measure(tb: &Testbed, seconds: u32, client_pid: Option<u32>, gw_pid: u32) -> 
         gw_pct,
         gw_top: (gw_name, gw_top),
         host_busy_pct: 100.0 * h1.0.saturating_sub(h0.0) as f64 / (h1.1.saturating_sub(h0.1).max(1)) as f64,
+        drops,
         ..Run::default()
     };
     if let (Some(a), Some(b)) = (c0, c1) {
@@ -236,6 +326,10 @@ fn print_run(label: &str, r: &Run) {
         r.gw_pct, r.gw_top.0, r.gw_top.1, r.host_busy_pct
     );
     println!("{s}");
+    if !r.drops.is_empty() {
+        let list: Vec<String> = r.drops.iter().take(12).map(|(k, d)| format!("{k} +{d}")).collect();
+        println!("        drops: {}", list.join(", "));
+    }
 }
 
 /// Waits (≤ 10 s) until the LAN host answers pings from the client.
@@ -261,7 +355,7 @@ fn run_no_tunnel(tb: &Testbed, gw: &Gateway, args: &Args) -> Step<Vec<Run>> {
         wait_reachable(tb, "without a tunnel (temporary routes)")?;
         let mut v = Vec::new();
         for i in 0..args.runs {
-            let r = measure(tb, args.seconds, None, gw_pid)?;
+            let r = measure(tb, args, None, gw_pid)?;
             print_run(&format!("no tunnel #{}", i + 1), &r);
             v.push(r);
         }
@@ -290,7 +384,7 @@ fn run_ours(tb: &Testbed, gw: &Gateway, bin: &Path, args: &Args, n: u32) -> Step
     gw.wait_for_sa_count(1, WAIT).map_err(|e| e.to_string())?;
     let pid = find_ikelink_pid(tb, bin)?;
     wait_reachable(tb, "through ikelink")?;
-    let r = measure(tb, args.seconds, Some(pid), gw_pid)?;
+    let r = measure(tb, args, Some(pid), gw_pid)?;
     print_run(&format!("ikelink #{n}"), &r);
     let st = c.interrupt(WAIT).map_err(|e| format!("ikelink did not exit: {e}"))?;
     if !st.success() {
@@ -316,7 +410,7 @@ fn run_strongswan(tb: &Testbed, gw: &Gateway, args: &Args, n: u32) -> Step<Run> 
         return Err(format!("pid {pid} of strongSwan's client is {comm:?}, not charon"));
     }
     wait_reachable(tb, "through strongSwan's client").map_err(|e| with_log(&sc, e))?;
-    let r = measure(tb, args.seconds, Some(pid), gw_pid)?;
+    let r = measure(tb, args, Some(pid), gw_pid)?;
     print_run(&format!("strongSwan client #{n}"), &r);
     sc.terminate().map_err(|e| format!("strongSwan client terminate: {e}"))?;
     sc.stop().map_err(|e| format!("stopping strongSwan's client: {e}"))?;
@@ -383,7 +477,8 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 fn print_table(args: &Args, none: &Row, ours: &Row, theirs: &Row) {
     println!();
     println!(
-        "Results: iperf3 TCP client -> LAN host, ESP {}, {} s per run, median of {} run(s), {} CPUs",
+        "Results: iperf3 TCP client {} LAN host, ESP {}, {} s per run, median of {} run(s), {} CPUs",
+        if args.reverse { "<-" } else { "->" },
         args.suite,
         args.seconds,
         args.runs,
@@ -422,7 +517,9 @@ fn print_table(args: &Args, none: &Row, ours: &Row, theirs: &Row) {
     );
     println!("{:<30} {:>9}", "ratio ours / no tunnel", ratio(Some(ours.mbits), Some(none.mbits)));
     println!();
-    println!("CPU s/GB: client process CPU time (user+system, all threads) per 10^9 bytes received by the LAN host.");
+    println!(
+        "CPU s/GB: client process CPU time (user+system, all threads) per 10^9 bytes received by the iperf3 receiver."
+    );
     println!(
         "CPU%: of one core (a process can exceed 100%); (top): its busiest thread; gw charon = the gateway (libipsec)."
     );
@@ -461,8 +558,9 @@ fn run(args: &Args) -> Step<()> {
         return Err(format!("{} is missing; run `cargo build --release -p ikelink-cli --bins`", bin.display()));
     }
     println!(
-        "ikelink-bench: ESP {}, iperf3 {} s per run, {} run(s) per client, client {}",
+        "ikelink-bench: ESP {}, iperf3 {} s per run{}, {} run(s) per client, client {}",
         args.suite,
+        if args.reverse { " (reverse: download)" } else { "" },
         args.seconds,
         args.runs,
         bin.display()
