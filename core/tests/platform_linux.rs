@@ -295,7 +295,20 @@ async fn syn_through_tun(tun: &Tun) {
             .await
             .expect("no packet from the TUN")
             .expect("recv");
-        let p = &buf[..n];
+        // With segmentation offload each read starts with a virtio-net header; Segments strips it and
+        // completes a partial checksum, as the data plane does.
+        let mut packet = vec![0u8; 2048];
+        let n = if tun.offload() {
+            let mut segs = ikelink::platform::Segments::new(&mut buf[..n]).expect("offload frame");
+            match segs.next_into(&mut packet) {
+                Some(Ok(len)) => len,
+                _ => continue,
+            }
+        } else {
+            packet[..n].copy_from_slice(&buf[..n]);
+            n
+        };
+        let p = &packet[..n];
         if n >= 40 && p[0] == 0x45 && p[9] == 6 && p[16..20] == [198, 51, 100, 7] && p[33] & 0x02 != 0 {
             syn = Some(p.to_vec());
             break;
