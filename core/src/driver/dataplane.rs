@@ -122,7 +122,8 @@ pub struct Half {
 /// Changes the IKE task sends to a data plane task.
 pub enum Update {
     /// Use this SA from now on (the previous one is kept for inbound until replaced: make-before-break).
-    Install(Half),
+    /// Boxed: an SA is large and installs are rare.
+    Install(Box<Half>),
     /// Stop using the SA with this SPI.
     Remove(u32),
     /// Deliver inbound packets to this TUN (downlink only).
@@ -391,9 +392,9 @@ pub async fn uplink(
                     match u {
                         Some(Update::Install(h)) => {
                             if h.activate || current.is_none() {
-                                current = Some(h);
+                                current = Some(*h);
                             } else {
-                                next = Some(h);
+                                next = Some(*h);
                             }
                         }
                         Some(Update::Remove(spi)) => {
@@ -505,7 +506,7 @@ pub async fn downlink(
                         if sas.len() >= 2 {
                             sas.remove(0);
                         }
-                        sas.push(h);
+                        sas.push(*h);
                     }
                     Some(Update::Remove(spi)) => sas.retain(|h| h.sa.spi() != spi),
                     Some(Update::Tun(t)) => tun = Some(t),

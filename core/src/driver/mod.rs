@@ -572,7 +572,7 @@ impl Driver {
         }
         if let Some(d) = &self.downlink {
             let half = Half { sa: inbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer, activate: true };
-            let _ = d.send(Update::Install(half)).await;
+            let _ = d.send(Update::Install(Box::new(half))).await;
         }
         if let Some(u) = &self.uplink {
             let half = Half {
@@ -582,7 +582,7 @@ impl Driver {
                 peer,
                 activate: c.outbound_now,
             };
-            let _ = u.send(Update::Install(half)).await;
+            let _ = u.send(Update::Install(Box::new(half))).await;
         }
         Ok(())
     }

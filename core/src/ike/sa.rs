@@ -1449,6 +1449,9 @@ impl IkeSa {
 const MAX_FRAGMENTS: u16 = 64;
 const MAX_REASSEMBLED: usize = 64 * 1024;
 
+/// A whole message from fragments: the type of its first payload and the inner plaintext.
+type Reassembled = (u8, Zeroizing<Vec<u8>>);
+
 /// Fragments of one message (RFC 7383 §2.6). Only authenticated fragments get here.
 struct Reassembly {
     /// (message ID, response flag).
@@ -1469,7 +1472,7 @@ impl Reassembly {
         &mut self,
         f: &wire::EncryptedFragment,
         plain: Zeroizing<Vec<u8>>,
-    ) -> Result<Option<(u8, Zeroizing<Vec<u8>>)>, &'static str> {
+    ) -> Result<Option<Reassembled>, &'static str> {
         if f.total_fragments == 0 || f.total_fragments > MAX_FRAGMENTS {
             return Err("too many fragments");
         }
