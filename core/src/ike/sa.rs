@@ -1061,20 +1061,7 @@ impl IkeSa {
             payloads.push(Payload::Notify(Notify::new(NotifyType::COOKIE, c.clone())));
         }
         // Proposals with the group of our KE payload first, so the gateway can pick it without a round trip.
-        let proposals = self
-            .config
-            .ike_proposals
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let mut p = p.clone();
-                if let Some(pos) = p.groups.iter().position(|g| *g == ke.group()) {
-                    let g = p.groups.remove(pos);
-                    p.groups.insert(0, g);
-                }
-                p.to_wire((i + 1) as u8, vec![])
-            })
-            .collect();
+        let proposals = self.ike_proposals_for(ke.group(), Vec::new());
         payloads.push(Payload::Sa(proposals));
         payloads.push(Payload::Ke(KePayload { group: ke.group().id(), data: ke.public_value().to_vec() }));
         payloads.push(Payload::Nonce(self.ni.clone()));
@@ -1180,6 +1167,24 @@ impl IkeSa {
         payloads.push(Payload::TsR(self.config.ts_r.clone()));
         self.set_state(State::Authenticating);
         self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, payloads)
+    }
+
+    /// Our IKE SA proposals with `group` moved first in each, so the gateway can take the KE we send along;
+    /// `spi` is empty in IKE_SA_INIT and our new SPI in an IKE SA rekey.
+    fn ike_proposals_for(&self, group: Group, spi: Vec<u8>) -> Vec<wire::Proposal> {
+        self.config
+            .ike_proposals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut p = p.clone();
+                if let Some(pos) = p.groups.iter().position(|g| *g == group) {
+                    let g = p.groups.remove(pos);
+                    p.groups.insert(0, g);
+                }
+                p.to_wire((i + 1) as u8, spi.clone())
+            })
+            .collect()
     }
 
     fn request_header(&self, exchange: ExchangeType, message_id: u32) -> Header {

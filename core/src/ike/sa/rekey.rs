@@ -455,21 +455,7 @@ impl IkeSa {
         }
         let mut nonce = vec![0u8; 32];
         self.rng.fill_bytes(&mut nonce);
-        // Our proposals with the current group first, so the gateway can take our KE.
-        let proposals = self
-            .config
-            .ike_proposals
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let mut p = p.clone();
-                if let Some(pos) = p.groups.iter().position(|g| *g == group) {
-                    let g = p.groups.remove(pos);
-                    p.groups.insert(0, g);
-                }
-                p.to_wire((i + 1) as u8, spi.to_be_bytes().to_vec())
-            })
-            .collect();
+        let proposals = self.ike_proposals_for(group, spi.to_be_bytes().to_vec());
         let payloads = vec![
             Payload::Sa(proposals),
             Payload::Nonce(nonce.clone()),
