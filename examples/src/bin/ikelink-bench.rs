@@ -8,7 +8,12 @@
 //! CPU time (utime+stime of all its threads), its peak resident memory (VmHWM) and the gateway charon's CPU are
 //! sampled from /proc; the table shows medians and the ratios. Each run also lists the drop counters of all
 //! four namespaces that grew meanwhile (UDP socket buffer overflows, TUN/veth queue drops, qdisc drops), which
-//! tells where the TCP retransmissions come from. Needs root.
+//! tells where the TCP retransmissions come from.
+//!
+//! (d) The uplink ESP capacity of each client, which (b)/(c) cannot show because the gateway's userspace ESP
+//! and the shared CPUs cap them: a blaster in the client namespace sends fixed-size UDP datagrams into the tunnel
+//! as fast as it can, and the router counts and drops the client's ESP (nftables), so nothing downstream limits
+//! it. The ESP is counted by bytes (a UDP GSO send crosses the veth as one skb). Needs root.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,12 +45,27 @@ struct Args {
     /// Download instead of upload: the LAN host sends, the client receives (`iperf3 -R`).
     #[arg(long)]
     reverse: bool,
+    /// Skip part (d), the uplink ESP capacity of each client (UDP blast; the router counts and drops the ESP).
+    #[arg(long)]
+    no_capacity: bool,
+    /// Only part (d): skip the iperf3 TCP runs.
+    #[arg(long, conflicts_with = "no_capacity")]
+    capacity_only: bool,
+    /// Inner UDP payload size of the capacity blast, bytes (the inner IP packet is 28 bytes longer).
+    #[arg(long, default_value_t = 1300, value_parser = clap::value_parser!(u16).range(64..=1372))]
+    blast_size: u16,
+    /// Internal: run as the UDP blaster (`ADDR:PORT`) inside the client namespace, then print `sent=N errors=M`.
+    #[arg(long, hide = true)]
+    blast: Option<std::net::SocketAddr>,
 }
 
 type Step<T> = Result<T, String>;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(to) = args.blast {
+        return blast(to, args.blast_size, args.seconds);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -371,8 +391,8 @@ fn run_no_tunnel(tb: &Testbed, gw: &Gateway, args: &Args) -> Step<Vec<Run>> {
     Ok(runs)
 }
 
-fn run_ours(tb: &Testbed, gw: &Gateway, bin: &Path, args: &Args, n: u32) -> Step<Run> {
-    let gw_pid = gw.pid().ok_or("gateway charon not running")?;
+/// Connects our client, runs `f` with its PID, disconnects.
+fn with_ours<T>(tb: &Testbed, gw: &Gateway, bin: &Path, args: &Args, f: impl FnOnce(u32) -> Step<T>) -> Step<T> {
     let profile = psk_profile(None, Some(&args.suite), &[LAN_NET]);
     let mut c = IkelinkClient::start(tb, bin, &profile, &[]).map_err(|e| format!("starting ikelink: {e}"))?;
     c.wait_connected(WAIT).map_err(|e| format!("ikelink did not connect: {e}"))?;
@@ -384,8 +404,7 @@ fn run_ours(tb: &Testbed, gw: &Gateway, bin: &Path, args: &Args, n: u32) -> Step
     gw.wait_for_sa_count(1, WAIT).map_err(|e| e.to_string())?;
     let pid = find_ikelink_pid(tb, bin)?;
     wait_reachable(tb, "through ikelink")?;
-    let r = measure(tb, args, Some(pid), gw_pid)?;
-    print_run(&format!("ikelink #{n}"), &r);
+    let r = f(pid)?;
     let st = c.interrupt(WAIT).map_err(|e| format!("ikelink did not exit: {e}"))?;
     if !st.success() {
         return Err(format!("ikelink exited with {st}\n{}", c.transcript()));
@@ -398,8 +417,8 @@ fn run_ours(tb: &Testbed, gw: &Gateway, bin: &Path, args: &Args, n: u32) -> Step
     Ok(r)
 }
 
-fn run_strongswan(tb: &Testbed, gw: &Gateway, args: &Args, n: u32) -> Step<Run> {
-    let gw_pid = gw.pid().ok_or("gateway charon not running")?;
+/// Connects strongSwan's client, runs `f` with its charon's PID, disconnects.
+fn with_strongswan<T>(tb: &Testbed, gw: &Gateway, args: &Args, f: impl FnOnce(u32) -> Step<T>) -> Step<T> {
     let cfg = ClientConfig { esp_proposals: args.suite.clone(), ..ClientConfig::default() };
     let mut sc = StrongswanClient::start(tb, &cfg).map_err(|e| format!("starting strongSwan's client: {e}"))?;
     sc.connect().map_err(|e| format!("strongSwan's client did not connect: {e}"))?;
@@ -410,8 +429,7 @@ fn run_strongswan(tb: &Testbed, gw: &Gateway, args: &Args, n: u32) -> Step<Run> 
         return Err(format!("pid {pid} of strongSwan's client is {comm:?}, not charon"));
     }
     wait_reachable(tb, "through strongSwan's client").map_err(|e| with_log(&sc, e))?;
-    let r = measure(tb, args, Some(pid), gw_pid)?;
-    print_run(&format!("strongSwan client #{n}"), &r);
+    let r = f(pid)?;
     sc.terminate().map_err(|e| format!("strongSwan client terminate: {e}"))?;
     sc.stop().map_err(|e| format!("stopping strongSwan's client: {e}"))?;
     gw.wait_for_sa_count(0, WAIT).map_err(|e| format!("gateway SA left after strongSwan's client: {e}"))?;
@@ -423,6 +441,188 @@ fn with_log(sc: &StrongswanClient, e: String) -> String {
     let log = sc.log();
     let tail: Vec<&str> = log.lines().rev().take(30).collect();
     format!("{e}\n--- strongSwan client log tail ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+}
+
+// ---- (d) uplink ESP capacity ----------------------------------------------------------------------------------
+
+/// The blaster: sends `size`-byte UDP datagrams to `to` as fast as the socket takes them for `seconds`
+/// (like `iperf3 -u -b 0`, without iperf3's control connection, which could not cross the router while it drops
+/// the ESP). Prints `sent=N errors=M`.
+fn blast(to: std::net::SocketAddr, size: u16, seconds: u32) -> ExitCode {
+    let sock = match std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(to).map(|()| s)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("blast: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let buf = vec![0x5a_u8; usize::from(size)];
+    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
+    let (mut sent, mut errors) = (0_u64, 0_u64);
+    'outer: loop {
+        for _ in 0..256 {
+            match sock.send(&buf) {
+                Ok(_) => sent += 1,
+                Err(_) => errors += 1,
+            }
+        }
+        if Instant::now() >= deadline {
+            break 'outer;
+        }
+    }
+    println!("sent={sent} errors={errors}");
+    ExitCode::SUCCESS
+}
+
+/// nftables table on the router that counts and drops the client's ESP (ESP-in-UDP to port 4500 whose first four
+/// payload bytes, the SPI, are not the non-ESP marker; and plain ESP), so no gateway limits the measurement.
+const CAPACITY_TABLE: &str = "ikelink_bench_capacity";
+
+fn install_esp_sink(tb: &Testbed) -> Step<()> {
+    let cli = ikelink_cli::harness::CLI_ADDR;
+    let rules = format!(
+        "table ip {CAPACITY_TABLE} {{\n  chain forward {{\n    type filter hook forward priority -10; policy accept;\n    \
+         ip saddr {cli} udp dport 4500 @th,64,32 != 0 counter drop\n    \
+         ip saddr {cli} ip protocol esp counter drop\n  }}\n}}\n"
+    );
+    let path = tb.dir().join("capacity.nft");
+    std::fs::write(&path, rules).map_err(|e| format!("{}: {e}", path.display()))?;
+    let p = path.to_string_lossy().into_owned();
+    tb.exec(Role::Rtr, &["nft", "-f", &p]).map(|_| ()).map_err(|e| format!("installing the ESP sink: {e}"))
+}
+
+fn remove_esp_sink(tb: &Testbed) -> Step<()> {
+    tb.exec(Role::Rtr, &["nft", "delete", "table", "ip", CAPACITY_TABLE])
+        .map(|_| ())
+        .map_err(|e| format!("removing the ESP sink: {e}"))
+}
+
+/// (packets, bytes) counted by the ESP sink's rules.
+fn esp_sink_counters(tb: &Testbed) -> Step<(u64, u64)> {
+    let out = tb
+        .exec(Role::Rtr, &["nft", "list", "table", "ip", CAPACITY_TABLE])
+        .map_err(|e| format!("reading the ESP sink: {e}"))?;
+    Ok(parse_nft_counters(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Sums of the `counter packets N bytes M` statements in `nft list` output.
+fn parse_nft_counters(text: &str) -> (u64, u64) {
+    let w: Vec<&str> = text.split_whitespace().collect();
+    let (mut pkts, mut bytes) = (0, 0);
+    for i in 0..w.len() {
+        if let ["counter", "packets", p, "bytes", b, ..] = &w[i..] {
+            pkts += p.parse::<u64>().unwrap_or(0);
+            bytes += b.trim_end_matches(|c: char| !c.is_ascii_digit()).parse::<u64>().unwrap_or(0);
+        }
+    }
+    (pkts, bytes)
+}
+
+/// One blast through a connected client: inner Mbit/s that left the client as ESP, and client CPU.
+#[derive(Clone, Debug, Default)]
+struct Capacity {
+    /// Inner IP bytes per second that the client sent as ESP, in Mbit/s.
+    inner_mbits: f64,
+    esp_pps: f64,
+    /// Datagrams the blaster handed to its socket (some may be dropped before the client reads them).
+    sent: u64,
+    esp_packets: u64,
+    /// What nft counted as packets: one per UDP GSO super-packet, so fewer than `esp_packets` with GSO.
+    esp_skbs: u64,
+    cpu_s_per_gb: Option<f64>,
+    client_pct: Option<f64>,
+    client_top: Option<(String, f64)>,
+    host_busy_pct: f64,
+}
+
+fn measure_capacity(tb: &Testbed, args: &Args, client_pid: u32) -> Step<Capacity> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate this executable: {e}"))?;
+    let exe = exe.to_string_lossy().into_owned();
+    let to = format!("{LAN_ADDR}:9");
+    let (size, secs) = (args.blast_size.to_string(), args.seconds.to_string());
+    install_esp_sink(tb)?;
+    let result = (|| {
+        let (p0, b0) = esp_sink_counters(tb)?;
+        let c0 = cpu_sample(client_pid).ok_or("cannot read the client's /proc stat")?;
+        let h0 = host_cpu();
+        let t0 = Instant::now();
+        let out = tb
+            .exec_unchecked(
+                Role::Cli,
+                &[&exe, "--blast", &to, "--blast-size", &size, "--seconds", &secs],
+                Duration::from_secs(u64::from(args.seconds) + 20),
+            )
+            .map_err(|e| format!("blast: {e}"))?;
+        // Let the client drain what it has queued, then read the counters.
+        std::thread::sleep(Duration::from_millis(300));
+        let wall = t0.elapsed().as_secs_f64();
+        let c1 = cpu_sample(client_pid).ok_or("cannot read the client's /proc stat")?;
+        let h1 = host_cpu();
+        let (p1, b1) = esp_sink_counters(tb)?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let sent = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("sent="))
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| format!("blast printed no count: {text:?} {}", String::from_utf8_lossy(&out.stderr)))?;
+        // A UDP GSO send crosses the veth as one skb that nft counts as one packet, so the ESP packets are
+        // counted by their bytes: every blasted datagram becomes an ESP packet of the same outer size.
+        let outer = outer_len(&args.suite, usize::from(args.blast_size) + 28);
+        let esp_bytes = b1.saturating_sub(b0);
+        let esp_packets = esp_bytes / outer as u64;
+        if esp_packets == 0 {
+            return Err(format!("no ESP reached the router during the blast ({} skbs)", p1.saturating_sub(p0)));
+        }
+        let inner_bytes = esp_packets as f64 * (f64::from(args.blast_size) + 28.0);
+        let blast_secs = f64::from(args.seconds);
+        let (cpu, pct, name, top) = cpu_delta(&c0, &c1, wall);
+        Ok(Capacity {
+            inner_mbits: inner_bytes * 8.0 / blast_secs / 1e6,
+            esp_pps: esp_packets as f64 / blast_secs,
+            sent,
+            esp_packets,
+            esp_skbs: p1.saturating_sub(p0),
+            cpu_s_per_gb: Some(cpu / (inner_bytes / 1e9)),
+            client_pct: Some(pct),
+            client_top: Some((name, top)),
+            host_busy_pct: 100.0 * h1.0.saturating_sub(h0.0) as f64 / (h1.1.saturating_sub(h0.1).max(1)) as f64,
+        })
+    })();
+    remove_esp_sink(tb)?;
+    result
+}
+
+/// Outer IPv4 length of an ESP-in-UDP packet (RFC 3948) carrying an inner packet of `inner` bytes with `suite`
+/// (RFC 4303 §2.4: pad + pad length + next header to the cipher's block size, at least 4).
+fn outer_len(suite: &str, inner: usize) -> usize {
+    // (IV, ICV, block)
+    let (iv, icv, block) = match suite {
+        "aes256-sha256" => (16, 16, 16),
+        _ => (8, 16, 4),
+    };
+    let padded = (inner + 2).div_ceil(block) * block;
+    20 + 8 + 8 + iv + padded + icv
+}
+
+fn print_capacity(label: &str, c: &Capacity) {
+    println!(
+        "    {label:<22} {:>8.1} Mbit/s inner  {:>9.0} ESP pkt/s  sent {} -> ESP {} ({:.0}%, {} skbs)  client \
+         {:.2} CPU-s/GB {:.0}% (top thread {} {:.0}%)  host busy {:.0}%",
+        c.inner_mbits,
+        c.esp_pps,
+        c.sent,
+        c.esp_packets,
+        100.0 * c.esp_packets as f64 / (c.sent.max(1)) as f64,
+        c.esp_skbs,
+        c.cpu_s_per_gb.unwrap_or(0.0),
+        c.client_pct.unwrap_or(0.0),
+        c.client_top.as_ref().map_or("?", |t| t.0.as_str()),
+        c.client_top.as_ref().map_or(0.0, |t| t.1),
+        c.host_busy_pct
+    );
+    if c.esp_packets > c.sent {
+        println!("        warning: more ESP packets than datagrams sent: the ESP size estimate does not fit this client");
+    }
 }
 
 // ---- the report -----------------------------------------------------------------------------------------------
@@ -549,6 +749,38 @@ fn print_table(args: &Args, none: &Row, ours: &Row, theirs: &Row) {
     }
 }
 
+fn print_capacity_table(args: &Args, ours: &[Capacity], theirs: &[Capacity]) {
+    let m = |v: &[Capacity], f: &dyn Fn(&Capacity) -> Option<f64>| median(v.iter().filter_map(f).collect());
+    let (om, tm) = (m(ours, &|c| Some(c.inner_mbits)), m(theirs, &|c| Some(c.inner_mbits)));
+    let (oc, tc) = (m(ours, &|c| c.cpu_s_per_gb), m(theirs, &|c| c.cpu_s_per_gb));
+    let (op, tp) = (m(ours, &|c| Some(c.esp_pps)), m(theirs, &|c| Some(c.esp_pps)));
+    println!();
+    println!(
+        "Uplink ESP capacity: {} B UDP payload ({} B inner IP packets), ESP {}, {} s per run, median of {} run(s)",
+        args.blast_size,
+        u32::from(args.blast_size) + 28,
+        args.suite,
+        args.seconds,
+        args.runs
+    );
+    println!();
+    println!("{:<30} {:>12} {:>12} {:>12}", "", "inner Mbit/s", "ESP pkt/s", "CPU s/GB");
+    println!("{:<30} {:>12} {:>12.0} {:>12}", "ikelink (ours)", opt(om, 1), op.unwrap_or(0.0), opt(oc, 2));
+    println!(
+        "{:<30} {:>12} {:>12.0} {:>12}",
+        "strongSwan client (libipsec)",
+        opt(tm, 1),
+        tp.unwrap_or(0.0),
+        opt(tc, 2)
+    );
+    println!("{:<30} {:>12} {:>12} {:>12}", "ratio ours / strongSwan", ratio(om, tm), ratio(op, tp), ratio(oc, tc));
+    println!();
+    println!(
+        "inner Mbit/s: inner IP bytes the client sent as ESP (counted on the router) per second of blast; CPU s/GB: \
+         client CPU time per 10^9 of those bytes."
+    );
+}
+
 // ---- main -----------------------------------------------------------------------------------------------------
 
 fn run(args: &Args) -> Step<()> {
@@ -560,8 +792,8 @@ fn run(args: &Args) -> Step<()> {
     println!(
         "ikelink-bench: ESP {}, iperf3 {} s per run{}, {} run(s) per client, client {}",
         args.suite,
-        if args.reverse { " (reverse: download)" } else { "" },
         args.seconds,
+        if args.reverse { " (reverse: download)" } else { "" },
         args.runs,
         bin.display()
     );
@@ -570,21 +802,98 @@ fn run(args: &Args) -> Step<()> {
     let gw = Gateway::start(&tb, &gw_cfg).map_err(|e| format!("starting the strongSwan gateway: {e}"))?;
     let _server = tb.start_iperf_server(Role::Lan).map_err(|e| format!("iperf3 server: {e}"))?;
 
-    println!("\n(a) no tunnel (temporary routes via the router)");
-    let none = run_no_tunnel(&tb, &gw, args)?;
+    let none = if args.capacity_only {
+        Vec::new()
+    } else {
+        println!("\n(a) no tunnel (temporary routes via the router)");
+        run_no_tunnel(&tb, &gw, args)?
+    };
 
-    println!("\n(b)/(c) through ikelink and through strongSwan's client, alternating");
+    if !args.capacity_only {
+        println!("\n(b)/(c) through ikelink and through strongSwan's client, alternating");
+    }
+    let gw_pid = gw.pid().ok_or("gateway charon not running")?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for i in 1..=args.runs {
+    for i in (1..=args.runs).filter(|_| !args.capacity_only) {
+        let run_ours = |v: &mut Vec<Run>| -> Step<()> {
+            let r = with_ours(&tb, &gw, &bin, args, |pid| measure(&tb, args, Some(pid), gw_pid))?;
+            print_run(&format!("ikelink #{i}"), &r);
+            v.push(r);
+            Ok(())
+        };
+        let run_theirs = |v: &mut Vec<Run>| -> Step<()> {
+            let r = with_strongswan(&tb, &gw, args, |pid| measure(&tb, args, Some(pid), gw_pid))?;
+            print_run(&format!("strongSwan client #{i}"), &r);
+            v.push(r);
+            Ok(())
+        };
         // ABBA order so neither client always runs first.
         if i % 2 == 1 {
-            ours.push(run_ours(&tb, &gw, &bin, args, i)?);
-            theirs.push(run_strongswan(&tb, &gw, args, i)?);
+            run_ours(&mut ours)?;
+            run_theirs(&mut theirs)?;
         } else {
-            theirs.push(run_strongswan(&tb, &gw, args, i)?);
-            ours.push(run_ours(&tb, &gw, &bin, args, i)?);
+            run_theirs(&mut theirs)?;
+            run_ours(&mut ours)?;
         }
     }
-    print_table(args, &row(&none), &row(&ours), &row(&theirs));
+
+    let (mut cap_ours, mut cap_theirs) = (Vec::new(), Vec::new());
+    if !args.no_capacity {
+        println!(
+            "\n(d) uplink ESP capacity: {}-byte UDP datagrams blasted into each client for {} s; the router counts \
+             and drops the client's ESP, so the gateway does not limit it",
+            args.blast_size, args.seconds
+        );
+        for i in 1..=args.runs {
+            let run_ours = |v: &mut Vec<Capacity>| -> Step<()> {
+                let c = with_ours(&tb, &gw, &bin, args, |pid| measure_capacity(&tb, args, pid))?;
+                print_capacity(&format!("ikelink #{i}"), &c);
+                v.push(c);
+                Ok(())
+            };
+            let run_theirs = |v: &mut Vec<Capacity>| -> Step<()> {
+                let c = with_strongswan(&tb, &gw, args, |pid| measure_capacity(&tb, args, pid))?;
+                print_capacity(&format!("strongSwan client #{i}"), &c);
+                v.push(c);
+                Ok(())
+            };
+            if i % 2 == 1 {
+                run_ours(&mut cap_ours)?;
+                run_theirs(&mut cap_theirs)?;
+            } else {
+                run_theirs(&mut cap_theirs)?;
+                run_ours(&mut cap_ours)?;
+            }
+        }
+    }
+    if !args.capacity_only {
+        print_table(args, &row(&none), &row(&ours), &row(&theirs));
+    }
+    if !args.no_capacity {
+        print_capacity_table(args, &cap_ours, &cap_theirs);
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outer_lengths() {
+        // 1328-byte inner packet, AES-GCM: 8 SPI/seq + 8 IV + 1332 (1330 padded to 4) + 16 ICV + 28 IP/UDP.
+        assert_eq!(outer_len("aes256gcm16", 1328), 1392);
+        assert_eq!(outer_len("chacha20poly1305", 1328), 1392);
+        // CBC: 16 IV, padded to 16 (1330 -> 1344), HMAC-SHA2-256-128.
+        assert_eq!(outer_len("aes256-sha256", 1328), 20 + 8 + 8 + 16 + 1344 + 16);
+    }
+
+    #[test]
+    fn nft_counters() {
+        let text = "table ip t {\n chain forward {\n type filter hook forward priority -10; policy accept;\n \
+                    ip saddr 192.0.2.2 udp dport 4500 @th,64,32 != 0 counter packets 12 bytes 34000 drop\n \
+                    ip saddr 192.0.2.2 ip protocol esp counter packets 1 bytes 100 drop\n }\n}\n";
+        assert_eq!(parse_nft_counters(text), (13, 34100));
+        assert_eq!(parse_nft_counters("table ip t {\n}\n"), (0, 0));
+    }
 }
