@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs what the interop harness (examples/src/harness) needs on Debian/Ubuntu, idempotently:
 # strongSwan (charon-systemd + swanctl + kernel-libipsec and EAP plugins + pki), iproute2, iperf3, nftables,
-# iptables, tcpdump, ping and sysctl. `apt-get update` runs only if something is missing.
+# iptables, tcpdump, ping and sysctl; and for the Windows build check, MinGW-w64 and the Rust target
+# x86_64-pc-windows-gnu. `apt-get update` runs only if something is missing.
 # The Debian strongswan service is disabled and stopped: the harness runs its own charon per namespace.
 set -eu
 
 PACKAGES="strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins \
-libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3"
+libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 gcc-mingw-w64-x86-64"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -28,6 +29,16 @@ if [ -n "$missing" ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
 else
     echo "install-deps: all packages present"
+fi
+
+# The Windows build check (scripts/test.sh) cross-compiles with MinGW-w64.
+if command -v rustup >/dev/null 2>&1; then
+    if ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
+        echo "install-deps: adding the Rust target x86_64-pc-windows-gnu"
+        rustup target add x86_64-pc-windows-gnu || echo "install-deps: could not add x86_64-pc-windows-gnu; the Windows build check will be skipped" >&2
+    fi
+else
+    echo "install-deps: rustup not found; the Windows build check will be skipped" >&2
 fi
 
 # Never leave the system charon running: it would own /var/run/charon.* and ports 500/4500 in the root

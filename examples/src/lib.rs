@@ -1,6 +1,7 @@
 //! Library part of `ikelink-cli`: the interop test harness shared by the integration tests, the demo binary and
-//! the benchmark script.
+//! the benchmark script (Linux only: it runs network namespaces).
 
+#[cfg(target_os = "linux")]
 pub mod harness;
 
 /// Return early from a test unless `IKELINK_INTEROP=1` (interop tests need root and strongSwan).

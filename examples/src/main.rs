@@ -196,6 +196,28 @@ fn stats_line(s: &Stats) -> String {
     )
 }
 
+/// A request to end the process other than Ctrl-C: SIGTERM on Unix, the console window closing on Windows.
+struct Terminate {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    signal: tokio::signal::windows::CtrlClose,
+}
+
+impl Terminate {
+    fn watch() -> Result<Terminate, String> {
+        #[cfg(unix)]
+        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        #[cfg(windows)]
+        let signal = tokio::signal::windows::ctrl_close();
+        Ok(Terminate { signal: signal.map_err(|e| format!("cannot watch for termination: {e}"))? })
+    }
+
+    async fn recv(&mut self) -> Option<()> {
+        self.signal.recv().await
+    }
+}
+
 async fn connect(path: PathBuf, options: SessionOptions, print_stats: bool) -> Result<(), String> {
     let profile = Profile::load(&path).map_err(|e| e.to_string())?;
     let resolved = profile.resolve().map_err(|e| e.to_string())?;
@@ -206,8 +228,7 @@ async fn connect(path: PathBuf, options: SessionOptions, print_stats: bool) -> R
     let (tx, mut rx) = mpsc::channel(16);
     let session = Session::start(resolved, options, tx).await.map_err(|e| e.to_string())?;
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut sigterm = Terminate::watch()?;
     let mut stopping = false;
     let outcome = loop {
         tokio::select! {

@@ -1,5 +1,6 @@
 //! Self-test of the interop harness: strongSwan client against strongSwan gateway in the namespace testbed.
 //! Needs root and `IKELINK_INTEROP=1`.
+#![cfg(target_os = "linux")]
 
 use std::time::{Duration, Instant};
 

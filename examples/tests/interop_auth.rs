@@ -1,5 +1,6 @@
 //! Interop against a real strongSwan gateway: certificate and EAP authentication, and their failures (issue 4).
 //! Certificates are made by the test with strongSwan's `pki`. Needs root; runs when IKELINK_INTEROP=1.
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! Interop against a real strongSwan gateway (charon + swanctl from Debian) in network namespaces: IKE_SA_INIT,
 //! IKE_AUTH with PSK, the first Child SA, CP, Delete, and the failure cases (issue 2).
 //! Needs root; runs when IKELINK_INTEROP=1 (scripts/test.sh sets it).
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Interop against a real strongSwan gateway: behind a masquerading NAT, a NAT mapping change, and IKE
 //! fragmentation (RFC 7383) on a path that drops IP fragments (issue 5). Needs root; IKELINK_INTEROP=1.
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! Interop against a real strongSwan gateway: rekeying of Child SAs and the IKE SA by both sides under
 //! continuous traffic (issue 6). The default run lasts ~45 s; `IKELINK_SOAK=1` runs the 5-minute soak of the
 //! issue (gateway rekeys the IKE SA every ~60 s and the Child SA every ~30 s). Needs root; IKELINK_INTEROP=1.
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Interop against a real strongSwan gateway: dead peer detection and automatic reconnection, and roaming
 //! (issue 6). Needs root; runs when IKELINK_INTEROP=1.
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::time::{Duration, Instant};

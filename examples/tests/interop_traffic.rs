@@ -1,5 +1,6 @@
 //! Interop against a real strongSwan gateway: traffic through our userspace ESP and TUN, routes and DNS, and
 //! hostile ESP input (issue 3). Needs root; runs when IKELINK_INTEROP=1 (scripts/test.sh sets it).
+#![cfg(target_os = "linux")]
 
 use std::collections::BTreeSet;
 use std::path::Path;
