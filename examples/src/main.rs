@@ -190,9 +190,9 @@ fn fmt_ts(ts: &[TrafficSelector]) -> String {
 
 fn stats_line(s: &Stats) -> String {
     format!(
-        "stats: packets_out={} bytes_out={} packets_in={} bytes_in={} drop_replay={} drop_auth={} drop_malformed={} drop_padding={} drop_selector={} drop_no_sa={} drop_other={}",
+        "stats: packets_out={} bytes_out={} packets_in={} bytes_in={} drop_replay={} drop_auth={} drop_malformed={} drop_padding={} drop_selector={} drop_no_sa={} drop_other={} rx_coalesced={}",
         s.packets_out, s.bytes_out, s.packets_in, s.bytes_in, s.drop_replay, s.drop_auth, s.drop_malformed,
-        s.drop_padding, s.drop_selector, s.drop_no_sa, s.drop_other
+        s.drop_padding, s.drop_selector, s.drop_no_sa, s.drop_other, s.rx_coalesced
     )
 }
 

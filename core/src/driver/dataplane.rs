@@ -7,7 +7,8 @@
 //! each wake-up. The uplink reads packets from the TUN straight into their slot of a batch buffer (or, with
 //! Linux TUN offload, reads a TCP super-packet of up to 64 KB and cuts it into segments there, see
 //! [`Segments`]), seals them in place and sends runs of equal-sized ESP packets with one `sendmsg` using UDP
-//! GSO (Linux `UDP_SEGMENT`; one datagram per packet elsewhere or when the kernel refuses). The NAT-T socket
+//! GSO (Linux `UDP_SEGMENT`; one datagram per packet elsewhere or when the kernel refuses). The downlink
+//! receives with UDP GRO on Linux (one receive carries a burst of equal-sized datagrams). The NAT-T socket
 //! gets large buffers so bursts are not dropped by the kernel.
 
 use std::net::{IpAddr, SocketAddr};
@@ -58,6 +59,8 @@ pub struct Counters {
     pub drop_padding: AtomicU64,
     pub drop_other: AtomicU64,
     pub keepalives_in: AtomicU64,
+    /// Datagrams that arrived coalesced with others in one UDP GRO receive.
+    pub rx_coalesced: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -74,6 +77,8 @@ pub struct Stats {
     pub drop_malformed: u64,
     pub drop_padding: u64,
     pub drop_other: u64,
+    /// Datagrams that arrived coalesced with others in one UDP GRO receive (Linux).
+    pub rx_coalesced: u64,
 }
 
 impl Counters {
@@ -90,6 +95,7 @@ impl Counters {
             drop_malformed: self.drop_malformed.load(Relaxed),
             drop_padding: self.drop_padding.load(Relaxed),
             drop_other: self.drop_other.load(Relaxed),
+            rx_coalesced: self.rx_coalesced.load(Relaxed),
         }
     }
 
@@ -481,9 +487,93 @@ pub async fn uplink(
     }
 }
 
+/// One receive from the NAT-T socket: `len` bytes from `from`, which with UDP GRO are several datagrams of
+/// `segment` bytes each back to back (the last may be shorter).
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    len: usize,
+    from: SocketAddr,
+    segment: Option<usize>,
+}
+
+/// Receives from the NAT-T socket; on Linux with UDP GRO (the kernel coalesces a burst of equal-sized
+/// datagrams of one flow into one buffer and reports their size).
+struct GroReceiver {
+    gro: bool,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    cmsg: Vec<u8>,
+}
+
+impl GroReceiver {
+    fn new(natt: &UdpSocket) -> Self {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use nix::sys::socket::{setsockopt, sockopt};
+            let gro = setsockopt(natt, sockopt::UdpGroSegment, &true).is_ok();
+            if !gro {
+                debug!("UDP GRO unavailable; one datagram per receive");
+            }
+            GroReceiver { gro, cmsg: nix::cmsg_space!(i32) }
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            let _ = natt;
+            GroReceiver { gro: false }
+        }
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn recv_gro(cmsg: &mut [u8], natt: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Received> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+        use std::os::fd::AsRawFd;
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let msg = recvmsg::<SockaddrStorage>(natt.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty())?;
+        let mut segment = None;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::UdpGroSegments(n) = c {
+                    segment = usize::try_from(n).ok().filter(|&n| n > 0);
+                }
+            }
+        }
+        let from = msg
+            .address
+            .and_then(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+                (Some(v4), _) => Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4))),
+                (_, Some(v6)) => Some(SocketAddr::from(std::net::SocketAddrV6::from(*v6))),
+                _ => None,
+            })
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        Ok(Received { len: msg.bytes, from, segment })
+    }
+
+    /// Waits for the next receive.
+    async fn recv(&mut self, natt: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Received> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if self.gro {
+            let cmsg = &mut self.cmsg;
+            return natt.async_io(Interest::READABLE, || Self::recv_gro(cmsg, natt, buf)).await;
+        }
+        let (len, from) = natt.recv_from(buf).await?;
+        Ok(Received { len, from, segment: None })
+    }
+
+    /// The next receive if one is queued; `WouldBlock` otherwise.
+    fn try_recv(&mut self, natt: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Received> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if self.gro {
+            let cmsg = &mut self.cmsg;
+            return natt.try_io(Interest::READABLE, || Self::recv_gro(cmsg, natt, buf));
+        }
+        let (len, from) = natt.try_recv_from(buf)?;
+        Ok(Received { len, from, segment: None })
+    }
+}
+
 /// UDP 4500 -> (IKE task | ESP -> TUN). Ends when the update channel closes.
 ///
-/// After each wake-up it handles every queued datagram (up to [`MAX_DRAIN`]) before waiting again.
+/// After each wake-up it handles every queued datagram (up to [`MAX_DRAIN`] receives) before waiting again;
+/// with UDP GRO one receive carries a burst of datagrams.
 pub async fn downlink(
     tun: Option<Arc<Tun>>,
     natt: Arc<UdpSocket>,
@@ -493,6 +583,7 @@ pub async fn downlink(
     max_mss: u16,
 ) {
     size_socket_buffers(&natt);
+    let mut rx = GroReceiver::new(&natt);
     let mut buf = vec![0u8; BUF_LEN];
     // Current and previous inbound SA: the previous one keeps working until the gateway switches (rekey).
     let mut sas: Vec<Half> = Vec::with_capacity(2);
@@ -514,11 +605,11 @@ pub async fn downlink(
                 }
                 continue;
             }
-            r = natt.recv_from(&mut buf) => r,
+            r = rx.recv(&natt, &mut buf) => r,
         };
         let mut r = first;
         for _ in 0..MAX_DRAIN {
-            let (n, from) = match r {
+            let got = match r {
                 Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -526,12 +617,17 @@ pub async fn downlink(
                     break;
                 }
             };
-            if let Some(dgram) = buf.get_mut(..n) {
-                if !inbound(dgram, from, &mut sas, &mut tun, &ike, &counters, max_mss).await {
+            let data = buf.get_mut(..got.len).unwrap_or_default();
+            let step = got.segment.unwrap_or(data.len()).max(1);
+            if data.len() > step {
+                counters.rx_coalesced.fetch_add(data.len().div_ceil(step) as u64, Relaxed);
+            }
+            for dgram in data.chunks_mut(step) {
+                if !inbound(dgram, got.from, &mut sas, &mut tun, &ike, &counters, max_mss).await {
                     return;
                 }
             }
-            r = natt.try_recv_from(&mut buf);
+            r = rx.try_recv(&natt, &mut buf);
         }
     }
 }
@@ -598,4 +694,40 @@ async fn inbound(
         }
     }
     true
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A UDP GSO send over loopback reaches a UDP GRO socket as one receive: the receiver must report the
+    /// segment size so the downlink can cut the burst back into its datagrams.
+    #[tokio::test]
+    async fn gro_receive_reports_the_segment_size() {
+        let rx_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut rx = GroReceiver::new(&rx_sock);
+        assert!(rx.gro, "UDP GRO could not be enabled");
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to: nix::sys::socket::SockaddrStorage = rx_sock.local_addr().unwrap().into();
+        // Five datagrams of 1000 bytes and a last one of 300 in one send.
+        let data: Vec<u8> = (0..5300u32).map(|i| (i / 1000) as u8).collect();
+        send_segments(&tx, &data, Some(1000), &to).unwrap();
+        let mut buf = vec![0u8; BUF_LEN];
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv(&rx_sock, &mut buf)).await.unwrap().unwrap();
+        assert_eq!(got.from, tx.local_addr().unwrap());
+        assert_eq!(got.len, 5300);
+        assert_eq!(got.segment, Some(1000));
+        let chunks: Vec<&[u8]> = buf[..got.len].chunks(got.segment.unwrap()).collect();
+        assert_eq!(chunks.len(), 6);
+        for (i, c) in chunks.iter().enumerate() {
+            assert!(c.iter().all(|&b| usize::from(b) == i), "datagram {i}");
+        }
+        // A single datagram comes without a segment size (or with its own length).
+        tx.send_to(&[7u8; 100], rx_sock.local_addr().unwrap()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv(&rx_sock, &mut buf)).await.unwrap().unwrap();
+        assert_eq!(got.len, 100);
+        assert!(got.segment.is_none_or(|s| s >= 100), "{got:?}");
+        assert!(matches!(rx.try_recv(&rx_sock, &mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
+    }
 }
