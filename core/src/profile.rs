@@ -42,7 +42,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::RootCertStore;
 
 use crate::crypto::{ClientCredentials, GatewayCertPolicy, TrustAnchors};
-use crate::eap::{EapConfig, EapCredentials, EapMethod, TlsCredentials};
+use crate::eap::{EapConfig, EapCredentials, EapMethod, TlsCredentials, TtlsCredentials};
 use crate::ike::{
     parse_cidr, parse_identity, AuthConfig, EspProposal, GatewayAuth, IkeConfig, IkeProposal, Retransmit,
 };
@@ -172,8 +172,11 @@ pub struct AuthSection {
     pub key: Option<String>,
     pub pkcs12: Option<String>,
     pub pkcs12_password: Option<String>,
-    /// "mschapv2", "md5", "tls"; default: whatever the gateway asks for among those our credentials allow.
+    /// "mschapv2", "md5", "tls", "ttls"; default: whatever the gateway asks for among those our credentials
+    /// allow.
     pub eap_method: Option<String>,
+    /// With "ttls": the method inside the tunnel, "mschapv2" or "md5"; default: either.
+    pub ttls_inner: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<String>,
@@ -454,10 +457,35 @@ impl Profile {
                     Some("mschapv2") => Some(EapMethod::MsChapV2),
                     Some("md5") => Some(EapMethod::Md5),
                     Some("tls") => Some(EapMethod::Tls),
+                    Some("ttls") => Some(EapMethod::Ttls),
                     Some(m) => {
-                        return Err(field("auth.eap_method", format!("unknown EAP method `{m}` (mschapv2, md5, tls)")))
+                        return Err(field(
+                            "auth.eap_method",
+                            format!("unknown EAP method `{m}` (mschapv2, md5, tls, ttls)"),
+                        ))
                     }
                 };
+                // Trust anchors for the certificate of an EAP-TLS or EAP-TTLS server: the profile's `gateway.ca`.
+                let eap_server_trust = |what: &str| -> Result<(RootCertStore, String), ProfileError> {
+                    let mut roots = RootCertStore::empty();
+                    for f in &self.gateway.ca {
+                        for c in CertificateDer::pem_slice_iter(&read_file("gateway.ca", f)?) {
+                            let c = c.map_err(|e| field("gateway.ca", format!("bad PEM: {e:?}")))?;
+                            roots.add(c).map_err(|e| field("gateway.ca", e.to_string()))?;
+                        }
+                    }
+                    if roots.is_empty() {
+                        return Err(field(
+                            "gateway.ca",
+                            format!("{what} needs the CA of the EAP server's certificate"),
+                        ));
+                    }
+                    let server_name = self.gateway.id.clone().unwrap_or_else(|| self.gateway.address.clone());
+                    Ok((roots, server_name))
+                };
+                if a.ttls_inner.is_some() && method != Some(EapMethod::Ttls) {
+                    return Err(field("auth.ttls_inner", "only with eap_method = \"ttls\""));
+                }
                 let credentials = if method == Some(EapMethod::Tls) {
                     let creds = client_creds()?;
                     let _ = creds;
@@ -471,18 +499,30 @@ impl Profile {
                         .map_err(|e| field("auth.cert", format!("bad PEM: {e:?}")))?;
                     let key = PrivateKeyDer::from_pem_slice(&key_pem)
                         .map_err(|e| field("auth.key", format!("bad PEM: {e:?}")))?;
-                    let mut roots = RootCertStore::empty();
-                    for f in &self.gateway.ca {
-                        for c in CertificateDer::pem_slice_iter(&read_file("gateway.ca", f)?) {
-                            let c = c.map_err(|e| field("gateway.ca", format!("bad PEM: {e:?}")))?;
-                            roots.add(c).map_err(|e| field("gateway.ca", e.to_string()))?;
-                        }
-                    }
-                    if roots.is_empty() {
-                        return Err(field("gateway.ca", "EAP-TLS needs the CA of the EAP server's certificate"));
-                    }
-                    let server_name = self.gateway.id.clone().unwrap_or_else(|| self.gateway.address.clone());
+                    let (roots, server_name) = eap_server_trust("EAP-TLS")?;
                     EapCredentials::Tls(TlsCredentials { chain, key, server_name, roots })
+                } else if method == Some(EapMethod::Ttls) {
+                    let username = a.username.clone().ok_or_else(|| field("auth.username", "EAP needs a user name"))?;
+                    let password = read_secret("password", &a.password, &a.password_file)?
+                        .ok_or_else(|| field("auth.password", "EAP needs password or password_file"))?;
+                    let password =
+                        String::from_utf8(password.to_vec()).map_err(|_| field("auth.password", "is not UTF-8"))?;
+                    let inner = match a.ttls_inner.as_deref() {
+                        None | Some("any") => Vec::new(),
+                        Some("mschapv2") => vec![EapMethod::MsChapV2],
+                        Some("md5") => vec![EapMethod::Md5],
+                        Some(m) => {
+                            return Err(field("auth.ttls_inner", format!("unknown inner method `{m}` (mschapv2, md5)")))
+                        }
+                    };
+                    let (roots, server_name) = eap_server_trust("EAP-TTLS")?;
+                    EapCredentials::Ttls(TtlsCredentials {
+                        username,
+                        password: Zeroizing::new(password),
+                        server_name,
+                        roots,
+                        inner,
+                    })
                 } else {
                     let username = a.username.clone().ok_or_else(|| field("auth.username", "EAP needs a user name"))?;
                     let password = read_secret("password", &a.password, &a.password_file)?

@@ -112,6 +112,17 @@ fn eap_mschapv2_md5_and_tls() {
         p(&pki.client_key)
     );
     connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &tls));
+
+    // EAP-TTLS with EAP-MSCHAPv2 inside: an anonymous outer identity, the user name only in the tunnel.
+    gw.reconfigure(&cert_gateway(&tb, &pki, "eap-ttls")).unwrap();
+    let ttls = format!("{}\neap_identity = \"anonymous\"", eap_auth("ttls", EAP_PASSWORD));
+    connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &ttls));
+    let log = gw.log();
+    assert!(log.contains("EAP_TTLS"), "the gateway ran EAP-TTLS");
+    assert!(
+        log.contains(&format!("phase2 authentication of '{EAP_USER}' with EAP_MSCHAPV2 successful")),
+        "inner EAP-MSCHAPv2 for {EAP_USER}"
+    );
 }
 
 #[test]
@@ -125,6 +136,12 @@ fn authentication_failures_are_distinct_errors() {
     // Wrong EAP password: MSCHAPv2 failure E=691.
     let e = fails(&tb, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", "wrong-password")));
     assert!(e.contains("EAP") && e.contains("691"), "{e}");
+
+    // Wrong password inside EAP-TTLS: the inner MSCHAPv2 failure is the error.
+    gw.reconfigure(&cert_gateway(&tb, &pki, "eap-ttls")).unwrap();
+    let e = fails(&tb, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("ttls", "wrong-password")));
+    assert!(e.contains("EAP") && e.contains("691"), "{e}");
+    gw.reconfigure(&cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
 
     // Gateway certificate from a CA we do not trust.
     let e = fails(&tb, &cert_gateway_profile(&other.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)));

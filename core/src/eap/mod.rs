@@ -4,14 +4,16 @@
 //! Response, and finally reports EAP-Success or EAP-Failure. When the method derives an MSK
 //! ([`EapPeer::msk`]), IKE uses it as the AUTH key; otherwise IKE falls back to SK_pi/SK_pr (RFC 7296 §2.16).
 //!
-//! Methods: EAP-MD5 (RFC 3748 §5.4), EAP-MSCHAPv2 (draft-kamath-pppext-eap-mschapv2, RFC 2759, RFC 3079) and
-//! EAP-TLS (RFC 5216, RFC 9190 for TLS 1.3). Identity and Notification are answered in any state; a Request for
-//! a method we do not offer gets a Legacy Nak (RFC 3748 §5.3.1).
+//! Methods: EAP-MD5 (RFC 3748 §5.4), EAP-MSCHAPv2 (draft-kamath-pppext-eap-mschapv2, RFC 2759, RFC 3079),
+//! EAP-TLS (RFC 5216, RFC 9190 for TLS 1.3) and EAP-TTLS (RFC 5281, RFC 9427) with EAP-MSCHAPv2 or EAP-MD5
+//! inside. Identity and Notification are answered in any state; a Request for a method we do not offer gets a
+//! Legacy Nak (RFC 3748 §5.3.1).
 
 mod md5;
 mod mschapv2;
 mod packet;
 mod tls;
+mod ttls;
 
 #[cfg(test)]
 mod tests;
@@ -42,6 +44,8 @@ pub enum EapCredentials {
     Password { username: String, password: Zeroizing<String> },
     /// For EAP-TLS.
     Tls(TlsCredentials),
+    /// For EAP-TTLS.
+    Ttls(TtlsCredentials),
 }
 
 impl fmt::Debug for EapCredentials {
@@ -51,6 +55,7 @@ impl fmt::Debug for EapCredentials {
                 f.debug_struct("Password").field("username", username).finish_non_exhaustive()
             }
             EapCredentials::Tls(t) => f.debug_tuple("Tls").field(t).finish(),
+            EapCredentials::Ttls(t) => f.debug_tuple("Ttls").field(t).finish(),
         }
     }
 }
@@ -87,6 +92,31 @@ impl fmt::Debug for TlsCredentials {
     }
 }
 
+/// A user name and password used inside a server-authenticated TLS tunnel (EAP-TTLS, RFC 5281). The outer
+/// EAP identity ([`EapConfig::identity`]) may be anonymous; the user name is sent only inside the tunnel.
+#[derive(Clone)]
+pub struct TtlsCredentials {
+    pub username: String,
+    pub password: Zeroizing<String>,
+    /// The name the EAP server's certificate must carry (DNS name or IP address).
+    pub server_name: String,
+    /// Trust anchors for the EAP server's certificate.
+    pub roots: RootCertStore,
+    /// Inner methods we accept (EAP-MSCHAPv2, EAP-MD5); empty: either.
+    pub inner: Vec<EapMethod>,
+}
+
+impl fmt::Debug for TtlsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TtlsCredentials")
+            .field("username", &self.username)
+            .field("server_name", &self.server_name)
+            .field("roots", &self.roots.len())
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The EAP methods we implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EapMethod {
@@ -96,6 +126,8 @@ pub enum EapMethod {
     MsChapV2,
     /// EAP-TLS, type 13 (RFC 5216).
     Tls,
+    /// EAP-TTLS, type 21 (RFC 5281).
+    Ttls,
 }
 
 impl EapMethod {
@@ -105,6 +137,7 @@ impl EapMethod {
             EapMethod::Md5 => packet::TYPE_MD5,
             EapMethod::MsChapV2 => packet::TYPE_MSCHAPV2,
             EapMethod::Tls => packet::TYPE_TLS,
+            EapMethod::Ttls => packet::TYPE_TTLS,
         }
     }
 
@@ -114,6 +147,7 @@ impl EapMethod {
             packet::TYPE_MD5 => Some(EapMethod::Md5),
             packet::TYPE_MSCHAPV2 => Some(EapMethod::MsChapV2),
             packet::TYPE_TLS => Some(EapMethod::Tls),
+            packet::TYPE_TTLS => Some(EapMethod::Ttls),
             _ => None,
         }
     }
@@ -123,6 +157,7 @@ impl EapMethod {
             (self, credentials),
             (EapMethod::Md5 | EapMethod::MsChapV2, EapCredentials::Password { .. })
                 | (EapMethod::Tls, EapCredentials::Tls(_))
+                | (EapMethod::Ttls, EapCredentials::Ttls(_))
         )
     }
 }
@@ -151,7 +186,7 @@ pub enum EapError {
     /// The gateway rejected our credentials; the text says why (e.g. MSCHAPv2 "E=691").
     #[error("the gateway rejected the EAP authentication: {0}")]
     Rejected(String),
-    #[error("EAP-TLS: {0}")]
+    #[error("EAP-TLS/TTLS: {0}")]
     Tls(String),
     #[error("EAP protocol violation: {0}")]
     Protocol(&'static str),
@@ -181,14 +216,14 @@ pub const DEFAULT_TLS_FRAGMENT_SIZE: usize = 1000;
 
 /// The EAP peer state machine (RFC 3748 §2, §4).
 pub struct EapPeer {
-    config: EapConfig,
+    pub(crate) config: EapConfig,
     state: MethodState,
     method: Option<EapMethod>,
     msk: Option<Zeroizing<Vec<u8>>>,
     /// A failure found while we still had to answer (MSCHAPv2 Failure Request, TLS alert): reported when the
     /// gateway answers with EAP-Failure (or anything else).
-    deferred: Option<EapError>,
-    finished: bool,
+    pub(crate) deferred: Option<EapError>,
+    pub(crate) finished: bool,
     tls_fragment_size: usize,
 }
 
@@ -251,11 +286,15 @@ impl EapPeer {
                 if let Some(e) = self.deferred.take() {
                     return Err(e);
                 }
-                self.success()
+                self.success(rng)
             }
             Packet::Failure { .. } => {
                 self.finished = true;
-                match self.deferred.take() {
+                let inner = match &mut self.state {
+                    MethodState::Tls(t) => t.take_phase2_error(),
+                    _ => None,
+                };
+                match self.deferred.take().or(inner) {
                     Some(e) => Err(e),
                     None => Ok(EapAction::Failure),
                 }
@@ -272,8 +311,8 @@ impl EapPeer {
     }
 
     /// EAP-Success: accept it only after the method finished (RFC 3748 §4.2), then take the MSK.
-    fn success(&mut self) -> Result<EapAction, EapError> {
-        match &self.state {
+    fn success(&mut self, rng: &mut dyn rand_core::CryptoRng) -> Result<EapAction, EapError> {
+        match &mut self.state {
             MethodState::None => Err(EapError::Protocol("EAP-Success without an authentication method")),
             MethodState::Md5 { responded: false } => Err(EapError::Protocol("EAP-Success before our MD5 response")),
             MethodState::Md5 { responded: true } => Ok(EapAction::Success),
@@ -286,6 +325,7 @@ impl EapPeer {
                 if !t.is_complete() {
                     return Err(EapError::Protocol("EAP-Success before the EAP-TLS handshake completed"));
                 }
+                t.phase2_finished(rng)?;
                 self.msk = Some(t.msk()?);
                 Ok(EapAction::Success)
             }
@@ -366,7 +406,17 @@ impl EapPeer {
                 let MethodState::Tls(state) = &mut self.state else {
                     return Err(EapError::Protocol("EAP-TLS state"));
                 };
-                state.handle(data, first)
+                state.handle(data, first, rng)
+            }
+            (EapMethod::Ttls, EapCredentials::Ttls(creds)) => {
+                let first = !matches!(self.state, MethodState::Tls(_));
+                if first {
+                    self.state = MethodState::Tls(Box::new(tls::EapTls::new_ttls(creds, self.tls_fragment_size)?));
+                }
+                let MethodState::Tls(state) = &mut self.state else {
+                    return Err(EapError::Protocol("EAP-TTLS state"));
+                };
+                state.handle(data, first, rng)
             }
             _ => Err(EapError::InvalidConfig("credentials do not fit the EAP method")),
         }
@@ -374,7 +424,7 @@ impl EapPeer {
 
     /// Our methods in order of preference: `allowed` (or all we implement) that our credentials can serve.
     fn offered_methods(&self) -> Vec<EapMethod> {
-        const ALL: [EapMethod; 3] = [EapMethod::MsChapV2, EapMethod::Tls, EapMethod::Md5];
+        const ALL: [EapMethod; 4] = [EapMethod::MsChapV2, EapMethod::Tls, EapMethod::Ttls, EapMethod::Md5];
         let base: &[EapMethod] = if self.config.allowed.is_empty() { &ALL } else { &self.config.allowed };
         let mut out: Vec<EapMethod> = Vec::with_capacity(base.len());
         for &m in base {

@@ -666,3 +666,241 @@ mod tls {
         assert!(matches!(result, Err(EapError::Malformed(_))));
     }
 }
+
+mod ttls {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+    use rustls::{ServerConfig, ServerConnection, SupportedProtocolVersion};
+
+    use super::super::ttls::{decode_eap_message, encode_eap_message};
+    use super::*;
+
+    const USER: &str = "alice";
+    const PASSWORD: &str = "ttls-secret";
+
+    #[test]
+    fn avp_codec() {
+        let mut out = Vec::new();
+        encode_eap_message(&[2, 0, 0, 9, 1, b'a', b'l', b'i', b'c'], &mut out).unwrap();
+        // Code 79, flags M, length 8 + 9 = 17, padded to 20.
+        assert_eq!(&out[..8], &[0, 0, 0, 79, 0x40, 0, 0, 17]);
+        assert_eq!(out.len(), 20);
+        assert_eq!(decode_eap_message(&out).unwrap(), vec![2, 0, 0, 9, 1, b'a', b'l', b'i', b'c']);
+        // An EAP packet split over two EAP-Message AVPs, after an optional vendor AVP that is skipped.
+        let mut two = vec![0, 0, 0, 1, 0x80, 0, 0, 13, 0, 0, 0x01, 0x37, 0xff, 0, 0, 0];
+        encode_eap_message(&[1, 2, 0], &mut two).unwrap();
+        encode_eap_message(&[6, 4, 16], &mut two).unwrap();
+        assert_eq!(decode_eap_message(&two).unwrap(), vec![1, 2, 0, 6, 4, 16]);
+        // Unknown mandatory AVP; truncated header; length beyond the data; length below the header; no EAP.
+        assert!(matches!(decode_eap_message(&[0, 0, 0, 1, 0x40, 0, 0, 8]), Err(EapError::Protocol(_))));
+        assert!(matches!(decode_eap_message(&[0, 0, 0, 79, 0x40, 0]), Err(EapError::Malformed(_))));
+        assert!(matches!(decode_eap_message(&[0, 0, 0, 79, 0x40, 0, 0, 30, 1]), Err(EapError::Malformed(_))));
+        assert!(matches!(decode_eap_message(&[0, 0, 0, 79, 0x40, 0, 0, 4]), Err(EapError::Malformed(_))));
+        assert!(matches!(decode_eap_message(&[0, 0, 0, 1, 0, 0, 0, 8]), Err(EapError::Protocol(_))));
+        assert!(matches!(decode_eap_message(&[]), Err(EapError::Protocol(_))));
+    }
+
+    struct Pki {
+        ca: CertificateDer<'static>,
+        other_ca: CertificateDer<'static>,
+        server: (CertificateDer<'static>, PrivateKeyDer<'static>),
+    }
+
+    fn pki() -> Pki {
+        let ca = |_: ()| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let cert = params.self_signed(&key).unwrap();
+            (cert.der().clone(), Issuer::new(params, key))
+        };
+        let (ca_cert, issuer) = ca(());
+        let (other_ca, _) = ca(());
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["aaa.example.org".into()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let server = (cert.der().clone(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())));
+        Pki { ca: ca_cert, other_ca, server }
+    }
+
+    fn config(trust: &CertificateDer<'static>, password: &str) -> EapConfig {
+        let mut roots = RootCertStore::empty();
+        roots.add(trust.clone()).unwrap();
+        EapConfig {
+            identity: "anonymous@example.org".into(),
+            credentials: EapCredentials::Ttls(TtlsCredentials {
+                username: USER.into(),
+                password: Zeroizing::new(password.into()),
+                server_name: "aaa.example.org".into(),
+                roots,
+                inner: vec![],
+            }),
+            allowed: vec![EapMethod::Ttls],
+        }
+    }
+
+    /// A minimal EAP-TTLS server (RFC 5281) with EAP-MD5 in phase 2, over a rustls ServerConnection; messages
+    /// fit one EAP packet each.
+    struct Server {
+        conn: ServerConnection,
+        id: u8,
+        phase2: u8,
+        challenge: [u8; 16],
+        inner_identity: Option<String>,
+        /// Send EAP-Success when phase 2 opens, before it authenticated the peer (a broken server).
+        early_success: bool,
+    }
+
+    impl Server {
+        fn new(pki: &Pki, version: &'static SupportedProtocolVersion) -> Server {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[version])
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![pki.server.0.clone()], pki.server.1.clone_key())
+                .unwrap();
+            Server {
+                conn: ServerConnection::new(Arc::new(config)).unwrap(),
+                id: 40,
+                phase2: 0,
+                challenge: [0x5a; 16],
+                inner_identity: None,
+                early_success: false,
+            }
+        }
+
+        fn request(&mut self, type_data: &[u8]) -> Vec<u8> {
+            self.id = self.id.wrapping_add(1);
+            request(self.id, 21, type_data)
+        }
+
+        fn end(&mut self, code: u8) -> Vec<u8> {
+            self.id = self.id.wrapping_add(1);
+            vec![code, self.id, 0, 4]
+        }
+
+        /// The next packet for the peer after its Response `resp` (None: the Start).
+        fn next(&mut self, resp: Option<&[u8]>) -> Vec<u8> {
+            let Some(resp) = resp else { return self.request(&[0x20]) };
+            assert_eq!((resp[0], resp[1], resp[4]), (2, self.id, 21));
+            let flags = resp[5];
+            assert_eq!(flags & 0x40, 0, "messages fit one packet here");
+            let data = &resp[if flags & 0x80 != 0 { 10 } else { 6 }..];
+            let mut input = data;
+            while !input.is_empty() {
+                self.conn.read_tls(&mut input).unwrap();
+                if self.conn.process_new_packets().is_err() {
+                    return self.end(4);
+                }
+            }
+            let mut app = Vec::new();
+            let _ = self.conn.reader().read_to_end(&mut app);
+            if !app.is_empty() && self.early_success {
+                // The handshake is over and the peer opened phase 2, which has not authenticated it yet.
+                return self.end(3);
+            }
+            if !app.is_empty() {
+                let eap = decode_eap_message(&app).unwrap();
+                match self.phase2 {
+                    0 => {
+                        // The peer opens phase 2 with its inner identity.
+                        assert_eq!(&eap[..5], &[2, 0, 0, eap.len() as u8, 1]);
+                        self.inner_identity = Some(String::from_utf8(eap[5..].to_vec()).unwrap());
+                        let mut md5 = vec![1, 7, 0, 22, 4, 16];
+                        md5.extend_from_slice(&self.challenge);
+                        let mut avps = Vec::new();
+                        encode_eap_message(&md5, &mut avps).unwrap();
+                        self.conn.writer().write_all(&avps).unwrap();
+                        self.phase2 = 1;
+                    }
+                    _ => {
+                        assert_eq!(&eap[..6], &[2, 7, 0, 22, 4, 16]);
+                        let want = super::super::md5::chap_md5(7, PASSWORD.as_bytes(), &self.challenge);
+                        return self.end(if eap[6..22] == want { 3 } else { 4 });
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            while self.conn.wants_write() {
+                self.conn.write_tls(&mut out).unwrap();
+            }
+            if out.is_empty() {
+                return self.end(4);
+            }
+            let mut d = vec![0x80];
+            d.extend_from_slice(&(out.len() as u32).to_be_bytes());
+            d.extend_from_slice(&out);
+            self.request(&d)
+        }
+
+        fn msk(&self) -> Vec<u8> {
+            match self.conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => {
+                    let km = self
+                        .conn
+                        .export_keying_material(vec![0u8; 128], b"EXPORTER_EAP_TLS_Key_Material", Some(&[0x15]))
+                        .unwrap();
+                    km[..64].to_vec()
+                }
+                _ => self.conn.export_keying_material(vec![0u8; 64], b"ttls keying material", None).unwrap(),
+            }
+        }
+    }
+
+    fn run(peer: &mut EapPeer, server: &mut Server) -> Result<EapAction, EapError> {
+        let mut rng = rng();
+        let mut req = server.next(None);
+        for _ in 0..50 {
+            match peer.handle(&req, &mut rng)? {
+                EapAction::Respond(r) => req = server.next(Some(&r)),
+                other => return Ok(other),
+            }
+        }
+        panic!("EAP-TTLS conversation did not finish");
+    }
+
+    fn conversation(version: &'static SupportedProtocolVersion) {
+        let pki = pki();
+        let mut peer = EapPeer::new(config(&pki.ca, PASSWORD));
+        peer.set_tls_fragment_size(16 * 1024);
+        let mut server = Server::new(&pki, version);
+        assert_eq!(run(&mut peer, &mut server), Ok(EapAction::Success));
+        assert_eq!(peer.method(), Some(EapMethod::Ttls));
+        assert_eq!(server.inner_identity.as_deref(), Some(USER), "the user name is sent inside the tunnel");
+        assert_eq!(peer.msk().expect("MSK").to_vec(), server.msk());
+    }
+
+    #[test]
+    fn ttls_md5_over_tls12() {
+        conversation(&rustls::version::TLS12);
+    }
+
+    #[test]
+    fn ttls_md5_over_tls13() {
+        conversation(&rustls::version::TLS13);
+    }
+
+    #[test]
+    fn ttls_failures() {
+        let pki = pki();
+        // Wrong password: the server's EAP-Failure.
+        let mut peer = EapPeer::new(config(&pki.ca, "wrong"));
+        let mut server = Server::new(&pki, &rustls::version::TLS12);
+        assert_eq!(run(&mut peer, &mut server), Ok(EapAction::Failure));
+        assert!(peer.msk().is_none());
+        // A server certificate from a CA we do not trust.
+        let mut peer = EapPeer::new(config(&pki.other_ca, PASSWORD));
+        let mut server = Server::new(&pki, &rustls::version::TLS13);
+        assert!(matches!(run(&mut peer, &mut server), Err(EapError::Tls(m)) if m.contains("certificate")));
+        // EAP-Success before phase 2 authenticated us is refused.
+        let mut peer = EapPeer::new(config(&pki.ca, PASSWORD));
+        let mut server = Server::new(&pki, &rustls::version::TLS12);
+        server.early_success = true;
+        let r = run(&mut peer, &mut server);
+        assert!(matches!(&r, Err(EapError::Protocol(m)) if m.contains("phase 2")), "{r:?}");
+        assert!(peer.msk().is_none());
+    }
+}

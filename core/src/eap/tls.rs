@@ -1,4 +1,5 @@
-//! EAP-TLS peer (RFC 5216, with the TLS 1.3 rules of RFC 9190) on a sans-IO `rustls::ClientConnection`.
+//! EAP-TLS peer (RFC 5216, with the TLS 1.3 rules of RFC 9190) on a sans-IO `rustls::ClientConnection`, and
+//! the TLS part of EAP-TTLS (RFC 5281; TLS 1.3 as in RFC 9427), whose phase 2 is in [`super::ttls`].
 //!
 //! Type-Data: Flags (L = length included, M = more fragments, S = start), then the 4-octet TLS Message Length
 //! if L is set, then TLS records (RFC 5216 §3.1). Fragments are acknowledged by an EAP-TLS message without
@@ -12,7 +13,8 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 use zeroize::Zeroizing;
 
-use super::{EapError, MethodStep, TlsCredentials};
+use super::ttls::{Phase2, MAX_PHASE2_LEN};
+use super::{EapError, MethodStep, TlsCredentials, TtlsCredentials};
 
 const FLAG_LENGTH: u8 = 0x80;
 const FLAG_MORE: u8 = 0x40;
@@ -29,11 +31,23 @@ const LABEL_TLS12: &[u8] = b"client EAP encryption";
 /// RFC 9190 §2.3: TLS 1.3 exporter label, context = EAP Type-Code 0x0D, 128 octets (MSK | EMSK).
 const LABEL_TLS13: &[u8] = b"EXPORTER_EAP_TLS_Key_Material";
 const TYPE_CODE_TLS: u8 = 0x0d;
+/// RFC 5281 §8: EAP-TTLS keying material with TLS 1.2 (no context).
+const LABEL_TTLS12: &[u8] = b"ttls keying material";
+/// RFC 9427 §2.1: with TLS 1.3, EAP-TTLS uses the EAP-TLS exporter label with its own Type-Code.
+const TYPE_CODE_TTLS: u8 = 0x15;
 const MSK_LEN: usize = 64;
 
-/// One EAP-TLS conversation.
+/// EAP-TLS, or EAP-TTLS with its phase 2.
+#[derive(Debug)]
+enum Flavor {
+    Tls,
+    Ttls(Box<Phase2>),
+}
+
+/// One EAP-TLS or EAP-TTLS conversation.
 #[derive(Debug)]
 pub(crate) struct EapTls {
+    flavor: Flavor,
     conn: ClientConnection,
     /// TLS bytes to send, and how many of them are already sent.
     outgoing: Vec<u8>,
@@ -49,18 +63,39 @@ pub(crate) struct EapTls {
 impl EapTls {
     /// Build the TLS client for an EAP-TLS Start.
     pub(crate) fn new(creds: &TlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
+        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(tls_error)?
             .with_root_certificates(creds.roots.clone())
             .with_client_auth_cert(creds.chain.clone(), creds.key.clone_key())
             .map_err(tls_error)?;
+        Self::build(config, &creds.server_name, Flavor::Tls, fragment_size)
+    }
+
+    /// Build the TLS client for an EAP-TTLS Start: the server authenticates with its certificate, we with the
+    /// inner method in phase 2.
+    pub(crate) fn new_ttls(creds: &TtlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
+        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(tls_error)?
+            .with_root_certificates(creds.roots.clone())
+            .with_no_client_auth();
+        let phase2 = Phase2::new(&creds.username, &creds.password, &creds.inner);
+        Self::build(config, &creds.server_name, Flavor::Ttls(Box::new(phase2)), fragment_size)
+    }
+
+    fn build(
+        mut config: ClientConfig,
+        server_name: &str,
+        flavor: Flavor,
+        fragment_size: usize,
+    ) -> Result<EapTls, EapError> {
         config.resumption = Resumption::disabled();
-        let name = ServerName::try_from(creds.server_name.clone())
+        let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| EapError::InvalidConfig("EAP-TLS server name is not a DNS name or IP address"))?;
         let conn = ClientConnection::new(Arc::new(config), name).map_err(tls_error)?;
         Ok(EapTls {
+            flavor,
             conn,
             outgoing: Vec::new(),
             sent: 0,
@@ -75,6 +110,9 @@ impl EapTls {
     /// indication arrived: then EAP-Success may be accepted.
     pub(crate) fn is_complete(&self) -> bool {
         let done = !self.conn.is_handshaking() && self.sent == self.outgoing.len();
+        if matches!(self.flavor, Flavor::Ttls(_)) {
+            return done;
+        }
         match self.conn.protocol_version() {
             Some(ProtocolVersion::TLSv1_2) => done,
             Some(ProtocolVersion::TLSv1_3) => done && self.success_indication,
@@ -82,29 +120,52 @@ impl EapTls {
         }
     }
 
-    /// The MSK (RFC 5216 §2.3 for TLS 1.2, RFC 9190 §2.3 for TLS 1.3). Only after [`Self::is_complete`].
+    /// The MSK (RFC 5216 §2.3 for TLS 1.2, RFC 9190 §2.3 for TLS 1.3; EAP-TTLS: RFC 5281 §8, RFC 9427 §2.1).
+    /// Only after [`Self::is_complete`].
     pub(crate) fn msk(&self) -> Result<Zeroizing<Vec<u8>>, EapError> {
         if !self.is_complete() {
             return Err(EapError::Protocol("EAP-TLS handshake not complete"));
         }
+        let (label12, type_code) = match self.flavor {
+            Flavor::Tls => (LABEL_TLS12, TYPE_CODE_TLS),
+            Flavor::Ttls(_) => (LABEL_TTLS12, TYPE_CODE_TTLS),
+        };
         match self.conn.protocol_version() {
             Some(ProtocolVersion::TLSv1_3) => {
                 let mut km = self
                     .conn
-                    .export_keying_material(Zeroizing::new(vec![0u8; 128]), LABEL_TLS13, Some(&[TYPE_CODE_TLS]))
+                    .export_keying_material(Zeroizing::new(vec![0u8; 128]), LABEL_TLS13, Some(&[type_code]))
                     .map_err(tls_error)?;
                 km.truncate(MSK_LEN);
                 Ok(km)
             }
-            _ => self
-                .conn
-                .export_keying_material(Zeroizing::new(vec![0u8; MSK_LEN]), LABEL_TLS12, None)
-                .map_err(tls_error),
+            _ => self.conn.export_keying_material(Zeroizing::new(vec![0u8; MSK_LEN]), label12, None).map_err(tls_error),
+        }
+    }
+
+    /// EAP-TTLS: whether phase 2 finished so that EAP-Success may be accepted.
+    pub(crate) fn phase2_finished(&mut self, rng: &mut dyn rand_core::CryptoRng) -> Result<(), EapError> {
+        match &mut self.flavor {
+            Flavor::Tls => Ok(()),
+            Flavor::Ttls(p) => p.finished(rng),
+        }
+    }
+
+    /// EAP-TTLS: a failure the inner method found, explaining the server's EAP-Failure.
+    pub(crate) fn take_phase2_error(&mut self) -> Option<EapError> {
+        match &mut self.flavor {
+            Flavor::Tls => None,
+            Flavor::Ttls(p) => p.take_error(),
         }
     }
 
     /// Handle the Type-Data of one EAP-TLS Request; returns the Type-Data of our Response.
-    pub(crate) fn handle(&mut self, data: &[u8], first: bool) -> Result<MethodStep, EapError> {
+    pub(crate) fn handle(
+        &mut self,
+        data: &[u8],
+        first: bool,
+        rng: &mut dyn rand_core::CryptoRng,
+    ) -> Result<MethodStep, EapError> {
         let (&flags, mut rest) = data.split_first().ok_or(EapError::Malformed("EAP-TLS without Flags"))?;
         let mut length = None;
         if flags & FLAG_LENGTH != 0 {
@@ -153,14 +214,15 @@ impl EapTls {
         }
         self.announced = None;
         let message = std::mem::take(&mut self.incoming);
-        if let Err(e) = self.feed(&message) {
+        if let Err(e) = self.feed(&message, rng) {
             return self.fail(e);
         }
         self.flush()
     }
 
-    /// Give one reassembled message to rustls and consume any application data it carried.
-    fn feed(&mut self, message: &[u8]) -> Result<(), EapError> {
+    /// Give one reassembled message to rustls and consume any application data it carried: for EAP-TLS only
+    /// the TLS 1.3 success indication, for EAP-TTLS the phase 2 AVPs, which are answered through the tunnel.
+    fn feed(&mut self, message: &[u8], rng: &mut dyn rand_core::CryptoRng) -> Result<(), EapError> {
         let mut input = message;
         while !input.is_empty() {
             let n = self.conn.read_tls(&mut input).map_err(|e| EapError::Tls(e.to_string()))?;
@@ -169,28 +231,54 @@ impl EapTls {
                 break;
             }
         }
+        let limit = match self.flavor {
+            Flavor::Tls => 2,
+            Flavor::Ttls(_) => MAX_PHASE2_LEN + 1,
+        };
         let mut app = Vec::new();
-        let mut buf = [0u8; 64];
-        loop {
+        let mut buf = [0u8; 512];
+        while app.len() < limit {
             match self.conn.reader().read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => {
-                    app.extend_from_slice(buf.get(..n).unwrap_or_default());
-                    if app.len() > 1 {
-                        break;
-                    }
-                }
+                Ok(n) => app.extend_from_slice(buf.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(EapError::Tls(e.to_string())),
             }
         }
-        if !app.is_empty() {
-            let tls13 = self.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
-            if !tls13 || self.conn.is_handshaking() || app != [0] {
-                return Err(EapError::Tls("unexpected application data from the EAP-TLS server".into()));
+        match &mut self.flavor {
+            Flavor::Tls => {
+                if !app.is_empty() {
+                    let tls13 = self.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+                    if !tls13 || self.conn.is_handshaking() || app != [0] {
+                        return Err(EapError::Tls("unexpected application data from the EAP-TLS server".into()));
+                    }
+                    tracing::debug!("EAP-TLS protected success indication received");
+                    self.success_indication = true;
+                }
             }
-            tracing::debug!("EAP-TLS protected success indication received");
-            self.success_indication = true;
+            Flavor::Ttls(phase2) => {
+                if app.len() > MAX_PHASE2_LEN {
+                    return Err(EapError::Malformed("EAP-TTLS phase 2 data longer than 16 KiB"));
+                }
+                // A server that piggybacks its first phase 2 Request on its Finished gets our answer to it;
+                // otherwise we open phase 2 with our inner identity (RFC 5281 §7.2).
+                let mut reply = Vec::new();
+                if !app.is_empty() {
+                    if self.conn.is_handshaking() {
+                        return Err(EapError::Tls("EAP-TTLS application data during the handshake".into()));
+                    }
+                    reply = phase2.handle(&app, rng)?;
+                } else if !self.conn.is_handshaking() {
+                    if let Some(start) = phase2.start()? {
+                        tracing::debug!("EAP-TTLS phase 2 started");
+                        reply = start;
+                    }
+                }
+                if !reply.is_empty() {
+                    std::io::Write::write_all(&mut self.conn.writer(), &reply)
+                        .map_err(|e| EapError::Tls(e.to_string()))?;
+                }
+            }
         }
         Ok(())
     }

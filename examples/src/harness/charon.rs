@@ -43,6 +43,7 @@ pub const PLUGINS: &[&str] = &[
     "eap-mschapv2",
     "eap-md5",
     "eap-tls",
+    "eap-ttls",
     "eap-dynamic",
     "xauth-generic",
 ];
@@ -256,6 +257,10 @@ charon-systemd {{
     }}
     openssl {{
       load_legacy = yes
+    }}
+    eap-ttls {{
+      # The inner method of EAP-TTLS (RFC 5281 phase 2) that the gateway runs.
+      phase2_method = mschapv2
     }}
   }}
   filelog {{
