@@ -103,6 +103,9 @@ pub struct IkeSection {
     /// Offer MOBIKE (RFC 4555) so the tunnel follows address changes; otherwise the client reconnects.
     #[serde(default = "yes")]
     pub mobike: bool,
+    /// Follow redirects to another gateway (RFC 5685), as load-balanced gateway clusters send them.
+    #[serde(default = "yes")]
+    pub redirect: bool,
 }
 
 fn default_fragment_mtu() -> u16 {
@@ -111,7 +114,7 @@ fn default_fragment_mtu() -> u16 {
 
 impl Default for IkeSection {
     fn default() -> Self {
-        IkeSection { fragment_mtu: default_fragment_mtu(), mobike: true }
+        IkeSection { fragment_mtu: default_fragment_mtu(), mobike: true, redirect: true }
     }
 }
 
@@ -653,6 +656,8 @@ impl Profile {
             child_lifetime_bytes: (self.timers.rekey_child_bytes > 0).then_some(self.timers.rekey_child_bytes),
             reauth_lifetime: secs(self.timers.reauth),
             mobike: self.ike.mobike,
+            redirect: self.ike.redirect,
+            redirected_from: None,
             fragment_mtu: match self.ike.fragment_mtu {
                 0 => 0,
                 m if m < 576 => return Err(field("ike.fragment_mtu", "must be 0 (off) or at least 576")),

@@ -132,4 +132,8 @@ pub struct IkeConfig {
     pub reauth_lifetime: Option<Duration>,
     /// Offer MOBIKE (RFC 4555), so the SAs can follow us to a new address.
     pub mobike: bool,
+    /// Follow IKEv2 redirects (RFC 5685): announce REDIRECT_SUPPORTED and accept REDIRECT from the gateway.
+    pub redirect: bool,
+    /// This IKE SA follows a redirect from this gateway address: sent as REDIRECTED_FROM (RFC 5685 §4).
+    pub redirected_from: Option<std::net::IpAddr>,
 }

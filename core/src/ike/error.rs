@@ -45,6 +45,9 @@ pub enum IkeError {
     NetworkChanged,
     #[error("the gateway deleted the IKE SA")]
     DeletedByPeer,
+    /// The gateway sent us to another gateway (RFC 5685); connect there.
+    #[error("the gateway redirected us to {0}")]
+    Redirected(super::redirect::GatewayIdentity),
     #[error("invalid proposal choice: {0}")]
     Proposal(#[from] ProposalError),
     #[error("malformed message: {0}")]

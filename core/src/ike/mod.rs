@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod identity;
 pub mod proposal;
+mod redirect;
 mod sa;
 #[cfg(test)]
 mod sim;
@@ -20,5 +21,6 @@ pub use config::{AuthConfig, GatewayAuth, IkeConfig, Retransmit, TrustEvaluator}
 pub use error::IkeError;
 pub use identity::{display_identity, parse_identity};
 pub use proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};
+pub use redirect::{GatewayIdentity, RedirectError};
 pub use sa::{Event, IkeSa, NatStatus, SessionInfo, SocketKind, State, Timer, Transmit, VirtualConfig};
 pub use ts::{parse_cidr, ts_contains, ts_to_cidrs, Cidr};

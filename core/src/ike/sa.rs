@@ -11,6 +11,7 @@ use tracing::{debug, info, trace, warn};
 use zeroize::Zeroizing;
 
 mod mobike;
+mod redirect;
 mod rekey;
 
 use rekey::{ChildState, PendingSwitch, Queued, Rekey};
@@ -283,6 +284,8 @@ pub struct IkeSa {
     clock: (Instant, u64),
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Why we are closing when it is not the user's wish (a redirect, RFC 5685): reported in [`Event::Closed`].
+    close_reason: Option<IkeError>,
 }
 
 fn notify_of(payloads: &[Payload], t: NotifyType) -> Option<&Notify> {
@@ -375,6 +378,7 @@ impl IkeSa {
             clock: (now, 0),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            close_reason: None,
         };
         sa.send_init(now);
         Ok(sa)
@@ -633,6 +637,11 @@ impl IkeSa {
 
     fn handle_init_response(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
         let payloads = &msg.payloads;
+        if let Some(to) = self.init_redirect(payloads)? {
+            self.pending = None;
+            self.finish(Some(IkeError::Redirected(to)));
+            return Ok(());
+        }
         if let Some(n) = notify_of(payloads, NotifyType::COOKIE) {
             if self.init_retries >= MAX_INIT_RETRIES || n.data.is_empty() || n.data.len() > 64 {
                 return Err(Handling::Fatal(IkeError::Protocol("COOKIE loop or bad COOKIE")));
@@ -839,6 +848,11 @@ impl IkeSa {
         self.peer_authenticated = true;
         let remote_id = display_identity(&idr);
         info!(remote_id, "gateway authenticated");
+        if let Some(to) = self.authenticated_redirect(&payloads) {
+            // RFC 5685 §6: authenticated, but sent elsewhere; the gateway has an IKE SA to delete.
+            self.leave_for(now, to);
+            return Ok(());
+        }
 
         let config = cp.map(parse_config_reply).unwrap_or_default();
         // The IKE SA is up even if the Child SA failed (§1.2); a VPN without a Child SA is of no use, though.
@@ -1004,8 +1018,10 @@ impl IkeSa {
         self.peer_next_id = self.peer_next_id.wrapping_add(1);
         let mut reply = Vec::new();
         let mut close = None;
+        let mut redirect = None;
         match h.exchange {
             ExchangeType::INFORMATIONAL => {
+                redirect = self.authenticated_redirect(&payloads);
                 for p in &payloads {
                     match p {
                         Payload::Delete(d) if d.protocol == ProtocolId::IKE => {
@@ -1050,6 +1066,9 @@ impl IkeSa {
         if let Some(reason) = close {
             self.pending = None;
             self.finish(reason);
+        } else if let Some(to) = redirect {
+            // RFC 5685 §5: our (empty) answer is out; now leave for the new gateway.
+            self.leave_for(now, to);
         }
         Ok(())
     }
@@ -1080,6 +1099,9 @@ impl IkeSa {
         }
         let hashes: Vec<u8> = crypto::SUPPORTED_HASH_IDS.iter().flat_map(|h| h.to_be_bytes()).collect();
         payloads.push(Payload::Notify(Notify::new(NotifyType::SIGNATURE_HASH_ALGORITHMS, hashes)));
+        if let Some(n) = self.redirect_notify() {
+            payloads.push(Payload::Notify(n));
+        }
         let header = ike_header(self.spi_i, 0, ExchangeType::IKE_SA_INIT, true, false, 0);
         let bytes = Message { header, payloads }.encode();
         self.init_request = bytes.clone();
@@ -1436,6 +1458,7 @@ impl IkeSa {
         if self.state == State::Closed {
             return;
         }
+        let reason = reason.or_else(|| self.close_reason.take());
         for c in std::mem::take(&mut self.children) {
             self.events.push_back(Event::ChildSaDeleted { inbound_spi: c.spi_in, outbound_spi: c.spi_out });
         }

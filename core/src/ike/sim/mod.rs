@@ -5,6 +5,7 @@
 
 mod fragmentation_tests;
 mod liveness_tests;
+mod redirect_tests;
 mod responder;
 mod tests;
 

@@ -84,6 +84,12 @@ pub struct ResponderConfig {
     pub seed: [u8; 32],
     /// Authenticate with this certificate (DER) and key (RFC 7427 signature) instead of the PSK.
     pub cert: Option<ResponderCert>,
+    /// Answer IKE_SA_INIT with only REDIRECT to this gateway (RFC 5685 §3), with `redirect_nonce` as its nonce
+    /// data if set, else the initiator's Ni.
+    pub redirect_init: Option<crate::ike::GatewayIdentity>,
+    pub redirect_nonce: Option<Vec<u8>>,
+    /// Add REDIRECT to this gateway to the IKE_AUTH response (RFC 5685 §6).
+    pub redirect_auth: Option<crate::ike::GatewayIdentity>,
 }
 
 /// The responder's certificate (DER) and its signer.
@@ -124,6 +130,9 @@ impl Default for ResponderConfig {
             auth_response_len: None,
             seed: [0x52; 32],
             cert: None,
+            redirect_init: None,
+            redirect_nonce: None,
+            redirect_auth: None,
         }
     }
 }
@@ -708,6 +717,11 @@ impl Responder {
                 return self.init_notify(src, port, h.spi_i, NotifyType::COOKIE, want);
             }
         }
+        if let Some(to) = &self.config.redirect_init {
+            let mut data = to.encode();
+            data.extend_from_slice(self.config.redirect_nonce.as_deref().unwrap_or(ni));
+            return self.init_notify(src, port, h.spi_i, NotifyType::REDIRECT, data);
+        }
         if let Some(r) = self.config.required_group {
             if ke.group != r.id() {
                 return self.init_notify(
@@ -945,6 +959,9 @@ impl Responder {
         if let Some(e) = self.config.child_error {
             reply.push(Payload::Notify(Notify::new(e, vec![])));
             return reply;
+        }
+        if let Some(to) = &self.config.redirect_auth {
+            reply.push(Payload::Notify(Notify::new(NotifyType::REDIRECT, to.encode())));
         }
         let mut assigned = None;
         if let Some(req) = cp {

@@ -46,6 +46,8 @@ pub(super) fn config(ike: &str, esp: &str) -> IkeConfig {
         child_lifetime_bytes: None,
         reauth_lifetime: None,
         mobike: false,
+        redirect: true,
+        redirected_from: None,
     }
 }
 
