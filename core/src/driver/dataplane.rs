@@ -499,6 +499,7 @@ struct Received {
 /// Receives from the NAT-T socket; on Linux with UDP GRO (the kernel coalesces a burst of equal-sized
 /// datagrams of one flow into one buffer and reports their size).
 struct GroReceiver {
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     gro: bool,
     #[cfg(any(target_os = "linux", target_os = "android"))]
     cmsg: Vec<u8>,
