@@ -621,7 +621,9 @@ fn print_capacity(label: &str, c: &Capacity) {
         c.host_busy_pct
     );
     if c.esp_packets > c.sent {
-        println!("        warning: more ESP packets than datagrams sent: the ESP size estimate does not fit this client");
+        println!(
+            "        warning: more ESP packets than datagrams sent: the ESP size estimate does not fit this client"
+        );
     }
 }
 
