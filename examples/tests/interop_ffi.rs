@@ -1,0 +1,204 @@
+//! Interop of the FFI edge (crate `ikelink-ffi`) against a real strongSwan gateway: the generated Python
+//! bindings drive a `VpnClient` from a stand-in VPN app (`tests/ffi/vpn_app.py`) in the client namespace. Its TUN
+//! provider opens /dev/net/tun the way Android's VpnService.Builder would, its socket protector records the
+//! descriptors it gets. Needs root, python3 and the built workspace (`cargo build --workspace --all-targets`);
+//! runs when IKELINK_INTEROP=1 (scripts/test.sh sets it).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ikelink_cli::harness::*;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(20);
+/// The app's own hard deadline (SIGALRM), longer than every wait here.
+const APP_DEADLINE_SECS: u64 = 90;
+
+/// `target/debug` (or wherever cargo put this test binary's profile directory).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/interop_ffi-<hash>
+    exe.parent().and_then(Path::parent).expect("target profile directory").to_path_buf()
+}
+
+/// Generates the Python bindings with the crate's own uniffi-bindgen (library mode) into `dir`, next to a
+/// copy of the cdylib (where the generated module loads it from).
+fn generate_python(dir: &Path) -> PathBuf {
+    let target = profile_dir();
+    let lib = target.join("libikelink_ffi.so");
+    let bindgen = target.join("uniffi-bindgen");
+    for f in [&lib, &bindgen] {
+        assert!(f.exists(), "{} missing: run `cargo build --workspace --all-targets` first", f.display());
+    }
+    let out = dir.join("python");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut cmd = Command::new(&bindgen);
+    cmd.args(["generate", "--library"]).arg(&lib).args(["--language", "python", "--no-format", "--out-dir"]).arg(&out);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start uniffi-bindgen");
+    let status = wait_child_timeout(&mut child, Duration::from_secs(120)).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "uniffi-bindgen failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.join("ikelink_ffi.py").exists(), "no Python module generated");
+    std::fs::copy(&lib, out.join("libikelink_ffi.so")).unwrap();
+    out
+}
+
+/// The running app: its JSON lines, its stdin, killed by PID if still running when dropped.
+struct App {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Arc<Mutex<Vec<Value>>>,
+    log: PathBuf,
+}
+
+impl App {
+    fn start(tb: &Testbed, python: &Path, good: &Path, bad: &Path) -> App {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ffi/vpn_app.py");
+        let log = tb.dir().join("vpn_app.log");
+        let stderr = std::fs::File::create(&log).unwrap();
+        let mut cmd = tb.command(Role::Cli, "python3");
+        cmd.arg(&script).arg(python).arg(good).arg(bad).arg(APP_DEADLINE_SECS.to_string());
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr);
+        let mut child = cmd.spawn().expect("start python3 in the client namespace");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                let v =
+                    serde_json::from_str(&line).unwrap_or_else(|_| serde_json::json!({"kind": "raw", "line": line}));
+                sink.lock().unwrap().push(v);
+            }
+        });
+        App { child, stdin, lines, log }
+    }
+
+    fn all(&self, kind: &str) -> Vec<Value> {
+        self.lines.lock().unwrap().iter().filter(|v| v["kind"] == kind).cloned().collect()
+    }
+
+    fn transcript(&self) -> String {
+        let lines: Vec<String> = self.lines.lock().unwrap().iter().map(|v| v.to_string()).collect();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("--- app events\n{}\n--- app log\n{log}", lines.join("\n"))
+    }
+
+    /// Waits for the `n`-th (1-based) line of `kind`; fails early if the app failed or exited.
+    fn wait(&mut self, kind: &str, n: usize) -> Value {
+        let deadline = Instant::now() + T;
+        loop {
+            if let Some(v) = self.all(kind).get(n - 1) {
+                return v.clone();
+            }
+            let failed = !self.all("fail").is_empty();
+            let exited = self.child.try_wait().unwrap().is_some();
+            if failed || exited || Instant::now() > deadline {
+                // The reader thread may still hold the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("no {kind} #{n} (failed={failed}, exited={exited})\n{}", self.transcript());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn send(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{command}").and_then(|()| stdin.flush()).unwrap();
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.stdin = None;
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill(); // by PID: the python3 process `ip netns exec` became
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn python_app_connects_through_the_ffi_and_carries_traffic() {
+    ikelink_cli::require_interop!();
+    let started = Instant::now();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
+    assert!(!tb.ping(Role::Cli, LAN_ADDR, 1).unwrap(), "the LAN must be reachable only through the tunnel");
+    let python = generate_python(tb.dir());
+    let good = psk_profile(None, None, &[LAN_NET]);
+    let bad = good.replace(DEFAULT_PSK, "not-the-gateway-psk-0123456789");
+    assert_ne!(good, bad);
+    let (good_path, bad_path) = (tb.dir().join("good.toml"), tb.dir().join("wrong-psk.toml"));
+    std::fs::write(&good_path, good).unwrap();
+    std::fs::write(&bad_path, bad).unwrap();
+
+    let mut app = App::start(&tb, &python, &good_path, &bad_path);
+    let connected = app.wait("connected", 1);
+    let vip = connected["virtual_ipv4"].as_str().unwrap_or_default().to_string();
+    assert!(vip.starts_with("100.64.0."), "virtual IP from the pool: {connected}\n{}", app.transcript());
+    assert_eq!(connected["routes"], serde_json::json!([LAN_NET]), "{connected}");
+    assert_eq!(app.all("already_connected").len(), 1, "a second connect is refused\n{}", app.transcript());
+    let tun_up = app.wait("tunnel_up", 1);
+    let status = app.wait("status", 1);
+    assert_eq!(status["state"], "CONNECTED", "{status}");
+
+    // The TUN provider was asked once, with what the gateway assigned.
+    let opened = app.all("open_tun");
+    assert_eq!(opened.len(), 1, "{}", app.transcript());
+    let o = &opened[0];
+    assert_eq!(o["ipv4"], format!("{vip}/32"), "{o}");
+    assert_eq!(o["mtu"], 1400, "{o}");
+    assert_eq!(o["routes"], serde_json::json!([LAN_NET]), "{o}");
+    assert_eq!(o["dns"], serde_json::json!(["198.51.100.53", "198.51.100.54"]), "{o}");
+    assert_eq!(o["gateway"], GW_ADDR.to_string(), "{o}");
+    assert_eq!(tun_up["interface"], o["interface"], "the driver uses the app's device: {tun_up}");
+
+    // Every socket was protected before use: IKE, NAT-T and the route probe, all UDP.
+    let protected = app.all("protect");
+    assert!(protected.len() >= 3, "{}", app.transcript());
+    assert!(protected.iter().all(|p| p["udp"] == true && p["fd"].as_i64().is_some_and(|fd| fd >= 0)), "{protected:?}");
+
+    gw.wait_for_sa_count(1, T).unwrap();
+    assert_eq!(gw.sa_count().unwrap(), 1);
+    assert!(gw.leased_vips().unwrap().contains(&vip), "{:?}", gw.leased_vips());
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "ping through the FFI tunnel\n{}", app.transcript());
+    app.send("stats");
+    let stats = app.wait("stats", 1);
+    assert!(stats["packets_in"].as_u64().is_some_and(|n| n >= 1), "ESP replies counted: {stats}");
+    assert!(stats["packets_out"].as_u64().is_some_and(|n| n >= 1), "{stats}");
+
+    app.send("disconnect");
+    let closed = app.wait("closed", 1);
+    assert!(closed["error"].is_null(), "clean disconnect: {closed}");
+    gw.wait_for_sa_count(0, T).unwrap();
+    let iface = o["interface"].as_str().unwrap().to_string();
+    // Both descriptors (the app's and the driver's copy) are closed, so the device is gone.
+    wait_until("the TUN device to disappear", T, Duration::from_millis(100), || {
+        let out = tb.exec_unchecked(Role::Cli, &["ip", "link", "show", &iface], T)?;
+        Ok(!out.status.success())
+    })
+    .unwrap();
+    assert!(!tb.ping(Role::Cli, LAN_ADDR, 1).unwrap(), "no route to the LAN after disconnect");
+    assert_eq!(app.wait("status", 2)["state"], "DISCONNECTED");
+    assert_eq!(app.all("not_connected").len(), 1, "{}", app.transcript());
+
+    // The same client with the wrong PSK: a typed error event, no TUN, no crash.
+    let failed = app.wait("closed", 2);
+    assert_eq!(failed["error"]["type"], "AuthenticationFailed", "{failed}\n{}", app.transcript());
+    assert_eq!(app.wait("status", 3)["last_error"]["type"], "AuthenticationFailed");
+    assert_eq!(app.all("open_tun").len(), 1, "no TUN for a failed attempt");
+    assert_eq!(gw.sa_count().unwrap(), 0);
+    let invalid = app.wait("invalid_profile", 1);
+    assert!(invalid["error"]["message"].as_str().is_some_and(|m| m.contains("auth.method")), "{invalid}");
+    app.wait("done", 1);
+    let status = wait_child_timeout(&mut app.child, T).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "the app exits cleanly: {status:?}\n{}", app.transcript());
+    assert!(app.all("fail").is_empty(), "{}", app.transcript());
+    eprintln!("interop_ffi: {:.1} s", started.elapsed().as_secs_f64());
+}
