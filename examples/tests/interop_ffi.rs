@@ -24,27 +24,76 @@ fn profile_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target profile directory").to_path_buf()
 }
 
-/// Generates the Python bindings with the crate's own uniffi-bindgen (library mode) into `dir`, next to a
-/// copy of the cdylib (where the generated module loads it from).
-fn generate_python(dir: &Path) -> PathBuf {
+/// Runs the crate's own uniffi-bindgen (library mode, on the built cdylib) for `language` into `out`.
+fn bindgen(language: &str, out: &Path) {
     let target = profile_dir();
     let lib = target.join("libikelink_ffi.so");
     let bindgen = target.join("uniffi-bindgen");
     for f in [&lib, &bindgen] {
         assert!(f.exists(), "{} missing: run `cargo build --workspace --all-targets` first", f.display());
     }
-    let out = dir.join("python");
-    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(out).unwrap();
     let mut cmd = Command::new(&bindgen);
-    cmd.args(["generate", "--library"]).arg(&lib).args(["--language", "python", "--no-format", "--out-dir"]).arg(&out);
+    cmd.args(["generate", "--library"]).arg(&lib).args(["--language", language, "--no-format", "--out-dir"]).arg(out);
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start uniffi-bindgen");
     let status = wait_child_timeout(&mut child, Duration::from_secs(120)).unwrap();
+    if status.is_none() {
+        let _ = child.kill();
+    }
     let output = child.wait_with_output().unwrap();
-    assert!(status.is_some_and(|s| s.success()), "uniffi-bindgen failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "uniffi-bindgen ({language}) failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Generates the Python bindings into `dir`, next to a copy of the cdylib (where the module loads it from).
+fn generate_python(dir: &Path) -> PathBuf {
+    let out = dir.join("python");
+    bindgen("python", &out);
     assert!(out.join("ikelink_ffi.py").exists(), "no Python module generated");
-    std::fs::copy(&lib, out.join("libikelink_ffi.so")).unwrap();
+    std::fs::copy(profile_dir().join("libikelink_ffi.so"), out.join("libikelink_ffi.so")).unwrap();
     out
+}
+
+/// Every file under `dir`, relative path -> contents.
+fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                all.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    all
+}
+
+/// The committed Kotlin and Swift sources are what the current crate generates (`bindings/generate.sh`).
+#[test]
+fn committed_bindings_are_current() {
+    ikelink_cli::require_interop!();
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let tmp = Scratch(std::env::temp_dir().join(format!("ikelink-ffi-bindgen-{}", std::process::id())));
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/generated");
+    for language in ["kotlin", "swift"] {
+        let out = tmp.0.join(language);
+        bindgen(language, &out);
+        let (fresh, saved) = (files(&out), files(&committed.join(language)));
+        assert!(!fresh.is_empty());
+        assert!(fresh == saved, "bindings/generated/{language} is stale: run bindings/generate.sh");
+    }
 }
 
 /// The running app: its JSON lines, its stdin, killed by PID if still running when dropped.
