@@ -177,7 +177,7 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     ikelink_cli::require_interop!();
     let started = Instant::now();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
-    let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
+    let mut gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
     assert!(!tb.ping(Role::Cli, LAN_ADDR, 1).unwrap(), "the LAN must be reachable only through the tunnel");
     let python = generate_python(tb.dir());
     let good = psk_profile(None, None, &[LAN_NET]);
@@ -222,6 +222,50 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     assert!(stats["packets_in"].as_u64().is_some_and(|n| n >= 1), "ESP replies counted: {stats}");
     assert!(stats["packets_out"].as_u64().is_some_and(|n| n >= 1), "{stats}");
 
+    // The gateway drops us: the session reconnects by itself, and keeps the TUN if nothing changed.
+    gw.terminate_all().unwrap();
+    let reconnecting = app.wait("reconnecting", 1);
+    assert_eq!(reconnecting["reason"]["type"], "Protocol", "{reconnecting}");
+    let again = app.wait("connected", 2);
+    assert_eq!(again["virtual_ipv4"], connected["virtual_ipv4"], "strongSwan leases the same address again");
+    assert_eq!(app.all("open_tun").len(), 1, "same settings: the TUN is reused\n{}", app.transcript());
+    gw.wait_for_sa_count(1, T).unwrap();
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "ping after the reconnect\n{}", app.transcript());
+
+    // Now with another pool (address and DNS): after the reconnect the TUN provider is asked again.
+    let mut cfg = GatewayConfig::default();
+    cfg.pools = vec![Pool {
+        name: "pool1".into(),
+        addrs: "100.64.0.100-100.64.0.110".into(),
+        dns: vec!["198.51.100.53".into()],
+        extra: String::new(),
+    }];
+    gw.reconfigure(&cfg).unwrap();
+    gw.terminate_all().unwrap();
+    app.wait("reconnecting", 2);
+    let third = app.wait("connected", 3);
+    let vip = third["virtual_ipv4"].as_str().unwrap_or_default().to_string();
+    assert!(vip.starts_with("100.64.0.1") && vip != "100.64.0.1", "from the new pool: {third}");
+    let opened = app.all("open_tun");
+    assert_eq!(opened.len(), 2, "new settings: the TUN is asked for again\n{}", app.transcript());
+    assert_eq!(opened[1]["ipv4"], format!("{vip}/32"), "{}", opened[1]);
+    assert_eq!(opened[1]["dns"], serde_json::json!(["198.51.100.53"]), "{}", opened[1]);
+    assert_eq!(app.wait("tunnel_up", 2)["interface"], opened[1]["interface"]);
+    gw.wait_for_sa_count(1, T).unwrap();
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "ping through the new TUN\n{}", app.transcript());
+    // The first device is gone: the app closed its descriptor and the driver its copy.
+    let first = o["interface"].as_str().unwrap().to_string();
+    wait_until("the first TUN device to disappear", T, Duration::from_millis(100), || {
+        Ok(!tb.exec_unchecked(Role::Cli, &["ip", "link", "show", &first], T)?.status.success())
+    })
+    .unwrap();
+    // The app reports a network change (MOBIKE with an unchanged path): the tunnel stays.
+    app.send("network_changed");
+    app.wait("network_changed", 1);
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "ping after network_changed\n{}", app.transcript());
+    assert_eq!(gw.sa_count().unwrap(), 1);
+    let o = app.all("open_tun").last().cloned().unwrap();
+
     app.send("disconnect");
     let closed = app.wait("closed", 1);
     assert!(closed["error"].is_null(), "clean disconnect: {closed}");
@@ -241,7 +285,7 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     let failed = app.wait("closed", 2);
     assert_eq!(failed["error"]["type"], "AuthenticationFailed", "{failed}\n{}", app.transcript());
     assert_eq!(app.wait("status", 3)["last_error"]["type"], "AuthenticationFailed");
-    assert_eq!(app.all("open_tun").len(), 1, "no TUN for a failed attempt");
+    assert_eq!(app.all("open_tun").len(), opened.len(), "no TUN for a failed attempt");
     assert_eq!(gw.sa_count().unwrap(), 0);
     let invalid = app.wait("invalid_profile", 1);
     assert!(invalid["error"]["message"].as_str().is_some_and(|m| m.contains("auth.method")), "{invalid}");
@@ -249,5 +293,11 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     let status = wait_child_timeout(&mut app.child, T).unwrap();
     assert!(status.is_some_and(|s| s.success()), "the app exits cleanly: {status:?}\n{}", app.transcript());
     assert!(app.all("fail").is_empty(), "{}", app.transcript());
-    eprintln!("interop_ffi: {:.1} s", started.elapsed().as_secs_f64());
+    let vips: Vec<String> = app.all("connected").iter().map(|c| c["virtual_ipv4"].to_string()).collect();
+    eprintln!(
+        "interop_ffi: {:.1} s, virtual IPs {vips:?}, TUN opened {} time(s), {} socket(s) protected",
+        started.elapsed().as_secs_f64(),
+        app.all("open_tun").len(),
+        app.all("protect").len()
+    );
 }

@@ -8,7 +8,7 @@ Run by examples/tests/interop_ffi.rs as root inside the client namespace:
 Like Android's VpnService, its TUN provider opens /dev/net/tun (IFF_TUN | IFF_NO_PI), gives the interface the
 virtual IP, MTU and routes it is handed (with `ip`, as VpnService.Builder would) and returns the descriptor; its
 socket protector records the descriptors it is given. Every event and callback is printed as one JSON line on
-stdout. Commands come on stdin: `stats`, then `disconnect`; after `Closed` it connects again with the wrong
+stdout. Commands come on stdin: `stats`, `network_changed`, then `disconnect`; after `Closed` it connects again with the wrong
 pre-shared key, expects a typed error, and exits 0. SIGALRM bounds the whole run.
 """
 
@@ -88,7 +88,9 @@ class Tun(ik.TunProvider):
         if settings.ipv4 is not None:
             subprocess.run(ip + ["addr", "add", prefix(settings.ipv4), "dev", name], check=True, timeout=10)
         for r in settings.routes:
-            subprocess.run(ip + ["route", "add", prefix(r), "dev", name], check=True, timeout=10)
+            subprocess.run(ip + ["route", "replace", prefix(r), "dev", name], check=True, timeout=10)
+        # Like an Android app after establish() with new settings: close the previous interface's descriptor.
+        self.close_all()
         self.fds.append(fd)
         out("open_tun", interface=name, fd=fd, ipv4=prefix(settings.ipv4), mtu=settings.mtu,
             routes=[prefix(r) for r in settings.routes], dns=settings.dns_servers, domains=settings.search_domains,
@@ -132,7 +134,7 @@ def main():
     ik.set_logger(ik.LogLevel.INFO, Log())
     tun = Tun()
     client = ik.VpnClient(Listener(), tun, Protector())
-    options = ik.ConnectOptions(reconnect=False)
+    options = ik.ConnectOptions(reconnect=True, reconnect_max_delay_secs=2)
 
     client.connect(open(good_profile).read(), options)
     try:
@@ -151,6 +153,9 @@ def main():
         if cmd == "stats":
             client.request_stats()
             wait_for(lambda e: e.is_stats(), "Stats")
+        elif cmd == "network_changed":
+            client.network_changed()
+            out("network_changed")
         elif cmd == "disconnect":
             client.disconnect()
             wait_for(lambda e: e.is_closed(), "Closed")
