@@ -233,13 +233,8 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "ping after the reconnect\n{}", app.transcript());
 
     // Now with another pool (address and DNS): after the reconnect the TUN provider is asked again.
-    let mut cfg = GatewayConfig::default();
-    cfg.pools = vec![Pool {
-        name: "pool1".into(),
-        addrs: "100.64.0.100-100.64.0.110".into(),
-        dns: vec!["198.51.100.53".into()],
-        extra: String::new(),
-    }];
+    let pool = Pool { dns: vec!["198.51.100.53".into()], ..Pool::new("pool1", "100.64.0.100-100.64.0.110") };
+    let cfg = GatewayConfig { pools: vec![pool], ..GatewayConfig::default() };
     gw.reconfigure(&cfg).unwrap();
     gw.terminate_all().unwrap();
     app.wait("reconnecting", 2);
