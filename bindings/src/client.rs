@@ -8,6 +8,7 @@ use ikelink::ike::State;
 use ikelink::platform::PlatformHooks;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
+use zeroize::Zeroizing;
 
 use crate::error::VpnError;
 use crate::platform::{guard, ProtectAdapter, SocketProtector, TunAdapter, TunProvider, VpnListener};
@@ -16,6 +17,9 @@ use crate::types::{ConnectOptions, SessionDetails, TunnelState, VpnEvent, VpnSta
 
 /// How long a command may wait for the session to take it (it normally takes microseconds).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// The TUN MTUs we accept: IPv4's minimum datagram size up to jumbo frames.
+const MIN_MTU: u16 = 576;
+const MAX_MTU: u16 = 9000;
 /// How long we wait for the session's task to finish after it reported `Closed`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -80,11 +84,16 @@ impl VpnClient {
     /// returned here; everything later (gateway unreachable, authentication...) arrives as `Closed`.
     pub fn connect(&self, profile_toml: String, options: ConnectOptions) -> Result<(), VpnError> {
         let runtime = self.runtime.as_ref().ok_or(VpnError::Internal { message: "no runtime".into() })?;
+        let profile_toml = Zeroizing::new(profile_toml);
+        if !(MIN_MTU..=MAX_MTU).contains(&options.mtu) {
+            let message = format!("mtu {} is not between {MIN_MTU} and {MAX_MTU}", options.mtu);
+            return Err(VpnError::InvalidOptions { message });
+        }
         let checked = profile::check(&profile_toml, options.client_identity, options.gateway_trust)?;
         let session_options = SessionOptions {
             data_plane: true,
             tun_name: None,
-            mtu: options.mtu.clamp(576, 9000),
+            mtu: options.mtu,
             // The OS applies routes and DNS through the TUN provider.
             configure_network: false,
             state_dir: std::env::temp_dir(),

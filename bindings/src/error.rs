@@ -9,6 +9,9 @@ pub enum VpnError {
     /// The profile is not valid TOML or a field is wrong (the message names the field).
     #[error("invalid profile: {message}")]
     InvalidProfile { message: String },
+    /// A `ConnectOptions` value is out of range.
+    #[error("invalid options: {message}")]
+    InvalidOptions { message: String },
     /// A client identity or CA given as bytes cannot be used.
     #[error("invalid credentials: {message}")]
     InvalidCredentials { message: String },

@@ -282,6 +282,13 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     assert_eq!(app.wait("status", 3)["last_error"]["type"], "AuthenticationFailed");
     assert_eq!(app.all("open_tun").len(), opened.len(), "no TUN for a failed attempt");
     assert_eq!(gw.sa_count().unwrap(), 0);
+    // The app's TUN provider throws: a typed platform error, and the SAs negotiated meanwhile are deleted.
+    app.wait("open_tun_refused", 1);
+    let refused = app.wait("closed", 3);
+    assert_eq!(refused["error"]["type"], "Platform", "{refused}");
+    assert!(refused["error"]["message"].as_str().is_some_and(|m| m.contains("revoked")), "{refused}");
+    gw.wait_for_sa_count(0, T).unwrap();
+    assert_eq!(app.wait("invalid_options", 1)["error"]["type"], "InvalidOptions");
     let invalid = app.wait("invalid_profile", 1);
     assert!(invalid["error"]["message"].as_str().is_some_and(|m| m.contains("auth.method")), "{invalid}");
     app.wait("done", 1);

@@ -3299,6 +3299,11 @@ enum VpnError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case InvalidProfile(message: String
     )
     /**
+     * A `ConnectOptions` value is out of range.
+     */
+    case InvalidOptions(message: String
+    )
+    /**
      * A client identity or CA given as bytes cannot be used.
      */
     case InvalidCredentials(message: String
@@ -3378,30 +3383,33 @@ public struct FfiConverterTypeVpnError: FfiConverterRustBuffer {
         case 1: return .InvalidProfile(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 2: return .InvalidCredentials(
+        case 2: return .InvalidOptions(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 3: return .AlreadyConnected
-        case 4: return .NotConnected
-        case 5: return .AuthenticationFailed(
+        case 3: return .InvalidCredentials(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 6: return .GatewayUntrusted(
+        case 4: return .AlreadyConnected
+        case 5: return .NotConnected
+        case 6: return .AuthenticationFailed(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 7: return .NegotiationFailed(
+        case 7: return .GatewayUntrusted(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .Unreachable(
+        case 8: return .NegotiationFailed(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 9: return .Platform(
+        case 9: return .Unreachable(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .Protocol(
+        case 10: return .Platform(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Internal(
+        case 11: return .Protocol(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 12: return .Internal(
             message: try FfiConverterString.read(from: &buf)
             )
 
@@ -3421,51 +3429,56 @@ public struct FfiConverterTypeVpnError: FfiConverterRustBuffer {
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .InvalidCredentials(message):
+        case let .InvalidOptions(message):
             writeInt(&buf, Int32(2))
             FfiConverterString.write(message, into: &buf)
             
         
-        case .AlreadyConnected:
+        case let .InvalidCredentials(message):
             writeInt(&buf, Int32(3))
-        
-        
-        case .NotConnected:
-            writeInt(&buf, Int32(4))
-        
-        
-        case let .AuthenticationFailed(message):
-            writeInt(&buf, Int32(5))
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .GatewayUntrusted(message):
+        case .AlreadyConnected:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .NotConnected:
+            writeInt(&buf, Int32(5))
+        
+        
+        case let .AuthenticationFailed(message):
             writeInt(&buf, Int32(6))
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .NegotiationFailed(message):
+        case let .GatewayUntrusted(message):
             writeInt(&buf, Int32(7))
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Unreachable(message):
+        case let .NegotiationFailed(message):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Platform(message):
+        case let .Unreachable(message):
             writeInt(&buf, Int32(9))
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Protocol(message):
+        case let .Platform(message):
             writeInt(&buf, Int32(10))
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Internal(message):
+        case let .Protocol(message):
             writeInt(&buf, Int32(11))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Internal(message):
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(message, into: &buf)
             
         }

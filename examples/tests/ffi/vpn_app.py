@@ -8,8 +8,8 @@ Run by examples/tests/interop_ffi.rs as root inside the client namespace:
 Like Android's VpnService, its TUN provider opens /dev/net/tun (IFF_TUN | IFF_NO_PI), gives the interface the
 virtual IP, MTU and routes it is handed (with `ip`, as VpnService.Builder would) and returns the descriptor; its
 socket protector records the descriptors it is given. Every event and callback is printed as one JSON line on
-stdout. Commands come on stdin: `stats`, `network_changed`, then `disconnect`; after `Closed` it connects again with the wrong
-pre-shared key, expects a typed error, and exits 0. SIGALRM bounds the whole run.
+stdout. Commands come on stdin: `stats`, `network_changed`, then `disconnect`; after `Closed` it connects again with the
+wrong pre-shared key, then with a TUN provider that refuses, expects typed errors, and exits 0. SIGALRM bounds the whole run.
 """
 
 import fcntl
@@ -78,8 +78,12 @@ class Tun(ik.TunProvider):
 
     def __init__(self):
         self.fds = []
+        self.refuse = False
 
     def open_tun(self, settings):
+        if self.refuse:
+            out("open_tun_refused")
+            raise ik.CallbackError.Failed("the user revoked the VPN permission")
         fd = os.open("/dev/net/tun", os.O_RDWR)
         ifr = fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", b"iklffi%d", IFF_TUN | IFF_NO_PI))
         name = ifr[:16].rstrip(b"\0").decode()
@@ -173,6 +177,15 @@ def main():
     client.connect(open(wrong_profile).read(), options)
     wait_for(lambda e: e.is_closed(), "Closed after the wrong PSK")
     out("status", state=client.status().state.name, last_error=error_json(client.status().last_error))
+    # The OS refuses the TUN: the session ends with a typed platform error (and deletes its SAs).
+    tun.refuse = True
+    client.connect(open(good_profile).read(), options)
+    wait_for(lambda e: e.is_closed(), "Closed after the refused TUN")
+    try:
+        client.connect(open(good_profile).read(), ik.ConnectOptions(mtu=100))
+        out("fail", reason="mtu 100 was accepted")
+    except ik.VpnError.InvalidOptions as e:
+        out("invalid_options", error=error_json(e))
     try:
         broken = open(good_profile).read().replace('method = "psk"', 'method = "nope"')
         client.connect(broken, options)

@@ -4822,6 +4822,17 @@ sealed class VpnException: kotlin.Exception() {
     }
     
     /**
+     * A `ConnectOptions` value is out of range.
+     */
+    class InvalidOptions(
+        
+        val `message`: kotlin.String
+        ) : VpnException() {
+        override val message
+            get() = "message=${ `message` }"
+    }
+    
+    /**
      * A client identity or CA given as bytes cannot be used.
      */
     class InvalidCredentials(
@@ -4949,30 +4960,33 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
             1 -> VpnException.InvalidProfile(
                 FfiConverterString.read(buf),
                 )
-            2 -> VpnException.InvalidCredentials(
+            2 -> VpnException.InvalidOptions(
                 FfiConverterString.read(buf),
                 )
-            3 -> VpnException.AlreadyConnected()
-            4 -> VpnException.NotConnected()
-            5 -> VpnException.AuthenticationFailed(
+            3 -> VpnException.InvalidCredentials(
                 FfiConverterString.read(buf),
                 )
-            6 -> VpnException.GatewayUntrusted(
+            4 -> VpnException.AlreadyConnected()
+            5 -> VpnException.NotConnected()
+            6 -> VpnException.AuthenticationFailed(
                 FfiConverterString.read(buf),
                 )
-            7 -> VpnException.NegotiationFailed(
+            7 -> VpnException.GatewayUntrusted(
                 FfiConverterString.read(buf),
                 )
-            8 -> VpnException.Unreachable(
+            8 -> VpnException.NegotiationFailed(
                 FfiConverterString.read(buf),
                 )
-            9 -> VpnException.Platform(
+            9 -> VpnException.Unreachable(
                 FfiConverterString.read(buf),
                 )
-            10 -> VpnException.Protocol(
+            10 -> VpnException.Platform(
                 FfiConverterString.read(buf),
                 )
-            11 -> VpnException.Internal(
+            11 -> VpnException.Protocol(
+                FfiConverterString.read(buf),
+                )
+            12 -> VpnException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -4982,6 +4996,11 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
     override fun allocationSize(value: VpnException): ULong {
         return when(value) {
             is VpnException.InvalidProfile -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+            is VpnException.InvalidOptions -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`message`)
@@ -5044,51 +5063,56 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is VpnException.InvalidCredentials -> {
+            is VpnException.InvalidOptions -> {
                 buf.putInt(2)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is VpnException.AlreadyConnected -> {
+            is VpnException.InvalidCredentials -> {
                 buf.putInt(3)
-                Unit
-            }
-            is VpnException.NotConnected -> {
-                buf.putInt(4)
-                Unit
-            }
-            is VpnException.AuthenticationFailed -> {
-                buf.putInt(5)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is VpnException.GatewayUntrusted -> {
+            is VpnException.AlreadyConnected -> {
+                buf.putInt(4)
+                Unit
+            }
+            is VpnException.NotConnected -> {
+                buf.putInt(5)
+                Unit
+            }
+            is VpnException.AuthenticationFailed -> {
                 buf.putInt(6)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is VpnException.NegotiationFailed -> {
+            is VpnException.GatewayUntrusted -> {
                 buf.putInt(7)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is VpnException.Unreachable -> {
+            is VpnException.NegotiationFailed -> {
                 buf.putInt(8)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is VpnException.Platform -> {
+            is VpnException.Unreachable -> {
                 buf.putInt(9)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is VpnException.Protocol -> {
+            is VpnException.Platform -> {
                 buf.putInt(10)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is VpnException.Internal -> {
+            is VpnException.Protocol -> {
                 buf.putInt(11)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is VpnException.Internal -> {
+                buf.putInt(12)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
