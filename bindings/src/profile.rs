@@ -259,6 +259,71 @@ mod tests {
         assert_eq!(r.gateway.to_string(), "203.0.113.2:500");
     }
 
+    /// A key store key, as the app would implement [`KeystoreSigner`] (here with an in-memory key).
+    struct Keystore(ikelink::crypto::KeyPairSigner);
+
+    impl crate::platform::KeystoreSigner for Keystore {
+        fn algorithms(&self) -> Result<Vec<crate::types::SignatureAlgorithm>, crate::error::CallbackError> {
+            use ikelink::crypto::Signer;
+            Ok(self.0.schemes().into_iter().map(Into::into).collect())
+        }
+        fn sign(
+            &self,
+            algorithm: crate::types::SignatureAlgorithm,
+            data: Vec<u8>,
+        ) -> Result<Vec<u8>, crate::error::CallbackError> {
+            use ikelink::crypto::Signer;
+            self.0
+                .sign(algorithm.into(), &data)
+                .map_err(|e| crate::error::CallbackError::Failed { message: e.to_string() })
+        }
+    }
+
+    #[test]
+    fn keystore_signer_signs_for_its_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert =
+            rcgen::CertificateParams::new(vec!["c.ikelink.test".to_string()]).unwrap().self_signed(&key).unwrap();
+        let signer = ikelink::crypto::KeyPairSigner::from_pem(key.serialize_pem().as_bytes()).unwrap();
+        let identity = ClientIdentity::Keystore {
+            certificate_chain: vec![cert.der().to_vec()],
+            signer: Arc::new(Keystore(signer)),
+        };
+        // `ClientCredentials::new` verifies a test signature from the key store with the certificate.
+        let r = check(CERT, Some(identity), Some(GatewayTrust::CaCertificates { pem: cert.pem().into_bytes() }));
+        assert!(r.is_ok(), "{:?}", r.err());
+
+        // Another key than the certificate's: refused before connecting.
+        let other = rcgen::KeyPair::generate().unwrap();
+        let signer = ikelink::crypto::KeyPairSigner::from_pem(other.serialize_pem().as_bytes()).unwrap();
+        let identity = ClientIdentity::Keystore {
+            certificate_chain: vec![cert.der().to_vec()],
+            signer: Arc::new(Keystore(signer)),
+        };
+        assert!(matches!(check(CERT, Some(identity), None), Err(VpnError::InvalidCredentials { .. })));
+    }
+
+    struct Judge;
+    impl crate::platform::TrustEvaluator for Judge {
+        fn evaluate(&self, chain: Vec<Vec<u8>>, gateway_id: String) -> Result<(), crate::error::CallbackError> {
+            match (chain.len(), gateway_id.as_str()) {
+                (1, "gw.ikelink.test") => Ok(()),
+                _ => Err(crate::error::CallbackError::Failed { message: format!("untrusted {gateway_id}") }),
+            }
+        }
+    }
+
+    #[test]
+    fn platform_trust_reaches_the_app() {
+        let (identity, _) = pem_identity();
+        let trust = GatewayTrust::Platform { evaluator: Arc::new(Judge) };
+        let r = check(CERT, Some(identity), Some(trust)).and_then(Checked::resolve).unwrap();
+        let GatewayAuth::Platform(evaluator) = r.ike.gateway_auth else { panic!("platform trust expected") };
+        let id = |s: &str| parse_identity(s).unwrap();
+        assert_eq!(evaluator.evaluate(&[vec![1]], &id("gw.ikelink.test")), Ok(()));
+        assert_eq!(evaluator.evaluate(&[vec![1]], &id("evil.example")), Err("untrusted evil.example".to_string()));
+    }
+
     #[test]
     fn wrong_credentials_are_typed_errors() {
         let junk = ClientIdentity::Pem { certificate_chain: b"junk".to_vec(), private_key: b"junk".to_vec() };
