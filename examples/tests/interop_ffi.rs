@@ -208,7 +208,8 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     assert_eq!(o["gateway"], GW_ADDR.to_string(), "{o}");
     assert_eq!(tun_up["interface"], o["interface"], "the driver uses the app's device: {tun_up}");
 
-    // Every socket was protected before use: IKE, NAT-T and the route probe, all UDP.
+    // Every socket was protected: IKE, NAT-T and the route probe, all UDP (that this happens before the
+    // first datagram is checked by the driver's unit test `every_socket_is_protected_before_it_sends`).
     let protected = app.all("protect");
     assert!(protected.len() >= 3, "{}", app.transcript());
     assert!(protected.iter().all(|p| p["udp"] == true && p["fd"].as_i64().is_some_and(|fd| fd >= 0)), "{protected:?}");
