@@ -32,6 +32,7 @@ fn bindgen(language: &str, out: &Path) {
     for f in [&lib, &bindgen] {
         assert!(f.exists(), "{} missing: run `cargo build --workspace --all-targets` first", f.display());
     }
+    assert_built_after_sources(&lib);
     std::fs::create_dir_all(out).unwrap();
     let mut cmd = Command::new(&bindgen);
     cmd.args(["generate", "--library"]).arg(&lib).args(["--language", language, "--no-format", "--out-dir"]).arg(out);
@@ -47,6 +48,23 @@ fn bindgen(language: &str, out: &Path) {
         "uniffi-bindgen ({language}) failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `cargo test -p ikelink-cli` does not rebuild the cdylib: refuse to test one older than its sources.
+fn assert_built_after_sources(lib: &Path) {
+    let built = std::fs::metadata(lib).and_then(|m| m.modified()).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack = vec![root.join("bindings/src"), root.join("core/src")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::metadata(&p).and_then(|m| m.modified()).is_ok_and(|t| t > built) {
+                panic!("{} is older than {}: run `cargo build --workspace --all-targets`", lib.display(), p.display());
+            }
+        }
+    }
 }
 
 /// Generates the Python bindings into `dir`, next to a copy of the cdylib (where the module loads it from).
