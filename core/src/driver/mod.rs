@@ -20,7 +20,9 @@ use dataplane::{Counters, Half, Update};
 
 use crate::esp::EspSa;
 use crate::ike::{ts_to_cidrs, ChildSa, EspSuite, Event, IkeError, IkeSa, SessionInfo, SocketKind, State};
-use crate::platform::{self, AppliedNetwork, NetworkConfig, Tun, TunConfig};
+#[cfg(unix)]
+use crate::platform::PlatformHooks;
+use crate::platform::{self, AppliedNetwork, NetworkConfig, Tun, TunConfig, TunnelSettings};
 use crate::profile::Resolved;
 use crate::wire::TrafficSelector;
 
@@ -35,6 +37,12 @@ pub enum DriverError {
     Random(String),
     #[error("cannot set up the tunnel device: {0}")]
     Platform(#[from] platform::PlatformError),
+    /// The embedder's [`SocketProtector`](crate::platform::SocketProtector) failed.
+    #[error("cannot keep the VPN's own socket out of the tunnel: {0}")]
+    Protect(std::io::Error),
+    /// The embedder's [`TunProvider`](crate::platform::TunProvider) failed.
+    #[error("the platform could not open the tunnel device: {0}")]
+    OpenTun(std::io::Error),
     #[error(transparent)]
     Ike(#[from] IkeError),
 }
@@ -195,6 +203,28 @@ impl Session {
         options: SessionOptions,
         events: mpsc::Sender<SessionEvent>,
     ) -> Result<Session, DriverError> {
+        Self::start_inner(profile, options, PlatformHooks::default(), events).await
+    }
+
+    /// Like [`Session::start`], with the embedding OS opening the TUN and protecting our sockets (mobile
+    /// VPN APIs). With a TUN provider the session sets no routes or DNS itself (`configure_network`,
+    /// `tun_name` and `state_dir` are ignored): the OS applies the [`TunnelSettings`] it is given.
+    #[cfg(unix)]
+    pub async fn start_with_hooks(
+        profile: Resolved,
+        options: SessionOptions,
+        hooks: PlatformHooks,
+        events: mpsc::Sender<SessionEvent>,
+    ) -> Result<Session, DriverError> {
+        Self::start_inner(profile, options, hooks, events).await
+    }
+
+    async fn start_inner(
+        profile: Resolved,
+        options: SessionOptions,
+        hooks: PlatformHooks,
+        events: mpsc::Sender<SessionEvent>,
+    ) -> Result<Session, DriverError> {
         let unspecified: IpAddr = match profile.gateway {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
@@ -205,10 +235,13 @@ impl Session {
         let natt = UdpSocket::bind(SocketAddr::new(unspecified, profile.natt_port))
             .await
             .map_err(|source| DriverError::Bind { port: profile.natt_port, source })?;
+        protect(&hooks, &ike)?;
+        protect(&hooks, &natt)?;
         // The source address the kernel picks towards the gateway, for NAT detection (RFC 7296 §2.23).
         let probe = UdpSocket::bind(SocketAddr::new(unspecified, 0))
             .await
             .map_err(|source| DriverError::Bind { port: 0, source })?;
+        protect(&hooks, &probe)?;
         probe
             .connect(profile.gateway)
             .await
@@ -223,7 +256,7 @@ impl Session {
         OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
         let mut plane_seed = [0u8; 32];
         OsRng.try_fill_bytes(&mut plane_seed).map_err(|e| DriverError::Random(e.to_string()))?;
-        if options.data_plane && options.configure_network {
+        if options.data_plane && options.configure_network && hooks.tun.is_none() {
             if let Some(r) = platform::recover(&options.state_dir)? {
                 info!(?r, "restored network settings left by an earlier run");
             }
@@ -245,14 +278,14 @@ impl Session {
             ike: Arc::new(ike),
             natt: Arc::new(natt),
             options,
+            hooks,
             events,
             gateway: gateway_ip,
             counters: Arc::new(Counters::default()),
             plane_seed,
             tun: None,
             child_bytes_base: None,
-            tun_vip: None,
-            tun_routes: Vec::new(),
+            tun_settings: None,
             network: None,
             uplink: None,
             downlink: None,
@@ -306,6 +339,7 @@ struct Driver {
     ike: Arc<UdpSocket>,
     natt: Arc<UdpSocket>,
     options: SessionOptions,
+    hooks: PlatformHooks,
     events: mpsc::Sender<SessionEvent>,
     gateway: IpAddr,
     counters: Arc<Counters>,
@@ -313,9 +347,8 @@ struct Driver {
     tun: Option<Arc<Tun>>,
     /// The newest Child SA and the byte counters when it was installed (for byte lifetimes).
     child_bytes_base: Option<(u32, u64)>,
-    /// The virtual IP and routes the TUN was set up with.
-    tun_vip: Option<std::net::Ipv4Addr>,
-    tun_routes: Vec<crate::ike::Cidr>,
+    /// What the TUN was set up with.
+    tun_settings: Option<TunnelSettings>,
     network: Option<AppliedNetwork>,
     uplink: Option<mpsc::Sender<Update>>,
     downlink: Option<mpsc::Sender<Update>>,
@@ -468,6 +501,7 @@ impl Driver {
             if self.profile.gateway.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() },
             0,
         ));
+        let probe = probe.and_then(|p| protect(&self.hooks, &p).map(|()| p).map_err(std::io::Error::other));
         let ip = match probe.and_then(|p| p.connect(self.profile.gateway).and_then(|()| p.local_addr())) {
             Ok(a) => a.ip(),
             Err(e) => {
@@ -558,17 +592,16 @@ impl Driver {
         let snap = self.counters.snapshot();
         self.child_bytes_base = Some((c.inbound.spi, snap.bytes_in + snap.bytes_out));
         let outbound = EspSa::outbound(&c.outbound).map_err(|e| IkeError::Config(format!("ESP: {e}")))?;
-        // After a reconnect the gateway may hand out another virtual IP (or other routes): rebuild the tunnel.
-        let vip = self.info.as_ref().map(|i| i.config.ipv4);
-        let routes: Vec<_> = c.ts_r.iter().flat_map(ts_to_cidrs).collect();
-        if self.tun.is_some() && c.replaces.is_none() && (vip != Some(self.tun_vip) || routes != self.tun_routes) {
-            info!("virtual IP or routes changed on reconnect: rebuilding the tunnel device");
+        // After a reconnect the gateway may hand out another virtual IP (or other routes or DNS servers):
+        // rebuild the tunnel; with the same settings the TUN (and routes) stay.
+        let settings = self.tunnel_settings(&c);
+        if self.tun.is_some() && c.replaces.is_none() && self.tun_settings.as_ref() != Some(&settings) {
+            info!("tunnel settings changed on reconnect: rebuilding the tunnel device");
             self.teardown_tunnel();
         }
         if self.options.data_plane && self.tun.is_none() {
-            self.bring_up(&c).await?;
-            self.tun_vip = vip.flatten();
-            self.tun_routes = routes;
+            self.bring_up(&settings).await?;
+            self.tun_settings = Some(settings);
         }
         if let Some(d) = &self.downlink {
             let half = Half { sa: inbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer, activate: true };
@@ -587,38 +620,53 @@ impl Driver {
         Ok(())
     }
 
-    async fn bring_up(&mut self, c: &ChildSa) -> Result<(), DriverError> {
-        let info = self.info.clone().unwrap_or_else(|| SessionInfo {
-            ike_suite: crate::ike::IkeSuite {
-                encr: c.suite.encr,
-                integ: None,
-                prf: crate::crypto::Prf::HmacSha256,
-                group: crate::crypto::Group::Curve25519,
-            },
-            spi_i: 0,
-            spi_r: 0,
-            local_id: String::new(),
-            remote_id: String::new(),
-            nat: Default::default(),
-            config: Default::default(),
-        });
-        let tun = platform::open_tun(&TunConfig {
-            name: self.options.tun_name.clone(),
-            ipv4: info.config.ipv4.map(|a| (a, 32)),
-            ipv6: info.config.ipv6,
+    /// What the tunnel device needs for this Child SA: the virtual IPs, routes for its remote selectors, DNS.
+    fn tunnel_settings(&self, c: &ChildSa) -> TunnelSettings {
+        let config = self.info.as_ref().map(|i| i.config.clone()).unwrap_or_default();
+        TunnelSettings {
+            ipv4: config.ipv4.map(|a| (a, 32)),
+            ipv6: config.ipv6,
             mtu: self.options.mtu,
-        })?;
+            routes: c.ts_r.iter().flat_map(ts_to_cidrs).map(|c| (c.addr, c.prefix)).collect(),
+            dns: config.dns,
+            dns_domains: config.dns_domains,
+            gateway: self.gateway,
+        }
+    }
+
+    /// Opens the TUN (ourselves, or through the embedder's provider) and starts the uplink; routes and DNS
+    /// too when we manage them.
+    async fn bring_up(&mut self, settings: &TunnelSettings) -> Result<(), DriverError> {
+        let tun = match self.hooks.tun.clone() {
+            #[cfg(not(unix))]
+            Some(never) => match never {},
+            #[cfg(unix)]
+            Some(provider) => {
+                // The provider calls into the OS (and maybe a foreign runtime): keep it off the reactor.
+                let s = settings.clone();
+                let fd = tokio::task::spawn_blocking(move || provider.open_tun(&s))
+                    .await
+                    .map_err(|e| DriverError::OpenTun(std::io::Error::other(e.to_string())))?
+                    .map_err(DriverError::OpenTun)?;
+                platform::adopt_tun(fd, settings.mtu)?
+            }
+            None => platform::open_tun(&TunConfig {
+                name: self.options.tun_name.clone(),
+                ipv4: settings.ipv4,
+                ipv6: settings.ipv6,
+                mtu: settings.mtu,
+            })?,
+        };
         let tun = Arc::new(tun);
         let name = tun.name().to_string();
-        let routes: Vec<(IpAddr, u8)> = c.ts_r.iter().flat_map(ts_to_cidrs).map(|c| (c.addr, c.prefix)).collect();
-        if self.options.configure_network {
+        if self.options.configure_network && self.hooks.tun.is_none() {
             let applied = platform::apply(
                 &NetworkConfig {
                     tun_name: name.clone(),
                     gateway: self.gateway,
-                    routes: routes.clone(),
-                    dns: info.config.dns.clone(),
-                    dns_domains: info.config.dns_domains.clone(),
+                    routes: settings.routes.clone(),
+                    dns: settings.dns.clone(),
+                    dns_domains: settings.dns_domains.clone(),
                     ..NetworkConfig::new(name.clone(), self.gateway)
                 },
                 &self.options.state_dir,
@@ -645,9 +693,9 @@ impl Driver {
             .events
             .send(SessionEvent::TunnelUp {
                 tun: name,
-                mtu: self.options.mtu,
-                routes: routes.iter().map(|(a, p)| format!("{a}/{p}")).collect(),
-                dns: info.config.dns.clone(),
+                mtu: settings.mtu,
+                routes: settings.routes.iter().map(|(a, p)| format!("{a}/{p}")).collect(),
+                dns: settings.dns.clone(),
             })
             .await;
         Ok(())
@@ -674,11 +722,116 @@ impl Driver {
     /// Stop the uplink, restore routes and DNS, close the TUN (the downlink keeps receiving IKE).
     fn teardown_tunnel(&mut self) {
         self.uplink = None;
+        self.tun_settings = None;
         if let Some(mut n) = self.network.take() {
             if let Err(e) = n.restore() {
                 warn!(%e, "restoring network settings failed");
             }
         }
         self.tun = None;
+    }
+}
+
+/// Hands a socket to the embedder's [`SocketProtector`](crate::platform::SocketProtector), if any.
+#[cfg(unix)]
+fn protect(hooks: &PlatformHooks, socket: &impl std::os::fd::AsFd) -> Result<(), DriverError> {
+    hooks.protect(socket.as_fd()).map_err(DriverError::Protect)
+}
+
+/// No platform hooks outside Unix (the mobile VPN APIs are Android's and Apple's).
+#[cfg(not(unix))]
+#[derive(Clone, Debug, Default)]
+struct PlatformHooks {
+    tun: Option<std::convert::Infallible>,
+}
+
+#[cfg(not(unix))]
+fn protect<S>(_hooks: &PlatformHooks, _socket: &S) -> Result<(), DriverError> {
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod hook_tests {
+    use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::platform::{SocketProtector, TunProvider};
+
+    /// Records the local port of every socket it is given, and whether the fake gateway had already
+    /// received a datagram at that moment.
+    struct Recorder {
+        gateway: Arc<std::net::UdpSocket>,
+        seen: Mutex<Vec<(RawFd, u16, bool)>>,
+        fail: bool,
+    }
+
+    impl SocketProtector for Recorder {
+        fn protect(&self, socket: BorrowedFd<'_>) -> std::io::Result<()> {
+            if self.fail {
+                return Err(std::io::Error::other("protect refused"));
+            }
+            let sock = std::net::UdpSocket::from(socket.try_clone_to_owned()?);
+            let port = sock.local_addr()?.port();
+            let mut buf = [0u8; 1];
+            let sent_before = self.gateway.peek_from(&mut buf).is_ok();
+            if let Ok(mut v) = self.seen.lock() {
+                v.push((socket.as_raw_fd(), port, sent_before));
+            }
+            Ok(())
+        }
+    }
+
+    struct NoTun;
+    impl TunProvider for NoTun {
+        fn open_tun(&self, _: &TunnelSettings) -> std::io::Result<OwnedFd> {
+            Err(std::io::Error::other("not in this test"))
+        }
+    }
+
+    fn profile(port: u16) -> Resolved {
+        let text = format!(
+            "[gateway]\naddress = \"127.0.0.1\"\nport = {port}\n[local]\nid = \"c@ikelink.test\"\nike_port = 0\n\
+             natt_port = 0\n[auth]\nmethod = \"psk\"\npsk = \"secret\"\n"
+        );
+        crate::profile::Profile::parse(&text).unwrap().resolve().unwrap()
+    }
+
+    fn recorder(fail: bool) -> (Arc<Recorder>, Arc<std::net::UdpSocket>) {
+        let gateway = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+        gateway.set_nonblocking(true).unwrap();
+        (Arc::new(Recorder { gateway: gateway.clone(), seen: Mutex::new(Vec::new()), fail }), gateway)
+    }
+
+    #[tokio::test]
+    async fn every_socket_is_protected_before_it_sends() {
+        let (rec, gateway) = recorder(false);
+        let hooks = PlatformHooks { tun: Some(Arc::new(NoTun)), protect: Some(rec.clone()) };
+        let options = SessionOptions { watch_network: None, ..SessionOptions::default() };
+        let (tx, _rx) = mpsc::channel(16);
+        let port = gateway.local_addr().unwrap().port();
+        let session = Session::start_with_hooks(profile(port), options, hooks, tx).await.unwrap();
+        // The IKE_SA_INIT request arrives from one of the protected sockets.
+        gateway.set_nonblocking(false).unwrap();
+        gateway.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 2048];
+        let (_, from) = tokio::task::spawn_blocking(move || gateway.recv_from(&mut buf)).await.unwrap().unwrap();
+        let seen = rec.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3, "IKE, NAT-T and the route probe: {seen:?}");
+        assert!(seen.iter().all(|(fd, _, sent)| *fd >= 0 && !sent), "protected before anything was sent: {seen:?}");
+        assert!(seen.iter().any(|(_, p, _)| *p == from.port()), "{from} not among {seen:?}");
+        tokio::time::timeout(Duration::from_secs(5), session.disconnect()).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_protect_is_an_error() {
+        let (rec, gateway) = recorder(true);
+        let hooks = PlatformHooks { tun: None, protect: Some(rec) };
+        let (tx, _rx) = mpsc::channel(16);
+        let port = gateway.local_addr().unwrap().port();
+        let r = Session::start_with_hooks(profile(port), SessionOptions::default(), hooks, tx).await;
+        assert!(matches!(r, Err(DriverError::Protect(_))), "{:?}", r.err());
+        let mut buf = [0u8; 16];
+        assert!(gateway.recv_from(&mut buf).is_err(), "nothing sent");
     }
 }

@@ -19,6 +19,7 @@
 #[cfg(unix)]
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod command;
+mod hooks;
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod journal;
 #[cfg(target_os = "linux")]
@@ -36,6 +37,9 @@ use std::path::{Path, PathBuf};
 #[cfg(not(target_os = "linux"))]
 use tun::AbstractDevice;
 
+pub use hooks::TunnelSettings;
+#[cfg(unix)]
+pub use hooks::{PlatformHooks, SocketProtector, TunProvider};
 pub use mss::mss_clamp;
 pub use offload::{OffloadError, Segments, VNET_HDR_LEN};
 pub use plan::parse_prefix;
@@ -163,15 +167,26 @@ impl Default for TunConfig {
 /// the kernel then hands over TCP (and UDP) super-packets of up to 64 KB behind a virtio-net header, one read
 /// instead of dozens, which [`Segments`] cuts into ordinary packets. Sends are unaffected.
 pub struct Tun {
-    #[cfg(target_os = "linux")]
-    device: tokio::io::unix::AsyncFd<tun_rs::SyncDevice>,
-    #[cfg(all(unix, not(target_os = "linux")))]
-    device: tokio::io::unix::AsyncFd<tun::Device>,
+    #[cfg(unix)]
+    device: Device,
     #[cfg(not(unix))]
     device: tun::AsyncDevice,
     offload: bool,
+    /// Apple utun framing: a 4-byte address family in front of every packet (adopted descriptors only).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    af_header: bool,
     name: String,
     mtu: u16,
+}
+
+/// Where a [`Tun`]'s packets go: a device we opened, or a descriptor the OS opened for us ([`adopt_tun`]).
+#[cfg(unix)]
+enum Device {
+    #[cfg(target_os = "linux")]
+    Opened(tokio::io::unix::AsyncFd<tun_rs::SyncDevice>),
+    #[cfg(not(target_os = "linux"))]
+    Opened(tokio::io::unix::AsyncFd<tun::Device>),
+    Adopted(tokio::io::unix::AsyncFd<std::fs::File>),
 }
 
 /// The virtio-net header written in front of every packet sent to an offloading TUN: no GSO, checksums done.
@@ -198,25 +213,64 @@ impl Tun {
     /// a virtio-net header and a (super-)packet, so `buf` should then hold 64 KB + [`VNET_HDR_LEN`].
     #[cfg(unix)]
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.device.async_io(tokio::io::Interest::READABLE, |d| d.recv(buf)).await
+        use tokio::io::Interest;
+        match &self.device {
+            Device::Opened(d) => d.async_io(Interest::READABLE, |d| d.recv(buf)).await,
+            Device::Adopted(f) => f.async_io(Interest::READABLE, |f| self.read_adopted(f, buf)).await,
+        }
     }
 
     /// Like [`recv`](Self::recv) if a packet is queued; `WouldBlock` if none is.
     #[cfg(unix)]
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.device.try_io(tokio::io::Interest::READABLE, |d| d.recv(buf))
+        use tokio::io::Interest;
+        match &self.device {
+            Device::Opened(d) => d.try_io(Interest::READABLE, |d| d.recv(buf)),
+            Device::Adopted(f) => f.try_io(Interest::READABLE, |f| self.read_adopted(f, buf)),
+        }
     }
 
     /// Sends one IP packet.
     #[cfg(unix)]
     pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
-        self.device.async_io(tokio::io::Interest::WRITABLE, |d| self.write(d, packet)).await
+        use tokio::io::Interest;
+        match &self.device {
+            Device::Opened(d) => d.async_io(Interest::WRITABLE, |d| self.write(d, packet)).await,
+            Device::Adopted(f) => f.async_io(Interest::WRITABLE, |f| self.write_adopted(f, packet)).await,
+        }
     }
 
     /// Sends one IP packet if the device can take it now; `WouldBlock` otherwise.
     #[cfg(unix)]
     pub fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
-        self.device.try_io(tokio::io::Interest::WRITABLE, |d| self.write(d, packet))
+        use tokio::io::Interest;
+        match &self.device {
+            Device::Opened(d) => d.try_io(Interest::WRITABLE, |d| self.write(d, packet)),
+            Device::Adopted(f) => f.try_io(Interest::WRITABLE, |f| self.write_adopted(f, packet)),
+        }
+    }
+
+    /// One packet from an adopted descriptor, without its utun address family if there is one.
+    #[cfg(unix)]
+    fn read_adopted(&self, mut f: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        if !self.af_header {
+            return f.read(buf);
+        }
+        let mut af = [0u8; 4];
+        let n = f.read_vectored(&mut [io::IoSliceMut::new(&mut af), io::IoSliceMut::new(buf)])?;
+        Ok(n.saturating_sub(af.len()))
+    }
+
+    /// One packet to an adopted descriptor, behind the utun address family if it wants one.
+    #[cfg(unix)]
+    fn write_adopted(&self, mut f: &std::fs::File, packet: &[u8]) -> io::Result<usize> {
+        use std::io::Write;
+        if !self.af_header {
+            return f.write(packet);
+        }
+        let af = utun_address_family(packet);
+        Ok(f.write_vectored(&[io::IoSlice::new(&af), io::IoSlice::new(packet)])?.saturating_sub(af.len()))
     }
 
     #[cfg(target_os = "linux")]
@@ -305,7 +359,7 @@ pub fn open_tun(cfg: &TunConfig) -> Result<Tun, PlatformError> {
         add_ipv6_address(&name, addr, len)?;
     }
     tracing::info!(tun = %name, mtu = cfg.mtu, ipv4 = ?cfg.ipv4, ipv6 = ?cfg.ipv6, offload, "TUN device up");
-    Ok(Tun { device, offload, name, mtu: cfg.mtu })
+    Ok(Tun { device: Device::Opened(device), offload, af_header: false, name, mtu: cfg.mtu })
 }
 
 /// Opens the TUN device, sets its addresses and MTU and brings it up.
@@ -351,7 +405,56 @@ pub fn open_tun(cfg: &TunConfig) -> Result<Tun, PlatformError> {
         add_ipv6_address(&name, addr, len)?;
     }
     tracing::info!(tun = %name, mtu = cfg.mtu, ipv4 = ?cfg.ipv4, ipv6 = ?cfg.ipv6, "TUN device up");
-    Ok(Tun { device, offload: false, name, mtu: cfg.mtu })
+    #[cfg(unix)]
+    let device = Device::Opened(device);
+    Ok(Tun { device, offload: false, af_header: false, name, mtu: cfg.mtu })
+}
+
+/// Wraps a TUN descriptor the OS opened for us (Android `VpnService.Builder.establish()`, an Apple utun): no
+/// offload, and on Apple platforms utun framing (a 4-byte address family before every packet). The OS has
+/// already set its addresses, MTU, routes and DNS. The descriptor is made non-blocking and closed on drop.
+///
+/// Must be called from within a tokio runtime (the device registers with its reactor).
+#[cfg(unix)]
+pub fn adopt_tun(fd: std::os::fd::OwnedFd, mtu: u16) -> Result<Tun, PlatformError> {
+    adopt(fd, mtu, cfg!(any(target_os = "macos", target_os = "ios")))
+}
+
+#[cfg(unix)]
+fn adopt(fd: std::os::fd::OwnedFd, mtu: u16, af_header: bool) -> Result<Tun, PlatformError> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    // std sets O_NONBLOCK (ioctl FIONBIO) on any descriptor through a socket type, without unsafe code.
+    let any = std::os::unix::net::UnixDatagram::from(fd);
+    any.set_nonblocking(true).map_err(tun::Error::Io)?;
+    let file = std::fs::File::from(std::os::fd::OwnedFd::from(any));
+    let name = adopted_name(raw);
+    // See `open_tun`: a `File` owns its descriptor.
+    #[allow(deprecated)]
+    let device = tokio::io::unix::AsyncFd::new(file).map_err(tun::Error::Io)?;
+    tracing::info!(tun = %name, mtu, af_header, "adopted the TUN device the platform opened");
+    Ok(Tun { device: Device::Adopted(device), offload: false, af_header, name, mtu })
+}
+
+/// The interface name of an adopted TUN descriptor (Linux and Android: `iff:` in `/proc/self/fdinfo`).
+#[cfg(unix)]
+fn adopted_name(fd: std::os::fd::RawFd) -> String {
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| info.lines().find_map(|l| l.strip_prefix("iff:").map(|n| n.trim().to_owned())))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("tun-fd{fd}"))
+}
+
+/// The utun address family header for `packet` (AF_INET, or AF_INET6 as Apple numbers it), big-endian.
+#[cfg(unix)]
+fn utun_address_family(packet: &[u8]) -> [u8; 4] {
+    const AF_INET: u8 = 2;
+    const AF_INET6_APPLE: u8 = 30;
+    match packet.first().map(|b| b >> 4) {
+        Some(6) => [0, 0, 0, AF_INET6_APPLE],
+        _ => [0, 0, 0, AF_INET],
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -558,6 +661,45 @@ mod tests {
         for bad in ["", "-x", "a b", "a/b", "a:1", "0123456789abcdef", "é"] {
             assert!(validate_interface_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn adopted_descriptor_carries_plain_packets() {
+        use std::os::unix::net::UnixDatagram;
+        // A datagram socket pair keeps packet boundaries, like a TUN descriptor.
+        let (ours, os) = UnixDatagram::pair().unwrap();
+        let tun = adopt(ours.into(), 1280, false).unwrap();
+        assert!(!tun.offload());
+        assert_eq!(tun.mtu(), 1280);
+        let mut buf = [0u8; 64];
+        assert_eq!(tun.try_recv(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock, "non-blocking");
+        os.send(&[0x45, 1, 2, 3]).unwrap();
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), tun.recv(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf[..n], &[0x45, 1, 2, 3]);
+        assert_eq!(tun.send(&[0x60, 9, 9]).await.unwrap(), 3);
+        let n = os.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[0x60, 9, 9]);
+        drop(tun);
+        assert_eq!(os.send(&[0x45]).unwrap_err().kind(), io::ErrorKind::ConnectionRefused, "closed on drop");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn adopted_utun_descriptor_strips_and_adds_the_address_family() {
+        use std::os::unix::net::UnixDatagram;
+        let (ours, os) = UnixDatagram::pair().unwrap();
+        let tun = adopt(ours.into(), 1400, true).unwrap();
+        let mut buf = [0u8; 64];
+        os.send(&[0, 0, 0, 2, 0x45, 7]).unwrap();
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), tun.recv(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf[..n], &[0x45, 7]);
+        assert_eq!(tun.try_send(&[0x45, 8]).unwrap(), 2);
+        assert_eq!(tun.send(&[0x60, 9]).await.unwrap(), 2);
+        let n = os.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[0, 0, 0, 2, 0x45, 8]);
+        let n = os.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[0, 0, 0, 30, 0x60, 9]);
     }
 
     #[test]

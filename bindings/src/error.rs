@@ -1,0 +1,101 @@
+//! The errors of the FFI: [`VpnError`] for the app, [`CallbackError`] for failures of the app's callbacks.
+
+use ikelink::driver::DriverError;
+use ikelink::ike::IkeError;
+
+/// Why a call failed or a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum VpnError {
+    /// The profile is not valid TOML or a field is wrong (the message names the field).
+    #[error("invalid profile: {message}")]
+    InvalidProfile { message: String },
+    /// A `ConnectOptions` value is out of range.
+    #[error("invalid options: {message}")]
+    InvalidOptions { message: String },
+    /// A client identity or CA given as bytes cannot be used.
+    #[error("invalid credentials: {message}")]
+    InvalidCredentials { message: String },
+    /// `connect` while a session is running.
+    #[error("a session is already running")]
+    AlreadyConnected,
+    /// `disconnect`, `network_changed` or `request_stats` without a session.
+    #[error("no session is running")]
+    NotConnected,
+    /// The gateway rejected us or we rejected its authentication (PSK, identity, credentials, EAP).
+    #[error("authentication failed: {message}")]
+    AuthenticationFailed { message: String },
+    /// The gateway's certificate or identity is not trusted.
+    #[error("gateway not trusted: {message}")]
+    GatewayUntrusted { message: String },
+    /// No common algorithms or traffic selectors, or no virtual IP for us.
+    #[error("negotiation failed: {message}")]
+    NegotiationFailed { message: String },
+    /// The gateway does not answer, or stopped answering.
+    #[error("gateway unreachable: {message}")]
+    Unreachable { message: String },
+    /// The operating system failed us: sockets, protecting them, opening the TUN.
+    #[error("platform failure: {message}")]
+    Platform { message: String },
+    /// The gateway broke the protocol, or the tunnel ended for another protocol reason.
+    #[error("protocol error: {message}")]
+    Protocol { message: String },
+    /// A bug or a broken invariant in Ikelink (reported instead of crashing).
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+impl From<&IkeError> for VpnError {
+    fn from(e: &IkeError) -> Self {
+        let message = e.to_string();
+        match e {
+            IkeError::AuthenticationFailed
+            | IkeError::PeerAuthenticationFailed
+            | IkeError::ClientCertificateRequired
+            | IkeError::Eap(_) => VpnError::AuthenticationFailed { message },
+            IkeError::Untrusted(_) | IkeError::Certificate(_) | IkeError::IdentityMismatch { .. } => {
+                VpnError::GatewayUntrusted { message }
+            }
+            IkeError::NoProposalChosen
+            | IkeError::TsUnacceptable
+            | IkeError::InternalAddressFailure
+            | IkeError::FailedCpRequired
+            | IkeError::UnsupportedKeGroup(_)
+            | IkeError::Proposal(_) => VpnError::NegotiationFailed { message },
+            IkeError::Timeout { .. } | IkeError::DeadPeer { .. } => VpnError::Unreachable { message },
+            IkeError::Config(_) => VpnError::InvalidProfile { message },
+            _ => VpnError::Protocol { message },
+        }
+    }
+}
+
+impl From<&DriverError> for VpnError {
+    fn from(e: &DriverError) -> Self {
+        match e {
+            DriverError::Ike(e) => e.into(),
+            DriverError::Random(_) => VpnError::Internal { message: e.to_string() },
+            _ => VpnError::Platform { message: e.to_string() },
+        }
+    }
+}
+
+/// A failure reported by the app's side of a foreign trait (an exception thrown in Kotlin or Swift).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum CallbackError {
+    /// The app could not do what was asked; `message` says why.
+    #[error("{message}")]
+    Failed { message: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        CallbackError::Failed { message: format!("unexpected callback failure: {}", e.reason) }
+    }
+}
+
+impl CallbackError {
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            CallbackError::Failed { message } => message,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Ikelink for mobile VPN apps, through UniFFI (Kotlin for Android, Swift for iOS/macOS).
+//!
+//! One object, [`VpnClient`], owns a tokio runtime and at most one session; everything it has to say arrives
+//! as a [`VpnEvent`] on one [`VpnListener`]. Foreign traits cover only what the OS alone can do:
+//! - [`TunProvider`]: open the TUN for the negotiated [`TunnelSettings`] (Android `VpnService.Builder`,
+//!   Apple `NEPacketTunnelNetworkSettings` + the utun descriptor); the OS applies routes and DNS.
+//! - [`SocketProtector`]: keep the VPN's own UDP sockets out of the tunnel (Android `VpnService.protect`).
+//! - [`KeystoreSigner`]: sign with a key that never leaves the platform key store.
+//! - [`TrustEvaluator`]: judge the gateway's certificate chain with the platform's trust store.
+//!
+//! No panic crosses the FFI: exported functions return `Result<_, VpnError>`, every call into foreign code is
+//! guarded, and foreign failures come back as [`CallbackError`]. Logs go through `tracing`; [`set_logger`]
+//! forwards them to the app.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod client;
+mod error;
+mod logging;
+mod platform;
+mod profile;
+mod types;
+
+pub use client::VpnClient;
+pub use error::{CallbackError, VpnError};
+pub use logging::{set_logger, LogLevel, LogSink};
+pub use platform::{KeystoreSigner, SocketProtector, TrustEvaluator, TunProvider, VpnListener};
+pub use types::{
+    ClientIdentity, ConnectOptions, GatewayTrust, IpPrefix, SessionDetails, SignatureAlgorithm, TrafficStats,
+    TunnelSettings, TunnelState, VpnEvent, VpnStatus,
+};
+
+uniffi::setup_scaffolding!();

@@ -1,0 +1,159 @@
+//! The foreign traits (implemented by the app in Kotlin or Swift) and their adapters to the core's traits.
+//! Every call into the app is guarded: a failure or a panic becomes an error, never an unwinding panic.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use ikelink::crypto::{CryptoError, SigScheme, Signer};
+use ikelink::ike::display_identity;
+use ikelink::wire::Identification;
+use tracing::warn;
+
+use crate::error::CallbackError;
+use crate::types::{SignatureAlgorithm, TunnelSettings, VpnEvent};
+
+/// Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+/// event at a time, in order; return quickly (post to your own queue).
+#[uniffi::export(with_foreign)]
+pub trait VpnListener: Send + Sync {
+    fn on_event(&self, event: VpnEvent) -> Result<(), CallbackError>;
+}
+
+/// Opens the TUN device through the OS (Android `VpnService.Builder` ... `establish()`; Apple
+/// `setTunnelNetworkSettings` then the utun descriptor) for these settings, and returns its file descriptor.
+///
+/// Ikelink works on a duplicate of the descriptor and closes that when the tunnel goes down; the app keeps
+/// its own (Android: keep the `ParcelFileDescriptor` and close it after `Closed` or when `open_tun` is called
+/// again with new settings; Apple: the utun belongs to the system). Called once per session, and again only
+/// if a reconnect brought different settings.
+#[uniffi::export(with_foreign)]
+pub trait TunProvider: Send + Sync {
+    fn open_tun(&self, settings: TunnelSettings) -> Result<i32, CallbackError>;
+}
+
+/// Keeps a UDP socket of Ikelink out of the tunnel (Android: `VpnService.protect(fd)`, throw if it returns
+/// false). Called for every socket before it sends anything.
+#[uniffi::export(with_foreign)]
+pub trait SocketProtector: Send + Sync {
+    fn protect(&self, fd: i32) -> Result<(), CallbackError>;
+}
+
+/// A private key in the platform key store (Android KeyChain/Keystore, Apple Keychain).
+#[uniffi::export(with_foreign)]
+pub trait KeystoreSigner: Send + Sync {
+    /// The algorithms the key can sign with, most preferred first.
+    fn algorithms(&self) -> Result<Vec<SignatureAlgorithm>, CallbackError>;
+    /// Signs `data` (the whole message; the key store hashes it) with `algorithm`.
+    fn sign(&self, algorithm: SignatureAlgorithm, data: Vec<u8>) -> Result<Vec<u8>, CallbackError>;
+}
+
+/// Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
+/// it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
+/// end-entity key.
+#[uniffi::export(with_foreign)]
+pub trait TrustEvaluator: Send + Sync {
+    fn evaluate(&self, chain: Vec<Vec<u8>>, gateway_id: String) -> Result<(), CallbackError>;
+}
+
+/// Calls into the app, turning a panic on the way into an error.
+pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, CallbackError>) -> Result<T, CallbackError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => Err(CallbackError::Failed { message: format!("{what}: callback panicked") }),
+    }
+}
+
+/// The app's [`TunProvider`] as the core's.
+pub(crate) struct TunAdapter(pub Arc<dyn TunProvider>);
+
+impl ikelink::platform::TunProvider for TunAdapter {
+    fn open_tun(&self, settings: &ikelink::platform::TunnelSettings) -> io::Result<OwnedFd> {
+        let fd = guard("open_tun", || self.0.open_tun(settings.into())).map_err(|e| io::Error::other(e.message()))?;
+        duplicate(fd)
+    }
+}
+
+/// Our own copy of the app's descriptor `fd`.
+fn duplicate(fd: i32) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid TUN descriptor {fd}")));
+    }
+    let fd: RawFd = fd;
+    // SAFETY: the borrow lives only for this call, while the app keeps `fd` open (it returned it to us and
+    // owns it); a descriptor that is not open makes `fcntl(F_DUPFD_CLOEXEC)` fail with EBADF.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    borrowed.try_clone_to_owned()
+}
+
+/// The app's [`SocketProtector`] as the core's.
+pub(crate) struct ProtectAdapter(pub Arc<dyn SocketProtector>);
+
+impl ikelink::platform::SocketProtector for ProtectAdapter {
+    fn protect(&self, socket: BorrowedFd<'_>) -> io::Result<()> {
+        let fd = socket.as_raw_fd();
+        guard("protect", || self.0.protect(fd)).map_err(|e| io::Error::other(e.message()))
+    }
+}
+
+/// The app's [`KeystoreSigner`] as the core's [`Signer`].
+pub(crate) struct SignerAdapter(pub Arc<dyn KeystoreSigner>);
+
+impl Signer for SignerAdapter {
+    fn schemes(&self) -> Vec<SigScheme> {
+        match guard("algorithms", || self.0.algorithms()) {
+            Ok(a) => a.into_iter().map(SigScheme::from).collect(),
+            Err(e) => {
+                warn!(error = %e, "the key store signer lists no algorithms");
+                Vec::new()
+            }
+        }
+    }
+
+    fn sign(&self, scheme: SigScheme, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        guard("sign", || self.0.sign(scheme.into(), data.to_vec())).map_err(|e| {
+            warn!(error = %e, "the key store refused to sign");
+            CryptoError::Internal
+        })
+    }
+}
+
+/// The app's [`TrustEvaluator`] as the core's.
+pub(crate) struct TrustAdapter(pub Arc<dyn TrustEvaluator>);
+
+impl ikelink::ike::TrustEvaluator for TrustAdapter {
+    fn evaluate(&self, chain: &[Vec<u8>], gateway_id: &Identification) -> Result<(), String> {
+        let id = display_identity(gateway_id);
+        guard("evaluate", || self.0.evaluate(chain.to_vec(), id)).map_err(|e| e.message().to_owned())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    struct Panics;
+    impl SocketProtector for Panics {
+        fn protect(&self, _fd: i32) -> Result<(), CallbackError> {
+            panic!("app bug")
+        }
+    }
+
+    #[test]
+    fn a_panicking_callback_is_an_error() {
+        use std::os::fd::AsFd;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let r = ikelink::platform::SocketProtector::protect(&ProtectAdapter(Arc::new(Panics)), socket.as_fd());
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn descriptors_are_duplicated_and_bad_ones_refused() {
+        assert!(duplicate(-1).is_err());
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let copy = duplicate(socket.as_raw_fd()).unwrap();
+        assert_ne!(copy.as_raw_fd(), socket.as_raw_fd());
+    }
+}

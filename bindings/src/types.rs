@@ -1,0 +1,277 @@
+//! Records and enums that cross the FFI.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ikelink::crypto::SigScheme;
+use ikelink::driver::{ChildSummary, Stats};
+use ikelink::ike::{ts_to_cidrs, SessionInfo};
+
+use crate::error::VpnError;
+use crate::platform::{KeystoreSigner, TrustEvaluator};
+
+/// An IP prefix, e.g. `198.51.100.0` / 24.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct IpPrefix {
+    pub address: String,
+    pub prefix_length: u8,
+}
+
+impl IpPrefix {
+    fn of(addr: impl Into<IpAddr>, prefix_length: u8) -> IpPrefix {
+        IpPrefix { address: addr.into().to_string(), prefix_length }
+    }
+}
+
+/// What the OS needs to open the tunnel device: Android `VpnService.Builder` (`addAddress`, `setMtu`,
+/// `addRoute`, `addDnsServer`, `addSearchDomain`), Apple `NEPacketTunnelNetworkSettings`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TunnelSettings {
+    /// The virtual IPv4 address the gateway assigned (prefix length 32).
+    pub ipv4: Option<IpPrefix>,
+    /// The virtual IPv6 address the gateway assigned.
+    pub ipv6: Option<IpPrefix>,
+    pub mtu: u16,
+    /// Prefixes to route into the tunnel (the gateway's traffic selectors); `0.0.0.0/0` means full tunnel.
+    pub routes: Vec<IpPrefix>,
+    pub dns_servers: Vec<String>,
+    pub search_domains: Vec<String>,
+    /// The gateway's address: it must stay reachable outside the tunnel (Apple `tunnelRemoteAddress`).
+    pub gateway: String,
+}
+
+impl From<&ikelink::platform::TunnelSettings> for TunnelSettings {
+    fn from(s: &ikelink::platform::TunnelSettings) -> Self {
+        TunnelSettings {
+            ipv4: s.ipv4.map(|(a, p)| IpPrefix::of(a, p)),
+            ipv6: s.ipv6.map(|(a, p)| IpPrefix::of(a, p)),
+            mtu: s.mtu,
+            routes: s.routes.iter().map(|&(a, p)| IpPrefix::of(a, p)).collect(),
+            dns_servers: s.dns.iter().map(IpAddr::to_string).collect(),
+            search_domains: s.dns_domains.clone(),
+            gateway: s.gateway.to_string(),
+        }
+    }
+}
+
+/// Our certificate and private key, when the profile says `auth.method = "cert"` and the app holds them
+/// (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
+#[derive(uniffi::Enum)]
+pub enum ClientIdentity {
+    /// A PKCS#12 file's bytes (desktop builds; on Android and iOS import it into the key store and use
+    /// `Keystore`).
+    Pkcs12 { data: Vec<u8>, password: String },
+    /// PEM: the certificate chain (end entity first) and the unencrypted private key (PKCS#8, PKCS#1, SEC1).
+    Pem { certificate_chain: Vec<u8>, private_key: Vec<u8> },
+    /// A certificate chain (DER, end entity first) whose key stays in the platform key store.
+    Keystore { certificate_chain: Vec<Vec<u8>>, signer: Arc<dyn KeystoreSigner> },
+}
+
+/// How to judge the gateway's certificate, replacing the profile's `gateway.ca` paths (and the system store).
+#[derive(uniffi::Enum)]
+pub enum GatewayTrust {
+    /// These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256` still apply.
+    CaCertificates { pem: Vec<u8> },
+    /// The platform decides (Android `X509TrustManager`, Apple `SecTrustEvaluateWithError`).
+    Platform { evaluator: Arc<dyn TrustEvaluator> },
+}
+
+/// How a session runs. All fields have defaults.
+#[derive(uniffi::Record)]
+pub struct ConnectOptions {
+    /// TUN MTU (strongSwan's default 1400 leaves room for ESP-in-UDP on a 1500-byte path).
+    #[uniffi(default = 1400)]
+    pub mtu: u16,
+    /// Send a `Stats` event this often (0: only on `request_stats`).
+    #[uniffi(default = 0)]
+    pub stats_interval_secs: u32,
+    /// Re-establish the tunnel after it failed (it stays up meanwhile, so nothing leaks).
+    #[uniffi(default = true)]
+    pub reconnect: bool,
+    /// Longest pause between reconnection attempts.
+    #[uniffi(default = 60)]
+    pub reconnect_max_delay_secs: u32,
+    /// Our certificate, for `auth.method = "cert"` profiles without paths.
+    #[uniffi(default = None)]
+    pub client_identity: Option<ClientIdentity>,
+    /// The gateway's CA or the platform's judgement, for profiles without `gateway.ca` paths.
+    #[uniffi(default = None)]
+    pub gateway_trust: Option<GatewayTrust>,
+}
+
+/// Signature algorithms a [`KeystoreSigner`] may offer (RFC 7427). ECDSA signatures are DER
+/// `Ecdsa-Sig-Value`, as Android's `Signature` and Apple's `SecKeyCreateSignature` produce them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SignatureAlgorithm {
+    RsaPkcs1Sha256,
+    RsaPkcs1Sha384,
+    RsaPkcs1Sha512,
+    RsaPssSha256,
+    RsaPssSha384,
+    RsaPssSha512,
+    EcdsaP256Sha256,
+    EcdsaP384Sha384,
+    EcdsaP521Sha512,
+    Ed25519,
+}
+
+impl From<SignatureAlgorithm> for SigScheme {
+    fn from(a: SignatureAlgorithm) -> Self {
+        match a {
+            SignatureAlgorithm::RsaPkcs1Sha256 => SigScheme::RsaPkcs1Sha256,
+            SignatureAlgorithm::RsaPkcs1Sha384 => SigScheme::RsaPkcs1Sha384,
+            SignatureAlgorithm::RsaPkcs1Sha512 => SigScheme::RsaPkcs1Sha512,
+            SignatureAlgorithm::RsaPssSha256 => SigScheme::RsaPssSha256,
+            SignatureAlgorithm::RsaPssSha384 => SigScheme::RsaPssSha384,
+            SignatureAlgorithm::RsaPssSha512 => SigScheme::RsaPssSha512,
+            SignatureAlgorithm::EcdsaP256Sha256 => SigScheme::EcdsaP256Sha256,
+            SignatureAlgorithm::EcdsaP384Sha384 => SigScheme::EcdsaP384Sha384,
+            SignatureAlgorithm::EcdsaP521Sha512 => SigScheme::EcdsaP521Sha512,
+            SignatureAlgorithm::Ed25519 => SigScheme::Ed25519,
+        }
+    }
+}
+
+impl From<SigScheme> for SignatureAlgorithm {
+    fn from(s: SigScheme) -> Self {
+        match s {
+            SigScheme::RsaPkcs1Sha256 => SignatureAlgorithm::RsaPkcs1Sha256,
+            SigScheme::RsaPkcs1Sha384 => SignatureAlgorithm::RsaPkcs1Sha384,
+            SigScheme::RsaPkcs1Sha512 => SignatureAlgorithm::RsaPkcs1Sha512,
+            SigScheme::RsaPssSha256 => SignatureAlgorithm::RsaPssSha256,
+            SigScheme::RsaPssSha384 => SignatureAlgorithm::RsaPssSha384,
+            SigScheme::RsaPssSha512 => SignatureAlgorithm::RsaPssSha512,
+            SigScheme::EcdsaP256Sha256 => SignatureAlgorithm::EcdsaP256Sha256,
+            SigScheme::EcdsaP384Sha384 => SignatureAlgorithm::EcdsaP384Sha384,
+            SigScheme::EcdsaP521Sha512 => SignatureAlgorithm::EcdsaP521Sha512,
+            SigScheme::Ed25519 => SignatureAlgorithm::Ed25519,
+        }
+    }
+}
+
+/// Where the tunnel stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TunnelState {
+    Disconnected,
+    /// IKE_SA_INIT in flight.
+    Connecting,
+    /// IKE_AUTH in flight.
+    Authenticating,
+    Connected,
+    /// The tunnel failed and a new attempt is scheduled.
+    Reconnecting,
+    /// Our Delete is in flight.
+    Disconnecting,
+}
+
+/// What was negotiated with the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SessionDetails {
+    pub gateway: String,
+    pub virtual_ipv4: Option<String>,
+    pub virtual_ipv6: Option<IpPrefix>,
+    pub dns_servers: Vec<String>,
+    pub search_domains: Vec<String>,
+    /// Prefixes routed into the tunnel (the Child SA's remote traffic selectors).
+    pub routes: Vec<IpPrefix>,
+    /// strongSwan-style suite names, e.g. `aes256gcm16-prfsha256-x25519` / `aes256gcm16`.
+    pub ike_suite: String,
+    pub esp_suite: String,
+    pub local_id: String,
+    pub remote_id: String,
+    /// A NAT was detected on the path (ESP goes over UDP 4500).
+    pub behind_nat: bool,
+}
+
+impl SessionDetails {
+    pub(crate) fn of(gateway: IpAddr, info: &SessionInfo, child: &ChildSummary) -> SessionDetails {
+        SessionDetails {
+            gateway: gateway.to_string(),
+            virtual_ipv4: info.config.ipv4.map(|a| a.to_string()),
+            virtual_ipv6: info.config.ipv6.map(|(a, p)| IpPrefix::of(a, p)),
+            dns_servers: info.config.dns.iter().map(IpAddr::to_string).collect(),
+            search_domains: info.config.dns_domains.clone(),
+            routes: child.ts_r.iter().flat_map(ts_to_cidrs).map(|c| IpPrefix::of(c.addr, c.prefix)).collect(),
+            ike_suite: info.ike_suite.to_string(),
+            esp_suite: child.suite.to_string(),
+            local_id: info.local_id.clone(),
+            remote_id: info.remote_id.clone(),
+            behind_nat: info.nat.local_behind_nat || info.nat.remote_behind_nat,
+        }
+    }
+}
+
+/// Data plane counters since `connect`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, uniffi::Record)]
+pub struct TrafficStats {
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    /// Inbound packets dropped (unknown SPI, failed integrity, replay, malformed, outside the selectors...).
+    pub packets_dropped: u64,
+}
+
+impl From<Stats> for TrafficStats {
+    fn from(s: Stats) -> Self {
+        TrafficStats {
+            packets_out: s.packets_out,
+            bytes_out: s.bytes_out,
+            packets_in: s.packets_in,
+            bytes_in: s.bytes_in,
+            packets_dropped: s.drop_no_sa
+                + s.drop_selector
+                + s.drop_replay
+                + s.drop_auth
+                + s.drop_malformed
+                + s.drop_padding
+                + s.drop_other,
+        }
+    }
+}
+
+/// What the [`VpnListener`](crate::VpnListener) hears, in order.
+// A handful of events per session, handed over by value to the foreign side: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum VpnEvent {
+    StateChanged {
+        state: TunnelState,
+    },
+    /// The IKE SA and the first Child SA are up.
+    Connected {
+        details: SessionDetails,
+    },
+    /// The TUN device carries traffic.
+    TunnelUp {
+        interface: String,
+        mtu: u16,
+    },
+    /// A Child SA was replaced by a fresh one (rekey); traffic was not interrupted.
+    Rekeyed {
+        esp_suite: String,
+    },
+    /// The tunnel failed; the next attempt starts after `delay_ms`.
+    Reconnecting {
+        attempt: u32,
+        delay_ms: u64,
+        reason: VpnError,
+    },
+    Stats {
+        stats: TrafficStats,
+    },
+    /// The session is over; `error` is `None` after `disconnect`. The TUN descriptor is closed by then.
+    Closed {
+        error: Option<VpnError>,
+    },
+}
+
+/// A snapshot of the client, for UIs that poll.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct VpnStatus {
+    pub state: TunnelState,
+    pub details: Option<SessionDetails>,
+    pub stats: TrafficStats,
+    /// Why the last session ended, if it failed.
+    pub last_error: Option<VpnError>,
+}
