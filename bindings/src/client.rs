@@ -162,11 +162,19 @@ impl VpnClient {
     }
 }
 
+/// How long dropping a [`VpnClient`] waits for the runtime's threads to stop.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl Drop for VpnClient {
     fn drop(&mut self) {
-        // Never blocks, so dropping from any thread (even a runtime thread) is fine.
-        if let Some(rt) = self.runtime.take() {
+        let Some(rt) = self.runtime.take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Dropped on a runtime thread (from a callback): waiting there is not allowed.
             rt.shutdown_background();
+        } else {
+            // Wait (bounded) until no runtime thread runs any more: the app may unload the library or, like
+            // Python at exit, stop threads that call into it afterwards.
+            rt.shutdown_timeout(SHUTDOWN_WAIT);
         }
     }
 }
