@@ -19,7 +19,9 @@ pub use dataplane::Stats;
 use dataplane::{Counters, Half, Update};
 
 use crate::esp::EspSa;
-use crate::ike::{ts_to_cidrs, ChildSa, EspSuite, Event, IkeError, IkeSa, SessionInfo, SocketKind, State};
+use crate::ike::{
+    ts_to_cidrs, ChildSa, EspSuite, Event, GatewayIdentity, IkeError, IkeSa, SessionInfo, SocketKind, State,
+};
 #[cfg(unix)]
 use crate::platform::PlatformHooks;
 use crate::platform::{self, AppliedNetwork, NetworkConfig, Tun, TunConfig, TunnelSettings};
@@ -267,6 +269,7 @@ impl Session {
         sa.set_unix_time(now, unix);
         let (tx, rx) = mpsc::channel(4);
         let gateway_ip = profile.gateway.ip();
+        let home_gateway = profile.gateway;
         let driver = Driver {
             sa,
             profile,
@@ -290,6 +293,9 @@ impl Session {
             uplink: None,
             downlink: None,
             info: None,
+            home_gateway,
+            redirect: None,
+            redirects: std::collections::VecDeque::new(),
         };
         let task = tokio::spawn(driver.run(rx));
         Ok(Session { commands: tx, task })
@@ -353,7 +359,17 @@ struct Driver {
     uplink: Option<mpsc::Sender<Update>>,
     downlink: Option<mpsc::Sender<Update>>,
     info: Option<SessionInfo>,
+    /// The profile's gateway address (again after a redirect once that connection fails).
+    home_gateway: SocketAddr,
+    /// Where the gateway redirected us (RFC 5685) and from which address: the next IKE SA goes there.
+    redirect: Option<(SocketAddr, IpAddr)>,
+    /// When recent redirects happened (loop protection).
+    redirects: std::collections::VecDeque<Instant>,
 }
+
+/// At most this many redirects within [`REDIRECT_WINDOW`] (RFC 5685 §10 asks for a limit; strongSwan's).
+const MAX_REDIRECTS: usize = 5;
+const REDIRECT_WINDOW: Duration = Duration::from_secs(300);
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> Result<(), DriverError> {
@@ -370,7 +386,22 @@ impl Driver {
         let result = loop {
             self.flush().await;
             match self.process_events().await {
-                Ok(Some(reason)) => {
+                Ok(Some(mut reason)) => {
+                    if let (Some(IkeError::Redirected(to)), false) = (&reason, self.closing) {
+                        match self.follow_redirect(to).await {
+                            Ok(()) => {
+                                let ev = SessionEvent::Reconnecting {
+                                    attempt: self.attempt,
+                                    delay: Duration::ZERO,
+                                    reason: IkeError::Redirected(to.clone()),
+                                };
+                                let _ = self.events.send(ev).await;
+                                self.reconnect_at = Some(tokio::time::Instant::now());
+                                continue;
+                            }
+                            Err(e) => reason = Some(e),
+                        }
+                    }
                     let retry = match (&reason, self.options.reconnect) {
                         (Some(e), Some(p)) if self.connected_once && !self.closing && retriable(e) => {
                             (p.max_attempts == 0 || self.attempt < p.max_attempts).then_some((e.clone(), p))
@@ -520,26 +551,82 @@ impl Driver {
         }
     }
 
-    /// A new IKE SA towards the gateway (its host name resolved again), keeping the TUN, routes and DNS.
+    /// A new IKE SA, keeping the TUN, routes and DNS: towards the gateway a redirect named, else the profile's
+    /// (its host name resolved again). The gateway host route follows the address.
     async fn restart(&mut self) -> Result<(), DriverError> {
-        if let Some(name) = self.profile.gateway_name.clone() {
-            match tokio::net::lookup_host((name.as_str(), self.profile.gateway.port())).await {
-                Ok(mut addrs) => {
-                    if let Some(a) = addrs.next() {
-                        self.profile.gateway = a;
+        let mut ike = self.profile.ike.clone();
+        let target = match self.redirect.take() {
+            Some((to, from)) => {
+                ike.redirected_from = Some(from);
+                to
+            }
+            None => {
+                let mut target = self.home_gateway;
+                if let Some(name) = self.profile.gateway_name.clone() {
+                    match tokio::net::lookup_host((name.as_str(), self.home_gateway.port())).await {
+                        Ok(mut addrs) => {
+                            if let Some(a) = addrs.next() {
+                                target = a;
+                            }
+                        }
+                        Err(e) => debug!(%e, name, "cannot resolve the gateway again; using its last address"),
                     }
                 }
-                Err(e) => debug!(%e, name, "cannot resolve the gateway again; using its last address"),
+                target
             }
-        }
+        };
+        self.retarget(target.ip())?;
+        self.profile.gateway = target;
         let mut seed = [0u8; 32];
         OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
         let now = Instant::now();
-        let mut sa = IkeSa::new(self.profile.ike.clone(), self.local, self.profile.gateway, now, seed)?;
+        let mut sa = IkeSa::new(ike, self.local, self.profile.gateway, now, seed)?;
         let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         sa.set_unix_time(now, unix);
         self.sa = sa;
         info!(attempt = self.attempt, gateway = %self.profile.gateway, "reconnecting");
+        Ok(())
+    }
+
+    /// The gateway sent us elsewhere (RFC 5685): resolve the new gateway and connect there next, unless it
+    /// happened too often lately.
+    async fn follow_redirect(&mut self, to: &GatewayIdentity) -> Result<(), IkeError> {
+        let now = Instant::now();
+        while self.redirects.front().is_some_and(|t| now.saturating_duration_since(*t) >= REDIRECT_WINDOW) {
+            self.redirects.pop_front();
+        }
+        if self.redirects.len() >= MAX_REDIRECTS {
+            return Err(IkeError::Protocol("redirected more than 5 times within 5 minutes"));
+        }
+        self.redirects.push_back(now);
+        let port = self.home_gateway.port();
+        let addr = match to {
+            GatewayIdentity::Addr(ip) => SocketAddr::new(*ip, port),
+            GatewayIdentity::Fqdn(name) => {
+                tokio::net::lookup_host((name.as_str(), port)).await.ok().and_then(|mut a| a.next()).ok_or_else(
+                    || IkeError::Config(format!("cannot resolve {name}, where the gateway redirected us")),
+                )?
+            }
+        };
+        info!(from = %self.profile.gateway, to = %addr, "following the gateway's redirect");
+        self.redirect = Some((addr, self.profile.gateway.ip()));
+        Ok(())
+    }
+
+    /// Keep the gateway out of the tunnel at its new address: move the host route we installed (desktop), and
+    /// remember the address for the tunnel settings.
+    fn retarget(&mut self, new: IpAddr) -> Result<(), DriverError> {
+        if new == self.gateway {
+            return Ok(());
+        }
+        if let Some(n) = self.network.as_mut() {
+            n.move_gateway(self.gateway, new)?;
+            // The routes are ours and moved: the TUN can stay.
+            if let Some(s) = self.tun_settings.as_mut() {
+                s.gateway = new;
+            }
+        }
+        self.gateway = new;
         Ok(())
     }
 

@@ -304,6 +304,53 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
     }
 }
 
+/// Points the gateway host route at `new` instead of `old` (a redirect, RFC 5685, or a gateway name that now
+/// resolves elsewhere), while the tunnel routes stay. The new route takes the old one's physical path (the
+/// tunnel routes hide the real one from `ip route get` now); without an old route the path is looked up. The
+/// journal lists the new route before it is added and drops the old one after it is gone.
+pub(crate) fn move_gateway(jpath: &Path, journal: &mut Journal, old: IpAddr, new: IpAddr) -> Result<(), PlatformError> {
+    if old == new {
+        return Ok(());
+    }
+    let tun = journal.tun_name.clone();
+    let prefixes: Vec<(IpAddr, u8)> =
+        journal.routes.iter().filter(|r| r.dev == tun).map(|r| (r.destination, r.prefix_len)).collect();
+    let is_host_route =
+        |r: &RouteEntry, a: IpAddr| r.dev != tun && r.destination == a && r.prefix_len == plan::max_len(a);
+    let old_route = journal.routes.iter().find(|r| is_host_route(r, old)).cloned();
+    if plan::gateway_needs_host_route(new, &prefixes) && !journal.routes.iter().any(|r| is_host_route(r, new)) {
+        let path = match &old_route {
+            Some(r) if r.destination.is_ipv4() == new.is_ipv4() => Some(GatewayPath { via: r.via, dev: r.dev.clone() }),
+            _ => gateway_path(new, &tun)?,
+        };
+        if let Some(path) = path {
+            let route = RouteEntry { destination: new, prefix_len: plan::max_len(new), dev: path.dev, via: path.via };
+            journal.routes.insert(0, route.clone());
+            journal.save(jpath)?;
+            match run_route("add", &route) {
+                Ok(()) => {
+                    tracing::info!(gateway = %new, dev = %route.dev, via = ?route.via, "gateway host route added")
+                }
+                Err(e) => {
+                    journal.routes.retain(|x| x != &route);
+                    journal.save(jpath)?;
+                    if !is_file_exists(&e) {
+                        return Err(e);
+                    }
+                    tracing::info!(gateway = %new, "host route to gateway already present");
+                }
+            }
+        }
+    }
+    if let Some(r) = old_route {
+        delete_route(&r)?;
+        journal.routes.retain(|x| x != &r);
+        journal.save(jpath)?;
+        tracing::info!(gateway = %old, "old gateway host route removed");
+    }
+    Ok(())
+}
+
 /// Makes the changes the journal lists.
 fn install(
     journal: &mut Journal,

@@ -550,6 +550,15 @@ impl AppliedNetwork {
         self.journal.routes.iter().map(|r| (r.destination, r.prefix_len)).collect()
     }
 
+    /// Moves the host route that keeps the gateway out of the tunnel from `old` to `new` (the gateway
+    /// redirected us, RFC 5685, or its name resolves elsewhere now). Nothing to do without such a route.
+    pub fn move_gateway(&mut self, old: IpAddr, new: IpAddr) -> Result<(), PlatformError> {
+        if self.restored {
+            return Ok(());
+        }
+        move_gateway_journal(&self.journal_path, &mut self.journal, old, new)
+    }
+
     /// Removes the routes and restores DNS, then deletes the journal. Idempotent; routes already removed
     /// by the kernel (TUN gone) are fine. On error the journal is kept so [`recover`] can retry.
     pub fn restore(&mut self) -> Result<(), PlatformError> {
@@ -610,6 +619,16 @@ pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError
 pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
     let _ = state_dir;
     Ok(None)
+}
+
+#[cfg(target_os = "linux")]
+fn move_gateway_journal(path: &Path, journal: &mut Journal, old: IpAddr, new: IpAddr) -> Result<(), PlatformError> {
+    linux::move_gateway(path, journal, old, new)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn move_gateway_journal(_: &Path, _: &mut Journal, _: IpAddr, _: IpAddr) -> Result<(), PlatformError> {
+    Err(PlatformError::Unsupported)
 }
 
 #[cfg(target_os = "linux")]
