@@ -7,7 +7,7 @@
 set -eu
 
 PACKAGES="strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins \
-libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 gcc-mingw-w64-x86-64"
+libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 ethtool gcc-mingw-w64-x86-64"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -60,7 +60,7 @@ for plugin in kernel-libipsec vici eap-mschapv2 openssl curve25519; do
         exit 1
     fi
 done
-for bin in /usr/sbin/charon-systemd swanctl pki ip iperf3 nft tcpdump ping sysctl; do
+for bin in /usr/sbin/charon-systemd swanctl pki ip iperf3 nft tcpdump ping sysctl ethtool; do
     if ! command -v "$bin" >/dev/null 2>&1; then
         echo "install-deps: $bin not found" >&2
         exit 1

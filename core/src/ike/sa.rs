@@ -36,6 +36,8 @@ pub const IKE_PORT: u16 = 500;
 pub const NATT_PORT: u16 = 4500;
 /// The non-ESP marker in front of IKE messages on port 4500 (RFC 3948 §2.2).
 pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
+/// The earliest reauthentication an AUTH_LIFETIME (RFC 4478) can ask for.
+const MIN_AUTH_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Bound on COOKIE and INVALID_KE_PAYLOAD retries of IKE_SA_INIT, so a hostile peer cannot loop us.
 const MAX_INIT_RETRIES: u32 = 5;
 /// Our nonce length (§2.10: at least half the PRF key size, at least 16 bytes).
@@ -895,7 +897,24 @@ impl IkeSa {
         self.install_child(now, suite, self.child_spi_in, spi_out, ck, true, tsi.clone(), tsr.clone(), None);
         self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
         self.reauth_at = self.rekey_time(now, self.config.reauth_lifetime);
+        self.note_auth_lifetime(now, &payloads);
         Ok(())
+    }
+
+    /// AUTH_LIFETIME (RFC 4478): the gateway wants us to authenticate again within this many seconds.
+    /// Reauthenticate at 90% of it (minus jitter), or earlier if our own `reauth_lifetime` says so; at least
+    /// [`MIN_AUTH_LIFETIME`] from now, so a gateway cannot make us reconnect in a loop.
+    fn note_auth_lifetime(&mut self, now: Instant, payloads: &[Payload]) {
+        let Some(n) = notify_of(payloads, NotifyType::AUTH_LIFETIME) else { return };
+        let Some(secs) = n.data.first_chunk::<4>().map(|b| u32::from_be_bytes(*b)) else {
+            debug!("AUTH_LIFETIME without a lifetime; ignored");
+            return;
+        };
+        let lifetime = std::time::Duration::from_secs(u64::from(secs)).mul_f64(0.9).max(MIN_AUTH_LIFETIME);
+        if let Some(at) = self.rekey_time(now, Some(lifetime)) {
+            info!(secs, "the gateway asks us to reauthenticate (AUTH_LIFETIME)");
+            self.reauth_at = Some(self.reauth_at.map_or(at, |t| t.min(at)));
+        }
     }
 
     fn check_remote_id(&self, idr: &Identification) -> Result<(), IkeError> {
@@ -1022,6 +1041,7 @@ impl IkeSa {
         match h.exchange {
             ExchangeType::INFORMATIONAL => {
                 redirect = self.authenticated_redirect(&payloads);
+                self.note_auth_lifetime(now, &payloads);
                 for p in &payloads {
                     match p {
                         Payload::Delete(d) if d.protocol == ProtocolId::IKE => {

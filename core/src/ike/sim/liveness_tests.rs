@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::tests::*;
 use super::*;
 use crate::ike::{IkeError, State, Timer};
-use crate::wire::ExchangeType;
+use crate::wire::{ExchangeType, Notify, NotifyType, Payload};
 
 fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
@@ -266,4 +266,52 @@ fn close_while_dpd_is_outstanding() {
     assert_eq!(closed_with(&p), None);
     assert!(p.responder.errors.is_empty(), "{:?}", p.responder.errors);
     assert!(p.responder.sa_dead(), "the gateway processed our Delete");
+}
+
+/// When the IKE SA closed for reauthentication, in seconds of virtual time.
+fn reauth_at(p: &Pair) -> f64 {
+    let (at, reason) = p.closed().expect("closed");
+    assert_eq!(reason, &Some(IkeError::Reauthenticate), "{:?}", p.events);
+    secs(at)
+}
+
+#[test]
+fn auth_lifetime_from_the_gateway_schedules_reauthentication() {
+    // RFC 4478: AUTH_LIFETIME 100 s in IKE_AUTH: we reauthenticate at 90% of it, minus up to 10% jitter.
+    let responder = ResponderConfig { auth_lifetime: Some(100), ..Default::default() };
+    let mut p = establish(default_config(), responder);
+    p.run_until(Duration::from_secs(200));
+    let t = reauth_at(&p);
+    assert!((81.0..=90.0).contains(&t), "reauthenticated after {t} s");
+
+    // Our own, shorter reauth_lifetime wins.
+    let mut c = default_config();
+    c.reauth_lifetime = Some(Duration::from_secs(30));
+    let responder = ResponderConfig { auth_lifetime: Some(100), ..Default::default() };
+    let mut p = establish(c, responder);
+    p.run_until(Duration::from_secs(200));
+    let t = reauth_at(&p);
+    assert!((27.0..=30.0).contains(&t), "reauthenticated after {t} s");
+
+    // A lifetime of 0 cannot make us reconnect at once (loop protection): 10 s at the earliest, minus jitter.
+    let responder = ResponderConfig { auth_lifetime: Some(0), ..Default::default() };
+    let mut p = establish(default_config(), responder);
+    p.run_until(Duration::from_secs(200));
+    let t = reauth_at(&p);
+    assert!((9.0..=10.0).contains(&t), "reauthenticated after {t} s");
+}
+
+#[test]
+fn auth_lifetime_in_an_informational() {
+    let mut p = establish(default_config(), ResponderConfig::default());
+    let n = Notify::new(NotifyType::AUTH_LIFETIME, 50u32.to_be_bytes().to_vec());
+    p.responder.send_informational(vec![Payload::Notify(n)]);
+    p.run_until(Duration::from_secs(200));
+    let t = reauth_at(&p);
+    assert!((40.5..=45.0).contains(&t), "reauthenticated after {t} s");
+    // A malformed one is ignored.
+    let mut p = establish(default_config(), ResponderConfig::default());
+    p.responder.send_informational(vec![Payload::Notify(Notify::new(NotifyType::AUTH_LIFETIME, vec![1]))]);
+    p.run_until(Duration::from_secs(200));
+    assert!(p.closed().is_none(), "{:?}", p.events);
 }

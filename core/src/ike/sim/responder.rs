@@ -90,6 +90,8 @@ pub struct ResponderConfig {
     pub redirect_nonce: Option<Vec<u8>>,
     /// Add REDIRECT to this gateway to the IKE_AUTH response (RFC 5685 §6).
     pub redirect_auth: Option<crate::ike::GatewayIdentity>,
+    /// Add AUTH_LIFETIME with this many seconds to the IKE_AUTH response (RFC 4478).
+    pub auth_lifetime: Option<u32>,
 }
 
 /// The responder's certificate (DER) and its signer.
@@ -133,6 +135,7 @@ impl Default for ResponderConfig {
             redirect_init: None,
             redirect_nonce: None,
             redirect_auth: None,
+            auth_lifetime: None,
         }
     }
 }
@@ -962,6 +965,9 @@ impl Responder {
         }
         if let Some(to) = &self.config.redirect_auth {
             reply.push(Payload::Notify(Notify::new(NotifyType::REDIRECT, to.encode())));
+        }
+        if let Some(secs) = self.config.auth_lifetime {
+            reply.push(Payload::Notify(Notify::new(NotifyType::AUTH_LIFETIME, secs.to_be_bytes().to_vec())));
         }
         let mut assigned = None;
         if let Some(req) = cp {
