@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what the interop harness (examples/src/harness) needs on Debian/Ubuntu, idempotently:
 # strongSwan (charon-systemd + swanctl + kernel-libipsec and EAP plugins + pki), iproute2, iperf3, nftables,
-# iptables, tcpdump, ping and sysctl; and for the Windows build check, MinGW-w64 and the Rust target
+# iptables, tcpdump, ping, sysctl and ethtool (the benchmark); and for the Windows build check, MinGW-w64 and the Rust target
 # x86_64-pc-windows-gnu. `apt-get update` runs only if something is missing.
 # The Debian strongswan service is disabled and stopped: the harness runs its own charon per namespace.
 set -eu

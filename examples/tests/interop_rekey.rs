@@ -139,3 +139,31 @@ fn byte_lifetime_rekeys_with_pfs_and_reauthentication() {
     assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "{}", c.transcript());
     assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
 }
+
+/// RFC 4478: a gateway with a reauthentication time sends AUTH_LIFETIME in IKE_AUTH (as the responder it cannot
+/// reauthenticate itself); the client reauthenticates before that deadline on its own and the tunnel carries on.
+#[test]
+fn gateway_auth_lifetime_makes_the_client_reauthenticate() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let cfg = GatewayConfig { reauth_time: Some("20s".into()), ..Default::default() };
+    let gw = Gateway::start(&tb, &cfg).unwrap();
+    let profile = psk_profile(None, None, &[LAN_NET]) + "\n[timers]\ndpd = 0\n";
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    let start = std::time::Instant::now();
+    let line = c.wait_line("reauthentication", Duration::from_secs(30), |l| l.starts_with("reconnecting:")).unwrap();
+    let after = start.elapsed();
+    assert!(line.contains("reauthentication"), "{line}\n{}", c.transcript());
+    assert!(after < Duration::from_secs(20), "reauthenticated after {after:?}, the gateway wanted it within 20 s");
+    assert!(c.log().contains("AUTH_LIFETIME"), "{}", c.transcript());
+    let start = std::time::Instant::now();
+    while c.lines().iter().filter(|l| *l == "connected").count() < 2 && start.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.lines().iter().filter(|l| *l == "connected").count(), 2, "{}", c.transcript());
+    gw.wait_for_sa_count(1, T).unwrap();
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
+}
