@@ -266,6 +266,9 @@ pub struct TunnelSection {
     /// Our side's selectors when no virtual IP is requested.
     #[serde(default)]
     pub local_ts: Vec<String>,
+    /// Full tunnel only: drop whatever would leave outside the tunnel (IPv6 and routes others add included).
+    #[serde(default)]
+    pub kill_switch: bool,
 }
 
 fn yes() -> bool {
@@ -277,7 +280,14 @@ fn default_ts() -> Vec<String> {
 
 impl Default for TunnelSection {
     fn default() -> Self {
-        TunnelSection { virtual_ip: true, virtual_ip6: false, dns: true, remote_ts: default_ts(), local_ts: vec![] }
+        TunnelSection {
+            virtual_ip: true,
+            virtual_ip6: false,
+            dns: true,
+            remote_ts: default_ts(),
+            local_ts: vec![],
+            kill_switch: false,
+        }
     }
 }
 
@@ -384,6 +394,8 @@ pub struct Resolved {
     pub ike_port: u16,
     pub natt_port: u16,
     pub ike: IkeConfig,
+    /// Drop traffic outside a full tunnel ([`crate::platform::NetworkConfig::kill_switch`]).
+    pub kill_switch: bool,
 }
 
 impl Profile {
@@ -415,7 +427,14 @@ impl Profile {
                 .ok_or_else(|| field("gateway.address", format!("`{addr}` has no address")))?,
         };
         let gateway_name = addr.parse::<IpAddr>().is_err().then(|| addr.clone());
-        Ok(Resolved { gateway, gateway_name, ike_port: self.local.ike_port, natt_port: self.local.natt_port, ike })
+        Ok(Resolved {
+            gateway,
+            gateway_name,
+            ike_port: self.local.ike_port,
+            natt_port: self.local.natt_port,
+            ike,
+            kill_switch: self.tunnel.kill_switch,
+        })
     }
 
     /// Everything but the gateway address, validated.

@@ -754,6 +754,7 @@ impl Driver {
                     routes: settings.routes.clone(),
                     dns: settings.dns.clone(),
                     dns_domains: settings.dns_domains.clone(),
+                    kill_switch: self.profile.kill_switch,
                     ..NetworkConfig::new(name.clone(), self.gateway)
                 },
                 &self.options.state_dir,

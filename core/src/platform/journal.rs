@@ -55,6 +55,9 @@ pub(crate) struct Journal {
     pub routes: Vec<RouteEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsChange>,
+    /// The nftables table (family inet) of the kill switch, deleted on restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<String>,
 }
 
 /// `<state_dir>/<tun_name>.state`.
@@ -156,10 +159,16 @@ mod tests {
                 backup: Some(backup_path(&dir, "ikl0")),
                 written: "nameserver 100.64.0.53\n".into(),
             }),
+            firewall: None,
         };
         j.save(&path).unwrap();
         assert_eq!(Journal::load(&path).unwrap(), j);
-        let j2 = Journal { dns: Some(DnsChange::Resolved { link: "ikl0".into() }), routes: vec![], ..j };
+        let j2 = Journal {
+            dns: Some(DnsChange::Resolved { link: "ikl0".into() }),
+            routes: vec![],
+            firewall: Some("ikelink_ikl0".into()),
+            ..j
+        };
         j2.save(&path).unwrap();
         assert_eq!(Journal::load(&path).unwrap(), j2);
         fs::write(&path, "version = 1\nroutes = 5\n").unwrap();

@@ -284,7 +284,15 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
         owner_start: process_start(std::process::id()),
         routes,
         dns: dns_change,
+        firewall: None,
     };
+    if cfg.kill_switch {
+        if full_tunnel {
+            journal.firewall = Some(firewall_table(tun));
+        } else {
+            tracing::warn!("kill switch ignored: it needs a full tunnel (the routes cover only some networks)");
+        }
+    }
     if let Err(e) = journal.save(&jpath) {
         if let Some(DnsChange::ResolvConf { backup: Some(b), .. }) = &journal.dns {
             let _ = remove_optional(b);
@@ -342,6 +350,9 @@ pub(crate) fn move_gateway(jpath: &Path, journal: &mut Journal, old: IpAddr, new
             }
         }
     }
+    if let Some(table) = journal.firewall.clone() {
+        load_firewall(jpath, &table, &tun, new)?;
+    }
     if let Some(r) = old_route {
         delete_route(&r)?;
         journal.routes.retain(|x| x != &r);
@@ -349,6 +360,62 @@ pub(crate) fn move_gateway(jpath: &Path, journal: &mut Journal, old: IpAddr, new
         tracing::info!(gateway = %old, "old gateway host route removed");
     }
     Ok(())
+}
+
+/// The kill switch's nftables table for TUN `tun`: `ikelink_` and the name with anything but letters, digits
+/// and `_` replaced.
+pub(crate) fn firewall_table(tun: &str) -> String {
+    let safe: String = tun.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    format!("ikelink_{safe}")
+}
+
+/// The kill switch (nftables, family inet, output hook): while the tunnel is up nothing leaves the host but
+/// through the TUN, to the gateway (IKE and ESP), on loopback, or for DHCP and IPv6 neighbour discovery on the
+/// physical link. Loaded as one transaction that replaces any earlier version of the table.
+pub(crate) fn firewall_rules(table: &str, tun: &str, gateway: IpAddr) -> Result<String, PlatformError> {
+    if tun.contains(['"', '\\']) {
+        return Err(PlatformError::InvalidInterfaceName(tun.to_owned()));
+    }
+    let gw = match gateway {
+        IpAddr::V4(a) => format!("ip daddr {a} accept"),
+        IpAddr::V6(a) => format!("ip6 daddr {a} accept"),
+    };
+    Ok(format!(
+        "add table inet {table}\n\
+         flush table inet {table}\n\
+         table inet {table} {{\n\
+         \tchain output {{\n\
+         \t\ttype filter hook output priority filter; policy accept;\n\
+         \t\toifname \"lo\" accept\n\
+         \t\toifname \"{tun}\" accept\n\
+         \t\t{gw}\n\
+         \t\tudp sport 68 udp dport 67 accept\n\
+         \t\tudp sport 546 udp dport 547 accept\n\
+         \t\ticmpv6 type {{ nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert }} accept\n\
+         \t\tcounter drop\n\
+         \t}}\n\
+         }}\n"
+    ))
+}
+
+/// `<journal>.nft`: the rules file handed to `nft -f`.
+fn firewall_rules_path(jpath: &Path) -> PathBuf {
+    jpath.with_extension("nft")
+}
+
+/// Writes and loads the kill switch for `gateway`.
+fn load_firewall(jpath: &Path, table: &str, tun: &str, gateway: IpAddr) -> Result<(), PlatformError> {
+    let rules = firewall_rules(table, tun, gateway)?;
+    let path = firewall_rules_path(jpath);
+    write_atomic(&path, rules.as_bytes())?;
+    let p = path.to_string_lossy().into_owned();
+    command::run("nft", &["-f", &p])?;
+    tracing::info!(table, %gateway, "kill switch on: traffic outside the tunnel is dropped");
+    Ok(())
+}
+
+fn is_no_such_table(err: &PlatformError) -> bool {
+    matches!(err, PlatformError::Command { stderr, .. } if stderr.contains("No such file or directory"))
 }
 
 /// Makes the changes the journal lists.
@@ -372,6 +439,9 @@ fn install(
             }
             Err(e) => return Err(e),
         }
+    }
+    if let Some(table) = &journal.firewall {
+        load_firewall(jpath, table, &cfg.tun_name, cfg.gateway)?;
     }
     match dns {
         DnsPlan::None => {}
@@ -485,9 +555,21 @@ pub(crate) fn restore(jpath: &Path, journal: &Journal) -> Result<UndoStats, Plat
             }
         }
     }
+    // Last, so nothing leaks while the routes go.
+    if let Some(table) = &journal.firewall {
+        match command::run("nft", &["delete", "table", "inet", table]) {
+            Ok(_) => tracing::info!(table, "kill switch removed"),
+            Err(e) if is_already_gone(&e) || is_no_such_table(&e) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "removing the kill switch failed");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
     if let Some(e) = first_error {
         return Err(e);
     }
+    let _ = remove_optional(&firewall_rules_path(jpath));
     // Journal first: once it is gone nothing refers to the backup any more.
     remove_optional(jpath)?;
     if let Some(DnsChange::ResolvConf { backup: Some(b), .. }) = &journal.dns {
@@ -612,6 +694,29 @@ mod tests {
     }
 
     #[test]
+    fn kill_switch_rules() {
+        assert_eq!(firewall_table("ikl0"), "ikelink_ikl0");
+        assert_eq!(firewall_table("vpn-1.x"), "ikelink_vpn_1_x");
+        let r = firewall_rules("ikelink_ikl0", "ikl0", "203.0.113.2".parse().unwrap()).unwrap();
+        // Replaces an earlier version in one transaction; only the TUN, loopback, the gateway and link
+        // housekeeping pass; the rest is counted and dropped.
+        assert!(r.starts_with("add table inet ikelink_ikl0\nflush table inet ikelink_ikl0\n"), "{r}");
+        for want in [
+            "type filter hook output priority filter; policy accept;",
+            "oifname \"lo\" accept",
+            "oifname \"ikl0\" accept",
+            "ip daddr 203.0.113.2 accept",
+            "udp sport 68 udp dport 67 accept",
+            "counter drop",
+        ] {
+            assert!(r.contains(want), "{want} missing in {r}");
+        }
+        let r6 = firewall_rules("t", "ikl0", "2001:db8::1".parse().unwrap()).unwrap();
+        assert!(r6.contains("ip6 daddr 2001:db8::1 accept"), "{r6}");
+        assert!(firewall_rules("t", "a\"b", "203.0.113.2".parse().unwrap()).is_err());
+    }
+
+    #[test]
     fn own_process_start_is_readable() {
         let me = std::process::id();
         assert!(process_start(me).is_some());
@@ -622,6 +727,7 @@ mod tests {
             owner_start: process_start(me),
             routes: vec![],
             dns: None,
+            firewall: None,
         };
         assert!(owner_alive(&j));
         let stale = Journal { owner_start: j.owner_start.map(|s| s + 1), ..j };

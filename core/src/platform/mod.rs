@@ -504,6 +504,8 @@ pub struct NetworkConfig {
     pub resolv_conf: PathBuf,
     /// DNS mechanism.
     pub dns_backend: DnsBackend,
+    /// Drop everything that would leave the host outside the tunnel (full tunnel only; Linux: nftables).
+    pub kill_switch: bool,
 }
 
 impl NetworkConfig {
@@ -517,6 +519,7 @@ impl NetworkConfig {
             dns_domains: Vec::new(),
             resolv_conf: PathBuf::from(DEFAULT_RESOLV_CONF),
             dns_backend: DnsBackend::Auto,
+            kill_switch: false,
         }
     }
 }

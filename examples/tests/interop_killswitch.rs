@@ -1,0 +1,76 @@
+//! Interop against a real strongSwan gateway: the kill switch of a full tunnel (`[tunnel] kill_switch = true`).
+//! A more specific route that someone else adds leaks past the tunnel without it; with it, such traffic is
+//! dropped while IKE and ESP to the gateway and the tunnel keep working; the nftables table goes with the
+//! client, also after a crash (journal). Needs root; runs when IKELINK_INTEROP=1.
+#![cfg(target_os = "linux")]
+
+use std::path::Path;
+use std::time::Duration;
+
+use ikelink_cli::harness::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ikelink");
+const T: Duration = Duration::from_secs(20);
+
+/// The nftables tables in the client namespace.
+fn tables(tb: &Testbed) -> String {
+    String::from_utf8_lossy(&tb.exec(Role::Cli, &["nft", "list", "tables"]).unwrap().stdout).into_owned()
+}
+
+fn dev(c: &IkelinkClient) -> String {
+    c.value("tunnel").unwrap().split_whitespace().find_map(|w| w.strip_prefix("dev=")).unwrap().to_string()
+}
+
+#[test]
+fn kill_switch_drops_traffic_outside_the_full_tunnel() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let cfg = GatewayConfig { local_ts: vec!["0.0.0.0/0".into()], ..Default::default() };
+    let gw = Gateway::start(&tb, &cfg).unwrap();
+    let plain = psk_profile(None, None, &["0.0.0.0/0"]);
+    let guarded = format!("{plain}kill_switch = true\n");
+    let leak = RTR_GW_ADDR.to_string();
+
+    // Without the kill switch, a host route someone adds (DHCP, another tool) takes traffic past the tunnel.
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &plain, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    tb.exec(Role::Cli, &["ip", "route", "add", &format!("{leak}/32"), "via", &RTR_CLI_ADDR.to_string()]).unwrap();
+    assert!(tb.ping(Role::Cli, RTR_GW_ADDR, 2).unwrap(), "control: the leak route works without the kill switch");
+    assert!(!tables(&tb).contains("ikelink_"));
+    assert!(c.interrupt(T).unwrap().success());
+    gw.wait_for_sa_count(0, T).unwrap();
+
+    // With it, the same packets are dropped; the tunnel works; the table goes with the client.
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &guarded, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    let table = format!("ikelink_{}", dev(&c));
+    assert!(tables(&tb).contains(&table), "{}", tables(&tb));
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "the tunnel works\n{}", c.transcript());
+    assert!(!tb.ping(Role::Cli, RTR_GW_ADDR, 2).unwrap(), "the leak route is blocked");
+    let rules = String::from_utf8_lossy(&tb.exec(Role::Cli, &["nft", "list", "table", "inet", &table]).unwrap().stdout)
+        .into_owned();
+    let dropped: u64 = rules
+        .lines()
+        .find(|l| l.contains("drop"))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "packets").nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(dropped >= 2, "the kill switch counted the leaked pings: {rules}");
+    assert!(c.interrupt(T).unwrap().success());
+    assert!(!tables(&tb).contains("ikelink_"), "table removed on disconnect: {}", tables(&tb));
+    assert!(tb.ping(Role::Cli, RTR_GW_ADDR, 1).unwrap(), "without the client the route is usable again");
+    gw.wait_for_sa_count(0, T).unwrap();
+
+    // Killed with SIGKILL: the table stays (nothing leaks), and the next start removes it (journal).
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &guarded, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    c.kill9().unwrap();
+    assert!(tables(&tb).contains(&table), "a crashed client leaves the kill switch in place");
+    assert!(!tb.ping(Role::Cli, RTR_GW_ADDR, 1).unwrap(), "still nothing leaks after the crash");
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &plain, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert!(!tables(&tb).contains("ikelink_"), "recovered at the next start: {}", tables(&tb));
+    assert!(c.interrupt(T).unwrap().success());
+    tb.exec(Role::Cli, &["ip", "route", "del", &format!("{leak}/32")]).unwrap();
+}
