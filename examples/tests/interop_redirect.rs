@@ -27,7 +27,12 @@ fn redirected(full_tunnel: bool) {
     let cfg = GatewayConfig { local_ts: vec![ts.into()], ..Default::default() };
     let gw = Gateway::start(&tb, &cfg).unwrap();
     let routes0 = routes(&tb);
-    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &psk_profile(None, None, &[ts]), &[]).unwrap();
+    // The full tunnel also runs the kill switch, whose gateway exception must follow the redirect.
+    let mut profile = psk_profile(None, None, &[ts]);
+    if full_tunnel {
+        profile.push_str("kill_switch = true\n");
+    }
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile, &[]).unwrap();
     c.wait_connected(T).unwrap();
     gw.wait_for_sa_count(1, T).unwrap();
     assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "{}", c.transcript());
@@ -51,6 +56,10 @@ fn redirected(full_tunnel: bool) {
             "host route to the new gateway on the physical path: {r:?}"
         );
         assert!(!r.iter().any(|l| l.starts_with(&format!("{GW_ADDR} via"))), "old host route removed: {r:?}");
+        let rules = tb.exec(Role::Cli, &["nft", "list", "ruleset"]).unwrap();
+        let rules = String::from_utf8_lossy(&rules.stdout);
+        assert!(rules.contains(&format!("ip daddr {GW2} accept")), "kill switch lets the new gateway pass: {rules}");
+        assert!(!rules.contains(&format!("ip daddr {GW_ADDR} accept")), "and no longer the old one: {rules}");
     }
     assert!(c.interrupt(T).unwrap().success());
     gw.wait_for_sa_count(0, T).unwrap();
