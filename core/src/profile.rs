@@ -677,6 +677,7 @@ impl Profile {
             mobike: self.ike.mobike,
             redirect: self.ike.redirect,
             redirected_from: None,
+            initial_contact: true,
             fragment_mtu: match self.ike.fragment_mtu {
                 0 => 0,
                 m if m < 576 => return Err(field("ike.fragment_mtu", "must be 0 (off) or at least 576")),

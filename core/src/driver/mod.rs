@@ -296,6 +296,7 @@ impl Session {
             home_gateway,
             redirect: None,
             redirects: std::collections::VecDeque::new(),
+            retiring: None,
         };
         let task = tokio::spawn(driver.run(rx));
         Ok(Session { commands: tx, task })
@@ -365,7 +366,13 @@ struct Driver {
     redirect: Option<(SocketAddr, IpAddr)>,
     /// When recent redirects happened (loop protection).
     redirects: std::collections::VecDeque<Instant>,
+    /// During a make-before-break reauthentication: the old IKE SA, carrying the traffic until the new one
+    /// (`sa`) has its Child SA, then deleted.
+    retiring: Option<IkeSa>,
 }
+
+/// When a reauthentication's new IKE SA failed, try again this much later (the old one keeps working).
+const REAUTH_RETRY: Duration = Duration::from_secs(30);
 
 /// At most this many redirects within [`REDIRECT_WINDOW`] (RFC 5685 §10 asks for a limit; strongSwan's).
 const MAX_REDIRECTS: usize = 5;
@@ -385,6 +392,7 @@ impl Driver {
         let mut net_tick = self.options.watch_network.map(tokio::time::interval);
         let result = loop {
             self.flush().await;
+            self.process_retiring_events().await;
             match self.process_events().await {
                 Ok(Some(mut reason)) => {
                     if let (Some(IkeError::Redirected(to)), false) = (&reason, self.closing) {
@@ -443,7 +451,11 @@ impl Driver {
             }
             let deadline = match self.reconnect_at {
                 Some(t) => Some(t),
-                None => self.sa.poll_timeout().map(|(t, _)| tokio::time::Instant::from_std(t)),
+                None => {
+                    let old = self.retiring.as_ref().and_then(|o| o.poll_timeout()).map(|(t, _)| t);
+                    let new = self.sa.poll_timeout().map(|(t, _)| t);
+                    [old, new].into_iter().flatten().min().map(tokio::time::Instant::from_std)
+                }
             };
             let reconnecting = self.reconnect_at.is_some();
             let sleep = async {
@@ -469,13 +481,13 @@ impl Driver {
                     Ok((n, from)) => {
                         trace!(n, %from, "IKE datagram");
                         if let Some(data) = buf.get(..n) {
-                            self.sa.handle_datagram(Instant::now(), data);
+                            self.route_ike(data);
                         }
                     }
                     Err(e) => debug!(%e, "IKE socket error"),
                 },
                 m = ike_rx.recv() => if let Some(m) = m {
-                    self.sa.handle_datagram(Instant::now(), &m);
+                    self.route_ike(&m);
                 },
                 _ = sleep => if reconnecting {
                     self.reconnect_at = None;
@@ -491,6 +503,9 @@ impl Driver {
                         packets_seen = seen;
                         self.sa.note_inbound_traffic(Instant::now());
                     }
+                    if let Some(old) = self.retiring.as_mut() {
+                        old.handle_timeout(Instant::now());
+                    }
                     self.sa.handle_timeout(Instant::now())
                 },
                 _ = net => {
@@ -505,6 +520,9 @@ impl Driver {
                             // Between attempts: nothing to delete.
                             let _ = self.events.send(SessionEvent::Closed(None)).await;
                             break Ok(());
+                        }
+                        if let Some(old) = self.retiring.as_mut() {
+                            old.close(Instant::now());
                         }
                         self.sa.close(Instant::now())
                     }
@@ -588,6 +606,71 @@ impl Driver {
         Ok(())
     }
 
+    /// Make-before-break reauthentication (RFC 7296 §2.8.3): a new IKE SA with full authentication (without
+    /// INITIAL_CONTACT, so the gateway keeps the old one meanwhile) while the old one goes on carrying traffic.
+    fn start_reauthentication(&mut self) -> Result<(), DriverError> {
+        if self.retiring.is_some() {
+            return Ok(());
+        }
+        let mut ike = self.profile.ike.clone();
+        ike.initial_contact = false;
+        let mut seed = [0u8; 32];
+        OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
+        let now = Instant::now();
+        let mut sa = IkeSa::new(ike, self.local, self.profile.gateway, now, seed)?;
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        sa.set_unix_time(now, unix);
+        info!(gateway = %self.profile.gateway, "reauthenticating: a new IKE SA while the current one carries traffic");
+        self.retiring = Some(std::mem::replace(&mut self.sa, sa));
+        Ok(())
+    }
+
+    /// The old IKE SA of a reauthentication: its Child SAs leave the data plane as it deletes them; once it is
+    /// closed it is dropped.
+    async fn process_retiring_events(&mut self) {
+        let Some(old) = self.retiring.as_mut() else { return };
+        let mut removed = Vec::new();
+        let mut closed = false;
+        while let Some(ev) = old.poll_event() {
+            match ev {
+                Event::ChildSaDeleted { inbound_spi, outbound_spi } => removed.push((inbound_spi, outbound_spi)),
+                Event::Closed(_) => closed = true,
+                // A rekey the gateway made meanwhile: that SA goes with the old IKE SA.
+                _ => {}
+            }
+        }
+        while let Some(t) = old.poll_transmit() {
+            let sock = match t.socket {
+                SocketKind::Ike => &self.ike,
+                SocketKind::NatT => &self.natt,
+            };
+            if let Err(e) = sock.send_to(&t.payload, t.remote).await {
+                debug!(%e, remote = %t.remote, "send failed");
+            }
+        }
+        for (inbound_spi, outbound_spi) in removed {
+            if let Some(d) = &self.downlink {
+                let _ = d.send(Update::Remove(inbound_spi)).await;
+            }
+            if let Some(u) = &self.uplink {
+                let _ = u.send(Update::Remove(outbound_spi)).await;
+            }
+        }
+        if closed {
+            info!("the old IKE SA is gone");
+            self.retiring = None;
+        }
+    }
+
+    /// An IKE message to the IKE SA it belongs to (by the initiator's SPI, RFC 7296 §3.1).
+    fn route_ike(&mut self, data: &[u8]) {
+        let spi_i = data.first_chunk::<8>().map(|b| u64::from_be_bytes(*b));
+        match self.retiring.as_mut() {
+            Some(old) if spi_i == Some(old.spi_i()) => old.handle_datagram(Instant::now(), data),
+            _ => self.sa.handle_datagram(Instant::now(), data),
+        }
+    }
+
     /// The gateway sent us elsewhere (RFC 5685): resolve the new gateway and connect there next, unless it
     /// happened too often lately.
     async fn follow_redirect(&mut self, to: &GatewayIdentity) -> Result<(), IkeError> {
@@ -634,7 +717,22 @@ impl Driver {
     async fn process_events(&mut self) -> Result<Option<Option<IkeError>>, DriverError> {
         while let Some(ev) = self.sa.poll_event() {
             let out = match ev {
+                // The old IKE SA still carries the tunnel: the new one's progress is no news for the app.
+                Event::StateChanged(_) if self.retiring.is_some() => continue,
                 Event::StateChanged(s) => SessionEvent::State(s),
+                Event::ReauthenticationDue => {
+                    self.start_reauthentication()?;
+                    continue;
+                }
+                Event::Closed(reason) if self.retiring.is_some() && !self.closing => {
+                    // The new IKE SA failed; the old one still works: keep it, try again later.
+                    warn!(reason = ?reason, "reauthentication failed; keeping the current IKE SA");
+                    if let Some(old) = self.retiring.take() {
+                        self.sa = old;
+                        self.sa.postpone_reauthentication(Instant::now() + REAUTH_RETRY);
+                    }
+                    continue;
+                }
                 Event::Established(info) => {
                     self.info = Some(info);
                     continue;
@@ -648,6 +746,11 @@ impl Driver {
                         (None, Some(info)) => {
                             self.connected_once = true;
                             self.attempt = 0;
+                            if let Some(old) = self.retiring.as_mut() {
+                                // Make-before-break: the new Child SA carries the traffic now; delete the old SAs.
+                                info!("reauthenticated: the new IKE SA carries the tunnel, deleting the old one");
+                                old.close(Instant::now());
+                            }
                             SessionEvent::Connected { info, child: summary }
                         }
                         (Some(old), _) => SessionEvent::ChildSaRekeyed { old_spi_in: old, child: summary },

@@ -136,4 +136,7 @@ pub struct IkeConfig {
     pub redirect: bool,
     /// This IKE SA follows a redirect from this gateway address: sent as REDIRECTED_FROM (RFC 5685 §4).
     pub redirected_from: Option<std::net::IpAddr>,
+    /// Send INITIAL_CONTACT in IKE_AUTH (§2.4): this is the only IKE SA with the gateway, so it may drop any
+    /// older ones of ours. Off for the new IKE SA of a make-before-break reauthentication.
+    pub initial_contact: bool,
 }

@@ -141,6 +141,10 @@ pub enum Event {
         inbound_spi: u32,
         outbound_spi: u32,
     },
+    /// Time to reauthenticate (§2.8.3; our `reauth_lifetime` or the gateway's AUTH_LIFETIME, RFC 4478): set up a
+    /// new IKE SA (without INITIAL_CONTACT, see [`IkeConfig::initial_contact`]) and [`IkeSa::close`] this one
+    /// once the new one carries the traffic (make-before-break).
+    ReauthenticationDue,
     /// The IKE SA is gone: `None` after our own Delete, the reason otherwise.
     Closed(Option<IkeError>),
 }
@@ -475,9 +479,11 @@ impl IkeSa {
                 return;
             }
             if self.reauth_at.is_some_and(|t| now >= t) {
-                // Reauthentication (§2.8.3): a fresh IKE SA with full authentication; the driver reconnects at once.
-                info!("reauthentication time: establishing a new IKE SA");
-                self.abandon(IkeError::Reauthenticate);
+                // Reauthentication (§2.8.3): the caller sets up a fresh IKE SA with full authentication and closes
+                // this one once the new one carries the traffic.
+                info!("reauthentication time");
+                self.reauth_at = None;
+                self.events.push_back(Event::ReauthenticationDue);
                 return;
             }
             if self.ike_rekey_at.is_some_and(|t| now >= t) {
@@ -527,6 +533,11 @@ impl IkeSa {
         p.sends += 1;
         let msgs = p.message.clone();
         self.emit_all(msgs);
+    }
+
+    /// Ask for [`Event::ReauthenticationDue`] again at `at` (the replacement IKE SA failed).
+    pub fn postpone_reauthentication(&mut self, at: Instant) {
+        self.reauth_at = Some(at);
     }
 
     /// Start closing: send a Delete for the IKE SA (§1.4.1). Ends with [`Event::Closed`]`(None)`.
@@ -1136,7 +1147,9 @@ impl IkeSa {
                 payloads.push(Payload::Cert(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: c.clone() }));
             }
         }
-        payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])));
+        if self.config.initial_contact {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])));
+        }
         match &self.config.gateway_auth {
             GatewayAuth::Certificate(policy) => {
                 let hashes = crypto::certreq_hashes(&policy.anchors);

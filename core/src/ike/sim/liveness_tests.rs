@@ -268,11 +268,12 @@ fn close_while_dpd_is_outstanding() {
     assert!(p.responder.sa_dead(), "the gateway processed our Delete");
 }
 
-/// When the IKE SA closed for reauthentication, in seconds of virtual time.
+/// When the IKE SA asked for reauthentication, in seconds of virtual time (it stays up meanwhile).
 fn reauth_at(p: &Pair) -> f64 {
-    let (at, reason) = p.closed().expect("closed");
-    assert_eq!(reason, &Some(IkeError::Reauthenticate), "{:?}", p.events);
-    secs(at)
+    let at = p.events.iter().find_map(|(t, e)| matches!(e, Event::ReauthenticationDue).then_some(*t));
+    assert!(p.closed().is_none(), "the IKE SA stays up until the caller replaced it: {:?}", p.events);
+    assert_eq!(p.events.iter().filter(|(_, e)| matches!(e, Event::ReauthenticationDue)).count(), 1);
+    secs(at.expect("ReauthenticationDue"))
 }
 
 #[test]
@@ -314,4 +315,5 @@ fn auth_lifetime_in_an_informational() {
     p.responder.send_informational(vec![Payload::Notify(Notify::new(NotifyType::AUTH_LIFETIME, vec![1]))]);
     p.run_until(Duration::from_secs(200));
     assert!(p.closed().is_none(), "{:?}", p.events);
+    assert!(!p.events.iter().any(|(_, e)| matches!(e, Event::ReauthenticationDue)));
 }

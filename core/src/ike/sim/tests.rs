@@ -48,6 +48,7 @@ pub(super) fn config(ike: &str, esp: &str) -> IkeConfig {
         mobike: false,
         redirect: true,
         redirected_from: None,
+        initial_contact: true,
     }
 }
 
@@ -76,6 +77,7 @@ pub(super) fn name(e: &Event) -> String {
         Event::Established(_) => "Established!".into(),
         Event::ChildSaInstalled(_) => "ChildSaInstalled".into(),
         Event::ChildSaDeleted { .. } => "ChildSaDeleted".into(),
+        Event::ReauthenticationDue => "ReauthenticationDue".into(),
         Event::Closed(r) => format!("Closed({r:?})"),
     }
 }
