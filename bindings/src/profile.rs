@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ikelink::crypto::{ClientCredentials, GatewayCertPolicy, TrustAnchors};
 use ikelink::ike::{parse_identity, AuthConfig, GatewayAuth};
-use ikelink::profile::{Profile, Resolved};
+use ikelink::profile::{root_store_from_pem, Profile, Resolved, Supplied};
 use zeroize::Zeroizing;
 
 use crate::error::VpnError;
@@ -23,6 +23,8 @@ pub(crate) struct Checked {
     /// Authentication put together from the app's credentials, if it gave any.
     auth: Option<(AuthConfig, ikelink::wire::Identification)>,
     gateway_auth: Option<GatewayAuth>,
+    /// For EAP profiles: the app's trust, which the core resolver uses directly.
+    supplied: Option<Supplied>,
 }
 
 fn invalid(message: impl ToString) -> VpnError {
@@ -45,12 +47,30 @@ pub(crate) fn check(
     let original = Profile::parse(toml).map_err(invalid)?;
     if identity.is_none() && trust.is_none() {
         original.ike_config().map_err(invalid)?;
-        return Ok(Checked { profile: original, auth: None, gateway_auth: None });
+        return Ok(Checked { profile: original, auth: None, gateway_auth: None, supplied: None });
     }
     let a = &original.auth;
     let method = a.method.as_str();
     let gateway_auth_kind =
         original.gateway.auth.clone().unwrap_or_else(|| if method == "psk" { "psk".into() } else { "cert".into() });
+    // EAP (the password or EAP-TLS credentials are in the profile) with the gateway's trust from the app: the
+    // core resolver takes that trust directly; PEM CAs also vouch for an EAP-TLS/TTLS server.
+    if let (None, Some(t), "eap") = (&identity, &trust, method) {
+        if gateway_auth_kind == "psk" {
+            return Err(invalid("gateway.auth: the gateway authenticates with the PSK, not a certificate"));
+        }
+        if !original.gateway.ca.is_empty() {
+            return Err(invalid("gateway.ca: give the gateway's CA either in the profile or to connect()"));
+        }
+        let eap_roots = match t {
+            GatewayTrust::CaCertificates { pem } => Some(root_store_from_pem(pem).map_err(credentials)?),
+            GatewayTrust::Platform { .. } => None,
+        };
+        let gateway_auth = trust.map(|t| gateway_trust(t, &original)).transpose()?;
+        let supplied = Supplied { gateway_auth, eap_roots };
+        original.ike_config_with(&supplied).map_err(invalid)?;
+        return Ok(Checked { profile: original, auth: None, gateway_auth: None, supplied: Some(supplied) });
+    }
     let mut profile = original.clone();
 
     // Our side.
@@ -113,13 +133,16 @@ pub(crate) fn check(
         None => None,
     };
     profile.ike_config().map_err(invalid)?;
-    Ok(Checked { profile, auth, gateway_auth })
+    Ok(Checked { profile, auth, gateway_auth, supplied: None })
 }
 
 impl Checked {
     /// Resolves the gateway's address (may query DNS: call off the UI thread) and fills in authentication.
     pub(crate) fn resolve(self) -> Result<Resolved, VpnError> {
-        let mut r = self.profile.resolve().map_err(invalid)?;
+        let mut r = match &self.supplied {
+            Some(s) => self.profile.resolve_with(s).map_err(invalid)?,
+            None => self.profile.resolve().map_err(invalid)?,
+        };
         if let Some((auth, local_id)) = self.auth {
             r.ike.auth = auth;
             r.ike.local_id = local_id;
@@ -322,6 +345,41 @@ mod tests {
         let id = |s: &str| parse_identity(s).unwrap();
         assert_eq!(evaluator.evaluate(&[vec![1]], &id("gw.ikelink.test")), Ok(()));
         assert_eq!(evaluator.evaluate(&[vec![1]], &id("evil.example")), Err("untrusted evil.example".to_string()));
+    }
+
+    #[test]
+    fn eap_profiles_with_the_gateway_trust_from_the_app() {
+        use ikelink::eap::{EapCredentials, EapMethod};
+        let eap = |method: &str| {
+            format!(
+                "[gateway]\naddress = \"203.0.113.2\"\nid = \"gw.ikelink.test\"\n[local]\n[auth]\nmethod = \"eap\"\n\
+                 eap_method = \"{method}\"\nusername = \"alice\"\npassword = \"secret\"\n"
+            )
+        };
+        let (_, ca) = pem_identity();
+        // EAP-MSCHAPv2, the road-warrior setup: the gateway's CA from the app, the password from the profile.
+        let r = check(&eap("mschapv2"), None, Some(GatewayTrust::CaCertificates { pem: ca.clone() }))
+            .and_then(Checked::resolve)
+            .unwrap();
+        let AuthConfig::Eap(c) = &r.ike.auth else { panic!("EAP expected") };
+        assert!(matches!(c.credentials, EapCredentials::Password { .. }));
+        assert_eq!(c.allowed, vec![EapMethod::MsChapV2]);
+        assert!(matches!(r.ike.gateway_auth, GatewayAuth::Certificate(_)));
+        // With the platform deciding about the gateway.
+        let trust = GatewayTrust::Platform { evaluator: Arc::new(Judge) };
+        let r = check(&eap("mschapv2"), None, Some(trust)).and_then(Checked::resolve).unwrap();
+        assert!(matches!(r.ike.gateway_auth, GatewayAuth::Platform(_)));
+        // EAP-TTLS: the app's CAs also vouch for the EAP server.
+        let r = check(&eap("ttls"), None, Some(GatewayTrust::CaCertificates { pem: ca }))
+            .and_then(Checked::resolve)
+            .unwrap();
+        let AuthConfig::Eap(c) = &r.ike.auth else { panic!("EAP expected") };
+        let EapCredentials::Ttls(t) = &c.credentials else { panic!("TTLS expected") };
+        assert_eq!((t.server_name.as_str(), t.roots.len()), ("gw.ikelink.test", 1));
+        // EAP-TTLS with platform trust has no anchors for the EAP server: a typed error naming gateway.ca.
+        let trust = GatewayTrust::Platform { evaluator: Arc::new(Judge) };
+        let e = check(&eap("ttls"), None, Some(trust)).err().unwrap();
+        assert!(matches!(&e, VpnError::InvalidProfile { message } if message.contains("gateway.ca")), "{e:?}");
     }
 
     #[test]

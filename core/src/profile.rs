@@ -385,6 +385,28 @@ impl Default for NatSection {
     }
 }
 
+/// Trust anchors (for an EAP-TLS/EAP-TTLS server) from PEM certificates.
+pub fn root_store_from_pem(pem: &[u8]) -> Result<RootCertStore, ProfileError> {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pem) {
+        let c = c.map_err(|e| field("CA certificates", format!("bad PEM: {e:?}")))?;
+        roots.add(c).map_err(|e| field("CA certificates", e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(field("CA certificates", "no certificate in the PEM data"));
+    }
+    Ok(roots)
+}
+
+/// Trust an embedding app supplies (mobile platforms have no files or system store for rustls).
+#[derive(Debug, Clone, Default)]
+pub struct Supplied {
+    /// How the gateway's certificate is checked, instead of `gateway.ca` or the system store.
+    pub gateway_auth: Option<GatewayAuth>,
+    /// Trust anchors for an EAP-TLS/EAP-TTLS server, instead of `gateway.ca`.
+    pub eap_roots: Option<RootCertStore>,
+}
+
 /// A validated profile, ready to connect.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -413,7 +435,12 @@ impl Profile {
 
     /// Validate every field and resolve the gateway's address (this may query DNS).
     pub fn resolve(&self) -> Result<Resolved, ProfileError> {
-        let ike = self.ike_config()?;
+        self.resolve_with(&Supplied::default())
+    }
+
+    /// Like [`Profile::resolve`], with trust an embedding app supplies instead of files and the system store.
+    pub fn resolve_with(&self, supplied: &Supplied) -> Result<Resolved, ProfileError> {
+        let ike = self.ike_config_with(supplied)?;
         let addr = &self.gateway.address;
         if addr.trim().is_empty() {
             return Err(field("gateway.address", "is empty"));
@@ -439,6 +466,12 @@ impl Profile {
 
     /// Everything but the gateway address, validated.
     pub fn ike_config(&self) -> Result<IkeConfig, ProfileError> {
+        self.ike_config_with(&Supplied::default())
+    }
+
+    /// Like [`Profile::ike_config`], with what [`Supplied`] gives taking the place of `gateway.ca` files and
+    /// the system trust store.
+    pub fn ike_config_with(&self, supplied: &Supplied) -> Result<IkeConfig, ProfileError> {
         let remote_id = match &self.gateway.id {
             Some(s) => Some(parse_identity(s).map_err(|e| field("gateway.id", e))?),
             None => None,
@@ -487,8 +520,13 @@ impl Profile {
                         ))
                     }
                 };
-                // Trust anchors for the certificate of an EAP-TLS or EAP-TTLS server: the profile's `gateway.ca`.
+                // Trust anchors for the certificate of an EAP-TLS or EAP-TTLS server: the app's, or the profile's
+                // `gateway.ca`.
                 let eap_server_trust = |what: &str| -> Result<(RootCertStore, String), ProfileError> {
+                    let server_name = self.gateway.id.clone().unwrap_or_else(|| self.gateway.address.clone());
+                    if let Some(roots) = &supplied.eap_roots {
+                        return Ok((roots.clone(), server_name));
+                    }
                     let mut roots = RootCertStore::empty();
                     for f in &self.gateway.ca {
                         for c in CertificateDer::pem_slice_iter(&read_file("gateway.ca", f)?) {
@@ -571,8 +609,11 @@ impl Profile {
             (None, Some(id)) => id,
             (None, None) => return Err(field("local.id", "is required with a pre-shared key")),
         };
-        let gateway_auth = match self.gateway.auth.as_deref().unwrap_or(if a.method == "psk" { "psk" } else { "cert" })
-        {
+        let kind = self.gateway.auth.as_deref().unwrap_or(if a.method == "psk" { "psk" } else { "cert" });
+        let gateway_auth = match kind {
+            "cert" if supplied.gateway_auth.is_some() => {
+                supplied.gateway_auth.clone().ok_or_else(|| field("gateway.auth", "missing"))?
+            }
             "psk" => {
                 if a.method != "psk" {
                     return Err(field("gateway.auth", "\"psk\" needs auth.method = \"psk\""));
