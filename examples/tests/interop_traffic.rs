@@ -227,3 +227,26 @@ fn replayed_and_tampered_esp_is_dropped_and_counted() {
     assert_eq!(stat(&c, "drop_auth"), 5, "{}", c.transcript());
     assert!(stat(&c, "packets_in") >= 6);
 }
+
+/// Split DNS (RFC 8598): the gateway's INTERNAL_DNS_DOMAIN (a custom pool attribute 25 in swanctl.conf) becomes
+/// a search domain next to its DNS servers, and resolv.conf is restored after.
+#[test]
+fn dns_domain_from_the_gateway() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let mut cfg = GatewayConfig::default();
+    for p in &mut cfg.pools {
+        p.extra = "    25 = corp.ikelink.test".into();
+    }
+    let gw = Gateway::start(&tb, &cfg).unwrap();
+    let resolv0 = resolv(&tb);
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &psk_profile(None, None, &[LAN_NET]), &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    gw.wait_for_sa_count(1, T).unwrap();
+    let dns = resolv(&tb);
+    assert!(dns.contains("nameserver 198.51.100.53"), "{dns}");
+    assert!(dns.lines().any(|l| l.starts_with("search") && l.contains("corp.ikelink.test")), "{dns}");
+    assert!(c.interrupt(T).unwrap().success());
+    assert_eq!(resolv(&tb), resolv0, "resolv.conf restored");
+}
