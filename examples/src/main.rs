@@ -68,6 +68,14 @@ enum Command {
         #[arg(long, short)]
         profile: PathBuf,
     },
+    /// Convert a strongSwan app profile (.sswan) into an Ikelink profile, written with its certificates.
+    Import {
+        /// The .sswan file (JSON, as strongSwan's Android and Apple apps import).
+        file: PathBuf,
+        /// Where to write the profile and its files (created if missing; existing files are not replaced).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -119,6 +127,7 @@ fn main() -> ExitCode {
                 connect(profile, options, stats_interval.is_some()).await
             }
             Command::Check { profile } => check(profile),
+            Command::Import { file, dir } => import(&file, &dir),
             Command::Status { state_dir } => status(&state_dir),
         }
     });
@@ -129,6 +138,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn import(file: &std::path::Path, dir: &std::path::Path) -> Result<(), String> {
+    let json = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+    let imported = ikelink_cli::sswan::import_sswan(&json, &dir).map_err(|e| e.to_string())?;
+    let profile = dir.join(format!("{}.toml", imported.name));
+    let mut outputs = vec![(profile.clone(), imported.toml.into_bytes())];
+    outputs.extend(imported.files.into_iter().map(|(name, data)| (dir.join(name), data)));
+    if let Some((p, _)) = outputs.iter().find(|(p, _)| p.exists()) {
+        return Err(format!("{} exists; not replacing it", p.display()));
+    }
+    for (path, data) in &outputs {
+        write_private(path, data).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    for w in &imported.warnings {
+        println!("warning: {w}");
+    }
+    // The result must load as a profile.
+    Profile::load(&profile).map_err(|e| format!("the imported profile does not load: {e}"))?;
+    println!("profile: {}", profile.display());
+    Ok(())
+}
+
+/// Creates a file readable only by its owner (it may hold a password or a key).
+fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)?.write_all(data)
 }
 
 fn check(path: PathBuf) -> Result<(), String> {

@@ -180,3 +180,30 @@ fn authentication_failures_are_distinct_errors() {
     let e = fails(&tb, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)));
     assert!(e.to_lowercase().contains("expired"), "{e}");
 }
+
+/// A strongSwan app profile (.sswan, the road-warrior EAP-MSCHAPv2 setup with the CA inside) imported with
+/// `ikelink import` connects to the strongSwan gateway as is.
+#[test]
+fn imported_strongswan_app_profile_connects() {
+    use base64::Engine as _;
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
+    let gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
+    let ca = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&pki.ca_cert).unwrap());
+    let sswan = format!(
+        r#"{{"uuid":"6f1c2a52-2d1e-4d55-9d87-2b1f3c4d5e6f","name":"Test Gateway","type":"ikev2-eap",
+            "remote":{{"addr":"{GW_ADDR}","id":"{GW_ID}","cert":"{ca}"}},
+            "local":{{"eap_id":"{EAP_USER}","shared_secret":"{EAP_PASSWORD}"}},
+            "split-tunneling":{{"subnets":"{LAN_NET}"}},"mtu":1400}}"#
+    );
+    let file = tb.dir().join("test.sswan");
+    std::fs::write(&file, sswan).unwrap();
+    let out_dir = tb.dir().join("imported");
+    let out = Command::new(BIN).args(["import", &p(&file), "--dir", &p(&out_dir)]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("warning: mtu"), "{stdout}");
+    let profile = std::fs::read_to_string(out_dir.join("test-gateway.toml")).unwrap();
+    connects(&tb, &gw, &profile);
+}
