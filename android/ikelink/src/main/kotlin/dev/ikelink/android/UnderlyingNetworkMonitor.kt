@@ -18,7 +18,9 @@ import android.os.Looper
  * non-VPN Internet networks instead (NET_CAPABILITY_NOT_VPN) and compare their addresses.
  */
 internal class UnderlyingNetworkMonitor(context: Context, private val onChange: () -> Unit) {
-    private val connectivity = context.getSystemService(ConnectivityManager::class.java)
+    private val connectivity = requireNotNull(context.getSystemService(ConnectivityManager::class.java)) {
+        "no ConnectivityManager"
+    }
     private val main = Handler(Looper.getMainLooper())
     private val lock = Any()
 
