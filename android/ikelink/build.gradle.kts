@@ -43,4 +43,7 @@ dependencies {
     implementation("net.java.dev.jna:jna:5.14.0@aar")
     // IkelinkVpnService.state is a StateFlow.
     api("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.8.1")
+
+    // JVM unit tests of the shell's own logic (src/test): no device, no native library.
+    testImplementation("junit:junit:4.13.2")
 }
