@@ -99,8 +99,9 @@ public final class SecTrustEvaluator: TrustEvaluator, @unchecked Sendable {
 enum DistinguishedName {
     static func subject(ofCertificate der: Data) -> String? {
         do {
-            var certificate = DerReader(Array(der))
-            var tbs = try certificate.expect(0x30).expect(0x30)
+            var outer = DerReader(Array(der))
+            var certificate = try outer.expect(0x30)
+            var tbs = try certificate.expect(0x30)
             if tbs.peekTag == 0xA0 { _ = try tbs.next() } // [0] version
             _ = try tbs.next() // serialNumber
             _ = try tbs.next() // signature
