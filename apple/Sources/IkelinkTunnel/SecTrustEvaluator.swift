@@ -159,7 +159,7 @@ enum DistinguishedName {
                 value = 0
             }
         }
-        return arcs.map(String.init).joined(separator: ".")
+        return arcs.map { String($0) }.joined(separator: ".")
     }
 }
 

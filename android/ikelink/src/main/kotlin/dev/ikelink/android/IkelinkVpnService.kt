@@ -186,10 +186,17 @@ open class IkelinkVpnService : VpnService() {
             Log.i(TAG, "a session is already running")
         } catch (e: VpnException) {
             // Profile, options or credentials refused before anything touched the network.
-            Log.w(TAG, "connect refused: $e")
-            mutableStatus.value = IkelinkStatus(state = TunnelState.DISCONNECTED, lastError = e)
-            main.post { stopIfIdle() }
+            refused(e)
+        } catch (e: Exception) {
+            // The app's connectOptions failed (KeyChainException, no key store entry...).
+            refused(VpnException.InvalidCredentials("connectOptions: $e"))
         }
+    }
+
+    private fun refused(e: VpnException) {
+        Log.w(TAG, "connect refused: $e")
+        mutableStatus.value = IkelinkStatus(state = TunnelState.DISCONNECTED, lastError = e)
+        main.post { stopIfIdle() }
     }
 
     /** Control thread. Returns whether a session was running (then `Closed` follows). */
@@ -221,7 +228,14 @@ open class IkelinkVpnService : VpnService() {
     /** Runs [task] on the control thread; dropped once the service is destroyed. */
     private fun onControl(task: () -> Unit) {
         try {
-            control.execute(task)
+            control.execute {
+                try {
+                    task()
+                } catch (e: Exception) {
+                    // Never let an app hook's exception take the process down from the control thread.
+                    Log.e(TAG, "control task failed", e)
+                }
+            }
         } catch (e: RejectedExecutionException) {
             Log.d(TAG, "service destroyed, dropping a control task")
         }
