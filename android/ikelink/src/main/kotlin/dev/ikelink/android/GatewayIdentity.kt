@@ -18,14 +18,25 @@ internal object GatewayIdentity {
 
     fun matches(leaf: X509Certificate, gatewayId: String): Boolean = when {
         IPV4.matches(gatewayId) || IPV6.matches(gatewayId) -> {
-            val wanted = InetAddress.getByName(gatewayId) // a literal: no lookup
-            sans(leaf, SAN_IP).any { runCatching { InetAddress.getByName(it) == wanted }.getOrDefault(false) }
+            val wanted = literal(gatewayId)
+            wanted != null && sans(leaf, SAN_IP).any { literal(it) == wanted }
         }
         '=' in gatewayId -> displayName(leaf.subjectX500Principal.encoded) == gatewayId
         '@' in gatewayId -> sans(leaf, SAN_RFC822).any { it.equals(gatewayId, ignoreCase = true) }
         else -> {
             val host = gatewayId.trimEnd('.')
             sans(leaf, SAN_DNS).any { it.trimEnd('.').equals(host, ignoreCase = true) }
+        }
+    }
+
+    /** An IP address literal, never a DNS lookup: null unless [text] has an address's shape and parses. */
+    private fun literal(text: String): InetAddress? {
+        if (!IPV4.matches(text) && !IPV6.matches(text)) return null
+        if (IPV4.matches(text) && text.split('.').any { it.toInt() > 255 }) return null
+        return try {
+            InetAddress.getByName(text)
+        } catch (e: Exception) {
+            null
         }
     }
 

@@ -70,7 +70,7 @@ class ShellJvmTest {
             assertTrue(id, GatewayIdentity.matches(gateway, id))
         }
         for (id in listOf("other.example.org", "192.0.2.2", "x@example.org", "C=CH, O=Other, CN=vpn.example.org",
-            "ID_KEY_ID:0011")) {
+            "ID_KEY_ID:0011", "999.0.2.1", "1:2:3")) {
             assertFalse(id, GatewayIdentity.matches(gateway, id))
         }
     }
