@@ -1,0 +1,328 @@
+package dev.ikelink.android
+
+import android.content.Context
+import android.content.Intent
+import android.net.VpnService
+import android.os.Handler
+import android.os.Looper
+import android.os.ParcelFileDescriptor
+import android.util.Log
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.ExecutorService
+import java.util.concurrent.Executors
+import java.util.concurrent.RejectedExecutionException
+import java.util.concurrent.TimeUnit
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import uniffi.ikelink_ffi.CallbackException
+import uniffi.ikelink_ffi.ConnectOptions
+import uniffi.ikelink_ffi.LogLevel
+import uniffi.ikelink_ffi.SocketProtector
+import uniffi.ikelink_ffi.TunProvider
+import uniffi.ikelink_ffi.TunnelSettings
+import uniffi.ikelink_ffi.TunnelState
+import uniffi.ikelink_ffi.VpnClient
+import uniffi.ikelink_ffi.VpnEvent
+import uniffi.ikelink_ffi.VpnException
+import uniffi.ikelink_ffi.VpnListener
+
+/**
+ * A [VpnService] that owns one Ikelink [VpnClient]: it opens the TUN through [VpnService.Builder], keeps
+ * Ikelink's sockets out of the tunnel with [protect], reports network changes and publishes every
+ * [VpnEvent] as [status] for the app's UI. No protocol logic lives here.
+ *
+ * Start it with [connect] (after [VpnService.prepare] got the user's consent) and stop it with [disconnect].
+ * Subclass it to supply credentials ([connectOptions]), a saved profile for always-on VPN ([profileToml]),
+ * builder tweaks ([configure]), a foreground notification ([startForegroundNotification]) or to hear events
+ * ([onVpnEvent]).
+ *
+ * Threads: Ikelink calls [VpnListener], [TunProvider] and [SocketProtector] on its own runtime threads; every
+ * call into the [VpnClient] runs on one background "control" thread; [onVpnEvent] runs on the main thread.
+ */
+open class IkelinkVpnService : VpnService() {
+
+    companion object {
+        const val ACTION_CONNECT = "dev.ikelink.android.action.CONNECT"
+        const val ACTION_DISCONNECT = "dev.ikelink.android.action.DISCONNECT"
+        /** The profile TOML (the CLI's format) for [ACTION_CONNECT]. */
+        const val EXTRA_PROFILE = "dev.ikelink.android.extra.PROFILE"
+        private const val TAG = "Ikelink"
+        /** How long [onDestroy] waits for the gateway to acknowledge our Delete. */
+        private const val CLOSE_WAIT_MS = 3000L
+
+        private val mutableStatus = MutableStateFlow(IkelinkStatus())
+
+        /** The tunnel as the UI shows it (one VPN per app process). */
+        @JvmStatic
+        val status: StateFlow<IkelinkStatus> = mutableStatus.asStateFlow()
+
+        /** Starts [service] with [profileToml]. Call [VpnService.prepare] first and get the user's consent. */
+        @JvmStatic
+        fun connect(context: Context, service: Class<out IkelinkVpnService>, profileToml: String) {
+            context.startService(
+                Intent(context, service).setAction(ACTION_CONNECT).putExtra(EXTRA_PROFILE, profileToml),
+            )
+        }
+
+        /** Closes the session (a Delete to the gateway); the service stops once it is closed. */
+        @JvmStatic
+        fun disconnect(context: Context, service: Class<out IkelinkVpnService>) {
+            context.startService(Intent(context, service).setAction(ACTION_DISCONNECT))
+        }
+    }
+
+    private val control: ExecutorService = Executors.newSingleThreadExecutor { r -> Thread(r, "ikelink-control") }
+    private val main = Handler(Looper.getMainLooper())
+    private val lock = Any()
+
+    /** Control thread only. */
+    private var client: VpnClient? = null
+
+    /** The descriptor [VpnService.Builder.establish] gave us; Ikelink works on its own duplicate. */
+    private var tun: ParcelFileDescriptor? = null // guarded by lock
+
+    /** Counted down when the current session reports `Closed`. */
+    private var closed: CountDownLatch? = null // guarded by lock
+
+    /** Control thread only. */
+    private var networks: UnderlyingNetworkMonitor? = null
+
+    /** Ikelink's log level for [android.util.Log]; [LogLevel.OFF] installs no log sink. */
+    protected open val logLevel: LogLevel = LogLevel.INFO
+
+    override fun onCreate() {
+        super.onCreate()
+        if (logLevel != LogLevel.OFF) onControl { AndroidLogSink.install(logLevel) }
+    }
+
+    override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
+        if (intent?.action == ACTION_DISCONNECT) {
+            onControl { stopSession() }
+            return START_NOT_STICKY
+        }
+        // ACTION_CONNECT, or the system starting an always-on VPN (action android.net.VpnService).
+        val profile = profileToml(intent)
+        if (profile == null) {
+            Log.w(TAG, "no profile to connect with (action ${intent?.action})")
+            if (status.value.state == TunnelState.DISCONNECTED) stopSelf(startId)
+            return START_NOT_STICKY
+        }
+        startForegroundNotification()
+        onControl { startSession(profile, intent) }
+        return START_NOT_STICKY
+    }
+
+    /** The user revoked the VPN or another VPN app took over: the system has already torn the interface down. */
+    override fun onRevoke() {
+        onControl { stopSession() }
+    }
+
+    override fun onDestroy() {
+        onControl {
+            val waitFor = synchronized(lock) { closed }
+            if (stopSession() && waitFor != null) waitFor.await(CLOSE_WAIT_MS, TimeUnit.MILLISECONDS)
+            networks?.stop()
+            networks = null
+            // Dropping the client stops its runtime (bounded wait): never on the main thread nor a runtime thread.
+            client?.destroy()
+            client = null
+            closeTun()
+        }
+        control.shutdown()
+        super.onDestroy()
+    }
+
+    // ---- hooks for the app ------------------------------------------------------------------------------------
+
+    /**
+     * The profile TOML to connect with: [EXTRA_PROFILE] by default. Override to load a saved profile when the
+     * system starts the service on its own (always-on VPN, `intent` without extras or null). Main thread.
+     */
+    protected open fun profileToml(intent: Intent?): String? = intent?.getStringExtra(EXTRA_PROFILE)
+
+    /**
+     * Options for `connect`: credentials from the key store ([AndroidKeystoreSigner.fromKeyChain]), the
+     * gateway's trust ([AndroidTrustEvaluator]), MTU, reconnects. Called on the control thread (it may block,
+     * e.g. in `KeyChain.getPrivateKey`).
+     */
+    protected open fun connectOptions(intent: Intent?): ConnectOptions = ConnectOptions()
+
+    /**
+     * Adjusts the builder before `establish()`: allowed or disallowed apps, `setConfigureIntent`,
+     * `setMetered`, `setUnderlyingNetworks`... Called on an Ikelink runtime thread.
+     */
+    protected open fun configure(builder: Builder, settings: TunnelSettings) {}
+
+    /**
+     * Route IPv6 into the tunnel when the gateway gave an IPv4 full tunnel but no IPv6 address, so IPv6 traffic
+     * cannot leave outside the VPN (Ikelink drops it: no Child SA covers it).
+     */
+    protected open val blockUnassignedIpv6: Boolean = true
+
+    /**
+     * Called on the main thread when a connection starts: call [startForeground] here with your notification
+     * (and, targeting Android 14+, the foreground service type your manifest declares). Does nothing by default.
+     */
+    protected open fun startForegroundNotification() {}
+
+    /** Every event, in order, on the main thread ([status] is already updated). */
+    protected open fun onVpnEvent(event: VpnEvent) {}
+
+    // ---- session ----------------------------------------------------------------------------------------------
+
+    /** Control thread. */
+    private fun startSession(profile: String, intent: Intent?) {
+        try {
+            val c = client ?: VpnClient(Listener(), Tun(), Protector()).also { client = it }
+            val latch = CountDownLatch(1)
+            synchronized(lock) { closed = latch }
+            c.connect(profile, connectOptions(intent))
+            if (networks == null) {
+                networks = UnderlyingNetworkMonitor(this) { onControl { networkChanged() } }.also { it.start() }
+            }
+        } catch (e: VpnException.AlreadyConnected) {
+            Log.i(TAG, "a session is already running")
+        } catch (e: VpnException) {
+            // Profile, options or credentials refused before anything touched the network.
+            refused(e)
+        } catch (e: Exception) {
+            // The app's connectOptions failed (KeyChainException, no key store entry...).
+            refused(VpnException.InvalidCredentials("connectOptions: $e"))
+        }
+    }
+
+    private fun refused(e: VpnException) {
+        Log.w(TAG, "connect refused: $e")
+        mutableStatus.value = IkelinkStatus(state = TunnelState.DISCONNECTED, lastError = e)
+        main.post { stopIfIdle() }
+    }
+
+    /** Control thread. Returns whether a session was running (then `Closed` follows). */
+    private fun stopSession(): Boolean {
+        val c = client ?: return false
+        return try {
+            c.disconnect()
+            true
+        } catch (e: VpnException.NotConnected) {
+            main.post { stopIfIdle() }
+            false
+        } catch (e: VpnException) {
+            Log.w(TAG, "disconnect failed: $e")
+            false
+        }
+    }
+
+    /** Control thread. */
+    private fun networkChanged() {
+        try {
+            client?.networkChanged()
+        } catch (e: VpnException.NotConnected) {
+            // Between sessions: nothing to move.
+        } catch (e: VpnException) {
+            Log.w(TAG, "networkChanged failed: $e")
+        }
+    }
+
+    /** Runs [task] on the control thread; dropped once the service is destroyed. */
+    private fun onControl(task: () -> Unit) {
+        try {
+            control.execute {
+                try {
+                    task()
+                } catch (e: Exception) {
+                    // Never let an app hook's exception take the process down from the control thread.
+                    Log.e(TAG, "control task failed", e)
+                }
+            }
+        } catch (e: RejectedExecutionException) {
+            Log.d(TAG, "service destroyed, dropping a control task")
+        }
+    }
+
+    private fun closeTun() {
+        val old = synchronized(lock) { tun.also { tun = null } }
+        try {
+            old?.close()
+        } catch (e: Exception) {
+            Log.w(TAG, "closing the TUN descriptor: $e")
+        }
+    }
+
+    /** Main thread. */
+    private fun stopIfIdle() {
+        if (status.value.state != TunnelState.DISCONNECTED) return
+        stopForeground(STOP_FOREGROUND_REMOVE)
+        stopSelf()
+    }
+
+    /** Ikelink's events: update [status] at once, then tell the app on the main thread. */
+    private inner class Listener : VpnListener {
+        override fun onEvent(event: VpnEvent) {
+            mutableStatus.update { it.after(event) }
+            if (event is VpnEvent.Closed) {
+                // The session is over and Ikelink closed its duplicate: close ours (the interface goes away).
+                closeTun()
+                onControl {
+                    networks?.stop()
+                    networks = null
+                }
+                synchronized(lock) { closed }?.countDown()
+                if (event.error != null) Log.w(TAG, "session closed: ${event.error}")
+            }
+            main.post {
+                onVpnEvent(event)
+                if (event is VpnEvent.Closed) stopIfIdle()
+            }
+        }
+    }
+
+    /** `VpnService.Builder` ... `establish()` for the negotiated settings. */
+    private inner class Tun : TunProvider {
+        override fun openTun(settings: TunnelSettings): Int {
+            val fd = try {
+                val builder = Builder()
+                    .setSession(settings.gateway)
+                    .setMtu(settings.mtu.toInt())
+                    .setBlocking(false)
+                settings.ipv4?.let { builder.addAddress(it.address, it.prefixLength.toInt()) }
+                settings.ipv6?.let { builder.addAddress(it.address, it.prefixLength.toInt()) }
+                for (route in settings.routes) builder.addRoute(route.address, route.prefixLength.toInt())
+                val fullIpv4 = settings.routes.any { it.address == "0.0.0.0" && it.prefixLength.toInt() == 0 }
+                if (blockUnassignedIpv6 && fullIpv4 && settings.ipv6 == null) {
+                    // A unique local address of our own, so the system accepts the IPv6 default route.
+                    builder.addAddress("fd00::fd02:1:1", 128)
+                    builder.addRoute("::", 0)
+                }
+                for (dns in settings.dnsServers) builder.addDnsServer(dns)
+                for (domain in settings.searchDomains) builder.addSearchDomain(domain)
+                configure(builder, settings)
+                builder.establish()
+            } catch (e: CallbackException) {
+                throw e
+            } catch (e: Exception) {
+                // IllegalArgumentException (a bad address or route), IllegalStateException, SecurityException.
+                throw CallbackException.Failed("VpnService.Builder: $e")
+            } ?: throw CallbackException.Failed("VPN permission missing or revoked: establish() returned null")
+            // Ikelink duplicates fd before this call returns; we keep the original until `Closed` or the next
+            // `establish()` (settings changed on reconnect), then close it.
+            val old = synchronized(lock) { tun.also { tun = fd } }
+            try {
+                old?.close()
+            } catch (e: Exception) {
+                Log.w(TAG, "closing the previous TUN descriptor: $e")
+            }
+            return fd.fd
+        }
+    }
+
+    /** Keeps Ikelink's UDP sockets out of the tunnel. */
+    private inner class Protector : SocketProtector {
+        override fun protect(fd: Int) {
+            if (!this@IkelinkVpnService.protect(fd)) {
+                throw CallbackException.Failed("VpnService.protect($fd) refused (is the VPN still prepared?)")
+            }
+        }
+    }
+}

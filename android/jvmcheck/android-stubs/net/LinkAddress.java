@@ -1,0 +1,2 @@
+package android.net;
+public class LinkAddress { public java.net.InetAddress getAddress() { return null; } }

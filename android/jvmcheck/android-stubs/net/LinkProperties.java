@@ -1,0 +1,2 @@
+package android.net;
+public final class LinkProperties { public java.util.List<LinkAddress> getLinkAddresses() { return null; } }

@@ -1,0 +1,2 @@
+package android.security;
+public class KeyChainException extends Exception {}
