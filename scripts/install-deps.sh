@@ -7,7 +7,8 @@
 set -eu
 
 PACKAGES="strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins \
-libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 ethtool gcc-mingw-w64-x86-64"
+libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 ethtool gcc-mingw-w64-x86-64 \
+libjna-java junit4 default-jdk-headless"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -39,6 +40,22 @@ if command -v rustup >/dev/null 2>&1; then
     fi
 else
     echo "install-deps: rustup not found; the Windows build check will be skipped" >&2
+fi
+
+# The Android shell's JVM check (scripts/test.sh) compiles the generated Kotlin bindings with kotlinc 2.x, from
+# the npm registry into target/tools (not committed). Failure only skips that check.
+KOTLIN_VERSION=2.4.20
+kotlinc="$(dirname "$0")/../target/tools/node_modules/kotlin-compiler/bin/kotlinc"
+if [ ! -x "$kotlinc" ]; then
+    if command -v npm >/dev/null 2>&1; then
+        echo "install-deps: installing kotlin-compiler@$KOTLIN_VERSION (npm) into target/tools"
+        mkdir -p "$(dirname "$0")/../target/tools"
+        npm install --silent --no-audit --no-fund --prefix "$(dirname "$0")/../target/tools" \
+            "kotlin-compiler@$KOTLIN_VERSION" >/dev/null 2>&1 \
+            || echo "install-deps: could not install kotlin-compiler; the Android JVM check will be skipped" >&2
+    else
+        echo "install-deps: npm not found; the Android JVM check will be skipped" >&2
+    fi
 fi
 
 # Never leave the system charon running: it would own /var/run/charon.* and ports 500/4500 in the root

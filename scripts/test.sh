@@ -19,4 +19,11 @@ if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; 
 else
   echo "test.sh: Rust target x86_64-pc-windows-gnu missing; Windows build check skipped" >&2
 fi
+# The Android shell and the generated Kotlin bindings must compile (JVM stand-ins for the Android SDK).
+kotlinc=target/tools/node_modules/kotlin-compiler/bin/kotlinc
+if [ -x "$kotlinc" ]; then
+  KOTLINC="$PWD/$kotlinc" android/jvmcheck/run.sh
+else
+  echo "test.sh: kotlinc missing; Android JVM check skipped" >&2
+fi
 cargo test --workspace --locked -- --test-threads=2

@@ -18,11 +18,7 @@ trap 'rm -rf "$work"' EXIT
 
 mkdir -p "$work/stubs"
 javac -d "$work/stubs" $(find "$here/android-stubs" -name '*.java')
-# UniFFI issue #1434: error fields named `message` clash with Throwable.message, so the committed bindings do not
-# compile. Until the Rust side renames them, check against a copy with the field renamed (the wire format does not
-# depend on field names; with renamed fields this sed changes nothing).
-sed -e 's/val `message`: kotlin.String/val `detail`: kotlin.String/; s/\${ `message` }/${ `detail` }/; s/value\.`message`/value.`detail`/' \
-  "$root/bindings/generated/kotlin/uniffi/ikelink_ffi/ikelink_ffi.kt" > "$work/ikelink_ffi.kt"
+cp "$root/bindings/generated/kotlin/uniffi/ikelink_ffi/ikelink_ffi.kt" "$work/ikelink_ffi.kt"
 cp="$jna:$work/stubs:$junit:$hamcrest"
 "$kotlinc" -cp "$cp" "$work/ikelink_ffi.kt" "$here/coroutines-stubs/flow.kt" \
   $(find "$root/android/ikelink/src" -name '*.kt') -d "$work/shell.jar"

@@ -51,7 +51,7 @@ enum Command {
 }
 
 fn lock(shared: &Mutex<Shared>) -> Result<MutexGuard<'_, Shared>, VpnError> {
-    shared.lock().map_err(|_| VpnError::Internal { message: "client state poisoned".into() })
+    shared.lock().map_err(|_| VpnError::Internal { reason: "client state poisoned".into() })
 }
 
 #[uniffi::export]
@@ -69,7 +69,7 @@ impl VpnClient {
             .thread_name("ikelink")
             .enable_all()
             .build()
-            .map_err(|e| VpnError::Platform { message: format!("cannot start the runtime: {e}") })?;
+            .map_err(|e| VpnError::Platform { reason: format!("cannot start the runtime: {e}") })?;
         let hooks = PlatformHooks {
             tun: Some(Arc::new(TunAdapter(tun_provider))),
             protect: socket_protector.map(|p| Arc::new(ProtectAdapter(p)) as _),
@@ -83,11 +83,11 @@ impl VpnClient {
     /// Starts a session with `profile_toml` (the CLI's profile format). Profile and credential errors are
     /// returned here; everything later (gateway unreachable, authentication...) arrives as `Closed`.
     pub fn connect(&self, profile_toml: String, options: ConnectOptions) -> Result<(), VpnError> {
-        let runtime = self.runtime.as_ref().ok_or(VpnError::Internal { message: "no runtime".into() })?;
+        let runtime = self.runtime.as_ref().ok_or(VpnError::Internal { reason: "no runtime".into() })?;
         let profile_toml = Zeroizing::new(profile_toml);
         if !(MIN_MTU..=MAX_MTU).contains(&options.mtu) {
             let message = format!("mtu {} is not between {MIN_MTU} and {MAX_MTU}", options.mtu);
-            return Err(VpnError::InvalidOptions { message });
+            return Err(VpnError::InvalidOptions { reason: message });
         }
         let checked = profile::check(&profile_toml, options.client_identity, options.gateway_trust)?;
         let session_options = SessionOptions {
@@ -203,7 +203,7 @@ impl Task {
             r = resolving => match r {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => return self.finish(Some(e)),
-                Err(e) => return self.finish(Some(VpnError::Internal { message: e.to_string() })),
+                Err(e) => return self.finish(Some(VpnError::Internal { reason: e.to_string() })),
             },
             Some(Command::Disconnect) = commands.recv() => return self.finish(None),
         };
@@ -235,7 +235,7 @@ impl Task {
                     Some(ev) => self.forward(ev, gateway),
                     None => {
                         let message = "the session ended without saying why".into();
-                        return self.finish(Some(VpnError::Internal { message }));
+                        return self.finish(Some(VpnError::Internal { reason: message }));
                     }
                 },
                 c = commands.recv(), if commands_open => match (c, session.as_ref()) {

@@ -7,14 +7,14 @@ use ikelink::ike::IkeError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum VpnError {
     /// The profile is not valid TOML or a field is wrong (the message names the field).
-    #[error("invalid profile: {message}")]
-    InvalidProfile { message: String },
+    #[error("invalid profile: {reason}")]
+    InvalidProfile { reason: String },
     /// A `ConnectOptions` value is out of range.
-    #[error("invalid options: {message}")]
-    InvalidOptions { message: String },
+    #[error("invalid options: {reason}")]
+    InvalidOptions { reason: String },
     /// A client identity or CA given as bytes cannot be used.
-    #[error("invalid credentials: {message}")]
-    InvalidCredentials { message: String },
+    #[error("invalid credentials: {reason}")]
+    InvalidCredentials { reason: String },
     /// `connect` while a session is running.
     #[error("a session is already running")]
     AlreadyConnected,
@@ -22,26 +22,26 @@ pub enum VpnError {
     #[error("no session is running")]
     NotConnected,
     /// The gateway rejected us or we rejected its authentication (PSK, identity, credentials, EAP).
-    #[error("authentication failed: {message}")]
-    AuthenticationFailed { message: String },
+    #[error("authentication failed: {reason}")]
+    AuthenticationFailed { reason: String },
     /// The gateway's certificate or identity is not trusted.
-    #[error("gateway not trusted: {message}")]
-    GatewayUntrusted { message: String },
+    #[error("gateway not trusted: {reason}")]
+    GatewayUntrusted { reason: String },
     /// No common algorithms or traffic selectors, or no virtual IP for us.
-    #[error("negotiation failed: {message}")]
-    NegotiationFailed { message: String },
+    #[error("negotiation failed: {reason}")]
+    NegotiationFailed { reason: String },
     /// The gateway does not answer, or stopped answering.
-    #[error("gateway unreachable: {message}")]
-    Unreachable { message: String },
+    #[error("gateway unreachable: {reason}")]
+    Unreachable { reason: String },
     /// The operating system failed us: sockets, protecting them, opening the TUN.
-    #[error("platform failure: {message}")]
-    Platform { message: String },
+    #[error("platform failure: {reason}")]
+    Platform { reason: String },
     /// The gateway broke the protocol, or the tunnel ended for another protocol reason.
-    #[error("protocol error: {message}")]
-    Protocol { message: String },
+    #[error("protocol error: {reason}")]
+    Protocol { reason: String },
     /// A bug or a broken invariant in Ikelink (reported instead of crashing).
-    #[error("internal error: {message}")]
-    Internal { message: String },
+    #[error("internal error: {reason}")]
+    Internal { reason: String },
 }
 
 impl From<&IkeError> for VpnError {
@@ -51,19 +51,19 @@ impl From<&IkeError> for VpnError {
             IkeError::AuthenticationFailed
             | IkeError::PeerAuthenticationFailed
             | IkeError::ClientCertificateRequired
-            | IkeError::Eap(_) => VpnError::AuthenticationFailed { message },
+            | IkeError::Eap(_) => VpnError::AuthenticationFailed { reason: message },
             IkeError::Untrusted(_) | IkeError::Certificate(_) | IkeError::IdentityMismatch { .. } => {
-                VpnError::GatewayUntrusted { message }
+                VpnError::GatewayUntrusted { reason: message }
             }
             IkeError::NoProposalChosen
             | IkeError::TsUnacceptable
             | IkeError::InternalAddressFailure
             | IkeError::FailedCpRequired
             | IkeError::UnsupportedKeGroup(_)
-            | IkeError::Proposal(_) => VpnError::NegotiationFailed { message },
-            IkeError::Timeout { .. } | IkeError::DeadPeer { .. } => VpnError::Unreachable { message },
-            IkeError::Config(_) => VpnError::InvalidProfile { message },
-            _ => VpnError::Protocol { message },
+            | IkeError::Proposal(_) => VpnError::NegotiationFailed { reason: message },
+            IkeError::Timeout { .. } | IkeError::DeadPeer { .. } => VpnError::Unreachable { reason: message },
+            IkeError::Config(_) => VpnError::InvalidProfile { reason: message },
+            _ => VpnError::Protocol { reason: message },
         }
     }
 }
@@ -72,8 +72,8 @@ impl From<&DriverError> for VpnError {
     fn from(e: &DriverError) -> Self {
         match e {
             DriverError::Ike(e) => e.into(),
-            DriverError::Random(_) => VpnError::Internal { message: e.to_string() },
-            _ => VpnError::Platform { message: e.to_string() },
+            DriverError::Random(_) => VpnError::Internal { reason: e.to_string() },
+            _ => VpnError::Platform { reason: e.to_string() },
         }
     }
 }
@@ -81,21 +81,22 @@ impl From<&DriverError> for VpnError {
 /// A failure reported by the app's side of a foreign trait (an exception thrown in Kotlin or Swift).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum CallbackError {
-    /// The app could not do what was asked; `message` says why.
-    #[error("{message}")]
-    Failed { message: String },
+    /// The app could not do what was asked; `reason` says why (named so, since Kotlin exceptions have a
+    /// `message` of their own).
+    #[error("{reason}")]
+    Failed { reason: String },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        CallbackError::Failed { message: format!("unexpected callback failure: {}", e.reason) }
+        CallbackError::Failed { reason: format!("unexpected callback failure: {}", e.reason) }
     }
 }
 
 impl CallbackError {
     pub(crate) fn message(&self) -> &str {
         match self {
-            CallbackError::Failed { message } => message,
+            CallbackError::Failed { reason: message } => message,
         }
     }
 }

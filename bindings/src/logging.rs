@@ -64,12 +64,12 @@ pub fn set_logger(level: LogLevel, sink: Arc<dyn LogSink>) -> Result<(), VpnErro
                 .with(filter)
                 .with(SinkLayer)
                 .try_init()
-                .map_err(|e| VpnError::Internal { message: format!("cannot install the log subscriber: {e}") })?;
+                .map_err(|e| VpnError::Internal { reason: format!("cannot install the log subscriber: {e}") })?;
             let _ = FILTER.set(handle.clone());
             handle
         }
     };
-    handle.reload(LevelFilter::from(level)).map_err(|e| VpnError::Internal { message: e.to_string() })
+    handle.reload(LevelFilter::from(level)).map_err(|e| VpnError::Internal { reason: e.to_string() })
 }
 
 struct SinkLayer;

@@ -61,7 +61,7 @@ pub trait TrustEvaluator: Send + Sync {
 pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, CallbackError>) -> Result<T, CallbackError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(_) => Err(CallbackError::Failed { message: format!("{what}: callback panicked") }),
+        Err(_) => Err(CallbackError::Failed { reason: format!("{what}: callback panicked") }),
     }
 }
 

@@ -28,11 +28,11 @@ pub(crate) struct Checked {
 }
 
 fn invalid(message: impl ToString) -> VpnError {
-    VpnError::InvalidProfile { message: message.to_string() }
+    VpnError::InvalidProfile { reason: message.to_string() }
 }
 
 fn credentials(message: impl ToString) -> VpnError {
-    VpnError::InvalidCredentials { message: message.to_string() }
+    VpnError::InvalidCredentials { reason: message.to_string() }
 }
 
 /// A placeholder pre-shared key for the core resolver when the real authentication comes from the app.
@@ -265,7 +265,7 @@ mod tests {
         assert!(matches!(check("nonsense", None, None), Err(VpnError::InvalidProfile { .. })));
         let no_psk = PSK.replace("psk = \"secret\"", "");
         assert!(
-            matches!(check(&no_psk, None, None), Err(VpnError::InvalidProfile { message }) if message.contains("auth.psk"))
+            matches!(check(&no_psk, None, None), Err(VpnError::InvalidProfile { reason: message }) if message.contains("auth.psk"))
         );
         // A certificate profile without files or credentials from the app.
         assert!(matches!(check(CERT, None, None), Err(VpnError::InvalidProfile { .. })));
@@ -298,7 +298,7 @@ mod tests {
             use ikelink::crypto::Signer;
             self.0
                 .sign(algorithm.into(), &data)
-                .map_err(|e| crate::error::CallbackError::Failed { message: e.to_string() })
+                .map_err(|e| crate::error::CallbackError::Failed { reason: e.to_string() })
         }
     }
 
@@ -331,7 +331,7 @@ mod tests {
         fn evaluate(&self, chain: Vec<Vec<u8>>, gateway_id: String) -> Result<(), crate::error::CallbackError> {
             match (chain.len(), gateway_id.as_str()) {
                 (1, "gw.ikelink.test") => Ok(()),
-                _ => Err(crate::error::CallbackError::Failed { message: format!("untrusted {gateway_id}") }),
+                _ => Err(crate::error::CallbackError::Failed { reason: format!("untrusted {gateway_id}") }),
             }
         }
     }
@@ -379,7 +379,7 @@ mod tests {
         // EAP-TTLS with platform trust has no anchors for the EAP server: a typed error naming gateway.ca.
         let trust = GatewayTrust::Platform { evaluator: Arc::new(Judge) };
         let e = check(&eap("ttls"), None, Some(trust)).err().unwrap();
-        assert!(matches!(&e, VpnError::InvalidProfile { message } if message.contains("gateway.ca")), "{e:?}");
+        assert!(matches!(&e, VpnError::InvalidProfile { reason: message } if message.contains("gateway.ca")), "{e:?}");
     }
 
     #[test]

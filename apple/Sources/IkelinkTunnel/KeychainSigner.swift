@@ -21,12 +21,12 @@ public final class KeychainSigner: KeystoreSigner, @unchecked Sendable {
 
     public func sign(algorithm: SignatureAlgorithm, data: Data) throws -> Data {
         guard offered.contains(algorithm), let secAlgorithm = Self.secAlgorithm(algorithm) else {
-            throw CallbackError.Failed(message: "the key does not offer \(algorithm)")
+            throw CallbackError.Failed(reason: "the key does not offer \(algorithm)")
         }
         var error: Unmanaged<CFError>?
         guard let signature = SecKeyCreateSignature(key, secAlgorithm, data as CFData, &error) else {
             let reason = error.map { ($0.takeRetainedValue() as Error).localizedDescription } ?? "unknown error"
-            throw CallbackError.Failed(message: "Keychain signature (\(algorithm)) failed: \(reason)")
+            throw CallbackError.Failed(reason: "Keychain signature (\(algorithm)) failed: \(reason)")
         }
         return signature as Data
     }

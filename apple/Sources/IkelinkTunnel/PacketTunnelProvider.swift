@@ -329,7 +329,7 @@ private final class TunAdapter: TunProvider, @unchecked Sendable {
     }
 
     func openTun(settings: TunnelSettings) throws -> Int32 {
-        guard let provider else { throw CallbackError.Failed(message: "the tunnel provider is gone") }
+        guard let provider else { throw CallbackError.Failed(reason: "the tunnel provider is gone") }
         let network = provider.tunnelNetworkSettings(for: settings)
         let done = DispatchSemaphore(value: 0)
         let failure = Box<Error?>(nil)
@@ -338,13 +338,13 @@ private final class TunAdapter: TunProvider, @unchecked Sendable {
             done.signal()
         }
         guard done.wait(timeout: .now() + timeout) == .success else {
-            throw CallbackError.Failed(message: "setTunnelNetworkSettings did not complete in time")
+            throw CallbackError.Failed(reason: "setTunnelNetworkSettings did not complete in time")
         }
         if let error = failure.value {
-            throw CallbackError.Failed(message: "setTunnelNetworkSettings failed: \(error.localizedDescription)")
+            throw CallbackError.Failed(reason: "setTunnelNetworkSettings failed: \(error.localizedDescription)")
         }
         guard let utun = UtunDescriptor.find() else {
-            throw CallbackError.Failed(message: "no utun descriptor in this process")
+            throw CallbackError.Failed(reason: "no utun descriptor in this process")
         }
         return utun.fd
     }

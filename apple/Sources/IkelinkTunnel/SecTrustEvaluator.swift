@@ -27,19 +27,19 @@ public final class SecTrustEvaluator: TrustEvaluator, @unchecked Sendable {
     public func evaluate(chain: [Data], gatewayId: String) throws {
         let certificates = try chain.map { der -> SecCertificate in
             guard let certificate = SecCertificateCreateWithData(nil, der as CFData) else {
-                throw CallbackError.Failed(message: "cannot parse the gateway's certificate")
+                throw CallbackError.Failed(reason: "cannot parse the gateway's certificate")
             }
             return certificate
         }
         guard let leaf = certificates.first else {
-            throw CallbackError.Failed(message: "the gateway sent no certificate")
+            throw CallbackError.Failed(reason: "the gateway sent no certificate")
         }
         let kind = IdentityKind(gatewayId)
         let byName = checkIdentity && (kind == .dns || kind == .ip)
         let policy = byName ? SecPolicyCreateSSL(true, gatewayId as CFString) : SecPolicyCreateBasicX509()
         var trust: SecTrust?
         guard SecTrustCreateWithCertificates(certificates as CFArray, policy, &trust) == errSecSuccess, let trust else {
-            throw CallbackError.Failed(message: "cannot evaluate the gateway's certificate")
+            throw CallbackError.Failed(reason: "cannot evaluate the gateway's certificate")
         }
         if let anchors {
             _ = SecTrustSetAnchorCertificates(trust, anchors as CFArray)
@@ -49,7 +49,7 @@ public final class SecTrustEvaluator: TrustEvaluator, @unchecked Sendable {
         var error: CFError?
         guard SecTrustEvaluateWithError(trust, &error) else {
             let reason = error.map { ($0 as Error).localizedDescription } ?? "no reason given"
-            throw CallbackError.Failed(message: "the gateway's certificate is not trusted: \(reason)")
+            throw CallbackError.Failed(reason: "the gateway's certificate is not trusted: \(reason)")
         }
         guard checkIdentity, !byName else { return }
         let named: Bool
@@ -66,7 +66,7 @@ public final class SecTrustEvaluator: TrustEvaluator, @unchecked Sendable {
             named = false
         }
         if !named {
-            throw CallbackError.Failed(message: "the gateway's certificate does not name its identity \"\(gatewayId)\"")
+            throw CallbackError.Failed(reason: "the gateway's certificate does not name its identity \"\(gatewayId)\"")
         }
     }
 

@@ -2701,9 +2701,10 @@ enum CallbackError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     
     
     /**
-     * The app could not do what was asked; `message` says why.
+     * The app could not do what was asked; `reason` says why (named so, since Kotlin exceptions have a
+     * `message` of their own).
      */
-    case Failed(message: String
+    case Failed(reason: String
     )
 
     
@@ -2735,7 +2736,7 @@ public struct FfiConverterTypeCallbackError: FfiConverterRustBuffer {
 
         
         case 1: return .Failed(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
 
          default: throw UniffiInternalError.unexpectedEnumCase
@@ -2749,9 +2750,9 @@ public struct FfiConverterTypeCallbackError: FfiConverterRustBuffer {
 
         
         
-        case let .Failed(message):
+        case let .Failed(reason):
             writeInt(&buf, Int32(1))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         }
     }
@@ -3296,17 +3297,17 @@ enum VpnError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     /**
      * The profile is not valid TOML or a field is wrong (the message names the field).
      */
-    case InvalidProfile(message: String
+    case InvalidProfile(reason: String
     )
     /**
      * A `ConnectOptions` value is out of range.
      */
-    case InvalidOptions(message: String
+    case InvalidOptions(reason: String
     )
     /**
      * A client identity or CA given as bytes cannot be used.
      */
-    case InvalidCredentials(message: String
+    case InvalidCredentials(reason: String
     )
     /**
      * `connect` while a session is running.
@@ -3319,37 +3320,37 @@ enum VpnError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     /**
      * The gateway rejected us or we rejected its authentication (PSK, identity, credentials, EAP).
      */
-    case AuthenticationFailed(message: String
+    case AuthenticationFailed(reason: String
     )
     /**
      * The gateway's certificate or identity is not trusted.
      */
-    case GatewayUntrusted(message: String
+    case GatewayUntrusted(reason: String
     )
     /**
      * No common algorithms or traffic selectors, or no virtual IP for us.
      */
-    case NegotiationFailed(message: String
+    case NegotiationFailed(reason: String
     )
     /**
      * The gateway does not answer, or stopped answering.
      */
-    case Unreachable(message: String
+    case Unreachable(reason: String
     )
     /**
      * The operating system failed us: sockets, protecting them, opening the TUN.
      */
-    case Platform(message: String
+    case Platform(reason: String
     )
     /**
      * The gateway broke the protocol, or the tunnel ended for another protocol reason.
      */
-    case Protocol(message: String
+    case Protocol(reason: String
     )
     /**
      * A bug or a broken invariant in Ikelink (reported instead of crashing).
      */
-    case Internal(message: String
+    case Internal(reason: String
     )
 
     
@@ -3381,36 +3382,36 @@ public struct FfiConverterTypeVpnError: FfiConverterRustBuffer {
 
         
         case 1: return .InvalidProfile(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 2: return .InvalidOptions(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 3: return .InvalidCredentials(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 4: return .AlreadyConnected
         case 5: return .NotConnected
         case 6: return .AuthenticationFailed(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 7: return .GatewayUntrusted(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 8: return .NegotiationFailed(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 9: return .Unreachable(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 10: return .Platform(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 11: return .Protocol(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 12: return .Internal(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
 
          default: throw UniffiInternalError.unexpectedEnumCase
@@ -3424,19 +3425,19 @@ public struct FfiConverterTypeVpnError: FfiConverterRustBuffer {
 
         
         
-        case let .InvalidProfile(message):
+        case let .InvalidProfile(reason):
             writeInt(&buf, Int32(1))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InvalidOptions(message):
+        case let .InvalidOptions(reason):
             writeInt(&buf, Int32(2))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InvalidCredentials(message):
+        case let .InvalidCredentials(reason):
             writeInt(&buf, Int32(3))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
         case .AlreadyConnected:
@@ -3447,39 +3448,39 @@ public struct FfiConverterTypeVpnError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(5))
         
         
-        case let .AuthenticationFailed(message):
+        case let .AuthenticationFailed(reason):
             writeInt(&buf, Int32(6))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .GatewayUntrusted(message):
+        case let .GatewayUntrusted(reason):
             writeInt(&buf, Int32(7))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .NegotiationFailed(message):
+        case let .NegotiationFailed(reason):
             writeInt(&buf, Int32(8))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Unreachable(message):
+        case let .Unreachable(reason):
             writeInt(&buf, Int32(9))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Platform(message):
+        case let .Platform(reason):
             writeInt(&buf, Int32(10))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Protocol(message):
+        case let .Protocol(reason):
             writeInt(&buf, Int32(11))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(message):
+        case let .Internal(reason):
             writeInt(&buf, Int32(12))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         }
     }

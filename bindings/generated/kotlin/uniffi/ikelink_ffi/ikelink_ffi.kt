@@ -4328,14 +4328,15 @@ public object FfiConverterTypeVpnStatus: FfiConverterRustBuffer<VpnStatus> {
 sealed class CallbackException: kotlin.Exception() {
     
     /**
-     * The app could not do what was asked; `message` says why.
+     * The app could not do what was asked; `reason` says why (named so, since Kotlin exceptions have a
+     * `message` of their own).
      */
     class Failed(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : CallbackException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
 
@@ -4369,7 +4370,7 @@ public object FfiConverterTypeCallbackError : FfiConverterRustBuffer<CallbackExc
             is CallbackException.Failed -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
         }
     }
@@ -4378,7 +4379,7 @@ public object FfiConverterTypeCallbackError : FfiConverterRustBuffer<CallbackExc
         when(value) {
             is CallbackException.Failed -> {
                 buf.putInt(1)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -4815,10 +4816,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class InvalidProfile(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4826,10 +4827,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class InvalidOptions(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4837,10 +4838,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class InvalidCredentials(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4866,10 +4867,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class AuthenticationFailed(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4877,10 +4878,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class GatewayUntrusted(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4888,10 +4889,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class NegotiationFailed(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4899,10 +4900,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class Unreachable(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4910,10 +4911,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class Platform(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4921,10 +4922,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class Protocol(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4932,10 +4933,10 @@ sealed class VpnException: kotlin.Exception() {
      */
     class Internal(
         
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : VpnException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
 
@@ -4998,17 +4999,17 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
             is VpnException.InvalidProfile -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.InvalidOptions -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.InvalidCredentials -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.AlreadyConnected -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -5021,37 +5022,37 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
             is VpnException.AuthenticationFailed -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.GatewayUntrusted -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.NegotiationFailed -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.Unreachable -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.Platform -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.Protocol -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.Internal -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
         }
     }
@@ -5060,17 +5061,17 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
         when(value) {
             is VpnException.InvalidProfile -> {
                 buf.putInt(1)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is VpnException.InvalidOptions -> {
                 buf.putInt(2)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is VpnException.InvalidCredentials -> {
                 buf.putInt(3)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is VpnException.AlreadyConnected -> {
@@ -5083,37 +5084,37 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
             }
             is VpnException.AuthenticationFailed -> {
                 buf.putInt(6)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is VpnException.GatewayUntrusted -> {
                 buf.putInt(7)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is VpnException.NegotiationFailed -> {
                 buf.putInt(8)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is VpnException.Unreachable -> {
                 buf.putInt(9)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is VpnException.Platform -> {
                 buf.putInt(10)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is VpnException.Protocol -> {
                 buf.putInt(11)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is VpnException.Internal -> {
                 buf.putInt(12)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
