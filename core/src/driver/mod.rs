@@ -254,8 +254,6 @@ impl Session {
         let ike_port = ike.local_addr().map_err(|source| DriverError::Bind { port: profile.ike_port, source })?.port();
         let local = SocketAddr::new(local_ip, ike_port);
 
-        let mut seed = [0u8; 32];
-        OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
         let mut plane_seed = [0u8; 32];
         OsRng.try_fill_bytes(&mut plane_seed).map_err(|e| DriverError::Random(e.to_string()))?;
         if options.data_plane && options.configure_network && hooks.tun.is_none() {
@@ -263,10 +261,7 @@ impl Session {
                 info!(?r, "restored network settings left by an earlier run");
             }
         }
-        let now = Instant::now();
-        let mut sa = IkeSa::new(profile.ike.clone(), local, profile.gateway, now, seed)?;
-        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        sa.set_unix_time(now, unix);
+        let sa = fresh_sa(profile.ike.clone(), local, profile.gateway)?;
         let (tx, rx) = mpsc::channel(4);
         let gateway_ip = profile.gateway.ip();
         let home_gateway = profile.gateway;
@@ -374,6 +369,17 @@ struct Driver {
 /// When a reauthentication's new IKE SA failed, try again this much later (the old one keeps working).
 const REAUTH_RETRY: Duration = Duration::from_secs(30);
 
+/// A new IKE SA towards `gateway` with a fresh random seed and the wall clock (for certificate validity).
+fn fresh_sa(config: crate::ike::IkeConfig, local: SocketAddr, gateway: SocketAddr) -> Result<IkeSa, DriverError> {
+    let mut seed = [0u8; 32];
+    OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
+    let now = Instant::now();
+    let mut sa = IkeSa::new(config, local, gateway, now, seed)?;
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    sa.set_unix_time(now, unix);
+    Ok(sa)
+}
+
 /// At most this many redirects within [`REDIRECT_WINDOW`] (RFC 5685 §10 asks for a limit; strongSwan's).
 const MAX_REDIRECTS: usize = 5;
 const REDIRECT_WINDOW: Duration = Duration::from_secs(300);
@@ -449,6 +455,8 @@ impl Driver {
                     break Err(e);
                 }
             }
+            // What handling the events queued (a Delete of the IKE SA a reauthentication retires).
+            self.flush().await;
             let deadline = match self.reconnect_at {
                 Some(t) => Some(t),
                 None => {
@@ -595,13 +603,7 @@ impl Driver {
         };
         self.retarget(target.ip())?;
         self.profile.gateway = target;
-        let mut seed = [0u8; 32];
-        OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
-        let now = Instant::now();
-        let mut sa = IkeSa::new(ike, self.local, self.profile.gateway, now, seed)?;
-        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        sa.set_unix_time(now, unix);
-        self.sa = sa;
+        self.sa = fresh_sa(ike, self.local, self.profile.gateway)?;
         info!(attempt = self.attempt, gateway = %self.profile.gateway, "reconnecting");
         Ok(())
     }
@@ -614,12 +616,7 @@ impl Driver {
         }
         let mut ike = self.profile.ike.clone();
         ike.initial_contact = false;
-        let mut seed = [0u8; 32];
-        OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
-        let now = Instant::now();
-        let mut sa = IkeSa::new(ike, self.local, self.profile.gateway, now, seed)?;
-        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        sa.set_unix_time(now, unix);
+        let sa = fresh_sa(ike, self.local, self.profile.gateway)?;
         info!(gateway = %self.profile.gateway, "reauthenticating: a new IKE SA while the current one carries traffic");
         self.retiring = Some(std::mem::replace(&mut self.sa, sa));
         Ok(())
@@ -637,15 +634,6 @@ impl Driver {
                 Event::Closed(_) => closed = true,
                 // A rekey the gateway made meanwhile: that SA goes with the old IKE SA.
                 _ => {}
-            }
-        }
-        while let Some(t) = old.poll_transmit() {
-            let sock = match t.socket {
-                SocketKind::Ike => &self.ike,
-                SocketKind::NatT => &self.natt,
-            };
-            if let Err(e) = sock.send_to(&t.payload, t.remote).await {
-                debug!(%e, remote = %t.remote, "send failed");
             }
         }
         for (inbound_spi, outbound_spi) in removed {
@@ -892,8 +880,13 @@ impl Driver {
         Ok(())
     }
 
+    /// Send what the IKE SA (and the one a reauthentication retires) want sent.
     async fn flush(&mut self) {
-        while let Some(t) = self.sa.poll_transmit() {
+        loop {
+            let Some(t) = self.retiring.as_mut().and_then(IkeSa::poll_transmit).or_else(|| self.sa.poll_transmit())
+            else {
+                return;
+            };
             let sock = match t.socket {
                 SocketKind::Ike => &self.ike,
                 SocketKind::NatT => &self.natt,
