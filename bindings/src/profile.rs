@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use ikelink::crypto::{ClientCredentials, GatewayCertPolicy, TrustAnchors};
+use ikelink::eap::{CertificateDer, TlsKey};
 use ikelink::ike::{parse_identity, AuthConfig, GatewayAuth};
 use ikelink::profile::{root_store_from_pem, Profile, Resolved, Supplied};
 use zeroize::Zeroizing;
@@ -53,21 +54,38 @@ pub(crate) fn check(
     let method = a.method.as_str();
     let gateway_auth_kind =
         original.gateway.auth.clone().unwrap_or_else(|| if method == "psk" { "psk".into() } else { "cert".into() });
-    // EAP (the password or EAP-TLS credentials are in the profile) with the gateway's trust from the app: the
-    // core resolver takes that trust directly; PEM CAs also vouch for an EAP-TLS/TTLS server.
-    if let (None, Some(t), "eap") = (&identity, &trust, method) {
-        if gateway_auth_kind == "psk" {
-            return Err(invalid("gateway.auth: the gateway authenticates with the PSK, not a certificate"));
+    // EAP with the gateway's trust and/or (EAP-TLS) our identity from the app: the core resolver takes them
+    // directly; PEM CAs also vouch for an EAP-TLS/TTLS server.
+    if method == "eap" {
+        if identity.is_some() {
+            if a.eap_method.as_deref() != Some("tls") {
+                return Err(invalid("auth.eap_method: a client identity from the app needs eap_method = \"tls\""));
+            }
+            if a.cert.is_some() || a.key.is_some() || a.pkcs12.is_some() {
+                return Err(invalid("auth.cert: give the client identity either in the profile or to connect()"));
+            }
         }
-        if !original.gateway.ca.is_empty() {
-            return Err(invalid("gateway.ca: give the gateway's CA either in the profile or to connect()"));
+        if trust.is_some() {
+            if gateway_auth_kind == "psk" {
+                return Err(invalid("gateway.auth: the gateway authenticates with the PSK, not a certificate"));
+            }
+            if !original.gateway.ca.is_empty() {
+                return Err(invalid("gateway.ca: give the gateway's CA either in the profile or to connect()"));
+            }
         }
-        let eap_roots = match t {
-            GatewayTrust::CaCertificates { pem } => Some(root_store_from_pem(pem).map_err(credentials)?),
-            GatewayTrust::Platform { .. } => None,
+        let eap_roots = match &trust {
+            Some(GatewayTrust::CaCertificates { pem }) => Some(root_store_from_pem(pem).map_err(credentials)?),
+            _ => None,
+        };
+        let eap_tls_identity = match identity {
+            Some(id) => {
+                let c = client_credentials(id)?;
+                Some((c.chain.into_iter().map(CertificateDer::from).collect(), TlsKey::Signer(c.signer)))
+            }
+            None => None,
         };
         let gateway_auth = trust.map(|t| gateway_trust(t, &original)).transpose()?;
-        let supplied = Supplied { gateway_auth, eap_roots };
+        let supplied = Supplied { gateway_auth, eap_roots, eap_tls_identity };
         original.ike_config_with(&supplied).map_err(invalid)?;
         return Ok(Checked { profile: original, auth: None, gateway_auth: None, supplied: Some(supplied) });
     }
@@ -376,6 +394,21 @@ mod tests {
         let AuthConfig::Eap(c) = &r.ike.auth else { panic!("EAP expected") };
         let EapCredentials::Ttls(t) = &c.credentials else { panic!("TTLS expected") };
         assert_eq!((t.server_name.as_str(), t.roots.len()), ("gw.ikelink.test", 1));
+        // EAP-TLS with the client identity from the app (a key store key) and its CAs.
+        let tls = "[gateway]\naddress = \"203.0.113.2\"\nid = \"gw.ikelink.test\"\n[local]\n[auth]\nmethod = \"eap\"\n\
+                   eap_method = \"tls\"\neap_identity = \"client.ikelink.test\"\n";
+        let (identity, ca) = pem_identity();
+        let r = check(tls, Some(identity), Some(GatewayTrust::CaCertificates { pem: ca.clone() }))
+            .and_then(Checked::resolve)
+            .unwrap();
+        let AuthConfig::Eap(c) = &r.ike.auth else { panic!("EAP expected") };
+        let EapCredentials::Tls(t) = &c.credentials else { panic!("EAP-TLS expected") };
+        assert!(matches!(t.key, ikelink::eap::TlsKey::Signer(_)));
+        assert_eq!((t.chain.len(), t.roots.len()), (1, 1));
+        // A client identity from the app only serves EAP-TLS.
+        let (identity, _) = pem_identity();
+        let e = check(&eap("mschapv2"), Some(identity), Some(GatewayTrust::CaCertificates { pem: ca })).err().unwrap();
+        assert!(matches!(&e, VpnError::InvalidProfile { reason } if reason.contains("eap_method")), "{e:?}");
         // EAP-TTLS with platform trust has no anchors for the EAP server: a typed error naming gateway.ca.
         let trust = GatewayTrust::Platform { evaluator: Arc::new(Judge) };
         let e = check(&eap("ttls"), None, Some(trust)).err().unwrap();

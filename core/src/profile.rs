@@ -42,7 +42,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::RootCertStore;
 
 use crate::crypto::{ClientCredentials, GatewayCertPolicy, TrustAnchors};
-use crate::eap::{EapConfig, EapCredentials, EapMethod, TlsCredentials, TtlsCredentials};
+use crate::eap::{EapConfig, EapCredentials, EapMethod, TlsCredentials, TlsKey, TtlsCredentials};
 use crate::ike::{
     parse_cidr, parse_identity, AuthConfig, EspProposal, GatewayAuth, IkeConfig, IkeProposal, Retransmit,
 };
@@ -405,6 +405,8 @@ pub struct Supplied {
     pub gateway_auth: Option<GatewayAuth>,
     /// Trust anchors for an EAP-TLS/EAP-TTLS server, instead of `gateway.ca`.
     pub eap_roots: Option<RootCertStore>,
+    /// Our EAP-TLS certificate chain and key (a key store's), instead of `auth.cert`/`auth.key` files.
+    pub eap_tls_identity: Option<(Vec<CertificateDer<'static>>, TlsKey)>,
 }
 
 /// A validated profile, ready to connect.
@@ -546,7 +548,12 @@ impl Profile {
                 if a.ttls_inner.is_some() && method != Some(EapMethod::Ttls) {
                     return Err(field("auth.ttls_inner", "only with eap_method = \"ttls\""));
                 }
-                let credentials = if method == Some(EapMethod::Tls) {
+                let credentials = if let (Some(EapMethod::Tls), Some((chain, key))) =
+                    (method, supplied.eap_tls_identity.as_ref())
+                {
+                    let (roots, server_name) = eap_server_trust("EAP-TLS")?;
+                    EapCredentials::Tls(TlsCredentials { chain: chain.clone(), key: key.clone(), server_name, roots })
+                } else if method == Some(EapMethod::Tls) {
                     let creds = client_creds()?;
                     let _ = creds;
                     let chain =
@@ -560,7 +567,7 @@ impl Profile {
                     let key = PrivateKeyDer::from_pem_slice(&key_pem)
                         .map_err(|e| field("auth.key", format!("bad PEM: {e:?}")))?;
                     let (roots, server_name) = eap_server_trust("EAP-TLS")?;
-                    EapCredentials::Tls(TlsCredentials { chain, key, server_name, roots })
+                    EapCredentials::Tls(TlsCredentials { chain, key: TlsKey::Der(key), server_name, roots })
                 } else if method == Some(EapMethod::Ttls) {
                     let username = a.username.clone().ok_or_else(|| field("auth.username", "EAP needs a user name"))?;
                     let password = read_secret("password", &a.password, &a.password_file)?

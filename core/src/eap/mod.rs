@@ -60,11 +60,37 @@ impl fmt::Debug for EapCredentials {
     }
 }
 
+/// Our EAP-TLS private key.
+pub enum TlsKey {
+    /// In memory (PKCS#8, PKCS#1 or SEC1 DER).
+    Der(PrivateKeyDer<'static>),
+    /// In a key store (Android KeyChain, Apple Keychain): only its signatures come out.
+    Signer(std::sync::Arc<dyn crate::crypto::Signer>),
+}
+
+impl fmt::Debug for TlsKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsKey::Der(_) => f.write_str("TlsKey::Der(..)"),
+            TlsKey::Signer(s) => f.debug_tuple("TlsKey::Signer").field(&s.schemes()).finish(),
+        }
+    }
+}
+
+impl Clone for TlsKey {
+    fn clone(&self) -> Self {
+        match self {
+            TlsKey::Der(k) => TlsKey::Der(k.clone_key()),
+            TlsKey::Signer(s) => TlsKey::Signer(s.clone()),
+        }
+    }
+}
+
 /// Client certificate, key and trust anchors for EAP-TLS.
 pub struct TlsCredentials {
     /// Our certificate chain, end entity first.
     pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
+    pub key: TlsKey,
     /// The name the EAP server's certificate must carry (DNS name or IP address).
     pub server_name: String,
     /// Trust anchors for the EAP server's certificate.
@@ -75,7 +101,7 @@ impl Clone for TlsCredentials {
     fn clone(&self) -> Self {
         TlsCredentials {
             chain: self.chain.clone(),
-            key: self.key.clone_key(),
+            key: self.key.clone(),
             server_name: self.server_name.clone(),
             roots: self.roots.clone(),
         }

@@ -408,7 +408,7 @@ mod tls {
             identity: "client@example.org".into(),
             credentials: EapCredentials::Tls(TlsCredentials {
                 chain: vec![pki.client.0.clone()],
-                key: pki.client.1.clone_key(),
+                key: TlsKey::Der(pki.client.1.clone_key()),
                 server_name: server_name.into(),
                 roots: roots(trust),
             }),
@@ -595,6 +595,30 @@ mod tls {
     #[test]
     fn eap_tls13_handshake_with_fragments_and_success_indication() {
         handshake(&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3);
+    }
+
+    /// The client key stays in a key store: rustls signs through our `Signer` (as the Android/Apple shells'
+    /// key store signers do), with TLS 1.2 and 1.3.
+    #[test]
+    fn eap_tls_with_a_key_store_signer() {
+        for (version, expect) in [
+            (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+            (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+        ] {
+            let pki = pki();
+            let mut config = peer_config(&pki, &pki.ca, "radius.example.org");
+            let PrivateKeyDer::Pkcs8(der) = &pki.client.1 else { panic!("PKCS#8 test key") };
+            let signer = crate::crypto::KeyPairSigner::from_pkcs8_der(der.secret_pkcs8_der()).unwrap();
+            if let EapCredentials::Tls(t) = &mut config.credentials {
+                t.key = TlsKey::Signer(std::sync::Arc::new(signer));
+            }
+            let mut peer = EapPeer::new(config);
+            let mut auth = Authenticator::new(&pki, version, 300);
+            assert_eq!(run(&mut peer, &mut auth), Ok(EapAction::Success));
+            assert_eq!(auth.conn.protocol_version(), Some(expect));
+            assert!(auth.conn.peer_certificates().is_some_and(|c| c.len() == 1), "the server saw our certificate");
+            assert_eq!(peer.msk().expect("MSK").to_vec(), auth.msk());
+        }
     }
 
     #[test]

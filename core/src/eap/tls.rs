@@ -14,7 +14,8 @@ use rustls::{ClientConfig, ClientConnection, ProtocolVersion};
 use zeroize::Zeroizing;
 
 use super::ttls::{Phase2, MAX_PHASE2_LEN};
-use super::{EapError, MethodStep, TlsCredentials, TtlsCredentials};
+use super::{EapError, MethodStep, TlsCredentials, TlsKey, TtlsCredentials};
+use crate::crypto::{SigScheme, Signer};
 
 const FLAG_LENGTH: u8 = 0x80;
 const FLAG_MORE: u8 = 0x40;
@@ -63,12 +64,20 @@ pub(crate) struct EapTls {
 impl EapTls {
     /// Build the TLS client for an EAP-TLS Start.
     pub(crate) fn new(creds: &TlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
-        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(tls_error)?
-            .with_root_certificates(creds.roots.clone())
-            .with_client_auth_cert(creds.chain.clone(), creds.key.clone_key())
-            .map_err(tls_error)?;
+            .with_root_certificates(creds.roots.clone());
+        let config = match &creds.key {
+            TlsKey::Der(key) => {
+                builder.with_client_auth_cert(creds.chain.clone(), key.clone_key()).map_err(tls_error)?
+            }
+            TlsKey::Signer(signer) => {
+                let key = Arc::new(KeystoreKey(signer.clone()));
+                let certified = Arc::new(rustls::sign::CertifiedKey::new(creds.chain.clone(), key));
+                builder.with_client_cert_resolver(Arc::new(FixedCertificate(certified)))
+            }
+        };
         Self::build(config, &creds.server_name, Flavor::Tls, fragment_size)
     }
 
@@ -336,6 +345,89 @@ impl EapTls {
             self.sent = 0;
         }
         out
+    }
+}
+
+/// Always our one certificate and key (the key store's).
+#[derive(Debug)]
+struct FixedCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for FixedCertificate {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A key store key as rustls sees it: the first of our signer's schemes that the server offered.
+struct KeystoreKey(Arc<dyn Signer>);
+
+impl std::fmt::Debug for KeystoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeystoreKey").field(&self.0.schemes()).finish()
+    }
+}
+
+/// The TLS name of one of our signature schemes (the signature formats agree: DER ECDSA, PSS with a salt as long
+/// as the hash).
+fn tls_scheme(s: SigScheme) -> rustls::SignatureScheme {
+    use rustls::SignatureScheme as T;
+    match s {
+        SigScheme::RsaPkcs1Sha256 => T::RSA_PKCS1_SHA256,
+        SigScheme::RsaPkcs1Sha384 => T::RSA_PKCS1_SHA384,
+        SigScheme::RsaPkcs1Sha512 => T::RSA_PKCS1_SHA512,
+        SigScheme::RsaPssSha256 => T::RSA_PSS_SHA256,
+        SigScheme::RsaPssSha384 => T::RSA_PSS_SHA384,
+        SigScheme::RsaPssSha512 => T::RSA_PSS_SHA512,
+        SigScheme::EcdsaP256Sha256 => T::ECDSA_NISTP256_SHA256,
+        SigScheme::EcdsaP384Sha384 => T::ECDSA_NISTP384_SHA384,
+        SigScheme::EcdsaP521Sha512 => T::ECDSA_NISTP521_SHA512,
+        SigScheme::Ed25519 => T::ED25519,
+    }
+}
+
+impl rustls::sign::SigningKey for KeystoreKey {
+    fn choose_scheme(&self, offered: &[rustls::SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
+        let ours = self.0.schemes().into_iter().find(|s| offered.contains(&tls_scheme(*s)))?;
+        Some(Box::new(KeystoreSignature { key: self.0.clone(), scheme: ours }))
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        match self.0.schemes().first() {
+            Some(SigScheme::EcdsaP256Sha256 | SigScheme::EcdsaP384Sha384 | SigScheme::EcdsaP521Sha512) => {
+                rustls::SignatureAlgorithm::ECDSA
+            }
+            Some(SigScheme::Ed25519) => rustls::SignatureAlgorithm::ED25519,
+            _ => rustls::SignatureAlgorithm::RSA,
+        }
+    }
+}
+
+struct KeystoreSignature {
+    key: Arc<dyn Signer>,
+    scheme: SigScheme,
+}
+
+impl std::fmt::Debug for KeystoreSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeystoreSignature").field("scheme", &self.scheme).finish()
+    }
+}
+
+impl rustls::sign::Signer for KeystoreSignature {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.key.sign(self.scheme, message).map_err(|e| rustls::Error::General(format!("key store signature: {e}")))
+    }
+
+    fn scheme(&self) -> rustls::SignatureScheme {
+        tls_scheme(self.scheme)
     }
 }
 
