@@ -240,6 +240,7 @@ fn policy(anchors: TrustAnchors, profile: &Profile) -> Result<GatewayAuth, VpnEr
     if let Some(p) = &profile.gateway.pin_sha256 {
         policy.pinned_leaf_spki_sha256 = Some(hex32("gateway.pin_sha256", p)?);
     }
+    policy.crls = ikelink::profile::load_crls(&profile.gateway.crl).map_err(invalid)?;
     Ok(GatewayAuth::Certificate(Arc::new(policy)))
 }
 

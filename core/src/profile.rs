@@ -133,6 +133,9 @@ pub struct GatewaySection {
     /// CA certificates (PEM files) the gateway's certificate must chain to; they replace the system store.
     #[serde(default)]
     pub ca: Vec<String>,
+    /// Certificate revocation lists (PEM or DER files) of those CAs: a revoked gateway certificate is refused.
+    #[serde(default)]
+    pub crl: Vec<String>,
     /// SHA-256 of the CA's / the gateway certificate's SubjectPublicKeyInfo (hex), to pin them.
     pub pin_ca_sha256: Option<String>,
     pub pin_sha256: Option<String>,
@@ -383,6 +386,24 @@ impl Default for NatSection {
     fn default() -> Self {
         NatSection { force_encap: false, keepalive: default_keepalive() }
     }
+}
+
+/// CRLs from files, PEM (`X509 CRL` blocks) or DER.
+pub fn load_crls(files: &[String]) -> Result<Vec<Vec<u8>>, ProfileError> {
+    use rustls::pki_types::CertificateRevocationListDer;
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = read_file("gateway.crl", f)?;
+        if bytes.starts_with(b"-----BEGIN") {
+            for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
+                let crl = crl.map_err(|e| field("gateway.crl", format!("{f}: bad PEM: {e:?}")))?;
+                out.push(crl.as_ref().to_vec());
+            }
+        } else {
+            out.push(bytes.to_vec());
+        }
+    }
+    Ok(out)
 }
 
 /// Trust anchors (for an EAP-TLS/EAP-TTLS server) from PEM certificates.
@@ -642,6 +663,7 @@ impl Profile {
                 if let Some(p) = &self.gateway.pin_sha256 {
                     policy.pinned_leaf_spki_sha256 = Some(parse_hex32("gateway.pin_sha256", p)?);
                 }
+                policy.crls = load_crls(&self.gateway.crl)?;
                 GatewayAuth::Certificate(Arc::new(policy))
             }
             other => return Err(field("gateway.auth", format!("unknown `{other}` (psk, cert)"))),

@@ -105,7 +105,7 @@ pub fn import_sswan(json: &str, dir: &std::path::Path) -> Result<Imported, Impor
         warnings.push("remote.certreq = false is not supported: certificate requests are always sent".into());
     }
     if remote.get("revocation").is_some() {
-        warnings.push("remote.revocation: revocation checking is not supported yet".into());
+        warnings.push("remote.revocation: CRLs are not fetched; put the CA's CRL into gateway.crl".into());
     }
 
     let mut local_t = toml::Table::new();

@@ -207,3 +207,39 @@ fn imported_strongswan_app_profile_connects() {
     let profile = std::fs::read_to_string(out_dir.join("test-gateway.toml")).unwrap();
     connects(&tb, &gw, &profile);
 }
+
+/// Revocation (RFC 5280 §6.3): with the CA's CRL in the profile (`gateway.crl`, made by `pki --signcrl`), a
+/// revoked gateway certificate is refused; a CRL that does not list it changes nothing.
+#[test]
+fn revoked_gateway_certificate_is_refused() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
+    let _gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
+    let crl = |name: &str, revoke: bool| {
+        let path = tb.dir().join(name);
+        let mut cmd = Command::new("pki");
+        cmd.args(["--signcrl", "--cacert", &p(&pki.ca_cert), "--cakey", &p(&pki.ca_key), "--outform", "pem"]);
+        if revoke {
+            cmd.args(["--reason", "key-compromise", "--cert", &p(&pki.gw_cert)]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(&path, out.stdout).unwrap();
+        path
+    };
+    let profile = |crl: &Path| {
+        cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)).replacen(
+            "ca = [",
+            &format!("crl = [\"{}\"]\nca = [", p(crl)),
+            1,
+        )
+    };
+    // A CRL of the CA that does not list the gateway: connects.
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile(&crl("empty.crl", false)), &["--no-tun"]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert!(c.interrupt(T).unwrap().success());
+    // The gateway's certificate revoked: refused with its own error.
+    let e = fails(&tb, &profile(&crl("revoked.crl", true)));
+    assert!(e.contains("revoked"), "{e}");
+}

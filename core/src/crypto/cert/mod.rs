@@ -35,6 +35,12 @@ pub enum CertError {
     /// No CA certificates to validate against.
     #[error("no trusted CA certificates are configured")]
     NoTrustAnchors,
+    /// A configured CRL lists the certificate.
+    #[error("the certificate was revoked (listed in the CA's certificate revocation list)")]
+    Revoked,
+    /// A configured CRL cannot be used.
+    #[error("bad certificate revocation list: {0}")]
+    BadCrl(String),
     /// A certificate or PEM/DER input could not be parsed.
     #[error("malformed certificate: {0}")]
     Malformed(String),
@@ -179,6 +185,9 @@ pub struct GatewayCertPolicy {
     /// anyExtendedKeyUsage. `true` (like Apple and Windows clients): extendedKeyUsage must be present and
     /// contain serverAuth.
     pub require_server_auth_eku: bool,
+    /// Certificate revocation lists (DER, RFC 5280 §5) of the CAs in the chain: a listed certificate is
+    /// refused; certificates whose issuer has no CRL here are not checked (like strongSwan without `strict`).
+    pub crls: Vec<Vec<u8>>,
 }
 
 impl GatewayCertPolicy {
@@ -189,6 +198,7 @@ impl GatewayCertPolicy {
             pinned_ca_spki_sha256: None,
             pinned_leaf_spki_sha256: None,
             require_server_auth_eku: false,
+            crls: Vec::new(),
         }
     }
 }
@@ -266,6 +276,7 @@ fn map_webpki(e: webpki::Error) -> CertError {
     use webpki::Error as E;
     match e {
         E::UnknownIssuer => CertError::UntrustedIssuer,
+        E::CertRevoked => CertError::Revoked,
         E::CertExpired { time, not_after } => {
             CertError::Expired { not_after: not_after.as_secs(), now: time.as_secs() }
         }
@@ -311,7 +322,7 @@ pub fn cert_spki_sha256(cert: &[u8]) -> Result<[u8; 32], CertError> {
 /// reads the clock). `id` is the gateway's IDr: ID_FQDN must match a dNSName subjectAltName (a leftmost `*`
 /// label matches one label), ID_IPV4_ADDR/ID_IPV6_ADDR an iPAddress, ID_RFC822_ADDR an rfc822Name
 /// (ASCII case-insensitive), ID_DER_ASN1_DN the subject (or a directoryName) byte for byte. The common name
-/// is never used. Revocation (CRL/OCSP) is not checked.
+/// is never used. Revocation: against the CRLs of the policy (RFC 5280 §6.3); no OCSP and no fetching.
 pub fn validate_gateway(
     chain: &[&[u8]],
     id: &Identification,
@@ -343,13 +354,30 @@ pub fn validate_gateway(
             Err(webpki::Error::UnknownIssuer)
         }
     };
+    let crls = policy
+        .crls
+        .iter()
+        .map(|der| webpki::OwnedCertRevocationList::from_der(der).map(webpki::CertRevocationList::from))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CertError::BadCrl(e.to_string()))?;
+    let crl_refs: Vec<&webpki::CertRevocationList<'_>> = crls.iter().collect();
+    let revocation = match webpki::RevocationOptionsBuilder::new(&crl_refs) {
+        Ok(b) => Some(
+            b.with_depth(webpki::RevocationCheckDepth::Chain)
+                .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
+                .build(),
+        ),
+        // No CRLs configured.
+        Err(_) => None,
+    };
     let verified = ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &policy.anchors.anchors,
         &intermediates,
         time,
         AnyEku,
-        None,
+        revocation,
         Some(&check_ca_pin),
     );
     if let Err(e) = verified {
