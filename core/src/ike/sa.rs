@@ -175,7 +175,7 @@ struct OldIke {
 }
 
 /// An IKE header for our messages (§3.1); the length is filled in when encoding.
-fn ike_header(
+pub(crate) fn ike_header(
     spi_i: u64,
     spi_r: u64,
     exchange: ExchangeType,

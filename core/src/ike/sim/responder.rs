@@ -14,9 +14,9 @@ use crate::ike::child::ChildSa;
 use crate::ike::proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};
 use crate::ike::ts::parse_cidr;
 use crate::wire::{
-    self, cfg_attr, AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, Delete, ExchangeType, Flags,
-    Header, IdType, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector,
-    Transform, TransformType, TsAddresses,
+    self, cfg_attr, AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, Delete, ExchangeType, Header,
+    IdType, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector, Transform,
+    TransformType, TsAddresses,
 };
 
 /// The NAT-T port (RFC 3948).
@@ -638,16 +638,7 @@ impl Responder {
     }
 
     fn header(spi_i: u64, spi_r: u64, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
-        Header {
-            spi_i,
-            spi_r,
-            next_payload: 0,
-            version: 0x20,
-            exchange,
-            flags: Flags { initiator: false, version: false, response },
-            message_id,
-            length: 0,
-        }
+        crate::ike::sa::ike_header(spi_i, spi_r, exchange, false, response, message_id)
     }
 
     /// An unencrypted IKE_SA_INIT answer carrying one notify, creating no state (§1.2, §2.6).
