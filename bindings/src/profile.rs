@@ -241,6 +241,9 @@ fn policy(anchors: TrustAnchors, profile: &Profile) -> Result<GatewayAuth, VpnEr
         policy.pinned_leaf_spki_sha256 = Some(hex32("gateway.pin_sha256", p)?);
     }
     policy.crls = ikelink::profile::load_crls(&profile.gateway.crl).map_err(invalid)?;
+    if let Some(r) = &profile.gateway.revocation {
+        policy.revocation = r.parse().map_err(|e| invalid(format!("gateway.revocation: {e}")))?;
+    }
     Ok(GatewayAuth::Certificate(Arc::new(policy)))
 }
 

@@ -136,6 +136,10 @@ pub struct GatewaySection {
     /// Certificate revocation lists (PEM or DER files) of those CAs: a revoked gateway certificate is refused.
     #[serde(default)]
     pub crl: Vec<String>,
+    /// Fetching CRLs from the certificates' distribution points: "relaxed" (default: refuse only what is known
+    /// to be revoked), "ifuri" (also refuse when a named distribution point gave no CRL), "strict" (every
+    /// certificate of the chain needs a CRL), "offline" (fetch nothing; only `crl`).
+    pub revocation: Option<String>,
     /// SHA-256 of the CA's / the gateway certificate's SubjectPublicKeyInfo (hex), to pin them.
     pub pin_ca_sha256: Option<String>,
     pub pin_sha256: Option<String>,
@@ -664,6 +668,9 @@ impl Profile {
                     policy.pinned_leaf_spki_sha256 = Some(parse_hex32("gateway.pin_sha256", p)?);
                 }
                 policy.crls = load_crls(&self.gateway.crl)?;
+                if let Some(r) = &self.gateway.revocation {
+                    policy.revocation = r.parse().map_err(|e| field("gateway.revocation", e))?;
+                }
                 GatewayAuth::Certificate(Arc::new(policy))
             }
             other => return Err(field("gateway.auth", format!("unknown `{other}` (psk, cert)"))),

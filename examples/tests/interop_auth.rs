@@ -243,3 +243,58 @@ fn revoked_gateway_certificate_is_refused() {
     let e = fails(&tb, &profile(&crl("revoked.crl", true)));
     assert!(e.contains("revoked"), "{e}");
 }
+
+/// Online revocation (RFC 5280 §4.2.1.13): the gateway's certificate names a CRL distribution point, served
+/// over HTTP on the gateway's public address; the client fetches the CRL before it trusts the gateway
+/// (strongSwan's `revocation` policies: relaxed by default, ifuri on request).
+#[test]
+fn crl_from_the_distribution_point_is_fetched() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let url = format!("http://{GW_ADDR}:8080/ca.crl");
+    let pki = Pki::generate_full(&tb.dir().join("pki"), KeyType::EcdsaP256, Some(&url)).unwrap();
+    let _gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
+    let www = tb.dir().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    // What CAs publish: a DER CRL.
+    let publish = |revoke: bool| {
+        let mut cmd = Command::new("pki");
+        cmd.args(["--signcrl", "--cacert", &p(&pki.ca_cert), "--cakey", &p(&pki.ca_key), "--outform", "der"]);
+        if revoke {
+            cmd.args(["--reason", "key-compromise", "--cert", &p(&pki.gw_cert)]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(www.join("ca.crl"), out.stdout).unwrap();
+    };
+    let http = tb.start_http_server(Role::Gw, &www, GW_ADDR, 8080).unwrap();
+    let profile = |revocation: &str| {
+        cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)).replacen(
+            "ca = [",
+            &format!("revocation = \"{revocation}\"\nca = ["),
+            1,
+        )
+    };
+
+    // A CRL that does not list the gateway: fetched, connects.
+    publish(false);
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile("relaxed"), &["--no-tun"]).unwrap();
+    c.wait_connected(T).unwrap();
+    let log = c.log();
+    assert!(log.contains("fetched CRL") && log.contains(&url), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success());
+
+    // The CA revokes the gateway's certificate: refused with its own error.
+    publish(true);
+    let e = fails(&tb, &profile("relaxed"));
+    assert!(e.contains("revoked"), "{e}");
+
+    // No CRL to be had: relaxed connects anyway, ifuri refuses.
+    http.stop();
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile("relaxed"), &["--no-tun"]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert!(c.log().contains("cannot fetch CRL"), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success());
+    let e = fails(&tb, &profile("ifuri"));
+    assert!(e.contains("no revocation status") && e.contains(&url), "{e}");
+}

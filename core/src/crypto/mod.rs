@@ -21,8 +21,8 @@ mod util;
 
 pub use algs::{Encr, Group, Integ, Prf};
 pub use cert::{
-    cert_spki_sha256, certreq_hashes, display_dn, spki_sha256, validate_gateway, CertError, ClientCredentials,
-    GatewayCertPolicy, TrustAnchors, ValidatedPeer,
+    cert_spki_sha256, certreq_hashes, crl_urls, display_dn, spki_sha256, validate_gateway, validate_gateway_with_crls,
+    CertError, ClientCredentials, FetchedCrl, GatewayCertPolicy, Revocation, TrustAnchors, ValidatedPeer,
 };
 pub use cipher::{AeadKey, CbcKey, HmacKey};
 pub use dh::KeyExchange;

@@ -4,6 +4,7 @@
 //! One [`Session`] is one connection attempt: it ends when the IKE SA closes. Events arrive on a channel.
 
 mod dataplane;
+mod fetch;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -292,6 +293,8 @@ impl Session {
             redirect: None,
             redirects: std::collections::VecDeque::new(),
             retiring: None,
+            crl_requests: Vec::new(),
+            crl_cache: Default::default(),
         };
         let task = tokio::spawn(driver.run(rx));
         Ok(Session { commands: tx, task })
@@ -364,6 +367,9 @@ struct Driver {
     /// During a make-before-break reauthentication: the old IKE SA, carrying the traffic until the new one
     /// (`sa`) has its Child SA, then deleted.
     retiring: Option<IkeSa>,
+    /// CRL fetches asked for by the IKE SA (its SPI and the URLs), started by the run loop.
+    crl_requests: Vec<(u64, Vec<String>)>,
+    crl_cache: fetch::CrlCache,
 }
 
 /// When a reauthentication's new IKE SA failed, try again this much later (the old one keeps working).
@@ -396,10 +402,19 @@ impl Driver {
         let mut packets_seen = 0u64;
         let mut stats_tick = self.options.stats_interval.map(tokio::time::interval);
         let mut net_tick = self.options.watch_network.map(tokio::time::interval);
+        let (crl_tx, mut crl_rx) = mpsc::channel::<(u64, Vec<crate::crypto::FetchedCrl>)>(4);
         let result = loop {
             self.flush().await;
             self.process_retiring_events().await;
-            match self.process_events().await {
+            let processed = self.process_events().await;
+            for (spi, urls) in self.crl_requests.drain(..) {
+                let (cache, hooks, tx) = (self.crl_cache.clone(), self.hooks.clone(), crl_tx.clone());
+                tokio::spawn(async move {
+                    let fetched = fetch::fetch_crls(urls, &cache, &hooks).await;
+                    let _ = tx.send((spi, fetched)).await;
+                });
+            }
+            match processed {
                 Ok(Some(mut reason)) => {
                     if let (Some(IkeError::Redirected(to)), false) = (&reason, self.closing) {
                         match self.follow_redirect(to).await {
@@ -496,6 +511,12 @@ impl Driver {
                 },
                 m = ike_rx.recv() => if let Some(m) = m {
                     self.route_ike(&m);
+                },
+                f = crl_rx.recv() => if let Some((spi, fetched)) = f {
+                    self.crl_cache.store(&fetched, Instant::now());
+                    if spi == self.sa.spi_i() {
+                        self.sa.handle_crls(Instant::now(), fetched);
+                    }
                 },
                 _ = sleep => if reconnecting {
                     self.reconnect_at = None;
@@ -723,6 +744,10 @@ impl Driver {
                 }
                 Event::Established(info) => {
                     self.info = Some(info);
+                    continue;
+                }
+                Event::FetchCrls(urls) => {
+                    self.crl_requests.push((self.sa.spi_i(), urls));
                     continue;
                 }
                 Event::ChildSaInstalled(c) => {

@@ -22,5 +22,7 @@ pub use error::IkeError;
 pub use identity::{display_identity, parse_identity};
 pub use proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};
 pub use redirect::{GatewayIdentity, RedirectError};
-pub use sa::{Event, IkeSa, NatStatus, SessionInfo, SocketKind, State, Timer, Transmit, VirtualConfig};
+pub use sa::{
+    Event, IkeSa, NatStatus, SessionInfo, SocketKind, State, Timer, Transmit, VirtualConfig, CRL_FETCH_TIMEOUT,
+};
 pub use ts::{parse_cidr, ts_contains, ts_to_cidrs, Cidr};

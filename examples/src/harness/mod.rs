@@ -38,8 +38,9 @@ pub use ikelink::{finish_ping, private_resolv, psk_profile, start_ping, IkelinkC
 pub use pki::{KeyType, Pki};
 pub use process::{wait_child_timeout, wait_until, TempDir, DEFAULT_COMMAND_TIMEOUT, NAME_PREFIX};
 pub use testbed::{
-    list_namespaces, udp_ports, Capture, IperfOptions, IperfResult, IperfServer, Role, Testbed, TestbedOptions,
-    CLI_ADDR, CLI_NET, GW_ADDR, GW_LAN_ADDR, IPERF_PORT, LAN_ADDR, LAN_NET, RTR_CLI_ADDR, RTR_GW_ADDR, VIP_NET,
+    list_namespaces, udp_ports, Capture, HttpServer, IperfOptions, IperfResult, IperfServer, Role, Testbed,
+    TestbedOptions, CLI_ADDR, CLI_NET, GW_ADDR, GW_LAN_ADDR, IPERF_PORT, LAN_ADDR, LAN_NET, RTR_CLI_ADDR, RTR_GW_ADDR,
+    VIP_NET,
 };
 
 /// Gateway identity used by the default configurations (also a SAN DNS name of the test gateway certificate).

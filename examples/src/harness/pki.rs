@@ -82,6 +82,11 @@ impl Pki {
 
     /// Like [`Pki::generate`] with the given key type.
     pub fn generate_with(dir: &Path, key_type: KeyType) -> Result<Pki> {
+        Pki::generate_full(dir, key_type, None)
+    }
+
+    /// Like [`Pki::generate_with`]; the gateway certificate names `crl_uri` as its CRL distribution point.
+    pub fn generate_full(dir: &Path, key_type: KeyType, crl_uri: Option<&str>) -> Result<Pki> {
         std::fs::create_dir_all(dir).map_err(|e| HarnessError::io(dir, e))?;
         let p = Pki {
             dir: dir.to_path_buf(),
@@ -120,18 +125,19 @@ impl Pki {
         write(&p.ca_cert, &ca)?;
         let gw_dn = format!("C=CH, O=Ikelink Test, CN={GW_ID}");
         let gw_ip = GW_ADDR.to_string();
-        let gw = pki(&[
+        let (ca_cert, ca_key, gw_key) = (s(&p.ca_cert), s(&p.ca_key), s(&p.gw_key));
+        let mut gw_args = vec![
             "--issue",
             "--lifetime",
             "1825",
             "--cacert",
-            &s(&p.ca_cert),
+            &ca_cert,
             "--cakey",
-            &s(&p.ca_key),
+            &ca_key,
             "--type",
             "priv",
             "--in",
-            &s(&p.gw_key),
+            &gw_key,
             "--dn",
             &gw_dn,
             "--san",
@@ -142,7 +148,11 @@ impl Pki {
             "serverAuth",
             "--outform",
             "pem",
-        ])?;
+        ];
+        if let Some(uri) = crl_uri {
+            gw_args.extend(["--crl", uri]);
+        }
+        let gw = pki(&gw_args)?;
         write(&p.gw_cert, &gw)?;
         let client_dn = format!("C=CH, O=Ikelink Test, CN={CLIENT_ID}");
         let client = pki(&[

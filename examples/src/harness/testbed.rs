@@ -130,6 +130,25 @@ impl Default for IperfOptions {
     }
 }
 
+/// A static HTTP server (`python3 -m http.server`) started by [`Testbed::start_http_server`]; stopped on drop.
+#[derive(Debug)]
+pub struct HttpServer {
+    child: Child,
+}
+
+impl HttpServer {
+    /// Stops it now (SIGTERM, SIGKILL after 2 s).
+    pub fn stop(mut self) {
+        process::terminate(&mut self.child, Duration::from_secs(2));
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        process::terminate(&mut self.child, Duration::from_secs(2));
+    }
+}
+
 /// An iperf3 server started by [`Testbed::start_iperf_server`]; stopped on drop (and with the testbed).
 #[derive(Debug)]
 pub struct IperfServer {
@@ -501,6 +520,32 @@ impl Testbed {
             return Err(e);
         }
         Ok(IperfServer { child, port })
+    }
+
+    /// Serves the files of `dir` over HTTP on `addr:port` in `role`'s namespace (e.g. CRLs for the gateway's
+    /// certificate), and waits (≤ 5 s) until it listens.
+    pub fn start_http_server(&self, role: Role, dir: &Path, addr: Ipv4Addr, port: u16) -> Result<HttpServer> {
+        let log = self.dir().join(format!("http-{}-{port}.log", role.as_str()));
+        let (p, a, d) = (port.to_string(), addr.to_string(), dir.to_string_lossy().into_owned());
+        let args = ["-m", "http.server", &p, "--bind", &a, "--directory", &d];
+        let mut child = self.spawn_logged(role, "python3", &args, &log)?;
+        let filter = format!("sport = :{port}");
+        let waited =
+            process::wait_until("HTTP server to listen", Duration::from_secs(5), Duration::from_millis(50), || {
+                if let Ok(Some(st)) = child.try_wait() {
+                    return Err(HarnessError::Daemon {
+                        what: "HTTP server".into(),
+                        detail: format!("exited with {st}"),
+                    });
+                }
+                let out = self.exec(role, &["ss", "-Hltn", &filter])?;
+                Ok(!out.stdout.is_empty())
+            });
+        if let Err(e) = waited {
+            process::terminate(&mut child, Duration::from_secs(1));
+            return Err(e);
+        }
+        Ok(HttpServer { child })
     }
 
     /// Sends `bytes` with iperf3 (TCP) from `from` to the server at `addr` (bounded by 60 s).

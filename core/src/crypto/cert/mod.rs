@@ -41,6 +41,10 @@ pub enum CertError {
     /// A configured CRL cannot be used.
     #[error("bad certificate revocation list: {0}")]
     BadCrl(String),
+    /// The policy wants a revocation status that could not be had (no CRL from the certificate's distribution
+    /// point `url`, or, strict, no CRL for some certificate of the chain).
+    #[error("no revocation status for the gateway's certificate chain{}", .0.as_ref().map(|u| format!(" (CRL {u} unavailable)")).unwrap_or_default())]
+    RevocationUnknown(Option<String>),
     /// A certificate or PEM/DER input could not be parsed.
     #[error("malformed certificate: {0}")]
     Malformed(String),
@@ -188,6 +192,77 @@ pub struct GatewayCertPolicy {
     /// Certificate revocation lists (DER, RFC 5280 §5) of the CAs in the chain: a listed certificate is
     /// refused; certificates whose issuer has no CRL here are not checked (like strongSwan without `strict`).
     pub crls: Vec<Vec<u8>>,
+    /// Whether CRLs are also fetched from the certificates' distribution points, and what a missing status means.
+    pub revocation: Revocation,
+}
+
+/// Online revocation checking of the gateway's chain (strongSwan's `revocation` setting of a connection).
+/// CRLs are fetched over HTTP from the cRLDistributionPoints (RFC 5280 §4.2.1.13) of the end-entity and the
+/// intermediate certificates; sans-IO, the driver fetches them ([`crl_urls`], [`FetchedCrl`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Revocation {
+    /// Only the CRLs of the policy; nothing is fetched.
+    Offline,
+    /// Fetch; refuse only a certificate known to be revoked (strongSwan's `relaxed`, its default).
+    #[default]
+    Relaxed,
+    /// Fetch; also refuse a certificate that names a distribution point none of whose CRLs could be had
+    /// (strongSwan's `ifuri`).
+    IfUri,
+    /// Fetch; every certificate of the chain needs a CRL (strongSwan's `strict`).
+    Strict,
+}
+
+impl std::str::FromStr for Revocation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "offline" => Ok(Revocation::Offline),
+            "relaxed" => Ok(Revocation::Relaxed),
+            "ifuri" => Ok(Revocation::IfUri),
+            "strict" => Ok(Revocation::Strict),
+            other => Err(format!("unknown `{other}` (relaxed, ifuri, strict, offline)")),
+        }
+    }
+}
+
+/// What fetching one CRL distribution point gave: the CRL (DER or PEM) or `None` if it could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedCrl {
+    pub url: String,
+    pub crl: Option<Vec<u8>>,
+}
+
+/// The `http://` CRL distribution points of the certificates of `chain` (end-entity first), in order, without
+/// duplicates; certificates that cannot be parsed are skipped (validation will refuse them).
+pub fn crl_urls(chain: &[&[u8]]) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for cert in chain {
+        let Ok(info) = x509::parse(cert) else { continue };
+        for u in info.crl_uris.iter().filter_map(|u| http_url(u)) {
+            if !urls.contains(&u) {
+                urls.push(u);
+            }
+        }
+    }
+    urls
+}
+
+/// `u` as text if it is an `http://` URL (CRLs are signed, so plain HTTP is the norm, RFC 5280 §4.2.1.13;
+/// LDAP and others are not fetched).
+fn http_url(u: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(u).ok()?;
+    let ok = s.len() > 7 && s.get(..7)?.eq_ignore_ascii_case("http://") && s.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| s.to_owned())
+}
+
+/// A fetched CRL as DER: the bytes themselves, or the first CRL of a PEM file.
+fn crl_der(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.first() == Some(&0x30) {
+        return Some(bytes.to_vec());
+    }
+    let crl = rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(bytes).next()?.ok()?;
+    Some(crl.as_ref().to_vec())
 }
 
 impl GatewayCertPolicy {
@@ -199,6 +274,7 @@ impl GatewayCertPolicy {
             pinned_leaf_spki_sha256: None,
             require_server_auth_eku: false,
             crls: Vec::new(),
+            revocation: Revocation::default(),
         }
     }
 }
@@ -277,6 +353,7 @@ fn map_webpki(e: webpki::Error) -> CertError {
     match e {
         E::UnknownIssuer => CertError::UntrustedIssuer,
         E::CertRevoked => CertError::Revoked,
+        E::UnknownRevocationStatus => CertError::RevocationUnknown(None),
         E::CertExpired { time, not_after } => {
             CertError::Expired { not_after: not_after.as_secs(), now: time.as_secs() }
         }
@@ -322,11 +399,24 @@ pub fn cert_spki_sha256(cert: &[u8]) -> Result<[u8; 32], CertError> {
 /// reads the clock). `id` is the gateway's IDr: ID_FQDN must match a dNSName subjectAltName (a leftmost `*`
 /// label matches one label), ID_IPV4_ADDR/ID_IPV6_ADDR an iPAddress, ID_RFC822_ADDR an rfc822Name
 /// (ASCII case-insensitive), ID_DER_ASN1_DN the subject (or a directoryName) byte for byte. The common name
-/// is never used. Revocation: against the CRLs of the policy (RFC 5280 §6.3); no OCSP and no fetching.
+/// is never used. Revocation: against the CRLs of the policy (RFC 5280 §6.3); see [`validate_gateway_with_crls`]
+/// for fetched ones.
 pub fn validate_gateway(
     chain: &[&[u8]],
     id: &Identification,
     policy: &GatewayCertPolicy,
+    now_unix: u64,
+) -> Result<ValidatedPeer, CertError> {
+    validate_gateway_with_crls(chain, id, policy, &[], now_unix)
+}
+
+/// [`validate_gateway`] with the CRLs fetched from the chain's distribution points ([`crl_urls`]) as well,
+/// judged by the policy's [`Revocation`]. A fetched CRL that does not parse counts as not fetched.
+pub fn validate_gateway_with_crls(
+    chain: &[&[u8]],
+    id: &Identification,
+    policy: &GatewayCertPolicy,
+    fetched: &[FetchedCrl],
     now_unix: u64,
 ) -> Result<ValidatedPeer, CertError> {
     let (&leaf_der, intermediates) = chain.split_first().ok_or(CertError::NoCertificate)?;
@@ -354,23 +444,57 @@ pub fn validate_gateway(
             Err(webpki::Error::UnknownIssuer)
         }
     };
-    let crls = policy
+    let mut crls = policy
         .crls
         .iter()
         .map(|der| webpki::OwnedCertRevocationList::from_der(der).map(webpki::CertRevocationList::from))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CertError::BadCrl(e.to_string()))?;
+    // The URLs whose CRL could be used, and the CRL's issuer (DER Name contents).
+    let mut usable: Vec<(&str, Vec<u8>)> = Vec::new();
+    for f in fetched {
+        let parsed = f.crl.as_deref().and_then(crl_der).map(|d| webpki::OwnedCertRevocationList::from_der(&d));
+        match parsed {
+            Some(Ok(crl)) => {
+                let crl = webpki::CertRevocationList::from(crl);
+                usable.push((&f.url, crl.issuer().to_vec()));
+                crls.push(crl);
+            }
+            Some(Err(e)) => tracing::warn!(url = %f.url, %e, "fetched CRL unusable"),
+            None => {}
+        }
+    }
+    let strict = policy.revocation == Revocation::Strict;
     let crl_refs: Vec<&webpki::CertRevocationList<'_>> = crls.iter().collect();
     let revocation = match webpki::RevocationOptionsBuilder::new(&crl_refs) {
         Ok(b) => Some(
             b.with_depth(webpki::RevocationCheckDepth::Chain)
-                .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                .with_status_policy(if strict {
+                    webpki::UnknownStatusPolicy::Deny
+                } else {
+                    webpki::UnknownStatusPolicy::Allow
+                })
                 .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
                 .build(),
         ),
-        // No CRLs configured.
+        // No CRLs configured or fetched.
+        Err(_) if strict => return Err(CertError::RevocationUnknown(None)),
         Err(_) => None,
     };
+    if policy.revocation == Revocation::IfUri {
+        // Each certificate that names distribution points needs a CRL of its issuer from one of them.
+        for cert in chain {
+            let urls = crl_urls(&[cert]);
+            let Ok(issuer) = x509::parse(cert).map(|i| i.issuer) else { continue };
+            let issuer_contents = der::single(issuer, der::tag::SEQUENCE).unwrap_or(issuer);
+            let found = usable.iter().any(|(u, by)| {
+                urls.iter().any(|url| url == u) && (by.as_slice() == issuer_contents || by.as_slice() == issuer)
+            });
+            if !urls.is_empty() && !found {
+                return Err(CertError::RevocationUnknown(urls.into_iter().next()));
+            }
+        }
+    }
     let verified = ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &policy.anchors.anchors,

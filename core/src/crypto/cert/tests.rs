@@ -557,3 +557,70 @@ fn strongswan_pki_certificates() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CRL of `issuer` listing the serial numbers `revoked`, DER.
+fn crl(issuer: &Issuer<'static, KeyPair>, revoked: &[u64]) -> Vec<u8> {
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: date_time_ymd(2027, 5, 1),
+        next_update: date_time_ymd(2027, 8, 1),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|&s| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(s),
+                revocation_time: date_time_ymd(2027, 5, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    params.signed_by(issuer).unwrap().der().to_vec()
+}
+
+#[test]
+fn crls_from_distribution_points_under_each_revocation_policy() {
+    const URL: &str = "http://203.0.113.2:8080/int.crl";
+    let pki = Pki::new("crl");
+    let key = KeyPair::generate().unwrap();
+    let mut p = leaf_params(vec![]);
+    p.serial_number = Some(rcgen::SerialNumber::from(7u64));
+    p.crl_distribution_points = vec![
+        rcgen::CrlDistributionPoint { uris: vec!["ldap://ca.ikelink.test/cn=int".into(), URL.into()] },
+        rcgen::CrlDistributionPoint { uris: vec![URL.into()] },
+    ];
+    let leaf = pki.leaf(&p, &key);
+    let chain = [leaf.as_slice(), pki.intermediate.as_slice()];
+    // Only http:// URLs, once; the intermediate names none.
+    assert_eq!(crl_urls(&chain), vec![URL.to_string()]);
+    assert!(crl_urls(&[pki.intermediate.as_slice()]).is_empty());
+
+    let fetched = |crl: Option<Vec<u8>>| vec![FetchedCrl { url: URL.into(), crl }];
+    let clean = crl(&pki.intermediate_issuer, &[8]);
+    let revoked = crl(&pki.intermediate_issuer, &[7]);
+    let revoked_pem = pem("X509 CRL", &revoked).into_bytes();
+    let check = |mode: Revocation, f: Vec<FetchedCrl>| {
+        let mut policy = pki.policy();
+        policy.revocation = mode;
+        validate_gateway_with_crls(&chain, &fqdn(GW), &policy, &f, now()).map(|_| ())
+    };
+    for mode in [Revocation::Relaxed, Revocation::IfUri] {
+        assert_eq!(check(mode, fetched(Some(clean.clone()))), Ok(()), "{mode:?}");
+        assert_eq!(check(mode, fetched(Some(revoked.clone()))), Err(CertError::Revoked), "{mode:?}");
+        assert_eq!(check(mode, fetched(Some(revoked_pem.clone()))), Err(CertError::Revoked), "{mode:?} PEM");
+    }
+    // Nothing (or nothing usable) fetched: relaxed goes on, ifuri refuses.
+    for f in [None, Some(b"<html>not a CRL</html>".to_vec())] {
+        assert_eq!(check(Revocation::Relaxed, fetched(f.clone())), Ok(()));
+        assert_eq!(check(Revocation::IfUri, fetched(f)), Err(CertError::RevocationUnknown(Some(URL.into()))));
+    }
+    // Strict: the intermediate needs a CRL from the root too.
+    assert_eq!(check(Revocation::Strict, fetched(Some(clean.clone()))), Err(CertError::RevocationUnknown(None)));
+    assert_eq!(check(Revocation::Strict, fetched(None)), Err(CertError::RevocationUnknown(None)));
+    // A CRL of another CA does not count (with the same name, its signature fails).
+    let other = Pki::new("other");
+    let foreign = crl(&other.intermediate_issuer, &[7]);
+    assert_eq!(check(Revocation::Relaxed, fetched(Some(foreign.clone()))), Ok(()));
+    assert_eq!(check(Revocation::IfUri, fetched(Some(foreign))), Err(CertError::RevocationUnknown(Some(URL.into()))));
+}

@@ -1,5 +1,6 @@
 //! The parts of an X.509 certificate (RFC 5280 §4.1) that IKE identity and policy checks need and that
-//! webpki does not expose: subject, SubjectPublicKeyInfo, subjectAltName, extendedKeyUsage, keyUsage.
+//! webpki does not expose: subject, SubjectPublicKeyInfo, subjectAltName, extendedKeyUsage, keyUsage and the
+//! CRL distribution points.
 //! Signatures, validity and path building are webpki's job.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -9,6 +10,7 @@ use super::der::{self, tag, DerError, Reader};
 const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
 const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
 const OID_EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
+const OID_CRL_DISTRIBUTION_POINTS: &[u8] = &[0x55, 0x1d, 0x1f];
 
 /// keyUsage bits (RFC 5280 §4.2.1.3), as the first two octets of the BIT STRING, big-endian.
 pub(crate) const KU_DIGITAL_SIGNATURE: u16 = 0x8000;
@@ -17,6 +19,8 @@ pub(crate) const KU_NON_REPUDIATION: u16 = 0x4000;
 /// A certificate's fields, borrowed from its DER.
 #[derive(Debug, Clone)]
 pub(crate) struct CertInfo<'a> {
+    /// The issuer Name, full TLV.
+    pub issuer: &'a [u8],
     /// The subject Name, full TLV (what ID_DER_ASN1_DN carries, RFC 7296 §3.5).
     pub subject: &'a [u8],
     /// SubjectPublicKeyInfo, full TLV.
@@ -26,6 +30,8 @@ pub(crate) struct CertInfo<'a> {
     pub ext_key_usage: Option<Vec<&'a [u8]>>,
     /// keyUsage bits, `None` when the extension is absent.
     pub key_usage: Option<u16>,
+    /// The URIs of the cRLDistributionPoints' full names (RFC 5280 §4.2.1.13).
+    pub crl_uris: Vec<&'a [u8]>,
 }
 
 /// The subjectAltName forms IKE identities map to (RFC 5280 §4.2.1.6).
@@ -62,13 +68,21 @@ pub(crate) fn parse(cert: &[u8]) -> Result<CertInfo<'_>, DerError> {
     let _version = r.optional(tag::context_cons(0))?;
     r.expect(tag::INTEGER)?; // serialNumber
     r.expect(tag::SEQUENCE)?; // signature
-    r.expect(tag::SEQUENCE)?; // issuer
+    let issuer = r.expect_tlv(tag::SEQUENCE)?.raw;
     r.expect(tag::SEQUENCE)?; // validity
     let subject = r.expect_tlv(tag::SEQUENCE)?.raw;
     let spki = r.expect_tlv(tag::SEQUENCE)?.raw;
     let _issuer_uid = r.optional(tag::context_prim(1))?;
     let _subject_uid = r.optional(tag::context_prim(2))?;
-    let mut info = CertInfo { subject, spki, alt_names: Vec::new(), ext_key_usage: None, key_usage: None };
+    let mut info = CertInfo {
+        issuer,
+        subject,
+        spki,
+        alt_names: Vec::new(),
+        ext_key_usage: None,
+        key_usage: None,
+        crl_uris: Vec::new(),
+    };
     if let Some(exts) = r.optional(tag::context_cons(3))? {
         let mut exts = Reader::new(der::single(exts.value, tag::SEQUENCE)?);
         while !exts.is_empty() {
@@ -87,6 +101,7 @@ pub(crate) fn parse(cert: &[u8]) -> Result<CertInfo<'_>, DerError> {
                     }
                     info.ext_key_usage = Some(ids);
                 }
+                OID_CRL_DISTRIBUTION_POINTS => info.crl_uris = parse_crl_distribution_points(value)?,
                 OID_KEY_USAGE => {
                     let bits = der::single(value, tag::BIT_STRING)?;
                     let (_unused, bytes) = bits.split_first().ok_or(DerError("empty keyUsage"))?;
@@ -102,8 +117,34 @@ pub(crate) fn parse(cert: &[u8]) -> Result<CertInfo<'_>, DerError> {
     Ok(info)
 }
 
+/// RFC 5280 §4.2.1.13: CRLDistributionPoints ::= SEQUENCE OF DistributionPoint; of each, the URIs of the
+/// `fullName` of its `distributionPoint` (implicit tags: `[0]` constructed around a `[0]` GeneralNames).
+fn parse_crl_distribution_points(value: &[u8]) -> Result<Vec<&[u8]>, DerError> {
+    let mut points = Reader::new(der::single(value, tag::SEQUENCE)?);
+    let mut uris = Vec::new();
+    while !points.is_empty() {
+        let mut point = Reader::new(points.expect(tag::SEQUENCE)?);
+        let Some(name) = point.optional(tag::context_cons(0))? else { continue };
+        let mut name = Reader::new(name.value);
+        // nameRelativeToCRLIssuer ([1]) names no place to fetch from.
+        if let Some(full) = name.optional(tag::context_cons(0))? {
+            for n in general_name_list(full.value)? {
+                if let GeneralName::Uri(u) = n {
+                    uris.push(u);
+                }
+            }
+        }
+    }
+    Ok(uris)
+}
+
 fn parse_general_names(value: &[u8]) -> Result<Vec<GeneralName<'_>>, DerError> {
-    let mut r = Reader::new(der::single(value, tag::SEQUENCE)?);
+    general_name_list(der::single(value, tag::SEQUENCE)?)
+}
+
+/// The GeneralName elements of a GeneralNames' contents.
+fn general_name_list(content: &[u8]) -> Result<Vec<GeneralName<'_>>, DerError> {
+    let mut r = Reader::new(content);
     let mut names = Vec::new();
     while !r.is_empty() {
         let t = r.read()?;

@@ -7,6 +7,7 @@ mod fragmentation_tests;
 mod liveness_tests;
 mod redirect_tests;
 mod responder;
+mod revocation_tests;
 mod tests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

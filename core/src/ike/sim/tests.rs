@@ -78,6 +78,7 @@ pub(super) fn name(e: &Event) -> String {
         Event::ChildSaInstalled(_) => "ChildSaInstalled".into(),
         Event::ChildSaDeleted { .. } => "ChildSaDeleted".into(),
         Event::ReauthenticationDue => "ReauthenticationDue".into(),
+        Event::FetchCrls(u) => format!("FetchCrls({})", u.join(" ")),
         Event::Closed(r) => format!("Closed({r:?})"),
     }
 }

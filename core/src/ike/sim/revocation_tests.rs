@@ -1,0 +1,143 @@
+//! Online revocation checking against the simulated gateway: the IKE SA asks for the CRLs of the gateway's
+//! certificate ([`Event::FetchCrls`]), waits for them, and judges the certificate with them; without an
+//! answer it goes on after [`CRL_FETCH_TIMEOUT`] as the policy says.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{CertificateParams, CrlDistributionPoint, IsCa, Issuer, KeyPair, SerialNumber};
+
+use super::responder::ResponderCert;
+use super::tests::*;
+use super::*;
+use crate::crypto::{CertError, FetchedCrl, GatewayCertPolicy, KeyPairSigner, Revocation, TrustAnchors};
+use crate::ike::sa::CRL_FETCH_TIMEOUT;
+use crate::ike::{GatewayAuth, State};
+
+const URL: &str = "http://ca.example.net/gw.crl";
+
+struct Gateway {
+    anchors: TrustAnchors,
+    cert: ResponderCert,
+    ca: Issuer<'static, KeyPair>,
+}
+
+/// A CA and a gateway certificate (serial 5, naming [`URL`]) it issued.
+fn gateway() -> Gateway {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_der = ca_params.self_signed(&ca_key).unwrap().der().to_vec();
+    let ca = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["gw.example.net".to_string()]).unwrap();
+    params.serial_number = Some(SerialNumber::from(5u64));
+    params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![URL.into()] }];
+    let der = params.signed_by(&key, &ca).unwrap().der().to_vec();
+    let signer = Arc::new(KeyPairSigner::from_pkcs8_der(&key.serialize_der()).unwrap());
+    Gateway { anchors: TrustAnchors::from_der([ca_der.as_slice()]).unwrap(), cert: ResponderCert(der, signer), ca }
+}
+
+fn crl(ca: &Issuer<'static, KeyPair>, revoked: &[u64]) -> Vec<u8> {
+    let t = rcgen::date_time_ymd(2030, 1, 1);
+    rcgen::CertificateRevocationListParams {
+        this_update: t,
+        next_update: rcgen::date_time_ymd(2030, 2, 1),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|&s| rcgen::RevokedCertParams {
+                serial_number: SerialNumber::from(s),
+                revocation_time: t,
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(ca)
+    .unwrap()
+    .der()
+    .to_vec()
+}
+
+/// Run until the IKE SA asks for CRLs (or settles without asking).
+fn start(gw: &Gateway, mode: Revocation) -> Pair {
+    let mut policy = GatewayCertPolicy::new(gw.anchors.clone());
+    policy.revocation = mode;
+    let mut c = default_config();
+    c.gateway_auth = GatewayAuth::Certificate(Arc::new(policy));
+    let responder = ResponderConfig { cert: Some(gw.cert.clone()), ..Default::default() };
+    let mut p = Pair::new(c, responder);
+    // 2030-01-15: inside the CRL's validity, inside the certificates' (rcgen's default 1975..4096).
+    p.initiator.set_unix_time(p.now, 1_894_665_600);
+    p.drive_until(|p| p.events.iter().any(|(_, e)| matches!(e, Event::FetchCrls(_))));
+    p
+}
+
+fn asked(p: &Pair) -> Vec<Vec<String>> {
+    p.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::FetchCrls(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer(p: &mut Pair, crl: Option<Vec<u8>>) {
+    let now = p.now;
+    p.initiator.handle_crls(now, vec![FetchedCrl { url: URL.into(), crl }]);
+    p.drive();
+}
+
+#[test]
+fn waits_for_the_crl_and_accepts_a_certificate_it_does_not_list() {
+    let gw = gateway();
+    let mut p = start(&gw, Revocation::Relaxed);
+    assert_eq!(asked(&p), vec![vec![URL.to_string()]]);
+    // Nothing happens until the CRL is there: the gateway is not trusted yet.
+    assert_eq!(p.initiator.state(), State::Authenticating);
+    assert!(p.session().is_none());
+    assert_eq!(p.initiator.poll_timeout().map(|(_, t)| t), Some(Timer::CrlFetch));
+    answer(&mut p, Some(crl(&gw.ca, &[4, 6])));
+    assert_eq!(p.initiator.state(), State::Established, "{:?}", names(&p));
+    assert!(p.timers.iter().all(|(_, t)| *t != Timer::CrlFetch));
+}
+
+#[test]
+fn a_revoked_gateway_certificate_is_refused() {
+    let gw = gateway();
+    let mut p = start(&gw, Revocation::Relaxed);
+    answer(&mut p, Some(crl(&gw.ca, &[5])));
+    assert_eq!(closed_with(&p), Some(IkeError::Certificate(CertError::Revoked)));
+    assert!(p.session().is_none());
+}
+
+#[test]
+fn without_an_answer_the_policy_decides_after_the_timeout() {
+    let gw = gateway();
+    let mut relaxed = start(&gw, Revocation::Relaxed);
+    relaxed.drive();
+    assert_eq!(relaxed.initiator.state(), State::Established);
+    let (at, _) = relaxed.timers.iter().find(|(_, t)| *t == Timer::CrlFetch).expect("the fetch timer fired");
+    assert!(*at >= CRL_FETCH_TIMEOUT && *at < CRL_FETCH_TIMEOUT + Duration::from_secs(1), "{at:?}");
+
+    let mut ifuri = start(&gw, Revocation::IfUri);
+    ifuri.drive();
+    assert_eq!(closed_with(&ifuri), Some(IkeError::Certificate(CertError::RevocationUnknown(Some(URL.into())))));
+    // A late answer changes nothing.
+    let now = ifuri.now;
+    ifuri.initiator.handle_crls(now, vec![FetchedCrl { url: URL.into(), crl: Some(crl(&gw.ca, &[])) }]);
+    assert_eq!(ifuri.initiator.state(), State::Closed);
+}
+
+#[test]
+fn offline_fetches_nothing() {
+    let gw = gateway();
+    let mut p = start(&gw, Revocation::Offline);
+    p.drive();
+    assert!(asked(&p).is_empty());
+    assert_eq!(p.initiator.state(), State::Established);
+}
