@@ -8,7 +8,7 @@ set -eu
 
 PACKAGES="strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins \
 libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 ethtool gcc-mingw-w64-x86-64 \
-libjna-java junit4 default-jdk-headless"
+libjna-java junit4 default-jdk-headless freeradius"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -61,7 +61,8 @@ fi
 # Never leave the system charon running: it would own /var/run/charon.* and ports 500/4500 in the root
 # namespace. Failure is fine (no systemd, unit absent).
 if command -v systemctl >/dev/null 2>&1; then
-    for unit in strongswan.service strongswan-starter.service; do
+    # The same for the system FreeRADIUS: the harness runs its own in the gateway's namespace.
+    for unit in strongswan.service strongswan-starter.service freeradius.service; do
         if [ -d /run/systemd/system ]; then
             $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
         else
@@ -71,7 +72,7 @@ if command -v systemctl >/dev/null 2>&1; then
 fi
 
 # Sanity checks of what the harness relies on.
-for plugin in kernel-libipsec vici eap-mschapv2 openssl curve25519; do
+for plugin in kernel-libipsec vici eap-mschapv2 eap-radius openssl curve25519; do
     if [ ! -e "/usr/lib/ipsec/plugins/libstrongswan-$plugin.so" ]; then
         echo "install-deps: strongSwan plugin $plugin missing" >&2
         exit 1

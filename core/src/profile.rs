@@ -182,10 +182,10 @@ pub struct AuthSection {
     pub key: Option<String>,
     pub pkcs12: Option<String>,
     pub pkcs12_password: Option<String>,
-    /// "mschapv2", "md5", "tls", "ttls"; default: whatever the gateway asks for among those our credentials
-    /// allow.
+    /// "mschapv2", "md5", "tls", "ttls", "peap"; default: whatever the gateway asks for among those our
+    /// credentials allow.
     pub eap_method: Option<String>,
-    /// With "ttls": the method inside the tunnel, "mschapv2" or "md5"; default: either.
+    /// With "ttls" or "peap": the method inside the tunnel, "mschapv2" or "md5"; default: either.
     pub ttls_inner: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -540,10 +540,11 @@ impl Profile {
                     Some("md5") => Some(EapMethod::Md5),
                     Some("tls") => Some(EapMethod::Tls),
                     Some("ttls") => Some(EapMethod::Ttls),
+                    Some("peap") => Some(EapMethod::Peap),
                     Some(m) => {
                         return Err(field(
                             "auth.eap_method",
-                            format!("unknown EAP method `{m}` (mschapv2, md5, tls, ttls)"),
+                            format!("unknown EAP method `{m}` (mschapv2, md5, tls, ttls, peap)"),
                         ))
                     }
                 };
@@ -570,8 +571,9 @@ impl Profile {
                     let server_name = self.gateway.id.clone().unwrap_or_else(|| self.gateway.address.clone());
                     Ok((roots, server_name))
                 };
-                if a.ttls_inner.is_some() && method != Some(EapMethod::Ttls) {
-                    return Err(field("auth.ttls_inner", "only with eap_method = \"ttls\""));
+                let tunneled = matches!(method, Some(EapMethod::Ttls | EapMethod::Peap));
+                if a.ttls_inner.is_some() && !tunneled {
+                    return Err(field("auth.ttls_inner", "only with eap_method = \"ttls\" or \"peap\""));
                 }
                 let credentials = if let (Some(EapMethod::Tls), Some((chain, key))) =
                     (method, supplied.eap_tls_identity.as_ref())
@@ -593,7 +595,7 @@ impl Profile {
                         .map_err(|e| field("auth.key", format!("bad PEM: {e:?}")))?;
                     let (roots, server_name) = eap_server_trust("EAP-TLS")?;
                     EapCredentials::Tls(TlsCredentials { chain, key: TlsKey::Der(key), server_name, roots })
-                } else if method == Some(EapMethod::Ttls) {
+                } else if tunneled {
                     let username = a.username.clone().ok_or_else(|| field("auth.username", "EAP needs a user name"))?;
                     let password = read_secret("password", &a.password, &a.password_file)?
                         .ok_or_else(|| field("auth.password", "EAP needs password or password_file"))?;
@@ -607,7 +609,8 @@ impl Profile {
                             return Err(field("auth.ttls_inner", format!("unknown inner method `{m}` (mschapv2, md5)")))
                         }
                     };
-                    let (roots, server_name) = eap_server_trust("EAP-TTLS")?;
+                    let (roots, server_name) =
+                        eap_server_trust(if method == Some(EapMethod::Peap) { "PEAP" } else { "EAP-TTLS" })?;
                     EapCredentials::Ttls(TtlsCredentials {
                         username,
                         password: Zeroizing::new(password),

@@ -298,3 +298,35 @@ fn crl_from_the_distribution_point_is_fetched() {
     let e = fails(&tb, &profile("ifuri"));
     assert!(e.contains("no revocation status") && e.contains(&url), "{e}");
 }
+
+/// The corporate setup: the gateway relays EAP to a RADIUS server (`eap-radius`, here FreeRADIUS 3.2 as a
+/// stand-in for Windows NPS) that runs the EAP method itself. PEAPv0 with EAP-MSCHAPv2 inside (what Windows
+/// clients and NPS default to), EAP-TTLS, and plain EAP-MSCHAPv2, each with the MSK from the RADIUS server.
+#[test]
+fn eap_through_a_radius_server_peap_ttls_and_mschapv2() {
+    ikelink_cli::require_interop!();
+    assert!(Radius::available(), "FreeRADIUS is not installed (scripts/install-deps.sh installs it)");
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
+    let gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-radius")).unwrap();
+    let tunneled = |method: &str| format!("{}\neap_identity = \"anonymous\"", eap_auth(method, EAP_PASSWORD));
+    for (radius_eap, profile_auth, method_in_log) in [
+        ("peap", tunneled("peap"), "PEAP"),
+        ("ttls", tunneled("ttls"), "TTLS"),
+        ("mschapv2", eap_auth("mschapv2", EAP_PASSWORD), "MSCHAPv2"),
+    ] {
+        let mut radius = Radius::start(&tb, &pki, radius_eap).unwrap();
+        connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &profile_auth));
+        let log = radius.log();
+        assert!(log.contains("Sent Access-Accept"), "RADIUS accepted {EAP_USER} ({radius_eap})");
+        assert!(log.contains(&format!("eap_{radius_eap}: ")), "RADIUS ran {method_in_log}");
+        assert!(log.contains(&format!("\"{EAP_USER}\"")), "the inner identity reached RADIUS");
+        // A wrong password is refused with the inner method's reason.
+        if radius_eap != "mschapv2" {
+            let e = fails(&tb, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth(radius_eap, "wrong")));
+            eprintln!("{method_in_log}, wrong password: {e}");
+            assert!(e.contains("EAP"), "{method_in_log}: {e}");
+        }
+        radius.stop();
+    }
+}

@@ -12,6 +12,7 @@
 mod md5;
 mod mschapv2;
 mod packet;
+mod peap;
 mod tls;
 mod ttls;
 
@@ -118,8 +119,8 @@ impl fmt::Debug for TlsCredentials {
     }
 }
 
-/// A user name and password used inside a server-authenticated TLS tunnel (EAP-TTLS, RFC 5281). The outer
-/// EAP identity ([`EapConfig::identity`]) may be anonymous; the user name is sent only inside the tunnel.
+/// A user name and password used inside a server-authenticated TLS tunnel (EAP-TTLS, RFC 5281, or PEAPv0). The
+/// outer EAP identity ([`EapConfig::identity`]) may be anonymous; the user name is sent only inside the tunnel.
 #[derive(Clone)]
 pub struct TtlsCredentials {
     pub username: String,
@@ -154,6 +155,8 @@ pub enum EapMethod {
     Tls,
     /// EAP-TTLS, type 21 (RFC 5281).
     Ttls,
+    /// PEAP version 0, type 25 ([MS-PEAP]; Windows NPS/RRAS, strongSwan's eap-peap).
+    Peap,
 }
 
 impl EapMethod {
@@ -164,6 +167,7 @@ impl EapMethod {
             EapMethod::MsChapV2 => packet::TYPE_MSCHAPV2,
             EapMethod::Tls => packet::TYPE_TLS,
             EapMethod::Ttls => packet::TYPE_TTLS,
+            EapMethod::Peap => packet::TYPE_PEAP,
         }
     }
 
@@ -174,6 +178,7 @@ impl EapMethod {
             packet::TYPE_MSCHAPV2 => Some(EapMethod::MsChapV2),
             packet::TYPE_TLS => Some(EapMethod::Tls),
             packet::TYPE_TTLS => Some(EapMethod::Ttls),
+            packet::TYPE_PEAP => Some(EapMethod::Peap),
             _ => None,
         }
     }
@@ -183,7 +188,7 @@ impl EapMethod {
             (self, credentials),
             (EapMethod::Md5 | EapMethod::MsChapV2, EapCredentials::Password { .. })
                 | (EapMethod::Tls, EapCredentials::Tls(_))
-                | (EapMethod::Ttls, EapCredentials::Ttls(_))
+                | (EapMethod::Ttls | EapMethod::Peap, EapCredentials::Ttls(_))
         )
     }
 }
@@ -432,7 +437,17 @@ impl EapPeer {
                 let MethodState::Tls(state) = &mut self.state else {
                     return Err(EapError::Protocol("EAP-TLS state"));
                 };
-                state.handle(data, first, rng)
+                state.handle(data, id, first, rng)
+            }
+            (EapMethod::Peap, EapCredentials::Ttls(creds)) => {
+                let first = !matches!(self.state, MethodState::Tls(_));
+                if first {
+                    self.state = MethodState::Tls(Box::new(tls::EapTls::new_peap(creds, self.tls_fragment_size)?));
+                }
+                let MethodState::Tls(state) = &mut self.state else {
+                    return Err(EapError::Protocol("PEAP state"));
+                };
+                state.handle(data, id, first, rng)
             }
             (EapMethod::Ttls, EapCredentials::Ttls(creds)) => {
                 let first = !matches!(self.state, MethodState::Tls(_));
@@ -442,7 +457,7 @@ impl EapPeer {
                 let MethodState::Tls(state) = &mut self.state else {
                     return Err(EapError::Protocol("EAP-TTLS state"));
                 };
-                state.handle(data, first, rng)
+                state.handle(data, id, first, rng)
             }
             _ => Err(EapError::InvalidConfig("credentials do not fit the EAP method")),
         }
@@ -450,7 +465,8 @@ impl EapPeer {
 
     /// Our methods in order of preference: `allowed` (or all we implement) that our credentials can serve.
     fn offered_methods(&self) -> Vec<EapMethod> {
-        const ALL: [EapMethod; 4] = [EapMethod::MsChapV2, EapMethod::Tls, EapMethod::Ttls, EapMethod::Md5];
+        const ALL: [EapMethod; 5] =
+            [EapMethod::MsChapV2, EapMethod::Tls, EapMethod::Ttls, EapMethod::Peap, EapMethod::Md5];
         let base: &[EapMethod] = if self.config.allowed.is_empty() { &ALL } else { &self.config.allowed };
         let mut out: Vec<EapMethod> = Vec::with_capacity(base.len());
         for &m in base {

@@ -15,6 +15,7 @@ pub(crate) const TYPE_NAK: u8 = 3;
 pub(crate) const TYPE_MD5: u8 = 4;
 pub(crate) const TYPE_TLS: u8 = 13;
 pub(crate) const TYPE_TTLS: u8 = 21;
+pub(crate) const TYPE_PEAP: u8 = 25;
 pub(crate) const TYPE_MSCHAPV2: u8 = 26;
 
 /// Code, Identifier and Length (RFC 3748 §4).

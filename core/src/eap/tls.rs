@@ -1,5 +1,6 @@
 //! EAP-TLS peer (RFC 5216, with the TLS 1.3 rules of RFC 9190) on a sans-IO `rustls::ClientConnection`, and
-//! the TLS part of EAP-TTLS (RFC 5281; TLS 1.3 as in RFC 9427), whose phase 2 is in [`super::ttls`].
+//! the TLS part of EAP-TTLS (RFC 5281; TLS 1.3 as in RFC 9427) and of PEAPv0, whose phase 2 is in
+//! [`super::ttls`] and [`super::peap`].
 //!
 //! Type-Data: Flags (L = length included, M = more fragments, S = start), then the 4-octet TLS Message Length
 //! if L is set, then TLS records (RFC 5216 §3.1). Fragments are acknowledged by an EAP-TLS message without
@@ -36,6 +37,9 @@ const TYPE_CODE_TLS: u8 = 0x0d;
 const LABEL_TTLS12: &[u8] = b"ttls keying material";
 /// RFC 9427 §2.1: with TLS 1.3, EAP-TTLS uses the EAP-TLS exporter label with its own Type-Code.
 const TYPE_CODE_TTLS: u8 = 0x15;
+/// PEAPv0 keys as EAP-TLS does ([MS-PEAP] §3.1.5.5 without crypto-binding; strongSwan, FreeRADIUS); with
+/// TLS 1.3 the EAP-TLS exporter with its own Type-Code (RFC 9427 §2.1).
+const TYPE_CODE_PEAP: u8 = 0x19;
 const MSK_LEN: usize = 64;
 
 /// EAP-TLS, or EAP-TTLS with its phase 2.
@@ -43,6 +47,7 @@ const MSK_LEN: usize = 64;
 enum Flavor {
     Tls,
     Ttls(Box<Phase2>),
+    Peap(Box<super::peap::Phase2>),
 }
 
 /// One EAP-TLS or EAP-TTLS conversation.
@@ -53,6 +58,8 @@ pub(crate) struct EapTls {
     /// TLS bytes to send, and how many of them are already sent.
     outgoing: Vec<u8>,
     sent: usize,
+    /// The Identifier of the EAP Request being handled (PEAP's inner packets inherit it).
+    outer_id: u8,
     /// Server fragments collected so far, and the total the first fragment announced.
     incoming: Vec<u8>,
     announced: Option<usize>,
@@ -93,6 +100,18 @@ impl EapTls {
         Self::build(config, &creds.server_name, Flavor::Ttls(Box::new(phase2)), fragment_size)
     }
 
+    /// Build the TLS client for a PEAP Start: like EAP-TTLS, the server authenticates with its certificate, we
+    /// with the inner method.
+    pub(crate) fn new_peap(creds: &TtlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
+        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(tls_error)?
+            .with_root_certificates(creds.roots.clone())
+            .with_no_client_auth();
+        let phase2 = super::peap::Phase2::new(&creds.username, &creds.password, &creds.inner);
+        Self::build(config, &creds.server_name, Flavor::Peap(Box::new(phase2)), fragment_size)
+    }
+
     fn build(
         mut config: ClientConfig,
         server_name: &str,
@@ -108,6 +127,7 @@ impl EapTls {
             conn,
             outgoing: Vec::new(),
             sent: 0,
+            outer_id: 0,
             incoming: Vec::new(),
             announced: None,
             success_indication: false,
@@ -119,7 +139,7 @@ impl EapTls {
     /// indication arrived: then EAP-Success may be accepted.
     pub(crate) fn is_complete(&self) -> bool {
         let done = !self.conn.is_handshaking() && self.sent == self.outgoing.len();
-        if matches!(self.flavor, Flavor::Ttls(_)) {
+        if matches!(self.flavor, Flavor::Ttls(_) | Flavor::Peap(_)) {
             return done;
         }
         match self.conn.protocol_version() {
@@ -138,6 +158,7 @@ impl EapTls {
         let (label12, type_code) = match self.flavor {
             Flavor::Tls => (LABEL_TLS12, TYPE_CODE_TLS),
             Flavor::Ttls(_) => (LABEL_TTLS12, TYPE_CODE_TTLS),
+            Flavor::Peap(_) => (LABEL_TLS12, TYPE_CODE_PEAP),
         };
         match self.conn.protocol_version() {
             Some(ProtocolVersion::TLSv1_3) => {
@@ -157,6 +178,7 @@ impl EapTls {
         match &mut self.flavor {
             Flavor::Tls => Ok(()),
             Flavor::Ttls(p) => p.finished(rng),
+            Flavor::Peap(p) => p.finished(),
         }
     }
 
@@ -165,16 +187,21 @@ impl EapTls {
         match &mut self.flavor {
             Flavor::Tls => None,
             Flavor::Ttls(p) => p.take_error(),
+            Flavor::Peap(p) => p.take_error(),
         }
     }
 
-    /// Handle the Type-Data of one EAP-TLS Request; returns the Type-Data of our Response.
+    /// Handle the Type-Data of one EAP-TLS Request with Identifier `id`; returns the Type-Data of our Response.
+    /// The version bits of EAP-TTLS and PEAP flags are 0 in ours (the only version we speak; a server offering
+    /// a higher one accepts that, RFC 5281 §9.1, draft-josefsson-pppext-eap-tls-eap §2.3).
     pub(crate) fn handle(
         &mut self,
         data: &[u8],
+        id: u8,
         first: bool,
         rng: &mut dyn rand_core::CryptoRng,
     ) -> Result<MethodStep, EapError> {
+        self.outer_id = id;
         let (&flags, mut rest) = data.split_first().ok_or(EapError::Malformed("EAP-TLS without Flags"))?;
         let mut length = None;
         if flags & FLAG_LENGTH != 0 {
@@ -242,7 +269,7 @@ impl EapTls {
         }
         let limit = match self.flavor {
             Flavor::Tls => 2,
-            Flavor::Ttls(_) => MAX_PHASE2_LEN + 1,
+            Flavor::Ttls(_) | Flavor::Peap(_) => MAX_PHASE2_LEN + 1,
         };
         let mut app = Vec::new();
         let mut buf = [0u8; 512];
@@ -286,6 +313,22 @@ impl EapTls {
                 if !reply.is_empty() {
                     std::io::Write::write_all(&mut self.conn.writer(), &reply)
                         .map_err(|e| EapError::Tls(e.to_string()))?;
+                }
+            }
+            Flavor::Peap(phase2) => {
+                if app.len() > MAX_PHASE2_LEN {
+                    return Err(EapError::Malformed("PEAP phase 2 data longer than 16 KiB"));
+                }
+                // The server starts phase 2 (with an inner Identity Request); we only answer.
+                if !app.is_empty() {
+                    if self.conn.is_handshaking() {
+                        return Err(EapError::Tls("PEAP application data during the handshake".into()));
+                    }
+                    let reply = phase2.handle(&app, self.outer_id, rng)?;
+                    if !reply.is_empty() {
+                        std::io::Write::write_all(&mut self.conn.writer(), &reply)
+                            .map_err(|e| EapError::Tls(e.to_string()))?;
+                    }
                 }
             }
         }

@@ -28,6 +28,7 @@ mod gateway;
 mod ikelink;
 mod pki;
 mod process;
+mod radius;
 mod testbed;
 
 pub use charon::{available_plugins, count_established, raw_values, CHARON_SYSTEMD, PLUGINS, PLUGIN_DIR};
@@ -37,6 +38,7 @@ pub use gateway::{Gateway, GatewayAuth, GatewayConfig, Pool};
 pub use ikelink::{finish_ping, private_resolv, psk_profile, start_ping, IkelinkClient, NETNS_RESOLV_CONF};
 pub use pki::{KeyType, Pki};
 pub use process::{wait_child_timeout, wait_until, TempDir, DEFAULT_COMMAND_TIMEOUT, NAME_PREFIX};
+pub use radius::{Radius, FREERADIUS_CONF, RADIUS_PORT, RADIUS_SECRET};
 pub use testbed::{
     list_namespaces, udp_ports, Capture, HttpServer, IperfOptions, IperfResult, IperfServer, Role, Testbed,
     TestbedOptions, CLI_ADDR, CLI_NET, GW_ADDR, GW_LAN_ADDR, IPERF_PORT, LAN_ADDR, LAN_NET, RTR_CLI_ADDR, RTR_GW_ADDR,
