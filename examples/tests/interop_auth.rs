@@ -310,17 +310,21 @@ fn eap_through_a_radius_server_peap_ttls_and_mschapv2() {
     let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
     let gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-radius")).unwrap();
     let tunneled = |method: &str| format!("{}\neap_identity = \"anonymous\"", eap_auth(method, EAP_PASSWORD));
-    for (radius_eap, profile_auth, method_in_log) in [
-        ("peap", tunneled("peap"), "PEAP"),
-        ("ttls", tunneled("ttls"), "TTLS"),
-        ("mschapv2", eap_auth("mschapv2", EAP_PASSWORD), "MSCHAPv2"),
+    for (radius_eap, tls, profile_auth, method_in_log) in [
+        ("peap", "1.2", tunneled("peap"), "PEAP"),
+        ("peap", "1.3", tunneled("peap"), "PEAP over TLS 1.3"),
+        ("ttls", "1.2", tunneled("ttls"), "TTLS"),
+        ("mschapv2", "1.2", eap_auth("mschapv2", EAP_PASSWORD), "MSCHAPv2"),
     ] {
-        let mut radius = Radius::start(&tb, &pki, radius_eap).unwrap();
+        let mut radius = Radius::start_with(&tb, &pki, radius_eap, tls).unwrap();
         connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &profile_auth));
         let log = radius.log();
         assert!(log.contains("Sent Access-Accept"), "RADIUS accepted {EAP_USER} ({radius_eap})");
         assert!(log.contains(&format!("eap_{radius_eap}: ")), "RADIUS ran {method_in_log}");
         assert!(log.contains(&format!("\"{EAP_USER}\"")), "the inner identity reached RADIUS");
+        if tls == "1.3" {
+            assert!(log.contains("send TLS 1.3"), "{method_in_log}: TLS 1.3 was used");
+        }
         // A wrong password is refused with the inner method's reason.
         if radius_eap != "mschapv2" {
             let e = fails(&tb, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth(radius_eap, "wrong")));

@@ -81,6 +81,11 @@ impl Radius {
     /// Starts FreeRADIUS in the gateway's namespace, its EAP module defaulting to `default_eap` ("peap",
     /// "ttls", "mschapv2"...), with `pki`'s gateway certificate for TLS, and waits (≤ 10 s) until it listens.
     pub fn start(tb: &Testbed, pki: &Pki, default_eap: &str) -> Result<Radius> {
+        Radius::start_with(tb, pki, default_eap, "1.2")
+    }
+
+    /// [`Radius::start`] with the highest TLS version ("1.2", "1.3") its TLS-based EAP methods accept.
+    pub fn start_with(tb: &Testbed, pki: &Pki, default_eap: &str, tls_max: &str) -> Result<Radius> {
         let dir = tb.dir().join("radius");
         let raddb = dir.join("raddb");
         std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io(&dir, e))?;
@@ -99,6 +104,7 @@ impl Radius {
             let t = set(t, "private_key_file", &d(&pki.gw_key))?;
             let t = set(t, "certificate_file", &d(&pki.gw_cert))?;
             let t = set(t, "ca_file", &d(&pki.ca_cert))?;
+            let t = set(t, "tls_max_version", &format!("\"{tls_max}\""))?;
             Ok(unset(t, "private_key_password"))
         })?;
         let users = raddb.join("mods-config").join("files").join("authorize");
