@@ -26,7 +26,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
 ///
 /// All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
-/// for `Closed` before dropping the client (dropping it stops everything without telling the gateway).
+/// for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
+/// Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
 #[derive(uniffi::Object)]
 pub struct VpnClient {
     runtime: Option<tokio::runtime::Runtime>,
@@ -164,11 +165,24 @@ impl VpnClient {
 
 /// How long dropping a [`VpnClient`] waits for the runtime's threads to stop.
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long dropping a [`VpnClient`] with a session up waits for that session to close (its Delete is sent at
+/// once; this bounds waiting for the gateway's answer).
+pub const DROP_DISCONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for VpnClient {
     fn drop(&mut self) {
+        let on_runtime = tokio::runtime::Handle::try_current().is_ok();
+        // A session still up: tell the gateway (RFC 7296 §1.4.1 Delete), as `disconnect` would, so its SAs do
+        // not linger until its DPD notices.
+        if self.command(Command::Disconnect).is_ok() && !on_runtime {
+            debug!("client dropped with a session up: disconnecting first");
+            let deadline = std::time::Instant::now() + DROP_DISCONNECT_WAIT;
+            while std::time::Instant::now() < deadline && lock(&self.shared).is_ok_and(|s| s.commands.is_some()) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let Some(rt) = self.runtime.take() else { return };
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if on_runtime {
             // Dropped on a runtime thread (from a callback): waiting there is not allowed.
             rt.shutdown_background();
         } else {

@@ -300,7 +300,6 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     let failed = app.wait("closed", 2);
     assert_eq!(failed["error"]["type"], "AuthenticationFailed", "{failed}\n{}", app.transcript());
     assert_eq!(app.wait("status", 3)["last_error"]["type"], "AuthenticationFailed");
-    assert_eq!(app.all("open_tun").len(), opened.len(), "no TUN for a failed attempt");
     assert_eq!(gw.sa_count().unwrap(), 0);
     // The app's TUN provider throws: a typed platform error, and the SAs negotiated meanwhile are deleted.
     app.wait("open_tun_refused", 1);
@@ -311,7 +310,18 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     assert_eq!(app.wait("invalid_options", 1)["error"]["type"], "InvalidOptions");
     let invalid = app.wait("invalid_profile", 1);
     assert!(invalid["error"]["message"].as_str().is_some_and(|m| m.contains("auth.method")), "{invalid}");
+    // Dropped while connected (no disconnect call): the gateway gets our Delete, no SA lingers.
+    app.wait("ready_for_drop", 1);
+    assert_eq!(gw.sa_count().unwrap(), 0);
+    let deletes_before = gw.log().matches("received DELETE for IKE_SA").count();
+    app.send("drop");
+    app.wait("connected_before_drop", 1);
     app.wait("done", 1);
+    gw.wait_for_sa_count(0, Duration::from_secs(5)).unwrap();
+    // No TUN for the failed attempts; one for this last connection.
+    assert_eq!(app.all("open_tun").len(), opened.len() + 1, "{}", app.transcript());
+    let deletes = gw.log().matches("received DELETE for IKE_SA").count();
+    assert_eq!(deletes, deletes_before + 1, "the drop sent a Delete\n{}", app.transcript());
     let status = wait_child_timeout(&mut app.child, T).unwrap();
     assert!(status.is_some_and(|s| s.success()), "the app exits cleanly: {status:?}\n{}", app.transcript());
     assert!(app.all("fail").is_empty(), "{}", app.transcript());

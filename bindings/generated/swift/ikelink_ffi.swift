@@ -1746,7 +1746,8 @@ public func FfiConverterTypeTunProvider_lower(_ value: TunProvider) -> UInt64 {
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
  * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client (dropping it stops everything without telling the gateway).
+ * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
+ * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
  */
 public protocol VpnClientProtocol: AnyObject, Sendable {
     
@@ -1782,7 +1783,8 @@ public protocol VpnClientProtocol: AnyObject, Sendable {
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
  * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client (dropping it stops everything without telling the gateway).
+ * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
+ * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
  */
 open class VpnClient: VpnClientProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64

@@ -192,7 +192,21 @@ def main():
         out("fail", reason="a broken profile was accepted")
     except ik.VpnError.InvalidProfile as e:
         out("invalid_profile", error=error_json(e))
+    # On the test's word: connected once more, then the client is dropped without disconnect(); it still
+    # deletes its SAs.
+    out("ready_for_drop")
+    if sys.stdin.readline().strip() != "drop":
+        out("fail", reason="expected the drop command")
+        os._exit(1)
+    tun.refuse = False
+    client.connect(open(good_profile).read(), options)
+    e = wait_for(lambda e: e.is_connected() or e.is_closed(), "Connected before the drop")
+    if e.is_closed():
+        out("fail", reason="closed instead of connected before the drop")
+        os._exit(1)
+    out("connected_before_drop")
     del client  # stops Ikelink's runtime before the interpreter shuts down
+    tun.close_all()
     out("done")
 
 

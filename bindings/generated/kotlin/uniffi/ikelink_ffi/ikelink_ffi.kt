@@ -3294,7 +3294,8 @@ public object FfiConverterTypeTunProvider: FfiConverter<TunProvider, Long> {
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
  * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client (dropping it stops everything without telling the gateway).
+ * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
+ * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
  */
 public interface VpnClientInterface {
     
@@ -3332,7 +3333,8 @@ public interface VpnClientInterface {
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
  * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client (dropping it stops everything without telling the gateway).
+ * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
+ * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
  */
 open class VpnClient: Disposable, AutoCloseable, VpnClientInterface
 {
