@@ -88,6 +88,7 @@ pub(crate) fn journal_path(state_dir: &Path, tun_name: &str) -> PathBuf {
 }
 
 /// `<state_dir>/<tun_name>.resolv.conf`: the original resolver file.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn backup_path(state_dir: &Path, tun_name: &str) -> PathBuf {
     state_dir.join(format!("{tun_name}.resolv.conf"))
 }
