@@ -77,6 +77,10 @@ pub(crate) fn wanted(cfg: &NetworkConfig) -> Result<Wanted, PlatformError> {
         return Err(PlatformError::KillSwitchUnsupported);
     }
     validate_interface_name(&cfg.tun_name)?;
+    // The alias names the journal file too: nothing Windows reads as a path or wildcard.
+    if cfg.tun_name.contains(['\\', '*', '?', '"', '<', '>', '|']) {
+        return Err(PlatformError::InvalidInterfaceName(cfg.tun_name.clone()));
+    }
     for d in &cfg.dns_domains {
         validate_domain(d)?;
     }
@@ -436,6 +440,10 @@ mod tests {
         assert!(matches!(wanted(&c), Err(PlatformError::KillSwitchUnsupported)));
         let c = NetworkConfig { dns_domains: vec!["a,b".into()], ..cfg(&["0.0.0.0/0"]) };
         assert!(matches!(wanted(&c), Err(PlatformError::InvalidDomain(_))));
+        for bad in ["..\\x", "a*", "a|b"] {
+            let c = NetworkConfig { tun_name: bad.into(), ..cfg(&[]) };
+            assert!(matches!(wanted(&c), Err(PlatformError::InvalidInterfaceName(_))), "{bad}");
+        }
         let c = NetworkConfig { routes: vec![("10.0.0.0".parse().unwrap(), 33)], ..cfg(&[]) };
         assert!(matches!(wanted(&c), Err(PlatformError::InvalidPrefix(_))));
     }
