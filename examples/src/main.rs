@@ -45,7 +45,7 @@ enum Command {
         #[arg(long, default_value_t = 1400)]
         mtu: u16,
         /// Journal of network changes, for recovery after a crash.
-        #[arg(long, default_value = "/run/ikelink")]
+        #[arg(long, default_value_os_t = ikelink::platform::default_state_dir())]
         state_dir: PathBuf,
         /// Print a `stats:` line every this many seconds.
         #[arg(long)]
@@ -60,7 +60,7 @@ enum Command {
     /// Show the state of the running client: what was negotiated and the traffic counters.
     Status {
         /// The running client's --state-dir.
-        #[arg(long, default_value = "/run/ikelink")]
+        #[arg(long, default_value_os_t = ikelink::platform::default_state_dir())]
         state_dir: PathBuf,
     },
     /// Check a profile and print what it resolves to, without connecting.
@@ -177,6 +177,9 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
 fn check(path: PathBuf) -> Result<(), String> {
     let profile = Profile::load(&path).map_err(|e| e.to_string())?;
     let r = profile.resolve().map_err(|e| e.to_string())?;
+    if r.kill_switch && !ikelink::platform::KILL_SWITCH_SUPPORTED {
+        return Err(ikelink::platform::PlatformError::KillSwitchUnsupported.to_string());
+    }
     println!("gateway: {}", r.gateway);
     println!("profile ok");
     Ok(())

@@ -120,7 +120,7 @@ impl Default for SessionOptions {
             tun_name: None,
             mtu: 1400,
             configure_network: true,
-            state_dir: PathBuf::from("/run/ikelink"),
+            state_dir: platform::default_state_dir(),
             stats_interval: None,
             reconnect: Some(ReconnectPolicy::default()),
             watch_network: Some(Duration::from_secs(1)),
@@ -228,6 +228,15 @@ impl Session {
         hooks: PlatformHooks,
         events: mpsc::Sender<SessionEvent>,
     ) -> Result<Session, DriverError> {
+        // Refuse before connecting rather than run without the protection the profile asks for.
+        if profile.kill_switch
+            && !platform::KILL_SWITCH_SUPPORTED
+            && options.data_plane
+            && options.configure_network
+            && hooks.tun.is_none()
+        {
+            return Err(platform::PlatformError::KillSwitchUnsupported.into());
+        }
         let unspecified: IpAddr = match profile.gateway {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),

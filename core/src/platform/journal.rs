@@ -8,21 +8,37 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::PlatformError;
+use super::{PlatformError, RecoveryReport};
 
 /// Journal format version.
 pub(crate) const JOURNAL_VERSION: u32 = 1;
 /// File name suffix of journals.
 pub(crate) const JOURNAL_SUFFIX: &str = ".state";
 
-/// One route installed by us (always with protocol [`super::ROUTE_PROTOCOL`]).
+/// One route installed by us (Linux: always with protocol [`super::ROUTE_PROTOCOL`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RouteEntry {
     pub destination: IpAddr,
     pub prefix_len: u8,
+    /// The interface name (Windows: its alias).
     pub dev: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<IpAddr>,
+    /// Windows: the interface's LUID, which the IP Helper API addresses routes by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub luid: Option<u64>,
+}
+
+/// Windows: an interface metric we changed (the TUN's, for a full tunnel), with the value to put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MetricChange {
+    pub luid: u64,
+    /// The IPv6 (else IPv4) interface.
+    pub ipv6: bool,
+    /// The metric we set (automatic metric off).
+    pub metric: u32,
+    pub previous_automatic: bool,
+    pub previous_metric: u32,
 }
 
 /// How DNS was changed.
@@ -38,6 +54,9 @@ pub(crate) enum DnsChange {
         backup: Option<PathBuf>,
         written: String,
     },
+    /// Windows: DNS servers (and search list) set on interface `luid` with `SetInterfaceDnsSettings`; undone by
+    /// clearing them.
+    WindowsInterface { luid: u64, alias: String },
 }
 
 /// Everything one [`super::apply`] call changed.
@@ -45,8 +64,8 @@ pub(crate) enum DnsChange {
 pub(crate) struct Journal {
     pub version: u32,
     pub tun_name: String,
-    /// The process that applied the settings and its start time (clock ticks since boot), which together
-    /// identify it even if the pid is reused.
+    /// The process that applied the settings and its start time (Linux: clock ticks since boot; Windows: its
+    /// creation time in 100 ns units since 1601), which together identify it even if the pid is reused.
     pub owner_pid: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_start: Option<u64>,
@@ -58,6 +77,9 @@ pub(crate) struct Journal {
     /// The nftables table (family inet) of the kill switch, deleted on restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firewall: Option<String>,
+    /// Windows: interface metrics changed, in order; put back in reverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricChange>,
 }
 
 /// `<state_dir>/<tun_name>.state`.
@@ -66,6 +88,7 @@ pub(crate) fn journal_path(state_dir: &Path, tun_name: &str) -> PathBuf {
 }
 
 /// `<state_dir>/<tun_name>.resolv.conf`: the original resolver file.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn backup_path(state_dir: &Path, tun_name: &str) -> PathBuf {
     state_dir.join(format!("{tun_name}.resolv.conf"))
 }
@@ -110,6 +133,102 @@ pub(crate) fn sync_parent(path: &Path) {
     }
 }
 
+/// Deletes a file; one that does not exist is fine.
+pub(crate) fn remove_optional(path: &Path) -> Result<(), PlatformError> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            sync_parent(path);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(path)(e)),
+    }
+}
+
+/// Counters of one undo.
+#[derive(Debug, Default)]
+pub(crate) struct UndoStats {
+    pub routes_removed: usize,
+    pub dns_restored: usize,
+    pub warnings: Vec<String>,
+}
+
+/// True if the process that wrote `journal` still runs, given how to read a process's start time (`None`: no
+/// such process). A journal without a start time trusts the pid alone.
+pub(crate) fn owner_alive_with(journal: &Journal, process_start: impl Fn(u32) -> Option<u64>) -> bool {
+    match process_start(journal.owner_pid) {
+        Some(start) => journal.owner_start.is_none_or(|s| s == start),
+        None => false,
+    }
+}
+
+/// Processes every journal in `state_dir` (the platform's `owner_alive` and `restore` do the work): journals of
+/// a running owner are skipped, unreadable ones moved aside (`.corrupt`), the others undone and deleted.
+pub(crate) fn recover_with(
+    state_dir: &Path,
+    owner_alive: impl Fn(&Journal) -> bool,
+    mut restore: impl FnMut(&Path, &Journal) -> Result<UndoStats, PlatformError>,
+) -> Result<Option<RecoveryReport>, PlatformError> {
+    let entries = match fs::read_dir(state_dir) {
+        Ok(it) => it,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(state_dir)(e)),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(JOURNAL_SUFFIX)))
+        .collect();
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    paths.sort();
+    let mut report = RecoveryReport::default();
+    let mut first_error: Option<PlatformError> = None;
+    for path in paths {
+        let journal = match Journal::load(&path) {
+            Ok(j) => j,
+            Err(PlatformError::Journal { reason, .. }) => {
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(".corrupt");
+                let aside = PathBuf::from(aside);
+                let _ = fs::rename(&path, &aside);
+                let w =
+                    format!("unreadable journal moved to {}: {reason}; check routes and DNS by hand", aside.display());
+                tracing::warn!("{w}");
+                report.warnings.push(w);
+                continue;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        if owner_alive(&journal) {
+            let w = format!("journal {} belongs to running process {}; skipped", path.display(), journal.owner_pid);
+            tracing::warn!("{w}");
+            report.warnings.push(w);
+            continue;
+        }
+        tracing::info!(journal = %path.display(), tun = %journal.tun_name, "recovering from a previous run");
+        match restore(&path, &journal) {
+            Ok(stats) => {
+                report.journals.push(path);
+                report.routes_removed += stats.routes_removed;
+                report.dns_restored += stats.dns_restored;
+                report.warnings.extend(stats.warnings);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(Some(report)),
+    }
+}
+
 impl Journal {
     pub(crate) fn save(&self, path: &Path) -> Result<(), PlatformError> {
         let text = toml::to_string(self)
@@ -151,8 +270,15 @@ mod tests {
                     prefix_len: 32,
                     dev: "eth0".into(),
                     via: Some("192.0.2.1".parse().unwrap()),
+                    luid: None,
                 },
-                RouteEntry { destination: "::".parse().unwrap(), prefix_len: 1, dev: "ikl0".into(), via: None },
+                RouteEntry {
+                    destination: "::".parse().unwrap(),
+                    prefix_len: 1,
+                    dev: "ikl0".into(),
+                    via: None,
+                    luid: None,
+                },
             ],
             dns: Some(DnsChange::ResolvConf {
                 path: "/etc/resolv.conf".into(),
@@ -160,6 +286,7 @@ mod tests {
                 written: "nameserver 100.64.0.53\n".into(),
             }),
             firewall: None,
+            metrics: vec![],
         };
         j.save(&path).unwrap();
         assert_eq!(Journal::load(&path).unwrap(), j);
@@ -174,5 +301,64 @@ mod tests {
         fs::write(&path, "version = 1\nroutes = 5\n").unwrap();
         assert!(matches!(Journal::load(&path), Err(PlatformError::Journal { .. })));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn recovery_skips_live_owners_moves_corrupt_journals_aside_and_undoes_the_rest() {
+        let dir = std::env::temp_dir().join(format!("ikelink-recover-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        create_state_dir(&dir).unwrap();
+        assert_eq!(recover_with(&dir, |_| false, |_, _| unreachable!()).unwrap(), None);
+        let journal = |tun: &str, pid: u32| Journal {
+            version: JOURNAL_VERSION,
+            tun_name: tun.into(),
+            owner_pid: pid,
+            owner_start: Some(7),
+            routes: vec![],
+            dns: None,
+            firewall: None,
+            metrics: vec![],
+        };
+        journal("dead", 1).save(&journal_path(&dir, "dead")).unwrap();
+        journal("live", 2).save(&journal_path(&dir, "live")).unwrap();
+        fs::write(journal_path(&dir, "bad"), "not toml [").unwrap();
+        let mut undone = Vec::new();
+        let report = recover_with(
+            &dir,
+            |j| owner_alive_with(j, |pid| (pid == 2).then_some(7)),
+            |p, j| {
+                undone.push(j.tun_name.clone());
+                remove_optional(p)?;
+                Ok(UndoStats { routes_removed: 2, dns_restored: 1, warnings: vec![] })
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(undone, vec!["dead".to_owned()]);
+        assert_eq!(report.journals, vec![journal_path(&dir, "dead")]);
+        assert_eq!((report.routes_removed, report.dns_restored), (2, 1));
+        assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+        assert!(dir.join("bad.state.corrupt").exists());
+        assert!(journal_path(&dir, "live").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn owner_is_identified_by_pid_and_start_time() {
+        let j = Journal {
+            version: JOURNAL_VERSION,
+            tun_name: "x".into(),
+            owner_pid: 10,
+            owner_start: Some(99),
+            routes: vec![],
+            dns: None,
+            firewall: None,
+            metrics: vec![],
+        };
+        assert!(owner_alive_with(&j, |_| Some(99)));
+        assert!(!owner_alive_with(&j, |_| Some(100)), "pid reused by another process");
+        assert!(!owner_alive_with(&j, |_| None), "no such process");
+        let no_start = Journal { owner_start: None, ..j };
+        assert!(owner_alive_with(&no_start, |_| Some(5)));
     }
 }

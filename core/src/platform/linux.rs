@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::command::{self, CommandOutput};
 use super::journal::{
-    backup_path, create_state_dir, io_error, journal_path, sync_parent, write_atomic, DnsChange, Journal, RouteEntry,
-    JOURNAL_SUFFIX, JOURNAL_VERSION,
+    backup_path, create_state_dir, io_error, journal_path, owner_alive_with, recover_with, remove_optional,
+    write_atomic, DnsChange, Journal, RouteEntry, UndoStats, JOURNAL_VERSION,
 };
 use super::plan;
 use super::{
@@ -180,17 +180,6 @@ fn write_in_place(path: &Path, bytes: &[u8]) -> Result<(), PlatformError> {
     f.sync_all().map_err(io_error(path))
 }
 
-fn remove_optional(path: &Path) -> Result<(), PlatformError> {
-    match fs::remove_file(path) {
-        Ok(()) => {
-            sync_parent(path);
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error(path)(e)),
-    }
-}
-
 /// Start time (clock ticks after boot) of process `pid`, field 22 of `/proc/<pid>/stat`.
 fn process_start(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -201,10 +190,7 @@ fn process_start(pid: u32) -> Option<u64> {
 
 /// True if the process that wrote `journal` still runs.
 fn owner_alive(journal: &Journal) -> bool {
-    match process_start(journal.owner_pid) {
-        Some(start) => journal.owner_start.is_none_or(|s| s == start),
-        None => false,
-    }
+    owner_alive_with(journal, process_start)
 }
 
 /// The DNS change to make, decided before the journal is written.
@@ -234,6 +220,7 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
                 prefix_len: plan::max_len(cfg.gateway),
                 dev: path.dev,
                 via: path.via,
+                luid: None,
             });
         }
     }
@@ -242,6 +229,7 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
         prefix_len,
         dev: tun.to_owned(),
         via: None,
+        luid: None,
     }));
 
     create_state_dir(state_dir)?;
@@ -285,6 +273,7 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
         routes,
         dns: dns_change,
         firewall: None,
+        metrics: Vec::new(),
     };
     if cfg.kill_switch {
         if full_tunnel {
@@ -332,7 +321,13 @@ pub(crate) fn move_gateway(jpath: &Path, journal: &mut Journal, old: IpAddr, new
             _ => gateway_path(new, &tun)?,
         };
         if let Some(path) = path {
-            let route = RouteEntry { destination: new, prefix_len: plan::max_len(new), dev: path.dev, via: path.via };
+            let route = RouteEntry {
+                destination: new,
+                prefix_len: plan::max_len(new),
+                dev: path.dev,
+                via: path.via,
+                luid: None,
+            };
             journal.routes.insert(0, route.clone());
             journal.save(jpath)?;
             match run_route("add", &route) {
@@ -468,14 +463,6 @@ fn install(
     Ok(())
 }
 
-/// Counters of one undo.
-#[derive(Debug, Default)]
-pub(crate) struct UndoStats {
-    pub routes_removed: usize,
-    pub dns_restored: usize,
-    pub warnings: Vec<String>,
-}
-
 enum DnsUndo {
     Restored,
     AlreadyRestored,
@@ -519,6 +506,9 @@ fn undo_dns(dns: &DnsChange) -> Result<DnsUndo, PlatformError> {
                 None => remove_optional(path)?,
             }
             Ok(DnsUndo::Restored)
+        }
+        DnsChange::WindowsInterface { alias, .. } => {
+            Ok(DnsUndo::Skipped(format!("DNS change on Windows interface {alias} cannot be undone here")))
         }
     }
 }
@@ -580,64 +570,7 @@ pub(crate) fn restore(jpath: &Path, journal: &Journal) -> Result<UndoStats, Plat
 
 /// Processes every journal in `state_dir`.
 pub(crate) fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
-    let entries = match fs::read_dir(state_dir) {
-        Ok(it) => it,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(state_dir)(e)),
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(JOURNAL_SUFFIX)))
-        .collect();
-    if paths.is_empty() {
-        return Ok(None);
-    }
-    paths.sort();
-    let mut report = RecoveryReport::default();
-    let mut first_error: Option<PlatformError> = None;
-    for path in paths {
-        let journal = match Journal::load(&path) {
-            Ok(j) => j,
-            Err(PlatformError::Journal { reason, .. }) => {
-                let mut aside = path.as_os_str().to_owned();
-                aside.push(".corrupt");
-                let aside = PathBuf::from(aside);
-                let _ = fs::rename(&path, &aside);
-                let w =
-                    format!("unreadable journal moved to {}: {reason}; check routes and DNS by hand", aside.display());
-                tracing::warn!("{w}");
-                report.warnings.push(w);
-                continue;
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-                continue;
-            }
-        };
-        if owner_alive(&journal) {
-            let w = format!("journal {} belongs to running process {}; skipped", path.display(), journal.owner_pid);
-            tracing::warn!("{w}");
-            report.warnings.push(w);
-            continue;
-        }
-        tracing::info!(journal = %path.display(), tun = %journal.tun_name, "recovering from a previous run");
-        match restore(&path, &journal) {
-            Ok(stats) => {
-                report.journals.push(path);
-                report.routes_removed += stats.routes_removed;
-                report.dns_restored += stats.dns_restored;
-                report.warnings.extend(stats.warnings);
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(Some(report)),
-    }
+    recover_with(state_dir, owner_alive, restore)
 }
 
 #[cfg(test)]
@@ -687,9 +620,16 @@ mod tests {
             prefix_len: 32,
             dev: "phys0".into(),
             via: Some("192.0.2.1".parse().unwrap()),
+            luid: None,
         };
         assert_eq!(route_args("add", &r).join(" "), "-4 route add 203.0.113.2/32 via 192.0.2.1 dev phys0 proto 173");
-        let r = RouteEntry { destination: "8000::".parse().unwrap(), prefix_len: 1, dev: "ikl0".into(), via: None };
+        let r = RouteEntry {
+            destination: "8000::".parse().unwrap(),
+            prefix_len: 1,
+            dev: "ikl0".into(),
+            via: None,
+            luid: None,
+        };
         assert_eq!(route_args("del", &r).join(" "), "-6 route del 8000::/1 dev ikl0 proto 173");
     }
 
@@ -728,6 +668,7 @@ mod tests {
             routes: vec![],
             dns: None,
             firewall: None,
+            metrics: vec![],
         };
         assert!(owner_alive(&j));
         let stale = Journal { owner_start: j.owner_start.map(|s| s + 1), ..j };

@@ -13,21 +13,30 @@
 //! default route but overrides it with two half routes (`0.0.0.0/1` + `128.0.0.0/1`, `::/1` + `8000::/1`)
 //! via the TUN, plus a host route to the VPN server through the current physical path so IKE and ESP keep
 //! flowing outside the tunnel. Route changes and DNS use `ip` and `resolvectl` (or `/etc/resolv.conf`),
-//! run with explicit arguments, never a shell. Route management is Linux-only for now.
+//! run with explicit arguments, never a shell. On Windows the same plan goes through the IP Helper API
+//! (`CreateIpForwardEntry2`, `SetInterfaceDnsSettings`, ...) on the Wintun adapter, plus a low interface metric on
+//! the TUN for a full tunnel; the pure part of it (`windows_plan`) is unit-tested everywhere. macOS has no route
+//! management yet.
 
-// Route and DNS management is Linux-only for now; elsewhere parts of the helpers are unused.
+// Route and DNS management exists on Linux and Windows; elsewhere parts of the helpers are unused.
 #[cfg(unix)]
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod command;
 mod hooks;
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod journal;
 #[cfg(target_os = "linux")]
 mod linux;
 mod mss;
 mod offload;
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod plan;
+// The only module with unsafe code (Win32 calls); the crate forbids it elsewhere.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod windows;
+#[cfg(any(windows, test))]
+mod windows_plan;
 
 use std::fmt;
 use std::io;
@@ -46,8 +55,22 @@ pub use plan::parse_prefix;
 
 use journal::Journal;
 
-/// Default directory for journals: tmpfs, so a reboot (which also drops all routes) clears it.
+/// Default directory for journals: tmpfs, so a reboot (which also drops all routes) clears it. Windows uses
+/// [`default_state_dir`] instead.
 pub const DEFAULT_STATE_DIR: &str = "/run/ikelink";
+/// True where [`NetworkConfig::kill_switch`] is implemented; elsewhere [`apply`] refuses it.
+pub const KILL_SWITCH_SUPPORTED: bool = cfg!(target_os = "linux");
+
+/// The default journal directory: [`DEFAULT_STATE_DIR`], on Windows `%ProgramData%\ikelink`.
+pub fn default_state_dir() -> PathBuf {
+    #[cfg(windows)]
+    {
+        let base = std::env::var_os("ProgramData").map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from);
+        base.join("ikelink")
+    }
+    #[cfg(not(windows))]
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
 /// Default resolver configuration file rewritten when systemd-resolved is not in use.
 pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// Default TUN name; on Linux the kernel replaces `%d` with the first free number.
@@ -135,6 +158,26 @@ pub enum PlatformError {
     /// This operation is not implemented on this operating system.
     #[error("not supported on this platform")]
     Unsupported,
+    /// A Windows API call failed (`code`: the Win32 error).
+    #[error("{call} failed: {}", io::Error::from_raw_os_error(*code as i32))]
+    Os {
+        /// The API function.
+        call: &'static str,
+        /// The Win32 error code.
+        code: u32,
+    },
+    /// Windows before 10 version 2004 lacks `SetInterfaceDnsSettings`, so the tunnel's DNS servers cannot be set.
+    #[error(
+        "cannot set the tunnel's DNS servers: SetInterfaceDnsSettings is missing (Windows 10 version 2004 or later \
+         is needed); set `dns = false` in the profile's [tunnel] section to connect without the VPN's DNS"
+    )]
+    DnsApiUnavailable,
+    /// The profile asks for the kill switch, which exists only on Linux (nftables).
+    #[error(
+        "the kill switch (tunnel.kill_switch) is only available on Linux (nftables); set `kill_switch = false` \
+         to connect without it"
+    )]
+    KillSwitchUnsupported,
 }
 
 /// TUN device settings.
@@ -469,7 +512,12 @@ fn add_ipv6_address(name: &str, addr: Ipv6Addr, len: u8) -> Result<(), PlatformE
     command::run("ifconfig", &[name, "inet6", &addr, "prefixlen", &len, "alias"]).map(|_| ())
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+#[cfg(windows)]
+fn add_ipv6_address(name: &str, addr: Ipv6Addr, len: u8) -> Result<(), PlatformError> {
+    windows::add_ipv6_address(name, addr, len)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 fn add_ipv6_address(_name: &str, _addr: Ipv6Addr, _len: u8) -> Result<(), PlatformError> {
     Err(PlatformError::Unsupported)
 }
@@ -603,8 +651,16 @@ pub fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<AppliedNetwork, Pl
     Ok(AppliedNetwork { journal_path, journal, restored: false })
 }
 
+/// Applies routes, the TUN's interface metric (full tunnel) and DNS for `cfg`, writing the journal to
+/// `state_dir` first. The kill switch is refused ([`PlatformError::KillSwitchUnsupported`]).
+#[cfg(windows)]
+pub fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<AppliedNetwork, PlatformError> {
+    let (journal_path, journal) = windows::apply(cfg, state_dir)?;
+    Ok(AppliedNetwork { journal_path, journal, restored: false })
+}
+
 /// Applies routes and DNS for `cfg` (not yet supported on this platform).
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 pub fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<AppliedNetwork, PlatformError> {
     let _ = (cfg, state_dir);
     Err(PlatformError::Unsupported)
@@ -617,8 +673,15 @@ pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError
     linux::recover(state_dir)
 }
 
+/// Undoes what every journal in `state_dir` lists (left by a crashed run) and deletes it. Returns `None`
+/// if there was nothing to recover. Journals owned by a still-running process are skipped.
+#[cfg(windows)]
+pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
+    windows::recover(state_dir)
+}
+
 /// Undoes crashed runs' journals (nothing to do on this platform).
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
     let _ = state_dir;
     Ok(None)
@@ -629,7 +692,12 @@ fn move_gateway_journal(path: &Path, journal: &mut Journal, old: IpAddr, new: Ip
     linux::move_gateway(path, journal, old, new)
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
+fn move_gateway_journal(path: &Path, journal: &mut Journal, old: IpAddr, new: IpAddr) -> Result<(), PlatformError> {
+    windows::move_gateway(path, journal, old, new)
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
 fn move_gateway_journal(_: &Path, _: &mut Journal, _: IpAddr, _: IpAddr) -> Result<(), PlatformError> {
     Err(PlatformError::Unsupported)
 }
@@ -639,7 +707,12 @@ fn restore_journal(path: &Path, journal: &Journal) -> Result<(), PlatformError> 
     linux::restore(path, journal).map(|_| ())
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
+fn restore_journal(path: &Path, journal: &Journal) -> Result<(), PlatformError> {
+    windows::restore(path, journal).map(|_| ())
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
 fn restore_journal(_path: &Path, _journal: &Journal) -> Result<(), PlatformError> {
     Err(PlatformError::Unsupported)
 }
@@ -657,7 +730,7 @@ fn validate_interface_name(name: &str) -> Result<(), PlatformError> {
     }
 }
 
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 /// Checks a DNS domain: ASCII letters, digits, `-`, `_` and `.`, at most 253 bytes, not an option.
 fn validate_domain(domain: &str) -> Result<(), PlatformError> {
     let ok = !domain.is_empty()

@@ -109,10 +109,12 @@ pub(crate) fn gateway_needs_host_route(gateway: IpAddr, prefixes: &[(IpAddr, u8)
 }
 
 /// Maximum number of name servers the glibc resolver uses (MAXNS).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const MAX_NAMESERVERS: usize = 3;
 
 /// Builds the resolv.conf written while the tunnel is up: the VPN's servers and domains first; for a
 /// split tunnel the original servers and search domains follow; the original `options` lines are kept.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn resolv_conf_content(
     tun_name: &str,
     dns: &[IpAddr],
