@@ -136,9 +136,10 @@ pub struct GatewaySection {
     /// Certificate revocation lists (PEM or DER files) of those CAs: a revoked gateway certificate is refused.
     #[serde(default)]
     pub crl: Vec<String>,
-    /// Fetching CRLs from the certificates' distribution points: "relaxed" (default: refuse only what is known
-    /// to be revoked), "ifuri" (also refuse when a named distribution point gave no CRL), "strict" (every
-    /// certificate of the chain needs a CRL), "offline" (fetch nothing; only `crl`).
+    /// Online revocation checks (CRLs from the certificates' distribution points, OCSP): "relaxed" (default:
+    /// refuse only what is known to be revoked), "ifuri" (also refuse when a named distribution point or OCSP
+    /// responder gave no status), "strict" (every certificate of the chain needs a CRL), "offline" (fetch
+    /// nothing; only `crl`).
     pub revocation: Option<String>,
     /// SHA-256 of the CA's / the gateway certificate's SubjectPublicKeyInfo (hex), to pin them.
     pub pin_ca_sha256: Option<String>,

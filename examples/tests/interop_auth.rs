@@ -252,7 +252,7 @@ fn crl_from_the_distribution_point_is_fetched() {
     ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let url = format!("http://{GW_ADDR}:8080/ca.crl");
-    let pki = Pki::generate_full(&tb.dir().join("pki"), KeyType::EcdsaP256, Some(&url)).unwrap();
+    let pki = Pki::generate_full(&tb.dir().join("pki"), KeyType::EcdsaP256, Some(&url), None).unwrap();
     let _gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
     let www = tb.dir().join("www");
     std::fs::create_dir_all(&www).unwrap();
@@ -333,4 +333,70 @@ fn eap_through_a_radius_server_peap_ttls_and_mschapv2() {
         }
         radius.stop();
     }
+}
+
+/// OCSP (RFC 6960): the gateway's certificate names an OCSP responder (here OpenSSL's `openssl ocsp`, signing
+/// with the CA's key, on the gateway's public address); the client asks it before it trusts the gateway. With
+/// `revocation = "ifuri"` and no CRL, only a good OCSP answer lets the connection through.
+#[test]
+fn ocsp_responder_is_asked() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let url = format!("http://{GW_ADDR}:8081");
+    let pki = Pki::generate_full(&tb.dir().join("pki"), KeyType::EcdsaP256, None, Some(&url)).unwrap();
+    let _gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
+    let out = Command::new("openssl").args(["x509", "-noout", "-serial", "-in", &p(&pki.gw_cert)]).output().unwrap();
+    let serial = String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_string();
+    assert!(!serial.is_empty(), "{out:?}");
+    let index = tb.dir().join("ocsp-index.txt");
+    let dn = format!("/C=CH/O=Ikelink Test/CN={GW_ID}");
+    // The responder: OpenSSL's, answering from a CA database (index.txt: V valid, R revoked).
+    let responder = |status: &str| {
+        let revoked = if status == "R" { "251101000000Z,keyCompromise" } else { "" };
+        std::fs::write(&index, format!("{status}\t351231235959Z\t{revoked}\t{serial}\tunknown\t{dn}\n")).unwrap();
+        let log = tb.dir().join("ocsp.log");
+        // `-port` takes a port only: it listens on all addresses of the gateway's namespace.
+        let (idx, ca, key) = (p(&index), p(&pki.ca_cert), p(&pki.ca_key));
+        let args = ["ocsp", "-index", &idx, "-port", "8081", "-rsigner", &ca, "-rkey", &key, "-CA", &ca, "-nmin", "5"];
+        let child = tb.spawn_logged(Role::Gw, "openssl", &args, &log).unwrap();
+        wait_until("the OCSP responder to listen", T, Duration::from_millis(50), || {
+            Ok(!tb.exec(Role::Gw, &["ss", "-Hltn", "sport = :8081"])?.stdout.is_empty())
+        })
+        .unwrap();
+        child
+    };
+    let stop = |mut c: std::process::Child| {
+        let _ = c.kill();
+        let _ = c.wait();
+    };
+    let profile = |revocation: &str| {
+        cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)).replacen(
+            "ca = [",
+            &format!("revocation = \"{revocation}\"\nca = ["),
+            1,
+        )
+    };
+
+    // Good: connects (ifuri: it is the only status there is).
+    let r = responder("V");
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile("ifuri"), &["--no-tun"]).unwrap();
+    c.wait_connected(T).unwrap();
+    let log = c.log();
+    assert!(log.contains("OCSP answer") && log.contains("Good"), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success());
+    stop(r);
+
+    // Revoked: refused with its own error.
+    let r = responder("R");
+    let e = fails(&tb, &profile("relaxed"));
+    assert!(e.contains("revoked"), "{e}");
+    stop(r);
+
+    // No responder: ifuri refuses, relaxed connects.
+    let e = fails(&tb, &profile("ifuri"));
+    assert!(e.contains("no revocation status") && e.contains(&url), "{e}");
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile("relaxed"), &["--no-tun"]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert!(c.log().contains("cannot fetch OCSP answer"), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success());
 }

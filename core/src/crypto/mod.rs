@@ -21,8 +21,9 @@ mod util;
 
 pub use algs::{Encr, Group, Integ, Prf};
 pub use cert::{
-    cert_spki_sha256, certreq_hashes, crl_urls, display_dn, spki_sha256, validate_gateway, validate_gateway_with_crls,
-    CertError, ClientCredentials, FetchedCrl, GatewayCertPolicy, Revocation, TrustAnchors, ValidatedPeer,
+    cert_spki_sha256, certreq_hashes, crl_urls, display_dn, ocsp_query, spki_sha256, validate_gateway,
+    validate_gateway_online, CertError, ClientCredentials, GatewayCertPolicy, OcspAnswer, OcspError, OcspQuery,
+    OcspStatus, Revocation, RevocationRequest, RevocationResponse, TrustAnchors, ValidatedPeer,
 };
 pub use cipher::{AeadKey, CbcKey, HmacKey};
 pub use dh::KeyExchange;

@@ -1,7 +1,8 @@
-//! Fetching CRLs for [`Event::FetchCrls`](crate::ike::Event::FetchCrls): one HTTP/1.0 GET per distribution
-//! point (RFC 5280 §4.2.1.13: CRLs are signed, plain HTTP is what CAs publish), over a TCP socket the platform
-//! protects like our UDP sockets (the tunnel is not up yet, and must not carry it), bounded in time and size.
-//! Responses are parsed with `httparse`; redirects are not followed.
+//! Fetching for [`Event::FetchRevocation`](crate::ike::Event::FetchRevocation): one HTTP/1.0 GET per CRL
+//! distribution point (RFC 5280 §4.2.1.13: CRLs are signed, plain HTTP is what CAs publish) and one POST per
+//! OCSP request (RFC 6960 §A.1), over a TCP socket the platform protects like our UDP sockets (the tunnel is
+//! not up yet, and must not carry it), bounded in time and size. Responses are parsed with `httparse`;
+//! redirects are not followed.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info};
 
 use super::{protect, PlatformHooks};
-use crate::crypto::FetchedCrl;
+use crate::crypto::{RevocationRequest, RevocationResponse};
 
 /// The largest CRL we accept.
 const MAX_CRL_BYTES: usize = 4 << 20;
@@ -97,7 +98,8 @@ fn parse_response(raw: &[u8]) -> Result<&[u8], FetchError> {
     Ok(body)
 }
 
-async fn get(url: &str, hooks: &PlatformHooks) -> Result<Vec<u8>, FetchError> {
+/// GET `url`, or POST `ocsp_request` to it.
+async fn fetch(url: &str, ocsp_request: Option<&[u8]>, hooks: &PlatformHooks) -> Result<Vec<u8>, FetchError> {
     let (host, port, path) = split_url(url)?;
     let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
         .await
@@ -108,11 +110,20 @@ async fn get(url: &str, hooks: &PlatformHooks) -> Result<Vec<u8>, FetchError> {
     protect(hooks, &socket).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut stream = socket.connect(addr).await?;
     let host_header = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: {host_header}{}\r\nUser-Agent: ikelink\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        if port == 80 { String::new() } else { format!(":{port}") }
-    );
-    stream.write_all(request.as_bytes()).await?;
+    let port_suffix = if port == 80 { String::new() } else { format!(":{port}") };
+    let head = match ocsp_request {
+        None => format!(
+            "GET {path} HTTP/1.0\r\nHost: {host_header}{port_suffix}\r\nUser-Agent: ikelink\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        ),
+        Some(body) => format!(
+            "POST {path} HTTP/1.0\r\nHost: {host_header}{port_suffix}\r\nUser-Agent: ikelink\r\nContent-Type: application/ocsp-request\r\nAccept: application/ocsp-response\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ),
+    };
+    stream.write_all(head.as_bytes()).await?;
+    if let Some(body) = ocsp_request {
+        stream.write_all(body).await?;
+    }
     let mut raw = Vec::new();
     let mut buf = [0u8; 16384];
     loop {
@@ -142,10 +153,11 @@ impl CrlCache {
             .map(|(_, _, crl)| crl.clone())
     }
 
-    /// Remember what a fetch gave.
-    pub(super) fn store(&mut self, fetched: &[FetchedCrl], now: Instant) {
+    /// Remember the CRLs a fetch gave (OCSP answers carry our nonce: never reused).
+    pub(super) fn store(&mut self, requests: &[RevocationRequest], fetched: &[RevocationResponse], now: Instant) {
         for f in fetched {
-            if let Some(crl) = &f.crl {
+            let is_crl = requests.iter().any(|r| r.url == f.url && r.ocsp_request.is_none());
+            if let (true, Some(crl)) = (is_crl, &f.data) {
                 self.entries.retain(|(u, _, _)| u != &f.url);
                 self.entries.push((f.url.clone(), now, crl.clone()));
             }
@@ -153,41 +165,47 @@ impl CrlCache {
     }
 }
 
-/// Fetch `urls` concurrently (what the cache has is not fetched again), each within [`FETCH_TIMEOUT`]; the
-/// results are in the order of `urls`.
-pub(super) async fn fetch_crls(urls: Vec<String>, cache: &CrlCache, hooks: &PlatformHooks) -> Vec<FetchedCrl> {
+/// Fetch what `requests` ask for concurrently (CRLs the cache has are not fetched again), each within
+/// [`FETCH_TIMEOUT`]; the results are in the order of `requests`.
+pub(super) async fn fetch_revocation(
+    requests: &[RevocationRequest],
+    cache: &CrlCache,
+    hooks: &PlatformHooks,
+) -> Vec<RevocationResponse> {
     let now = Instant::now();
     let mut jobs = tokio::task::JoinSet::new();
-    let mut out: Vec<FetchedCrl> = Vec::new();
-    for (i, url) in urls.into_iter().take(MAX_URLS).enumerate() {
-        if let Some(crl) = cache.lookup(&url, now) {
+    let mut out: Vec<RevocationResponse> = Vec::new();
+    for (i, req) in requests.iter().take(MAX_URLS).enumerate() {
+        let url = req.url.clone();
+        let what = if req.ocsp_request.is_some() { "OCSP answer" } else { "CRL" };
+        if let (None, Some(crl)) = (&req.ocsp_request, cache.lookup(&url, now)) {
             debug!(%url, "CRL from the cache");
-            out.push(FetchedCrl { url, crl: Some(crl) });
+            out.push(RevocationResponse { url, data: Some(crl) });
             continue;
         }
-        out.push(FetchedCrl { url: url.clone(), crl: None });
-        let hooks = hooks.clone();
+        out.push(RevocationResponse { url: url.clone(), data: None });
+        let (hooks, body) = (hooks.clone(), req.ocsp_request.clone());
         jobs.spawn(async move {
-            let result = match tokio::time::timeout(FETCH_TIMEOUT, get(&url, &hooks)).await {
+            let result = match tokio::time::timeout(FETCH_TIMEOUT, fetch(&url, body.as_deref(), &hooks)).await {
                 Ok(r) => r,
                 Err(_) => Err(FetchError::Timeout),
             };
             match result {
-                Ok(crl) => {
-                    info!(%url, bytes = crl.len(), "fetched CRL");
-                    (i, Some(crl))
+                Ok(data) => {
+                    info!(%url, bytes = data.len(), "fetched {what}");
+                    (i, Some(data))
                 }
                 Err(e) => {
-                    info!(%url, %e, "cannot fetch CRL");
+                    info!(%url, %e, "cannot fetch {what}");
                     (i, None)
                 }
             }
         });
     }
     while let Some(done) = jobs.join_next().await {
-        if let Ok((i, crl)) = done {
+        if let Ok((i, data)) = done {
             if let Some(slot) = out.get_mut(i) {
-                slot.crl = crl;
+                slot.data = data;
             }
         }
     }

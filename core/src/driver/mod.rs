@@ -376,8 +376,8 @@ struct Driver {
     /// During a make-before-break reauthentication: the old IKE SA, carrying the traffic until the new one
     /// (`sa`) has its Child SA, then deleted.
     retiring: Option<IkeSa>,
-    /// CRL fetches asked for by the IKE SA (its SPI and the URLs), started by the run loop.
-    crl_requests: Vec<(u64, Vec<String>)>,
+    /// Revocation fetches asked for by the IKE SA (its SPI and the requests), started by the run loop.
+    crl_requests: Vec<(u64, Vec<crate::crypto::RevocationRequest>)>,
     crl_cache: fetch::CrlCache,
 }
 
@@ -411,16 +411,17 @@ impl Driver {
         let mut packets_seen = 0u64;
         let mut stats_tick = self.options.stats_interval.map(tokio::time::interval);
         let mut net_tick = self.options.watch_network.map(tokio::time::interval);
-        let (crl_tx, mut crl_rx) = mpsc::channel::<(u64, Vec<crate::crypto::FetchedCrl>)>(4);
+        type Fetched = (u64, Vec<crate::crypto::RevocationRequest>, Vec<crate::crypto::RevocationResponse>);
+        let (crl_tx, mut crl_rx) = mpsc::channel::<Fetched>(4);
         let result = loop {
             self.flush().await;
             self.process_retiring_events().await;
             let processed = self.process_events().await;
-            for (spi, urls) in self.crl_requests.drain(..) {
+            for (spi, requests) in self.crl_requests.drain(..) {
                 let (cache, hooks, tx) = (self.crl_cache.clone(), self.hooks.clone(), crl_tx.clone());
                 tokio::spawn(async move {
-                    let fetched = fetch::fetch_crls(urls, &cache, &hooks).await;
-                    let _ = tx.send((spi, fetched)).await;
+                    let fetched = fetch::fetch_revocation(&requests, &cache, &hooks).await;
+                    let _ = tx.send((spi, requests, fetched)).await;
                 });
             }
             match processed {
@@ -521,10 +522,10 @@ impl Driver {
                 m = ike_rx.recv() => if let Some(m) = m {
                     self.route_ike(&m);
                 },
-                f = crl_rx.recv() => if let Some((spi, fetched)) = f {
-                    self.crl_cache.store(&fetched, Instant::now());
+                f = crl_rx.recv() => if let Some((spi, requests, fetched)) = f {
+                    self.crl_cache.store(&requests, &fetched, Instant::now());
                     if spi == self.sa.spi_i() {
-                        self.sa.handle_crls(Instant::now(), fetched);
+                        self.sa.handle_revocation(Instant::now(), fetched);
                     }
                 },
                 _ = sleep => if reconnecting {
@@ -755,8 +756,8 @@ impl Driver {
                     self.info = Some(info);
                     continue;
                 }
-                Event::FetchCrls(urls) => {
-                    self.crl_requests.push((self.sa.spi_i(), urls));
+                Event::FetchRevocation(requests) => {
+                    self.crl_requests.push((self.sa.spi_i(), requests));
                     continue;
                 }
                 Event::ChildSaInstalled(c) => {

@@ -23,6 +23,6 @@ pub use identity::{display_identity, parse_identity};
 pub use proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};
 pub use redirect::{GatewayIdentity, RedirectError};
 pub use sa::{
-    Event, IkeSa, NatStatus, SessionInfo, SocketKind, State, Timer, Transmit, VirtualConfig, CRL_FETCH_TIMEOUT,
+    Event, IkeSa, NatStatus, SessionInfo, SocketKind, State, Timer, Transmit, VirtualConfig, REVOCATION_FETCH_TIMEOUT,
 };
 pub use ts::{parse_cidr, ts_contains, ts_to_cidrs, Cidr};

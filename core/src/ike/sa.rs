@@ -15,7 +15,7 @@ mod redirect;
 mod rekey;
 mod revocation;
 
-pub use revocation::CRL_FETCH_TIMEOUT;
+pub use revocation::REVOCATION_FETCH_TIMEOUT;
 
 use rekey::{ChildState, PendingSwitch, Queued, Rekey};
 
@@ -75,8 +75,8 @@ pub enum Timer {
     Dpd,
     /// A Child SA or the IKE SA reached its rekey time (§2.8).
     Rekey,
-    /// The CRLs asked for with [`Event::FetchCrls`] did not come in time.
-    CrlFetch,
+    /// The answers asked for with [`Event::FetchRevocation`] did not come in time.
+    Revocation,
 }
 
 /// Coarse state, for the UI.
@@ -150,9 +150,10 @@ pub enum Event {
     /// new IKE SA (without INITIAL_CONTACT, see [`IkeConfig::initial_contact`]) and [`IkeSa::close`] this one
     /// once the new one carries the traffic (make-before-break).
     ReauthenticationDue,
-    /// Fetch these CRLs (`http://` URLs from the gateway's certificate chain, RFC 5280 §4.2.1.13) and hand them
-    /// to [`IkeSa::handle_crls`]; the gateway is trusted only after that (or after [`CRL_FETCH_TIMEOUT`]).
-    FetchCrls(Vec<String>),
+    /// Fetch these CRLs (`http://` distribution points of the gateway's chain, RFC 5280 §4.2.1.13) and OCSP
+    /// answers (RFC 6960) and hand them to [`IkeSa::handle_revocation`]; the gateway is trusted only after that
+    /// (or after [`REVOCATION_FETCH_TIMEOUT`]).
+    FetchRevocation(Vec<crate::crypto::RevocationRequest>),
     /// The IKE SA is gone: `None` after our own Delete, the reason otherwise.
     Closed(Option<IkeError>),
 }
@@ -300,8 +301,8 @@ pub struct IkeSa {
     events: VecDeque<Event>,
     /// Why we are closing when it is not the user's wish (a redirect, RFC 5685): reported in [`Event::Closed`].
     close_reason: Option<IkeError>,
-    /// CRLs of the gateway's certificate chain, fetched by the driver.
-    crl_fetch: revocation::CrlFetch,
+    /// CRLs and OCSP answers about the gateway's certificate chain, fetched by the driver.
+    revocation: revocation::RevocationFetch,
 }
 
 fn notify_of(payloads: &[Payload], t: NotifyType) -> Option<&Notify> {
@@ -395,7 +396,7 @@ impl IkeSa {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             close_reason: None,
-            crl_fetch: Default::default(),
+            revocation: Default::default(),
         };
         sa.send_init(now);
         Ok(sa)
@@ -448,7 +449,7 @@ impl IkeSa {
         };
         consider(self.next_keepalive, Timer::Keepalive);
         consider(self.dpd_deadline(), Timer::Dpd);
-        consider(self.crl_deadline(), Timer::CrlFetch);
+        consider(self.revocation_deadline(), Timer::Revocation);
         if self.pending.is_none() {
             consider(self.next_rekey_deadline(), Timer::Rekey);
         }
@@ -481,7 +482,7 @@ impl IkeSa {
 
     /// Advance timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.crl_timeout(now);
+        self.revocation_timeout(now);
         if self.next_keepalive.is_some_and(|t| now >= t) {
             // One 0xFF byte on the NAT-T socket keeps the NAT mapping (RFC 3948 §2.3).
             self.transmits.push_back(Transmit { socket: SocketKind::NatT, remote: self.remote, payload: vec![0xff] });
@@ -772,8 +773,8 @@ impl IkeSa {
     }
 
     fn handle_auth_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
-        // The gateway's certificate is judged only with the CRLs its chain points to (fetched by the driver).
-        let Some(payloads) = self.defer_for_crls(now, payloads) else { return Ok(()) };
+        // The gateway's certificate is judged only with the CRLs and OCSP answers it points to (the driver fetches).
+        let Some(payloads) = self.defer_for_revocation(now, payloads) else { return Ok(()) };
         let mut idr = None;
         let mut auth = None;
         let mut cp = None;
@@ -1010,8 +1011,9 @@ impl IkeSa {
         match &self.config.gateway_auth {
             GatewayAuth::Psk => Err(IkeError::Protocol("gateway authenticated with a signature but we expect a PSK")),
             GatewayAuth::Certificate(policy) => {
+                let time = self.unix_time(now);
                 let peer =
-                    crypto::validate_gateway_with_crls(certs, idr, policy, self.fetched_crls(), self.unix_time(now))
+                    crypto::validate_gateway_online(certs, idr, policy, self.fetched_crls(), self.ocsp_answer(), time)
                         .map_err(IkeError::Certificate)?;
                 peer.verify_auth(auth.method, &auth.data, &octets).map_err(|_| IkeError::PeerAuthenticationFailed)?;
                 info!(subject = %peer.subject(), "gateway certificate valid");

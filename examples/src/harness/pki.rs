@@ -82,11 +82,12 @@ impl Pki {
 
     /// Like [`Pki::generate`] with the given key type.
     pub fn generate_with(dir: &Path, key_type: KeyType) -> Result<Pki> {
-        Pki::generate_full(dir, key_type, None)
+        Pki::generate_full(dir, key_type, None, None)
     }
 
-    /// Like [`Pki::generate_with`]; the gateway certificate names `crl_uri` as its CRL distribution point.
-    pub fn generate_full(dir: &Path, key_type: KeyType, crl_uri: Option<&str>) -> Result<Pki> {
+    /// Like [`Pki::generate_with`]; the gateway certificate names `crl_uri` as its CRL distribution point and
+    /// `ocsp_uri` as its OCSP responder (authorityInfoAccess).
+    pub fn generate_full(dir: &Path, key_type: KeyType, crl_uri: Option<&str>, ocsp_uri: Option<&str>) -> Result<Pki> {
         std::fs::create_dir_all(dir).map_err(|e| HarnessError::io(dir, e))?;
         let p = Pki {
             dir: dir.to_path_buf(),
@@ -151,6 +152,9 @@ impl Pki {
         ];
         if let Some(uri) = crl_uri {
             gw_args.extend(["--crl", uri]);
+        }
+        if let Some(uri) = ocsp_uri {
+            gw_args.extend(["--ocsp", uri]);
         }
         let gw = pki(&gw_args)?;
         write(&p.gw_cert, &gw)?;

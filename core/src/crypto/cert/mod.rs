@@ -9,6 +9,7 @@
 //! Everything here is sans-IO except [`TrustAnchors::from_system`], which reads the OS store.
 
 pub(crate) mod der;
+mod ocsp;
 #[cfg(test)]
 mod tests;
 pub(crate) mod x509;
@@ -24,6 +25,7 @@ use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter, Verifie
 use super::sig::{verify_auth, verify_signature, KeyPairSigner, SigScheme, Signer};
 use super::CryptoError;
 use crate::wire::{AuthMethod, IdType, Identification};
+pub use ocsp::{ocsp_query, OcspError, OcspQuery, OcspStatus};
 use x509::{CertInfo, GeneralName};
 
 /// Why a certificate (chain) or credential was refused. Each kind of failure is its own variant.
@@ -192,13 +194,14 @@ pub struct GatewayCertPolicy {
     /// Certificate revocation lists (DER, RFC 5280 §5) of the CAs in the chain: a listed certificate is
     /// refused; certificates whose issuer has no CRL here are not checked (like strongSwan without `strict`).
     pub crls: Vec<Vec<u8>>,
-    /// Whether CRLs are also fetched from the certificates' distribution points, and what a missing status means.
+    /// Whether CRLs are also fetched and OCSP asked, and what a missing status means.
     pub revocation: Revocation,
 }
 
 /// Online revocation checking of the gateway's chain (strongSwan's `revocation` setting of a connection).
 /// CRLs are fetched over HTTP from the cRLDistributionPoints (RFC 5280 §4.2.1.13) of the end-entity and the
-/// intermediate certificates; sans-IO, the driver fetches them ([`crl_urls`], [`FetchedCrl`]).
+/// intermediate certificates, and the OCSP responder (RFC 6960) of the end-entity certificate is asked;
+/// sans-IO, the driver fetches ([`crl_urls`], [`ocsp_query`], [`RevocationRequest`], [`RevocationResponse`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Revocation {
     /// Only the CRLs of the policy; nothing is fetched.
@@ -206,8 +209,8 @@ pub enum Revocation {
     /// Fetch; refuse only a certificate known to be revoked (strongSwan's `relaxed`, its default).
     #[default]
     Relaxed,
-    /// Fetch; also refuse a certificate that names a distribution point none of whose CRLs could be had
-    /// (strongSwan's `ifuri`).
+    /// Fetch; also refuse a certificate that names a distribution point none of whose CRLs could be had, or
+    /// an OCSP responder that gave no usable answer (strongSwan's `ifuri`).
     IfUri,
     /// Fetch; every certificate of the chain needs a CRL (strongSwan's `strict`).
     Strict,
@@ -226,12 +229,24 @@ impl std::str::FromStr for Revocation {
     }
 }
 
-/// What fetching one CRL distribution point gave: the CRL (DER or PEM) or `None` if it could not be had.
+/// One fetch the online revocation check needs: GET a CRL from `url`, or POST `ocsp_request` (DER,
+/// `application/ocsp-request`, RFC 6960 §A.1) to the OCSP responder at `url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchedCrl {
+pub struct RevocationRequest {
     pub url: String,
-    pub crl: Option<Vec<u8>>,
+    pub ocsp_request: Option<Vec<u8>>,
 }
+
+/// What one [`RevocationRequest`] gave: the CRL (DER or PEM) or the DER OCSPResponse, `None` if nothing
+/// could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationResponse {
+    pub url: String,
+    pub data: Option<Vec<u8>>,
+}
+
+/// The OCSP query for the gateway's certificate and the responder's answer (`None`: none came).
+pub type OcspAnswer<'a> = (&'a OcspQuery, Option<&'a [u8]>);
 
 /// The `http://` CRL distribution points of the certificates of `chain` (end-entity first), in order, without
 /// duplicates; certificates that cannot be parsed are skipped (validation will refuse them).
@@ -399,24 +414,27 @@ pub fn cert_spki_sha256(cert: &[u8]) -> Result<[u8; 32], CertError> {
 /// reads the clock). `id` is the gateway's IDr: ID_FQDN must match a dNSName subjectAltName (a leftmost `*`
 /// label matches one label), ID_IPV4_ADDR/ID_IPV6_ADDR an iPAddress, ID_RFC822_ADDR an rfc822Name
 /// (ASCII case-insensitive), ID_DER_ASN1_DN the subject (or a directoryName) byte for byte. The common name
-/// is never used. Revocation: against the CRLs of the policy (RFC 5280 §6.3); see [`validate_gateway_with_crls`]
-/// for fetched ones.
+/// is never used. Revocation: against the CRLs of the policy (RFC 5280 §6.3); see [`validate_gateway_online`]
+/// for fetched CRLs and OCSP.
 pub fn validate_gateway(
     chain: &[&[u8]],
     id: &Identification,
     policy: &GatewayCertPolicy,
     now_unix: u64,
 ) -> Result<ValidatedPeer, CertError> {
-    validate_gateway_with_crls(chain, id, policy, &[], now_unix)
+    validate_gateway_online(chain, id, policy, &[], None, now_unix)
 }
 
-/// [`validate_gateway`] with the CRLs fetched from the chain's distribution points ([`crl_urls`]) as well,
-/// judged by the policy's [`Revocation`]. A fetched CRL that does not parse counts as not fetched.
-pub fn validate_gateway_with_crls(
+/// [`validate_gateway`] with the CRLs fetched from the chain's distribution points ([`crl_urls`]) and the
+/// OCSP responder's answer about the end-entity certificate ([`ocsp_query`]) as well, judged by the policy's
+/// [`Revocation`]. A fetched CRL that does not parse, or an OCSP answer that does not check out, counts as
+/// not fetched; an OCSP "revoked" refuses the certificate, an OCSP "good" is its revocation status.
+pub fn validate_gateway_online(
     chain: &[&[u8]],
     id: &Identification,
     policy: &GatewayCertPolicy,
-    fetched: &[FetchedCrl],
+    fetched: &[RevocationResponse],
+    ocsp: Option<OcspAnswer<'_>>,
     now_unix: u64,
 ) -> Result<ValidatedPeer, CertError> {
     let (&leaf_der, intermediates) = chain.split_first().ok_or(CertError::NoCertificate)?;
@@ -453,7 +471,7 @@ pub fn validate_gateway_with_crls(
     // The URLs whose CRL could be used, and the CRL's issuer (DER Name contents).
     let mut usable: Vec<(&str, Vec<u8>)> = Vec::new();
     for f in fetched {
-        let parsed = f.crl.as_deref().and_then(crl_der).map(|d| webpki::OwnedCertRevocationList::from_der(&d));
+        let parsed = f.data.as_deref().and_then(crl_der).map(|d| webpki::OwnedCertRevocationList::from_der(&d));
         match parsed {
             Some(Ok(crl)) => {
                 let crl = webpki::CertRevocationList::from(crl);
@@ -481,9 +499,34 @@ pub fn validate_gateway_with_crls(
         Err(_) if strict => return Err(CertError::RevocationUnknown(None)),
         Err(_) => None,
     };
+    // OCSP about the end-entity certificate (RFC 6960), once its chain is known to be valid.
+    let ocsp_status = match ocsp {
+        Some((query, Some(answer))) => match query.check(answer, now_unix) {
+            Ok(s) => {
+                tracing::info!(url = %query.url, status = ?s, "OCSP answer");
+                Some(s)
+            }
+            Err(e) => {
+                tracing::warn!(url = %query.url, %e, "OCSP answer unusable");
+                None
+            }
+        },
+        _ => None,
+    };
+    let ocsp_good = ocsp_status == Some(OcspStatus::Good);
     if policy.revocation == Revocation::IfUri {
-        // Each certificate that names distribution points needs a CRL of its issuer from one of them.
-        for cert in chain {
+        // Each certificate that names distribution points needs a CRL of its issuer from one of them; for the
+        // end-entity certificate an OCSP "good" also does, and naming an OCSP responder asks for one or the other.
+        for (i, cert) in chain.iter().enumerate() {
+            let leaf = i == 0;
+            if leaf && ocsp_good {
+                continue;
+            }
+            if leaf && crl_urls(&[cert]).is_empty() {
+                if let Some((query, _)) = ocsp {
+                    return Err(CertError::RevocationUnknown(Some(query.url.clone())));
+                }
+            }
             let urls = crl_urls(&[cert]);
             let Ok(issuer) = x509::parse(cert).map(|i| i.issuer) else { continue };
             let issuer_contents = der::single(issuer, der::tag::SEQUENCE).unwrap_or(issuer);
@@ -509,6 +552,9 @@ pub fn validate_gateway_with_crls(
             return Err(CertError::PinMismatch("CA"));
         }
         return Err(map_webpki(e));
+    }
+    if ocsp_status == Some(OcspStatus::Revoked) {
+        return Err(CertError::Revoked);
     }
 
     if let Some(pin) = policy.pinned_leaf_spki_sha256 {

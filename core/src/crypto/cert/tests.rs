@@ -596,14 +596,14 @@ fn crls_from_distribution_points_under_each_revocation_policy() {
     assert_eq!(crl_urls(&chain), vec![URL.to_string()]);
     assert!(crl_urls(&[pki.intermediate.as_slice()]).is_empty());
 
-    let fetched = |crl: Option<Vec<u8>>| vec![FetchedCrl { url: URL.into(), crl }];
+    let fetched = |crl: Option<Vec<u8>>| vec![RevocationResponse { url: URL.into(), data: crl }];
     let clean = crl(&pki.intermediate_issuer, &[8]);
     let revoked = crl(&pki.intermediate_issuer, &[7]);
     let revoked_pem = pem("X509 CRL", &revoked).into_bytes();
-    let check = |mode: Revocation, f: Vec<FetchedCrl>| {
+    let check = |mode: Revocation, f: Vec<RevocationResponse>| {
         let mut policy = pki.policy();
         policy.revocation = mode;
-        validate_gateway_with_crls(&chain, &fqdn(GW), &policy, &f, now()).map(|_| ())
+        validate_gateway_online(&chain, &fqdn(GW), &policy, &f, None, now()).map(|_| ())
     };
     for mode in [Revocation::Relaxed, Revocation::IfUri] {
         assert_eq!(check(mode, fetched(Some(clean.clone()))), Ok(()), "{mode:?}");

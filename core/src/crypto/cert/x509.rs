@@ -1,6 +1,7 @@
 //! The parts of an X.509 certificate (RFC 5280 §4.1) that IKE identity and policy checks need and that
 //! webpki does not expose: subject, SubjectPublicKeyInfo, subjectAltName, extendedKeyUsage, keyUsage and the
-//! CRL distribution points.
+//! CRL distribution points, the OCSP responders (authorityInfoAccess) and what OCSP needs to check a
+//! delegated responder's certificate.
 //! Signatures, validity and path building are webpki's job.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -11,6 +12,12 @@ const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
 const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
 const OID_EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
 const OID_CRL_DISTRIBUTION_POINTS: &[u8] = &[0x55, 0x1d, 0x1f];
+/// id-pe-authorityInfoAccess (RFC 5280 §4.2.2.1) and its id-ad-ocsp access method.
+const OID_AUTHORITY_INFO_ACCESS: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01];
+const OID_AD_OCSP: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+/// UTCTime and GeneralizedTime tags (X.680 §46, §47).
+pub(crate) const TAG_UTC_TIME: u8 = 0x17;
+pub(crate) const TAG_GENERALIZED_TIME: u8 = 0x18;
 
 /// keyUsage bits (RFC 5280 §4.2.1.3), as the first two octets of the BIT STRING, big-endian.
 pub(crate) const KU_DIGITAL_SIGNATURE: u16 = 0x8000;
@@ -19,6 +26,16 @@ pub(crate) const KU_NON_REPUDIATION: u16 = 0x4000;
 /// A certificate's fields, borrowed from its DER.
 #[derive(Debug, Clone)]
 pub(crate) struct CertInfo<'a> {
+    /// tbsCertificate, full TLV (what the signature covers).
+    pub tbs: &'a [u8],
+    /// signatureAlgorithm, full TLV, and the signature (BIT STRING contents without the unused-bits octet).
+    pub sig_alg: &'a [u8],
+    pub signature: &'a [u8],
+    /// serialNumber, INTEGER contents.
+    pub serial: &'a [u8],
+    /// Validity, unix seconds.
+    pub not_before: u64,
+    pub not_after: u64,
     /// The issuer Name, full TLV.
     pub issuer: &'a [u8],
     /// The subject Name, full TLV (what ID_DER_ASN1_DN carries, RFC 7296 §3.5).
@@ -32,6 +49,8 @@ pub(crate) struct CertInfo<'a> {
     pub key_usage: Option<u16>,
     /// The URIs of the cRLDistributionPoints' full names (RFC 5280 §4.2.1.13).
     pub crl_uris: Vec<&'a [u8]>,
+    /// The OCSP responder URIs of authorityInfoAccess (RFC 5280 §4.2.2.1).
+    pub ocsp_uris: Vec<&'a [u8]>,
 }
 
 /// The subjectAltName forms IKE identities map to (RFC 5280 §4.2.1.6).
@@ -63,18 +82,30 @@ impl GeneralName<'_> {
 /// Parse a DER certificate.
 pub(crate) fn parse(cert: &[u8]) -> Result<CertInfo<'_>, DerError> {
     let mut outer = Reader::new(der::single(cert, tag::SEQUENCE)?);
-    let tbs = outer.expect(tag::SEQUENCE)?;
-    let mut r = Reader::new(tbs);
+    let tbs = outer.expect_tlv(tag::SEQUENCE)?;
+    let sig_alg = outer.expect_tlv(tag::SEQUENCE)?.raw;
+    let signature = der::bit_string_bytes(outer.expect(tag::BIT_STRING)?)?;
+    outer.finish()?;
+    let mut r = Reader::new(tbs.value);
     let _version = r.optional(tag::context_cons(0))?;
-    r.expect(tag::INTEGER)?; // serialNumber
+    let serial = r.expect(tag::INTEGER)?;
     r.expect(tag::SEQUENCE)?; // signature
     let issuer = r.expect_tlv(tag::SEQUENCE)?.raw;
-    r.expect(tag::SEQUENCE)?; // validity
+    let mut validity = Reader::new(r.expect(tag::SEQUENCE)?);
+    let not_before = read_time(&mut validity)?;
+    let not_after = read_time(&mut validity)?;
+    validity.finish()?;
     let subject = r.expect_tlv(tag::SEQUENCE)?.raw;
     let spki = r.expect_tlv(tag::SEQUENCE)?.raw;
     let _issuer_uid = r.optional(tag::context_prim(1))?;
     let _subject_uid = r.optional(tag::context_prim(2))?;
     let mut info = CertInfo {
+        tbs: tbs.raw,
+        sig_alg,
+        signature,
+        serial,
+        not_before,
+        not_after,
         issuer,
         subject,
         spki,
@@ -82,6 +113,7 @@ pub(crate) fn parse(cert: &[u8]) -> Result<CertInfo<'_>, DerError> {
         ext_key_usage: None,
         key_usage: None,
         crl_uris: Vec::new(),
+        ocsp_uris: Vec::new(),
     };
     if let Some(exts) = r.optional(tag::context_cons(3))? {
         let mut exts = Reader::new(der::single(exts.value, tag::SEQUENCE)?);
@@ -102,6 +134,7 @@ pub(crate) fn parse(cert: &[u8]) -> Result<CertInfo<'_>, DerError> {
                     info.ext_key_usage = Some(ids);
                 }
                 OID_CRL_DISTRIBUTION_POINTS => info.crl_uris = parse_crl_distribution_points(value)?,
+                OID_AUTHORITY_INFO_ACCESS => info.ocsp_uris = parse_ocsp_access(value)?,
                 OID_KEY_USAGE => {
                     let bits = der::single(value, tag::BIT_STRING)?;
                     let (_unused, bytes) = bits.split_first().ok_or(DerError("empty keyUsage"))?;
@@ -136,6 +169,73 @@ fn parse_crl_distribution_points(value: &[u8]) -> Result<Vec<&[u8]>, DerError> {
         }
     }
     Ok(uris)
+}
+
+/// AuthorityInfoAccessSyntax ::= SEQUENCE OF AccessDescription { accessMethod, accessLocation GeneralName }:
+/// the URIs of the id-ad-ocsp entries.
+fn parse_ocsp_access(value: &[u8]) -> Result<Vec<&[u8]>, DerError> {
+    let mut r = Reader::new(der::single(value, tag::SEQUENCE)?);
+    let mut uris = Vec::new();
+    while !r.is_empty() {
+        let mut ad = Reader::new(r.expect(tag::SEQUENCE)?);
+        let method = ad.expect(tag::OID)?;
+        let location = ad.read()?;
+        if method == OID_AD_OCSP && location.tag == tag::context_prim(6) {
+            uris.push(location.value);
+        }
+    }
+    Ok(uris)
+}
+
+/// The next Time (UTCTime or GeneralizedTime) of `r`, as unix seconds.
+pub(crate) fn read_time(r: &mut Reader<'_>) -> Result<u64, DerError> {
+    let t = r.read()?;
+    parse_time(t.tag, t.value)
+}
+
+/// UTCTime `YYMMDDHHMMSSZ` (years 1950-2049, RFC 5280 §4.1.2.5.1) or GeneralizedTime `YYYYMMDDHHMMSS[.f]Z`
+/// (RFC 5280 §4.1.2.5.2; RFC 6960 allows fractions) as unix seconds.
+pub(crate) fn parse_time(tag: u8, v: &[u8]) -> Result<u64, DerError> {
+    let bad = DerError("bad time");
+    let digits = |s: &[u8]| -> Result<u64, DerError> {
+        if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+            return Err(bad);
+        }
+        Ok(s.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0')))
+    };
+    let body = v.strip_suffix(b"Z").ok_or(bad)?;
+    let (year, rest) = match tag {
+        TAG_UTC_TIME => {
+            let yy = digits(body.get(..2).ok_or(bad)?)?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, body.get(2..).ok_or(bad)?)
+        }
+        TAG_GENERALIZED_TIME => (digits(body.get(..4).ok_or(bad)?)?, body.get(4..).ok_or(bad)?),
+        _ => return Err(DerError("not a time")),
+    };
+    // Fractional seconds (GeneralizedTime only) are dropped.
+    let rest = match (tag, rest.iter().position(|&b| b == b'.')) {
+        (TAG_GENERALIZED_TIME, Some(dot)) => rest.get(..dot).ok_or(bad)?,
+        _ => rest,
+    };
+    if rest.len() != 10 {
+        return Err(bad);
+    }
+    let field = |i: usize| digits(rest.get(i..i + 2).unwrap_or_default());
+    let (month, day, hour, min, sec) = (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return Err(bad);
+    }
+    if year < 1970 {
+        return Ok(0);
+    }
+    // Days from the civil date (H. Hinnant's algorithm), March-based years.
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days * 86_400 + hour * 3600 + min * 60 + sec)
 }
 
 fn parse_general_names(value: &[u8]) -> Result<Vec<GeneralName<'_>>, DerError> {

@@ -1,6 +1,6 @@
 //! Online revocation checking against the simulated gateway: the IKE SA asks for the CRLs of the gateway's
-//! certificate ([`Event::FetchCrls`]), waits for them, and judges the certificate with them; without an
-//! answer it goes on after [`CRL_FETCH_TIMEOUT`] as the policy says.
+//! certificate ([`Event::FetchRevocation`]), waits for them, and judges the certificate with them; without an
+//! answer it goes on after [`REVOCATION_FETCH_TIMEOUT`] as the policy says.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +10,8 @@ use rcgen::{CertificateParams, CrlDistributionPoint, IsCa, Issuer, KeyPair, Seri
 use super::responder::ResponderCert;
 use super::tests::*;
 use super::*;
-use crate::crypto::{CertError, FetchedCrl, GatewayCertPolicy, KeyPairSigner, Revocation, TrustAnchors};
-use crate::ike::sa::CRL_FETCH_TIMEOUT;
+use crate::crypto::{CertError, GatewayCertPolicy, KeyPairSigner, Revocation, RevocationResponse, TrustAnchors};
+use crate::ike::sa::REVOCATION_FETCH_TIMEOUT;
 use crate::ike::{GatewayAuth, State};
 
 const URL: &str = "http://ca.example.net/gw.crl";
@@ -72,7 +72,7 @@ fn start(gw: &Gateway, mode: Revocation) -> Pair {
     let mut p = Pair::new(c, responder);
     // 2030-01-15: inside the CRL's validity, inside the certificates' (rcgen's default 1975..4096).
     p.initiator.set_unix_time(p.now, 1_894_665_600);
-    p.drive_until(|p| p.events.iter().any(|(_, e)| matches!(e, Event::FetchCrls(_))));
+    p.drive_until(|p| p.events.iter().any(|(_, e)| matches!(e, Event::FetchRevocation(_))));
     p
 }
 
@@ -80,7 +80,7 @@ fn asked(p: &Pair) -> Vec<Vec<String>> {
     p.events
         .iter()
         .filter_map(|(_, e)| match e {
-            Event::FetchCrls(u) => Some(u.clone()),
+            Event::FetchRevocation(r) => Some(r.iter().map(|r| r.url.clone()).collect()),
             _ => None,
         })
         .collect()
@@ -88,7 +88,7 @@ fn asked(p: &Pair) -> Vec<Vec<String>> {
 
 fn answer(p: &mut Pair, crl: Option<Vec<u8>>) {
     let now = p.now;
-    p.initiator.handle_crls(now, vec![FetchedCrl { url: URL.into(), crl }]);
+    p.initiator.handle_revocation(now, vec![RevocationResponse { url: URL.into(), data: crl }]);
     p.drive();
 }
 
@@ -100,10 +100,10 @@ fn waits_for_the_crl_and_accepts_a_certificate_it_does_not_list() {
     // Nothing happens until the CRL is there: the gateway is not trusted yet.
     assert_eq!(p.initiator.state(), State::Authenticating);
     assert!(p.session().is_none());
-    assert_eq!(p.initiator.poll_timeout().map(|(_, t)| t), Some(Timer::CrlFetch));
+    assert_eq!(p.initiator.poll_timeout().map(|(_, t)| t), Some(Timer::Revocation));
     answer(&mut p, Some(crl(&gw.ca, &[4, 6])));
     assert_eq!(p.initiator.state(), State::Established, "{:?}", names(&p));
-    assert!(p.timers.iter().all(|(_, t)| *t != Timer::CrlFetch));
+    assert!(p.timers.iter().all(|(_, t)| *t != Timer::Revocation));
 }
 
 #[test]
@@ -121,15 +121,15 @@ fn without_an_answer_the_policy_decides_after_the_timeout() {
     let mut relaxed = start(&gw, Revocation::Relaxed);
     relaxed.drive();
     assert_eq!(relaxed.initiator.state(), State::Established);
-    let (at, _) = relaxed.timers.iter().find(|(_, t)| *t == Timer::CrlFetch).expect("the fetch timer fired");
-    assert!(*at >= CRL_FETCH_TIMEOUT && *at < CRL_FETCH_TIMEOUT + Duration::from_secs(1), "{at:?}");
+    let (at, _) = relaxed.timers.iter().find(|(_, t)| *t == Timer::Revocation).expect("the fetch timer fired");
+    assert!(*at >= REVOCATION_FETCH_TIMEOUT && *at < REVOCATION_FETCH_TIMEOUT + Duration::from_secs(1), "{at:?}");
 
     let mut ifuri = start(&gw, Revocation::IfUri);
     ifuri.drive();
     assert_eq!(closed_with(&ifuri), Some(IkeError::Certificate(CertError::RevocationUnknown(Some(URL.into())))));
     // A late answer changes nothing.
     let now = ifuri.now;
-    ifuri.initiator.handle_crls(now, vec![FetchedCrl { url: URL.into(), crl: Some(crl(&gw.ca, &[])) }]);
+    ifuri.initiator.handle_revocation(now, vec![RevocationResponse { url: URL.into(), data: Some(crl(&gw.ca, &[])) }]);
     assert_eq!(ifuri.initiator.state(), State::Closed);
 }
 

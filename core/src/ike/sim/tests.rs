@@ -78,7 +78,9 @@ pub(super) fn name(e: &Event) -> String {
         Event::ChildSaInstalled(_) => "ChildSaInstalled".into(),
         Event::ChildSaDeleted { .. } => "ChildSaDeleted".into(),
         Event::ReauthenticationDue => "ReauthenticationDue".into(),
-        Event::FetchCrls(u) => format!("FetchCrls({})", u.join(" ")),
+        Event::FetchRevocation(r) => {
+            format!("FetchRevocation({})", r.iter().map(|r| r.url.as_str()).collect::<Vec<_>>().join(" "))
+        }
         Event::Closed(r) => format!("Closed({r:?})"),
     }
 }
