@@ -358,12 +358,7 @@ fn ocsp_responder_is_asked() {
         // `-port` takes a port only: it listens on all addresses of the gateway's namespace.
         let (idx, ca, key) = (p(&index), p(&pki.ca_cert), p(&pki.ca_key));
         let args = ["ocsp", "-index", &idx, "-port", "8081", "-rsigner", &ca, "-rkey", &key, "-CA", &ca, "-nmin", "5"];
-        let child = tb.spawn_logged(Role::Gw, "openssl", &args, &log).unwrap();
-        wait_until("the OCSP responder to listen", T, Duration::from_millis(50), || {
-            Ok(!tb.exec(Role::Gw, &["ss", "-Hltn", "sport = :8081"])?.stdout.is_empty())
-        })
-        .unwrap();
-        child
+        tb.spawn_listening(Role::Gw, "OCSP responder", "openssl", &args, &log, Listen::Tcp(8081)).unwrap()
     };
     let stop = |mut c: std::process::Child| {
         let _ = c.kill();

@@ -439,23 +439,18 @@ impl EapPeer {
                 };
                 state.handle(data, id, first, rng)
             }
-            (EapMethod::Peap, EapCredentials::Ttls(creds)) => {
+            (EapMethod::Ttls | EapMethod::Peap, EapCredentials::Ttls(creds)) => {
                 let first = !matches!(self.state, MethodState::Tls(_));
                 if first {
-                    self.state = MethodState::Tls(Box::new(tls::EapTls::new_peap(creds, self.tls_fragment_size)?));
+                    let tunnel = if m == EapMethod::Peap {
+                        tls::EapTls::new_peap(creds, self.tls_fragment_size)?
+                    } else {
+                        tls::EapTls::new_ttls(creds, self.tls_fragment_size)?
+                    };
+                    self.state = MethodState::Tls(Box::new(tunnel));
                 }
                 let MethodState::Tls(state) = &mut self.state else {
-                    return Err(EapError::Protocol("PEAP state"));
-                };
-                state.handle(data, id, first, rng)
-            }
-            (EapMethod::Ttls, EapCredentials::Ttls(creds)) => {
-                let first = !matches!(self.state, MethodState::Tls(_));
-                if first {
-                    self.state = MethodState::Tls(Box::new(tls::EapTls::new_ttls(creds, self.tls_fragment_size)?));
-                }
-                let MethodState::Tls(state) = &mut self.state else {
-                    return Err(EapError::Protocol("EAP-TTLS state"));
+                    return Err(EapError::Protocol("EAP-TTLS/PEAP state"));
                 };
                 state.handle(data, id, first, rng)
             }

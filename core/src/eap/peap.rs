@@ -7,7 +7,7 @@
 //! does, and is answered whole. Servers such as Windows NPS and strongSwan's eap-peap speak this version.
 
 use super::packet::{self, CODE_REQUEST, CODE_RESPONSE, CODE_SUCCESS};
-use super::{EapAction, EapConfig, EapCredentials, EapError, EapMethod, EapPeer};
+use super::{EapAction, EapError, EapMethod, EapPeer};
 use zeroize::Zeroizing;
 
 /// EAP-TLV ("Extensions") Type ([MS-PEAP] §2.2.8).
@@ -60,13 +60,7 @@ fn result_value(mut tlvs: &[u8]) -> Result<u16, EapError> {
 impl Phase2 {
     /// An inner peer for `username`/`password` that accepts `inner` (empty: MSCHAPv2 or MD5).
     pub(crate) fn new(username: &str, password: &Zeroizing<String>, inner: &[EapMethod]) -> Phase2 {
-        let allowed = inner.iter().copied().filter(|m| matches!(m, EapMethod::MsChapV2 | EapMethod::Md5)).collect();
-        let config = EapConfig {
-            identity: username.to_owned(),
-            credentials: EapCredentials::Password { username: username.to_owned(), password: password.clone() },
-            allowed,
-        };
-        Phase2 { inner: EapPeer::new(config), result: None }
+        Phase2 { inner: super::ttls::inner_peer(username, password, inner), result: None }
     }
 
     /// Tunneled data from the server, `outer_id` being the Identifier of the EAP-PEAP Request that carried it:

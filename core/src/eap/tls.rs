@@ -91,25 +91,15 @@ impl EapTls {
     /// Build the TLS client for an EAP-TTLS Start: the server authenticates with its certificate, we with the
     /// inner method in phase 2.
     pub(crate) fn new_ttls(creds: &TtlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
-        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(tls_error)?
-            .with_root_certificates(creds.roots.clone())
-            .with_no_client_auth();
         let phase2 = Phase2::new(&creds.username, &creds.password, &creds.inner);
-        Self::build(config, &creds.server_name, Flavor::Ttls(Box::new(phase2)), fragment_size)
+        Self::build(tunnel_config(creds)?, &creds.server_name, Flavor::Ttls(Box::new(phase2)), fragment_size)
     }
 
     /// Build the TLS client for a PEAP Start: like EAP-TTLS, the server authenticates with its certificate, we
     /// with the inner method.
     pub(crate) fn new_peap(creds: &TtlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
-        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(tls_error)?
-            .with_root_certificates(creds.roots.clone())
-            .with_no_client_auth();
         let phase2 = super::peap::Phase2::new(&creds.username, &creds.password, &creds.inner);
-        Self::build(config, &creds.server_name, Flavor::Peap(Box::new(phase2)), fragment_size)
+        Self::build(tunnel_config(creds)?, &creds.server_name, Flavor::Peap(Box::new(phase2)), fragment_size)
     }
 
     fn build(
@@ -472,6 +462,16 @@ impl rustls::sign::Signer for KeystoreSignature {
     fn scheme(&self) -> rustls::SignatureScheme {
         tls_scheme(self.scheme)
     }
+}
+
+/// The TLS client of a tunneled method (EAP-TTLS, PEAP): TLS 1.3 or 1.2, the server checked against `creds`'
+/// roots, no client certificate.
+fn tunnel_config(creds: &TtlsCredentials) -> Result<ClientConfig, EapError> {
+    Ok(ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(tls_error)?
+        .with_root_certificates(creds.roots.clone())
+        .with_no_client_auth())
 }
 
 fn tls_error(e: rustls::Error) -> EapError {

@@ -64,6 +64,18 @@ pub(crate) fn decode_eap_message(mut avps: &[u8]) -> Result<Vec<u8>, EapError> {
     Ok(eap)
 }
 
+/// The EAP peer inside a TLS tunnel (EAP-TTLS, PEAP): `username`/`password` with the `inner` methods we accept
+/// (EAP-MSCHAPv2 and EAP-MD5 only; empty: either).
+pub(crate) fn inner_peer(username: &str, password: &Zeroizing<String>, inner: &[EapMethod]) -> EapPeer {
+    let allowed = inner.iter().copied().filter(|m| matches!(m, EapMethod::MsChapV2 | EapMethod::Md5)).collect();
+    let config = EapConfig {
+        identity: username.to_owned(),
+        credentials: EapCredentials::Password { username: username.to_owned(), password: password.clone() },
+        allowed,
+    };
+    EapPeer::new(config)
+}
+
 /// Phase 2 state: the inner EAP peer and whether we sent our inner identity.
 pub(crate) struct Phase2 {
     inner: EapPeer,
@@ -79,13 +91,7 @@ impl std::fmt::Debug for Phase2 {
 impl Phase2 {
     /// An inner peer for `username`/`password` that accepts `inner` (empty: MSCHAPv2 or MD5).
     pub(crate) fn new(username: &str, password: &Zeroizing<String>, inner: &[EapMethod]) -> Phase2 {
-        let allowed = inner.iter().copied().filter(|m| matches!(m, EapMethod::MsChapV2 | EapMethod::Md5)).collect();
-        let config = EapConfig {
-            identity: username.to_owned(),
-            credentials: EapCredentials::Password { username: username.to_owned(), password: password.clone() },
-            allowed,
-        };
-        Phase2 { inner: EapPeer::new(config), started: false }
+        Phase2 { inner: inner_peer(username, password, inner), started: false }
     }
 
     /// The AVPs that open phase 2 (our inner EAP-Response/Identity), once.

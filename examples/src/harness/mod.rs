@@ -40,7 +40,7 @@ pub use pki::{KeyType, Pki};
 pub use process::{wait_child_timeout, wait_until, TempDir, DEFAULT_COMMAND_TIMEOUT, NAME_PREFIX};
 pub use radius::{Radius, FREERADIUS_CONF, RADIUS_PORT, RADIUS_SECRET};
 pub use testbed::{
-    list_namespaces, udp_ports, Capture, HttpServer, IperfOptions, IperfResult, IperfServer, Role, Testbed,
+    list_namespaces, udp_ports, Capture, HttpServer, IperfOptions, IperfResult, IperfServer, Listen, Role, Testbed,
     TestbedOptions, CLI_ADDR, CLI_NET, GW_ADDR, GW_LAN_ADDR, IPERF_PORT, LAN_ADDR, LAN_NET, RTR_CLI_ADDR, RTR_GW_ADDR,
     VIP_NET,
 };

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::error::{HarnessError, Result};
 use super::pki::Pki;
 use super::process;
-use super::testbed::{Role, Testbed};
+use super::testbed::{Listen, Role, Testbed};
 use super::{EAP_PASSWORD, EAP_USER};
 
 /// Where Debian's freeradius package keeps its configuration.
@@ -111,33 +111,8 @@ impl Radius {
         edit(&users, |t| Ok(format!("\"{EAP_USER}\" Cleartext-Password := \"{EAP_PASSWORD}\"\n\n{t}")))?;
 
         let log = dir.join("radius.log");
-        let mut child = tb.spawn_logged(Role::Gw, "freeradius", &["-X", "-d", &target], &log)?;
-        let filter = format!("sport = :{RADIUS_PORT}");
-        let waited =
-            process::wait_until("FreeRADIUS to listen", Duration::from_secs(10), Duration::from_millis(100), || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                    let tail: String = tail
-                        .lines()
-                        .rev()
-                        .take(15)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    return Err(HarnessError::Daemon {
-                        what: "FreeRADIUS".into(),
-                        detail: format!("exited with {st}:\n{tail}"),
-                    });
-                }
-                let out = tb.exec(Role::Gw, &["ss", "-Hlun", &filter])?;
-                Ok(!out.stdout.is_empty())
-            });
-        if let Err(e) = waited {
-            process::terminate(&mut child, Duration::from_secs(2));
-            return Err(e);
-        }
+        let args = ["-X", "-d", &target];
+        let child = tb.spawn_listening(Role::Gw, "FreeRADIUS", "freeradius", &args, &log, Listen::Udp(RADIUS_PORT))?;
         Ok(Radius { child: Some(child), dir })
     }
 

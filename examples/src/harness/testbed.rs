@@ -130,6 +130,13 @@ impl Default for IperfOptions {
     }
 }
 
+/// What [`Testbed::spawn_listening`] waits for: a listening TCP or a bound UDP socket on this port.
+#[derive(Debug, Clone, Copy)]
+pub enum Listen {
+    Tcp(u16),
+    Udp(u16),
+}
+
 /// A static HTTP server (`python3 -m http.server`) started by [`Testbed::start_http_server`]; stopped on drop.
 #[derive(Debug)]
 pub struct HttpServer {
@@ -502,23 +509,8 @@ impl Testbed {
     pub fn start_iperf_server_on(&self, role: Role, port: u16) -> Result<IperfServer> {
         let log = self.dir().join(format!("iperf3-{}-{port}.log", role.as_str()));
         let p = port.to_string();
-        let mut child = self.spawn_logged(role, "iperf3", &["-s", "-p", &p], &log)?;
-        let filter = format!("sport = :{port}");
-        let waited =
-            process::wait_until("iperf3 server to listen", Duration::from_secs(5), Duration::from_millis(50), || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    return Err(HarnessError::Daemon {
-                        what: "iperf3 server".into(),
-                        detail: format!("exited with {st}"),
-                    });
-                }
-                let out = self.exec(role, &["ss", "-Hltn", &filter])?;
-                Ok(!out.stdout.is_empty())
-            });
-        if let Err(e) = waited {
-            process::terminate(&mut child, Duration::from_secs(1));
-            return Err(e);
-        }
+        let listen = Listen::Tcp(port);
+        let child = self.spawn_listening(role, "iperf3 server", "iperf3", &["-s", "-p", &p], &log, listen)?;
         Ok(IperfServer { child, port })
     }
 
@@ -528,24 +520,48 @@ impl Testbed {
         let log = self.dir().join(format!("http-{}-{port}.log", role.as_str()));
         let (p, a, d) = (port.to_string(), addr.to_string(), dir.to_string_lossy().into_owned());
         let args = ["-m", "http.server", &p, "--bind", &a, "--directory", &d];
-        let mut child = self.spawn_logged(role, "python3", &args, &log)?;
+        let child = self.spawn_listening(role, "HTTP server", "python3", &args, &log, Listen::Tcp(port))?;
+        Ok(HttpServer { child })
+    }
+
+    /// Starts a server (`program args`, output appended to `log`) in `role`'s namespace and waits (≤ 10 s) until
+    /// something listens on `listen` there; stops it and fails if it exits first or never listens.
+    pub fn spawn_listening(
+        &self,
+        role: Role,
+        what: &str,
+        program: &str,
+        args: &[&str],
+        log: &Path,
+        listen: Listen,
+    ) -> Result<Child> {
+        let mut child = self.spawn_logged(role, program, args, log)?;
+        let (flags, port) = match listen {
+            Listen::Tcp(p) => ("-Hltn", p),
+            Listen::Udp(p) => ("-Hlun", p),
+        };
         let filter = format!("sport = :{port}");
-        let waited =
-            process::wait_until("HTTP server to listen", Duration::from_secs(5), Duration::from_millis(50), || {
+        let waited = process::wait_until(
+            &format!("{what} to listen"),
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            || {
                 if let Ok(Some(st)) = child.try_wait() {
-                    return Err(HarnessError::Daemon {
-                        what: "HTTP server".into(),
-                        detail: format!("exited with {st}"),
-                    });
+                    let tail = std::fs::read_to_string(log).unwrap_or_default();
+                    let tail: Vec<&str> = tail.lines().rev().take(10).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    let detail = format!("exited with {st}:\n{}", tail.join("\n"));
+                    return Err(HarnessError::Daemon { what: what.into(), detail });
                 }
-                let out = self.exec(role, &["ss", "-Hltn", &filter])?;
+                let out = self.exec(role, &["ss", flags, &filter])?;
                 Ok(!out.stdout.is_empty())
-            });
+            },
+        );
         if let Err(e) = waited {
             process::terminate(&mut child, Duration::from_secs(1));
             return Err(e);
         }
-        Ok(HttpServer { child })
+        Ok(child)
     }
 
     /// Sends `bytes` with iperf3 (TCP) from `from` to the server at `addr` (bounded by 60 s).
