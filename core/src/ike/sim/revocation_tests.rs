@@ -15,6 +15,7 @@ use crate::ike::sa::REVOCATION_FETCH_TIMEOUT;
 use crate::ike::{GatewayAuth, State};
 
 const URL: &str = "http://ca.example.net/gw.crl";
+const OCSP_URL: &str = "http://ocsp.example.net/";
 
 struct Gateway {
     anchors: TrustAnchors,
@@ -24,6 +25,25 @@ struct Gateway {
 
 /// A CA and a gateway certificate (serial 5, naming [`URL`]) it issued.
 fn gateway() -> Gateway {
+    gateway_with(false)
+}
+
+/// authorityInfoAccess naming [`OCSP_URL`] as the OCSP responder (RFC 5280 §4.2.2.1).
+fn aia() -> rcgen::CustomExtension {
+    let (oid, url) = ([0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01], OCSP_URL.as_bytes());
+    let mut ad = oid.to_vec();
+    ad.push(0x86);
+    ad.push(url.len() as u8);
+    ad.extend_from_slice(url);
+    let mut desc = vec![0x30, ad.len() as u8];
+    desc.extend_from_slice(&ad);
+    let mut content = vec![0x30, desc.len() as u8];
+    content.extend_from_slice(&desc);
+    rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], content)
+}
+
+/// [`gateway`], the certificate also naming an OCSP responder if `ocsp`.
+fn gateway_with(ocsp: bool) -> Gateway {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -33,6 +53,9 @@ fn gateway() -> Gateway {
     let mut params = CertificateParams::new(vec!["gw.example.net".to_string()]).unwrap();
     params.serial_number = Some(SerialNumber::from(5u64));
     params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![URL.into()] }];
+    if ocsp {
+        params.custom_extensions = vec![aia()];
+    }
     let der = params.signed_by(&key, &ca).unwrap().der().to_vec();
     let signer = Arc::new(KeyPairSigner::from_pkcs8_der(&key.serialize_der()).unwrap());
     Gateway { anchors: TrustAnchors::from_der([ca_der.as_slice()]).unwrap(), cert: ResponderCert(der, signer), ca }
@@ -64,6 +87,11 @@ fn crl(ca: &Issuer<'static, KeyPair>, revoked: &[u64]) -> Vec<u8> {
 
 /// Run until the IKE SA asks for CRLs (or settles without asking).
 fn start(gw: &Gateway, mode: Revocation) -> Pair {
+    start_pair(gw, mode).0
+}
+
+/// [`start`], also returning what the IKE SA asked for.
+fn start_pair(gw: &Gateway, mode: Revocation) -> (Pair, Vec<crate::crypto::RevocationRequest>) {
     let mut policy = GatewayCertPolicy::new(gw.anchors.clone());
     policy.revocation = mode;
     let mut c = default_config();
@@ -73,7 +101,15 @@ fn start(gw: &Gateway, mode: Revocation) -> Pair {
     // 2030-01-15: inside the CRL's validity, inside the certificates' (rcgen's default 1975..4096).
     p.initiator.set_unix_time(p.now, 1_894_665_600);
     p.drive_until(|p| p.events.iter().any(|(_, e)| matches!(e, Event::FetchRevocation(_))));
-    p
+    let requests = p
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::FetchRevocation(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    (p, requests)
 }
 
 fn asked(p: &Pair) -> Vec<Vec<String>> {
@@ -140,4 +176,27 @@ fn offline_fetches_nothing() {
     p.drive();
     assert!(asked(&p).is_empty());
     assert_eq!(p.initiator.state(), State::Established);
+}
+
+#[test]
+fn asks_the_ocsp_responder_too() {
+    let gw = gateway_with(true);
+    let (mut p, requests) = start_pair(&gw, Revocation::IfUri);
+    // A CRL GET and an OCSP POST (a DER OCSPRequest with our nonce).
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!((requests[0].url.as_str(), requests[0].ocsp_request.is_none()), (URL, true));
+    assert_eq!(requests[1].url, OCSP_URL);
+    let body = requests[1].ocsp_request.as_deref().expect("an OCSP request");
+    assert_eq!(body.first(), Some(&0x30));
+    // The responder gave nothing usable, the CRL did: ifuri is satisfied by the CRL.
+    let now = p.now;
+    p.initiator.handle_revocation(
+        now,
+        vec![
+            RevocationResponse { url: URL.into(), data: Some(crl(&gw.ca, &[])) },
+            RevocationResponse { url: OCSP_URL.into(), data: Some(b"garbage".to_vec()) },
+        ],
+    );
+    p.drive();
+    assert_eq!(p.initiator.state(), State::Established, "{:?}", names(&p));
 }
