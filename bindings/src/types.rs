@@ -38,6 +38,9 @@ pub struct TunnelSettings {
     pub search_domains: Vec<String>,
     /// The gateway's address: it must stay reachable outside the tunnel (Apple `tunnelRemoteAddress`).
     pub gateway: String,
+    /// Prefixes the profile keeps out of the tunnel (`tunnel.exclude`): Android `excludeRoute` (API 33+),
+    /// Apple `excludedRoutes`.
+    pub excluded_routes: Vec<IpPrefix>,
 }
 
 impl From<&ikelink::platform::TunnelSettings> for TunnelSettings {
@@ -50,6 +53,7 @@ impl From<&ikelink::platform::TunnelSettings> for TunnelSettings {
             dns_servers: s.dns.iter().map(IpAddr::to_string).collect(),
             search_domains: s.dns_domains.clone(),
             gateway: s.gateway.to_string(),
+            excluded_routes: s.excluded.iter().map(|&(a, p)| IpPrefix::of(a, p)).collect(),
         }
     }
 }

@@ -277,6 +277,10 @@ pub struct TunnelSection {
     /// Full tunnel only: drop whatever would leave outside the tunnel (IPv6 and routes others add included).
     #[serde(default)]
     pub kill_switch: bool,
+    /// Prefixes kept out of the tunnel (the local network, services that must not use the VPN), like the
+    /// strongSwan app's excluded subnets.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -295,6 +299,7 @@ impl Default for TunnelSection {
             remote_ts: default_ts(),
             local_ts: vec![],
             kill_switch: false,
+            exclude: vec![],
         }
     }
 }
@@ -446,6 +451,8 @@ pub struct Resolved {
     pub ike: IkeConfig,
     /// Drop traffic outside a full tunnel ([`crate::platform::NetworkConfig::kill_switch`]).
     pub kill_switch: bool,
+    /// Prefixes kept out of the tunnel ([`crate::platform::NetworkConfig::excluded`]).
+    pub excluded: Vec<(IpAddr, u8)>,
 }
 
 impl Profile {
@@ -469,6 +476,7 @@ impl Profile {
     /// Like [`Profile::resolve`], with trust an embedding app supplies instead of files and the system store.
     pub fn resolve_with(&self, supplied: &Supplied) -> Result<Resolved, ProfileError> {
         let ike = self.ike_config_with(supplied)?;
+        let excluded = self.excluded()?;
         let addr = &self.gateway.address;
         if addr.trim().is_empty() {
             return Err(field("gateway.address", "is empty"));
@@ -489,7 +497,24 @@ impl Profile {
             natt_port: self.local.natt_port,
             ike,
             kill_switch: self.tunnel.kill_switch,
+            excluded,
         })
+    }
+
+    /// `tunnel.exclude` as prefixes (host bits cleared; /0 is refused: that would be no tunnel at all).
+    pub fn excluded(&self) -> Result<Vec<(IpAddr, u8)>, ProfileError> {
+        self.tunnel
+            .exclude
+            .iter()
+            .map(|s| {
+                let bad = |why: &str| field("tunnel.exclude", format!("`{s}`: {why}"));
+                let (addr, len) = crate::platform::parse_prefix(s).map_err(|e| bad(&e.to_string()))?;
+                if len == 0 {
+                    return Err(bad("a /0 would exclude everything"));
+                }
+                Ok((addr, len))
+            })
+            .collect()
     }
 
     /// Everything but the gateway address, validated.

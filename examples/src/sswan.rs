@@ -162,8 +162,9 @@ pub fn import_sswan(json: &str, dir: &std::path::Path) -> Result<Imported, Impor
         if !subnets.is_empty() {
             tunnel.insert("remote_ts".into(), toml::Value::Array(subnets.into_iter().map(Into::into).collect()));
         }
-        if !list("excluded").is_empty() {
-            warnings.push("split-tunneling.excluded is not supported: those subnets go through the tunnel".into());
+        let excluded = list("excluded");
+        if !excluded.is_empty() {
+            tunnel.insert("exclude".into(), toml::Value::Array(excluded.into_iter().map(Into::into).collect()));
         }
         if split.get("block-ipv6").and_then(Value::as_bool) == Some(true) {
             warnings.push("split-tunneling.block-ipv6: use tunnel.kill_switch for a full tunnel instead".into());
@@ -238,12 +239,14 @@ mod tests {
         assert_eq!(p.auth.password_file.as_deref(), Some("/etc/ikelink/office-vpn.password"));
         assert_eq!(p.proposals.ike, ["aes256gcm16-prfsha256-x25519", "aes256-sha256-modp2048"]);
         assert_eq!(p.tunnel.remote_ts, ["10.0.0.0/8", "192.168.0.0/16"]);
+        assert_eq!(p.tunnel.exclude, ["10.1.0.0/16"]);
+        assert_eq!(p.excluded().unwrap(), vec![("10.1.0.0".parse().unwrap(), 16)]);
         assert_eq!(p.nat.keepalive, 30);
         // The CA (DER in the file) becomes PEM.
         let (file, pem) = &i.files[0];
         assert_eq!(file, "office-vpn-ca.pem");
         assert!(pem.starts_with(b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUEjRWeJA=\n"));
-        for w in ["excluded", "mtu", "password"] {
+        for w in ["mtu", "password"] {
             assert!(i.warnings.iter().any(|x| x.contains(w)), "warning about {w}: {:?}", i.warnings);
         }
     }

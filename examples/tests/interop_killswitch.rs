@@ -74,3 +74,45 @@ fn kill_switch_drops_traffic_outside_the_full_tunnel() {
     assert!(c.interrupt(T).unwrap().success());
     tb.exec(Role::Cli, &["ip", "route", "del", &format!("{leak}/32")]).unwrap();
 }
+
+/// `[tunnel] exclude`: a prefix kept out of a full tunnel (like the strongSwan app's excluded subnets) keeps its
+/// path outside the tunnel, also through the kill switch, while everything else goes through the tunnel; the
+/// route goes with the client.
+#[test]
+fn excluded_prefix_bypasses_the_full_tunnel_and_the_kill_switch() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let cfg = GatewayConfig { local_ts: vec!["0.0.0.0/0".into()], ..Default::default() };
+    let _gw = Gateway::start(&tb, &cfg).unwrap();
+    // The router's far side (203.0.113.1) is reachable directly; through the tunnel it would not answer (the
+    // router has no route back to the virtual IPs).
+    let excluded = format!("{RTR_GW_ADDR}/32");
+    let route_dev = |addr: std::net::Ipv4Addr| -> String {
+        let out = tb.exec(Role::Cli, &["ip", "route", "get", &addr.to_string()]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace().skip_while(|w| *w != "dev").nth(1).unwrap_or_default().to_string()
+    };
+    let before = route_dev(RTR_GW_ADDR);
+    let plain = psk_profile(None, None, &["0.0.0.0/0"]);
+
+    // Control: without the exclusion the full tunnel takes it.
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &plain, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert_eq!(route_dev(RTR_GW_ADDR), dev(&c), "full tunnel: into the TUN");
+    assert!(!tb.ping(Role::Cli, RTR_GW_ADDR, 2).unwrap(), "control: no answer through the tunnel");
+    assert!(c.interrupt(T).unwrap().success());
+
+    // Excluded, with the kill switch on: its old path, answered; the LAN still through the tunnel.
+    let profile = format!("{plain}kill_switch = true\nexclude = [\"{excluded}\"]\n");
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert_eq!(route_dev(RTR_GW_ADDR), before, "excluded: the path it had before\n{}", c.transcript());
+    assert_eq!(route_dev(LAN_ADDR), dev(&c));
+    assert!(tb.ping(Role::Cli, RTR_GW_ADDR, 2).unwrap(), "the excluded address answers\n{}", c.transcript());
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "the tunnel works\n{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success());
+    // Gone with the client.
+    let out = tb.exec(Role::Cli, &["ip", "route", "show", &excluded]).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "the excluded route was removed");
+}

@@ -82,6 +82,10 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
                     ? NEIPv4Route.default()
                     : NEIPv4Route(destinationAddress: $0.address, subnetMask: Self.netmask($0.prefixLength))
             }
+            // The profile's `tunnel.exclude`.
+            ipv4.excludedRoutes = settings.excludedRoutes.filter { !$0.address.contains(":") }.map {
+                NEIPv4Route(destinationAddress: $0.address, subnetMask: Self.netmask($0.prefixLength))
+            }
             network.ipv4Settings = ipv4
         }
         if let v6 = settings.ipv6 {
@@ -90,6 +94,9 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
                 $0.prefixLength == 0
                     ? NEIPv6Route.default()
                     : NEIPv6Route(destinationAddress: $0.address, networkPrefixLength: NSNumber(value: $0.prefixLength))
+            }
+            ipv6.excludedRoutes = settings.excludedRoutes.filter { $0.address.contains(":") }.map {
+                NEIPv6Route(destinationAddress: $0.address, networkPrefixLength: NSNumber(value: $0.prefixLength))
             }
             network.ipv6Settings = ipv6
         } else if blockUnassignedIpv6 && fullIpv4 {

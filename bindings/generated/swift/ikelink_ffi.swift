@@ -2545,6 +2545,11 @@ public struct TunnelSettings: Equatable, Hashable {
      * The gateway's address: it must stay reachable outside the tunnel (Apple `tunnelRemoteAddress`).
      */
     public var gateway: String
+    /**
+     * Prefixes the profile keeps out of the tunnel (`tunnel.exclude`): Android `excludeRoute` (API 33+),
+     * Apple `excludedRoutes`.
+     */
+    public var excludedRoutes: [IpPrefix]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2560,7 +2565,11 @@ public struct TunnelSettings: Equatable, Hashable {
          */routes: [IpPrefix], dnsServers: [String], searchDomains: [String], 
         /**
          * The gateway's address: it must stay reachable outside the tunnel (Apple `tunnelRemoteAddress`).
-         */gateway: String) {
+         */gateway: String, 
+        /**
+         * Prefixes the profile keeps out of the tunnel (`tunnel.exclude`): Android `excludeRoute` (API 33+),
+         * Apple `excludedRoutes`.
+         */excludedRoutes: [IpPrefix]) {
         self.ipv4 = ipv4
         self.ipv6 = ipv6
         self.mtu = mtu
@@ -2568,6 +2577,7 @@ public struct TunnelSettings: Equatable, Hashable {
         self.dnsServers = dnsServers
         self.searchDomains = searchDomains
         self.gateway = gateway
+        self.excludedRoutes = excludedRoutes
     }
 
     
@@ -2592,7 +2602,8 @@ public struct FfiConverterTypeTunnelSettings: FfiConverterRustBuffer {
                 routes: FfiConverterSequenceTypeIpPrefix.read(from: &buf), 
                 dnsServers: FfiConverterSequenceString.read(from: &buf), 
                 searchDomains: FfiConverterSequenceString.read(from: &buf), 
-                gateway: FfiConverterString.read(from: &buf)
+                gateway: FfiConverterString.read(from: &buf), 
+                excludedRoutes: FfiConverterSequenceTypeIpPrefix.read(from: &buf)
         )
     }
 
@@ -2604,6 +2615,7 @@ public struct FfiConverterTypeTunnelSettings: FfiConverterRustBuffer {
         FfiConverterSequenceString.write(value.dnsServers, into: &buf)
         FfiConverterSequenceString.write(value.searchDomains, into: &buf)
         FfiConverterString.write(value.gateway, into: &buf)
+        FfiConverterSequenceTypeIpPrefix.write(value.excludedRoutes, into: &buf)
     }
 }
 

@@ -844,6 +844,7 @@ impl Driver {
             dns: config.dns,
             dns_domains: config.dns_domains,
             gateway: self.gateway,
+            excluded: self.profile.excluded.clone(),
         }
     }
 
@@ -881,6 +882,7 @@ impl Driver {
                     dns: settings.dns.clone(),
                     dns_domains: settings.dns_domains.clone(),
                     kill_switch: self.profile.kill_switch,
+                    excluded: settings.excluded.clone(),
                     ..NetworkConfig::new(name.clone(), self.gateway)
                 },
                 &self.options.state_dir,

@@ -31,6 +31,8 @@ pub struct TunnelSettings {
     pub dns_domains: Vec<String>,
     /// The gateway's public address, which must stay outside the tunnel (Apple `tunnelRemoteAddress`).
     pub gateway: IpAddr,
+    /// Prefixes the profile keeps out of the tunnel (Android `excludeRoute`, Apple `excludedRoutes`).
+    pub excluded: Vec<(IpAddr, u8)>,
 }
 
 /// Opens the TUN device through the OS for the negotiated [`TunnelSettings`].

@@ -80,6 +80,10 @@ pub(crate) struct Journal {
     /// Windows: interface metrics changed, in order; put back in reverse.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricChange>,
+    /// Prefixes routed outside the tunnel (`NetworkConfig::excluded`, `a.b.c.d/len`), which the kill switch
+    /// lets out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bypass: Vec<String>,
 }
 
 /// `<state_dir>/<tun_name>.state`.
@@ -287,6 +291,7 @@ mod tests {
             }),
             firewall: None,
             metrics: vec![],
+            bypass: vec![],
         };
         j.save(&path).unwrap();
         assert_eq!(Journal::load(&path).unwrap(), j);
@@ -318,6 +323,7 @@ mod tests {
             dns: None,
             firewall: None,
             metrics: vec![],
+            bypass: vec![],
         };
         journal("dead", 1).save(&journal_path(&dir, "dead")).unwrap();
         journal("live", 2).save(&journal_path(&dir, "live")).unwrap();
@@ -354,6 +360,7 @@ mod tests {
             dns: None,
             firewall: None,
             metrics: vec![],
+            bypass: vec![],
         };
         assert!(owner_alive_with(&j, |_| Some(99)));
         assert!(!owner_alive_with(&j, |_| Some(100)), "pid reused by another process");

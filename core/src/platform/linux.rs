@@ -224,6 +224,20 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
             });
         }
     }
+    // Excluded prefixes keep the path they have now (more specific than the tunnel's routes).
+    let mut bypass = Vec::new();
+    for &(addr, len) in &cfg.excluded {
+        let net = plan::network(addr, len)
+            .filter(|_| len > 0)
+            .ok_or_else(|| PlatformError::InvalidPrefix(format!("{addr}/{len}")))?;
+        bypass.push(format!("{net}/{len}"));
+        match gateway_path(net, tun)? {
+            Some(path) => {
+                routes.push(RouteEntry { destination: net, prefix_len: len, dev: path.dev, via: path.via, luid: None })
+            }
+            None => tracing::info!(prefix = %format_args!("{net}/{len}"), "excluded prefix is local: nothing to route"),
+        }
+    }
     routes.extend(prefixes.iter().map(|&(destination, prefix_len)| RouteEntry {
         destination,
         prefix_len,
@@ -274,6 +288,7 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
         dns: dns_change,
         firewall: None,
         metrics: Vec::new(),
+        bypass,
     };
     if cfg.kill_switch {
         if full_tunnel {
@@ -346,7 +361,7 @@ pub(crate) fn move_gateway(jpath: &Path, journal: &mut Journal, old: IpAddr, new
         }
     }
     if let Some(table) = journal.firewall.clone() {
-        load_firewall(jpath, &table, &tun, new)?;
+        load_firewall(jpath, &table, &tun, new, &journal.bypass)?;
     }
     if let Some(r) = old_route {
         delete_route(&r)?;
@@ -367,14 +382,25 @@ pub(crate) fn firewall_table(tun: &str) -> String {
 /// The kill switch (nftables, family inet, output hook): while the tunnel is up nothing leaves the host but
 /// through the TUN, to the gateway (IKE and ESP), on loopback, or for DHCP and IPv6 neighbour discovery on the
 /// physical link. Loaded as one transaction that replaces any earlier version of the table.
-pub(crate) fn firewall_rules(table: &str, tun: &str, gateway: IpAddr) -> Result<String, PlatformError> {
+pub(crate) fn firewall_rules(
+    table: &str,
+    tun: &str,
+    gateway: IpAddr,
+    bypass: &[String],
+) -> Result<String, PlatformError> {
     if tun.contains(['"', '\\']) {
         return Err(PlatformError::InvalidInterfaceName(tun.to_owned()));
     }
-    let gw = match gateway {
+    let mut gw = match gateway {
         IpAddr::V4(a) => format!("ip daddr {a} accept"),
         IpAddr::V6(a) => format!("ip6 daddr {a} accept"),
     };
+    // Excluded prefixes, re-parsed (the journal is a file): only well-formed ones reach nft.
+    for b in bypass {
+        let (addr, len) = plan::parse_prefix(b)?;
+        let family = if addr.is_ipv4() { "ip" } else { "ip6" };
+        gw += &format!("\n\t\t{family} daddr {addr}/{len} accept");
+    }
     Ok(format!(
         "add table inet {table}\n\
          flush table inet {table}\n\
@@ -399,8 +425,14 @@ fn firewall_rules_path(jpath: &Path) -> PathBuf {
 }
 
 /// Writes and loads the kill switch for `gateway`.
-fn load_firewall(jpath: &Path, table: &str, tun: &str, gateway: IpAddr) -> Result<(), PlatformError> {
-    let rules = firewall_rules(table, tun, gateway)?;
+fn load_firewall(
+    jpath: &Path,
+    table: &str,
+    tun: &str,
+    gateway: IpAddr,
+    bypass: &[String],
+) -> Result<(), PlatformError> {
+    let rules = firewall_rules(table, tun, gateway, bypass)?;
     let path = firewall_rules_path(jpath);
     write_atomic(&path, rules.as_bytes())?;
     let p = path.to_string_lossy().into_owned();
@@ -426,9 +458,9 @@ fn install(
             Ok(()) => {
                 tracing::info!(route = %format_args!("{}/{}", r.destination, r.prefix_len), dev = %r.dev, via = ?r.via, "route added");
             }
-            // An existing host route to the gateway already pins its path; it is not ours to delete.
+            // An existing route to the gateway or an excluded prefix already pins its path; not ours to delete.
             Err(e) if r.dev != cfg.tun_name && is_file_exists(&e) => {
-                tracing::info!(gateway = %r.destination, "host route to gateway already present");
+                tracing::info!(route = %format_args!("{}/{}", r.destination, r.prefix_len), "route already present");
                 journal.routes.retain(|x| x != &r);
                 journal.save(jpath)?;
             }
@@ -436,7 +468,7 @@ fn install(
         }
     }
     if let Some(table) = &journal.firewall {
-        load_firewall(jpath, table, &cfg.tun_name, cfg.gateway)?;
+        load_firewall(jpath, table, &cfg.tun_name, cfg.gateway, &journal.bypass)?;
     }
     match dns {
         DnsPlan::None => {}
@@ -637,7 +669,7 @@ mod tests {
     fn kill_switch_rules() {
         assert_eq!(firewall_table("ikl0"), "ikelink_ikl0");
         assert_eq!(firewall_table("vpn-1.x"), "ikelink_vpn_1_x");
-        let r = firewall_rules("ikelink_ikl0", "ikl0", "203.0.113.2".parse().unwrap()).unwrap();
+        let r = firewall_rules("ikelink_ikl0", "ikl0", "203.0.113.2".parse().unwrap(), &[]).unwrap();
         // Replaces an earlier version in one transaction; only the TUN, loopback, the gateway and link
         // housekeeping pass; the rest is counted and dropped.
         assert!(r.starts_with("add table inet ikelink_ikl0\nflush table inet ikelink_ikl0\n"), "{r}");
@@ -651,9 +683,11 @@ mod tests {
         ] {
             assert!(r.contains(want), "{want} missing in {r}");
         }
-        let r6 = firewall_rules("t", "ikl0", "2001:db8::1".parse().unwrap()).unwrap();
+        let r6 = firewall_rules("t", "ikl0", "2001:db8::1".parse().unwrap(), &["192.168.0.0/16".into()]).unwrap();
+        assert!(r6.contains("ip daddr 192.168.0.0/16 accept"), "{r6}");
+        assert!(firewall_rules("t", "ikl0", "203.0.113.2".parse().unwrap(), &["1.2.3.4/24; flush".into()]).is_err());
         assert!(r6.contains("ip6 daddr 2001:db8::1 accept"), "{r6}");
-        assert!(firewall_rules("t", "a\"b", "203.0.113.2".parse().unwrap()).is_err());
+        assert!(firewall_rules("t", "a\"b", "203.0.113.2".parse().unwrap(), &[]).is_err());
     }
 
     #[test]
@@ -669,6 +703,7 @@ mod tests {
             dns: None,
             firewall: None,
             metrics: vec![],
+            bypass: vec![],
         };
         assert!(owner_alive(&j));
         let stale = Journal { owner_start: j.owner_start.map(|s| s + 1), ..j };

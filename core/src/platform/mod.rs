@@ -554,6 +554,9 @@ pub struct NetworkConfig {
     pub dns_backend: DnsBackend,
     /// Drop everything that would leave the host outside the tunnel (full tunnel only; Linux: nftables).
     pub kill_switch: bool,
+    /// Prefixes kept out of the tunnel (local networks, services that must not go through the VPN): routed on
+    /// the path they have now, and let out by the kill switch. Longer than /0.
+    pub excluded: Vec<(IpAddr, u8)>,
 }
 
 impl NetworkConfig {
@@ -568,6 +571,7 @@ impl NetworkConfig {
             resolv_conf: PathBuf::from(DEFAULT_RESOLV_CONF),
             dns_backend: DnsBackend::Auto,
             kill_switch: false,
+            excluded: Vec::new(),
         }
     }
 }

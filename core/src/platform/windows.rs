@@ -343,6 +343,10 @@ fn gateway_path(gateway: IpAddr, tun: &Interface) -> Result<Option<BestRoute>, P
 
 /// Applies `cfg`; returns the journal (already on disk) listing what was changed.
 pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, Journal), PlatformError> {
+    if !cfg.excluded.is_empty() {
+        // Not routed around the tunnel here yet: that traffic stays inside it (nothing leaks).
+        tracing::warn!(excluded = ?cfg.excluded, "excluded prefixes are not supported on Windows yet; they use the tunnel");
+    }
     let wanted = windows_plan::wanted(cfg)?;
     let tun = interface(&cfg.tun_name)?;
     let path = if wanted.gateway_host_route { gateway_path(cfg.gateway, &tun)? } else { None };

@@ -168,6 +168,7 @@ pub(crate) fn journal(
         dns,
         firewall: None,
         metrics,
+        bypass: Vec::new(),
     }
 }
 
@@ -510,6 +511,7 @@ mod tests {
             dns: Some(DnsChange::Resolved { link: "ikl0".into() }),
             routes: vec![RouteEntry { luid: None, ..j.routes[1].clone() }],
             metrics: vec![],
+            bypass: vec![],
             firewall: Some("ikelink_ikl0".into()),
             ..j
         };

@@ -10,6 +10,7 @@ public class VpnService extends android.app.Service {
         public Builder setBlocking(boolean blocking) { return this; }
         public Builder addAddress(String address, int prefixLength) { return this; }
         public Builder addRoute(String address, int prefixLength) { return this; }
+        public Builder excludeRoute(IpPrefix prefix) { return this; }
         public Builder addDnsServer(String address) { return this; }
         public Builder addSearchDomain(String domain) { return this; }
         public android.os.ParcelFileDescriptor establish() { return null; }

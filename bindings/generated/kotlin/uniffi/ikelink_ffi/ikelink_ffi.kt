@@ -4219,6 +4219,12 @@ data class TunnelSettings (
      * The gateway's address: it must stay reachable outside the tunnel (Apple `tunnelRemoteAddress`).
      */
     var `gateway`: kotlin.String
+    , 
+    /**
+     * Prefixes the profile keeps out of the tunnel (`tunnel.exclude`): Android `excludeRoute` (API 33+),
+     * Apple `excludedRoutes`.
+     */
+    var `excludedRoutes`: List<IpPrefix>
     
 ){
     
@@ -4242,6 +4248,7 @@ public object FfiConverterTypeTunnelSettings: FfiConverterRustBuffer<TunnelSetti
             FfiConverterSequenceString.read(buf),
             FfiConverterSequenceString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterSequenceTypeIpPrefix.read(buf),
         )
     }
 
@@ -4252,7 +4259,8 @@ public object FfiConverterTypeTunnelSettings: FfiConverterRustBuffer<TunnelSetti
             FfiConverterSequenceTypeIpPrefix.allocationSize(value.`routes`) +
             FfiConverterSequenceString.allocationSize(value.`dnsServers`) +
             FfiConverterSequenceString.allocationSize(value.`searchDomains`) +
-            FfiConverterString.allocationSize(value.`gateway`)
+            FfiConverterString.allocationSize(value.`gateway`) +
+            FfiConverterSequenceTypeIpPrefix.allocationSize(value.`excludedRoutes`)
     )
 
     override fun write(value: TunnelSettings, buf: ByteBuffer) {
@@ -4263,6 +4271,7 @@ public object FfiConverterTypeTunnelSettings: FfiConverterRustBuffer<TunnelSetti
             FfiConverterSequenceString.write(value.`dnsServers`, buf)
             FfiConverterSequenceString.write(value.`searchDomains`, buf)
             FfiConverterString.write(value.`gateway`, buf)
+            FfiConverterSequenceTypeIpPrefix.write(value.`excludedRoutes`, buf)
     }
 }
 

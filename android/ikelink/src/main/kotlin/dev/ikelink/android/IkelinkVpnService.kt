@@ -289,6 +289,16 @@ open class IkelinkVpnService : VpnService() {
                 settings.ipv4?.let { builder.addAddress(it.address, it.prefixLength.toInt()) }
                 settings.ipv6?.let { builder.addAddress(it.address, it.prefixLength.toInt()) }
                 for (route in settings.routes) builder.addRoute(route.address, route.prefixLength.toInt())
+                // The profile's `tunnel.exclude`: Builder.excludeRoute exists from API 33; before that these
+                // prefixes stay inside the tunnel (nothing leaks, they are just not bypassed).
+                if (android.os.Build.VERSION.SDK_INT >= 33) {
+                    for (route in settings.excludedRoutes) {
+                        val address = java.net.InetAddress.getByName(route.address)
+                        builder.excludeRoute(android.net.IpPrefix(address, route.prefixLength.toInt()))
+                    }
+                } else if (settings.excludedRoutes.isNotEmpty()) {
+                    Log.w(TAG, "excluded routes need Android 13; they use the tunnel here")
+                }
                 val fullIpv4 = settings.routes.any { it.address == "0.0.0.0" && it.prefixLength.toInt() == 0 }
                 if (blockUnassignedIpv6 && fullIpv4 && settings.ipv6 == null) {
                     // A unique local address of our own, so the system accepts the IPv6 default route.

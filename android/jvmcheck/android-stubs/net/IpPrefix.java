@@ -1,0 +1,4 @@
+package android.net;
+public final class IpPrefix {
+    public IpPrefix(java.net.InetAddress address, int prefixLength) {}
+}
