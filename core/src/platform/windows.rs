@@ -343,13 +343,14 @@ fn gateway_path(gateway: IpAddr, tun: &Interface) -> Result<Option<BestRoute>, P
 
 /// Applies `cfg`; returns the journal (already on disk) listing what was changed.
 pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, Journal), PlatformError> {
-    if !cfg.excluded.is_empty() {
-        // Not routed around the tunnel here yet: that traffic stays inside it (nothing leaks).
-        tracing::warn!(excluded = ?cfg.excluded, "excluded prefixes are not supported on Windows yet; they use the tunnel");
-    }
     let wanted = windows_plan::wanted(cfg)?;
     let tun = interface(&cfg.tun_name)?;
     let path = if wanted.gateway_host_route { gateway_path(cfg.gateway, &tun)? } else { None };
+    // Excluded prefixes keep their current best route.
+    let mut excluded = Vec::new();
+    for p in windows_plan::excluded_networks(cfg)? {
+        excluded.push((p, best_route(p.0)?));
+    }
     let current = if wanted.full_tunnel { current_metrics(tun.luid)? } else { Vec::new() };
     // Before any change: a missing DNS API fails the whole setup instead of leaving DNS outside the tunnel.
     if !cfg.dns.is_empty() && set_dns_api().is_none() {
@@ -363,7 +364,7 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
     }
     let me = std::process::id();
     let start = process_start(me).ok().flatten();
-    let mut journal = windows_plan::journal(cfg, &wanted, &tun, path.as_ref(), &current, me, start);
+    let mut journal = windows_plan::journal(cfg, &wanted, &tun, path.as_ref(), &excluded, &current, me, start);
     journal.save(&jpath)?;
 
     match install(&mut journal, &jpath, cfg) {

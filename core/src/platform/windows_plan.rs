@@ -126,13 +126,44 @@ pub(crate) fn tun_route((destination, prefix_len): (IpAddr, u8), tun: &Interface
     RouteEntry { destination, prefix_len, dev: tun.alias.clone(), via: None, luid: Some(tun.luid) }
 }
 
-/// The journal for `cfg`, listing in installation order: the gateway host route, the tunnel routes, the TUN's
+/// The excluded prefixes of `cfg` (`NetworkConfig::excluded`) as networks; a /0 is refused.
+pub(crate) fn excluded_networks(cfg: &NetworkConfig) -> Result<Vec<(IpAddr, u8)>, PlatformError> {
+    cfg.excluded
+        .iter()
+        .map(|&(a, l)| {
+            plan::network(a, l)
+                .filter(|_| l > 0)
+                .map(|n| (n, l))
+                .ok_or_else(|| PlatformError::InvalidPrefix(format!("{a}/{l}")))
+        })
+        .collect()
+}
+
+/// The route that keeps an excluded prefix on the path it has now (`None`: it is this host, or already routed
+/// through the TUN, which would make the route a loop).
+pub(crate) fn excluded_route((net, len): (IpAddr, u8), tun: &Interface, best: &BestRoute) -> Option<RouteEntry> {
+    if best.interface.luid == tun.luid || luid_if_type(best.interface.luid) == IF_TYPE_SOFTWARE_LOOPBACK {
+        return None;
+    }
+    Some(RouteEntry {
+        destination: net,
+        prefix_len: len,
+        dev: best.interface.alias.clone(),
+        via: best.next_hop,
+        luid: Some(best.interface.luid),
+    })
+}
+
+/// The journal for `cfg`, listing in installation order: the gateway host route, the routes keeping the
+/// excluded prefixes outside (`excluded`: each with its current best route), the tunnel routes, the TUN's
 /// metrics (full tunnel only; `current` are the values to put back) and the DNS change.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn journal(
     cfg: &NetworkConfig,
     wanted: &Wanted,
     tun: &Interface,
     gateway_path: Option<&BestRoute>,
+    excluded: &[((IpAddr, u8), BestRoute)],
     current: &[InterfaceMetric],
     owner_pid: u32,
     owner_start: Option<u64>,
@@ -143,6 +174,7 @@ pub(crate) fn journal(
             routes.push(host_route(cfg.gateway, path));
         }
     }
+    routes.extend(excluded.iter().filter_map(|(p, best)| excluded_route(*p, tun, best)));
     routes.extend(wanted.prefixes.iter().map(|&p| tun_route(p, tun)));
     let metrics = if wanted.full_tunnel {
         current
@@ -168,7 +200,7 @@ pub(crate) fn journal(
         dns,
         firewall: None,
         metrics,
-        bypass: Vec::new(),
+        bypass: excluded.iter().map(|((a, l), _)| format!("{a}/{l}")).collect(),
     }
 }
 
@@ -356,8 +388,31 @@ mod tests {
         let c = cfg(&["0.0.0.0/0", "::/0"]);
         let w = wanted(&c).unwrap();
         let path = gateway_path(c.gateway, &tun(), eth()).unwrap();
-        let j = journal(&c, &w, &tun(), path.as_ref(), &metrics(), 4242, Some(133_000_000_000_000_000));
+        let j = journal(&c, &w, &tun(), path.as_ref(), &[], &metrics(), 4242, Some(133_000_000_000_000_000));
         (c, j)
+    }
+
+    #[test]
+    fn excluded_prefixes_keep_their_path_before_the_tunnel_routes() {
+        let mut c = cfg(&["0.0.0.0/0"]);
+        c.excluded = vec![p("192.168.1.77/24"), p("10.9.0.0/16")];
+        let nets = excluded_networks(&c).unwrap();
+        assert_eq!(nets, vec![p("192.168.1.0/24"), p("10.9.0.0/16")]);
+        let w = wanted(&c).unwrap();
+        let path = gateway_path(c.gateway, &tun(), eth()).unwrap();
+        // The second one is already routed via the TUN (a leftover): no route for it, it stays inside.
+        let via_tun = BestRoute { interface: tun(), next_hop: None };
+        let excluded = [(nets[0], eth()), (nets[1], via_tun)];
+        let j = journal(&c, &w, &tun(), path.as_ref(), &excluded, &metrics(), 1, None);
+        let dests: Vec<String> =
+            j.routes.iter().map(|r| format!("{}/{}@{}", r.destination, r.prefix_len, r.dev)).collect();
+        assert_eq!(
+            dests,
+            ["203.0.113.2/32@Ethernet", "192.168.1.0/24@Ethernet", "0.0.0.0/1@ikelink", "128.0.0.0/1@ikelink"]
+        );
+        assert_eq!(j.bypass, ["192.168.1.0/24", "10.9.0.0/16"]);
+        c.excluded = vec![p("0.0.0.0/0")];
+        assert!(excluded_networks(&c).is_err());
     }
 
     #[test]
@@ -421,7 +476,7 @@ mod tests {
         let c = NetworkConfig { dns: vec![], ..cfg(&["198.51.100.7/24", "2001:db8::/64", "198.51.100.0/24"]) };
         let w = wanted(&c).unwrap();
         assert!(!w.full_tunnel && !w.gateway_host_route);
-        let j = journal(&c, &w, &tun(), None, &metrics(), 1, None);
+        let j = journal(&c, &w, &tun(), None, &[], &metrics(), 1, None);
         assert!(j.metrics.is_empty() && j.dns.is_none());
         assert_eq!(
             apply_ops(&j, &c),
@@ -498,7 +553,7 @@ mod tests {
         assert_eq!(plan_move(&j, old, old), MovePlan { add: NewHostRoute::None, remove: None });
         // Split tunnel not covering the new gateway: only the old route goes (there is none here).
         let c = cfg(&["198.51.100.0/24"]);
-        let js = journal(&c, &wanted(&c).unwrap(), &tun(), None, &[], 1, None);
+        let js = journal(&c, &wanted(&c).unwrap(), &tun(), None, &[], &[], 1, None);
         assert_eq!(plan_move(&js, old, new), MovePlan { add: NewHostRoute::None, remove: None });
         assert_eq!(journal_tun(&j), Some(tun()));
         assert_eq!(journal_tun(&Journal { routes: vec![], ..j }), None);
