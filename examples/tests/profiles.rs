@@ -15,6 +15,8 @@ fn sample_profiles_parse() {
         }
     }
     assert!(n >= 4, "found {n} profiles");
+    let peap = Profile::load(&dir.join("eap-peap.toml")).unwrap();
+    assert_eq!(peap.excluded().unwrap(), vec![("192.168.1.0".parse().unwrap(), 24)]);
     let psk = Profile::load(&dir.join("psk.toml")).unwrap().resolve().unwrap();
     assert_eq!(psk.gateway.to_string(), "203.0.113.2:500");
 }

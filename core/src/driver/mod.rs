@@ -851,6 +851,7 @@ impl Driver {
     /// Opens the TUN (ourselves, or through the embedder's provider) and starts the uplink; routes and DNS
     /// too when we manage them.
     async fn bring_up(&mut self, settings: &TunnelSettings) -> Result<(), DriverError> {
+        #[allow(clippy::clone_on_copy)] // Off Unix the hook type is uninhabited (and Copy).
         let tun = match self.hooks.tun.clone() {
             #[cfg(not(unix))]
             Some(never) => match never {},
