@@ -215,7 +215,7 @@ fn revoked_gateway_certificate_is_refused() {
     ikelink_cli::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
-    let _gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
+    let mut gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
     let crl = |name: &str, revoke: bool| {
         let path = tb.dir().join(name);
         let mut cmd = Command::new("pki");
@@ -240,8 +240,22 @@ fn revoked_gateway_certificate_is_refused() {
     c.wait_connected(T).unwrap();
     assert!(c.interrupt(T).unwrap().success());
     // The gateway's certificate revoked: refused with its own error.
-    let e = fails(&tb, &profile(&crl("revoked.crl", true)));
+    let revoked = crl("revoked.crl", true);
+    let e = fails(&tb, &profile(&revoked));
     assert!(e.contains("revoked"), "{e}");
+
+    // With certificates both ways the gateway has set up the SAs by its one IKE_AUTH response; our refusal
+    // (AUTHENTICATION_FAILED in an INFORMATIONAL, RFC 7296 §2.21.2) makes it delete them at once.
+    gw.reconfigure(&cert_gateway(&tb, &pki, "pubkey")).unwrap();
+    let mutual = cert_gateway_profile(&pki.ca_cert, GW_ID, None, &cert_auth(&pki)).replacen(
+        "ca = [",
+        &format!("crl = [\"{}\"]\nca = [", p(&revoked)),
+        1,
+    );
+    let e = fails(&tb, &mutual);
+    assert!(e.contains("revoked"), "{e}");
+    gw.wait_for_sa_count(0, Duration::from_secs(5)).unwrap();
+    assert!(gw.log().contains("received DELETE for IKE_SA"), "the gateway deleted the SAs it had set up");
 }
 
 /// Online revocation (RFC 5280 §4.2.1.13): the gateway's certificate names a CRL distribution point, served

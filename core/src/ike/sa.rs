@@ -1430,8 +1430,24 @@ impl IkeSa {
     /// waiting for an answer.
     fn abandon(&mut self, e: IkeError) {
         self.pending = None;
-        if self.peer_authenticated {
-            let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
+        let rejected_gateway = matches!(
+            e,
+            IkeError::Certificate(_)
+                | IkeError::PeerAuthenticationFailed
+                | IkeError::Untrusted(_)
+                | IkeError::IdentityMismatch { .. }
+        );
+        let payloads = if self.peer_authenticated {
+            Some(vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })])
+        } else if rejected_gateway && self.keys.is_some() && self.state == State::Authenticating {
+            // §2.21.2: we refused the gateway's authentication, which it does not know yet (it may already have
+            // set up the SAs): tell it in an INFORMATIONAL of its own, unanswered, as strongSwan does.
+            info!("telling the gateway we refused its authentication (AUTHENTICATION_FAILED)");
+            Some(vec![Payload::Notify(Notify::new(NotifyType::AUTHENTICATION_FAILED, Vec::new()))])
+        } else {
+            None
+        };
+        if let Some(payloads) = payloads {
             let header = self.request_header(ExchangeType::INFORMATIONAL, self.next_message_id);
             if let Ok(msgs) = self.encrypt(header, &payloads) {
                 self.emit_all(msgs);

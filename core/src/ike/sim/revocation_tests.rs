@@ -149,6 +149,9 @@ fn a_revoked_gateway_certificate_is_refused() {
     answer(&mut p, Some(crl(&gw.ca, &[5])));
     assert_eq!(closed_with(&p), Some(IkeError::Certificate(CertError::Revoked)));
     assert!(p.session().is_none());
+    // The gateway, which has set up the SAs, hears of it (RFC 7296 §2.21.2): an INFORMATIONAL request, last.
+    let last = p.sent(Dir::ToResponder).last().expect("sent something");
+    assert!(last.is(crate::wire::ExchangeType::INFORMATIONAL, false), "{:?}", last.header());
 }
 
 #[test]
