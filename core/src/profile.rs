@@ -128,6 +128,10 @@ pub struct GatewaySection {
     /// Also send `id` as IDr in IKE_AUTH (for gateways with several identities on one address).
     #[serde(default)]
     pub send_id: bool,
+    /// Other addresses or names of the same gateway service (a cluster), tried in order when the current one
+    /// does not answer, like strongSwan's list of `remote_addrs`. Same port, identity and trust.
+    #[serde(default)]
+    pub backup: Vec<String>,
     /// How the gateway authenticates: "psk" or "cert". Default: "psk" with `auth.method = "psk"`, else "cert".
     pub auth: Option<String>,
     /// CA certificates (PEM files) the gateway's certificate must chain to; they replace the system store.
@@ -446,6 +450,8 @@ pub struct Resolved {
     pub gateway: SocketAddr,
     /// The gateway's host name when it was given as one (resolved again on reconnect).
     pub gateway_name: Option<String>,
+    /// `gateway.backup`: the addresses or names to fail over to, in order.
+    pub backups: Vec<String>,
     pub ike_port: u16,
     pub natt_port: u16,
     pub ike: IkeConfig,
@@ -490,9 +496,14 @@ impl Profile {
                 .ok_or_else(|| field("gateway.address", format!("`{addr}` has no address")))?,
         };
         let gateway_name = addr.parse::<IpAddr>().is_err().then(|| addr.clone());
+        let backups: Vec<String> = self.gateway.backup.iter().map(|b| b.trim().to_owned()).collect();
+        if backups.iter().any(|b| b.is_empty() || b.contains(char::is_whitespace)) {
+            return Err(field("gateway.backup", "an entry is empty or has spaces"));
+        }
         Ok(Resolved {
             gateway,
             gateway_name,
+            backups,
             ike_port: self.local.ike_port,
             natt_port: self.local.natt_port,
             ike,

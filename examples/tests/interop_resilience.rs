@@ -112,3 +112,38 @@ fn without_mobike_the_client_reconnects_from_the_new_address() {
     assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "{}", c.transcript());
     assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
 }
+
+/// `gateway.backup` (strongSwan's list of remote addresses): when the gateway does not answer, the client fails
+/// over to the next address at once, before any backoff; with no backup it gives up after its retransmissions.
+#[test]
+fn unanswered_gateway_fails_over_to_the_backup() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
+    // Nobody has 203.0.113.9 (gateway side, inside our namespaces): IKE_SA_INIT goes unanswered.
+    let silent = "203.0.113.9";
+    let base = psk_profile(None, None, &[LAN_NET]) + "\n[timers]\nretransmit_timeout = 0.5\nretransmit_tries = 1\n";
+    let primary = format!("address = \"{GW_ADDR}\"");
+    let with_backup = base.replacen(&primary, &format!("address = \"{silent}\"\nbackup = [\"{GW_ADDR}\"]"), 1);
+    let without = base.replacen(&primary, &format!("address = \"{silent}\""), 1);
+    assert_ne!(with_backup, base);
+
+    // Control: no backup, no answer: a timeout.
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &without, &["--no-tun"]).unwrap();
+    let st = c.wait_exit(T).unwrap();
+    assert_eq!(st.code(), Some(1), "{}", c.transcript());
+    assert!(c.lines().iter().any(|l| l.starts_with("error:") && l.contains("no answer")), "{}", c.transcript());
+
+    // With the backup: over to it, connected, traffic flows.
+    let started = Instant::now();
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &with_backup, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    let took = started.elapsed();
+    assert!(c.log().contains("failing over"), "{}", c.transcript());
+    assert!(c.lines().iter().any(|l| l.starts_with("reconnecting:")), "{}", c.transcript());
+    gw.wait_for_sa_count(1, T).unwrap();
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success());
+    eprintln!("failover: connected through the backup after {took:?}");
+}

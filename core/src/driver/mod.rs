@@ -302,6 +302,8 @@ impl Session {
             redirect: None,
             redirects: std::collections::VecDeque::new(),
             retiring: None,
+            candidate: 0,
+            failovers: 0,
             crl_requests: Vec::new(),
             crl_cache: Default::default(),
         };
@@ -376,6 +378,10 @@ struct Driver {
     /// During a make-before-break reauthentication: the old IKE SA, carrying the traffic until the new one
     /// (`sa`) has its Child SA, then deleted.
     retiring: Option<IkeSa>,
+    /// Failover (`gateway.backup`): which gateway of [primary, backups...] we use, and how many of them in a
+    /// row did not answer.
+    candidate: usize,
+    failovers: usize,
     /// Revocation fetches asked for by the IKE SA (its SPI and the requests), started by the run loop.
     crl_requests: Vec<(u64, Vec<crate::crypto::RevocationRequest>)>,
     crl_cache: fetch::CrlCache,
@@ -439,6 +445,28 @@ impl Driver {
                                 continue;
                             }
                             Err(e) => reason = Some(e),
+                        }
+                    }
+                    // Failover: a gateway that does not answer makes way for the next of `gateway.backup` at
+                    // once; after a whole round without an answer the usual policy applies (from the next one).
+                    if let (Some(e @ IkeError::Timeout { .. }), false) = (&reason, self.closing) {
+                        let n = 1 + self.profile.backups.len();
+                        if n > 1 {
+                            let from = self.profile.gateway;
+                            self.candidate = (self.candidate + 1) % n;
+                            if self.failovers + 1 < n {
+                                self.failovers += 1;
+                                warn!(%from, next = self.candidate, "the gateway does not answer; failing over");
+                                let ev = SessionEvent::Reconnecting {
+                                    attempt: self.attempt,
+                                    delay: Duration::ZERO,
+                                    reason: e.clone(),
+                                };
+                                let _ = self.events.send(ev).await;
+                                self.reconnect_at = Some(tokio::time::Instant::now());
+                                continue;
+                            }
+                            self.failovers = 0;
                         }
                     }
                     let retry = match (&reason, self.options.reconnect) {
@@ -618,18 +646,18 @@ impl Driver {
                 to
             }
             None => {
-                let mut target = self.home_gateway;
-                if let Some(name) = self.profile.gateway_name.clone() {
-                    match tokio::net::lookup_host((name.as_str(), self.home_gateway.port())).await {
-                        Ok(mut addrs) => {
-                            if let Some(a) = addrs.next() {
-                                target = a;
-                            }
-                        }
-                        Err(e) => debug!(%e, name, "cannot resolve the gateway again; using its last address"),
+                // The current candidate (the profile's gateway, or one of its backups); a backup whose name
+                // does not resolve is passed over.
+                let n = 1 + self.profile.backups.len();
+                let mut target = None;
+                for _ in 0..n {
+                    target = self.resolve_candidate().await;
+                    if target.is_some() {
+                        break;
                     }
+                    self.candidate = (self.candidate + 1) % n;
                 }
-                target
+                target.unwrap_or(self.home_gateway)
             }
         };
         self.retarget(target.ip())?;
@@ -717,6 +745,33 @@ impl Driver {
 
     /// Keep the gateway out of the tunnel at its new address: move the host route we installed (desktop), and
     /// remember the address for the tunnel settings.
+    /// The address of the current failover candidate: the profile's gateway (its name resolved again, else its
+    /// last address) or a backup (`None` if its name does not resolve).
+    async fn resolve_candidate(&self) -> Option<SocketAddr> {
+        let port = self.home_gateway.port();
+        let (name, fallback) = match self.candidate.checked_sub(1) {
+            None => match self.profile.gateway_name.clone() {
+                Some(name) => (name, Some(self.home_gateway)),
+                None => return Some(self.home_gateway),
+            },
+            Some(i) => {
+                let backup = self.profile.backups.get(i)?;
+                if let Ok(ip) = backup.parse::<IpAddr>() {
+                    return Some(SocketAddr::new(ip, port));
+                }
+                (backup.clone(), None)
+            }
+        };
+        let resolved = tokio::net::lookup_host((name.as_str(), port)).await.map(|mut a| a.next());
+        match resolved {
+            Ok(addr) => addr.or(fallback),
+            Err(e) => {
+                debug!(%e, name, "cannot resolve the gateway; using its last address if there is one");
+                fallback
+            }
+        }
+    }
+
     fn retarget(&mut self, new: IpAddr) -> Result<(), DriverError> {
         if new == self.gateway {
             return Ok(());
@@ -769,6 +824,7 @@ impl Driver {
                         (None, Some(info)) => {
                             self.connected_once = true;
                             self.attempt = 0;
+                            self.failovers = 0;
                             if let Some(old) = self.retiring.as_mut() {
                                 // Make-before-break: the new Child SA carries the traffic now; delete the old SAs.
                                 info!("reauthenticated: the new IKE SA carries the tunnel, deleting the old one");
