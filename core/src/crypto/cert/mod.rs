@@ -263,6 +263,38 @@ pub fn crl_urls(chain: &[&[u8]]) -> Vec<String> {
     urls
 }
 
+/// The certificates of `chain` (end-entity first) that lead to one of `policy`'s trust anchors at `now_unix`,
+/// as DER: the end-entity certificate and the intermediates of the verified path, in path order; empty if the
+/// chain does not verify. Only their CRL distribution points and OCSP responders are worth contacting: a
+/// forged chain could otherwise make us fetch from anywhere it names (strongSwan's CVE-2022-40617).
+pub fn verified_chain(chain: &[&[u8]], policy: &GatewayCertPolicy, now_unix: u64) -> Vec<Vec<u8>> {
+    let Some((&leaf_der, rest)) = chain.split_first() else { return Vec::new() };
+    let leaf = CertificateDer::from(leaf_der);
+    let Ok(ee) = EndEntityCert::try_from(&leaf) else { return Vec::new() };
+    let intermediates: Vec<CertificateDer<'_>> = rest.iter().map(|&c| CertificateDer::from(c)).collect();
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(now_unix));
+    let path = std::cell::RefCell::new(Vec::new());
+    let record = |p: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
+        let mut path = path.borrow_mut();
+        path.push(leaf_der.to_vec());
+        path.extend(p.intermediate_certificates().map(|c| c.der().as_ref().to_vec()));
+        Ok(())
+    };
+    let verified = ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &policy.anchors.anchors,
+        &intermediates,
+        time,
+        AnyEku,
+        None,
+        Some(&record),
+    );
+    match verified {
+        Ok(_) => path.into_inner(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// `u` as text if it is an `http://` URL (CRLs are signed, so plain HTTP is the norm, RFC 5280 §4.2.1.13;
 /// LDAP and others are not fetched).
 fn http_url(u: &[u8]) -> Option<String> {
@@ -514,6 +546,24 @@ pub fn validate_gateway_online(
         _ => None,
     };
     let ocsp_good = ocsp_status == Some(OcspStatus::Good);
+    let verified = ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &policy.anchors.anchors,
+        &intermediates,
+        time,
+        AnyEku,
+        revocation,
+        Some(&check_ca_pin),
+    );
+    if let Err(e) = verified {
+        if ca_pin_failed.get() && e == webpki::Error::UnknownIssuer {
+            return Err(CertError::PinMismatch("CA"));
+        }
+        return Err(map_webpki(e));
+    }
+    if ocsp_status == Some(OcspStatus::Revoked) {
+        return Err(CertError::Revoked);
+    }
     if policy.revocation == Revocation::IfUri {
         // Each certificate that names distribution points needs a CRL of its issuer from one of them; for the
         // end-entity certificate an OCSP "good" also does, and naming an OCSP responder asks for one or the other.
@@ -537,24 +587,6 @@ pub fn validate_gateway_online(
                 return Err(CertError::RevocationUnknown(urls.into_iter().next()));
             }
         }
-    }
-    let verified = ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &policy.anchors.anchors,
-        &intermediates,
-        time,
-        AnyEku,
-        revocation,
-        Some(&check_ca_pin),
-    );
-    if let Err(e) = verified {
-        if ca_pin_failed.get() && e == webpki::Error::UnknownIssuer {
-            return Err(CertError::PinMismatch("CA"));
-        }
-        return Err(map_webpki(e));
-    }
-    if ocsp_status == Some(OcspStatus::Revoked) {
-        return Err(CertError::Revoked);
     }
 
     if let Some(pin) = policy.pinned_leaf_spki_sha256 {

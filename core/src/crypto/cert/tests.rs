@@ -594,6 +594,10 @@ fn crls_from_distribution_points_under_each_revocation_policy() {
     let chain = [leaf.as_slice(), pki.intermediate.as_slice()];
     // Only http:// URLs, once; the intermediate names none.
     assert_eq!(crl_urls(&chain), vec![URL.to_string()]);
+    // Contacting them is for chains that verify: the path, end entity first; nothing for another CA's chain.
+    assert_eq!(verified_chain(&chain, &pki.policy(), now()), vec![leaf.clone(), pki.intermediate.clone()]);
+    assert!(verified_chain(&chain, &Pki::new("elsewhere").policy(), now()).is_empty());
+    assert!(verified_chain(&chain[..1], &pki.policy(), now()).is_empty(), "no path without the intermediate");
     assert!(crl_urls(&[pki.intermediate.as_slice()]).is_empty());
 
     let fetched = |crl: Option<Vec<u8>>| vec![RevocationResponse { url: URL.into(), data: crl }];

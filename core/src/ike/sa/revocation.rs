@@ -39,13 +39,17 @@ impl IkeSa {
         if policy.revocation == Revocation::Offline || self.revocation.crls.is_some() {
             return Some(payloads);
         }
-        let certs: Vec<&[u8]> = payloads
+        let sent: Vec<&[u8]> = payloads
             .iter()
             .filter_map(|p| match p {
                 Payload::Cert(c) if c.encoding == cert_encoding::X509_SIGNATURE => Some(c.data.as_slice()),
                 _ => None,
             })
             .collect();
+        // Only the URLs of certificates that chain to our trust anchors are contacted (a chain that does not
+        // verify is refused anyway, by the validation that follows).
+        let verified = crypto::verified_chain(&sent, policy, self.unix_time(now));
+        let certs: Vec<&[u8]> = verified.iter().map(Vec::as_slice).collect();
         let crl_urls = crypto::crl_urls(&certs);
         let mut nonce = [0u8; 16];
         self.rng.fill_bytes(&mut nonce);

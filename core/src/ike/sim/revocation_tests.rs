@@ -203,3 +203,22 @@ fn asks_the_ocsp_responder_too() {
     p.drive();
     assert_eq!(p.initiator.state(), State::Established, "{:?}", names(&p));
 }
+
+#[test]
+fn a_chain_that_does_not_verify_is_not_followed_online() {
+    // The gateway's certificate names a CRL, but chains to a CA we do not trust: nothing is fetched (a forged
+    // certificate must not make us contact what it names), and the usual error ends the attempt.
+    let gw = gateway();
+    let stranger = gateway();
+    let mut policy = GatewayCertPolicy::new(stranger.anchors.clone());
+    policy.revocation = Revocation::IfUri;
+    let mut c = default_config();
+    c.gateway_auth = GatewayAuth::Certificate(Arc::new(policy));
+    let mut p = Pair::new(c, ResponderConfig { cert: Some(gw.cert.clone()), ..Default::default() });
+    p.initiator.set_unix_time(p.now, 1_894_665_600);
+    p.drive();
+    assert!(asked(&p).is_empty(), "fetched for an untrusted chain");
+    // (The stranger CA has the same name as the real one: its signature is what fails.)
+    let e = closed_with(&p);
+    assert!(matches!(e, Some(IkeError::Certificate(CertError::BadSignature | CertError::UntrustedIssuer))), "{e:?}");
+}
