@@ -180,3 +180,25 @@ fn gateway_auth_lifetime_makes_the_client_reauthenticate() {
     assert!(gw.log().contains("deleting IKE_SA"), "the old IKE SA was deleted");
     assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
 }
+
+/// PFS with a group the gateway prefers (RFC 7296 §1.3): our rekey proposes ECP-256 first, the gateway only
+/// takes MODP-2048 and answers INVALID_KE_PAYLOAD; the client rekeys again at once with MODP-2048.
+#[test]
+fn rekey_takes_the_key_exchange_group_the_gateway_asks_for() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let cfg = GatewayConfig { esp_proposals: "aes256gcm16-modp2048".into(), ..Default::default() };
+    let gw = Gateway::start(&tb, &cfg).unwrap();
+    let profile = psk_profile(None, None, &[LAN_NET])
+        .replace("[tunnel]", "[proposals]\nesp = [\"aes256gcm16-ecp256\", \"aes256gcm16-modp2048\"]\n\n[tunnel]")
+        + "\n[timers]\nrekey_child = 3\ndpd = 0\n";
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    let rekeyed = c.wait_line("a rekey", T, |l| l.starts_with("rekeyed:")).unwrap();
+    assert!(rekeyed.contains("esp=aes256gcm16-modp2048"), "{rekeyed}\n{}", c.transcript());
+    assert!(gw.log().contains("ECP_256 unacceptable, requesting MODP_2048"), "the gateway asked for its group");
+    assert!(c.log().contains("wants another key exchange group"), "{}", c.transcript());
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "traffic on the rekeyed SA\n{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success());
+}

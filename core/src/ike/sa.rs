@@ -303,6 +303,9 @@ pub struct IkeSa {
     close_reason: Option<IkeError>,
     /// CRLs and OCSP answers about the gateway's certificate chain, fetched by the driver.
     revocation: revocation::RevocationFetch,
+    /// The key exchange group for Child SA rekeys (PFS) when the gateway asked for another one than our first
+    /// (INVALID_KE_PAYLOAD, §1.3).
+    child_ke_group: Option<Group>,
 }
 
 fn notify_of(payloads: &[Payload], t: NotifyType) -> Option<&Notify> {
@@ -397,6 +400,7 @@ impl IkeSa {
             events: VecDeque::new(),
             close_reason: None,
             revocation: Default::default(),
+            child_ke_group: None,
         };
         sa.send_init(now);
         Ok(sa)

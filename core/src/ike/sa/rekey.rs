@@ -258,8 +258,10 @@ impl IkeSa {
         let spi_in = new_esp_spi(&mut self.rng);
         let mut nonce = vec![0u8; 32];
         self.rng.fill_bytes(&mut nonce);
-        // PFS when our ESP proposals name a group (the group of the first one is sent).
-        let group = self.config.esp_proposals.iter().find_map(|p| p.groups.first().copied());
+        // PFS when our ESP proposals name a group (the group of the first one is sent, or the one the gateway
+        // asked for with INVALID_KE_PAYLOAD).
+        let group =
+            self.child_ke_group.or_else(|| self.config.esp_proposals.iter().find_map(|p| p.groups.first().copied()));
         let ke = match group {
             Some(g) => Some(KeyExchange::generate(g, &mut self.rng)?),
             None => None,
@@ -301,6 +303,24 @@ impl IkeSa {
         let Some(old) = self.children.iter().find(|c| c.spi_in == old_in).cloned() else {
             return Ok(()); // deleted meanwhile
         };
+        if error == Some(NotifyType::INVALID_KE_PAYLOAD) {
+            // §1.3: the gateway chose a proposal with another group; if it is one of ours, again with it, now.
+            let wanted = payloads.iter().find_map(|p| match p {
+                Payload::Notify(n) if n.notify_type == NotifyType::INVALID_KE_PAYLOAD => {
+                    n.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+                }
+                _ => None,
+            });
+            let ours = wanted
+                .and_then(Group::from_id)
+                .filter(|g| self.config.esp_proposals.iter().any(|p| p.groups.contains(g)))
+                .filter(|g| ke.as_ref().is_some_and(|k| k.group() != *g));
+            if let (Some(g), Some(idx)) = (ours, self.children.iter().position(|c| c.spi_in == old_in)) {
+                info!(group = g.id(), "the gateway wants another key exchange group for the rekey; retrying");
+                self.child_ke_group = Some(g);
+                return self.start_child_rekey(now, idx);
+            }
+        }
         if let Some(t) = error {
             // TEMPORARY_FAILURE (a collision, §2.25) or a refusal: keep the old SA and try again a bit later.
             warn!(notify = %t, "gateway refused our Child SA rekey; retrying later");
