@@ -315,16 +315,23 @@ fn crl_from_the_distribution_point_is_fetched() {
 
 /// The corporate setup: the gateway relays EAP to a RADIUS server (`eap-radius`, here FreeRADIUS 3.2 as a
 /// stand-in for Windows NPS) that runs the EAP method itself. PEAPv0 with EAP-MSCHAPv2 inside (what Windows
-/// clients and NPS default to), EAP-TTLS, and plain EAP-MSCHAPv2, each with the MSK from the RADIUS server.
+/// clients and NPS default to), EAP-TLS with our certificate, EAP-TTLS, and plain EAP-MSCHAPv2, each with the MSK
+/// from the RADIUS server.
 #[test]
-fn eap_through_a_radius_server_peap_ttls_and_mschapv2() {
+fn eap_through_a_radius_server() {
     ikelink_cli::require_interop!();
     assert!(Radius::available(), "FreeRADIUS is not installed (scripts/install-deps.sh installs it)");
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
     let gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-radius")).unwrap();
     let tunneled = |method: &str| format!("{}\neap_identity = \"anonymous\"", eap_auth(method, EAP_PASSWORD));
+    let eap_tls = format!(
+        "method = \"eap\"\neap_method = \"tls\"\ncert = \"{}\"\nkey = \"{}\"\neap_identity = \"{CLIENT_ID}\"",
+        p(&pki.client_cert),
+        p(&pki.client_key)
+    );
     for (radius_eap, tls, profile_auth, method_in_log) in [
+        ("tls", "1.2", eap_tls, "EAP-TLS"),
         ("peap", "1.2", tunneled("peap"), "PEAP"),
         ("peap", "1.3", tunneled("peap"), "PEAP over TLS 1.3"),
         ("ttls", "1.2", tunneled("ttls"), "TTLS"),
@@ -335,12 +342,13 @@ fn eap_through_a_radius_server_peap_ttls_and_mschapv2() {
         let log = radius.log();
         assert!(log.contains("Sent Access-Accept"), "RADIUS accepted {EAP_USER} ({radius_eap})");
         assert!(log.contains(&format!("eap_{radius_eap}: ")), "RADIUS ran {method_in_log}");
-        assert!(log.contains(&format!("\"{EAP_USER}\"")), "the inner identity reached RADIUS");
+        let user = if radius_eap == "tls" { CLIENT_ID } else { EAP_USER };
+        assert!(log.contains(&format!("\"{user}\"")), "the (inner) identity reached RADIUS");
         if tls == "1.3" {
             assert!(log.contains("send TLS 1.3"), "{method_in_log}: TLS 1.3 was used");
         }
         // A wrong password is refused with the inner method's reason.
-        if radius_eap != "mschapv2" {
+        if radius_eap != "mschapv2" && radius_eap != "tls" {
             let e = fails(&tb, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth(radius_eap, "wrong")));
             eprintln!("{method_in_log}, wrong password: {e}");
             assert!(e.contains("EAP"), "{method_in_log}: {e}");
@@ -365,15 +373,31 @@ fn ocsp_responder_is_asked() {
     let index = tb.dir().join("ocsp-index.txt");
     let dn = format!("/C=CH/O=Ikelink Test/CN={GW_ID}");
     // The responder: OpenSSL's, answering from a CA database (index.txt: V valid, R revoked).
-    let responder = |status: &str| {
+    // A delegated responder (AD CS style): its own certificate from the CA, for OCSP signing only.
+    let pkis = |args: &[&str], out: &Path| {
+        let o = Command::new("pki").args(args).output().unwrap();
+        assert!(o.status.success(), "pki {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        std::fs::write(out, o.stdout).unwrap();
+    };
+    let (signer_key, signer_pub, signer_cert) =
+        (tb.dir().join("ocsp.key"), tb.dir().join("ocsp.pub"), tb.dir().join("ocsp.crt"));
+    pkis(&["--gen", "--type", "ecdsa", "--size", "256", "--outform", "pem"], &signer_key);
+    pkis(&["--pub", "--in", &p(&signer_key), "--outform", "pem"], &signer_pub);
+    let (ca_cert, ca_key) = (p(&pki.ca_cert), p(&pki.ca_key));
+    let issue = ["--issue", "--cacert", &ca_cert, "--cakey", &ca_key, "--in", &p(&signer_pub)];
+    let signer_args = [&issue[..], &["--dn", "C=CH, O=Ikelink Test, CN=OCSP", "--flag", "ocspSigning"]].concat();
+    pkis(&[&signer_args[..], &["--outform", "pem"]].concat(), &signer_cert);
+    let responder_signed_by = |status: &str, cert: &Path, key: &Path| {
         let revoked = if status == "R" { "251101000000Z,keyCompromise" } else { "" };
         std::fs::write(&index, format!("{status}\t351231235959Z\t{revoked}\t{serial}\tunknown\t{dn}\n")).unwrap();
         let log = tb.dir().join("ocsp.log");
         // `-port` takes a port only: it listens on all addresses of the gateway's namespace.
-        let (idx, ca, key) = (p(&index), p(&pki.ca_cert), p(&pki.ca_key));
-        let args = ["ocsp", "-index", &idx, "-port", "8081", "-rsigner", &ca, "-rkey", &key, "-CA", &ca, "-nmin", "5"];
+        let (idx, ca, signer, key) = (p(&index), p(&pki.ca_cert), p(cert), p(key));
+        let args =
+            ["ocsp", "-index", &idx, "-port", "8081", "-rsigner", &signer, "-rkey", &key, "-CA", &ca, "-nmin", "5"];
         tb.spawn_listening(Role::Gw, "OCSP responder", "openssl", &args, &log, Listen::Tcp(8081)).unwrap()
     };
+    let responder = |status: &str| responder_signed_by(status, &pki.ca_cert, &pki.ca_key);
     let stop = |mut c: std::process::Child| {
         let _ = c.kill();
         let _ = c.wait();
@@ -392,6 +416,14 @@ fn ocsp_responder_is_asked() {
     c.wait_connected(T).unwrap();
     let log = c.log();
     assert!(log.contains("OCSP answer") && log.contains("Good"), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success());
+    stop(r);
+
+    // Good from the delegated responder: connects too.
+    let r = responder_signed_by("V", &signer_cert, &signer_key);
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile("ifuri"), &["--no-tun"]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert!(c.log().contains("Good"), "{}", c.transcript());
     assert!(c.interrupt(T).unwrap().success());
     stop(r);
 
