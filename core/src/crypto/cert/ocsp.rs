@@ -185,12 +185,7 @@ impl OcspQuery {
         let _produced_at = d.read()?;
         let mut responses = Reader::new(d.expect(tag::SEQUENCE)?);
         if let Some(exts) = d.optional(tag::context_cons(1))? {
-            let mut exts = Reader::new(der::single(exts.value, tag::SEQUENCE)?);
-            while !exts.is_empty() {
-                let mut ext = Reader::new(exts.expect(tag::SEQUENCE)?);
-                let oid = ext.expect(tag::OID)?;
-                let _critical = ext.optional(tag::BOOLEAN)?;
-                let value = ext.expect(tag::OCTET_STRING)?;
+            for (oid, value) in x509::extensions(exts.value)? {
                 // The nonce's value is an OCTET STRING inside the extension's (RFC 8954 §2.1); some
                 // responders put the bare octets there.
                 let echoed = der::single(value, tag::OCTET_STRING).unwrap_or(value);

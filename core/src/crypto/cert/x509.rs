@@ -116,13 +116,7 @@ pub(crate) fn parse(cert: &[u8]) -> Result<CertInfo<'_>, DerError> {
         ocsp_uris: Vec::new(),
     };
     if let Some(exts) = r.optional(tag::context_cons(3))? {
-        let mut exts = Reader::new(der::single(exts.value, tag::SEQUENCE)?);
-        while !exts.is_empty() {
-            let mut ext = Reader::new(exts.expect(tag::SEQUENCE)?);
-            let oid = ext.expect(tag::OID)?;
-            let _critical = ext.optional(tag::BOOLEAN)?;
-            let value = ext.expect(tag::OCTET_STRING)?;
-            ext.finish()?;
+        for (oid, value) in extensions(exts.value)? {
             match oid {
                 OID_SUBJECT_ALT_NAME => info.alt_names = parse_general_names(value)?,
                 OID_EXT_KEY_USAGE => {
@@ -169,6 +163,24 @@ fn parse_crl_distribution_points(value: &[u8]) -> Result<Vec<&[u8]>, DerError> {
         }
     }
     Ok(uris)
+}
+
+/// One extension: extnID and the contents of extnValue.
+pub(crate) type Extension<'a> = (&'a [u8], &'a [u8]);
+
+/// The (extnID, extnValue contents) of an Extensions SEQUENCE (RFC 5280 §4.1; RFC 6960 uses the same).
+pub(crate) fn extensions(seq: &[u8]) -> Result<Vec<Extension<'_>>, DerError> {
+    let mut exts = Reader::new(der::single(seq, tag::SEQUENCE)?);
+    let mut out = Vec::new();
+    while !exts.is_empty() {
+        let mut ext = Reader::new(exts.expect(tag::SEQUENCE)?);
+        let oid = ext.expect(tag::OID)?;
+        let _critical = ext.optional(tag::BOOLEAN)?;
+        let value = ext.expect(tag::OCTET_STRING)?;
+        ext.finish()?;
+        out.push((oid, value));
+    }
+    Ok(out)
 }
 
 /// AuthorityInfoAccessSyntax ::= SEQUENCE OF AccessDescription { accessMethod, accessLocation GeneralName }:
