@@ -7,7 +7,7 @@
 set -eu
 
 PACKAGES="strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins \
-libstrongswan-extra-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 ethtool gcc-mingw-w64-x86-64 \
+libstrongswan-extra-plugins libstrongswan-standard-plugins libcharon-extauth-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 ethtool gcc-mingw-w64-x86-64 \
 libjna-java junit4 default-jdk-headless freeradius openssl"
 
 SUDO=""

@@ -52,9 +52,10 @@ impl From<&IkeError> for VpnError {
             | IkeError::PeerAuthenticationFailed
             | IkeError::ClientCertificateRequired
             | IkeError::Eap(_) => VpnError::AuthenticationFailed { reason: message },
-            IkeError::Untrusted(_) | IkeError::Certificate(_) | IkeError::IdentityMismatch { .. } => {
-                VpnError::GatewayUntrusted { reason: message }
-            }
+            IkeError::Untrusted(_)
+            | IkeError::Certificate(_)
+            | IkeError::IdentityMismatch { .. }
+            | IkeError::GatewayNotAuthenticated(_) => VpnError::GatewayUntrusted { reason: message },
             IkeError::NoProposalChosen
             | IkeError::TsUnacceptable
             | IkeError::InternalAddressFailure

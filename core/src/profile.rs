@@ -46,6 +46,7 @@ use crate::eap::{EapConfig, EapCredentials, EapMethod, TlsCredentials, TlsKey, T
 use crate::ike::{
     parse_cidr, parse_identity, AuthConfig, EspProposal, GatewayAuth, IkeConfig, IkeProposal, Retransmit,
 };
+use crate::wire::Identification;
 
 /// The platform's trust store (desktop); mobile platforms decide trust in their shell.
 fn system_anchors() -> Result<TrustAnchors, String> {
@@ -106,6 +107,9 @@ pub struct IkeSection {
     /// Follow redirects to another gateway (RFC 5685), as load-balanced gateway clusters send them.
     #[serde(default = "yes")]
     pub redirect: bool,
+    /// Accept a gateway signature with RSA and SHA-1 (AUTH method 1): only for legacy gateways.
+    #[serde(default)]
+    pub legacy_rsa_sha1: bool,
 }
 
 fn default_fragment_mtu() -> u16 {
@@ -114,7 +118,7 @@ fn default_fragment_mtu() -> u16 {
 
 impl Default for IkeSection {
     fn default() -> Self {
-        IkeSection { fragment_mtu: default_fragment_mtu(), mobike: true, redirect: true }
+        IkeSection { fragment_mtu: default_fragment_mtu(), mobike: true, redirect: true, legacy_rsa_sha1: false }
     }
 }
 
@@ -528,6 +532,34 @@ impl Profile {
             .collect()
     }
 
+    /// The identity the gateway must prove (the one place this default is decided): `gateway.id`, checked
+    /// against the IDr; without it, for a certificate-authenticated gateway, its address as written (a host name
+    /// as FQDN / dNSName, an IP as ID_IPV4/6 / iPAddress), which its certificate must name whatever its IDr
+    /// (loose, as strongSwan's app and Apple's client check it). `%any` accepts any name a trusted certificate
+    /// carries: an explicit, logged opt-out. A PSK-authenticated gateway proves itself with the key; its IDr is
+    /// checked only against a `gateway.id`.
+    fn expected_gateway_id(&self, gateway_auth: &str) -> Result<(Option<Identification>, bool), ProfileError> {
+        match self.gateway.id.as_deref().map(str::trim) {
+            Some("%any") => {
+                tracing::warn!(
+                    "gateway.id = \"%any\": any gateway with a certificate from a trusted CA is accepted under any name"
+                );
+                Ok((None, false))
+            }
+            Some(s) => Ok((Some(parse_identity(s).map_err(|e| field("gateway.id", e))?), false)),
+            None if gateway_auth == "psk" => Ok((None, false)),
+            None => {
+                let addr = self.gateway.address.trim();
+                let id = if addr.parse::<IpAddr>().is_ok() {
+                    parse_identity(addr)
+                } else {
+                    parse_identity(&format!("fqdn:{addr}"))
+                };
+                Ok((Some(id.map_err(|e| field("gateway.address", e))?), true))
+            }
+        }
+    }
+
     /// Everything but the gateway address, validated.
     pub fn ike_config(&self) -> Result<IkeConfig, ProfileError> {
         self.ike_config_with(&Supplied::default())
@@ -536,10 +568,6 @@ impl Profile {
     /// Like [`Profile::ike_config`], with what [`Supplied`] gives taking the place of `gateway.ca` files and
     /// the system trust store.
     pub fn ike_config_with(&self, supplied: &Supplied) -> Result<IkeConfig, ProfileError> {
-        let remote_id = match &self.gateway.id {
-            Some(s) => Some(parse_identity(s).map_err(|e| field("gateway.id", e))?),
-            None => None,
-        };
         let a = &self.auth;
         let client_creds = || -> Result<ClientCredentials, ProfileError> {
             match (&a.cert, &a.key, &a.pkcs12) {
@@ -562,6 +590,9 @@ impl Profile {
                     .ok_or_else(|| field("auth.psk", "method \"psk\" needs psk or psk_file"))?;
                 if psk.is_empty() {
                     return Err(field("auth.psk", "is empty"));
+                }
+                if let Some(why) = weak_psk(&psk) {
+                    tracing::warn!("auth.psk is weak ({why}): anyone who records one connection can guess it offline");
                 }
                 (AuthConfig::Psk(psk), None)
             }
@@ -588,7 +619,12 @@ impl Profile {
                 // Trust anchors for the certificate of an EAP-TLS or EAP-TTLS server: the app's, or the profile's
                 // `gateway.ca`.
                 let eap_server_trust = |what: &str| -> Result<(RootCertStore, String), ProfileError> {
-                    let server_name = self.gateway.id.clone().unwrap_or_else(|| self.gateway.address.clone());
+                    let server_name = self
+                        .gateway
+                        .id
+                        .clone()
+                        .filter(|i| i.trim() != "%any")
+                        .unwrap_or_else(|| self.gateway.address.clone());
                     if let Some(roots) = &supplied.eap_roots {
                         return Ok((roots.clone(), server_name));
                     }
@@ -605,7 +641,12 @@ impl Profile {
                             format!("{what} needs the CA of the EAP server's certificate"),
                         ));
                     }
-                    let server_name = self.gateway.id.clone().unwrap_or_else(|| self.gateway.address.clone());
+                    let server_name = self
+                        .gateway
+                        .id
+                        .clone()
+                        .filter(|i| i.trim() != "%any")
+                        .unwrap_or_else(|| self.gateway.address.clone());
                     Ok((roots, server_name))
                 };
                 let tunneled = matches!(method, Some(EapMethod::Ttls | EapMethod::Peap));
@@ -682,6 +723,7 @@ impl Profile {
             (None, None) => return Err(field("local.id", "is required with a pre-shared key")),
         };
         let kind = self.gateway.auth.as_deref().unwrap_or(if a.method == "psk" { "psk" } else { "cert" });
+        let (remote_id, remote_id_loose) = self.expected_gateway_id(kind)?;
         let gateway_auth = match kind {
             "cert" if supplied.gateway_auth.is_some() => {
                 supplied.gateway_auth.clone().ok_or_else(|| field("gateway.auth", "missing"))?
@@ -761,6 +803,8 @@ impl Profile {
         Ok(IkeConfig {
             local_id,
             remote_id,
+            remote_id_loose,
+            legacy_rsa_sha1: self.ike.legacy_rsa_sha1,
             send_remote_id: self.gateway.send_id,
             auth,
             gateway_auth,
@@ -888,4 +932,24 @@ password = "pw"
         assert!(e.starts_with("gateway.pin_sha256"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// Why a pre-shared key is too weak to resist an offline dictionary attack on a recorded IKE_AUTH (RFC 7296
+/// §2.15 asks for keys as strong as the negotiated keys), if it is: shorter than 20 characters, or one
+/// repeated character or a run of consecutive ones.
+pub fn weak_psk(psk: &[u8]) -> Option<&'static str> {
+    if psk.len() < 20 {
+        return Some("shorter than 20 characters");
+    }
+    let same = psk.windows(2).all(|w| w[0] == w[1]);
+    let run =
+        psk.windows(2).all(|w| w[1] == w[0].wrapping_add(1)) || psk.windows(2).all(|w| w[0] == w[1].wrapping_add(1));
+    let distinct = {
+        let mut seen = [false; 256];
+        psk.iter().filter(|&&b| !std::mem::replace(&mut seen[usize::from(b)], true)).count()
+    };
+    if same || run || distinct < 5 {
+        return Some("too few different characters");
+    }
+    None
 }

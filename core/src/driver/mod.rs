@@ -102,6 +102,7 @@ fn retriable(e: &IkeError) -> bool {
         IkeError::AuthenticationFailed
             | IkeError::PeerAuthenticationFailed
             | IkeError::IdentityMismatch { .. }
+            | IkeError::GatewayNotAuthenticated(_)
             | IkeError::Certificate(_)
             | IkeError::Untrusted(_)
             | IkeError::Config(_)
@@ -813,6 +814,12 @@ impl Driver {
                 }
                 Event::FetchRevocation(requests) => {
                     self.crl_requests.push((self.sa.spi_i(), requests));
+                    continue;
+                }
+                Event::ChildSaInstalled(_) if self.sa.state() != State::Established => {
+                    // Defence in depth (the IKE SA already gates this): no ESP, TUN, route or DNS change for an
+                    // IKE SA whose gateway has not authenticated.
+                    warn!(state = ?self.sa.state(), "Child SA from an IKE SA that is not established; ignored");
                     continue;
                 }
                 Event::ChildSaInstalled(c) => {

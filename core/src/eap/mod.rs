@@ -256,6 +256,9 @@ pub struct EapPeer {
     pub(crate) deferred: Option<EapError>,
     pub(crate) finished: bool,
     tls_fragment_size: usize,
+    /// The gateway already proved itself (IKE AUTH with its certificate). Until then only mutual, key-generating
+    /// methods run (RFC 5998 §4), so no credential goes to a peer that only answered IKE_SA_INIT.
+    gateway_authenticated: bool,
 }
 
 impl fmt::Debug for EapPeer {
@@ -279,7 +282,14 @@ impl EapPeer {
             deferred: None,
             finished: false,
             tls_fragment_size: DEFAULT_TLS_FRAGMENT_SIZE,
+            gateway_authenticated: false,
         }
+    }
+
+    /// Say whether the gateway already authenticated (its certificate AUTH verified). Until then (the default)
+    /// only mutual, key-generating methods are offered (EAP-MSCHAPv2, -TLS, -TTLS, PEAP; never EAP-MD5).
+    pub fn set_gateway_authenticated(&mut self, yes: bool) {
+        self.gateway_authenticated = yes;
     }
 
     /// Size of the TLS data in our EAP-TLS fragments (clamped to 64..=16384).
@@ -416,6 +426,7 @@ impl EapPeer {
     ) -> Result<MethodStep, EapError> {
         match (m, &self.config.credentials) {
             (EapMethod::Md5, EapCredentials::Password { password, .. }) => {
+                tracing::warn!("EAP-MD5: weak (no key, one-way, the challenge answer can be attacked offline)");
                 let reply = md5::respond(id, data, password.as_bytes())?;
                 self.state = MethodState::Md5 { responded: true };
                 Ok(MethodStep::Reply(reply))
@@ -458,14 +469,16 @@ impl EapPeer {
         }
     }
 
-    /// Our methods in order of preference: `allowed` (or all we implement) that our credentials can serve.
+    /// Our methods in order of preference: `allowed` (or, by default, every mutual method we implement) that our
+    /// credentials can serve. EAP-MD5 authenticates only us and derives no key: it runs only when the profile
+    /// names it, and only after the gateway proved itself with its certificate.
     fn offered_methods(&self) -> Vec<EapMethod> {
-        const ALL: [EapMethod; 5] =
-            [EapMethod::MsChapV2, EapMethod::Tls, EapMethod::Ttls, EapMethod::Peap, EapMethod::Md5];
-        let base: &[EapMethod] = if self.config.allowed.is_empty() { &ALL } else { &self.config.allowed };
+        const MUTUAL: [EapMethod; 4] = [EapMethod::MsChapV2, EapMethod::Tls, EapMethod::Ttls, EapMethod::Peap];
+        let base: &[EapMethod] = if self.config.allowed.is_empty() { &MUTUAL } else { &self.config.allowed };
         let mut out: Vec<EapMethod> = Vec::with_capacity(base.len());
         for &m in base {
-            if m.fits(&self.config.credentials) && !out.contains(&m) {
+            let allowed_now = self.gateway_authenticated || MUTUAL.contains(&m);
+            if allowed_now && m.fits(&self.config.credentials) && !out.contains(&m) {
                 out.push(m);
             }
         }

@@ -38,8 +38,7 @@ const SHS_PAD2: [u8; 40] = [0xf2; 40];
 /// Length of the MSK we hand out (RFC 3748 §7.10: at least 64 octets).
 pub(crate) const MSK_LEN: usize = 64;
 
-/// Where the MS-CHAPv2 conversation stands.
-#[derive(Debug)]
+/// Where the MS-CHAPv2 conversation stands. Its Debug output names the phase only (no MSK).
 enum Phase {
     /// Waiting for the authenticator's Challenge.
     AwaitChallenge,
@@ -49,6 +48,17 @@ enum Phase {
     Verified { msk: Zeroizing<Vec<u8>> },
     /// The authenticator rejected us.
     Rejected,
+}
+
+impl std::fmt::Debug for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::AwaitChallenge => "AwaitChallenge",
+            Phase::AwaitResult { .. } => "AwaitResult(<redacted>)",
+            Phase::Verified { .. } => "Verified(<redacted>)",
+            Phase::Rejected => "Rejected",
+        })
+    }
 }
 
 /// One EAP-MSCHAPv2 conversation of the peer.

@@ -232,6 +232,7 @@ fn eap_md5_known_answer() {
         credentials: EapCredentials::Password { username: "alice".into(), password: Zeroizing::new("secret".into()) },
         allowed: vec![EapMethod::Md5],
     });
+    peer.set_gateway_authenticated(true);
     let mut rng = rng();
     let mut data = vec![16];
     data.extend(0u8..16);
@@ -263,16 +264,19 @@ fn eap_identity_and_notification() {
 #[test]
 fn eap_nak_for_unsupported_types() {
     let mut rng = rng();
-    // PEAP (25) with password credentials: propose MSCHAPv2 then MD5.
+    // PEAP (25) with password credentials: propose MSCHAPv2 (never MD5 unless the profile names it).
     let mut peer = EapPeer::new(password_config(vec![]));
-    assert_eq!(respond(peer.handle(&request(3, 25, &[0x20]), &mut rng)), [2, 3, 0, 7, 3, 26, 4]);
+    assert_eq!(respond(peer.handle(&request(3, 25, &[0x20]), &mut rng)), [2, 3, 0, 6, 3, 26]);
     assert_eq!(peer.method(), None);
     // Then the gateway picks MSCHAPv2.
     respond(peer.handle(&mschapv2_challenge(4), &mut rng));
     assert_eq!(peer.method(), Some(EapMethod::MsChapV2));
 
-    // An allowed list restricts (and orders) the proposal.
+    // An allowed list restricts (and orders) the proposal; MD5 only once the gateway authenticated.
     let mut peer = EapPeer::new(password_config(vec![EapMethod::Md5, EapMethod::Tls]));
+    assert_eq!(peer.handle(&mschapv2_challenge(5), &mut rng), Err(EapError::UnsupportedMethod(26)));
+    let mut peer = EapPeer::new(password_config(vec![EapMethod::Md5, EapMethod::Tls]));
+    peer.set_gateway_authenticated(true);
     assert_eq!(respond(peer.handle(&mschapv2_challenge(5), &mut rng)), [2, 5, 0, 6, 3, 4]);
     // Expanded type (254) gets a legacy Nak too.
     assert_eq!(respond(peer.handle(&request(6, 254, &[0, 0, 0, 0, 0, 0, 0, 1]), &mut rng)), [2, 6, 0, 6, 3, 4]);
@@ -319,7 +323,8 @@ fn eap_malformed_packets_are_errors() {
         &[1, 1, 0, 9, 26, 9, 1, 0, 4],
     ];
     for &c in cases {
-        let mut peer = EapPeer::new(password_config(vec![]));
+        let mut peer = EapPeer::new(password_config(vec![EapMethod::MsChapV2, EapMethod::Md5]));
+        peer.set_gateway_authenticated(true);
         assert!(peer.handle(c, &mut rng).is_err(), "{c:?} accepted");
     }
     // Every truncation of valid packets, and random bytes: errors or answers, never a panic.

@@ -67,13 +67,21 @@ pub(crate) fn decode_eap_message(mut avps: &[u8]) -> Result<Vec<u8>, EapError> {
 /// The EAP peer inside a TLS tunnel (EAP-TTLS, PEAP): `username`/`password` with the `inner` methods we accept
 /// (EAP-MSCHAPv2 and EAP-MD5 only; empty: either).
 pub(crate) fn inner_peer(username: &str, password: &Zeroizing<String>, inner: &[EapMethod]) -> EapPeer {
-    let allowed = inner.iter().copied().filter(|m| matches!(m, EapMethod::MsChapV2 | EapMethod::Md5)).collect();
+    let mut allowed: Vec<EapMethod> =
+        inner.iter().copied().filter(|m| matches!(m, EapMethod::MsChapV2 | EapMethod::Md5)).collect();
+    if allowed.is_empty() {
+        allowed = vec![EapMethod::MsChapV2, EapMethod::Md5];
+    }
     let config = EapConfig {
         identity: username.to_owned(),
         credentials: EapCredentials::Password { username: username.to_owned(), password: password.clone() },
         allowed,
     };
-    EapPeer::new(config)
+    let mut peer = EapPeer::new(config);
+    // Inside the tunnel: the TLS handshake has authenticated the server (certificate and name), so the inner
+    // method may be a one-way one.
+    peer.set_gateway_authenticated(true);
+    peer
 }
 
 /// Phase 2 state: the inner EAP peer and whether we sent our inner identity.

@@ -90,8 +90,14 @@ impl Retransmit {
 #[derive(Debug, Clone)]
 pub struct IkeConfig {
     pub local_id: Identification,
-    /// The identity we expect from the gateway (checked against its IDr).
+    /// The identity we expect from the gateway: its IDr must be this one, or with `remote_id_loose` its
+    /// certificate must name it. `None` only with a PSK-authenticated gateway or the explicit `%any` opt-out.
     pub remote_id: Option<Identification>,
+    /// `remote_id` came from the gateway's address (no `gateway.id`): the IDr may be another name as long as the
+    /// gateway's certificate also names `remote_id` (as strongSwan's app and Apple's client check it).
+    pub remote_id_loose: bool,
+    /// Accept the gateway's AUTH method 1 (RSA PKCS#1 v1.5 with SHA-1, RFC 7296 §3.8): legacy gateways only.
+    pub legacy_rsa_sha1: bool,
     /// Also send `remote_id` as IDr (§3.5), for gateways with several identities on one address. Off by default:
     /// a gateway that does not recognise it just fails authentication, while checking its answer on our side
     /// gives a clear identity-mismatch error.

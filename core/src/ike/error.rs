@@ -25,6 +25,9 @@ pub enum IkeError {
     Untrusted(String),
     #[error("gateway certificate rejected: {0}")]
     Certificate(crate::crypto::CertError),
+    /// The gateway did not prove who it is before it had to (RFC 7296 §2.16, RFC 5998 §4).
+    #[error("the gateway did not authenticate itself: {0}")]
+    GatewayNotAuthenticated(&'static str),
     #[error("the gateway's identity {got} is not the expected {expected}")]
     IdentityMismatch { expected: String, got: String },
     #[error("the gateway accepted none of our proposals (NO_PROPOSAL_CHOSEN)")]

@@ -43,6 +43,8 @@ pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
 const MIN_AUTH_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Bound on COOKIE and INVALID_KE_PAYLOAD retries of IKE_SA_INIT, so a hostile peer cannot loop us.
 const MAX_INIT_RETRIES: u32 = 5;
+/// After an unauthenticated IKE_SA_INIT error answered this many of our transmissions, it is taken as the answer.
+const INIT_ERROR_REPEATS: u32 = 3;
 /// Our nonce length (§2.10: at least half the PRF key size, at least 16 bytes).
 const NONCE_LEN: usize = 32;
 
@@ -306,6 +308,17 @@ pub struct IkeSa {
     /// The key exchange group for Child SA rekeys (PFS) when the gateway asked for another one than our first
     /// (INVALID_KE_PAYLOAD, §1.3).
     child_ke_group: Option<Group>,
+    /// The traffic selectors (ours, the gateway's) IKE_AUTH agreed on: later Child SAs may only narrow them.
+    agreed_ts: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
+    /// An error notification in an (unauthenticated) IKE_SA_INIT response, kept while we wait for a real
+    /// answer (§2.21.1), with the number of our transmissions it answered and the last of them; reported if
+    /// no valid answer comes.
+    init_error: Option<(IkeError, u32, u32)>,
+}
+
+/// Whether every selector of `got` (at least one) lies inside one of `within` (§2.9: narrowing only).
+pub(super) fn ts_within(got: &[TrafficSelector], within: &[TrafficSelector]) -> bool {
+    !got.is_empty() && got.iter().all(|g| within.iter().any(|w| ts_subset(g, w)))
 }
 
 fn notify_of(payloads: &[Payload], t: NotifyType) -> Option<&Notify> {
@@ -401,6 +414,8 @@ impl IkeSa {
             close_reason: None,
             revocation: Default::default(),
             child_ke_group: None,
+            agreed_ts: None,
+            init_error: None,
         };
         sa.send_init(now);
         Ok(sa)
@@ -541,6 +556,9 @@ impl IkeSa {
                 self.finish(None);
             } else if kind == RequestKind::Dpd {
                 self.finish(Some(IkeError::DeadPeer { waited }));
+            } else if let (RequestKind::Init, Some((e, _, _))) = (kind, self.init_error.take()) {
+                // Only unauthenticated errors came back: now they are the answer (§2.21.1).
+                self.finish(Some(e));
             } else {
                 self.finish(Some(IkeError::Timeout { tries, waited }));
             }
@@ -675,7 +693,7 @@ impl IkeSa {
         }
         if let Some(n) = notify_of(payloads, NotifyType::COOKIE) {
             if self.init_retries >= MAX_INIT_RETRIES || n.data.is_empty() || n.data.len() > 64 {
-                return Err(Handling::Fatal(IkeError::Protocol("COOKIE loop or bad COOKIE")));
+                return self.note_init_error(IkeError::Protocol("COOKIE loop or bad COOKIE"));
             }
             debug!("gateway asked for a COOKIE (§2.6)");
             self.init_retries += 1;
@@ -690,11 +708,13 @@ impl IkeSa {
                 .get(..2)
                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
                 .ok_or(Handling::Drop("INVALID_KE_PAYLOAD without group".into()))?;
-            let group = Group::from_id(wanted)
-                .filter(|g| self.config.ike_proposals.iter().any(|p| p.groups.contains(g)))
-                .ok_or(Handling::Fatal(IkeError::UnsupportedKeGroup(wanted)))?;
+            let Some(group) =
+                Group::from_id(wanted).filter(|g| self.config.ike_proposals.iter().any(|p| p.groups.contains(g)))
+            else {
+                return self.note_init_error(IkeError::UnsupportedKeGroup(wanted));
+            };
             if self.init_retries >= MAX_INIT_RETRIES || self.ke.as_ref().map(|k| k.group()) == Some(group) {
-                return Err(Handling::Fatal(IkeError::Protocol("INVALID_KE_PAYLOAD loop")));
+                return self.note_init_error(IkeError::Protocol("INVALID_KE_PAYLOAD loop"));
             }
             info!(group = wanted, "gateway asked for another key exchange group (INVALID_KE_PAYLOAD), retrying");
             self.init_retries += 1;
@@ -704,7 +724,7 @@ impl IkeSa {
             return Ok(());
         }
         if let Some(t) = first_error_notify(payloads) {
-            return Err(Handling::Fatal(IkeError::from_notify(t)));
+            return self.note_init_error(IkeError::from_notify(t));
         }
         if msg.header.spi_r == 0 {
             return Err(Handling::Drop("IKE_SA_INIT response without responder SPI".into()));
@@ -749,6 +769,7 @@ impl IkeSa {
                 .map_err(|e| Handling::Fatal(e.into()))?;
         self.keys = Some(keys);
         self.suite = Some(suite);
+        self.init_error = None;
         self.init_response = raw.to_vec();
         self.peer_hash_algorithms = hash_algs;
         self.gateway_sent_certreq = payloads.iter().any(|p| matches!(p, Payload::CertReq(_)));
@@ -774,6 +795,25 @@ impl IkeSa {
         }
         info!(suite = %suite, nat = ?self.nat, "IKE_SA_INIT done");
         self.send_auth(now).map_err(Handling::Fatal)
+    }
+
+    /// An IKE_SA_INIT response we cannot go on with (an error notification, a bad COOKIE...) is not
+    /// authenticated, so anyone on the path could have sent it (§2.21.1): note it and keep waiting for a valid
+    /// answer. Fail with it when the retransmissions run out, or once it answered [`INIT_ERROR_REPEATS`] of our
+    /// transmissions (then it is the gateway's answer, and waiting longer only hides the reason).
+    fn note_init_error(&mut self, e: IkeError) -> Result<(), Handling> {
+        let sends = self.pending.as_ref().map_or(0, |p| p.sends);
+        let (count, last) = match self.init_error.take() {
+            Some((_, count, last)) if last == sends => (count, last),
+            Some((_, count, _)) => (count + 1, sends),
+            None => (1, sends),
+        };
+        if count >= INIT_ERROR_REPEATS {
+            return Err(Handling::Fatal(e));
+        }
+        warn!(%e, "unauthenticated IKE_SA_INIT error; waiting for a valid answer (RFC 7296 §2.21.1)");
+        self.init_error = Some((e, count, last));
+        Err(Handling::Drop("unauthenticated IKE_SA_INIT error noted".into()))
     }
 
     fn handle_auth_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
@@ -805,19 +845,30 @@ impl IkeSa {
             if self.eap_done {
                 return Err(IkeError::Protocol("EAP message after EAP success"));
             }
-            if let Some(idr) = idr {
-                // First IKE_AUTH response: the gateway authenticates with its certificate (or, RFC 5998, not at all
-                // until the MSK-based AUTH at the end).
+            if self.gateway_id.is_none() {
+                // First IKE_AUTH response (§2.16): the gateway proves itself with IDr and AUTH (its certificate)
+                // before any EAP method runs, so no credential of ours reaches a peer that only answered
+                // IKE_SA_INIT. Only with EAP-only authentication (RFC 5998, opted into) may AUTH wait for the end,
+                // and then only mutual, key-generating methods run.
+                let idr = idr.ok_or(IkeError::GatewayNotAuthenticated("its first IKE_AUTH response has no IDr"))?;
                 self.check_remote_id(idr)?;
                 match auth {
                     Some(a) => {
                         self.verify_gateway_signature(idr, a, &certs, now)?;
                         self.peer_authenticated = true;
-                        self.gateway_id = Some(idr.clone());
                     }
-                    None if self.config.eap_only => self.gateway_id = Some(idr.clone()),
-                    None => return Err(IkeError::Protocol("gateway sent no AUTH before EAP")),
+                    None if self.config.eap_only => {
+                        info!("EAP-only authentication (RFC 5998): the gateway proves itself through the EAP method")
+                    }
+                    None => return Err(IkeError::GatewayNotAuthenticated("it sent no AUTH before EAP")),
                 }
+                self.gateway_id = Some(idr.clone());
+                let authenticated = self.peer_authenticated;
+                if let Some(peer) = self.eap.as_mut() {
+                    peer.set_gateway_authenticated(authenticated);
+                }
+            } else if idr.is_some_and(|i| Some(i) != self.gateway_id.as_ref()) {
+                return Err(IkeError::Protocol("the gateway changed its IDr during EAP"));
             }
             let Some(mut peer) = self.eap.take() else { return Err(IkeError::Protocol("no EAP state")) };
             let action = peer.handle(pkt, &mut self.rng);
@@ -829,6 +880,11 @@ impl IkeSa {
                     self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, vec![Payload::Eap(r)])
                 }
                 EapAction::Success => {
+                    if msk.is_none() && !self.peer_authenticated {
+                        // Without an MSK both final AUTHs are keyed with SK_p, which whoever answered IKE_SA_INIT
+                        // knows: such a method cannot authenticate the gateway (RFC 5998 §4).
+                        return Err(IkeError::GatewayNotAuthenticated("its EAP method derived no key"));
+                    }
                     info!(?method, msk = msk.is_some(), "EAP succeeded");
                     self.eap_done = true;
                     let auth = self.shared_key_auth(msk.as_ref().map(|m| m.as_slice()))?;
@@ -856,6 +912,9 @@ impl IkeSa {
             return Err(IkeError::Protocol("IKE_AUTH response lacks AUTH"));
         };
         let idr = match (idr, self.gateway_id.clone()) {
+            (Some(i), Some(first)) if *i != first => {
+                return Err(IkeError::Protocol("the gateway changed its IDr during EAP"))
+            }
             (Some(i), _) => i.clone(),
             // After EAP the gateway's identity came in the first response.
             (None, Some(i)) => i,
@@ -865,6 +924,9 @@ impl IkeSa {
         if self.eap_done {
             // §2.16: after EAP both AUTH payloads are computed with the MSK (or SK_p when the method has none).
             let msk = self.eap.as_ref().and_then(|p| p.msk()).map(|m| Zeroizing::new(m.to_vec()));
+            if msk.is_none() && !self.peer_authenticated {
+                return Err(IkeError::GatewayNotAuthenticated("its EAP method derived no key"));
+            }
             self.verify_shared_key_auth(msk.as_ref().map(|m| m.as_slice()), &idr, auth)?;
         } else {
             match (&self.config.gateway_auth, &self.config.auth) {
@@ -898,10 +960,7 @@ impl IkeSa {
         };
         let (suite, spi_out) = select_esp(&self.config.esp_proposals, sa, false)?;
         // The gateway may only narrow what we proposed (§2.9), never widen it.
-        let inside = |got: &[TrafficSelector], ours: &[TrafficSelector]| {
-            !got.is_empty() && got.iter().all(|g| ours.iter().any(|o| ts_subset(g, o)))
-        };
-        if !inside(tsi, &self.config.ts_i) || !inside(tsr, &self.config.ts_r) {
+        if !ts_within(tsi, &self.config.ts_i) || !ts_within(tsr, &self.config.ts_r) {
             warn!(?tsi, ?tsr, "gateway answered with traffic selectors outside what we proposed");
             return Err(IkeError::TsUnacceptable);
         }
@@ -925,6 +984,7 @@ impl IkeSa {
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
         }
         self.events.push_back(Event::Established(info));
+        self.agreed_ts = Some((tsi.clone(), tsr.clone()));
         self.install_child(now, suite, self.child_spi_in, spi_out, ck, true, tsi.clone(), tsr.clone(), None);
         self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
         self.reauth_at = self.rekey_time(now, self.config.reauth_lifetime);
@@ -948,9 +1008,11 @@ impl IkeSa {
         }
     }
 
+    /// The gateway's IDr against the identity we expect (a loose expectation is checked against the
+    /// certificate instead, in [`IkeSa::verify_gateway_signature`]).
     fn check_remote_id(&self, idr: &Identification) -> Result<(), IkeError> {
         match &self.config.remote_id {
-            Some(expected) if expected != idr => {
+            Some(expected) if expected != idr && !self.config.remote_id_loose => {
                 Err(IkeError::IdentityMismatch { expected: display_identity(expected), got: display_identity(idr) })
             }
             _ => Ok(()),
@@ -1011,6 +1073,15 @@ impl IkeSa {
         if auth.method == AuthMethod::SHARED_KEY_MIC {
             return Err(IkeError::Protocol("gateway used a pre-shared key but we expect a certificate"));
         }
+        if auth.method == AuthMethod::RSA_SIG && !self.config.legacy_rsa_sha1 {
+            // We announced SHA-2 only (RFC 7427 §4); SHA-1 signatures only for legacy gateways, opted into.
+            return Err(IkeError::Protocol(
+                "gateway signed with RSA and SHA-1 (AUTH method 1); set ike.legacy_rsa_sha1 to accept it",
+            ));
+        }
+        // The identity we expect by default (the gateway's address) must be in its certificate even when the
+        // IDr names something else.
+        let loose = self.config.remote_id.as_ref().filter(|e| self.config.remote_id_loose && *e != idr);
         let octets = self.responder_octets(idr)?;
         match &self.config.gateway_auth {
             GatewayAuth::Psk => Err(IkeError::Protocol("gateway authenticated with a signature but we expect a PSK")),
@@ -1019,6 +1090,9 @@ impl IkeSa {
                 let peer =
                     crypto::validate_gateway_online(certs, idr, policy, self.fetched_crls(), self.ocsp_answer(), time)
                         .map_err(IkeError::Certificate)?;
+                if let (Some(expected), Some(leaf)) = (loose, certs.first()) {
+                    crypto::cert_names_identity(leaf, expected).map_err(IkeError::Certificate)?;
+                }
                 peer.verify_auth(auth.method, &auth.data, &octets).map_err(|_| IkeError::PeerAuthenticationFailed)?;
                 info!(subject = %peer.subject(), "gateway certificate valid");
                 Ok(())
@@ -1027,7 +1101,7 @@ impl IkeSa {
                 // The platform (Android, Apple) decides trust in the chain and the identity; we check the signature.
                 let chain: Vec<Vec<u8>> = certs.iter().map(|c| c.to_vec()).collect();
                 let leaf = chain.first().ok_or(IkeError::Protocol("gateway sent no certificate"))?;
-                evaluator.evaluate(&chain, idr).map_err(IkeError::Untrusted)?;
+                evaluator.evaluate(&chain, loose.unwrap_or(idr)).map_err(IkeError::Untrusted)?;
                 crypto::verify_auth(leaf, auth.method, &auth.data, &octets)
                     .map_err(|_| IkeError::PeerAuthenticationFailed)?;
                 info!("gateway certificate accepted by the platform");
@@ -1042,15 +1116,42 @@ impl IkeSa {
         base_unix.saturating_add(now.saturating_duration_since(base_instant).as_secs())
     }
 
+    /// The gateway authenticated itself (its AUTH verified; after EAP, the final MSK-based AUTH) and the IKE SA
+    /// is up: only then is anything it asks for acted on.
+    fn gateway_trusted(&self) -> bool {
+        self.peer_authenticated && matches!(self.state, State::Established | State::Closing)
+    }
+
+    /// Whether an SK message or SKF fragment carries a valid integrity check under the current keys (§3.14).
+    fn authentic(&self, raw: &[u8], msg: &Message) -> bool {
+        let Some(keys) = self.keys.as_ref() else { return false };
+        let cipher = keys.inbound(self.initiator);
+        msg.payloads.iter().any(|p| match p {
+            Payload::Sk(sk) => cipher.open(raw, sk.offset + 4).is_ok(),
+            Payload::Skf(f) => self.fragmentation && cipher.open(raw, f.offset + 8).is_ok(),
+            _ => false,
+        })
+    }
+
     /// Answer a request from the gateway (§1.4, §1.5).
     fn handle_peer_request(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
-        let _ = now;
         let h = msg.header;
         if self.keys.is_none() || h.spi_r != self.spi_r {
             return Err(Handling::Drop("request before the IKE SA exists".into()));
         }
+        if !self.gateway_trusted() {
+            // The authentication gate: until the gateway's AUTH verified (after EAP: the final AUTH), whoever
+            // answered IKE_SA_INIT holds the keys; nothing it asks for (Child SA, Delete, REDIRECT) is acted on,
+            // and it gets no answer (RFC 7296 §2.21.2: no request before the IKE SA is authenticated).
+            return Err(Handling::Drop("request from a gateway that has not authenticated yet".into()));
+        }
         if let Some((id, resp)) = &self.last_response {
             if *id == h.message_id {
+                // Only an authentic retransmission is answered (an unauthenticated copy could make us reflect
+                // our cached response at will).
+                if !self.authentic(raw, &msg) {
+                    return Err(Handling::Drop("retransmitted request does not authenticate".into()));
+                }
                 // A fragmented retransmission: answer once, on its first fragment (RFC 7383 §2.6.1).
                 let first_fragment =
                     msg.payloads.iter().all(|p| !matches!(p, Payload::Skf(f) if f.fragment_number != 1));
@@ -1440,6 +1541,7 @@ impl IkeSa {
                 | IkeError::PeerAuthenticationFailed
                 | IkeError::Untrusted(_)
                 | IkeError::IdentityMismatch { .. }
+                | IkeError::GatewayNotAuthenticated(_)
         );
         let payloads = if self.peer_authenticated {
             Some(vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })])

@@ -641,6 +641,13 @@ fn display_id(id: &Identification) -> String {
     }
 }
 
+/// Whether the certificate `cert_der` names `id` (RFC 4945 §3.1: the same matching as [`validate_gateway`]);
+/// for an expected identity the gateway's IDr need not repeat (strongSwan's loose identity).
+pub fn cert_names_identity(cert_der: &[u8], id: &Identification) -> Result<(), CertError> {
+    let info = x509::parse(cert_der).map_err(|e| CertError::Malformed(format!("end-entity certificate: {e}")))?;
+    check_identity(id, &info)
+}
+
 /// RFC 4945 §3.1, §3.2: the ID must be one of the certificate's names.
 fn check_identity(id: &Identification, info: &CertInfo<'_>) -> Result<(), CertError> {
     let matched = match id.id_type {

@@ -6,13 +6,12 @@ use std::time::Instant;
 use rand_core::RngCore;
 use tracing::{debug, info, warn};
 
-use super::{Event, Handling, IkeSa, RequestKind, State};
+use super::{ts_within, Event, Handling, IkeSa, RequestKind, State};
 use crate::crypto::{ChildKeys, Encr, Group, IkeKeys, Integ, KeyExchange, Prf};
 use crate::esp::EspParams;
 use crate::ike::child::ChildSa;
 use crate::ike::error::IkeError;
 use crate::ike::proposal::{select_esp, select_ike, EspProposal, EspSuite, IkeProposal, IkeSuite};
-use crate::ike::ts::ts_subset;
 use crate::wire::{
     self, Delete, KePayload, Notify, NotifyType, Payload, ProtocolId, TrafficSelector, Transform, TransformType,
 };
@@ -52,6 +51,10 @@ pub(super) fn new_esp_spi(rng: &mut dyn RngCore) -> u32 {
 fn choose_esp(ours: &[EspProposal], theirs: &[wire::Proposal]) -> Option<(EspSuite, u32, wire::Proposal)> {
     for p in theirs.iter().filter(|p| p.protocol == ProtocolId::ESP) {
         let spi = u32::from_be_bytes(p.spi.as_slice().try_into().ok()?);
+        if spi < 256 {
+            // 0 is invalid and 1-255 reserved (RFC 4303 §2.1).
+            continue;
+        }
         for o in ours {
             let encr = p.transforms.iter().find_map(|t| {
                 (t.kind == TransformType::ENCR)
@@ -81,7 +84,8 @@ fn choose_esp(ours: &[EspProposal], theirs: &[wire::Proposal]) -> Option<(EspSui
                 None
             } else {
                 let Some(g) = dh.iter().find_map(|t| {
-                    Group::from_id(t.id).filter(|g| o.groups.contains(g) || o.groups.is_empty()).map(|g| (g, **t))
+                    // PFS only with a group we offer ourselves.
+                    Group::from_id(t.id).filter(|g| o.groups.contains(g)).map(|g| (g, **t))
                 }) else {
                     continue;
                 };
@@ -119,6 +123,9 @@ fn choose_esp(ours: &[EspProposal], theirs: &[wire::Proposal]) -> Option<(EspSui
 fn choose_ike(ours: &[IkeProposal], theirs: &[wire::Proposal]) -> Option<(IkeSuite, u64, wire::Proposal)> {
     for p in theirs.iter().filter(|p| p.protocol == ProtocolId::IKE) {
         let spi = u64::from_be_bytes(p.spi.as_slice().try_into().ok()?);
+        if spi == 0 {
+            continue; // §3.3.1: an IKE SA's SPI is never zero
+        }
         for o in ours {
             let find = |kind: TransformType| p.transforms.iter().filter(move |t| t.kind == kind);
             let Some((encr, te)) = find(TransformType::ENCR)
@@ -341,6 +348,11 @@ impl IkeSa {
         let (tsi, tsr) = ts_of(&payloads);
         let ts_local = tsi.cloned().unwrap_or(old.ts_local.clone());
         let ts_remote = tsr.cloned().unwrap_or(old.ts_remote.clone());
+        // The new SA may only narrow the old one's selectors (which IKE_AUTH agreed), never widen them (§2.9).
+        if !ts_within(&ts_local, &old.ts_local) || !ts_within(&ts_remote, &old.ts_remote) {
+            warn!(?ts_local, ?ts_remote, "gateway widened the traffic selectors in a Child SA rekey");
+            return Err(IkeError::TsUnacceptable);
+        }
         let prf = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?.prf;
         let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let ck = ChildKeys::derive(
@@ -399,10 +411,11 @@ impl IkeSa {
                 return no(NotifyType::NO_ADDITIONAL_SAS);
             }
         };
-        // Selectors the new SA may cover: the old SA's, or for a new one what we asked for in IKE_AUTH.
-        let (have_local, have_remote) = match &old {
-            Some(o) => (o.ts_local.clone(), o.ts_remote.clone()),
-            None => (self.config.ts_i.clone(), self.config.ts_r.clone()),
+        // Selectors the new SA may cover: the old SA's, or for a new one what IKE_AUTH agreed (§2.9).
+        let (have_local, have_remote) = match (&old, &self.agreed_ts) {
+            (Some(o), _) => (o.ts_local.clone(), o.ts_remote.clone()),
+            (None, Some((l, r))) => (l.clone(), r.clone()),
+            (None, None) => return no(NotifyType::TS_UNACCEPTABLE),
         };
         let Some((suite, spi_out, mut chosen)) = choose_esp(&self.config.esp_proposals, sa) else {
             return no(NotifyType::NO_PROPOSAL_CHOSEN);
@@ -424,10 +437,7 @@ impl IkeSa {
         // Their TSi is their side, TSr ours; they may not widen what we have.
         let (tsi, tsr) = ts_of(payloads);
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else { return no(NotifyType::INVALID_SYNTAX) };
-        let within = |got: &[TrafficSelector], have: &[TrafficSelector]| {
-            got.iter().all(|g| have.iter().any(|h| ts_subset(g, h)))
-        };
-        if !within(tsr, &have_local) || !within(tsi, &have_remote) {
+        if !ts_within(tsr, &have_local) || !ts_within(tsi, &have_remote) {
             return no(NotifyType::TS_UNACCEPTABLE);
         }
         let spi_in = new_esp_spi(&mut self.rng);
