@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ikelink::platform::{
-    apply, mss_clamp, open_tun, parse_prefix, recover, DnsBackend, NetworkConfig, PlatformError, Tun, TunConfig,
+    apply, mss_clamp, open_tun, parse_prefix, recover, recover_with_resolv_conf, DnsBackend, NetworkConfig,
+    PlatformError, Tun, TunConfig,
 };
 
 const CHILD_ENV: &str = "IKELINK_PLATFORM_CHILD";
@@ -468,7 +469,20 @@ fn crash_after_apply(cfg: &NetworkConfig) -> ! {
 }
 
 fn check_recovery(expected_routes_removed: usize) {
-    let report = recover(&state_dir()).expect("recover").expect("a journal to recover");
+    // Plain `recover` only restores /etc/resolv.conf: this journal names the test's file, so it is refused
+    // (moved aside, nothing undone).
+    let tampered = recover(&state_dir()).expect("recover").expect("a journal");
+    println!("{tampered:#?}");
+    assert_eq!(tampered.rejected.len(), 1);
+    assert!(tampered.journals.is_empty());
+    assert_ne!(routes(), load_snapshot(), "nothing undone");
+    let journal = &tampered.rejected[0];
+    let mut aside = journal.clone().into_os_string();
+    aside.push(".rejected");
+    fs::rename(aside, journal).unwrap();
+
+    let report =
+        recover_with_resolv_conf(&state_dir(), &resolv_conf_path()).expect("recover").expect("a journal to recover");
     println!("{report:#?}");
     assert_eq!(report.journals.len(), 1);
     assert_eq!(report.dns_restored, 1);

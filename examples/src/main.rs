@@ -268,7 +268,14 @@ async fn connect(path: PathBuf, options: SessionOptions, print_stats: bool) -> R
     let profile = Profile::load(&path).map_err(|e| e.to_string())?;
     let resolved = profile.resolve().map_err(|e| e.to_string())?;
     println!("connecting: {} as {}", resolved.gateway, ikelink::ike::display_identity(&resolved.ike.local_id));
-    let _ = std::fs::create_dir_all(&options.state_dir);
+    // Created 0700, or an existing one checked (owner, mode): recovery replays, as root, the journals in it. An
+    // unsafe one is always an error; one we cannot create (not root) only when routes and DNS need it.
+    match ikelink::platform::create_state_dir(&options.state_dir) {
+        Ok(()) => {}
+        Err(e @ ikelink::platform::PlatformError::UnsafeStateDir { .. }) => return Err(e.to_string()),
+        Err(e) if options.data_plane && options.configure_network => return Err(e.to_string()),
+        Err(e) => tracing::warn!(error = %e, "no state directory: `ikelink status` will not see this client"),
+    }
     let mut status =
         StatusFile { path: options.state_dir.join("status"), connection: Vec::new(), stats: String::new() };
     let (tx, mut rx) = mpsc::channel(16);

@@ -101,8 +101,16 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PlatformEr
     move |source| PlatformError::Io { path: path.to_owned(), source }
 }
 
-/// Creates the state directory (mode 0700 on Unix).
+/// Creates the state directory (mode 0700 on Unix, parents too) or checks an existing one. It holds the
+/// journals that recovery replays as root, so on Unix an existing directory (or path) is refused
+/// ([`PlatformError::UnsafeStateDir`]) if it is a symbolic link, not a directory, not owned by our effective
+/// uid, or writable by group or others: whoever can write there could make recovery undo things of its choosing.
 pub(crate) fn create_state_dir(dir: &Path) -> Result<(), PlatformError> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) => return check_state_dir(dir, &meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(dir)(e)),
+    }
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -110,18 +118,132 @@ pub(crate) fn create_state_dir(dir: &Path) -> Result<(), PlatformError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(io_error(dir))
+    builder.create(dir).map_err(io_error(dir))?;
+    // Checked again: someone may have created it first.
+    let meta = fs::symlink_metadata(dir).map_err(io_error(dir))?;
+    check_state_dir(dir, &meta)
 }
 
-/// Writes `bytes` to `path` atomically: a synced temporary file renamed over it, then the directory synced.
+/// Refuses a state directory that others could write to (see [`create_state_dir`]).
+#[cfg(unix)]
+pub(crate) fn check_state_dir(dir: &Path, meta: &fs::Metadata) -> Result<(), PlatformError> {
+    check_state_dir_for(dir, meta, effective_uid())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn check_state_dir(dir: &Path, meta: &fs::Metadata) -> Result<(), PlatformError> {
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(unsafe_dir(dir, "it is not a directory".to_owned()))
+    }
+}
+
+fn unsafe_dir(dir: &Path, reason: String) -> PlatformError {
+    PlatformError::UnsafeStateDir { path: dir.to_owned(), reason }
+}
+
+/// [`check_state_dir`] against `euid` (`None`: unknown, where this platform cannot tell; owner not checked).
+#[cfg(unix)]
+fn check_state_dir_for(dir: &Path, meta: &fs::Metadata, euid: Option<u32>) -> Result<(), PlatformError> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.file_type().is_symlink() {
+        return Err(unsafe_dir(dir, "it is a symbolic link".to_owned()));
+    }
+    if !meta.is_dir() {
+        return Err(unsafe_dir(dir, "it is not a directory".to_owned()));
+    }
+    if let Some(euid) = euid {
+        if meta.uid() != euid {
+            return Err(unsafe_dir(
+                dir,
+                format!("it is owned by uid {}, not by uid {euid} running ikelink", meta.uid()),
+            ));
+        }
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(unsafe_dir(dir, format!("its mode {:04o} lets group or others write to it", meta.mode() & 0o7777)));
+    }
+    Ok(())
+}
+
+/// The effective uid, from `/proc/self/status` (`geteuid` would need unsafe code, which the crate forbids);
+/// unreadable counts as root, the strictest owner to demand.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn effective_uid() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok();
+    let euid = status
+        .as_deref()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok());
+    Some(euid.unwrap_or(0))
+}
+
+/// Other Unix systems: no route or DNS management here, and no safe way to ask for the uid; owner not checked.
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+fn effective_uid() -> Option<u32> {
+    None
+}
+
+/// Creates `path` for writing: mode 0600, never through an existing file or symbolic link (`O_CREAT|O_EXCL`,
+/// plus `O_NOFOLLOW` on Linux).
+fn create_private(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        options.custom_flags(nix::libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// Reads a file of the state directory, refusing anything but a regular file (a symbolic link is not followed).
+pub(crate) fn read_private(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(nix::libc::O_NOFOLLOW);
+    }
+    if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a symbolic link; not followed"));
+    }
+    let mut f = options.open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` atomically: a synced temporary file (`<path>.tmp`, see [`create_private`]) renamed
+/// over it, then the directory synced. A leftover temporary file (a crash, or something planted) is unlinked,
+/// not followed, and creation retried once.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlatformError> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = PathBuf::from(tmp_name);
-    {
-        let mut f = fs::File::create(&tmp).map_err(io_error(&tmp))?;
-        f.write_all(bytes).map_err(io_error(&tmp))?;
-        f.sync_all().map_err(io_error(&tmp))?;
+    let mut f = match create_private(&tmp) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            tracing::warn!(path = %tmp.display(), "removing a leftover temporary file");
+            fs::remove_file(&tmp).map_err(io_error(&tmp))?;
+            create_private(&tmp).map_err(io_error(&tmp))?
+        }
+        Err(e) => return Err(io_error(&tmp)(e)),
+    };
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
+    drop(f);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_error(&tmp)(e));
     }
     fs::rename(&tmp, path).map_err(io_error(path))?;
     sync_parent(path);
@@ -166,18 +288,24 @@ pub(crate) fn owner_alive_with(journal: &Journal, process_start: impl Fn(u32) ->
     }
 }
 
-/// Processes every journal in `state_dir` (the platform's `owner_alive` and `restore` do the work): journals of
-/// a running owner are skipped, unreadable ones moved aside (`.corrupt`), the others undone and deleted.
+/// Processes every journal in `state_dir` (the platform's `owner_alive`, `validate` and `restore` do the work):
+/// journals of a running owner are skipped, unreadable ones moved aside (`.corrupt`), the others undone and
+/// deleted. Recovery runs as root on what a file says, so the directory must pass [`check_state_dir`], and a
+/// journal that is not at its own path (`<tun_name>.state`) or that `validate` refuses (something this program
+/// could not have written) is not replayed: it is moved aside (`.rejected`, so it is not retried at every
+/// start) and reported in [`RecoveryReport::rejected`].
 pub(crate) fn recover_with(
     state_dir: &Path,
     owner_alive: impl Fn(&Journal) -> bool,
+    validate: impl Fn(&Journal) -> Result<(), String>,
     mut restore: impl FnMut(&Path, &Journal) -> Result<UndoStats, PlatformError>,
 ) -> Result<Option<RecoveryReport>, PlatformError> {
-    let entries = match fs::read_dir(state_dir) {
-        Ok(it) => it,
+    match fs::symlink_metadata(state_dir) {
+        Ok(meta) => check_state_dir(state_dir, &meta)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(state_dir)(e)),
-    };
+    }
+    let entries = fs::read_dir(state_dir).map_err(io_error(state_dir))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -193,10 +321,7 @@ pub(crate) fn recover_with(
         let journal = match Journal::load(&path) {
             Ok(j) => j,
             Err(PlatformError::Journal { reason, .. }) => {
-                let mut aside = path.as_os_str().to_owned();
-                aside.push(".corrupt");
-                let aside = PathBuf::from(aside);
-                let _ = fs::rename(&path, &aside);
+                let aside = move_aside(&path, ".corrupt");
                 let w =
                     format!("unreadable journal moved to {}: {reason}; check routes and DNS by hand", aside.display());
                 tracing::warn!("{w}");
@@ -212,6 +337,23 @@ pub(crate) fn recover_with(
             let w = format!("journal {} belongs to running process {}; skipped", path.display(), journal.owner_pid);
             tracing::warn!("{w}");
             report.warnings.push(w);
+            continue;
+        }
+        let location = if journal_path(state_dir, &journal.tun_name) == path {
+            Ok(())
+        } else {
+            Err(format!("it names TUN {:?}, which is not its file name", journal.tun_name))
+        };
+        if let Err(reason) = location.and_then(|()| validate(&journal)) {
+            let aside = move_aside(&path, ".rejected");
+            let w = format!(
+                "journal {} refused, nothing undone: {reason}; moved to {}; check routes and DNS by hand",
+                path.display(),
+                aside.display()
+            );
+            tracing::warn!("{w}");
+            report.warnings.push(w);
+            report.rejected.push(path);
             continue;
         }
         tracing::info!(journal = %path.display(), tun = %journal.tun_name, "recovering from a previous run");
@@ -233,6 +375,17 @@ pub(crate) fn recover_with(
     }
 }
 
+/// Renames `path` to `path` + `suffix` (no longer a journal name, so not processed again); returns the new path.
+fn move_aside(path: &Path, suffix: &str) -> PathBuf {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(suffix);
+    let aside = PathBuf::from(aside);
+    if let Err(e) = fs::rename(path, &aside) {
+        tracing::warn!(error = %e, journal = %path.display(), "could not move the journal aside");
+    }
+    aside
+}
+
 impl Journal {
     pub(crate) fn save(&self, path: &Path) -> Result<(), PlatformError> {
         let text = toml::to_string(self)
@@ -240,8 +393,14 @@ impl Journal {
         write_atomic(path, text.as_bytes())
     }
 
+    /// Reads a journal; a symbolic link or anything but a regular file is corrupt (not followed).
     pub(crate) fn load(path: &Path) -> Result<Journal, PlatformError> {
-        let text = fs::read_to_string(path).map_err(io_error(path))?;
+        let bytes = read_private(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => PlatformError::Journal { path: path.to_owned(), reason: e.to_string() },
+            _ => io_error(path)(e),
+        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| PlatformError::Journal { path: path.to_owned(), reason: "not UTF-8".to_owned() })?;
         let journal: Journal = toml::from_str(&text)
             .map_err(|e| PlatformError::Journal { path: path.to_owned(), reason: e.to_string() })?;
         if journal.version != JOURNAL_VERSION {
@@ -313,7 +472,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ikelink-recover-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         create_state_dir(&dir).unwrap();
-        assert_eq!(recover_with(&dir, |_| false, |_, _| unreachable!()).unwrap(), None);
+        assert_eq!(recover_with(&dir, |_| false, |_| Ok(()), |_, _| unreachable!()).unwrap(), None);
         let journal = |tun: &str, pid: u32| Journal {
             version: JOURNAL_VERSION,
             tun_name: tun.into(),
@@ -328,10 +487,19 @@ mod tests {
         journal("dead", 1).save(&journal_path(&dir, "dead")).unwrap();
         journal("live", 2).save(&journal_path(&dir, "live")).unwrap();
         fs::write(journal_path(&dir, "bad"), "not toml [").unwrap();
+        // Refused: a journal under another TUN's name, one the platform check rejects.
+        journal("elsewhere", 1).save(&journal_path(&dir, "moved")).unwrap();
+        journal("hostile", 1).save(&journal_path(&dir, "hostile")).unwrap();
+        // A symbolic link is not read through (it could name any file): moved aside as corrupt.
+        let outside = dir.with_extension("outside.state");
+        journal("link", 1).save(&outside).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, journal_path(&dir, "link")).unwrap();
         let mut undone = Vec::new();
         let report = recover_with(
             &dir,
             |j| owner_alive_with(j, |pid| (pid == 2).then_some(7)),
+            |j| if j.tun_name == "hostile" { Err("hostile".into()) } else { Ok(()) },
             |p, j| {
                 undone.push(j.tun_name.clone());
                 remove_optional(p)?;
@@ -343,10 +511,18 @@ mod tests {
         assert_eq!(undone, vec!["dead".to_owned()]);
         assert_eq!(report.journals, vec![journal_path(&dir, "dead")]);
         assert_eq!((report.routes_removed, report.dns_restored), (2, 1));
-        assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+        assert_eq!(report.rejected, vec![journal_path(&dir, "hostile"), journal_path(&dir, "moved")]);
+        assert_eq!(report.warnings.len(), if cfg!(unix) { 5 } else { 4 }, "{:?}", report.warnings);
         assert!(dir.join("bad.state.corrupt").exists());
+        assert_eq!(dir.join("link.state.corrupt").exists(), cfg!(unix));
+        assert!(dir.join("hostile.state.rejected").exists());
+        assert!(dir.join("moved.state.rejected").exists());
         assert!(journal_path(&dir, "live").exists());
+        // Nothing left to retry.
+        let again = recover_with(&dir, |_| true, |_| Ok(()), |_, _| unreachable!()).unwrap().unwrap();
+        assert!(again.rejected.is_empty() && again.journals.is_empty());
         fs::remove_dir_all(&dir).unwrap();
+        fs::remove_file(&outside).unwrap();
     }
 
     #[test]
@@ -367,5 +543,118 @@ mod tests {
         assert!(!owner_alive_with(&j, |_| None), "no such process");
         let no_start = Journal { owner_start: None, ..j };
         assert!(owner_alive_with(&no_start, |_| Some(5)));
+    }
+
+    #[cfg(unix)]
+    fn test_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ikelink-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_dir_is_created_private() {
+        let top = test_dir("state-create");
+        let dir = top.join("a").join("state");
+        create_state_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&top.join("a")), 0o700, "missing parents too");
+        create_state_dir(&dir).expect("our own directory is accepted again");
+        fs::remove_dir_all(&top).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn existing_state_dir_writable_by_group_or_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = test_dir("state-mode");
+        fs::create_dir(&dir).unwrap();
+        for bad in [0o777, 0o770, 0o1777, 0o702] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(bad)).unwrap();
+            match create_state_dir(&dir) {
+                Err(e @ PlatformError::UnsafeStateDir { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(&dir.display().to_string()) && msg.contains("write"), "{msg}");
+                }
+                other => panic!("mode {bad:o} accepted: {other:?}"),
+            }
+            // Recovery does not read journals from it either.
+            let r = recover_with(&dir, |_| false, |_| Ok(()), |_, _| unreachable!());
+            assert!(matches!(r, Err(PlatformError::UnsafeStateDir { .. })), "{r:?}");
+        }
+        // Readable by others is tolerated (as a 0755 directory of an earlier version).
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        create_state_dir(&dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_dir_owned_by_another_user_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = test_dir("state-owner");
+        create_state_dir(&dir).unwrap();
+        let meta = fs::symlink_metadata(&dir).unwrap();
+        assert!(check_state_dir_for(&dir, &meta, Some(meta.uid())).is_ok());
+        let other = check_state_dir_for(&dir, &meta, Some(meta.uid() + 1)).unwrap_err();
+        assert!(other.to_string().contains("owned by uid"), "{other}");
+        // For real where we may give it away (root): as nobody's, it is refused.
+        if std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).is_ok() {
+            let e = create_state_dir(&dir).unwrap_err();
+            assert!(matches!(e, PlatformError::UnsafeStateDir { .. }), "{e}");
+            assert!(e.to_string().contains("owned by uid 65534"), "{e}");
+            assert!(recover_with(&dir, |_| false, |_| Ok(()), |_, _| unreachable!()).is_err());
+        } else {
+            println!("not root: chown to another uid skipped");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_dir_symlink_or_file_is_refused() {
+        let top = test_dir("state-link");
+        create_state_dir(&top).unwrap();
+        let real = top.join("real");
+        create_state_dir(&real).unwrap();
+        let link = top.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = create_state_dir(&link).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let file = top.join("file");
+        fs::write(&file, "").unwrap();
+        let e = create_state_dir(&file).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        fs::remove_dir_all(&top).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_does_not_follow_a_symlink_at_the_temporary_path() {
+        let dir = test_dir("atomic");
+        create_state_dir(&dir).unwrap();
+        let victim = dir.with_extension("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        let path = journal_path(&dir, "ikl0");
+        std::os::unix::fs::symlink(&victim, dir.join("ikl0.state.tmp")).unwrap();
+        write_atomic(&path, b"journal\n").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious\n", "the link's target is untouched");
+        assert_eq!(fs::read(&path).unwrap(), b"journal\n");
+        assert!(fs::symlink_metadata(&path).unwrap().is_file());
+        assert_eq!(mode(&path), 0o600);
+        assert!(!dir.join("ikl0.state.tmp").exists());
+        // A stale temporary file from a crash is replaced too.
+        fs::write(dir.join("ikl0.state.tmp"), "stale").unwrap();
+        write_atomic(&path, b"again\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"again\n");
+        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_file(&victim).unwrap();
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::command::{self, CommandOutput};
 use super::journal::{
-    backup_path, create_state_dir, io_error, journal_path, owner_alive_with, recover_with, remove_optional,
-    write_atomic, DnsChange, Journal, RouteEntry, UndoStats, JOURNAL_VERSION,
+    backup_path, create_state_dir, io_error, journal_path, owner_alive_with, read_private, recover_with,
+    remove_optional, write_atomic, DnsChange, Journal, RouteEntry, UndoStats, JOURNAL_VERSION,
 };
 use super::plan;
 use super::{
@@ -136,6 +136,10 @@ fn route_args(op: &'static str, r: &RouteEntry) -> Vec<String> {
     ];
     if let Some(via) = r.via {
         args.push("via".to_owned());
+        // An IPv4 route through an IPv6 next hop (as `ip route get` may report it) names the family.
+        if via.is_ipv4() != r.destination.is_ipv4() {
+            args.push("inet6".to_owned());
+        }
         args.push(via.to_string());
     }
     args.push("dev".to_owned());
@@ -167,6 +171,15 @@ fn resolved_running() -> bool {
 /// Reads a file, `None` if it does not exist.
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, PlatformError> {
     match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path)(e)),
+    }
+}
+
+/// Reads a file of the state directory (not through a symbolic link), `None` if it does not exist.
+fn read_private_optional(path: &Path) -> Result<Option<Vec<u8>>, PlatformError> {
+    match read_private(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error(path)(e)),
@@ -513,7 +526,7 @@ fn undo_dns(dns: &DnsChange) -> Result<DnsUndo, PlatformError> {
         DnsChange::ResolvConf { path, backup, written } => {
             let current = read_optional(path)?;
             let original = match backup {
-                Some(b) => match read_optional(b)? {
+                Some(b) => match read_private_optional(b)? {
                     Some(bytes) => Some(bytes),
                     None => {
                         return Ok(DnsUndo::Skipped(format!(
@@ -600,9 +613,83 @@ pub(crate) fn restore(jpath: &Path, journal: &Journal) -> Result<UndoStats, Plat
     Ok(stats)
 }
 
-/// Processes every journal in `state_dir`.
-pub(crate) fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
-    recover_with(state_dir, owner_alive, restore)
+/// Processes every journal in `state_dir`; a resolv.conf change is undone only on `resolv_conf`.
+pub(crate) fn recover(state_dir: &Path, resolv_conf: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
+    recover_with(state_dir, owner_alive, |j| validate_journal(j, state_dir, resolv_conf), restore)
+}
+
+/// Checks a journal read back for recovery, which runs as root and hands its names to `ip`, `nft` and
+/// `resolvectl` and its paths to file writes: it must list only what [`apply`] could have written for its TUN
+/// (the resolver file `resolv_conf` with its backup in `state_dir`, routes with well-formed interfaces and
+/// prefixes, the kill switch's own table), so no value can be a path elsewhere or an option (`-...`).
+fn validate_journal(journal: &Journal, state_dir: &Path, resolv_conf: &Path) -> Result<(), String> {
+    let tun = journal.tun_name.as_str();
+    validate_interface_name(tun).map_err(|e| e.to_string())?;
+    if !journal.metrics.is_empty() {
+        return Err("it lists Windows interface metrics".to_owned());
+    }
+    for b in &journal.bypass {
+        let (addr, len) = plan::parse_prefix(b).map_err(|e| e.to_string())?;
+        if len == 0 || plan::network(addr, len) != Some(addr) || format!("{addr}/{len}") != *b {
+            return Err(format!("invalid excluded prefix {b:?}"));
+        }
+    }
+    for r in &journal.routes {
+        validate_route(r, tun, &journal.bypass)?;
+    }
+    if let Some(table) = &journal.firewall {
+        if *table != firewall_table(tun) {
+            return Err(format!("nftables table {table:?} is not the kill switch's {:?}", firewall_table(tun)));
+        }
+    }
+    match &journal.dns {
+        None => {}
+        Some(DnsChange::Resolved { link }) if link == tun => {}
+        Some(DnsChange::Resolved { link }) => return Err(format!("resolved link {link:?} is not the TUN {tun:?}")),
+        Some(DnsChange::ResolvConf { path, .. }) if path != resolv_conf => {
+            return Err(format!(
+                "resolver file {} is not {} (the one this program rewrites)",
+                path.display(),
+                resolv_conf.display()
+            ));
+        }
+        Some(DnsChange::ResolvConf { backup: Some(b), .. }) if *b != backup_path(state_dir, tun) => {
+            return Err(format!("resolv.conf backup {} is not {}", b.display(), backup_path(state_dir, tun).display()));
+        }
+        Some(DnsChange::ResolvConf { .. }) => {}
+        Some(DnsChange::WindowsInterface { .. }) => return Err("it lists a Windows DNS change".to_owned()),
+    }
+    Ok(())
+}
+
+/// A journaled route: a normalized prefix on a valid interface; through the TUN without a next hop, else the
+/// gateway's host route or an excluded prefix, with a next hop of its family (or IPv6 for IPv4, RFC 5549).
+fn validate_route(r: &RouteEntry, tun: &str, bypass: &[String]) -> Result<(), String> {
+    let prefix = format!("{}/{}", r.destination, r.prefix_len);
+    validate_interface_name(&r.dev).map_err(|e| format!("route {prefix}: {e}"))?;
+    if r.luid.is_some() {
+        return Err(format!("route {prefix} has a Windows interface LUID"));
+    }
+    if r.prefix_len > plan::max_len(r.destination) || plan::network(r.destination, r.prefix_len) != Some(r.destination)
+    {
+        return Err(format!("invalid route prefix {prefix}"));
+    }
+    if r.dev == tun {
+        return match r.via {
+            None => Ok(()),
+            Some(via) => Err(format!("route {prefix} through the TUN has a next hop {via}")),
+        };
+    }
+    if let Some(via) = r.via {
+        if via.is_ipv4() && r.destination.is_ipv6() {
+            return Err(format!("route {prefix} has an IPv4 next hop {via}"));
+        }
+    }
+    if r.prefix_len == plan::max_len(r.destination) || bypass.contains(&prefix) {
+        Ok(())
+    } else {
+        Err(format!("route {prefix} on {} is neither a host route nor an excluded prefix", r.dev))
+    }
 }
 
 #[cfg(test)]
@@ -663,6 +750,17 @@ mod tests {
             luid: None,
         };
         assert_eq!(route_args("del", &r).join(" "), "-6 route del 8000::/1 dev ikl0 proto 173");
+        let r = RouteEntry {
+            destination: "203.0.113.2".parse().unwrap(),
+            prefix_len: 32,
+            dev: "phys0".into(),
+            via: Some("fe80::1".parse().unwrap()),
+            luid: None,
+        };
+        assert_eq!(
+            route_args("del", &r).join(" "),
+            "-4 route del 203.0.113.2/32 via inet6 fe80::1 dev phys0 proto 173"
+        );
     }
 
     #[test]
@@ -738,6 +836,188 @@ mod tests {
         fs::write(&conf, &written).unwrap();
         assert!(matches!(undo_dns(&no_file).unwrap(), DnsUndo::Restored));
         assert!(!conf.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A journal as [`apply`] writes it: full tunnel, kill switch, an excluded prefix, resolv.conf with backup.
+    fn sound_journal(state_dir: &Path, resolv_conf: &Path) -> Journal {
+        let route = |d: &str, len: u8, dev: &str, via: Option<&str>| RouteEntry {
+            destination: d.parse().unwrap(),
+            prefix_len: len,
+            dev: dev.into(),
+            via: via.map(|v| v.parse().unwrap()),
+            luid: None,
+        };
+        Journal {
+            version: JOURNAL_VERSION,
+            tun_name: "ikl0".into(),
+            owner_pid: u32::MAX,
+            owner_start: None,
+            routes: vec![
+                route("203.0.113.2", 32, "phys0", Some("192.0.2.1")),
+                route("192.168.0.0", 16, "phys0", Some("fe80::1")),
+                route("2001:db8::2", 128, "phys0", None),
+                route("0.0.0.0", 1, "ikl0", None),
+                route("128.0.0.0", 1, "ikl0", None),
+                route("8000::", 1, "ikl0", None),
+            ],
+            dns: Some(DnsChange::ResolvConf {
+                path: resolv_conf.to_owned(),
+                backup: Some(backup_path(state_dir, "ikl0")),
+                written: "nameserver 100.64.0.53\n".into(),
+            }),
+            firewall: Some(firewall_table("ikl0")),
+            metrics: vec![],
+            bypass: vec!["192.168.0.0/16".into()],
+        }
+    }
+
+    #[test]
+    fn journals_listing_anything_apply_could_not_have_written_are_refused() {
+        let state = Path::new("/run/ikelink");
+        let conf = Path::new("/etc/resolv.conf");
+        let sound = sound_journal(state, conf);
+        validate_journal(&sound, state, conf).unwrap();
+        let resolved = Journal { dns: Some(DnsChange::Resolved { link: "ikl0".into() }), ..sound.clone() };
+        validate_journal(&resolved, state, conf).unwrap();
+        let no_backup = Journal {
+            dns: Some(DnsChange::ResolvConf { path: conf.into(), backup: None, written: String::new() }),
+            ..sound.clone()
+        };
+        validate_journal(&no_backup, state, conf).unwrap();
+
+        let with_dns = |path: &str, backup: &str| Journal {
+            dns: Some(DnsChange::ResolvConf {
+                path: path.into(),
+                backup: Some(backup.into()),
+                written: "nameserver 100.64.0.53\n".into(),
+            }),
+            ..sound.clone()
+        };
+        let with_route = |dev: &str, dest: &str, len: u8, via: Option<&str>| {
+            let mut j = sound.clone();
+            j.routes.push(RouteEntry {
+                destination: dest.parse().unwrap(),
+                prefix_len: len,
+                dev: dev.into(),
+                via: via.map(|v| v.parse().unwrap()),
+                luid: None,
+            });
+            j
+        };
+        let hostile = [
+            ("resolver file elsewhere", with_dns("/etc/shadow", "/run/ikelink/ikl0.resolv.conf")),
+            ("backup elsewhere", with_dns("/etc/resolv.conf", "/etc/shadow")),
+            ("backup of another TUN", with_dns("/etc/resolv.conf", "/run/ikelink/ikl1.resolv.conf")),
+            ("backup through ..", with_dns("/etc/resolv.conf", "/run/ikelink/../ikelink/ikl0.resolv.conf")),
+            ("table injection", Journal { firewall: Some("foo; rm".into()), ..sound.clone() }),
+            ("another table", Journal { firewall: Some("filter".into()), ..sound.clone() }),
+            ("option as TUN", Journal { tun_name: "-x".into(), ..sound.clone() }),
+            ("path as TUN", Journal { tun_name: "../../x".into(), ..sound.clone() }),
+            ("dot TUN", Journal { tun_name: "..".into(), ..sound.clone() }),
+            ("option as link", Journal { dns: Some(DnsChange::Resolved { link: "-x".into() }), ..sound.clone() }),
+            ("another link", Journal { dns: Some(DnsChange::Resolved { link: "eth0".into() }), ..sound.clone() }),
+            ("option as route device", with_route("-x", "198.51.100.0", 24, None)),
+            ("spaces in route device", with_route("a b", "198.51.100.9", 32, None)),
+            ("host bits", with_route("ikl0", "198.51.100.1", 24, None)),
+            ("IPv4 next hop for IPv6", with_route("phys0", "2001:db8::9", 128, Some("192.0.2.1"))),
+            ("next hop into the TUN", with_route("ikl0", "198.51.100.0", 24, Some("100.64.0.1"))),
+            ("foreign prefix outside the TUN", with_route("phys0", "10.0.0.0", 8, Some("192.0.2.1"))),
+            ("bypass injection", Journal { bypass: vec!["1.2.3.0/24; flush ruleset".into()], ..sound.clone() }),
+            (
+                "Windows DNS",
+                Journal { dns: Some(DnsChange::WindowsInterface { luid: 1, alias: "x".into() }), ..sound.clone() },
+            ),
+        ];
+        for (what, j) in hostile {
+            assert!(validate_journal(&j, state, conf).is_err(), "{what} accepted");
+        }
+        let mut too_long = sound.clone();
+        too_long.routes[3].prefix_len = 33;
+        assert!(validate_journal(&too_long, state, conf).is_err());
+        let mut windows = sound.clone();
+        windows.routes[0].luid = Some(7);
+        assert!(validate_journal(&windows, state, conf).is_err());
+    }
+
+    #[test]
+    fn recovery_does_not_replay_hostile_journals() {
+        let dir = std::env::temp_dir().join(format!("ikelink-hostile-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let state = dir.join("state");
+        create_state_dir(&state).unwrap();
+        let conf = dir.join("resolv.conf");
+        fs::write(&conf, "nameserver 100.64.0.53\n").unwrap();
+        // Journals that would have recovery write the backup over another file, or read another file into
+        // resolv.conf, or hand `nft` and `ip` a table name or device of their choosing.
+        let victim = dir.join("shadow");
+        fs::write(&victim, "nameserver 100.64.0.53\n").unwrap();
+        let secret = dir.join("secret");
+        fs::write(&secret, "root:hash\n").unwrap();
+        fs::write(backup_path(&state, "ikl0"), "nameserver 192.0.2.53\n").unwrap();
+        let sound = sound_journal(&state, &conf);
+        let onto_victim = Journal {
+            dns: Some(DnsChange::ResolvConf {
+                path: victim.clone(),
+                backup: Some(backup_path(&state, "ikl0")),
+                written: "nameserver 100.64.0.53\n".into(),
+            }),
+            routes: vec![],
+            firewall: None,
+            ..sound.clone()
+        };
+        onto_victim.save(&journal_path(&state, "ikl0")).unwrap();
+        let from_secret = Journal {
+            tun_name: "ikl1".into(),
+            dns: Some(DnsChange::ResolvConf {
+                path: conf.clone(),
+                backup: Some(secret.clone()),
+                written: "nameserver 100.64.0.53\n".into(),
+            }),
+            routes: vec![],
+            firewall: None,
+            ..sound.clone()
+        };
+        from_secret.save(&journal_path(&state, "ikl1")).unwrap();
+        let table = Journal {
+            tun_name: "ikl2".into(),
+            firewall: Some("foo; rm".into()),
+            routes: vec![],
+            dns: None,
+            ..sound.clone()
+        };
+        table.save(&journal_path(&state, "ikl2")).unwrap();
+        let option = Journal { tun_name: "-x".into(), routes: vec![], dns: None, firewall: None, ..sound.clone() };
+        option.save(&journal_path(&state, "-x")).unwrap();
+        let escape = Journal { tun_name: "../../x".into(), routes: vec![], dns: None, firewall: None, ..sound };
+        escape.save(&journal_path(&state, "x")).unwrap();
+
+        let mut replayed = Vec::new();
+        let report = recover_with(
+            &state,
+            |_| false,
+            |j| validate_journal(j, &state, &conf),
+            |_, j| {
+                replayed.push(j.tun_name.clone());
+                Ok(UndoStats::default())
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert!(replayed.is_empty(), "replayed {replayed:?}");
+        assert_eq!(report.rejected.len(), 5, "{report:?}");
+        assert!(report.journals.is_empty());
+
+        // The real recovery, for the two file journals (no command runs for them): nothing is written.
+        onto_victim.save(&journal_path(&state, "ikl0")).unwrap();
+        from_secret.save(&journal_path(&state, "ikl1")).unwrap();
+        let report = recover(&state, &conf).unwrap().unwrap();
+        assert_eq!(report.rejected, vec![journal_path(&state, "ikl0"), journal_path(&state, "ikl1")]);
+        assert_eq!(report.dns_restored, 0);
+        assert_eq!(fs::read(&victim).unwrap(), b"nameserver 100.64.0.53\n");
+        assert_eq!(fs::read(&conf).unwrap(), b"nameserver 100.64.0.53\n");
+        assert!(state.join("ikl0.state.rejected").exists());
+        assert!(!journal_path(&state, "ikl0").exists(), "not retried at every start");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

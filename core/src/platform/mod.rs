@@ -135,6 +135,15 @@ pub enum PlatformError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The state directory is unsafe to keep journals in (recovery replays them as root): a symbolic link,
+    /// not a directory, owned by another user, or writable by group or others.
+    #[error("state directory {path} refused: {reason}; remove it or fix its owner and mode (0700)")]
+    UnsafeStateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A journal for this TUN already exists: a previous run did not clean up; call [`recover`] first.
     #[error("journal {0} already exists; run recovery first")]
     JournalExists(PathBuf),
@@ -581,6 +590,13 @@ pub fn journal_path(state_dir: &Path, tun_name: &str) -> PathBuf {
     journal::journal_path(state_dir, tun_name)
 }
 
+/// Creates the state directory (mode 0700) or checks an existing one: on Unix it must be a real directory owned
+/// by the effective uid and not writable by group or others ([`PlatformError::UnsafeStateDir`]), since crash
+/// recovery replays, as root, what the journals in it say.
+pub fn create_state_dir(dir: &Path) -> Result<(), PlatformError> {
+    journal::create_state_dir(dir)
+}
+
 /// Routes and DNS currently applied; restores the previous state on [`restore`](Self::restore) or drop.
 #[derive(Debug)]
 pub struct AppliedNetwork {
@@ -643,6 +659,10 @@ pub struct RecoveryReport {
     pub routes_removed: usize,
     /// DNS configurations restored.
     pub dns_restored: usize,
+    /// Journals not replayed because they list something this program could not have written (a file other
+    /// than the resolver file and its backup, a malformed interface, route or table name); each is renamed to
+    /// `<journal>.rejected` and named in a warning.
+    pub rejected: Vec<PathBuf>,
     /// Things left alone, with the reason (journal of a live process, resolv.conf changed by someone else,
     /// unreadable journal moved aside).
     pub warnings: Vec<String>,
@@ -671,10 +691,19 @@ pub fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<AppliedNetwork, Pl
 }
 
 /// Undoes what every journal in `state_dir` lists (left by a crashed run) and deletes it. Returns `None`
-/// if there was nothing to recover. Journals owned by a still-running process are skipped.
+/// if there was nothing to recover. Journals owned by a still-running process are skipped; journals that do not
+/// look like ours are refused (see [`RecoveryReport::rejected`]); a resolv.conf change is undone only on
+/// [`DEFAULT_RESOLV_CONF`] (see [`recover_with_resolv_conf`]).
 #[cfg(target_os = "linux")]
 pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
-    linux::recover(state_dir)
+    linux::recover(state_dir, Path::new(DEFAULT_RESOLV_CONF))
+}
+
+/// [`recover`] for runs whose [`NetworkConfig::resolv_conf`] was `resolv_conf`: a journal's resolv.conf
+/// change is undone only on that file.
+#[cfg(target_os = "linux")]
+pub fn recover_with_resolv_conf(state_dir: &Path, resolv_conf: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
+    linux::recover(state_dir, resolv_conf)
 }
 
 /// Undoes what every journal in `state_dir` lists (left by a crashed run) and deletes it. Returns `None`
@@ -684,10 +713,24 @@ pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError
     windows::recover(state_dir)
 }
 
+/// [`recover`] (Windows never rewrites a resolver file).
+#[cfg(windows)]
+pub fn recover_with_resolv_conf(state_dir: &Path, resolv_conf: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
+    let _ = resolv_conf;
+    windows::recover(state_dir)
+}
+
 /// Undoes crashed runs' journals (nothing to do on this platform).
 #[cfg(not(any(target_os = "linux", windows)))]
 pub fn recover(state_dir: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
     let _ = state_dir;
+    Ok(None)
+}
+
+/// Undoes crashed runs' journals (nothing to do on this platform).
+#[cfg(not(any(target_os = "linux", windows)))]
+pub fn recover_with_resolv_conf(state_dir: &Path, resolv_conf: &Path) -> Result<Option<RecoveryReport>, PlatformError> {
+    let _ = (state_dir, resolv_conf);
     Ok(None)
 }
 
@@ -721,10 +764,13 @@ fn restore_journal(_path: &Path, _journal: &Journal) -> Result<(), PlatformError
     Err(PlatformError::Unsupported)
 }
 
-/// Checks an interface name: 1-15 bytes (IFNAMSIZ - 1), no whitespace, `/` or `:`, not an option.
+/// Checks an interface name: 1-15 bytes (IFNAMSIZ - 1), no whitespace, `/` or `:`, not `.` or `..` (as the
+/// kernel's `dev_valid_name`), not an option.
 fn validate_interface_name(name: &str) -> Result<(), PlatformError> {
     let ok = !name.is_empty()
         && name.len() < 16
+        && name != "."
+        && name != ".."
         && !name.starts_with('-')
         && name.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
     if ok {
@@ -757,7 +803,7 @@ mod tests {
         for ok in ["ikl0", "ikl%d", "utun3", "tun-vpn_1"] {
             assert!(validate_interface_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-x", "a b", "a/b", "a:1", "0123456789abcdef", "é"] {
+        for bad in ["", "-x", "a b", "a/b", "a:1", "0123456789abcdef", "é", ".", "..", "../../x", "a\tb"] {
             assert!(validate_interface_name(bad).is_err(), "{bad}");
         }
     }
