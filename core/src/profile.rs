@@ -889,6 +889,44 @@ psk = "secret"
         let e = Profile::parse(&format!("{MINIMAL}bogus = 1\n")).unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
     }
+
+    /// An EAP profile whose gateway authenticates with a certificate from the system store.
+    fn eap_profile(address: &str, id: Option<&str>) -> String {
+        let id = id.map(|i| format!("id = \"{i}\"\n")).unwrap_or_default();
+        format!(
+            "[gateway]\naddress = \"{address}\"\n{id}[local]\n[auth]\nmethod = \"eap\"\nusername = \"alice\"\npassword = \"pw\"\n"
+        )
+    }
+
+    // Issue 10, hole 5: without gateway.id any trusted certificate was accepted under any name; the expected
+    // identity now defaults to the address as written (loose: the certificate must name it).
+    #[test]
+    fn gateway_identity_defaults_to_the_address() {
+        let c = Profile::parse(&eap_profile("vpn.example.com", None)).unwrap().ike_config().unwrap();
+        let fqdn = Identification { id_type: crate::wire::IdType::ID_FQDN, data: b"vpn.example.com".to_vec() };
+        assert_eq!(c.remote_id, Some(fqdn));
+        assert!(c.remote_id_loose);
+        let c = Profile::parse(&eap_profile("203.0.113.2", None)).unwrap().ike_config().unwrap();
+        let ip = Identification { id_type: crate::wire::IdType::ID_IPV4_ADDR, data: vec![203, 0, 113, 2] };
+        assert_eq!(c.remote_id, Some(ip));
+        // An explicit identity is strict; `%any` is the explicit opt-out.
+        let c = Profile::parse(&eap_profile("203.0.113.2", Some("gw.example.com"))).unwrap().ike_config().unwrap();
+        assert!(c.remote_id.is_some() && !c.remote_id_loose);
+        let c = Profile::parse(&eap_profile("203.0.113.2", Some("%any"))).unwrap().ike_config().unwrap();
+        assert_eq!(c.remote_id, None);
+        // A PSK gateway proves itself with the key: no default identity.
+        let c = Profile::parse(MINIMAL).unwrap().ike_config().unwrap();
+        assert_eq!(c.remote_id, None);
+    }
+
+    // Issue 10, hole 9: weak pre-shared keys are recognised (a warning is logged).
+    #[test]
+    fn weak_psks() {
+        for weak in ["secret", "aaaaaaaaaaaaaaaaaaaaaaaa", "abcdefghijklmnopqrstuvwxyz", "abababababababababababab"] {
+            assert!(weak_psk(weak.as_bytes()).is_some(), "{weak}");
+        }
+        assert_eq!(weak_psk(b"Tr0ub4dor&3-correct-horse-battery"), None);
+    }
 }
 
 #[cfg(test)]

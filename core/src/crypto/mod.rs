@@ -21,9 +21,10 @@ mod util;
 
 pub use algs::{Encr, Group, Integ, Prf};
 pub use cert::{
-    cert_spki_sha256, certreq_hashes, crl_urls, display_dn, ocsp_query, spki_sha256, validate_gateway,
-    cert_names_identity, validate_gateway_online, verified_chain, CertError, ClientCredentials, GatewayCertPolicy, OcspAnswer, OcspError,
-    OcspQuery, OcspStatus, Revocation, RevocationRequest, RevocationResponse, TrustAnchors, ValidatedPeer,
+    cert_names_identity, cert_spki_sha256, certreq_hashes, crl_urls, display_dn, ocsp_query, spki_sha256,
+    validate_gateway, validate_gateway_online, verified_chain, CertError, ClientCredentials, GatewayCertPolicy,
+    OcspAnswer, OcspError, OcspQuery, OcspStatus, Revocation, RevocationRequest, RevocationResponse, TrustAnchors,
+    ValidatedPeer,
 };
 pub use cipher::{AeadKey, CbcKey, HmacKey};
 pub use dh::KeyExchange;

@@ -156,6 +156,9 @@ fn eap_mschapv2_full_conversation() {
     assert_eq!(peer.handle(&success(3), &mut rng), Ok(EapAction::Success));
     let keys = Keys::compute("User", "clientPass", &arr(AUTH_CHALLENGE), &arr(PEER_CHALLENGE));
     assert_eq!(peer.msk(), Some(keys.msk.as_slice()));
+    // Issue 10, hole 9: no key in Debug output (the derived Debug of the MSCHAPv2 state printed the MSK).
+    let dbg = format!("{:?} {:?}", peer, peer.state);
+    assert!(!dbg.contains('[') && dbg.contains("redacted"), "{dbg}");
     // Nothing after the end.
     assert!(matches!(peer.handle(&success(4), &mut rng), Err(EapError::Protocol(_))));
 }

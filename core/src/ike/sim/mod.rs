@@ -4,6 +4,8 @@
 //! it (to the next delivery or the initiator's next `poll_timeout` deadline).
 
 mod fragmentation_tests;
+#[cfg(test)]
+mod hostile_tests;
 mod liveness_tests;
 mod redirect_tests;
 mod responder;

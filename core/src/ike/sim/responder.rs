@@ -344,6 +344,38 @@ impl Sa {
     }
 }
 
+/// The responder's IDr and AUTH (§2.15), with its CERT when it has one: RealMessage2 | Ni | prf(SK_pr, IDr')
+/// signed (RFC 7427) with its certificate's key, or keyed with `key` (default: its PSK, or `sign_psk`).
+fn identity_payloads(sa: &Sa, config: &ResponderConfig, key: Option<&[u8]>) -> Vec<Payload> {
+    let prf = sa.suite.prf;
+    match (&config.cert, key) {
+        (Some(ResponderCert(cert, signer)), None) => {
+            let mut octets = sa.init_response.clone();
+            octets.extend_from_slice(&sa.ni);
+            octets.extend_from_slice(&prf.prf(&sa.keys.sk_pr, &config.id.auth_octets()));
+            let scheme = signer.schemes()[0];
+            let data = crypto::sign_auth(signer.as_ref(), AuthMethod::DIGITAL_SIGNATURE, scheme, &octets)
+                .expect("responder signs");
+            vec![
+                Payload::IdR(config.id.clone()),
+                Payload::Cert(crate::wire::CertPayload {
+                    encoding: crate::wire::cert_encoding::X509_SIGNATURE,
+                    data: cert.clone(),
+                }),
+                Payload::Auth(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data }),
+            ]
+        }
+        _ => {
+            let psk = key.unwrap_or(config.sign_psk.as_ref().unwrap_or(&config.psk));
+            let my_auth = psk_auth(prf, psk, &sa.keys.sk_pr, &sa.init_response, &sa.ni, &config.id);
+            vec![
+                Payload::IdR(config.id.clone()),
+                Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: my_auth }),
+            ]
+        }
+    }
+}
+
 /// Vendor ID payloads (§3.12) that make `reply` exactly `len` bytes long when encoded.
 fn pad_to(reply: &mut Vec<Payload>, len: usize) {
     let mut encoded = Vec::new();
@@ -923,33 +955,7 @@ impl Responder {
             return vec![Payload::Notify(Notify::new(NotifyType::AUTHENTICATION_FAILED, vec![]))];
         }
         sa.established = true;
-        let mut reply = match &self.config.cert {
-            Some(ResponderCert(cert, signer)) => {
-                // RealMessage2 | Ni | prf(SK_pr, IDr') (§2.15), signed with RFC 7427.
-                let mut octets = sa.init_response.clone();
-                octets.extend_from_slice(&sa.ni);
-                octets.extend_from_slice(&prf.prf(&sa.keys.sk_pr, &self.config.id.auth_octets()));
-                let scheme = signer.schemes()[0];
-                let data = crypto::sign_auth(signer.as_ref(), AuthMethod::DIGITAL_SIGNATURE, scheme, &octets)
-                    .expect("responder signs");
-                vec![
-                    Payload::IdR(self.config.id.clone()),
-                    Payload::Cert(crate::wire::CertPayload {
-                        encoding: crate::wire::cert_encoding::X509_SIGNATURE,
-                        data: cert.clone(),
-                    }),
-                    Payload::Auth(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data }),
-                ]
-            }
-            None => {
-                let psk = self.config.sign_psk.as_ref().unwrap_or(&self.config.psk);
-                let my_auth = psk_auth(prf, psk, &sa.keys.sk_pr, &sa.init_response, &sa.ni, &self.config.id);
-                vec![
-                    Payload::IdR(self.config.id.clone()),
-                    Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: my_auth }),
-                ]
-            }
-        };
+        let mut reply = identity_payloads(sa, &self.config, None);
         if let Some(e) = self.config.child_error {
             reply.push(Payload::Notify(Notify::new(e, vec![])));
             return reply;
@@ -1126,6 +1132,44 @@ impl Responder {
         let Some(sa) = self.sa.as_ref() else { panic!("the responder has no IKE SA") };
         let header = Self::header(sa.spi_i, sa.spi_r, exchange, response, message_id);
         sa.seal_fragment(&mut self.rng, header, first_inner, number, total, plaintext)
+    }
+
+    /// An authentic message of the test's choosing, sealed with the responder's keys (one SK payload, never
+    /// fragmented): any message ID, exchange and direction. For hostile-gateway tests.
+    pub fn seal(&mut self, message_id: u32, exchange: ExchangeType, response: bool, payloads: &[Payload]) -> Vec<u8> {
+        let Some(sa) = self.sa.as_ref() else { panic!("the responder has no IKE SA") };
+        let header = Self::header(sa.spi_i, sa.spi_r, exchange, response, message_id);
+        let cipher = sa.keys.outbound(false);
+        let mut inner = Vec::new();
+        let first = wire::encode_chain(payloads, &mut inner);
+        let mut msg = wire::encode_sk_prefix(&header, first, cipher.sealed_len(inner.len()));
+        if let Err(e) = cipher.seal(&mut msg, &inner, &mut self.rng) {
+            panic!("responder encryption failed: {e}");
+        }
+        msg
+    }
+
+    /// Its IDr and AUTH (and CERT) as in its IKE_AUTH response; with `key`, a shared-key AUTH keyed with it
+    /// instead (e.g. SK_pr, as after an EAP method without MSK, §2.16).
+    pub fn identity_payloads(&self, key: Option<&[u8]>) -> Vec<Payload> {
+        let Some(sa) = self.sa.as_ref() else { panic!("the responder has no IKE SA") };
+        identity_payloads(sa, &self.config, key)
+    }
+
+    /// The inner payloads of an encrypted message from the initiator (not fragmented), as the responder reads
+    /// them: what a hostile gateway learns.
+    pub fn decrypt(&mut self, ike: &[u8]) -> Option<Vec<Payload>> {
+        let msg = Message::decode(ike).ok()?;
+        match self.sa.as_mut()?.open(ike, &msg) {
+            Ok(Opened::Whole(payloads, _)) => Some(payloads),
+            _ => None,
+        }
+    }
+
+    /// SK_pr of its IKE SA (§2.14), which whoever answered IKE_SA_INIT knows.
+    pub fn sk_pr(&self) -> Vec<u8> {
+        let Some(sa) = self.sa.as_ref() else { panic!("the responder has no IKE SA") };
+        sa.keys.sk_pr.to_vec()
     }
 
     /// A NAT keepalive (RFC 3948 §2.3: one 0xFF byte) arrived on port 4500 from `src`.
