@@ -191,8 +191,8 @@ pub struct AuthSection {
     pub key: Option<String>,
     pub pkcs12: Option<String>,
     pub pkcs12_password: Option<String>,
-    /// "mschapv2", "md5", "tls", "ttls", "peap"; default: whatever the gateway asks for among those our
-    /// credentials allow.
+    /// "mschapv2", "md5", "tls", "ttls", "peap"; default: whatever mutual method (not MD5) the gateway asks
+    /// for among those our credentials allow.
     pub eap_method: Option<String>,
     /// With "ttls" or "peap": the method inside the tunnel, "mschapv2" or "md5"; default: either.
     pub ttls_inner: Option<String>,

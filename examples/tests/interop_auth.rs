@@ -441,3 +441,30 @@ fn ocsp_responder_is_asked() {
     assert!(c.log().contains("cannot fetch OCSP answer"), "{}", c.transcript());
     assert!(c.interrupt(T).unwrap().success());
 }
+
+/// Issue 10 (hole 5): without `gateway.id` the gateway must prove the address we dialled. Its certificate names
+/// gw.ikelink.test and 203.0.113.2: a profile dialling 203.0.113.2 connects (its IDr is the FQDN, the
+/// certificate names the address); the same gateway reached at a second address its certificate does not name
+/// is refused with an identity error; `id = "%any"` is the explicit opt-out.
+#[test]
+fn gateway_identity_defaults_to_its_address() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    const GW2: &str = "203.0.113.3";
+    tb.exec(Role::Gw, &["ip", "addr", "add", &format!("{GW2}/24"), "dev", "eth0"]).unwrap();
+    let pki = Pki::generate_with(&tb.dir().join("pki"), KeyType::EcdsaP256).unwrap();
+    let gw = Gateway::start(&tb, &cert_gateway(&tb, &pki, "eap-mschapv2")).unwrap();
+    let no_id = |address: &str, extra: &str| {
+        cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD))
+            .replace(&format!("id = \"{GW_ID}\"\n"), extra)
+            .replace(&GW_ADDR.to_string(), address)
+    };
+    let c = connects(&tb, &gw, &no_id(&GW_ADDR.to_string(), ""));
+    assert_eq!(c.value("remote-id").unwrap(), GW_ID);
+
+    let e = fails(&tb, &no_id(GW2, ""));
+    assert!(e.contains("identity") && e.contains(GW2), "{e}");
+    gw.wait_for_sa_count(0, T).unwrap();
+
+    connects(&tb, &gw, &no_id(GW2, "id = \"%any\"\n"));
+}
