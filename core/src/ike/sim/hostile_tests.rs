@@ -1,6 +1,7 @@
 //! The hostile-gateway suite: an on-path attacker that answers IKE_SA_INIT before the real gateway (and so holds
 //! SK_d, SK_e, SK_a and SK_p of the IKE SA), or a gateway that misbehaves after authenticating. Each test names
-//! the hole of issue 10 it covers; each failed on 2dbd323, the commit before the authentication gate.
+//! the hole of issue 10 it covers. Every `holeN_` test failed on 2dbd323, the commit before the authentication
+//! gate (checked by running this file there), except the four marked "regression guard", which passed there too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -240,7 +241,7 @@ fn hole4_eap_only_refuses_methods_without_mutual_keys() {
     }
 }
 
-// Hole 2 (neighbour): EAP-Success before the method finished is no success.
+// Hole 2 (neighbour; regression guard): EAP-Success before the method finished is no success.
 #[test]
 fn hole2_eap_success_before_the_method_finished_is_refused() {
     let mut p = attacker_pair(eap_config(vec![], true));
@@ -428,7 +429,7 @@ fn hole8_forged_init_errors_do_not_end_the_attempt() {
     }
 }
 
-// Hole 8 (the other half): when only errors come back, the error is reported, not a timeout.
+// Hole 8 (the other half; regression guard): when only errors come back, the error is reported, not a timeout.
 #[test]
 fn hole8_repeated_init_errors_are_reported() {
     let responder = ResponderConfig { silent: true, ..Default::default() };
@@ -538,7 +539,7 @@ fn hole9_cached_response_only_for_authentic_retransmissions() {
     assert_eq!(answered(&p, ExchangeType::INFORMATIONAL), 2);
 }
 
-// Neighbours: a replayed IKE_AUTH response, a response with a wrong message ID, and one with the wrong SPIs
+// Neighbours (regression guard): a replayed IKE_AUTH response, a response with a wrong message ID, and one with the wrong SPIs
 // change nothing once established.
 #[test]
 fn replayed_and_misaddressed_responses_change_nothing() {
@@ -556,7 +557,7 @@ fn replayed_and_misaddressed_responses_change_nothing() {
     assert_eq!(p.initiator.state(), State::Established);
 }
 
-// Neighbour: AUTH keyed with SK_pr (what an attacker holding the IKE SA keys can compute) instead of the PSK.
+// Neighbour (regression guard): AUTH keyed with SK_pr (what an attacker holding the IKE SA keys can compute) instead of the PSK.
 #[test]
 fn auth_keyed_with_sk_pr_is_refused() {
     let mut p = attacker_pair(default_config());
