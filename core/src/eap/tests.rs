@@ -434,6 +434,8 @@ mod tls {
         fragment: usize,
         indication_sent: bool,
         fragments_seen: usize,
+        /// Like libreswan (NSS): after the handshake, one empty EAP-TLS request before EAP-Success.
+        empty_request_after_handshake: bool,
     }
 
     impl Authenticator {
@@ -457,6 +459,7 @@ mod tls {
                 fragment,
                 indication_sent: false,
                 fragments_seen: 0,
+                empty_request_after_handshake: false,
             }
         }
 
@@ -523,6 +526,10 @@ mod tls {
                     }
                     return Ok(self.next_fragment());
                 }
+            }
+            if msg.is_empty() && !self.conn.is_handshaking() && self.empty_request_after_handshake {
+                self.empty_request_after_handshake = false;
+                return Ok(self.tls_request(&[0]));
             }
             if msg.is_empty() && !self.conn.is_handshaking() {
                 // Peer acknowledged our final flight.
@@ -593,6 +600,20 @@ mod tls {
         let msk = peer.msk().expect("MSK").to_vec();
         assert_eq!(msk.len(), 64);
         assert_eq!(msk, auth.msk());
+    }
+
+    // Issue 11: libreswan sends an empty EAP-TLS request after the handshake; it gets an empty response.
+    #[test]
+    fn eap_tls_empty_request_after_the_handshake_is_answered() {
+        for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+            let pki = pki();
+            let mut peer = EapPeer::new(peer_config(&pki, &pki.ca, "radius.example.org"));
+            let mut auth = Authenticator::new(&pki, version, 1000);
+            auth.empty_request_after_handshake = true;
+            assert_eq!(run(&mut peer, &mut auth), Ok(EapAction::Success));
+            assert!(!auth.empty_request_after_handshake, "the empty request was sent");
+            assert_eq!(peer.msk().expect("MSK"), auth.msk().as_slice());
+        }
     }
 
     #[test]

@@ -217,7 +217,12 @@ impl EapTls {
             return Ok(MethodStep::Reply(self.next_fragment()));
         }
         if rest.is_empty() {
-            return Err(EapError::Protocol("empty EAP-TLS request with nothing to acknowledge"));
+            if self.conn.is_handshaking() {
+                return Err(EapError::Protocol("empty EAP-TLS request with nothing to acknowledge"));
+            }
+            // After the handshake some servers (libreswan/NSS) send an empty request before EAP-Success: answer
+            // with what we still have to send, or an empty response (RFC 5216 §2.1.5, RFC 9190 §2.1.1).
+            return self.flush();
         }
         if self.incoming.is_empty() {
             if let Some(total) = length {
