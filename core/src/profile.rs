@@ -67,6 +67,9 @@ pub enum ProfileError {
     Read { path: String, source: std::io::Error },
     #[error("profile is not valid TOML: {0}")]
     Toml(String),
+    /// Valid TOML, but not a profile: a missing, unknown or mistyped section or field, named.
+    #[error("{0}")]
+    Structure(String),
     #[error("{field}: {message}")]
     Field { field: String, message: String },
 }
@@ -80,6 +83,7 @@ fn field(field: &str, message: impl Into<String>) -> ProfileError {
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub gateway: GatewaySection,
+    #[serde(default)]
     pub local: LocalSection,
     pub auth: AuthSection,
     #[serde(default)]
@@ -169,6 +173,12 @@ pub struct LocalSection {
     pub ike_port: u16,
     #[serde(default = "default_natt_port")]
     pub natt_port: u16,
+}
+
+impl Default for LocalSection {
+    fn default() -> Self {
+        LocalSection { id: None, ike_port: default_ike_port(), natt_port: default_natt_port() }
+    }
 }
 
 fn default_ike_port() -> u16 {
@@ -475,7 +485,15 @@ impl Profile {
 
     /// Parse profile text.
     pub fn parse(text: &str) -> Result<Profile, ProfileError> {
-        toml::from_str(text).map_err(|e| ProfileError::Toml(e.to_string()))
+        let table: toml::Table = toml::from_str(text).map_err(|e| ProfileError::Toml(e.to_string()))?;
+        table.try_into().map_err(|e: toml::de::Error| {
+            // The same error from the text carries the line; the table's carries the field's path.
+            let line = toml::from_str::<Profile>(text)
+                .err()
+                .and_then(|e| e.span())
+                .map(|span| 1 + text.get(..span.start).map_or(0, |before| before.matches('\n').count()));
+            ProfileError::Structure(explain_structure_error(&e.to_string(), line))
+        })
     }
 
     /// Validate every field and resolve the gateway's address (this may query DNS).
@@ -890,6 +908,41 @@ psk = "secret"
         assert!(e.contains("bogus"), "{e}");
     }
 
+    // Issue 11: only [gateway] and [auth] are required; a missing, unknown or misspelt section or field is
+    // named in plain words (with the nearest known name), never called "not valid TOML".
+    #[test]
+    fn structure_errors_in_plain_words() {
+        let no_local = MINIMAL.replace("[local]\nid = \"client@ikelink.test\"\n", "");
+        let e = Profile::parse(&no_local).unwrap().resolve().unwrap_err().to_string();
+        assert!(e.starts_with("local.id"), "{e}");
+        let eap =
+            "[gateway]\naddress = \"203.0.113.2\"\n[auth]\nmethod = \"eap\"\nusername = \"a\"\npassword = \"b\"\n";
+        assert!(Profile::parse(eap).unwrap().ike_config().is_ok());
+        let cases = [
+            (MINIMAL.replace("address", "adress"), "gateway.adress: unknown field; did you mean `address`?"),
+            (MINIMAL.replace("[gateway]", "[gatway]"), "[gatway]: unknown section; did you mean [gateway]?"),
+            (MINIMAL.replace("[auth]", "[ath]"), "[ath]: unknown section; did you mean [auth]?"),
+            (format!("{MINIMAL}[timers]\nretransmit_tmeout = 2.0\n"), "did you mean `retransmit_timeout`?"),
+            (MINIMAL.replace("address = \"203.0.113.2\"", ""), "gateway.address: is missing"),
+            (MINIMAL.replace("psk = \"secret\"", "psk = 5"), "auth.psk: invalid type"),
+            (format!("{MINIMAL}[tunnel]\nnonsense_field = 1\n"), "tunnel.nonsense_field: unknown field (known:"),
+        ];
+        for (text, want) in cases {
+            let e = Profile::parse(&text).unwrap_err();
+            assert!(matches!(e, ProfileError::Structure(_)), "{e}");
+            assert!(e.to_string().contains(want), "{e} should say {want}");
+            assert!(!e.to_string().contains("not valid TOML"), "{e}");
+        }
+        let e = Profile::parse(&MINIMAL.replace("[auth]\n", "")).unwrap_err().to_string();
+        assert!(e.starts_with("local.method: unknown field"), "{e}");
+        let e = Profile::parse("[gateway]\naddress = \"x\"\n").unwrap_err().to_string();
+        assert_eq!(e, "[auth]: the section is missing");
+        let e = Profile::parse("[gateway\n").unwrap_err().to_string();
+        assert!(e.contains("not valid TOML"), "{e}");
+        let e = Profile::parse(&MINIMAL.replace("address", "adress")).unwrap_err().to_string();
+        assert!(e.contains("(line 3)"), "{e}");
+    }
+
     /// An EAP profile whose gateway authenticates with a certificate from the system store.
     fn eap_profile(address: &str, id: Option<&str>) -> String {
         let id = id.map(|i| format!("id = \"{i}\"\n")).unwrap_or_default();
@@ -990,4 +1043,61 @@ pub fn weak_psk(psk: &[u8]) -> Option<&'static str> {
         return Some("too few different characters");
     }
     None
+}
+
+/// Plain words for a profile that is valid TOML but not a valid profile (serde's message and the path the
+/// TOML deserializer adds as "in `section`"): which section or field is missing or unknown, the nearest known
+/// name for a misspelling, and the line.
+fn explain_structure_error(message: &str, line: Option<usize>) -> String {
+    let mut lines = message.lines();
+    let what = lines.next().unwrap_or_default().trim();
+    let path = lines.find_map(|l| l.trim().strip_prefix("in `").and_then(|r| r.strip_suffix('`')));
+    let at = line.map(|n| format!(" (line {n})")).unwrap_or_default();
+    let quoted = |s: &str| -> Vec<String> { s.split('`').skip(1).step_by(2).map(str::to_owned).collect() };
+    if let Some(rest) = what.strip_prefix("unknown field ") {
+        let names = quoted(rest);
+        let (name, known) = names.split_first().map(|(n, k)| (n.as_str(), k)).unwrap_or(("?", &[]));
+        let nearest = nearest(name, known);
+        return match path {
+            None => {
+                let hint = nearest.map(|n| format!("; did you mean [{n}]?")).unwrap_or_default();
+                format!("[{name}]: unknown section{hint}{at}")
+            }
+            Some(section) => {
+                let hint = nearest.map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
+                format!("{section}.{name}: unknown field{hint} (known: {}){at}", known.join(", "))
+            }
+        };
+    }
+    if let Some(rest) = what.strip_prefix("missing field ") {
+        let name = quoted(rest).into_iter().next().unwrap_or_default();
+        return match path {
+            None => format!("[{name}]: the section is missing"),
+            Some(section) => format!("{section}.{name}: is missing{at}"),
+        };
+    }
+    match path {
+        Some(p) => format!("{p}: {what}{at}"),
+        None => format!("{what}{at}"),
+    }
+}
+
+/// The known name closest to a misspelt one (edit distance at most a third of its length, at least 2).
+fn nearest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    };
+    let limit = (name.chars().count() / 3).max(2);
+    known.iter().map(|k| (distance(name, k), k.as_str())).filter(|(d, _)| *d <= limit).min().map(|(_, k)| k)
 }
