@@ -398,10 +398,11 @@ impl Default for TimersSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatSection {
-    /// Always use UDP encapsulation (RFC 3948), even without a NAT.
-    #[serde(default)]
+    /// Always use UDP encapsulation (RFC 3948), even without a NAT (default, as strongSwan's app: the data
+    /// path is userspace ESP over UDP; raw ESP is not implemented, so `false` is overridden with a warning).
+    #[serde(default = "yes")]
     pub force_encap: bool,
-    /// NAT keepalive interval in seconds (0: off); sent only behind a NAT or with force_encap.
+    /// NAT keepalive interval in seconds (0: off); sent only behind a real NAT (RFC 3948 §4).
     #[serde(default = "default_keepalive")]
     pub keepalive: u32,
 }
@@ -412,7 +413,7 @@ fn default_keepalive() -> u32 {
 
 impl Default for NatSection {
     fn default() -> Self {
-        NatSection { force_encap: false, keepalive: default_keepalive() }
+        NatSection { force_encap: true, keepalive: default_keepalive() }
     }
 }
 
@@ -839,7 +840,14 @@ impl Profile {
                 base: t.retransmit_base,
                 tries: t.retransmit_tries,
             },
-            force_encap: self.nat.force_encap,
+            force_encap: {
+                if !self.nat.force_encap {
+                    // Never let the negotiated encapsulation differ from what the data path does (issue 11):
+                    // without a NAT the gateway would expect raw ESP, which this client cannot send.
+                    tracing::warn!("nat.force_encap = false: raw ESP is not implemented; UDP encapsulation is forced");
+                }
+                true
+            },
             keepalive: match self.nat.keepalive {
                 0 => None,
                 k => Some(Duration::from_secs(u64::from(k))),

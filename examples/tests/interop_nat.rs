@@ -118,3 +118,33 @@ fn ike_fragmentation_with_long_chains_on_a_path_dropping_ip_fragments() {
     assert!(c.interrupt(T).unwrap().success());
     gw.wait_for_sa_count(0, T).unwrap();
 }
+
+/// Issue 11: the lab gateway forces UDP encapsulation (`encap = yes`: it fakes its NAT detection hash). On a
+/// direct path, with MOBIKE and dead peer detection (liveness checks carry NAT detection, RFC 4555 §3.8), the
+/// client must not take the float to port 4500 for a changed NAT mapping: no UPDATE_SA_ADDRESSES, not "behind
+/// a NAT", no keepalives (they would cost a phone its battery). Traffic flows over the forced encapsulation.
+#[test]
+fn forced_encapsulation_on_a_direct_path_is_no_nat() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let gw = Gateway::start(&tb, &GatewayConfig::default()).unwrap();
+    let cap = tb.start_capture(Role::Rtr, "eth1", "udp").unwrap();
+    let profile = psk_profile(None, None, &[LAN_NET]) + "\n[nat]\nkeepalive = 2\n\n[timers]\ndpd = 2\n";
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    let nat = c.value("nat").unwrap();
+    assert!(nat.starts_with("local=false") && nat.contains("encap=true"), "{nat}");
+    // Several idle DPD intervals: liveness checks with NAT detection, and keepalive deadlines, pass.
+    std::thread::sleep(Duration::from_secs(9));
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap(), "{}", c.transcript());
+    assert!(c.interrupt(T).unwrap().success());
+    assert!(!c.log().contains("NAT mapping changed"), "{}", c.transcript());
+    let text = cap.finish().unwrap();
+    let keepalives = to_gateway(&text).iter().filter(|(p, n)| *p == 4500 && *n == 1).count();
+    assert_eq!(keepalives, 0, "keepalives without a NAT:\n{text}");
+    let log = gw.log();
+    let checks = log.lines().filter(|l| l.contains("parsed INFORMATIONAL request") && l.contains("N(NATD_S_IP)"));
+    assert!(checks.count() >= 2, "liveness checks with NAT detection:\n{log}");
+    assert!(!log.contains("UPD_SA_ADDR"), "no address update:\n{log}");
+}

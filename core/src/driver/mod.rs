@@ -272,7 +272,7 @@ impl Session {
                 info!(?r, "restored network settings left by an earlier run");
             }
         }
-        let sa = fresh_sa(profile.ike.clone(), local, profile.gateway)?;
+        let sa = fresh_sa(profile.ike.clone(), local, profile.gateway, &natt)?;
         let (tx, rx) = mpsc::channel(4);
         let gateway_ip = profile.gateway.ip();
         let home_gateway = profile.gateway;
@@ -392,13 +392,21 @@ struct Driver {
 const REAUTH_RETRY: Duration = Duration::from_secs(30);
 
 /// A new IKE SA towards `gateway` with a fresh random seed and the wall clock (for certificate validity).
-fn fresh_sa(config: crate::ike::IkeConfig, local: SocketAddr, gateway: SocketAddr) -> Result<IkeSa, DriverError> {
+fn fresh_sa(
+    config: crate::ike::IkeConfig,
+    local: SocketAddr,
+    gateway: SocketAddr,
+    natt: &UdpSocket,
+) -> Result<IkeSa, DriverError> {
     let mut seed = [0u8; 32];
     OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
     let now = Instant::now();
     let mut sa = IkeSa::new(config, local, gateway, now, seed)?;
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     sa.set_unix_time(now, unix);
+    if let Ok(a) = natt.local_addr() {
+        sa.set_local_natt_port(a.port());
+    }
     Ok(sa)
 }
 
@@ -663,7 +671,7 @@ impl Driver {
         };
         self.retarget(target.ip())?;
         self.profile.gateway = target;
-        self.sa = fresh_sa(ike, self.local, self.profile.gateway)?;
+        self.sa = fresh_sa(ike, self.local, self.profile.gateway, &self.natt)?;
         info!(attempt = self.attempt, gateway = %self.profile.gateway, "reconnecting");
         Ok(())
     }
@@ -676,7 +684,7 @@ impl Driver {
         }
         let mut ike = self.profile.ike.clone();
         ike.initial_contact = false;
-        let sa = fresh_sa(ike, self.local, self.profile.gateway)?;
+        let sa = fresh_sa(ike, self.local, self.profile.gateway, &self.natt)?;
         info!(gateway = %self.profile.gateway, "reauthenticating: a new IKE SA while the current one carries traffic");
         self.retiring = Some(std::mem::replace(&mut self.sa, sa));
         Ok(())

@@ -97,16 +97,19 @@ pub enum State {
 /// What NAT detection (§2.23) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NatStatus {
-    /// Our address as the gateway sees it differs from ours (or we force encapsulation).
+    /// Our address as the gateway sees it differs from ours: a NAT in front of us (keepalives are ours to send).
     pub local_behind_nat: bool,
     /// The gateway's address differs from what we sent to (or it forces encapsulation).
     pub remote_behind_nat: bool,
+    /// We faked our NAT detection hash to get UDP encapsulation without a NAT (RFC 3948; what a userspace
+    /// client without raw ESP needs).
+    pub forced: bool,
 }
 
 impl NatStatus {
     /// UDP encapsulation is used.
     pub fn any(&self) -> bool {
-        self.local_behind_nat || self.remote_behind_nat
+        self.local_behind_nat || self.remote_behind_nat || self.forced
     }
 }
 
@@ -310,6 +313,8 @@ pub struct IkeSa {
     child_ke_group: Option<Group>,
     /// The traffic selectors (ours, the gateway's) IKE_AUTH agreed on: later Child SAs may only narrow them.
     agreed_ts: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
+    /// The port of our NAT-T socket (our address once IKE floats to port 4500).
+    local_natt_port: u16,
     /// An error notification in an (unauthenticated) IKE_SA_INIT response, kept while we wait for a real
     /// answer (§2.21.1), with the number of our transmissions it answered and the last of them; reported if
     /// no valid answer comes.
@@ -415,6 +420,7 @@ impl IkeSa {
             revocation: Default::default(),
             child_ke_group: None,
             agreed_ts: None,
+            local_natt_port: NATT_PORT,
             init_error: None,
         };
         sa.send_init(now);
@@ -429,6 +435,15 @@ impl IkeSa {
     /// Tell the SA the wall-clock time (seconds since 1970) at `now`; needed to check certificate validity.
     pub fn set_unix_time(&mut self, now: Instant, unix_secs: u64) {
         self.clock = (now, unix_secs);
+    }
+
+    /// The port our NAT-T socket is bound to (default 4500): our address for NAT detection once IKE moved
+    /// there (RFC 3948 §2.2, RFC 4555 §3.8).
+    pub fn set_local_natt_port(&mut self, port: u16) {
+        self.local_natt_port = port;
+        if self.nat_t {
+            self.local.set_port(port);
+        }
     }
 
     /// Our SPI (initiator SPI).
@@ -782,13 +797,17 @@ impl IkeSa {
         if let Some(dst) = nat_dst {
             self.natd_seen = Some(dst.clone());
             let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local);
-            self.nat.local_behind_nat = self.config.force_encap || dst.as_slice() != expect.as_slice();
+            self.nat.local_behind_nat = dst.as_slice() != expect.as_slice();
+            self.nat.forced = self.config.force_encap;
             let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote);
             self.nat.remote_behind_nat = !nat_src.iter().any(|h| h.as_slice() == expect.as_slice());
-            // Behind a NAT, and always with MOBIKE (RFC 4555 §3.3), IKE continues on port 4500.
+            // Behind a NAT, and always with MOBIKE (RFC 4555 §3.3), IKE continues on port 4500: from then on
+            // our address is the NAT-T socket's, and the gateway's NAT detection covers that one.
             if (self.nat.any() || self.config.mobike) && !self.nat_t {
                 self.nat_t = true;
                 self.remote.set_port(NATT_PORT);
+                self.local.set_port(self.local_natt_port);
+                self.natd_seen = None;
             }
         } else if self.config.force_encap {
             warn!("gateway does not support NAT traversal; cannot force UDP encapsulation");
@@ -979,8 +998,8 @@ impl IkeSa {
         self.mobike = self.config.mobike && notify_of(&payloads, NotifyType::MOBIKE_SUPPORTED).is_some();
         self.set_state(State::Established);
         self.last_heard = now;
-        // Keepalives only matter behind a NAT (or when we force encapsulation) (RFC 3948 §4).
-        if self.nat_t && (self.nat.local_behind_nat || self.config.force_encap) {
+        // Keepalives only matter behind a real NAT (RFC 3948 §4); forced encapsulation alone has no mapping to keep.
+        if self.nat_t && self.nat.local_behind_nat {
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
         }
         self.events.push_back(Event::Established(info));

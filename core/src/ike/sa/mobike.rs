@@ -107,7 +107,7 @@ impl IkeSa {
         if let Some(d) = notify_of(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP) {
             self.natd_seen = Some(d.data.clone());
             let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local);
-            self.nat.local_behind_nat = self.config.force_encap || d.data.as_slice() != expect.as_slice();
+            self.nat.local_behind_nat = d.data.as_slice() != expect.as_slice();
             if self.nat.local_behind_nat && self.config.keepalive.is_some() && self.next_keepalive.is_none() {
                 self.next_keepalive = self.config.keepalive.map(|k| self.last_heard + k);
             }

@@ -57,13 +57,44 @@ fn keepalives_behind_a_nat() {
 }
 
 #[test]
-fn keepalives_with_forced_encapsulation() {
+fn keepalives_with_forced_encapsulation_only_behind_a_real_nat() {
+    // Forced encapsulation alone (no NAT in front of us): no mapping to keep, no keepalives (battery).
     let mut c = live_config(Some(20), None);
     c.force_encap = true;
-    let mut p = establish(c, ResponderConfig::default());
+    let mut p = establish(c.clone(), ResponderConfig::default());
+    assert!(p.initiator.nat_t());
+    p.run_until(s(100));
+    assert!(keepalives(&p).is_empty());
+    // Behind a NAT as well: keepalives.
+    let mut p = establish(c, ResponderConfig { nat: true, ..Default::default() });
     p.run_until(s(100));
     assert_eq!(times(&keepalives(&p)), [20.0, 40.0, 60.0, 80.0, 100.0]);
     assert_eq!(p.responder.keepalives.len(), 5);
+}
+
+// Issue 11: against a gateway that forces UDP encapsulation (strongSwan `encap = yes`: it fakes its own NAT
+// detection hash), on a direct path, with MOBIKE and DPD: the liveness checks' NAT detection after the float to
+// port 4500 must not look like a changed NAT mapping (no UPDATE_SA_ADDRESSES, no keepalives, not "behind a NAT").
+#[test]
+fn gateway_forcing_encapsulation_is_no_nat_mapping_change() {
+    for force_encap in [false, true] {
+        let mut c = live_config(Some(20), Some(30));
+        c.mobike = true;
+        c.force_encap = force_encap;
+        let responder = ResponderConfig { nat_gateway: true, mobike: true, ..Default::default() };
+        let mut p = establish(c, responder);
+        p.run_until(s(100));
+        let natd =
+            |p: &Payload| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP);
+        let dpd: Vec<_> = p.responder.requests.iter().filter(|(_, r)| r.iter().any(natd)).collect();
+        assert!(dpd.len() >= 2, "liveness checks with NAT detection: {dpd:?}");
+        let updates = p.responder.requests.iter().filter(|(_, r)| {
+            r.iter().any(|p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::UPDATE_SA_ADDRESSES))
+        });
+        assert_eq!(updates.count(), 0, "force_encap={force_encap}: a NAT mapping change was believed");
+        assert!(keepalives(&p).is_empty(), "force_encap={force_encap}: keepalives without a NAT");
+        assert!(!p.session().unwrap().nat.local_behind_nat);
+    }
 }
 
 #[test]

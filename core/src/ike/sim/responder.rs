@@ -92,6 +92,8 @@ pub struct ResponderConfig {
     pub redirect_auth: Option<crate::ike::GatewayIdentity>,
     /// Add AUTH_LIFETIME with this many seconds to the IKE_AUTH response (RFC 4478).
     pub auth_lifetime: Option<u32>,
+    /// Announce MOBIKE_SUPPORTED in the IKE_AUTH response (RFC 4555 §3.3).
+    pub mobike: bool,
 }
 
 /// The responder's certificate (DER) and its signer.
@@ -136,6 +138,7 @@ impl Default for ResponderConfig {
             redirect_nonce: None,
             redirect_auth: None,
             auth_lifetime: None,
+            mobike: false,
         }
     }
 }
@@ -898,7 +901,22 @@ impl Responder {
         sa.port = port;
         let mut reply = match h.exchange {
             ExchangeType::IKE_AUTH if !sa.established => self.auth(&payloads),
-            ExchangeType::INFORMATIONAL => self.informational(h.message_id, payloads),
+            ExchangeType::INFORMATIONAL => {
+                let natd = payloads
+                    .iter()
+                    .any(|p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP));
+                let mut reply = self.informational(h.message_id, payloads);
+                if natd {
+                    // With MOBIKE, NAT detection in INFORMATIONAL too (RFC 4555 §3.8), as strongSwan answers it.
+                    let me =
+                        if self.config.nat_gateway { NAT_PUBLIC } else { SocketAddr::new(IpAddr::V4(self.addr), port) };
+                    let src_hash = crypto::nat_detection_hash(h.spi_i, h.spi_r, me).to_vec();
+                    let dst_hash = crypto::nat_detection_hash(h.spi_i, h.spi_r, self.seen(src)).to_vec();
+                    reply.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src_hash)));
+                    reply.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst_hash)));
+                }
+                reply
+            }
             _ => {
                 self.errors.push(format!("unexpected {} request", h.exchange));
                 vec![Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, vec![]))]
@@ -959,6 +977,9 @@ impl Responder {
         if let Some(e) = self.config.child_error {
             reply.push(Payload::Notify(Notify::new(e, vec![])));
             return reply;
+        }
+        if self.config.mobike {
+            reply.push(Payload::Notify(Notify::new(NotifyType::MOBIKE_SUPPORTED, vec![])));
         }
         if let Some(to) = &self.config.redirect_auth {
             reply.push(Payload::Notify(Notify::new(NotifyType::REDIRECT, to.encode())));
