@@ -2,6 +2,7 @@
 # Runs every test: unit tests, the simulated-responder tests, and the interop tests against a real strongSwan
 # gateway in network namespaces. Needs root (namespaces, charon). Installs what it needs first.
 #   IKELINK_SOAK=1 also runs the long soak tests (minutes).
+#   IKELINK_FRESH=1 also runs the install script on a freshly debootstrapped Debian 12 (minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -9,6 +10,12 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 ./scripts/install-deps.sh
+# Every program, plugin and library the tests use must come from a package the install script names.
+./scripts/check-deps.sh
+# The same on a freshly debootstrapped Debian 12 (minutes; IKELINK_FRESH=1).
+if [ "${IKELINK_FRESH:-0}" = 1 ]; then
+  ./scripts/fresh-install-test.sh
+fi
 export IKELINK_INTEROP=1
 export CARGO_TERM_COLOR=never
 cargo build --workspace --all-targets --locked

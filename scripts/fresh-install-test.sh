@@ -1,0 +1,45 @@
+#!/bin/sh
+# The fresh-machine test (issue 11): debootstrap a minimal Debian 12 into target/fresh-bookworm, run
+# scripts/install-deps.sh there as a new user's machine would, then scripts/check-deps.sh: every program,
+# strongSwan plugin and library the tests use must come from what the install script installed. Takes a few
+# minutes and ~1.5 GB; scripts/test.sh runs it with IKELINK_FRESH=1. Needs root and the Debian mirror.
+set -eu
+cd "$(dirname "$0")/.."
+root="$PWD/target/fresh-bookworm"
+mirror=${IKELINK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+if ! command -v debootstrap >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap
+fi
+
+cleanup() {
+    for m in proc sys dev/pts dev; do
+        umount "$root/$m" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT INT TERM
+
+if [ ! -x "$root/usr/bin/apt-get" ]; then
+    rm -rf "$root"
+    echo "fresh-install-test: debootstrap --variant=minbase bookworm"
+    debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
+        || { tail -20 "$root.debootstrap.log" >&2; exit 1; }
+fi
+mount -t proc proc "$root/proc"
+mount -t sysfs sysfs "$root/sys"
+mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+
+# What the two scripts read: themselves and the harness's plugin list.
+work="$root/ikelink"
+rm -rf "$work"
+mkdir -p "$work/scripts" "$work/examples/src/harness"
+cp scripts/install-deps.sh scripts/check-deps.sh "$work/scripts/"
+cp examples/src/harness/charon.rs "$work/examples/src/harness/"
+
+echo "fresh-install-test: scripts/install-deps.sh in the fresh system"
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root sh -c 'cd /ikelink && ./scripts/install-deps.sh'
+echo "fresh-install-test: scripts/check-deps.sh in the fresh system"
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root sh -c 'cd /ikelink && ./scripts/check-deps.sh'
+echo "fresh-install-test: ok"
