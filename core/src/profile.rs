@@ -46,7 +46,7 @@ use crate::eap::{EapConfig, EapCredentials, EapMethod, TlsCredentials, TlsKey, T
 use crate::ike::{
     parse_cidr, parse_identity, AuthConfig, EspProposal, GatewayAuth, IkeConfig, IkeProposal, Retransmit,
 };
-use crate::wire::Identification;
+use crate::wire::{IdType, Identification};
 
 /// The platform's trust store (desktop); mobile platforms decide trust in their shell.
 fn system_anchors() -> Result<TrustAnchors, String> {
@@ -551,8 +551,9 @@ impl Profile {
             .collect()
     }
 
-    /// The identity the gateway must prove (the one place this default is decided): `gateway.id`, checked
-    /// against the IDr; without it, for a certificate-authenticated gateway, its address as written (a host name
+    /// The identity the gateway must prove (the one place this default is decided): `gateway.id` (for a
+    /// certificate gateway a host name, address or e-mail may also be proven by its certificate when the IDr is
+    /// another name, such as its DN); without it, for a certificate-authenticated gateway, its address as written (a host name
     /// as FQDN / dNSName, an IP as ID_IPV4/6 / iPAddress), which its certificate must name whatever its IDr
     /// (loose, as strongSwan's app and Apple's client check it). `%any` accepts any name a trusted certificate
     /// carries: an explicit, logged opt-out. A PSK-authenticated gateway proves itself with the key; its IDr is
@@ -565,7 +566,16 @@ impl Profile {
                 );
                 Ok((None, false))
             }
-            Some(s) => Ok((Some(parse_identity(s).map_err(|e| field("gateway.id", e))?), false)),
+            Some(s) => {
+                let id = parse_identity(s).map_err(|e| field("gateway.id", e))?;
+                // A name a certificate can carry (host name, address, e-mail) may come back as another IDr, e.g.
+                // the certificate's DN, as many gateways send it: then the certificate must name it (issue 11).
+                let nameable = matches!(
+                    id.id_type,
+                    IdType::ID_FQDN | IdType::ID_IPV4_ADDR | IdType::ID_IPV6_ADDR | IdType::ID_RFC822_ADDR
+                );
+                Ok((Some(id), nameable && gateway_auth != "psk"))
+            }
             None if gateway_auth == "psk" => Ok((None, false)),
             None => {
                 let addr = self.gateway.address.trim();
@@ -970,8 +980,11 @@ psk = "secret"
         let c = Profile::parse(&eap_profile("203.0.113.2", None)).unwrap().ike_config().unwrap();
         let ip = Identification { id_type: crate::wire::IdType::ID_IPV4_ADDR, data: vec![203, 0, 113, 2] };
         assert_eq!(c.remote_id, Some(ip));
-        // An explicit identity is strict; `%any` is the explicit opt-out.
+        // An explicit identity: a host name may be proven by the certificate (the IDr may be its DN); a DN or a
+        // key ID must be the IDr itself. `%any` is the explicit opt-out.
         let c = Profile::parse(&eap_profile("203.0.113.2", Some("gw.example.com"))).unwrap().ike_config().unwrap();
+        assert!(c.remote_id.is_some() && c.remote_id_loose);
+        let c = Profile::parse(&eap_profile("203.0.113.2", Some("keyid:0x0102"))).unwrap().ike_config().unwrap();
         assert!(c.remote_id.is_some() && !c.remote_id_loose);
         let c = Profile::parse(&eap_profile("203.0.113.2", Some("%any"))).unwrap().ike_config().unwrap();
         assert_eq!(c.remote_id, None);

@@ -467,4 +467,18 @@ fn gateway_identity_defaults_to_its_address() {
     gw.wait_for_sa_count(0, T).unwrap();
 
     connects(&tb, &gw, &no_id(GW2, "id = \"%any\"\n"));
+
+    // A gateway that identifies with its certificate's DN while the profile names its host name (issue 11):
+    // the certificate names the host name, so it is the expected gateway.
+    drop(gw);
+    let dn = format!("C=CH, O=Ikelink Test, CN={GW_ID}");
+    let cfg = GatewayConfig { local_id: dn.clone(), ..cert_gateway(&tb, &pki, "eap-mschapv2") };
+    let gw = Gateway::start(&tb, &cfg).unwrap();
+    let c = connects(&tb, &gw, &cert_gateway_profile(&pki.ca_cert, GW_ID, None, &eap_auth("mschapv2", EAP_PASSWORD)));
+    assert_eq!(c.value("remote-id").unwrap(), dn);
+    let e = fails(
+        &tb,
+        &cert_gateway_profile(&pki.ca_cert, "vpn.elsewhere.test", None, &eap_auth("mschapv2", EAP_PASSWORD)),
+    );
+    assert!(e.contains("identity") && e.contains("vpn.elsewhere.test"), "{e}");
 }
