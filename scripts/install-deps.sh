@@ -8,7 +8,7 @@ set -eu
 
 PACKAGES="strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins \
 libstrongswan-extra-plugins libstrongswan-standard-plugins libcharon-extauth-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 ethtool gcc-mingw-w64-x86-64 \
-libjna-java junit4 default-jdk-headless freeradius openssl"
+libjna-java junit4 default-jdk-headless freeradius openssl debootstrap"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -56,6 +56,18 @@ if [ ! -x "$kotlinc" ]; then
     else
         echo "install-deps: npm not found; the Android JVM check will be skipped" >&2
     fi
+fi
+
+# Fuzzing (scripts/test.sh runs each cargo-fuzz target of fuzz/ for a bounded time): cargo-fuzz, when there is a
+# nightly toolchain. Failure only skips the fuzz runs; the committed corpora are replayed on stable regardless.
+if command -v rustup >/dev/null 2>&1 && rustup toolchain list | grep -q nightly; then
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        echo "install-deps: installing cargo-fuzz"
+        cargo install cargo-fuzz --locked \
+            || echo "install-deps: could not install cargo-fuzz; the fuzz runs will be skipped" >&2
+    fi
+else
+    echo "install-deps: no nightly toolchain; the fuzz runs will be skipped" >&2
 fi
 
 # Never leave the system charon running: it would own /var/run/charon.* and ports 500/4500 in the root

@@ -2,7 +2,7 @@
 # Runs every test: unit tests, the simulated-responder tests, and the interop tests against a real strongSwan
 # gateway in network namespaces. Needs root (namespaces, charon). Installs what it needs first.
 #   IKELINK_SOAK=1 also runs the long soak tests (minutes).
-#   IKELINK_FRESH=1 also runs the install script on a freshly debootstrapped Debian 12 (minutes).
+#   IKELINK_FRESH=0 skips running the install script on a freshly debootstrapped Debian 12 (about a minute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -12,8 +12,8 @@ fi
 ./scripts/install-deps.sh
 # Every program, plugin and library the tests use must come from a package the install script names.
 ./scripts/check-deps.sh
-# The same on a freshly debootstrapped Debian 12 (minutes; IKELINK_FRESH=1).
-if [ "${IKELINK_FRESH:-0}" = 1 ]; then
+# The same on a freshly debootstrapped Debian 12 (about a minute; IKELINK_FRESH=0 skips it).
+if [ "${IKELINK_FRESH:-1}" = 1 ]; then
   ./scripts/fresh-install-test.sh
 fi
 export IKELINK_INTEROP=1
@@ -34,3 +34,23 @@ else
   echo "test.sh: kotlinc missing; Android JVM check skipped" >&2
 fi
 cargo test --workspace --locked -- --test-threads=2
+# Fuzzing (fuzz/, cargo-fuzz on nightly; fuzz/README.md): the committed corpora were replayed above on stable
+# (core/tests/fuzz_corpus.rs, examples/tests/fuzz_corpus.rs). Here each target also runs for a bounded time
+# (IKELINK_FUZZ_SECONDS, default 20; 0 skips) from a copy of its corpus in target/fuzz-corpus/, so nothing new is
+# written into fuzz/corpus/. A crash fails the script (the input is left in fuzz/artifacts/<target>/).
+fuzz_seconds="${IKELINK_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" = 0 ]; then
+  echo "test.sh: IKELINK_FUZZ_SECONDS=0; fuzz runs skipped" >&2
+elif rustup toolchain list 2>/dev/null | grep -q nightly && cargo +nightly fuzz --version >/dev/null 2>&1; then
+  (cd fuzz && cargo +nightly fuzz build)
+  for t in $(cd fuzz && cargo +nightly fuzz list); do
+    rm -rf "target/fuzz-corpus/$t"
+    mkdir -p "target/fuzz-corpus/$t"
+    cp fuzz/corpus/"$t"/* "target/fuzz-corpus/$t/"
+    echo "test.sh: fuzzing $t for ${fuzz_seconds} s"
+    (cd fuzz && cargo +nightly fuzz run "$t" "../target/fuzz-corpus/$t" -- \
+      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -print_final_stats=1)
+  done
+else
+  echo "test.sh: nightly toolchain or cargo-fuzz missing; fuzz runs skipped" >&2
+fi
