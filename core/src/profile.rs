@@ -670,12 +670,6 @@ impl Profile {
                             format!("{what} needs the CA of the EAP server's certificate"),
                         ));
                     }
-                    let server_name = self
-                        .gateway
-                        .id
-                        .clone()
-                        .filter(|i| i.trim() != "%any")
-                        .unwrap_or_else(|| self.gateway.address.clone());
                     Ok((roots, server_name))
                 };
                 let tunneled = matches!(method, Some(EapMethod::Ttls | EapMethod::Peap));

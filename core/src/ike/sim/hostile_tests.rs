@@ -71,6 +71,18 @@ fn mschapv2_challenge(id: u8) -> Vec<u8> {
 
 const EAP_SUCCESS: [u8; 4] = [3, 9, 0, 4];
 
+/// The rest of the impersonation after an EAP method: EAP-Success (message 2), then IDr, AUTH keyed with SK_pr
+/// (all an attacker holding the IKE SA keys can compute without an MSK) and a Child SA covering everything.
+fn finish_as_attacker(p: &mut Pair) {
+    let success = p.responder.seal(2, ExchangeType::IKE_AUTH, true, &[Payload::Eap(EAP_SUCCESS.to_vec())]);
+    p.inject_to_initiator(&success);
+    let sk_pr = p.responder.sk_pr();
+    let mut fin = p.responder.identity_payloads(Some(&sk_pr));
+    fin.extend(create_child(0x2000, "0.0.0.0/0"));
+    let fin = p.responder.seal(3, ExchangeType::IKE_AUTH, true, &fin);
+    p.inject_to_initiator(&fin);
+}
+
 /// Our IKE_AUTH requests: (message ID, inner payloads as the gateway reads them).
 fn auth_requests(p: &mut Pair) -> Vec<(u32, Vec<Payload>)> {
     let msgs: Vec<(u32, Vec<u8>)> = p
@@ -187,13 +199,7 @@ fn hole2_eap_md5_without_gateway_auth_cannot_impersonate() {
     let msg = p.responder.seal(1, ExchangeType::IKE_AUTH, true, &[Payload::Eap(md5_challenge(1))]);
     p.inject_to_initiator(&msg);
     // Play on as the attacker would: EAP-Success, then AUTH keyed with SK_pr.
-    let success = p.responder.seal(2, ExchangeType::IKE_AUTH, true, &[Payload::Eap(EAP_SUCCESS.to_vec())]);
-    p.inject_to_initiator(&success);
-    let sk_pr = p.responder.sk_pr();
-    let mut fin = p.responder.identity_payloads(Some(&sk_pr));
-    fin.extend(create_child(0x2000, "0.0.0.0/0"));
-    let fin = p.responder.seal(3, ExchangeType::IKE_AUTH, true, &fin);
-    p.inject_to_initiator(&fin);
+    finish_as_attacker(&mut p);
     assert!(!reached_established(&p), "impersonated: {:?}", names(&p));
     assert!(eap_sent(&mut p).is_empty(), "no EAP response (no credential) to an unauthenticated peer");
     assert!(matches!(p.closed(), Some((_, Some(IkeError::GatewayNotAuthenticated(_))))), "{:?}", names(&p));
@@ -224,13 +230,7 @@ fn hole4_eap_only_refuses_methods_without_mutual_keys() {
         let idr = Payload::IdR(fqdn("gw.example.net"));
         let msg = p.responder.seal(1, ExchangeType::IKE_AUTH, true, &[idr, Payload::Eap(md5_challenge(1))]);
         p.inject_to_initiator(&msg);
-        let success = p.responder.seal(2, ExchangeType::IKE_AUTH, true, &[Payload::Eap(EAP_SUCCESS.to_vec())]);
-        p.inject_to_initiator(&success);
-        let sk_pr = p.responder.sk_pr();
-        let mut fin = p.responder.identity_payloads(Some(&sk_pr));
-        fin.extend(create_child(0x2000, "0.0.0.0/0"));
-        let fin = p.responder.seal(3, ExchangeType::IKE_AUTH, true, &fin);
-        p.inject_to_initiator(&fin);
+        finish_as_attacker(&mut p);
         assert!(!reached_established(&p), "{allowed:?}: {:?}", names(&p));
         // No MD5 response left: at most a Nak proposing a mutual method.
         for e in eap_sent(&mut p) {
