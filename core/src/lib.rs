@@ -19,6 +19,8 @@ pub mod crypto;
 pub mod driver;
 pub mod eap;
 pub mod esp;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ike;
 pub mod platform;
 pub mod profile;

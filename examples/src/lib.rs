@@ -5,6 +5,8 @@
 #[cfg(target_os = "linux")]
 pub mod harness;
 pub mod sswan;
+#[doc(hidden)]
+pub mod fuzzing;
 
 /// Return early from a test unless `IKELINK_INTEROP=1` (interop tests need root and strongSwan).
 #[macro_export]
