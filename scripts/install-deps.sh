@@ -9,6 +9,12 @@ set -eu
 PACKAGES="strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins \
 libstrongswan-extra-plugins libstrongswan-standard-plugins libcharon-extauth-plugins strongswan-pki iproute2 iperf3 nftables iptables tcpdump iputils-ping procps conntrack python3 ethtool gcc-mingw-w64-x86-64 \
 libjna-java junit4 default-jdk-headless freeradius openssl debootstrap"
+# The second and third gateway implementations of the interop tests (issue 11): libreswan's libraries and the
+# NSS tools (certutil, pk12util) -- libreswan itself is unpacked into target/tools below, its package conflicts
+# with strongSwan's --, OpenIKED, and a C compiler for iked's PF_KEY stand-in (examples/src/harness/iked.rs).
+PACKAGES="$PACKAGES libnss3-tools libnss3 libnspr4 libevent-core-2.1-7 libevent-pthreads-2.1-7 libldns3 \
+libunbound8 libcurl3-nss libcap-ng0 libaudit1 libpam0g libldap-2.5-0 libsystemd0 libselinux1 libcrypt1 \
+util-linux openiked gcc libc6-dev"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -70,6 +76,23 @@ else
     echo "install-deps: no nightly toolchain; the fuzz runs will be skipped" >&2
 fi
 
+# libreswan 4.10 (examples/src/harness/libreswan.rs): Debian's package conflicts with strongSwan's, so it is
+# downloaded and unpacked into target/tools/libreswan (not installed); pluto runs from there. Failure only
+# leaves the libreswan interop tests failing with a message that points here.
+libreswan_dir="$(dirname "$0")/../target/tools/libreswan"
+if [ ! -x "$libreswan_dir/usr/libexec/ipsec/pluto" ]; then
+    echo "install-deps: unpacking libreswan into target/tools/libreswan"
+    libreswan_tmp=$(mktemp -d)
+    if (cd "$libreswan_tmp" && apt-get download -o APT::Sandbox::User=root libreswan >/dev/null) \
+        && mkdir -p "$libreswan_dir.new" && dpkg -x "$libreswan_tmp"/libreswan_*.deb "$libreswan_dir.new"; then
+        rm -rf "$libreswan_dir" && mv "$libreswan_dir.new" "$libreswan_dir"
+    else
+        rm -rf "$libreswan_dir.new"
+        echo "install-deps: could not download libreswan; the libreswan interop tests will fail" >&2
+    fi
+    rm -rf "$libreswan_tmp"
+fi
+
 # Never leave the system charon running: it would own /var/run/charon.* and ports 500/4500 in the root
 # namespace. Failure is fine (no systemd, unit absent).
 if command -v systemctl >/dev/null 2>&1; then
@@ -83,6 +106,15 @@ if command -v systemctl >/dev/null 2>&1; then
     done
 fi
 
+# The system iked neither: the harness runs its own in the gateway's namespace.
+if command -v systemctl >/dev/null 2>&1; then
+    if [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now openiked.service >/dev/null 2>&1 || true
+    else
+        $SUDO systemctl disable openiked.service >/dev/null 2>&1 || true
+    fi
+fi
+
 # Sanity checks of what the harness relies on.
 for plugin in kernel-libipsec vici eap-mschapv2 eap-radius openssl curve25519; do
     if [ ! -e "/usr/lib/ipsec/plugins/libstrongswan-$plugin.so" ]; then
@@ -91,6 +123,12 @@ for plugin in kernel-libipsec vici eap-mschapv2 eap-radius openssl curve25519; d
     fi
 done
 for bin in /usr/sbin/charon-systemd swanctl pki ip iperf3 nft tcpdump ping sysctl ethtool; do
+    if ! command -v "$bin" >/dev/null 2>&1; then
+        echo "install-deps: $bin not found" >&2
+        exit 1
+    fi
+done
+for bin in /usr/sbin/iked /usr/sbin/ikectl certutil pk12util unshare cc; do
     if ! command -v "$bin" >/dev/null 2>&1; then
         echo "install-deps: $bin not found" >&2
         exit 1
