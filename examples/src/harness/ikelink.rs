@@ -202,6 +202,9 @@ impl Drop for IkelinkClient {
             signal(c.id(), libc::SIGKILL);
             let _ = wait_child_timeout(&mut c, Duration::from_secs(5));
         }
+        if let Ok(profile) = std::fs::read_to_string(&self.profile) {
+            super::matrix::record(&profile, &self.lines());
+        }
         let _ = std::fs::remove_dir_all(&self.netns_etc);
     }
 }

@@ -28,6 +28,7 @@ mod gateway;
 mod iked;
 mod ikelink;
 mod libreswan;
+pub mod matrix;
 mod pki;
 mod process;
 mod radius;

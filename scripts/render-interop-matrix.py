@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Renders the interop matrix (docs/interop.md) from the JSON lines the harness records (scripts/interop-matrix.sh)."""
+import collections
+import datetime
+import json
+import sys
+
+rows = []
+with open(sys.argv[1], encoding="utf-8") as f:
+    for line in f:
+        line = line.strip()
+        if line:
+            rows.append(json.loads(line))
+
+def key(r):
+    return (r["gateway"], r["client_auth"], r["gateway_auth"], r.get("ike") or "", r.get("esp") or "", r["result"])
+
+groups = collections.OrderedDict()
+for r in sorted(rows, key=key):
+    groups.setdefault(key(r), set()).add(r["test"])
+
+def cell(s):
+    return (s or "").replace("|", "\\|")
+
+print("# Interop matrix")
+print()
+print("What the interop tests saw, gateway by gateway: every run of the `ikelink` client against a real gateway in the")
+print("project's network namespaces (`examples/tests/interop_*.rs`), recorded by the harness and rendered by")
+print("`scripts/interop-matrix.sh` (run it as root to regenerate this page). \"Refused\" rows are the failures the")
+print("tests provoke on purpose (wrong password, untrusted or revoked certificate, wrong identity...) and check.")
+print(f"Generated {datetime.date.today().isoformat()} from {len(rows)} client runs.")
+for title, pick in (("Connections", lambda k: k[5] == "connected"), ("Refusals checked", lambda k: k[5] != "connected")):
+    print()
+    print(f"## {title}")
+    print()
+    print("| Gateway | Client auth | Gateway auth | IKE | ESP | Result | Tests |")
+    print("|---|---|---|---|---|---|---|")
+    for k, tests in groups.items():
+        if not pick(k):
+            continue
+        gw, ca, ga, ike, esp, result = k
+        names = ", ".join(sorted(t.split("::")[-1] for t in tests))
+        print(f"| {cell(gw)} | {ca} | {ga} | {cell(ike)} | {cell(esp)} | {cell(result)} | {cell(names)} |")
