@@ -9,7 +9,7 @@
 //! the simulator of `ike::sim` does; everything is deterministic (fixed seeds, virtual time).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
@@ -17,13 +17,16 @@ use rand_core::{RngCore, SeedableRng};
 use zeroize::Zeroizing;
 
 use super::{eap_peer, pki, Input};
-use crate::crypto::{nat_detection_hash, Encr, Group, IkeKeys, Integ, KeyExchange, Prf};
+use crate::crypto::{
+    nat_detection_hash, sign_auth, Encr, GatewayCertPolicy, Group, IkeKeys, Integ, KeyExchange, KeyPairSigner, Prf,
+    Revocation, RevocationResponse, SigScheme, TrustAnchors,
+};
 use crate::ike::{parse_cidr, AuthConfig, Event, GatewayAuth, IkeConfig, IkeSa, Retransmit, SocketKind, State};
 use crate::profile::Profile;
 use crate::wire::{
-    self, cfg_attr, AuthMethod, AuthPayload, CfgType, ConfigAttribute, ConfigPayload, ExchangeType, Flags, Header,
-    IdType, Identification, KePayload, Message, Notify, NotifyType, Payload, Proposal, ProtocolId, Transform,
-    TransformType, HEADER_LEN,
+    self, cert_encoding, cfg_attr, AuthMethod, AuthPayload, CertPayload, CfgType, ConfigAttribute, ConfigPayload,
+    ExchangeType, Flags, Header, IdType, Identification, KePayload, Message, Notify, NotifyType, Payload, Proposal,
+    ProtocolId, Transform, TransformType, HEADER_LEN,
 };
 
 /// Our IKE socket, the gateway, and where a NAT would make us appear.
@@ -69,6 +72,11 @@ pub(crate) struct Scenario {
     pub action: u8,
     /// The EAP configuration ([`eap_peer::config`]).
     pub eap: u8,
+    /// The gateway authenticates with its certificate (the fuzz PKI) and an RFC 7427 signature instead of the
+    /// PSK; with EAP, it does so before EAP (no EAP-only authentication).
+    pub cert: bool,
+    /// With `cert`: revocation is checked online (CRL and OCSP fetches, [`Event::FetchRevocation`]), else offline.
+    pub online: bool,
 }
 
 impl Scenario {
@@ -83,6 +91,8 @@ impl Scenario {
             mobike: a & 32 != 0,
             action: b & 7,
             eap: (b >> 3) & 7,
+            cert: a & 64 != 0,
+            online: a & 128 != 0,
         }
     }
 
@@ -97,7 +107,9 @@ impl Scenario {
             | u8::from(self.cbc) << 2
             | u8::from(self.fragmentation) << 3
             | u8::from(self.nat) << 4
-            | u8::from(self.mobike) << 5;
+            | u8::from(self.mobike) << 5
+            | u8::from(self.cert) << 6
+            | u8::from(self.online) << 7;
         [a, (self.action & 7) | (self.eap & 7) << 3]
     }
 
@@ -122,8 +134,24 @@ impl Scenario {
         } else {
             c.auth = AuthConfig::Psk(Zeroizing::new(PSK.to_vec()));
         }
-        c.gateway_auth = GatewayAuth::Psk;
-        c.eap_only = eap;
+        c.gateway_auth = if self.cert {
+            static POLICIES: OnceLock<[Arc<GatewayCertPolicy>; 2]> = OnceLock::new();
+            let p = POLICIES.get_or_init(|| {
+                let anchors = match TrustAnchors::from_der([pki::CA]) {
+                    Ok(a) => a,
+                    Err(e) => panic!("the fuzz CA does not load: {e}"),
+                };
+                [Revocation::Offline, Revocation::Relaxed].map(|r| {
+                    let mut p = GatewayCertPolicy::new(anchors.clone());
+                    p.revocation = r;
+                    Arc::new(p)
+                })
+            });
+            GatewayAuth::Certificate(p[usize::from(self.online)].clone())
+        } else {
+            GatewayAuth::Psk
+        };
+        c.eap_only = eap && !self.cert;
         c.request_ipv4 = true;
         c.request_ipv6 = true;
         c.request_dns = true;
@@ -344,25 +372,45 @@ impl Gateway {
         }
     }
 
-    /// Our IKE_AUTH response to a PSK IKE_AUTH request: IDr, AUTH (§2.15), the configuration (a virtual IP and a
-    /// DNS server), the Child SA and the proposed selectors.
-    pub(crate) fn auth_response(&self, request: &[Payload]) -> Vec<Payload> {
-        let idr = Identification { id_type: IdType::ID_FQDN, data: b"gw.example.net".to_vec() };
+    /// IDr and our AUTH (§2.15): a PSK MAC, or with `cert` our certificate and an RFC 7427 ECDSA signature with
+    /// its key.
+    pub(crate) fn authentication(&self, cert: bool) -> Vec<Payload> {
+        let idr = Identification { id_type: IdType::ID_FQDN, data: pki::GW_NAME.as_bytes().to_vec() };
         let prf = self.keys.prf;
         let maced = prf.prf(&self.keys.sk_pr, &idr.auth_octets());
+        if cert {
+            static SIGNER: OnceLock<KeyPairSigner> = OnceLock::new();
+            let signer = SIGNER.get_or_init(|| match KeyPairSigner::from_pkcs8_der(pki::GW_KEY) {
+                Ok(s) => s,
+                Err(e) => panic!("the fuzz gateway key does not load: {e}"),
+            });
+            let octets = [&self.init_response[..], &self.ni, &maced].concat();
+            let sig = match sign_auth(signer, AuthMethod::DIGITAL_SIGNATURE, SigScheme::EcdsaP256Sha256, &octets) {
+                Ok(s) => s,
+                Err(e) => panic!("signing failed: {e}"),
+            };
+            return vec![
+                Payload::IdR(idr),
+                Payload::Cert(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: pki::GW.to_vec() }),
+                Payload::Auth(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data: sig }),
+            ];
+        }
         let key = prf.prf(PSK, b"Key Pad for IKEv2");
         let auth = prf.prf_parts(&key, &[&self.init_response, &self.ni, &maced]).to_vec();
-        let mut reply = vec![
-            Payload::IdR(idr),
-            Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: auth }),
-            Payload::Cp(ConfigPayload {
-                cfg_type: CfgType::CFG_REPLY,
-                attributes: vec![
-                    ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![100, 64, 0, 7] },
-                    ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![198, 51, 100, 53] },
-                ],
-            }),
-        ];
+        vec![Payload::IdR(idr), Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: auth })]
+    }
+
+    /// Our IKE_AUTH response to an IKE_AUTH request: IDr, AUTH (§2.15), the configuration (a virtual IP and a
+    /// DNS server), the Child SA and the proposed selectors.
+    pub(crate) fn auth_response(&self, request: &[Payload], cert: bool) -> Vec<Payload> {
+        let mut reply = self.authentication(cert);
+        reply.extend([Payload::Cp(ConfigPayload {
+            cfg_type: CfgType::CFG_REPLY,
+            attributes: vec![
+                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![100, 64, 0, 7] },
+                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![198, 51, 100, 53] },
+            ],
+        })]);
         for p in request {
             match p {
                 Payload::Sa(props) => {
@@ -390,6 +438,8 @@ pub(crate) struct Tracker {
     pub next_id: u32,
     /// Every IKE message it sent, without the non-ESP marker.
     pub sent: Vec<Vec<u8>>,
+    /// The URLs of its last [`Event::FetchRevocation`] (CRLs, then the OCSP responder).
+    pub revocation: Vec<(String, bool)>,
 }
 
 /// Everything the initiator wants to send and tell; checks what must hold whatever it was fed.
@@ -414,8 +464,12 @@ pub(crate) fn drain(sa: &mut IkeSa, t: &mut Tracker) {
         }
     }
     while let Some(e) = sa.poll_event() {
-        if let Event::Closed(_) = e {
-            assert_eq!(sa.state(), State::Closed, "Closed event in state {:?}", sa.state());
+        match e {
+            Event::Closed(_) => assert_eq!(sa.state(), State::Closed, "Closed event in state {:?}", sa.state()),
+            Event::FetchRevocation(requests) => {
+                t.revocation = requests.into_iter().map(|r| (r.url, r.ocsp_request.is_some())).collect();
+            }
+            _ => {}
         }
     }
     if sa.state() == State::Closed {
@@ -454,19 +508,26 @@ pub(crate) fn setup(s: &Scenario) -> Setup {
     match s.stage {
         Stage::Init | Stage::Auth => {}
         Stage::Eap => {
-            let idr = Payload::IdR(Identification { id_type: IdType::ID_FQDN, data: b"gw.example.net".to_vec() });
-            let identity = Payload::Eap(eap_peer::request(1, 1, &[]));
-            let (first, plain) = chain(&[idr, identity]);
+            // EAP-only (RFC 5998) without a certificate: IDr alone; else IDr, CERT and AUTH first.
+            let mut payloads = if s.cert {
+                gw.authentication(true)
+            } else {
+                vec![Payload::IdR(Identification { id_type: IdType::ID_FQDN, data: pki::GW_NAME.as_bytes().to_vec() })]
+            };
+            payloads.push(Payload::Eap(eap_peer::request(1, 1, &[])));
+            let (first, plain) = chain(&payloads);
             let msg = gw.seal(&gw.header(ExchangeType::IKE_AUTH, true, 1), first, &plain);
             sa.handle_datagram(now, &msg);
             drain(&mut sa, &mut tracker);
+            answer_revocation(&mut sa, &mut tracker, now, None, None);
             assert_eq!(sa.state(), State::Authenticating, "EAP did not start");
         }
         Stage::Established => {
-            let (first, plain) = chain(&gw.auth_response(&request));
+            let (first, plain) = chain(&gw.auth_response(&request, s.cert));
             let msg = gw.seal(&gw.header(ExchangeType::IKE_AUTH, true, 1), first, &plain);
             sa.handle_datagram(now, &msg);
             drain(&mut sa, &mut tracker);
+            answer_revocation(&mut sa, &mut tracker, now, None, None);
             assert_eq!(sa.state(), State::Established, "scripted IKE_AUTH did not establish");
         }
     }
@@ -482,6 +543,19 @@ pub(crate) fn setup(s: &Scenario) -> Setup {
         drain(&mut st.sa, &mut st.tracker);
     }
     setup
+}
+
+/// Answer the initiator's last [`Event::FetchRevocation`], if any: `crl` for the CRLs, `ocsp` for the responder.
+fn answer_revocation(sa: &mut IkeSa, t: &mut Tracker, now: Instant, crl: Option<&[u8]>, ocsp: Option<&[u8]>) {
+    if t.revocation.is_empty() {
+        return;
+    }
+    let fetched: Vec<RevocationResponse> = std::mem::take(&mut t.revocation)
+        .into_iter()
+        .map(|(url, is_ocsp)| RevocationResponse { url, data: if is_ocsp { ocsp } else { crl }.map(<[u8]>::to_vec) })
+        .collect();
+    sa.handle_revocation(now, fetched);
+    drain(sa, t);
 }
 
 fn fire_timer(st: &mut Setup) {
@@ -502,8 +576,10 @@ pub(crate) fn chain(payloads: &[Payload]) -> (u8, Vec<u8>) {
 /// `ctrl, first payload type, chunk` (the payload chain), and more as `ctrl` says:
 /// - ctrl bits 0-1: 0 a response to the initiator's last request; 1 a request from the gateway with the
 ///   message ID the initiator expects, exchange by bits 2-3 (INFORMATIONAL, CREATE_CHILD_SA, IKE_AUTH, or the
-///   byte after the chunk); 2 the chunk is a whole datagram (no first payload type is read); 3 a message with an
-///   exchange byte, a flags byte and a message ID (u32) from the input, after the chunk;
+///   byte after the chunk); 2 the chunk is a whole datagram (no first payload type is read), or with bit 2 the
+///   answer to the initiator's last FetchRevocation (with bit 3 a chunk for the CRLs, with bit 4 a chunk for the
+///   OCSP responder; none of the other bits apply); 3 a message with an exchange byte, a flags byte and a message ID
+///   (u32) from the input, after the chunk;
 /// - bit 4: SKF fragments (fragment byte after the rest: bits 0-1 number of fragments - 1, bit 2 numbers and
 ///   totals from the input, bit 3 reversed order, bit 4 the first fragment twice);
 /// - bit 5: message ID off by the next byte (signed);
@@ -523,9 +599,16 @@ pub fn ike_sa(data: &[u8]) {
             drain(&mut st.sa, &mut st.tracker);
         }
         if ctrl & 3 == 2 {
-            let raw = input.chunk();
-            st.sa.handle_datagram(st.now, raw);
-            drain(&mut st.sa, &mut st.tracker);
+            if ctrl & 4 != 0 {
+                // The driver's answers to FetchRevocation.
+                let crl = (ctrl & 8 != 0).then(|| input.chunk());
+                let ocsp = (ctrl & 16 != 0).then(|| input.chunk());
+                answer_revocation(&mut st.sa, &mut st.tracker, st.now, crl, ocsp);
+            } else {
+                let raw = input.chunk();
+                st.sa.handle_datagram(st.now, raw);
+                drain(&mut st.sa, &mut st.tracker);
+            }
             continue;
         }
         let first = input.u8();

@@ -54,6 +54,9 @@ pub(crate) mod pki {
     pub const GW_KEY: &[u8] = include_bytes!("pki/gw-key.der");
     pub const GW_PEM: &[u8] = include_bytes!("pki/gw.pem");
     pub const GW_KEY_PEM: &[u8] = include_bytes!("pki/gw-key.pem");
+    /// A CRL of the CA (revoking another serial) and an OCSP "good" answer for the gateway certificate (no nonce).
+    pub const CRL: &[u8] = include_bytes!("pki/ca.crl.der");
+    pub const OCSP_GOOD: &[u8] = include_bytes!("pki/ocsp-good.der");
     /// A time inside every validity period of the PKI and of its OCSP answer (2026-12-10, unix seconds).
     pub const NOW: u64 = 1_796_860_800;
     /// The gateway certificate's DNS name.

@@ -42,7 +42,17 @@ fn record(ctrl: u8, payloads: &[Payload]) -> Vec<u8> {
 }
 
 fn scenario(stage: Stage, action: u8, eap: u8) -> Scenario {
-    Scenario { stage, cbc: false, fragmentation: false, nat: false, mobike: false, action, eap }
+    Scenario {
+        stage,
+        cbc: false,
+        fragmentation: false,
+        nat: false,
+        mobike: false,
+        action,
+        eap,
+        cert: false,
+        online: false,
+    }
 }
 
 fn fqdn(s: &str) -> Identification {
@@ -85,7 +95,7 @@ fn ike_and_wire(out: &mut Vec<Seed>) {
         if let Some(payloads) = gw.open(req) {
             let (first, bytes) = chain(&payloads);
             push(out, "wire_decode", "ike-auth-request-chain", [&[first][..], &bytes].concat());
-            let answer = gw.auth_response(&payloads);
+            let answer = gw.auth_response(&payloads, false);
             let (first, bytes) = chain(&answer);
             push(out, "wire_decode", "ike-auth-response-chain", [&[first][..], &bytes].concat());
             let sealed = gw.seal(&gw.header(ExchangeType::IKE_AUTH, true, 1), first, &bytes);
@@ -127,6 +137,35 @@ fn ike_and_wire(out: &mut Vec<Seed>) {
     let mut v = scenario(Stage::Eap, 0, 0).bytes().to_vec();
     v.extend(record(RESPONSE, &[Payload::Eap(vec![4, 2, 0, 4])]));
     push(out, "ike_sa", "eap-failure", v);
+
+    // The gateway's certificate, checked online: the real signed answer, then the CRL and OCSP answers.
+    let sc = Scenario { cert: true, online: true, ..s };
+    let mut auth = setup(&sc);
+    if let (Some(gw), Some(req)) = (auth.gw.as_mut(), auth.tracker.sent.last()) {
+        if let Some(payloads) = gw.open(req) {
+            let mut v = sc.bytes().to_vec();
+            v.extend(record(RESPONSE, &gw.auth_response(&payloads, true)));
+            v.push(2 | 4 | 8 | 16);
+            put_chunk(&mut v, pki::CRL);
+            put_chunk(&mut v, pki::OCSP_GOOD);
+            v.extend(record(INFORMATIONAL, &[delete_esp()]));
+            push(out, "ike_sa", "auth-cert-online", v);
+        }
+    }
+    for (eap, first) in [
+        (1u8, eap_request(2, 4, &[16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])),
+        (0, mschapv2_challenge(2)),
+    ] {
+        let sc = Scenario { cert: true, online: false, ..scenario(Stage::Eap, 0, eap) };
+        let mut v = sc.bytes().to_vec();
+        v.extend(record(RESPONSE, &[Payload::Eap(first)]));
+        v.extend(record(RESPONSE, &[Payload::Eap(vec![3, 3, 0, 4])]));
+        push(out, "ike_sa", &format!("eap-cert-{eap}"), v);
+    }
+    let sc = Scenario { cert: true, online: true, ..scenario(Stage::Established, 0, 0) };
+    let mut v = sc.bytes().to_vec();
+    v.extend(record(INFORMATIONAL, &[]));
+    push(out, "ike_sa", "established-cert", v);
 
     // Established: the gateway's requests.
     let est = scenario(Stage::Established, 0, 0);
