@@ -291,10 +291,18 @@ impl Iked {
         for sub in ["ca", "certs", "crls", "private", "pubkeys/fqdn", "pubkeys/ipv4", "pubkeys/ipv6", "pubkeys/ufqdn"] {
             std::fs::create_dir_all(etc.join(sub)).map_err(|e| HarnessError::io(etc.join(sub), e))?;
         }
+        let key = etc.join("private/local.key");
         if let IkedAuth::Cert { pki } | IkedAuth::EapMschapv2 { pki } = &config.auth {
             copy(&pki.ca_cert, &etc.join("ca/ca.crt"), 0o644)?;
             copy(&pki.gw_cert, &etc.join("certs/gw.crt"), 0o644)?;
-            copy(&pki.gw_key, &etc.join("private/local.key"), 0o600)?;
+            copy(&pki.gw_key, &key, 0o600)?;
+        } else {
+            // iked refuses to start without a local key, even when it only uses PSKs (Debian's postinst makes one).
+            let mut cmd = Command::new("openssl");
+            cmd.args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"]).arg(&key);
+            process::run(&mut cmd, DEFAULT_COMMAND_TIMEOUT)?;
+            let data = std::fs::read(&key).map_err(|e| HarnessError::io(&key, e))?;
+            write(&key, &data, 0o600)?;
         }
         let conf = d.join("iked.conf");
         write(&conf, config.iked_conf().as_bytes(), 0o600)?;

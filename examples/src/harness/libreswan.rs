@@ -443,4 +443,31 @@ mod tests {
         assert!(c.contains("\tdumpdir=/tmp/x/run\n"));
         assert_eq!(cfg.ipsec_secrets(), "@gw.ikelink.test client@ikelink.test : PSK \"ikelink-test-psk-0123456789\"\n");
     }
+
+    fn pki(key_type: KeyType) -> Pki {
+        let f = |n: &str| PathBuf::from(format!("/nonexistent/{n}"));
+        Pki {
+            dir: f(""),
+            key_type,
+            ca_cert: f("ca.crt"),
+            ca_key: f("ca.key"),
+            gw_cert: f("gw.crt"),
+            gw_key: f("gw.key"),
+            client_cert: f("client.crt"),
+            client_key: f("client.key"),
+        }
+    }
+
+    #[test]
+    fn cert_and_eap_tls_conf() {
+        let rsa = LibreswanConfig::cert(&pki(KeyType::Rsa(2048))).ipsec_conf(Path::new("/tmp/x"));
+        assert!(rsa.contains("\tleftcert=gw\n\tleftsendcert=always\n\trightca=%same\n"), "{rsa}");
+        assert!(rsa.contains("\tleftauth=rsasig\n\trightauth=rsasig\n"), "{rsa}");
+        assert!(rsa.contains("\trightid=%fromcert\n") && !rsa.contains("authby"), "{rsa}");
+        let eap = LibreswanConfig::eap_tls(&pki(KeyType::EcdsaP256));
+        let c = eap.ipsec_conf(Path::new("/tmp/x"));
+        assert!(c.contains("\tleftauth=ecdsa\n\tleftautheap=tls\n\trightauth=eaponly\n\trightautheap=tls\n"), "{c}");
+        assert!(c.contains("\trightid=%any\n"), "{c}");
+        assert_eq!(eap.ipsec_secrets(), "");
+    }
 }
