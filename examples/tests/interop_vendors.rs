@@ -47,6 +47,9 @@ struct Vendor {
     /// The suites the client must print (`ike:` / `esp:`): the vendor's first choice among what the preset offers.
     expect_ike: &'static str,
     expect_esp: &'static str,
+    /// The same suites as `swanctl --list-sas` names them on the gateway.
+    gw_ike: &'static str,
+    gw_esp: &'static str,
 }
 
 /// The proposals here are those the presets' comments cite; where a preset leaves out what Ikelink lacks (group 24,
@@ -61,6 +64,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: GW_DN,
         expect_ike: "3des-sha1-prfsha1-modp1024",
         expect_esp: "aes256-sha1",
+        gw_ike: "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        gw_esp: "AES_CBC-256/HMAC_SHA1_96",
     },
     // Azure's P2S default table, group 24 first; the gateway's IDr is its VpnServer FQDN; client certificates.
     Vendor {
@@ -72,6 +77,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: GW_ID,
         expect_ike: "aes256gcm16-prfsha384-modp2048",
         expect_esp: "aes256gcm16",
+        gw_ike: "AES_GCM_16-256/PRF_HMAC_SHA2_384/MODP_2048",
+        gw_esp: "AES_GCM_16-256",
     },
     // Cisco's recommended IKEv2 policy / IPsec proposal on an ASA, which sends its DN; EAP from RADIUS.
     Vendor {
@@ -83,6 +90,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: GW_DN,
         expect_ike: "aes256gcm16-prfsha512-ecp521",
         expect_esp: "aes256gcm16",
+        gw_ike: "AES_GCM_16-256/PRF_HMAC_SHA2_512/ECP_521",
+        gw_esp: "AES_GCM_16-256",
     },
     // IOS XE smart defaults: the default IKEv2 proposal and transform set; the hub's IDr is the KEY_ID flexvpn-hub.
     Vendor {
@@ -93,6 +102,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: "keyid:flexvpn-hub",
         expect_ike: "aes256-sha512-prfsha512-ecp256",
         expect_esp: "aes128-sha1",
+        gw_ike: "AES_CBC-256/HMAC_SHA2_512_256/PRF_HMAC_SHA2_512/ECP_256",
+        gw_esp: "AES_CBC-128/HMAC_SHA1_96",
     },
     // FortiOS 6.x phase 1 / phase 2 defaults, one proposal per pair; localid vpn.example.com; EAP.
     Vendor {
@@ -106,6 +117,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: GW_ID,
         expect_ike: "aes128-sha256-prfsha256-modp2048",
         expect_esp: "aes128-sha1",
+        gw_ike: "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
+        gw_esp: "AES_CBC-128/HMAC_SHA1_96",
     },
     // PAN-OS "default" IKE and IPSec crypto profiles; Local Identification FQDN; PSK.
     Vendor {
@@ -116,6 +129,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: GW_ID,
         expect_ike: "aes128-sha1-prfsha1-modp1024",
         expect_esp: "aes128-sha1",
+        gw_ike: "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        gw_esp: "AES_CBC-128/HMAC_SHA1_96",
     },
     // SonicOS's new-policy proposals; Local IKE ID = the WAN address; PSK.
     Vendor {
@@ -126,6 +141,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: "203.0.113.2",
         expect_ike: "3des-sha1-prfsha1-modp1024",
         expect_esp: "3des-sha1",
+        gw_ike: "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        gw_esp: "3DES_CBC/HMAC_SHA1_96",
     },
     // RouterOS's default profile and proposal; my-id=auto (the certificate's DN); certificates both ways.
     Vendor {
@@ -136,6 +153,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: GW_DN,
         expect_ike: "aes128-sha1-prfsha1-modp2048",
         expect_esp: "aes256-sha1",
+        gw_ike: "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048",
+        gw_esp: "AES_CBC-256/HMAC_SHA1_96",
     },
     // The pfSense recipe's phase 1 / phase 2; My identifier = the FQDN; EAP-MSCHAPv2.
     Vendor {
@@ -146,6 +165,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: GW_ID,
         expect_ike: "aes256-sha256-prfsha256-modp2048",
         expect_esp: "aes256-sha256",
+        gw_ike: "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
+        gw_esp: "AES_CBC-256/HMAC_SHA2_256_128",
     },
     // iked's built-in default transforms, legacy members included; srcid = the FQDN; EAP-MSCHAPv2.
     Vendor {
@@ -159,6 +180,8 @@ const VENDORS: &[Vendor] = &[
         gw_id: GW_ID,
         expect_ike: "aes256-sha256-prfsha256-x25519",
         expect_esp: "aes256-sha256",
+        gw_ike: "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519",
+        gw_esp: "AES_CBC-256/HMAC_SHA2_256_128",
     },
 ];
 
@@ -278,13 +301,28 @@ fn check(tb: &Testbed, v: &Vendor, profile: &str) -> Outcome<()> {
     }
 }
 
+/// The gateway's view: one IKE SA and its Child SA installed, with the same suites.
+fn gateway_agrees(gw: &Gateway, v: &Vendor) -> Outcome<()> {
+    gw.wait_for_sa_count(1, T).map_err(|e| format!("gateway has no SA: {e}"))?;
+    let sas = gw.list_sas().map_err(|e| e.to_string())?;
+    // The IKE SA's suite has a line of its own; the Child SA's line ends in "INSTALLED, TUNNEL-in-UDP, ESP:<suite>".
+    let ike = sas.lines().any(|l| l.trim() == v.gw_ike);
+    let esp = sas.lines().any(|l| l.contains("INSTALLED") && l.trim_end().ends_with(&format!("ESP:{}", v.gw_esp)));
+    if ike && esp {
+        Ok(())
+    } else {
+        Err(format!("the gateway shows other suites than {} / {}:\n{sas}", v.gw_ike, v.gw_esp))
+    }
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Connect with the preset (negotiation only), compare the suites, disconnect. Returns the `ike:` / `esp:` suites.
-fn connect(tb: &Testbed, gw: &Gateway, v: &Vendor, profile: &str) -> Outcome<(String, String)> {
+/// Connect with the preset (negotiation only), compare the suites, disconnect. Returns the `ike:` / `esp:` suites
+/// and the gateway identity the client reports.
+fn connect(tb: &Testbed, gw: &Gateway, v: &Vendor, profile: &str) -> Outcome<(String, String, String)> {
     let mut c = IkelinkClient::start(tb, Path::new(BIN), profile, &["--no-tun", "-v"]).map_err(|e| e.to_string())?;
     let connected = c.wait_connected(T);
     let suite = |key: &str| c.value(key).and_then(|l| l.split_whitespace().next().map(str::to_string));
@@ -297,10 +335,7 @@ fn connect(tb: &Testbed, gw: &Gateway, v: &Vendor, profile: &str) -> Outcome<(St
             v.expect_esp,
             c.transcript()
         )),
-        Ok(()) => gw
-            .wait_for_sa_count(1, T)
-            .map_err(|e| format!("gateway has no SA: {e}"))
-            .map(|()| (ike.clone(), esp.clone())),
+        Ok(()) => gateway_agrees(gw, v).map(|()| (ike.clone(), esp.clone(), c.value("remote-id").unwrap_or_default())),
     };
     let st = c.interrupt(T);
     let _ = gw.wait_for_sa_count(0, T);
@@ -331,7 +366,7 @@ fn vendor_presets_connect_to_stand_ins() {
         let g = gw.as_ref().expect("gateway running");
         let result = check(&tb, v, &profile).and_then(|()| connect(&tb, g, v, &profile));
         let line = match &result {
-            Ok((ike, esp)) => format!("ok    {:<24} ike {ike} / esp {esp}", v.file),
+            Ok((ike, esp, id)) => format!("ok    {:<24} ike {ike} / esp {esp}, gateway {id}", v.file),
             Err(e) => format!("FAIL  {:<24} {}", v.file, e.lines().next().unwrap_or_default()),
         };
         eprintln!("{line} ({:.1} s)", started.elapsed().as_secs_f64());
