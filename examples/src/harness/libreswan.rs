@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use super::error::{HarnessError, Result};
 use super::pki::{KeyType, Pki};
-use super::process::{self, TempDir};
+use super::process::{self, TempDir, DEFAULT_COMMAND_TIMEOUT};
 use super::testbed::{Listen, Role, Testbed, GW_ADDR, LAN_NET};
 use super::{CLIENT_ID, DEFAULT_PSK, GW_ID};
 
@@ -34,6 +34,21 @@ pub fn libreswan_root() -> PathBuf {
         Some(p) => PathBuf::from(p),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("tools").join("libreswan"),
     }
+}
+
+/// Whether this kernel can hold an ESP SA (`CONFIG_INET_ESP`): tries to add one in `tb`'s `lan` namespace (then
+/// flushes it). Without it pluto cannot install Child SAs (see the module docs).
+pub fn kernel_has_esp(tb: &Testbed) -> Result<bool> {
+    let (key16, key32) = ("00112233445566778899aabbccddeeff", "00112233445566778899aabbccddeeff".repeat(2));
+    let add = format!(
+        "ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 enc cbc(aes) 0x{key16} auth hmac(sha256) 0x{key32}"
+    );
+    let add: Vec<&str> = add.split(' ').collect();
+    let out = tb.exec_unchecked(Role::Lan, &add, DEFAULT_COMMAND_TIMEOUT)?;
+    if out.status.success() {
+        tb.exec(Role::Lan, &["ip", "xfrm", "state", "flush"])?;
+    }
+    Ok(out.status.success())
 }
 
 /// How pluto authenticates and what it demands from the client.
