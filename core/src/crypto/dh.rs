@@ -1,15 +1,42 @@
 //! Key exchange: MODP groups (RFC 3526, constant-time crypto-bigint), ECP groups (RFC 5903) and Curve25519
 //! (RFC 8031) via aws-lc-rs, with peer value validation per RFC 6989.
+//!
+//! Opt-in (issue 11): MODP-1024 and MODP-1536 (RFC 2409 §6.2, RFC 3526 §2) the same way as the other MODP
+//! groups; Curve448 (RFC 8031) with RustCrypto's `x448`, brainpoolP256r1/P384r1 (RFC 6954) with RustCrypto's
+//! `bp256`/`bp384` and `elliptic-curve`'s ECDH, as aws-lc-rs has neither. brainpoolP512r1 (group 30) has no
+//! maintained RustCrypto crate and is not supported.
 
 use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey};
 use crypto_bigint::modular::{MontyForm, MontyParams};
-use crypto_bigint::{Odd, Uint, U2048, U3072, U4096};
+use crypto_bigint::{Odd, Uint, U1024, U1536, U2048, U3072, U4096};
+use elliptic_curve::sec1::{FromSec1Point, ModulusSize, ToSec1Point};
+use elliptic_curve::{AffinePoint, CurveArithmetic, FieldBytesSize, PublicKey, SecretKey};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{CryptoError, Group};
 
-/// How many random scalars we try before giving up (a rejection is astronomically rare).
-const MAX_SCALAR_TRIES: usize = 16;
+/// How many random scalars we try before giving up. A rejection is astronomically rare for the NIST curves;
+/// for the brainpool curves (order just above 2^255 / 2^383) about a third of the draws are out of range, so
+/// 64 tries fail with probability below 2^-100.
+const MAX_SCALAR_TRIES: usize = 64;
+
+/// RFC 2409 §6.2 1024-bit MODP prime (group 2).
+const P1024: Odd<U1024> = Odd::<U1024>::from_be_hex(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+     020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+     4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+     EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
+);
+
+/// RFC 3526 §2 1536-bit MODP prime (group 5).
+const P1536: Odd<U1536> = Odd::<U1536>::from_be_hex(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74\
+     020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437\
+     4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED\
+     EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05\
+     98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB\
+     9ED529077096966D670C354E4ABC9804F1746C08CA237327FFFFFFFFFFFFFFFF",
+);
 
 /// RFC 3526 2048-bit MODP prime.
 const P2048: Odd<U2048> = Odd::<U2048>::from_be_hex(
@@ -65,6 +92,12 @@ enum Secret {
     Modp(Zeroizing<Vec<u8>>),
     /// ECDH or X25519 private key (aws-lc-rs cleanses it on drop).
     Ec(PrivateKey),
+    /// X448 private scalar (RFC 7748 §5, clamped when used).
+    X448(Zeroizing<[u8; 56]>),
+    /// brainpoolP256r1 private scalar (zeroized on drop by `elliptic-curve`).
+    Bp256(SecretKey<bp256::BrainpoolP256r1>),
+    /// brainpoolP384r1 private scalar.
+    Bp384(SecretKey<bp384::BrainpoolP384r1>),
 }
 
 /// One side of a Diffie-Hellman exchange: our private key and public value (the KE payload data, §3.4).
@@ -86,7 +119,7 @@ impl KeyExchange {
     /// (retried, bounded, if the backend rejects it).
     pub fn generate(group: Group, rng: &mut dyn rand_core::CryptoRng) -> Result<KeyExchange, CryptoError> {
         match group {
-            Group::Modp2048 | Group::Modp3072 | Group::Modp4096 => {
+            g if g.is_modp() => {
                 let mut exp = Zeroizing::new(vec![0u8; modp_exponent_len(group)]);
                 rng.fill_bytes(&mut exp);
                 // Fix the top bit: full-length exponent, never 0 or 1.
@@ -117,11 +150,27 @@ impl KeyExchange {
     }
 
     /// Builds the key exchange from an explicit private value: the big-endian exponent for MODP (at most
-    /// the modulus length), the fixed-length big-endian scalar for ECP (RFC 5903 §8), the 32-byte scalar
-    /// for X25519 (RFC 7748 §5).
+    /// the modulus length), the fixed-length big-endian scalar for ECP (RFC 5903 §8, RFC 6954), the 32- or
+    /// 56-byte scalar for X25519 / X448 (RFC 7748 §5).
     pub(crate) fn from_scalar(group: Group, scalar: &[u8]) -> Result<KeyExchange, CryptoError> {
         match group {
-            Group::Modp2048 | Group::Modp3072 | Group::Modp4096 => {
+            Group::Curve448 => {
+                let scalar: [u8; 56] = scalar.try_into().map_err(|_| CryptoError::BadLength)?;
+                let scalar = Zeroizing::new(scalar);
+                let public = x448::x448(*scalar, x448::X448_BASEPOINT_BYTES).ok_or(CryptoError::Internal)?;
+                Ok(KeyExchange { group, public: public.to_vec(), secret: Secret::X448(scalar) })
+            }
+            Group::EcpBp256 => {
+                let key = SecretKey::from_slice(scalar).map_err(|_| CryptoError::KeyRejected)?;
+                let public = ecp_public_xy(&key)?;
+                Ok(KeyExchange { group, public, secret: Secret::Bp256(key) })
+            }
+            Group::EcpBp384 => {
+                let key = SecretKey::from_slice(scalar).map_err(|_| CryptoError::KeyRejected)?;
+                let public = ecp_public_xy(&key)?;
+                Ok(KeyExchange { group, public, secret: Secret::Bp384(key) })
+            }
+            g if g.is_modp() => {
                 if scalar.is_empty() || scalar.len() > group.public_len() {
                     return Err(CryptoError::BadLength);
                 }
@@ -167,7 +216,8 @@ impl KeyExchange {
 
     /// The shared secret g^ir (§2.14), after validating the peer's value (RFC 6989): MODP 1 < y < p-1
     /// and exactly the modulus length; ECP correct length and point on the curve (the secret is the
-    /// x coordinate, RFC 5903 §7); X25519 correct length and a non-zero result (RFC 8031 §2.1).
+    /// x coordinate, RFC 5903 §7, RFC 6954 §4); X25519 / X448 correct length and a non-zero result
+    /// (RFC 8031 §2.1).
     pub fn shared_secret(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         if peer.len() != self.group.public_len() {
             return Err(CryptoError::InvalidPublicValue);
@@ -198,8 +248,52 @@ impl KeyExchange {
                     Ok(Zeroizing::new(s.to_vec()))
                 })
             }
+            Secret::X448(scalar) => {
+                let peer: [u8; 56] = peer.try_into().map_err(|_| CryptoError::InvalidPublicValue)?;
+                // `x448` refuses the low-order points; an all-zero result (a non-canonical encoding of one)
+                // is refused as for X25519 (RFC 8031 §2.1).
+                let shared = Zeroizing::new(x448::x448(**scalar, peer).ok_or(CryptoError::InvalidPublicValue)?);
+                if shared.iter().fold(0u8, |acc, b| acc | b) == 0 {
+                    return Err(CryptoError::InvalidPublicValue);
+                }
+                Ok(Zeroizing::new(shared.to_vec()))
+            }
+            Secret::Bp256(key) => ecp_shared_x(key, peer),
+            Secret::Bp384(key) => ecp_shared_x(key, peer),
         }
     }
+}
+
+/// x || y of the public point of an `elliptic-curve` secret key (RFC 6954 §4, as RFC 5903 §7).
+fn ecp_public_xy<C>(key: &SecretKey<C>) -> Result<Vec<u8>, CryptoError>
+where
+    C: CurveArithmetic,
+    AffinePoint<C>: FromSec1Point<C> + ToSec1Point<C>,
+    FieldBytesSize<C>: ModulusSize,
+{
+    let point = key.public_key().to_sec1_point(false);
+    match point.as_bytes().split_first() {
+        Some((0x04, xy)) => Ok(xy.to_vec()),
+        _ => Err(CryptoError::Internal),
+    }
+}
+
+/// The x coordinate of the ECDH result with the peer's x || y, which must be a point on the curve other
+/// than the identity (RFC 6989 §2.3; the brainpool curves have cofactor 1).
+fn ecp_shared_x<C>(key: &SecretKey<C>, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError>
+where
+    C: CurveArithmetic,
+    AffinePoint<C>: FromSec1Point<C> + ToSec1Point<C>,
+    FieldBytesSize<C>: ModulusSize,
+{
+    let mut encoded = [0u8; 1 + 96];
+    let (tag, rest) = encoded.split_at_mut(1);
+    tag[0] = 0x04;
+    rest.get_mut(..peer.len()).ok_or(CryptoError::InvalidPublicValue)?.copy_from_slice(peer);
+    let encoded = encoded.get(..1 + peer.len()).ok_or(CryptoError::InvalidPublicValue)?;
+    let peer = PublicKey::<C>::from_sec1_bytes(encoded).map_err(|_| CryptoError::InvalidPublicValue)?;
+    let shared = key.diffie_hellman(&peer);
+    Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
 }
 
 fn ec_alg(group: Group) -> &'static agreement::Algorithm {
@@ -213,9 +307,10 @@ fn ec_alg(group: Group) -> &'static agreement::Algorithm {
 
 fn ec_scalar_len(group: Group) -> usize {
     match group {
-        Group::Ecp256 => 32,
-        Group::Ecp384 => 48,
+        Group::Ecp256 | Group::EcpBp256 => 32,
+        Group::Ecp384 | Group::EcpBp384 => 48,
         Group::Ecp521 => 66,
+        Group::Curve448 => 56,
         _ => 32,
     }
 }
@@ -224,7 +319,7 @@ fn ec_scalar_len(group: Group) -> usize {
 /// NIST SP 800-56A §5.6.1.1.1 for safe-prime groups).
 fn modp_exponent_len(group: Group) -> usize {
     match group {
-        Group::Modp2048 => 32,
+        Group::Modp1024 | Group::Modp1536 | Group::Modp2048 => 32,
         Group::Modp3072 => 48,
         _ => 64,
     }
@@ -240,6 +335,8 @@ fn modp_peer_valid(group: Group, peer: &[u8]) -> bool {
         y > Uint::ONE && y < p_minus_1
     }
     match group {
+        Group::Modp1024 => check(&P1024, peer),
+        Group::Modp1536 => check(&P1536, peer),
         Group::Modp2048 => check(&P2048, peer),
         Group::Modp3072 => check(&P3072, peer),
         Group::Modp4096 => check(&P4096, peer),
@@ -272,6 +369,8 @@ fn modp_pow(group: Group, base: &[u8], exp: &[u8]) -> Result<Zeroizing<Vec<u8>>,
         Ok(bytes)
     }
     match group {
+        Group::Modp1024 => pow(&P1024, base, exp),
+        Group::Modp1536 => pow(&P1536, base, exp),
         Group::Modp2048 => pow(&P2048, base, exp),
         Group::Modp3072 => pow(&P3072, base, exp),
         Group::Modp4096 => pow(&P4096, base, exp),
@@ -346,10 +445,136 @@ mod tests {
         assert_eq!(hex::encode_upper(r.shared_secret(i.public_value()).unwrap()), girx);
     }
 
+    /// RFC 7748 §6.2 (Alice and Bob) and the first §5.2 vector (an arbitrary u-coordinate).
+    #[test]
+    fn x448_rfc7748() {
+        let a = KeyExchange::from_scalar(
+            Group::Curve448,
+            &h("9a8f4925d1519f5775cf46b04b5800d4ee9ee8bae8bc5565d498c28dd9c9baf574a9419744897391006382a6f127ab1d9ac2d8c0a598726b"),
+        )
+        .unwrap();
+        let b = KeyExchange::from_scalar(
+            Group::Curve448,
+            &h("1c306a7ac2a0e2e0990b294470cba339e6453772b075811d8fad0d1d6927c120bb5ee8972b0d3e21374c9c921b09d1b0366f10b65173992d"),
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(a.public_value()),
+            "9b08f7cc31b7e3e67d22d5aea121074a273bd2b83de09c63faa73d2c22c5d9bbc836647241d953d40c5b12da88120d53177f80e532c41fa0"
+        );
+        assert_eq!(
+            hex::encode(b.public_value()),
+            "3eb7a829b0cd20f5bcfc0b599b6feccf6da4627107bdb0d4f345b43027d8b972fc3e34fb4232a13ca706dcb57aec3dae07bdc1c67bf33609"
+        );
+        let k = "07fff4181ac6cc95ec1c16a94a0f74d12da232ce40a77552281d282bb60c0b56fd2464c335543936521c24403085d59a449a5037514a879d";
+        assert_eq!(hex::encode(a.shared_secret(b.public_value()).unwrap()), k);
+        assert_eq!(hex::encode(b.shared_secret(a.public_value()).unwrap()), k);
+
+        let c = KeyExchange::from_scalar(
+            Group::Curve448,
+            &h("3d262fddf9ec8e88495266fea19a34d28882acef045104d0d1aae121700a779c984c24f8cdd78fbff44943eba368f54b29259a4f1c600ad3"),
+        )
+        .unwrap();
+        let u = h("06fce640fa3487bfda5f6cf2d5263f8aad88334cbd07437f020f08f9814dc031ddbdc38c19c6da2583fa5429db94ada18aa7a7fb4ef8a086");
+        assert_eq!(
+            hex::encode(c.shared_secret(&u).unwrap()),
+            "ce3e4ff95a60dc6697da1db1d85e6afbdf79b50a2412d7546d5f239fe14fbaadeb445fc66a01b0779d98223961111e21766282f73dd96b6f"
+        );
+
+        // Low-order points (u = 0, 1, p - 1) and wrong lengths are refused (RFC 8031 §2.1, RFC 7748 §6.2).
+        let mut one = [0u8; 56];
+        one[0] = 1;
+        let mut p_minus_1 = [0xffu8; 56];
+        p_minus_1[0] = 0xfe;
+        p_minus_1[28] = 0xfe;
+        for bad in [[0u8; 56], one, p_minus_1] {
+            assert_eq!(a.shared_secret(&bad), Err(CryptoError::InvalidPublicValue));
+        }
+        assert_eq!(a.shared_secret(&b.public_value()[..55]), Err(CryptoError::InvalidPublicValue));
+        assert_eq!(KeyExchange::from_scalar(Group::Curve448, &[1u8; 32]).err(), Some(CryptoError::BadLength));
+    }
+
+    /// RFC 7027 Appendix A.1 and A.2 (brainpoolP256r1, brainpoolP384r1); RFC 6954 carries x || y in the KE
+    /// payload and takes x of the shared point as g^ir, as RFC 5903 does.
+    #[test]
+    fn brainpool_rfc7027() {
+        let cases = [
+            (
+                Group::EcpBp256,
+                "81DB1EE100150FF2EA338D708271BE38300CB54241D79950F77B063039804F1D",
+                "44106E913F92BC02A1705D9953A8414DB95E1AAA49E81D9E85F929A8E3100BE5\
+                 8AB4846F11CACCB73CE49CBDD120F5A900A69FD32C272223F789EF10EB089BDC",
+                "55E40BC41E37E3E2AD25C3C6654511FFA8474A91A0032087593852D3E7D76BD3",
+                "8D2D688C6CF93E1160AD04CC4429117DC2C41825E1E9FCA0ADDD34E6F1B39F7B\
+                 990C57520812BE512641E47034832106BC7D3E8DD0E4C7F1136D7006547CEC6A",
+                "89AFC39D41D3B327814B80940B042590F96556EC91E6AE7939BCE31F3A18BF2B",
+            ),
+            (
+                Group::EcpBp384,
+                "1E20F5E048A5886F1F157C74E91BDE2B98C8B52D58E5003D57053FC4B0BD65D6\
+                 F15EB5D1EE1610DF870795143627D042",
+                "68B665DD91C195800650CDD363C625F4E742E8134667B767B1B476793588F885\
+                 AB698C852D4A6E77A252D6380FCAF06855BC91A39C9EC01DEE36017B7D673A93\
+                 1236D2F1F5C83942D049E3FA20607493E0D038FF2FD30C2AB67D15C85F7FAA59",
+                "032640BC6003C59260F7250C3DB58CE647F98E1260ACCE4ACDA3DD869F74E01F\
+                 8BA5E0324309DB6A9831497ABAC96670",
+                "4D44326F269A597A5B58BBA565DA5556ED7FD9A8A9EB76C25F46DB69D19DC8CE\
+                 6AD18E404B15738B2086DF37E71D1EB462D692136DE56CBE93BF5FA3188EF58B\
+                 C8A3A0EC6C1E151A21038A42E9185329B5B275903D192F8D4E1F32FE9CC78C48",
+                "0BD9D3A7EA0B3D519D09D8E48D0785FB744A6B355E6304BC51C229FBBCE239BB\
+                 ADF6403715C35D4FB2A5444F575D4F42",
+            ),
+        ];
+        for (group, d_a, q_a, d_b, q_b, x_z) in cases {
+            let a = KeyExchange::from_scalar(group, &h(d_a)).unwrap();
+            let b = KeyExchange::from_scalar(group, &h(d_b)).unwrap();
+            assert_eq!(hex::encode_upper(a.public_value()), q_a);
+            assert_eq!(hex::encode_upper(b.public_value()), q_b);
+            assert_eq!(hex::encode_upper(a.shared_secret(b.public_value()).unwrap()), x_z);
+            assert_eq!(hex::encode_upper(b.shared_secret(a.public_value()).unwrap()), x_z);
+            // A scalar of zero or not below the group order is refused.
+            assert!(KeyExchange::from_scalar(group, &vec![0u8; group.public_len() / 2]).is_err());
+            assert!(KeyExchange::from_scalar(group, &vec![0xffu8; group.public_len() / 2]).is_err());
+        }
+    }
+
+    /// g^x for a fixed 256-bit x in the legacy MODP groups (reference: Python `pow(2, x, p)` with the primes
+    /// of RFC 2409 §6.2 / RFC 3526 §2, which were checked against the RFCs' formula
+    /// p = 2^n - 2^(n-64) - 1 + 2^64 * ([2^(n-130) pi] + k)).
+    #[test]
+    fn modp1024_1536_known_answers() {
+        let x = h(&"0123456789abcdef".repeat(4));
+        let cases = [
+            (
+                Group::Modp1024,
+                "8087115ed28670eee8569b39819c1e0003bb1e0f70cadbd632353cb3c71b2c4dafe38b35465b8c1fc4c8d838665b3612\
+                 f2aad22ff8b5fe51da0146e651371d4cc2a761e4bfa8bf5a0adff684de103f2e3b8635dad11f1ef6314701c5ba1fc47f\
+                 5e97c9c6d1b93db12ad2e353516a92f841105e21b0112be2d2b7d12d91261fad",
+            ),
+            (
+                Group::Modp1536,
+                "9e433f209b5fbf9e8d6e1075b0c9969c4dc642060a79fd918ca5950d470e83c65d0498b5e206c9ed9f981c682d13075f\
+                 bfa455edbea73f1ebe0497808dd1cfb1cae6e41e9747d4d77dc9930cafc4bde7047fc405cda9915a4ed41ca91abea86f\
+                 80fe3cab01a02427a57ee668bbd1283ebb0907119b9540ebc6bae486f78994eb5220e72eb3bd01b9c6f4c0616d27ef42\
+                 0bc261f6da71067ed41b8746397084b50c965c713b71474058309120aef50bfbac2b2defc32de03ee55722dc4d95ea20",
+            ),
+        ];
+        for (group, gx) in cases {
+            let kx = KeyExchange::from_scalar(group, &x).unwrap();
+            assert_eq!(hex::encode(kx.public_value()), gx);
+            // (g^y)^x = (g^x)^y with y = 2: g^2x.
+            let two = KeyExchange::from_scalar(group, &[2]).unwrap();
+            let mut four = vec![0u8; group.public_len()];
+            *four.last_mut().unwrap() = 4;
+            assert_eq!(two.public_value(), &four[..]);
+            assert_eq!(kx.shared_secret(two.public_value()).unwrap(), two.shared_secret(kx.public_value()).unwrap());
+        }
+    }
+
     #[test]
     fn ecp_invalid_points_rejected() {
         let mut rng = rng();
-        for group in [Group::Ecp256, Group::Ecp384, Group::Ecp521] {
+        for group in [Group::Ecp256, Group::Ecp384, Group::Ecp521, Group::EcpBp256, Group::EcpBp384] {
             let a = KeyExchange::generate(group, &mut rng).unwrap();
             let b = KeyExchange::generate(group, &mut rng).unwrap();
             assert_eq!(a.public_value().len(), group.public_len());
@@ -370,7 +595,16 @@ mod tests {
     #[test]
     fn generated_keys_agree() {
         let mut rng = rng();
-        for group in [Group::Curve25519, Group::Modp2048, Group::Modp3072] {
+        for group in [
+            Group::Curve25519,
+            Group::Modp2048,
+            Group::Modp3072,
+            Group::Modp1024,
+            Group::Modp1536,
+            Group::Curve448,
+            Group::EcpBp256,
+            Group::EcpBp384,
+        ] {
             let a = KeyExchange::generate(group, &mut rng).unwrap();
             let b = KeyExchange::generate(group, &mut rng).unwrap();
             assert_eq!(a.group(), group);
@@ -387,29 +621,36 @@ mod tests {
     #[test]
     fn modp_rejects_degenerate_values() {
         let mut rng = rng();
-        let a = KeyExchange::generate(Group::Modp2048, &mut rng).unwrap();
-        let p = h(&format!("{:x}", P2048.as_ref()).to_lowercase());
-        assert_eq!(p.len(), 256);
-        let mut p_minus_1 = p.clone();
-        *p_minus_1.last_mut().unwrap() -= 1;
-        let mut one = vec![0u8; 256];
-        one[255] = 1;
-        for bad in [vec![0u8; 256], one, p_minus_1, p.clone(), vec![0xff; 256]] {
-            assert_eq!(a.shared_secret(&bad), Err(CryptoError::InvalidPublicValue));
+        for (group, p) in [
+            (Group::Modp2048, format!("{:x}", P2048.as_ref())),
+            (Group::Modp1024, format!("{:x}", P1024.as_ref())),
+            (Group::Modp1536, format!("{:x}", P1536.as_ref())),
+        ] {
+            let n = group.public_len();
+            let a = KeyExchange::generate(group, &mut rng).unwrap();
+            let p = h(&p.to_lowercase());
+            assert_eq!(p.len(), n);
+            let mut p_minus_1 = p.clone();
+            *p_minus_1.last_mut().unwrap() -= 1;
+            let mut one = vec![0u8; n];
+            one[n - 1] = 1;
+            for bad in [vec![0u8; n], one, p_minus_1, p.clone(), vec![0xff; n]] {
+                assert_eq!(a.shared_secret(&bad), Err(CryptoError::InvalidPublicValue));
+            }
+            let mut two = vec![0u8; n];
+            two[n - 1] = 2;
+            assert!(a.shared_secret(&two).is_ok());
+            assert_eq!(a.shared_secret(&two[1..]), Err(CryptoError::InvalidPublicValue));
+            // g^x with x = 1 is the generator itself.
+            let g = KeyExchange::from_scalar(group, &[1]).unwrap();
+            assert_eq!(g.public_value(), &two[..]);
         }
-        let mut two = vec![0u8; 256];
-        two[255] = 2;
-        assert!(a.shared_secret(&two).is_ok());
-        assert_eq!(a.shared_secret(&two[1..]), Err(CryptoError::InvalidPublicValue));
-        // g^x with x = 1 is the generator itself.
-        let g = KeyExchange::from_scalar(Group::Modp2048, &[1]).unwrap();
-        assert_eq!(g.public_value(), &two[..]);
     }
 
     /// 2^256 mod p = 2^256 and 2^N mod p = 2^N - p (the two's complement of p).
     #[test]
     fn modp_known_powers() {
-        for group in [Group::Modp2048, Group::Modp3072, Group::Modp4096] {
+        for group in [Group::Modp1024, Group::Modp1536, Group::Modp2048, Group::Modp3072, Group::Modp4096] {
             let n = group.public_len();
             let kx = KeyExchange::from_scalar(group, &[1, 0]).unwrap();
             let mut expect = vec![0u8; n];
@@ -419,6 +660,8 @@ mod tests {
             let bits = u16::try_from(n * 8).unwrap();
             let kx = KeyExchange::from_scalar(group, &bits.to_be_bytes()).unwrap();
             let p = match group {
+                Group::Modp1024 => format!("{:x}", P1024.as_ref()),
+                Group::Modp1536 => format!("{:x}", P1536.as_ref()),
                 Group::Modp2048 => format!("{:x}", P2048.as_ref()),
                 Group::Modp3072 => format!("{:x}", P3072.as_ref()),
                 _ => format!("{:x}", P4096.as_ref()),

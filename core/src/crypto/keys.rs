@@ -208,6 +208,11 @@ mod tests {
             (Prf::HmacSha512, Encr::AesCbc { key_len: 32 }, Some(Integ::HmacSha384_192)),
             (Prf::HmacSha384, Encr::AesGcm16 { key_len: 32 }, None),
             (Prf::HmacSha256, Encr::ChaCha20Poly1305, None),
+            // Legacy, opt-in (issue 11): SHA-1 PRF (20-byte SK_d/SK_p), 3DES (24-byte keys), short-ICV GCM.
+            (Prf::HmacSha1, Encr::TripleDes, Some(Integ::HmacSha1_96)),
+            (Prf::HmacSha1, Encr::AesCbc { key_len: 24 }, Some(Integ::HmacSha1_96)),
+            (Prf::HmacSha1, Encr::AesGcm8 { key_len: 16 }, None),
+            (Prf::HmacSha256, Encr::AesGcm12 { key_len: 24 }, None),
         ]
     }
 
@@ -295,6 +300,8 @@ mod tests {
             (Encr::AesCbc { key_len: 32 }, Some(Integ::HmacSha256_128)),
             (Encr::AesGcm16 { key_len: 16 }, None),
             (Encr::ChaCha20Poly1305, None),
+            (Encr::TripleDes, Some(Integ::HmacSha1_96)),
+            (Encr::AesGcm8 { key_len: 24 }, None),
         ] {
             let e = encr.keymat_len();
             let a = integ.map_or(0, Integ::key_len);
@@ -310,5 +317,30 @@ mod tests {
                 assert!(crate::crypto::AeadKey::new(encr, &k.enc_i2r).is_ok() || !encr.is_aead());
             }
         }
+    }
+
+    /// The §2.14 split with the legacy suite 3des-sha1-prfsha1: SK_d, SK_pi, SK_pr are 20 bytes (PRF output),
+    /// SK_ai/SK_ar 20 bytes (HMAC-SHA1-96 key), SK_ei/SK_er 24 bytes (3DES), in that order.
+    #[test]
+    fn ike_keys_layout_legacy() {
+        let (prf, encr, integ) = (Prf::HmacSha1, Encr::TripleDes, Some(Integ::HmacSha1_96));
+        let keys = IkeKeys::derive(prf, encr, integ, SHARED, NI, NR, 7, 8).unwrap();
+        let skeyseed = prf.prf(&[NI, NR].concat(), SHARED);
+        assert_eq!(skeyseed.len(), 20);
+        let mut seed = [NI, NR].concat();
+        seed.extend_from_slice(&7u64.to_be_bytes());
+        seed.extend_from_slice(&8u64.to_be_bytes());
+        let km = prf.prf_plus(&skeyseed, &seed, 20 + 2 * 20 + 2 * 24 + 2 * 20);
+        assert_eq!(&keys.sk_d[..], &km[..20]);
+        assert_eq!(&keys.sk_pi[..], &km[108..128]);
+        assert_eq!(&keys.sk_pr[..], &km[128..148]);
+        // SK_ai = km[20..40], SK_ei = km[60..84]: an independent SkCipher opens what the initiator seals.
+        let ei = SkCipher::new(encr, integ, &km[60..84], &km[20..40]).unwrap();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(6);
+        let mut msg = vec![0u8; 32];
+        keys.outbound(true).seal(&mut msg, b"legacy", &mut rng).unwrap();
+        assert_eq!(&ei.open(&msg, 32).unwrap()[..], b"legacy");
+        let k = ChildKeys::derive(prf, &keys.sk_d, None, NI, NR, encr, integ);
+        assert_eq!((k.enc_i2r.len(), k.integ_i2r.len(), k.enc_r2i.len(), k.integ_r2i.len()), (24, 20, 24, 20));
     }
 }

@@ -79,10 +79,24 @@ mod tests {
         );
     }
 
+    /// PRF_HMAC_SHA1 is HMAC-SHA1 with its full 20-byte output (RFC 2202 §3 test cases 1-3).
+    #[test]
+    fn prf_hmac_sha1_rfc2202() {
+        let prf = Prf::HmacSha1;
+        assert_eq!(prf.output_len(), 20);
+        assert!(prf.is_legacy() && !Prf::HmacSha256.is_legacy());
+        assert_eq!(hex::encode(prf.prf(&[0x0b; 20], b"Hi There")), "b617318655057264e28bc0b6fb378c8ef146be00");
+        assert_eq!(
+            hex::encode(prf.prf(b"Jefe", b"what do ya want for nothing?")),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+        );
+        assert_eq!(hex::encode(prf.prf(&[0xaa; 20], &[0xdd; 50])), "125d7342b9ac11cd91a39af48aa17b4f63f175d3");
+    }
+
     /// prf+ is T1 | T2 | ... with T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n).
     #[test]
     fn prf_plus_structure() {
-        for prf in [Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512] {
+        for prf in [Prf::HmacSha1, Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512] {
             let (k, s) = (b"key material".as_slice(), b"seed bytes".as_slice());
             let t1 = prf.prf_parts(k, &[s, &[1]]);
             let t2 = prf.prf_parts(k, &[&t1, s, &[2]]);
@@ -98,9 +112,13 @@ mod tests {
 
     #[test]
     fn ids() {
-        for prf in [Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512] {
+        for prf in [Prf::HmacSha1, Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512] {
             assert_eq!(Prf::from_id(prf.id()), Some(prf));
         }
-        assert_eq!(Prf::from_id(2), None);
+        assert_eq!(Prf::HmacSha1.id(), 2);
+        // PRF_HMAC_MD5 (1), PRF_HMAC_TIGER (3), PRF_AES128_XCBC (4) are not supported.
+        for id in [0, 1, 3, 4, 8] {
+            assert_eq!(Prf::from_id(id), None);
+        }
     }
 }

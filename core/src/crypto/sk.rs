@@ -1,9 +1,10 @@
-//! Encrypted (SK) and Encrypted Fragment (SKF) payload protection: AES-CBC + HMAC (RFC 7296 §3.14),
-//! AES-GCM-16 (RFC 5282) and ChaCha20-Poly1305 (RFC 7634), for IKE messages (RFC 7383 §2.5 for SKF).
+//! Encrypted (SK) and Encrypted Fragment (SKF) payload protection: AES-CBC or 3DES-CBC + HMAC (RFC 7296
+//! §3.14), AES-GCM with 16-, 12- or 8-byte ICVs (RFC 5282) and ChaCha20-Poly1305 (RFC 7634), for IKE messages
+//! (RFC 7383 §2.5 for SKF).
 
 use zeroize::Zeroizing;
 
-use super::cipher::{AeadKey, CbcKey, HmacKey, TAG_LEN};
+use super::cipher::{AeadKey, CbcKey, HmacKey, MAX_TAG_LEN};
 use super::{CryptoError, Encr, Integ};
 
 enum Kind {
@@ -25,7 +26,7 @@ impl std::fmt::Debug for SkCipher {
 
 impl SkCipher {
     /// Builds the cipher. AEADs take `integ = None`, `enc_keymat` = key || salt and an empty `integ_key`;
-    /// AES-CBC requires an integrity algorithm and its key.
+    /// the CBC ciphers (AES, 3DES) require an integrity algorithm and its key.
     pub fn new(encr: Encr, integ: Option<Integ>, enc_keymat: &[u8], integ_key: &[u8]) -> Result<SkCipher, CryptoError> {
         let kind = match (encr.is_aead(), integ) {
             (true, None) => Kind::Aead(AeadKey::new(encr, enc_keymat)?),
@@ -33,10 +34,10 @@ impl SkCipher {
                 if enc_keymat.len() != encr.keymat_len() || integ_key.len() != integ.key_len() {
                     return Err(CryptoError::BadLength);
                 }
-                Kind::Cbc(Box::new((CbcKey::new(enc_keymat)?, HmacKey::new(integ, integ_key))))
+                Kind::Cbc(Box::new((CbcKey::for_encr(encr, enc_keymat)?, HmacKey::new(integ, integ_key))))
             }
             (true, Some(_)) => return Err(CryptoError::Unsupported("an AEAD is used without an integrity algorithm")),
-            (false, None) => return Err(CryptoError::Unsupported("AES-CBC requires an integrity algorithm")),
+            (false, None) => return Err(CryptoError::Unsupported("a CBC cipher requires an integrity algorithm")),
         };
         Ok(SkCipher { encr, kind })
     }
@@ -48,7 +49,7 @@ impl SkCipher {
 
     fn icv_len(&self) -> usize {
         match &self.kind {
-            Kind::Aead(_) => TAG_LEN,
+            Kind::Aead(key) => key.tag_len(),
             Kind::Cbc(cbc_mac) => cbc_mac.1.icv_len(),
         }
     }
@@ -92,15 +93,15 @@ impl SkCipher {
                 let (aad, rest) = msg.split_at_mut(iv_start);
                 let (iv, data) = rest.split_at_mut(iv_len);
                 let iv: &[u8; 8] = (&*iv).try_into().map_err(|_| CryptoError::Internal)?;
-                let mut tag = [0u8; TAG_LEN];
-                key.seal_in_place(iv, aad, data, &mut tag)?;
-                msg.extend_from_slice(&tag);
+                let mut tag = [0u8; MAX_TAG_LEN];
+                let tag = tag.get_mut(..key.tag_len()).ok_or(CryptoError::Internal)?;
+                key.seal_in_place(iv, aad, data, tag)?;
+                msg.extend_from_slice(tag);
             }
             Kind::Cbc(cbc_mac) => {
                 let (cbc, mac) = &**cbc_mac;
                 let (head, data) = msg.split_at_mut(ct_start);
-                let iv: &[u8; 16] =
-                    head.get(iv_start..).and_then(|iv| iv.try_into().ok()).ok_or(CryptoError::Internal)?;
+                let iv = head.get(iv_start..).ok_or(CryptoError::Internal)?;
                 cbc.encrypt_in_place(iv, data)?;
                 let icv_start = msg.len();
                 msg.resize(icv_start + mac.icv_len(), 0);
@@ -137,7 +138,6 @@ impl SkCipher {
                 let (cbc, mac) = &**cbc_mac;
                 let covered = msg.get(..ct_end).ok_or(CryptoError::BadLength)?;
                 mac.verify(&[covered], icv)?;
-                let iv: &[u8; 16] = iv.try_into().map_err(|_| CryptoError::BadLength)?;
                 cbc.decrypt_in_place(iv, &mut data)?;
             }
         }
@@ -166,6 +166,14 @@ mod tests {
             ciphers(Encr::AesGcm16 { key_len: 16 }, None),
             ciphers(Encr::AesGcm16 { key_len: 32 }, None),
             ciphers(Encr::ChaCha20Poly1305, None),
+            // Legacy, opt-in (issue 11).
+            ciphers(Encr::TripleDes, Some(Integ::HmacSha1_96)),
+            ciphers(Encr::TripleDes, Some(Integ::HmacSha256_128)),
+            ciphers(Encr::AesCbc { key_len: 24 }, Some(Integ::HmacSha1_96)),
+            ciphers(Encr::AesGcm16 { key_len: 24 }, None),
+            ciphers(Encr::AesGcm12 { key_len: 32 }, None),
+            ciphers(Encr::AesGcm8 { key_len: 16 }, None),
+            ciphers(Encr::AesGcm8 { key_len: 24 }, None),
         ]
     }
 
@@ -187,6 +195,39 @@ mod tests {
                 assert_eq!(&sk.open(&msg, 32).unwrap()[..], &pt[..]);
             }
         }
+    }
+
+    /// The SK payload's layout with the legacy ciphers: 3DES has an 8-byte IV and pads to 8 bytes with a
+    /// 12-byte HMAC-SHA1-96 ICV; the short-ICV AES-GCM variants carry an 8-byte IV and an 8- or 12-byte ICV.
+    #[test]
+    fn legacy_layouts() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        for (sk, iv, icv, block) in [
+            (ciphers(Encr::TripleDes, Some(Integ::HmacSha1_96)), 8, 12, 8),
+            (ciphers(Encr::AesCbc { key_len: 24 }, Some(Integ::HmacSha1_96)), 16, 12, 16),
+            (ciphers(Encr::AesGcm8 { key_len: 32 }, None), 8, 8, 1),
+            (ciphers(Encr::AesGcm12 { key_len: 16 }, None), 8, 12, 1),
+        ] {
+            for len in [0usize, 6, 7, 8, 20] {
+                let padded = (len + 1).next_multiple_of(block);
+                assert_eq!(sk.sealed_len(len), iv + padded + icv, "{:?} {len}", sk.encr);
+                let mut msg = header();
+                sk.seal(&mut msg, &vec![0x42; len], &mut rng).unwrap();
+                assert_eq!(msg.len(), 32 + iv + padded + icv);
+                assert_eq!(sk.open(&msg, 32).unwrap().len(), len);
+            }
+        }
+        // 3DES needs whole 8-byte blocks between the IV and the ICV.
+        let sk = ciphers(Encr::TripleDes, Some(Integ::HmacSha1_96));
+        let mut msg = header();
+        sk.seal(&mut msg, b"0123456789", &mut rng).unwrap();
+        let cut = [&msg[..msg.len() - 12 - 1], &msg[msg.len() - 12..]].concat();
+        assert_eq!(sk.open(&cut, 32), Err(CryptoError::BadLength));
+        assert_eq!(
+            SkCipher::new(Encr::TripleDes, Some(Integ::HmacSha1_96), &[0; 24], &[0; 32]).err(),
+            Some(CryptoError::BadLength)
+        );
+        assert!(matches!(SkCipher::new(Encr::TripleDes, None, &[0; 24], &[]), Err(CryptoError::Unsupported(_))));
     }
 
     #[test]

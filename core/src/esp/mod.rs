@@ -3,8 +3,9 @@
 //! An [`EspSa`] is one direction of a Child SA. [`EspSa::seal`] turns an inner IP packet into an ESP packet
 //! in a caller-provided buffer; [`EspSa::open`] authenticates and decrypts an ESP packet in place. Neither
 //! allocates. Suites: AES-GCM-16 (RFC 4106), ChaCha20-Poly1305 (RFC 7634), AES-CBC (RFC 3602) with
-//! HMAC-SHA2 (RFC 4868). Anti-replay as in RFC 6479 ([`replay`]), UDP encapsulation helpers in [`udp`]
-//! (RFC 3948).
+//! HMAC-SHA2 (RFC 4868); opt-in legacy (issue 11): AES-GCM with 12- or 8-byte ICVs (RFC 4106), 3DES-CBC
+//! (RFC 2451), HMAC-SHA1-96 (RFC 2404), AES-192. Anti-replay as in RFC 6479 ([`replay`]), UDP encapsulation
+//! helpers in [`udp`] (RFC 3948).
 
 pub mod replay;
 pub mod udp;
@@ -30,10 +31,11 @@ pub const NEXT_HEADER_IPV6: u8 = 41;
 /// Next Header value of a dummy packet, to be discarded (RFC 4303 §2.6).
 pub const NEXT_HEADER_NONE: u8 = 59;
 
-const AEAD_ICV_LEN: usize = 16;
+/// The longest AEAD ICV (AES-GCM-16, ChaCha20-Poly1305; the legacy AES-GCM-12/-8 have shorter ones).
+const MAX_AEAD_ICV_LEN: usize = 16;
 const AEAD_IV_LEN: usize = 8;
-const CBC_IV_LEN: usize = 16;
-const CBC_BLOCK: usize = 16;
+/// The largest CBC block, which is also the IV length: 16 for AES, 8 for 3DES.
+const MAX_CBC_BLOCK: usize = 16;
 /// AEAD ciphertexts are only 4-byte aligned (RFC 4303 §2.4).
 const AEAD_ALIGN: usize = 4;
 /// Pad Length + Next Header.
@@ -120,9 +122,10 @@ pub struct EspStats {
 /// The cipher state of one SA. Variant sizes differ, but an SA is long-lived and there is one per direction.
 #[allow(clippy::large_enum_variant)]
 enum Transform {
-    /// AES-GCM-16 or ChaCha20-Poly1305: IV = 64-bit sequence number, 16-byte tag.
+    /// AES-GCM or ChaCha20-Poly1305: IV = 64-bit sequence number, 16-byte tag (12 or 8 for the legacy
+    /// AES-GCM variants).
     Aead(AeadKey),
-    /// AES-CBC + truncated HMAC: random 16-byte IV.
+    /// AES-CBC or 3DES-CBC + truncated HMAC: random IV of one block (16 or 8 bytes).
     Cbc { cipher: CbcKey, mac: HmacKey },
 }
 
@@ -181,13 +184,16 @@ impl EspSa {
             return Err(EspError::InvalidParams("encryption key length"));
         }
         let transform = match (p.encr, p.integ) {
-            (Encr::AesCbc { .. }, Some(integ)) => {
+            (Encr::AesCbc { .. } | Encr::TripleDes, Some(integ)) => {
                 if p.integ_key.len() != integ.key_len() {
                     return Err(EspError::InvalidParams("integrity key length"));
                 }
-                Transform::Cbc { cipher: CbcKey::new(&p.enc_key)?, mac: HmacKey::new(integ, &p.integ_key) }
+                let cipher = CbcKey::for_encr(p.encr, &p.enc_key)?;
+                Transform::Cbc { cipher, mac: HmacKey::new(integ, &p.integ_key) }
             }
-            (Encr::AesCbc { .. }, None) => return Err(EspError::InvalidParams("AES-CBC needs an integrity algorithm")),
+            (Encr::AesCbc { .. } | Encr::TripleDes, None) => {
+                return Err(EspError::InvalidParams("a CBC cipher needs an integrity algorithm"))
+            }
             (encr, None) if encr.is_aead() => Transform::Aead(AeadKey::new(encr, &p.enc_key)?),
             _ => return Err(EspError::InvalidParams("AEAD must not be combined with an integrity algorithm")),
         };
@@ -224,23 +230,23 @@ impl EspSa {
     }
 
     fn iv_len(&self) -> usize {
-        match self.transform {
+        match &self.transform {
             Transform::Aead(_) => AEAD_IV_LEN,
-            Transform::Cbc { .. } => CBC_IV_LEN,
+            Transform::Cbc { cipher, .. } => cipher.block_len(),
         }
     }
 
     fn icv_len(&self) -> usize {
         match &self.transform {
-            Transform::Aead(_) => AEAD_ICV_LEN,
+            Transform::Aead(key) => key.tag_len(),
             Transform::Cbc { mac, .. } => mac.icv_len(),
         }
     }
 
     fn align(&self) -> usize {
-        match self.transform {
+        match &self.transform {
             Transform::Aead(_) => AEAD_ALIGN,
-            Transform::Cbc { .. } => CBC_BLOCK,
+            Transform::Cbc { cipher, .. } => cipher.block_len(),
         }
     }
 
@@ -265,8 +271,9 @@ impl EspSa {
     /// [`overhead`](Self::overhead)`(inner.len())` bytes more than `inner`.
     ///
     /// The next header (4 or 41) comes from the IP version nibble. The IV is the 64-bit sequence number for
-    /// AEADs (RFC 4106 §3.1, RFC 7634 §2) and random from `rng` for AES-CBC (RFC 3602 §2.3). Padding is the
-    /// minimum to the block size (4-byte alignment for AEADs) with bytes 1, 2, 3, ... (RFC 4303 §2.4).
+    /// AEADs (RFC 4106 §3.1, RFC 7634 §2) and random from `rng` for CBC (RFC 3602 §2.3, RFC 2451 §2.3).
+    /// Padding is the minimum to the block size (4-byte alignment for AEADs) with bytes 1, 2, 3, ...
+    /// (RFC 4303 §2.4).
     pub fn seal(&mut self, inner: &[u8], out: &mut [u8], rng: &mut dyn CryptoRng) -> Result<usize, EspError> {
         let next_header = match inner.first().map(|b| b >> 4) {
             Some(4) => NEXT_HEADER_IPV4,
@@ -378,15 +385,17 @@ impl EspSa {
                 iv.copy_from_slice(&iv_arr);
                 let mut aad = [0u8; 12];
                 let aad = build_aad(&mut aad, self.spi, seq, self.esn);
-                let mut tag = [0u8; AEAD_ICV_LEN];
-                key.seal_in_place(&iv_arr, aad, body, &mut tag)?;
-                icv.copy_from_slice(&tag);
+                let mut tag = [0u8; MAX_AEAD_ICV_LEN];
+                let tag = &mut tag[..icv_len];
+                key.seal_in_place(&iv_arr, aad, body, tag)?;
+                icv.copy_from_slice(tag);
             }
             Transform::Cbc { cipher, mac } => {
-                let mut iv_arr = [0u8; CBC_IV_LEN];
-                rng.fill_bytes(&mut iv_arr);
-                iv.copy_from_slice(&iv_arr);
-                cipher.encrypt_in_place(&iv_arr, body)?;
+                let mut iv_arr = [0u8; MAX_CBC_BLOCK];
+                let iv_arr = &mut iv_arr[..iv_len];
+                rng.fill_bytes(iv_arr);
+                iv.copy_from_slice(iv_arr);
+                cipher.encrypt_in_place(iv_arr, body)?;
                 let (authed, icv) = out.split_at_mut(icv_start);
                 // RFC 4303 §3.3.3: with ESN the high 32 bits are appended for the ICV, not transmitted.
                 let hi: &[u8] = if self.esn { &seq_hi } else { &[] };
@@ -437,7 +446,7 @@ impl EspSa {
         }
         let icv_start = buf.len() - icv_len;
         let ct_len = icv_start - payload_start;
-        if matches!(self.transform, Transform::Cbc { .. }) && !ct_len.is_multiple_of(CBC_BLOCK) {
+        if matches!(self.transform, Transform::Cbc { .. }) && !ct_len.is_multiple_of(align) {
             return Err(EspError::Malformed("ciphertext not a multiple of the block size"));
         }
 
@@ -462,9 +471,10 @@ impl EspSa {
                 let seq_hi = ((seq >> 32) as u32).to_be_bytes();
                 let hi: &[u8] = if self.esn { &seq_hi } else { &[] };
                 mac.verify(&[authed, hi], icv).map_err(|_| EspError::AuthFailed)?;
-                let mut iv = [0u8; CBC_IV_LEN];
+                let mut iv = [0u8; MAX_CBC_BLOCK];
+                let iv = &mut iv[..iv_len];
                 iv.copy_from_slice(&authed[ESP_HEADER_LEN..payload_start]);
-                cipher.decrypt_in_place(&iv, &mut authed[payload_start..])?;
+                cipher.decrypt_in_place(iv, &mut authed[payload_start..])?;
             }
         }
         // Authenticated: only now may the window move (RFC 4303 §3.4.3).

@@ -2,6 +2,11 @@
 //!
 //! Proposals are written the way strongSwan writes them (`aes256gcm16-prfsha256-x25519`,
 //! `aes256-sha256-modp2048`, `chacha20poly1305`), so gateway admins' documentation applies as is.
+//!
+//! Legacy algorithms that corporate gateways still default to (issue 11) parse too, so a profile can name
+//! them (`3des-sha1-modp1024`, `aes128gcm8`, `aes192-sha1-modp1536`, `aes256-sha256-ecp256bp`...), but they
+//! are never in [`IkeProposal::defaults`] / [`EspProposal::defaults`], and [`select_ike`] / [`select_esp`] log
+//! a warning whenever the gateway picks one.
 
 use crate::crypto::{Encr, Group, Integ, Prf};
 use crate::wire::{self, ProtocolId, Transform, TransformType};
@@ -77,8 +82,8 @@ fn parse_tokens(s: &str) -> Result<Tokens, ProposalError> {
         match tok.as_str() {
             "aes128" => t.encr.push(Encr::AesCbc { key_len: 16 }),
             "aes256" => t.encr.push(Encr::AesCbc { key_len: 32 }),
-            "aes128gcm16" | "aes128gcm" => t.encr.push(Encr::AesGcm16 { key_len: 16 }),
-            "aes256gcm16" | "aes256gcm" => t.encr.push(Encr::AesGcm16 { key_len: 32 }),
+            "aes128gcm16" | "aes128gcm128" | "aes128gcm" => t.encr.push(Encr::AesGcm16 { key_len: 16 }),
+            "aes256gcm16" | "aes256gcm128" | "aes256gcm" => t.encr.push(Encr::AesGcm16 { key_len: 32 }),
             "chacha20poly1305" => t.encr.push(Encr::ChaCha20Poly1305),
             "sha256" | "sha2_256" => t.integ.push(Integ::HmacSha256_128),
             "sha384" | "sha2_384" => t.integ.push(Integ::HmacSha384_192),
@@ -93,6 +98,23 @@ fn parse_tokens(s: &str) -> Result<Tokens, ProposalError> {
             "ecp384" => t.groups.push(Group::Ecp384),
             "ecp521" => t.groups.push(Group::Ecp521),
             "x25519" | "curve25519" => t.groups.push(Group::Curve25519),
+            // Legacy, opt-in (issue 11): strongSwan's names.
+            "3des" => t.encr.push(Encr::TripleDes),
+            "aes192" => t.encr.push(Encr::AesCbc { key_len: 24 }),
+            "aes192gcm16" | "aes192gcm128" | "aes192gcm" => t.encr.push(Encr::AesGcm16 { key_len: 24 }),
+            "aes128gcm12" | "aes128gcm96" => t.encr.push(Encr::AesGcm12 { key_len: 16 }),
+            "aes192gcm12" | "aes192gcm96" => t.encr.push(Encr::AesGcm12 { key_len: 24 }),
+            "aes256gcm12" | "aes256gcm96" => t.encr.push(Encr::AesGcm12 { key_len: 32 }),
+            "aes128gcm8" | "aes128gcm64" => t.encr.push(Encr::AesGcm8 { key_len: 16 }),
+            "aes192gcm8" | "aes192gcm64" => t.encr.push(Encr::AesGcm8 { key_len: 24 }),
+            "aes256gcm8" | "aes256gcm64" => t.encr.push(Encr::AesGcm8 { key_len: 32 }),
+            "sha1" | "sha" => t.integ.push(Integ::HmacSha1_96),
+            "prfsha1" => t.prf.push(Prf::HmacSha1),
+            "modp1024" => t.groups.push(Group::Modp1024),
+            "modp1536" => t.groups.push(Group::Modp1536),
+            "ecp256bp" => t.groups.push(Group::EcpBp256),
+            "ecp384bp" => t.groups.push(Group::EcpBp384),
+            "x448" | "curve448" => t.groups.push(Group::Curve448),
             "esn" => t.esn.push(true),
             "noesn" => t.esn.push(false),
             _ => return Err(ProposalError::UnknownAlgorithm(tok)),
@@ -103,6 +125,7 @@ fn parse_tokens(s: &str) -> Result<Tokens, ProposalError> {
 
 fn integ_prf(i: Integ) -> Prf {
     match i {
+        Integ::HmacSha1_96 => Prf::HmacSha1,
         Integ::HmacSha256_128 => Prf::HmacSha256,
         Integ::HmacSha384_192 => Prf::HmacSha384,
         Integ::HmacSha512_256 => Prf::HmacSha512,
@@ -294,7 +317,9 @@ pub fn select_ike(offered: &[IkeProposal], sa: &[wire::Proposal]) -> Result<IkeS
     if single(p, TransformType::ESN)?.is_some() {
         return Err(ProposalError::NotOffered("ESN transform in an IKE proposal"));
     }
-    Ok(IkeSuite { encr, integ, prf, group })
+    let suite = IkeSuite { encr, integ, prf, group };
+    suite.warn_if_legacy();
+    Ok(suite)
 }
 
 /// Check the gateway's Child SA choice against what we offered and return the suite and the gateway's SPI.
@@ -331,7 +356,59 @@ pub fn select_esp(offered: &[EspProposal], sa: &[wire::Proposal], pfs: bool) -> 
             e
         }
     };
-    Ok((EspSuite { encr, integ, group, esn }, spi))
+    let suite = EspSuite { encr, integ, group, esn };
+    suite.warn_if_legacy();
+    Ok((suite, spi))
+}
+
+/// The strongSwan names of the legacy algorithms among `encr`, `integ`, `prf` and `group`.
+fn legacy_names(encr: Encr, integ: Option<Integ>, prf: Option<Prf>, group: Option<Group>) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if encr.is_legacy() {
+        names.push(encr_name(encr));
+    }
+    names.extend(integ.filter(|i| i.is_legacy()).map(integ_name));
+    names.extend(prf.filter(|p| p.is_legacy()).map(prf_name));
+    names.extend(group.filter(|g| g.is_legacy()).map(group_name));
+    names
+}
+
+impl IkeSuite {
+    /// The strongSwan names of the legacy (opt-in, issue 11) algorithms in this suite; empty for a modern one.
+    pub fn legacy_algorithms(&self) -> Vec<&'static str> {
+        legacy_names(self.encr, self.integ, Some(self.prf), Some(self.group))
+    }
+
+    /// Logs a warning if the suite has legacy algorithms (the gateway chose one a profile opted into).
+    pub fn warn_if_legacy(&self) {
+        let legacy = self.legacy_algorithms();
+        if !legacy.is_empty() {
+            tracing::warn!(
+                suite = %self,
+                legacy = %legacy.join(","),
+                "IKE SA negotiated with legacy algorithms (weak or outdated; opted into by the profile)"
+            );
+        }
+    }
+}
+
+impl EspSuite {
+    /// The strongSwan names of the legacy (opt-in, issue 11) algorithms in this suite; empty for a modern one.
+    pub fn legacy_algorithms(&self) -> Vec<&'static str> {
+        legacy_names(self.encr, self.integ, None, self.group)
+    }
+
+    /// Logs a warning if the suite has legacy algorithms (the gateway chose one a profile opted into).
+    pub fn warn_if_legacy(&self) {
+        let legacy = self.legacy_algorithms();
+        if !legacy.is_empty() {
+            tracing::warn!(
+                suite = %self,
+                legacy = %legacy.join(","),
+                "Child SA negotiated with legacy algorithms (weak or outdated; opted into by the profile)"
+            );
+        }
+    }
 }
 
 impl std::fmt::Display for IkeSuite {
@@ -369,13 +446,21 @@ pub fn encr_name(e: Encr) -> &'static str {
         Encr::AesGcm16 { key_len: 16 } => "aes128gcm16",
         Encr::AesGcm16 { key_len: 24 } => "aes192gcm16",
         Encr::AesGcm16 { .. } => "aes256gcm16",
+        Encr::AesGcm12 { key_len: 16 } => "aes128gcm12",
+        Encr::AesGcm12 { key_len: 24 } => "aes192gcm12",
+        Encr::AesGcm12 { .. } => "aes256gcm12",
+        Encr::AesGcm8 { key_len: 16 } => "aes128gcm8",
+        Encr::AesGcm8 { key_len: 24 } => "aes192gcm8",
+        Encr::AesGcm8 { .. } => "aes256gcm8",
         Encr::ChaCha20Poly1305 => "chacha20poly1305",
+        Encr::TripleDes => "3des",
     }
 }
 
 /// strongSwan's name for an integrity algorithm.
 pub fn integ_name(i: Integ) -> &'static str {
     match i {
+        Integ::HmacSha1_96 => "sha1",
         Integ::HmacSha256_128 => "sha256",
         Integ::HmacSha384_192 => "sha384",
         Integ::HmacSha512_256 => "sha512",
@@ -385,6 +470,7 @@ pub fn integ_name(i: Integ) -> &'static str {
 /// strongSwan's name for a PRF.
 pub fn prf_name(p: Prf) -> &'static str {
     match p {
+        Prf::HmacSha1 => "prfsha1",
         Prf::HmacSha256 => "prfsha256",
         Prf::HmacSha384 => "prfsha384",
         Prf::HmacSha512 => "prfsha512",
@@ -394,13 +480,18 @@ pub fn prf_name(p: Prf) -> &'static str {
 /// strongSwan's name for a key exchange group.
 pub fn group_name(g: Group) -> &'static str {
     match g {
+        Group::Modp1024 => "modp1024",
+        Group::Modp1536 => "modp1536",
         Group::Modp2048 => "modp2048",
         Group::Modp3072 => "modp3072",
         Group::Modp4096 => "modp4096",
         Group::Ecp256 => "ecp256",
         Group::Ecp384 => "ecp384",
         Group::Ecp521 => "ecp521",
+        Group::EcpBp256 => "ecp256bp",
+        Group::EcpBp384 => "ecp384bp",
         Group::Curve25519 => "x25519",
+        Group::Curve448 => "x448",
     }
 }
 
@@ -468,5 +559,209 @@ mod tests {
         assert_eq!(s.to_string(), "aes256-sha256");
         w.spi = vec![0, 0, 0, 1];
         assert!(select_esp(&offered, &[w], false).is_err());
+    }
+
+    /// Every legacy name parses to its IANA transform (RFC 7296 §3.3.2, IKEv2 registry), with strongSwan's
+    /// aliases, and prints back under its canonical name.
+    #[test]
+    fn legacy_names_and_transforms() {
+        // (name, aliases, transform type, id, key length attribute)
+        let encrs: [(&str, &[&str], u16, Option<u16>); 10] = [
+            ("3des", &[], 3, None),
+            ("aes192", &[], 12, Some(192)),
+            ("aes192gcm16", &["aes192gcm128", "aes192gcm"], 20, Some(192)),
+            ("aes128gcm12", &["aes128gcm96"], 19, Some(128)),
+            ("aes192gcm12", &["aes192gcm96"], 19, Some(192)),
+            ("aes256gcm12", &["aes256gcm96"], 19, Some(256)),
+            ("aes128gcm8", &["aes128gcm64"], 18, Some(128)),
+            ("aes192gcm8", &["aes192gcm64"], 18, Some(192)),
+            ("aes256gcm8", &["aes256gcm64"], 18, Some(256)),
+            ("aes128gcm16", &["aes128gcm128", "AES128GCM"], 20, Some(128)),
+        ];
+        for (name, aliases, id, bits) in encrs {
+            for n in std::iter::once(&name).chain(aliases) {
+                let e = EspProposal::parse(&format!("{n}-sha1")).or_else(|_| EspProposal::parse(n)).unwrap();
+                assert_eq!(e.encr.len(), 1);
+                assert_eq!((e.encr[0].id(), e.encr[0].key_len_bits()), (id, bits), "{n}");
+                assert_eq!(encr_name(e.encr[0]), name);
+                let w = e.to_wire(1, 0x1000, false);
+                let t = w.transforms.iter().find(|t| t.kind == TransformType::ENCR).unwrap();
+                assert_eq!((t.id, t.key_len), (id, bits), "{n}");
+            }
+        }
+        for (n, id) in [("sha1", 2), ("sha", 2)] {
+            let e = EspProposal::parse(&format!("3des-{n}")).unwrap();
+            assert_eq!(e.integ, vec![Integ::HmacSha1_96]);
+            assert_eq!(integ_name(e.integ[0]), "sha1");
+            let w = e.to_wire(1, 0x1000, false);
+            assert!(w.transforms.iter().any(|t| t.kind == TransformType::INTEG && t.id == id));
+        }
+        // (name, aliases, group id)
+        let groups: [(&str, &[&str], u16); 5] = [
+            ("modp1024", &[], 2),
+            ("modp1536", &[], 5),
+            ("ecp256bp", &[], 28),
+            ("ecp384bp", &[], 29),
+            ("x448", &["curve448"], 32),
+        ];
+        for (name, aliases, id) in groups {
+            for n in std::iter::once(&name).chain(aliases) {
+                let p = IkeProposal::parse(&format!("aes128-sha256-{n}")).unwrap();
+                assert_eq!(p.groups.len(), 1);
+                assert_eq!(p.groups[0].id(), id);
+                assert_eq!(group_name(p.groups[0]), name);
+                let w = p.to_wire(1, vec![]);
+                assert!(w.transforms.iter().any(|t| t.kind == TransformType::DH && t.id == id));
+            }
+        }
+        // The classic corporate default: 3DES, SHA-1 (integrity and PRF), MODP-1024.
+        let p = IkeProposal::parse("3des-sha1-modp1024").unwrap();
+        assert_eq!(p.encr, vec![Encr::TripleDes]);
+        assert_eq!(p.integ, vec![Integ::HmacSha1_96]);
+        assert_eq!(p.prf, vec![Prf::HmacSha1]);
+        assert_eq!(p.groups, vec![Group::Modp1024]);
+        let w = p.to_wire(1, vec![]);
+        let ids: Vec<(TransformType, u16, Option<u16>)> =
+            w.transforms.iter().map(|t| (t.kind, t.id, t.key_len)).collect();
+        assert_eq!(
+            ids,
+            vec![
+                (TransformType::ENCR, 3, None),
+                (TransformType::PRF, 2, None),
+                (TransformType::INTEG, 2, None),
+                (TransformType::DH, 2, None)
+            ]
+        );
+        let p = IkeProposal::parse("aes256gcm12-prfsha1-ecp384bp").unwrap();
+        assert_eq!(
+            (p.encr[0], p.prf[0], p.groups[0]),
+            (Encr::AesGcm12 { key_len: 32 }, Prf::HmacSha1, Group::EcpBp384)
+        );
+        // An AEAD with `sha1` means PRF SHA-1, as in strongSwan.
+        let p = IkeProposal::parse("aes128gcm8-sha1-x448").unwrap();
+        assert!(p.integ.is_empty());
+        assert_eq!(p.prf, vec![Prf::HmacSha1]);
+        // Not supported: brainpoolP512r1 (no maintained crate), single DES, MD5.
+        for bad in ["aes256-sha256-ecp512bp", "des-sha1-modp1024", "3des-md5-modp1024"] {
+            assert!(matches!(IkeProposal::parse(bad), Err(ProposalError::UnknownAlgorithm(_))), "{bad}");
+        }
+        assert!(matches!(EspProposal::parse("3des"), Err(ProposalError::NoInteg(_))));
+        assert!(matches!(EspProposal::parse("aes128gcm8-sha1"), Err(ProposalError::AeadWithInteg(_))));
+    }
+
+    /// Legacy algorithms are opt-in: none is in the default proposals.
+    #[test]
+    fn defaults_have_no_legacy_algorithm() {
+        for p in IkeProposal::defaults() {
+            assert!(p.encr.iter().all(|e| !e.is_legacy()), "{p:?}");
+            assert!(p.integ.iter().all(|i| !i.is_legacy()), "{p:?}");
+            assert!(p.prf.iter().all(|x| !x.is_legacy()), "{p:?}");
+            assert!(p.groups.iter().all(|g| !g.is_legacy()), "{p:?}");
+        }
+        for p in EspProposal::defaults() {
+            assert!(p.encr.iter().all(|e| !e.is_legacy()), "{p:?}");
+            assert!(p.integ.iter().all(|i| !i.is_legacy()), "{p:?}");
+            assert!(p.groups.iter().all(|g| !g.is_legacy()), "{p:?}");
+        }
+    }
+
+    /// Collects the WARN events emitted while a closure runs.
+    #[derive(Clone, Default)]
+    struct Warnings(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    struct Fields(String);
+
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={value:?} ", field.name()));
+        }
+    }
+
+    impl tracing::Subscriber for Warnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                let mut f = Fields(String::new());
+                event.record(&mut f);
+                self.0.lock().unwrap().push(f.0);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    fn warnings_of<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+        let w = Warnings::default();
+        let out = tracing::subscriber::with_default(w.clone(), f);
+        let logged = w.0.lock().unwrap().clone();
+        (out, logged)
+    }
+
+    /// The gateway's choice of a legacy suite is accepted (it was offered) and logged as a warning naming the
+    /// legacy algorithms; a modern choice logs nothing.
+    #[test]
+    fn selecting_a_legacy_suite_warns() {
+        let offered = vec![IkeProposal::parse("3des-sha1-modp1024").unwrap()];
+        let (s, warned) = warnings_of(|| select_ike(&offered, &[offered[0].to_wire(1, vec![])]));
+        let s = s.unwrap();
+        assert_eq!(s.to_string(), "3des-sha1-prfsha1-modp1024");
+        assert_eq!(s.legacy_algorithms(), vec!["3des", "sha1", "prfsha1", "modp1024"]);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("legacy algorithms") && warned[0].contains("3des,sha1,prfsha1,modp1024"),
+            "{warned:?}"
+        );
+
+        let offered = vec![IkeProposal::parse("aes256gcm16-prfsha256-x448").unwrap()];
+        let (s, warned) = warnings_of(|| select_ike(&offered, &[offered[0].to_wire(1, vec![])]));
+        assert_eq!(s.unwrap().legacy_algorithms(), vec!["x448"]);
+        assert!(warned[0].contains("x448"), "{warned:?}");
+
+        let esp = vec![EspProposal::parse("aes128gcm8").unwrap()];
+        let ((s, _), warned) =
+            warnings_of(|| select_esp(&esp, &[esp[0].to_wire(1, 0xc000_0001, false)], false).unwrap());
+        assert_eq!(s.to_string(), "aes128gcm8");
+        assert!(warned.len() == 1 && warned[0].contains("Child SA") && warned[0].contains("aes128gcm8"), "{warned:?}");
+
+        let esp = vec![EspProposal::parse("aes256-sha256-ecp256bp").unwrap()];
+        let ((s, _), _) = warnings_of(|| select_esp(&esp, &[esp[0].to_wire(1, 0xc000_0001, true)], true).unwrap());
+        assert_eq!(s.legacy_algorithms(), vec!["ecp256bp"]);
+
+        let offered = IkeProposal::defaults();
+        let mut chosen = offered[0].to_wire(1, vec![]);
+        let mut seen = std::collections::HashSet::new();
+        chosen.transforms.retain(|t| seen.insert(t.kind));
+        let (s, warned) = warnings_of(|| select_ike(&offered, &[chosen]));
+        assert!(s.unwrap().legacy_algorithms().is_empty());
+        assert!(warned.is_empty(), "{warned:?}");
+    }
+
+    /// A gateway may not pick a legacy algorithm the profile did not name, even with the same transform type.
+    #[test]
+    fn legacy_choice_not_offered_is_refused() {
+        let offered = IkeProposal::defaults();
+        let legacy = IkeProposal::parse("3des-sha1-modp1024").unwrap().to_wire(1, vec![]);
+        assert!(select_ike(&offered, &[legacy]).is_err());
+        let offered = vec![IkeProposal::parse("aes128-sha256-modp2048").unwrap()];
+        let mut w = offered[0].to_wire(1, vec![]);
+        for t in &mut w.transforms {
+            if t.kind == TransformType::INTEG {
+                t.id = 2; // HMAC-SHA1-96
+            }
+        }
+        assert_eq!(select_ike(&offered, &[w]), Err(ProposalError::NotOffered("integrity algorithm")));
+        let esp = EspProposal::defaults();
+        let mut w = esp[0].to_wire(1, 0xc000_0001, false);
+        w.transforms.retain(|t| t.kind != TransformType::ENCR && t.kind != TransformType::ESN);
+        w.transforms.push(Transform { kind: TransformType::ENCR, id: 18, key_len: Some(256) });
+        w.transforms.push(Transform { kind: TransformType::ESN, id: 0, key_len: None });
+        assert_eq!(select_esp(&esp, &[w], false), Err(ProposalError::NotOffered("encryption algorithm")));
     }
 }
