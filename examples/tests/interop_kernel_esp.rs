@@ -140,7 +140,8 @@ fn default_client_through_a_kernel_esp_gateway_without_nat() {
     assert!(!raw_values(&raw, "nat-local").contains(&"yes"), "the gateway is not behind a NAT: {raw}");
     let bytes_in = raw_numbers(&raw, "bytes-in");
     let bytes_out = raw_numbers(&raw, "bytes-out");
-    assert!(bytes_in.iter().any(|&b| b >= 5_000_000), "gateway received the iperf3 data: {bytes_in:?}\n{raw}");
+    // Inner packets (TCP payload plus headers) cover at least what the iperf3 receiver got.
+    assert!(bytes_in.iter().any(|&b| b >= r.bytes), "gateway received the iperf3 data ({r:?}): {bytes_in:?}\n{raw}");
     assert!(bytes_out.iter().any(|&b| b > 0), "gateway sent through the Child SA: {bytes_out:?}\n{raw}");
 
     // The kernel holds the SAs (kernel-netlink, not libipsec), with ESP-in-UDP and its own counters.
@@ -156,7 +157,7 @@ fn default_client_through_a_kernel_esp_gateway_without_nat() {
         .filter_map(|l| l.split(',').next())
         .filter_map(|b| b.strip_suffix("(bytes)").and_then(|n| n.parse().ok()))
         .collect();
-    assert!(kernel_bytes.iter().any(|&b| b >= 5_000_000), "kernel ESP counters {kernel_bytes:?}:\n{xfrm}");
+    assert!(kernel_bytes.iter().any(|&b| b >= r.bytes), "kernel ESP counters {kernel_bytes:?} ({r:?}):\n{xfrm}");
 
     // Control: the encapsulation is the client's doing. The path has no NAT and the gateway does not force
     // encapsulation (encap = no: it fakes nothing), so UDP encapsulation was negotiated only because the client's
