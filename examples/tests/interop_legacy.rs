@@ -127,6 +127,7 @@ fn each_legacy_suite_negotiates_and_carries_ping() {
         if !ping {
             failures.push(format!("{} / {}: no ping through the tunnel\n{}", s.ike, s.esp, c.transcript()));
         }
+        eprintln!("{} / {}: ike: {ike}; esp: {esp}; ping through the tunnel: {ping}", s.ike, s.esp);
         assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
         assert!(!c.log().contains("panicked"));
         gw.wait_for_sa_count(0, T).unwrap();
@@ -154,4 +155,62 @@ fn default_proposals_do_not_reach_a_legacy_gateway() {
     assert_eq!(err.len(), 1, "{}", c.transcript());
     assert!(err[0].contains("NO_PROPOSAL_CHOSEN"), "{}", err[0]);
     assert_eq!(gw.sa_count().unwrap(), 0);
+}
+
+/// Rekeys by both sides with a legacy suite: the IKE SA under 3DES/SHA-1/MODP-1024, the Child SA under
+/// AES-GCM-8 with PFS on brainpoolP256r1 (a fresh ECP_256_BP exchange in every CREATE_CHILD_SA), while a
+/// continuous ping runs through the tunnel.
+#[test]
+fn legacy_suite_rekeys_by_both_sides() {
+    ikelink_cli::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let (ike, esp) = ("3des-sha1-modp1024", "aes128gcm8-ecp256bp");
+    let cfg = GatewayConfig {
+        ike_proposals: ike.into(),
+        esp_proposals: esp.into(),
+        rekey_time: Some("300s".into()),
+        child_rekey_time: Some("300s".into()),
+        child_life_time: Some("600s".into()),
+        over_time: Some("60s".into()),
+        ..Default::default()
+    };
+    let gw = Gateway::start(&tb, &cfg).unwrap();
+    let profile =
+        psk_profile(Some(ike), Some(esp), &[LAN_NET]) + "\n[timers]\nrekey_child = 6\nrekey_ike = 12\ndpd = 0\n";
+    let mut c = IkelinkClient::start(&tb, Path::new(BIN), &profile, &["-v"]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 1).unwrap(), "{}", c.transcript());
+    let count = 200;
+    let ping = start_ping(&tb, LAN_ADDR, count).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    gw.rekey_child().unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    gw.rekey_ike().unwrap();
+    let (text, received) = finish_ping(ping).unwrap();
+    let log = c.log();
+    let rekeyed: Vec<String> = c.lines().into_iter().filter(|l| l.starts_with("rekeyed:")).collect();
+    eprintln!(
+        "ping {received}/{count}; Child SA rekeys: {} (gateway {}, us {}); IKE SA rekeys: {} (gateway {}, us {})",
+        rekeyed.len(),
+        log.matches("gateway rekeys the Child SA").count(),
+        log.matches("rekeying Child SA").count(),
+        log.matches("IKE SA rekeyed").count(),
+        log.matches("gateway rekeys the IKE SA").count(),
+        log.matches("rekeying the IKE SA").count(),
+    );
+    let t = c.transcript();
+    assert!(rekeyed.len() >= 2, "Child SA rekeys by both sides\n{t}");
+    assert!(rekeyed.iter().all(|l| l.contains(&format!("esp={esp} "))), "PFS with ecp256bp on every rekey\n{t}");
+    assert!(log.contains("gateway rekeys the Child SA") && log.contains("rekeying Child SA"), "{t}");
+    assert!(log.contains("gateway rekeys the IKE SA") && log.contains("rekeying the IKE SA"), "{t}");
+    assert!(log.matches("IKE SA rekeyed").count() >= 2, "{t}");
+    assert!(received >= count - 2, "ping across the rekeys: {text}\n{t}");
+    let gw_log = gw.log();
+    assert!(!gw_log.contains("failed to establish CHILD_SA"), "gateway saw no failed rekey");
+    let sas = gw.list_sas().unwrap();
+    assert!(sas.contains("3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024"), "{sas}");
+    assert!(sas.contains("AES_GCM_8-128/ECP_256_BP"), "{sas}");
+    assert!(c.interrupt(T).unwrap().success(), "{t}");
+    gw.wait_for_sa_count(0, T).unwrap();
 }
