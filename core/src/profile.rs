@@ -214,6 +214,8 @@ pub struct AuthSection {
     /// Offer EAP-only authentication (RFC 5998).
     #[serde(default)]
     pub eap_only: bool,
+    /// Highest TLS version for EAP-TLS, -TTLS and PEAP: "1.2" (default, as strongSwan and Windows) or "1.3".
+    pub tls_max_version: Option<String>,
 }
 
 impl std::fmt::Debug for AuthSection {
@@ -672,6 +674,11 @@ impl Profile {
                     }
                     Ok((roots, server_name))
                 };
+                let tls13 = match a.tls_max_version.as_deref().map(str::trim) {
+                    None | Some("1.2") => false,
+                    Some("1.3") => true,
+                    Some(v) => return Err(field("auth.tls_max_version", format!("`{v}`: \"1.2\" or \"1.3\""))),
+                };
                 let tunneled = matches!(method, Some(EapMethod::Ttls | EapMethod::Peap));
                 if a.ttls_inner.is_some() && !tunneled {
                     return Err(field("auth.ttls_inner", "only with eap_method = \"ttls\" or \"peap\""));
@@ -680,7 +687,13 @@ impl Profile {
                     (method, supplied.eap_tls_identity.as_ref())
                 {
                     let (roots, server_name) = eap_server_trust("EAP-TLS")?;
-                    EapCredentials::Tls(TlsCredentials { chain: chain.clone(), key: key.clone(), server_name, roots })
+                    EapCredentials::Tls(TlsCredentials {
+                        chain: chain.clone(),
+                        key: key.clone(),
+                        server_name,
+                        roots,
+                        tls13,
+                    })
                 } else if method == Some(EapMethod::Tls) {
                     let creds = client_creds()?;
                     let _ = creds;
@@ -695,7 +708,7 @@ impl Profile {
                     let key = PrivateKeyDer::from_pem_slice(&key_pem)
                         .map_err(|e| field("auth.key", format!("bad PEM: {e:?}")))?;
                     let (roots, server_name) = eap_server_trust("EAP-TLS")?;
-                    EapCredentials::Tls(TlsCredentials { chain, key: TlsKey::Der(key), server_name, roots })
+                    EapCredentials::Tls(TlsCredentials { chain, key: TlsKey::Der(key), server_name, roots, tls13 })
                 } else if tunneled {
                     let username = a.username.clone().ok_or_else(|| field("auth.username", "EAP needs a user name"))?;
                     let password = read_secret("password", &a.password, &a.password_file)?
@@ -718,6 +731,7 @@ impl Profile {
                         server_name,
                         roots,
                         inner,
+                        tls13,
                     })
                 } else {
                     let username = a.username.clone().ok_or_else(|| field("auth.username", "EAP needs a user name"))?;

@@ -333,7 +333,7 @@ fn eap_through_a_radius_server() {
     for (radius_eap, tls, profile_auth, method_in_log) in [
         ("tls", "1.2", eap_tls, "EAP-TLS"),
         ("peap", "1.2", tunneled("peap"), "PEAP"),
-        ("peap", "1.3", tunneled("peap"), "PEAP over TLS 1.3"),
+        ("peap", "1.3", tunneled("peap") + "\ntls_max_version = \"1.3\"", "PEAP over TLS 1.3"),
         ("ttls", "1.2", tunneled("ttls"), "TTLS"),
         ("mschapv2", "1.2", eap_auth("mschapv2", EAP_PASSWORD), "MSCHAPv2"),
     ] {

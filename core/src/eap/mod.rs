@@ -96,6 +96,9 @@ pub struct TlsCredentials {
     pub server_name: String,
     /// Trust anchors for the EAP server's certificate.
     pub roots: RootCertStore,
+    /// Offer TLS 1.3 (RFC 9190) as well as 1.2. Off by default, as strongSwan's `max_version` and Windows do:
+    /// servers such as libreswan 4.10 negotiate 1.3 but key EAP-TLS as with 1.2 and skip RFC 9190's commitment.
+    pub tls13: bool,
 }
 
 impl Clone for TlsCredentials {
@@ -105,6 +108,7 @@ impl Clone for TlsCredentials {
             key: self.key.clone(),
             server_name: self.server_name.clone(),
             roots: self.roots.clone(),
+            tls13: self.tls13,
         }
     }
 }
@@ -131,6 +135,8 @@ pub struct TtlsCredentials {
     pub roots: RootCertStore,
     /// Inner methods we accept (EAP-MSCHAPv2, EAP-MD5); empty: either.
     pub inner: Vec<EapMethod>,
+    /// Offer TLS 1.3 (RFC 9427) as well as 1.2 (see [`TlsCredentials::tls13`]).
+    pub tls13: bool,
 }
 
 impl fmt::Debug for TtlsCredentials {

@@ -419,6 +419,7 @@ mod tls {
                 key: TlsKey::Der(pki.client.1.clone_key()),
                 server_name: server_name.into(),
                 roots: roots(trust),
+                tls13: true,
             }),
             allowed: vec![],
         }
@@ -789,6 +790,7 @@ mod ttls {
                 server_name: "aaa.example.org".into(),
                 roots,
                 inner: vec![],
+                tls13: true,
             }),
             allowed: vec![EapMethod::Ttls],
         }

@@ -72,7 +72,7 @@ impl EapTls {
     /// Build the TLS client for an EAP-TLS Start.
     pub(crate) fn new(creds: &TlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
         let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .with_protocol_versions(versions(creds.tls13))
             .map_err(tls_error)?
             .with_root_certificates(creds.roots.clone());
         let config = match &creds.key {
@@ -469,11 +469,22 @@ impl rustls::sign::Signer for KeystoreSignature {
     }
 }
 
-/// The TLS client of a tunneled method (EAP-TTLS, PEAP): TLS 1.3 or 1.2, the server checked against `creds`'
-/// roots, no client certificate.
+/// The TLS versions we offer: 1.2, and 1.3 when the profile allows it.
+fn versions(tls13: bool) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    static BOTH: [&rustls::SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
+    static TLS12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+    if tls13 {
+        &BOTH
+    } else {
+        &TLS12
+    }
+}
+
+/// The TLS client of a tunneled method (EAP-TTLS, PEAP): TLS 1.2 (or 1.3 where allowed), the server checked
+/// against `creds`' roots, no client certificate.
 fn tunnel_config(creds: &TtlsCredentials) -> Result<ClientConfig, EapError> {
     Ok(ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(versions(creds.tls13))
         .map_err(tls_error)?
         .with_root_certificates(creds.roots.clone())
         .with_no_client_auth())

@@ -31,6 +31,7 @@ pub(crate) fn config(which: u8) -> (EapConfig, u8) {
             server_name: pki::GW_NAME.into(),
             roots: roots.clone(),
             inner,
+            tls13: true,
         })
     };
     let (credentials, allowed, typ) = match which % 6 {
@@ -42,6 +43,7 @@ pub(crate) fn config(which: u8) -> (EapConfig, u8) {
                 key: TlsKey::Der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki::GW_KEY.to_vec()))),
                 server_name: pki::GW_NAME.into(),
                 roots: roots.clone(),
+                tls13: true,
             }),
             vec![EapMethod::Tls],
             13,

@@ -280,6 +280,9 @@ impl Iked {
     /// Writes the configuration and credentials, starts iked in `gw` and waits (≤ 10 s) until it listens on
     /// port 500.
     pub fn start(tb: &Testbed, config: &IkedConfig) -> Result<Iked> {
+        let version = super::matrix::package_version("openiked").unwrap_or_default();
+        let stand_in = if kernel_has_pfkey() { "" } else { " (PF_KEY stand-in: IKE SA only)" };
+        super::matrix::set_gateway(&format!("OpenIKED {version}{stand_in}"));
         if !Path::new(IKED).exists() || !Path::new(IKED_ETC).is_dir() {
             return Err(HarnessError::Setup(format!(
                 "{IKED} is not installed (scripts/install-deps.sh installs openiked)"

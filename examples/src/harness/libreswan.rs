@@ -233,6 +233,8 @@ impl Libreswan {
     /// Writes the configuration, makes the NSS database (with the certificates of `config`), starts pluto in
     /// `gw` and waits (≤ 10 s) until it listens on port 500 with the connection loaded.
     pub fn start(tb: &Testbed, config: &LibreswanConfig) -> Result<Libreswan> {
+        let version = super::matrix::package_version("libreswan").unwrap_or_default();
+        super::matrix::set_gateway(format!("libreswan {version}").trim());
         let root = libreswan_root();
         if !Self::pluto_path().exists() {
             return Err(HarnessError::Setup(format!(

@@ -18,18 +18,27 @@ pub fn set_gateway(label: &str) {
     GATEWAY.with(|g| *g.borrow_mut() = Some(label.to_owned()));
 }
 
-/// Debian's strongSwan, with the version of its package (`5.9.8` of `5.9.8-5+deb12u1`).
+/// The upstream version of a Debian package (`5.9.8` of `5.9.8-5+deb12u1`): installed, or else the one apt
+/// would fetch (libreswan is unpacked from a downloaded package, not installed).
+pub fn package_version(package: &str) -> Option<String> {
+    let out = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd).args(args).output().ok().and_then(|o| String::from_utf8(o.stdout).ok())
+    };
+    let v = out("dpkg-query", &["-W", "-f=${Version}", package]).filter(|v| !v.trim().is_empty()).or_else(|| {
+        out("apt-cache", &["show", package])
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Version: ").map(str::to_owned)))
+    })?;
+    let upstream = v.trim().split_once(':').map_or(v.trim(), |(_, rest)| rest);
+    upstream.split('-').next().map(str::to_owned)
+}
+
+/// Debian's strongSwan, with its version.
 fn strongswan() -> String {
     static VERSION: OnceLock<String> = OnceLock::new();
     VERSION
-        .get_or_init(|| {
-            std::process::Command::new("dpkg-query")
-                .args(["-W", "-f=${Version}", "strongswan-charon"])
-                .output()
-                .ok()
-                .and_then(|o| String::from_utf8(o.stdout).ok())
-                .and_then(|v| v.split('-').next().map(|v| format!("strongSwan {v}")))
-                .unwrap_or_else(|| "strongSwan".into())
+        .get_or_init(|| match package_version("strongswan-charon") {
+            Some(v) => format!("strongSwan {v}"),
+            None => "strongSwan".into(),
         })
         .clone()
 }
