@@ -402,7 +402,7 @@ fn lab_profile_keeps_the_vendor_settings() {
     };
     let read = |f: &str| std::fs::read_to_string(presets_dir().join(f)).unwrap();
     let flex: toml::Table = toml::from_str(&lab_profile(&read("cisco-flexvpn.toml"), &pki)).unwrap();
-    assert_eq!(flex["gateway"]["id"].as_str(), Some("keyid:0x666c657876706e2d687562"));
+    assert_eq!(flex["gateway"]["id"].as_str(), Some("keyid:flexvpn-hub"));
     assert_eq!(flex["gateway"]["address"].as_str(), Some("203.0.113.2"));
     assert_eq!(flex["auth"]["psk"].as_str(), Some(DEFAULT_PSK));
     assert!(flex["auth"].get("psk_file").is_none());

@@ -18,9 +18,13 @@ pub fn parse_identity(s: &str) -> Result<Identification, String> {
         return Ok(Identification { id_type: IdType::ID_RFC822_ADDR, data: rest.as_bytes().to_vec() });
     }
     if let Some(rest) = s.strip_prefix("keyid:") {
-        let hex = rest.strip_prefix("0x").unwrap_or(rest);
-        let bytes = decode_hex(hex).ok_or_else(|| format!("keyid `{rest}` is not hex"))?;
-        return Ok(Identification { id_type: IdType::ID_KEY_ID, data: bytes });
+        // As strongSwan: `keyid:#hex` (or `keyid:0xhex`) is hex, anything else the text itself (a Cisco group).
+        let data = match rest.strip_prefix('#').or_else(|| rest.strip_prefix("0x")) {
+            Some(hex) => decode_hex(hex).ok_or_else(|| format!("keyid `{rest}` is not hex"))?,
+            None if rest.is_empty() => return Err("keyid is empty".into()),
+            None => rest.as_bytes().to_vec(),
+        };
+        return Ok(Identification { id_type: IdType::ID_KEY_ID, data });
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(match ip {
@@ -74,7 +78,9 @@ mod tests {
         assert_eq!((v4.id_type, v4.data), (IdType::ID_IPV4_ADDR, vec![203, 0, 113, 2]));
         assert_eq!(parse_identity("2001:db8::1").unwrap().id_type, IdType::ID_IPV6_ADDR);
         assert_eq!(parse_identity("keyid:0xabcd").unwrap().data, vec![0xab, 0xcd]);
-        assert!(parse_identity("keyid:xyz").is_err());
+        assert_eq!(parse_identity("keyid:#abcd").unwrap().data, vec![0xab, 0xcd]);
+        assert_eq!(parse_identity("keyid:flexvpn-hub").unwrap().data, b"flexvpn-hub".to_vec());
+        assert!(parse_identity("keyid:#xyz").is_err() && parse_identity("keyid:").is_err());
         assert!(parse_identity("  ").is_err());
         assert_eq!(display_identity(&parse_identity("203.0.113.2").unwrap()), "203.0.113.2");
     }
