@@ -386,7 +386,7 @@ impl IkeSuite {
             tracing::warn!(
                 suite = %self,
                 legacy = %legacy.join(","),
-                "IKE SA negotiated with legacy algorithms (weak or outdated; opted into by the profile)"
+                "IKE SA negotiated with legacy algorithms (opted into by the profile, never in the defaults)"
             );
         }
     }
@@ -405,7 +405,7 @@ impl EspSuite {
             tracing::warn!(
                 suite = %self,
                 legacy = %legacy.join(","),
-                "Child SA negotiated with legacy algorithms (weak or outdated; opted into by the profile)"
+                "Child SA negotiated with legacy algorithms (opted into by the profile, never in the defaults)"
             );
         }
     }
