@@ -21,7 +21,7 @@ use crate::crypto::{
     nat_detection_hash, sign_auth, Encr, GatewayCertPolicy, Group, IkeKeys, Integ, KeyExchange, KeyPairSigner, Prf,
     Revocation, RevocationResponse, SigScheme, TrustAnchors,
 };
-use crate::ike::{parse_cidr, AuthConfig, Event, GatewayAuth, IkeConfig, IkeSa, Retransmit, SocketKind, State, Timer};
+use crate::ike::{parse_cidr, AuthConfig, Event, GatewayAuth, IkeConfig, IkeSa, Retransmit, SocketKind, State};
 use crate::profile::Profile;
 use crate::wire::{
     self, cert_encoding, cfg_attr, AuthMethod, AuthPayload, CertPayload, CfgType, ConfigAttribute, ConfigPayload,
@@ -473,21 +473,8 @@ pub(crate) fn drain(sa: &mut IkeSa, t: &mut Tracker) {
         }
     }
     if sa.state() == State::Closed {
-        match sa.poll_timeout() {
-            None => {}
-            // Known (fuzz/artifacts-found/ike_sa/README.md): closed while the gateway's certificate waits for
-            // its revocation answers, the Revocation deadline stays until it fires once. IKELINK_FUZZ_STRICT=1
-            // checks it too.
-            Some((_, Timer::Revocation)) if !strict() => {}
-            other => panic!("a closed IKE SA still wants a timer: {other:?}"),
-        }
+        assert_eq!(sa.poll_timeout(), None, "a closed IKE SA still wants a timer");
     }
-}
-
-/// `IKELINK_FUZZ_STRICT` is set: known findings are checked too (to reproduce them).
-fn strict() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("IKELINK_FUZZ_STRICT").is_some())
 }
 
 /// An IKE SA driven to the scenario's stage, with the gateway (`None` at [`Stage::Init`]).

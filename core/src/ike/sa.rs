@@ -1660,6 +1660,8 @@ impl IkeSa {
         self.next_keepalive = None;
         self.reassembly = None;
         self.queue.clear();
+        // A deferred IKE_AUTH response and its revocation deadline die with the SA (found by fuzzing, ike_sa).
+        self.revocation = Default::default();
         self.set_state(State::Closed);
         self.events.push_back(Event::Closed(reason));
     }
