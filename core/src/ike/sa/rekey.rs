@@ -113,6 +113,7 @@ fn choose_esp(ours: &[EspProposal], theirs: &[wire::Proposal]) -> Option<(EspSui
             }
             let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::ESP, spi: vec![], transforms };
             let suite = EspSuite { encr, integ: integ.map(|(i, _)| i), group: group.map(|(g, _)| g), esn };
+            suite.warn_if_legacy();
             return Some((suite, spi, chosen));
         }
     }
@@ -159,7 +160,9 @@ fn choose_ike(ours: &[IkeProposal], theirs: &[wire::Proposal]) -> Option<(IkeSui
             }
             transforms.push(tg);
             let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::IKE, spi: vec![], transforms };
-            return Some((IkeSuite { encr, integ: integ.map(|(i, _)| i), prf, group }, spi, chosen));
+            let suite = IkeSuite { encr, integ: integ.map(|(i, _)| i), prf, group };
+            suite.warn_if_legacy();
+            return Some((suite, spi, chosen));
         }
     }
     None
