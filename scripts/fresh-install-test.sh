@@ -3,7 +3,8 @@
 # scripts/install-deps.sh there as a new user's machine would, then scripts/check-deps.sh: every program,
 # strongSwan plugin and library the tests use must come from what the install script installed. Takes a few
 # about a minute and ~1.6 GB (removed afterwards); scripts/test.sh runs it unless IKELINK_FRESH=0. Needs root and
-# the Debian mirror.
+# the Debian mirror. `scripts/fresh-install-test.sh --full` (IKELINK_FRESH=full) then runs the whole test command
+# in that system from a clean clone of the committed tree (as long as a test run).
 set -eu
 cd "$(dirname "$0")/.."
 root="$PWD/target/fresh-bookworm"
@@ -14,7 +15,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
 fi
 
 cleanup() {
-    for m in proc sys dev/pts dev; do
+    for m in root/.rustup root/.cargo proc sys dev/pts dev; do
         umount "$root/$m" 2>/dev/null || true
     done
 }
@@ -32,17 +33,34 @@ mount --bind /dev "$root/dev"
 mount --bind /dev/pts "$root/dev/pts"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
-# What the two scripts read: themselves and the harness's plugin list.
+# What the two scripts read: themselves and the harness's plugin list; with `--full` a clean clone of the
+# committed tree (as CI has it), whose whole test command then runs in the fresh system.
 work="$root/ikelink"
 rm -rf "$work"
-mkdir -p "$work/scripts" "$work/examples/src/harness"
-cp scripts/install-deps.sh scripts/check-deps.sh "$work/scripts/"
-cp examples/src/harness/charon.rs "$work/examples/src/harness/"
+if [ "${1:-}" = --full ]; then
+    git clone -q "$PWD" "$work"
+else
+    mkdir -p "$work/scripts" "$work/examples/src/harness"
+    cp scripts/install-deps.sh scripts/check-deps.sh "$work/scripts/"
+    cp examples/src/harness/charon.rs "$work/examples/src/harness/"
+fi
 
 echo "fresh-install-test: scripts/install-deps.sh in the fresh system"
 chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root sh -c 'cd /ikelink && ./scripts/install-deps.sh'
 echo "fresh-install-test: scripts/check-deps.sh in the fresh system"
 chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root sh -c 'cd /ikelink && ./scripts/check-deps.sh'
+if [ "${1:-}" = --full ]; then
+    # The machine's Rust toolchain (a fresh CI machine has one; rustup's servers are not reachable here).
+    for d in .rustup .cargo; do
+        if [ -d "$HOME/$d" ]; then
+            mkdir -p "$root/root/$d"
+            mount --bind "$HOME/$d" "$root/root/$d"
+        fi
+    done
+    echo "fresh-install-test: scripts/test.sh in the fresh system"
+    chroot "$root" /usr/bin/env -i PATH=/root/.cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root IKELINK_FRESH=0 \
+        sh -c 'cd /ikelink && ./scripts/test.sh'
+fi
 cleanup
 rm -rf "$root"
 echo "fresh-install-test: ok"

@@ -2,7 +2,8 @@
 # Runs every test: unit tests, the simulated-responder tests, and the interop tests against a real strongSwan
 # gateway in network namespaces. Needs root (namespaces, charon). Installs what it needs first.
 #   IKELINK_SOAK=1 also runs the long soak tests (minutes).
-#   IKELINK_FRESH=0 skips running the install script on a freshly debootstrapped Debian 12 (about a minute).
+#   IKELINK_FRESH=0 skips running the install script on a freshly debootstrapped Debian 12 (about a minute);
+#   IKELINK_FRESH=full also runs this whole test command there (from a clean clone of the committed tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -13,9 +14,10 @@ fi
 # Every program, plugin and library the tests use must come from a package the install script names.
 ./scripts/check-deps.sh
 # The same on a freshly debootstrapped Debian 12 (about a minute; IKELINK_FRESH=0 skips it).
-if [ "${IKELINK_FRESH:-1}" = 1 ]; then
-  ./scripts/fresh-install-test.sh
-fi
+case "${IKELINK_FRESH:-1}" in
+  1) ./scripts/fresh-install-test.sh ;;
+  full) ./scripts/fresh-install-test.sh --full ;;
+esac
 export IKELINK_INTEROP=1
 export CARGO_TERM_COLOR=never
 cargo build --workspace --all-targets --locked
