@@ -21,9 +21,18 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Remove the fresh system, but never through a mount that is still there (the bind-mounted toolchain!).
+remove_root() {
+    cleanup
+    if grep -q " $root/" /proc/mounts; then
+        echo "fresh-install-test: something is still mounted under $root; not removing it" >&2
+        return 1
+    fi
+    rm -rf "$root"
+}
+
 # Always a new system: a reused one would already hold what an earlier run installed.
-cleanup
-rm -rf "$root"
+remove_root
 echo "fresh-install-test: debootstrap --variant=minbase bookworm"
 debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
     || { tail -20 "$root.debootstrap.log" >&2; exit 1; }
@@ -61,6 +70,5 @@ if [ "${1:-}" = --full ]; then
     chroot "$root" /usr/bin/env -i PATH=/root/.cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root IKELINK_FRESH=0 \
         sh -c 'cd /ikelink && ./scripts/test.sh'
 fi
-cleanup
-rm -rf "$root"
+remove_root
 echo "fresh-install-test: ok"
