@@ -15,7 +15,12 @@
 //! On a kernel without ESP (as here) pluto authenticates the peer and establishes the IKE SA, then cannot
 //! install the Child SA ("netlink response for Add SA ...: Function not implemented"), answers it with
 //! TS_UNACCEPTABLE and deletes the IKE SA without telling the peer. Its log is the proof of what it accepted:
-//! [`Libreswan::IKE_SA_ESTABLISHED`].
+//! [`Libreswan::IKE_SA_ESTABLISHED`]. On a kernel with ESP (the VM of `scripts/vm-run.sh`) it installs the Child
+//! SA (ESP in UDP when the client asks for encapsulation, [`Libreswan::CHILD_SA_ESTABLISHED`]) with an XFRM
+//! policy from `leftsubnet` to the client's lease, which takes the LAN's traffic to the pool into the tunnel (no
+//! route is needed: the gateway's default route covers the pool), and runs libreswan's own updown script
+//! ([`Libreswan::UPDOWN`]; `ipsec _updown` would find strongSwan's). [`Libreswan::traffic_status`] gives its
+//! counters.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -37,13 +42,29 @@ pub fn libreswan_root() -> PathBuf {
 }
 
 /// Whether this kernel can hold an ESP SA (`CONFIG_INET_ESP`): tries to add one in `tb`'s `lan` namespace (then
-/// flushes it). Without it pluto cannot install Child SAs (see the module docs).
+/// flushes it). Without it pluto cannot install Child SAs (see the module docs). The same probe as
+/// `examples/tests/interop_kernel_esp.rs` (a tunnel-mode AES-GCM state).
 pub fn kernel_has_esp(tb: &Testbed) -> Result<bool> {
-    let (key16, key32) = ("00112233445566778899aabbccddeeff", "00112233445566778899aabbccddeeff".repeat(2));
-    let add = format!(
-        "ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 enc cbc(aes) 0x{key16} auth hmac(sha256) 0x{key32}"
-    );
-    let add: Vec<&str> = add.split(' ').collect();
+    let add = [
+        "ip",
+        "xfrm",
+        "state",
+        "add",
+        "src",
+        "192.0.2.1",
+        "dst",
+        "192.0.2.2",
+        "proto",
+        "esp",
+        "spi",
+        "0x1000",
+        "mode",
+        "tunnel",
+        "aead",
+        "rfc4106(gcm(aes))",
+        "0x0102030405060708090a0b0c0d0e0f1011121314",
+        "128",
+    ];
     let out = tb.exec_unchecked(Role::Lan, &add, DEFAULT_COMMAND_TIMEOUT)?;
     if out.status.success() {
         tb.exec(Role::Lan, &["ip", "xfrm", "state", "flush"])?;
@@ -147,6 +168,11 @@ impl LibreswanConfig {
         c += &format!("conn {}\n", Libreswan::CONN);
         c += "\tikev2=yes\n\tauto=add\n";
         c += &format!("\tleft={GW_ADDR}\n\tleftid=@{}\n\tleftsubnet={}\n", self.local_id, self.local_subnet);
+        // libreswan's own updown script (the default, `ipsec _updown`, finds strongSwan's `ipsec` in $PATH, whose
+        // _updown fails with "unknown interface version" and makes pluto tear the Child SA down again). The path
+        // is the one inside pluto's private mount namespace, where the package's usr/libexec is overlaid, so the
+        // script's own /usr/libexec/ipsec/_updown.xfrm is the package's too.
+        c += &format!("\tleftupdown={}\n", Libreswan::UPDOWN);
         c += &format!("\tright=%any\n\trightid={}\n", self.remote_id);
         c += "\tnarrowing=yes\n\tfragmentation=yes\n";
         if let Some(pool) = &self.pool {
@@ -219,6 +245,10 @@ impl Libreswan {
     pub const CERT_NICK: &'static str = "gw";
     /// What pluto logs once it authenticated the peer and established the IKE SA (followed by how).
     pub const IKE_SA_ESTABLISHED: &'static str = "established IKE SA; authenticated peer";
+    /// What pluto logs once it installed a Child SA in the kernel (followed by its SPIs and algorithms).
+    pub const CHILD_SA_ESTABLISHED: &'static str = "established Child SA";
+    /// The updown script pluto runs (`leftupdown=`): libreswan's, as seen inside pluto's mount namespace.
+    pub const UPDOWN: &'static str = "/usr/libexec/ipsec/_updown";
 
     /// pluto in the unpacked package.
     pub fn pluto_path() -> PathBuf {
@@ -399,6 +429,30 @@ impl Libreswan {
         r.map_err(|e| self.explain(e))
     }
 
+    /// `whack --trafficstatus` (through pluto's control socket): one line per Child SA, with `inBytes=`,
+    /// `outBytes=` and the client's `lease=`.
+    pub fn traffic_status(&self) -> Result<String> {
+        let whack = libreswan_root().join("usr/libexec/ipsec/whack");
+        let ctl = self.dir.path().join("run").join("pluto.ctl");
+        let mut cmd = Command::new(&whack);
+        cmd.arg("--ctlsocket").arg(&ctl).arg("--trafficstatus");
+        let out = process::run(&mut cmd, DEFAULT_COMMAND_TIMEOUT).map_err(|e| self.explain(e))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The `(inBytes, outBytes)` of every Child SA in `whack --trafficstatus` output, as the gateway counts them
+    /// (inner packets: what came from the client, what went to it).
+    pub fn traffic_bytes(status: &str) -> Vec<(u64, u64)> {
+        let field = |line: &str, key: &str| -> Option<u64> {
+            line.split([',', ' ']).find_map(|w| w.strip_prefix(key)).and_then(|v| v.trim_end_matches('B').parse().ok())
+        };
+        status
+            .lines()
+            .filter(|l| l.contains("type=ESP"))
+            .filter_map(|l| Some((field(l, "inBytes=")?, field(l, "outBytes=")?)))
+            .collect()
+    }
+
     /// Adds pluto's output and the tail of its log to an error.
     pub fn explain(&self, e: HarnessError) -> HarnessError {
         let stdout = std::fs::read_to_string(self.dir.path().join("pluto.stdout")).unwrap_or_default();
@@ -458,7 +512,16 @@ mod tests {
         assert!(c.contains("\trightaddresspool=100.64.0.1-100.64.0.254\n"));
         assert!(c.contains("\tleftsubnet=198.51.100.0/24\n"));
         assert!(c.contains("\tdumpdir=/tmp/x/run\n"));
+        assert!(c.contains("\tleftupdown=/usr/libexec/ipsec/_updown\n"), "libreswan's own updown: {c}");
         assert_eq!(cfg.ipsec_secrets(), "@gw.ikelink.test client@ikelink.test : PSK \"ikelink-test-psk-0123456789\"\n");
+    }
+
+    #[test]
+    fn traffic_status_counters() {
+        let status = "006 #2: \"rw\"[1] 192.0.2.2, type=ESP, add_time=1700000000, inBytes=5312168, \
+                      outBytes=176524, maxBytes=2^63B, id='client@ikelink.test', lease=100.64.0.1/32\n";
+        assert_eq!(Libreswan::traffic_bytes(status), vec![(5_312_168, 176_524)]);
+        assert!(Libreswan::traffic_bytes("000 no traffic\n").is_empty());
     }
 
     fn pki(key_type: KeyType) -> Pki {
