@@ -82,7 +82,13 @@ impl IkeSa {
     /// gateway does not follow by itself; tell it with UPDATE_SA_ADDRESSES (RFC 4555 §3.8).
     pub(super) fn check_nat_mapping(&mut self, payloads: &[Payload]) {
         let Some(d) = notify_of(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP) else { return };
-        let changed = self.natd_seen.as_ref().is_some_and(|old| *old != d.data);
+        let changed = match &self.natd_seen {
+            Some(old) => *old != d.data,
+            // The first NAT detection since IKE moved to port 4500: nothing to compare with. Behind a real NAT
+            // the mapping may have changed since IKE_AUTH, so update the gateway once (harmless if it did not);
+            // without one (forced encapsulation only) there is no mapping to change.
+            None => self.nat.local_behind_nat,
+        };
         self.natd_seen = Some(d.data.clone());
         if changed && self.mobike {
             info!("the NAT mapping changed: updating the gateway (MOBIKE)");
