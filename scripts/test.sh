@@ -35,7 +35,7 @@ if [ -x "$kotlinc" ]; then
 else
   echo "test.sh: kotlinc missing; Android JVM check skipped" >&2
 fi
-cargo test --workspace --locked -- --test-threads=2
+cargo test --workspace --locked --no-fail-fast -- --test-threads=2
 # Fuzzing (fuzz/, cargo-fuzz on nightly; fuzz/README.md): the committed corpora were replayed above on stable
 # (core/tests/fuzz_corpus.rs, examples/tests/fuzz_corpus.rs). Here each target also runs for a bounded time
 # (IKELINK_FUZZ_SECONDS, default 20; 0 skips) from a copy of its corpus in target/fuzz-corpus/, so nothing new is
