@@ -164,11 +164,20 @@ fn full_traffic(tb: &Testbed, gw: &Libreswan, profile: &str, iperf_bytes: u64) -
     // into the tunnel (the gateway's only way back to it: its default route leads to the router, which has no
     // route to the pool).
     let xfrm = gw_xfrm(tb, &["-s", "xfrm", "state"]);
-    let brief: Vec<&str> = xfrm
+    let brief: Vec<String> = xfrm
         .lines()
-        .filter(|l| {
-            ["src ", "proto esp", "encap ", "aead ", "enc ", "auth-trunc "].iter().any(|p| l.trim().starts_with(p))
-                || l.ends_with("(packets)")
+        .filter_map(|l| {
+            let t = l.trim();
+            if ["aead ", "enc ", "auth-trunc "].iter().any(|p| t.starts_with(p)) {
+                // The algorithm, not the key.
+                Some(format!("\t{}", t.split_whitespace().take(2).collect::<Vec<_>>().join(" ")))
+            } else if ["src ", "proto esp", "encap "].iter().any(|p| t.starts_with(p))
+                || (t.ends_with("(packets)") && t.starts_with(|c: char| c.is_ascii_digit()))
+            {
+                Some(l.to_string())
+            } else {
+                None
+            }
         })
         .collect();
     eprintln!("gateway ip -s xfrm state (keys left out):\n{}", brief.join("\n"));
