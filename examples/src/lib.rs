@@ -2,11 +2,11 @@
 //! shared by the integration tests, the demo binary and the benchmark script (Linux only: it runs network
 //! namespaces).
 
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(target_os = "linux")]
 pub mod harness;
 pub mod sswan;
-#[doc(hidden)]
-pub mod fuzzing;
 
 /// Return early from a test unless `IKELINK_INTEROP=1` (interop tests need root and strongSwan).
 #[macro_export]

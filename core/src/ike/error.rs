@@ -15,7 +15,9 @@ pub enum IkeError {
     DeadPeer { waited: Duration },
     #[error("the gateway rejected our authentication (AUTHENTICATION_FAILED): check the pre-shared key, identity or credentials")]
     AuthenticationFailed,
-    #[error("the gateway's AUTH payload does not verify: a wrong pre-shared key, or not the gateway its certificate names")]
+    #[error(
+        "the gateway's AUTH payload does not verify: a wrong pre-shared key, or not the gateway its certificate names"
+    )]
     PeerAuthenticationFailed,
     #[error("the gateway requires a client certificate, and this profile has none (it refused EAP/PSK)")]
     ClientCertificateRequired,
