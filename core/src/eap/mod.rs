@@ -262,6 +262,8 @@ pub struct EapPeer {
     pub(crate) deferred: Option<EapError>,
     pub(crate) finished: bool,
     tls_fragment_size: usize,
+    /// The IKE SA's wall-clock time, for the EAP server's certificate ([`EapPeer::set_unix_time`]).
+    clock: tls::Clock,
     /// The gateway already proved itself (IKE AUTH with its certificate). Until then only mutual, key-generating
     /// methods run (RFC 5998 §4), so no credential goes to a peer that only answered IKE_SA_INIT.
     gateway_authenticated: bool,
@@ -288,8 +290,15 @@ impl EapPeer {
             deferred: None,
             finished: false,
             tls_fragment_size: DEFAULT_TLS_FRAGMENT_SIZE,
+            clock: None,
             gateway_authenticated: false,
         }
+    }
+
+    /// The wall-clock time (seconds since 1970) to judge the EAP server's certificate at (the IKE SA's clock,
+    /// sans-IO); without it rustls reads the system clock.
+    pub fn set_unix_time(&mut self, secs: u64) {
+        self.clock = Some(secs);
     }
 
     /// Say whether the gateway already authenticated (its certificate AUTH verified). Until then (the default)
@@ -449,7 +458,8 @@ impl EapPeer {
             (EapMethod::Tls, EapCredentials::Tls(creds)) => {
                 let first = !matches!(self.state, MethodState::Tls(_));
                 if first {
-                    self.state = MethodState::Tls(Box::new(tls::EapTls::new(creds, self.tls_fragment_size)?));
+                    self.state =
+                        MethodState::Tls(Box::new(tls::EapTls::new(creds, self.tls_fragment_size, self.clock)?));
                 }
                 let MethodState::Tls(state) = &mut self.state else {
                     return Err(EapError::Protocol("EAP-TLS state"));
@@ -460,9 +470,9 @@ impl EapPeer {
                 let first = !matches!(self.state, MethodState::Tls(_));
                 if first {
                     let tunnel = if m == EapMethod::Peap {
-                        tls::EapTls::new_peap(creds, self.tls_fragment_size)?
+                        tls::EapTls::new_peap(creds, self.tls_fragment_size, self.clock)?
                     } else {
-                        tls::EapTls::new_ttls(creds, self.tls_fragment_size)?
+                        tls::EapTls::new_ttls(creds, self.tls_fragment_size, self.clock)?
                     };
                     self.state = MethodState::Tls(Box::new(tunnel));
                 }

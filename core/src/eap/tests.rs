@@ -603,6 +603,27 @@ mod tls {
         assert_eq!(msk, auth.msk());
     }
 
+    // Issue 12: the EAP server's certificate is judged at the IKE SA's clock, not the system's (sans-IO).
+    #[test]
+    fn eap_tls_server_certificate_is_judged_at_the_given_clock() {
+        let pki = pki();
+        // 1970-01-02: before the certificates' validity (rcgen's default starts in 1975).
+        let mut peer = EapPeer::new(peer_config(&pki, &pki.ca, "radius.example.org"));
+        peer.set_unix_time(86_400);
+        let mut auth = Authenticator::new(&pki, &rustls::version::TLS12, 1000);
+        match run(&mut peer, &mut auth) {
+            Err(EapError::Tls(e)) => {
+                assert!(e.to_lowercase().contains("not valid yet") || e.contains("NotValidYet"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // 2030: within it.
+        let mut peer = EapPeer::new(peer_config(&pki, &pki.ca, "radius.example.org"));
+        peer.set_unix_time(1_894_665_600);
+        let mut auth = Authenticator::new(&pki, &rustls::version::TLS12, 1000);
+        assert_eq!(run(&mut peer, &mut auth), Ok(EapAction::Success));
+    }
+
     // Issue 11: libreswan sends an empty EAP-TLS request after the handshake; it gets an empty response.
     #[test]
     fn eap_tls_empty_request_after_the_handshake_is_answered() {

@@ -70,8 +70,8 @@ pub(crate) struct EapTls {
 
 impl EapTls {
     /// Build the TLS client for an EAP-TLS Start.
-    pub(crate) fn new(creds: &TlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
-        let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    pub(crate) fn new(creds: &TlsCredentials, fragment_size: usize, clock: Clock) -> Result<EapTls, EapError> {
+        let builder = config_builder(clock)
             .with_protocol_versions(versions(creds.tls13))
             .map_err(tls_error)?
             .with_root_certificates(creds.roots.clone());
@@ -90,16 +90,16 @@ impl EapTls {
 
     /// Build the TLS client for an EAP-TTLS Start: the server authenticates with its certificate, we with the
     /// inner method in phase 2.
-    pub(crate) fn new_ttls(creds: &TtlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
+    pub(crate) fn new_ttls(creds: &TtlsCredentials, fragment_size: usize, clock: Clock) -> Result<EapTls, EapError> {
         let phase2 = Phase2::new(&creds.username, &creds.password, &creds.inner);
-        Self::build(tunnel_config(creds)?, &creds.server_name, Flavor::Ttls(Box::new(phase2)), fragment_size)
+        Self::build(tunnel_config(creds, clock)?, &creds.server_name, Flavor::Ttls(Box::new(phase2)), fragment_size)
     }
 
     /// Build the TLS client for a PEAP Start: like EAP-TTLS, the server authenticates with its certificate, we
     /// with the inner method.
-    pub(crate) fn new_peap(creds: &TtlsCredentials, fragment_size: usize) -> Result<EapTls, EapError> {
+    pub(crate) fn new_peap(creds: &TtlsCredentials, fragment_size: usize, clock: Clock) -> Result<EapTls, EapError> {
         let phase2 = super::peap::Phase2::new(&creds.username, &creds.password, &creds.inner);
-        Self::build(tunnel_config(creds)?, &creds.server_name, Flavor::Peap(Box::new(phase2)), fragment_size)
+        Self::build(tunnel_config(creds, clock)?, &creds.server_name, Flavor::Peap(Box::new(phase2)), fragment_size)
     }
 
     fn build(
@@ -469,6 +469,32 @@ impl rustls::sign::Signer for KeystoreSignature {
     }
 }
 
+/// The wall-clock time (seconds since 1970) the EAP server's certificate is judged at: the IKE SA's clock
+/// (sans-IO, like the gateway's certificate), or the system's when there is none (the EAP peer on its own).
+pub type Clock = Option<u64>;
+
+/// rustls's clock is the IKE SA's when it has one.
+#[derive(Debug)]
+struct FixedTime(rustls::pki_types::UnixTime);
+
+impl rustls::time_provider::TimeProvider for FixedTime {
+    fn current_time(&self) -> Option<rustls::pki_types::UnixTime> {
+        Some(self.0)
+    }
+}
+
+/// A rustls client configuration builder with our crypto provider and `clock`.
+fn config_builder(clock: Clock) -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVersions> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    match clock {
+        Some(secs) => {
+            let now = rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
+            ClientConfig::builder_with_details(provider, Arc::new(FixedTime(now)))
+        }
+        None => ClientConfig::builder_with_provider(provider),
+    }
+}
+
 /// The TLS versions we offer: 1.2, and 1.3 when the profile allows it.
 fn versions(tls13: bool) -> &'static [&'static rustls::SupportedProtocolVersion] {
     static BOTH: [&rustls::SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
@@ -482,8 +508,8 @@ fn versions(tls13: bool) -> &'static [&'static rustls::SupportedProtocolVersion]
 
 /// The TLS client of a tunneled method (EAP-TTLS, PEAP): TLS 1.2 (or 1.3 where allowed), the server checked
 /// against `creds`' roots, no client certificate.
-fn tunnel_config(creds: &TtlsCredentials) -> Result<ClientConfig, EapError> {
-    Ok(ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+fn tunnel_config(creds: &TtlsCredentials, clock: Clock) -> Result<ClientConfig, EapError> {
+    Ok(config_builder(clock)
         .with_protocol_versions(versions(creds.tls13))
         .map_err(tls_error)?
         .with_root_certificates(creds.roots.clone())

@@ -890,6 +890,9 @@ impl IkeSa {
                 return Err(IkeError::Protocol("the gateway changed its IDr during EAP"));
             }
             let Some(mut peer) = self.eap.take() else { return Err(IkeError::Protocol("no EAP state")) };
+            if self.clock.1 != 0 {
+                peer.set_unix_time(self.unix_time(now));
+            }
             let action = peer.handle(pkt, &mut self.rng);
             let msk = peer.msk().map(|m| Zeroizing::new(m.to_vec()));
             let method = peer.method();
