@@ -173,7 +173,9 @@ pub fn import_sswan(json: &str, dir: &std::path::Path) -> Result<Imported, Impor
 
     let mut nat = toml::Table::new();
     if let Some(k) = v.get("nat-keepalive").and_then(Value::as_u64) {
-        nat.insert("keepalive".into(), i64::try_from(k).unwrap_or(20).into());
+        // The profile's keepalive is a u32 of seconds (fuzzing finding, sswan_parse): larger values are an error.
+        let k = u32::try_from(k).map_err(|_| invalid("nat-keepalive", "not a number of seconds"))?;
+        nat.insert("keepalive".into(), i64::from(k).into());
     }
     for (key, what) in [
         ("dns-servers", "custom DNS servers"),
@@ -202,7 +204,9 @@ pub fn import_sswan(json: &str, dir: &std::path::Path) -> Result<Imported, Impor
         doc.insert("nat".into(), nat.into());
     }
     let body = toml::to_string(&doc).map_err(|e| ImportError::Json(e.to_string()))?;
-    let toml = format!("# Imported from the strongSwan profile \"{}\"\n{body}", name.replace('\n', " "));
+    // A TOML comment takes no control characters (fuzzing finding, sswan_parse).
+    let printable: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let toml = format!("# Imported from the strongSwan profile \"{printable}\"\n{body}");
     Ok(Imported { name: stem, toml, files, warnings })
 }
 
