@@ -14,9 +14,10 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap
 fi
 
+# Unmount everything under (and at) the fresh root, deepest first: ours, and what `ip netns` mounted inside.
 cleanup() {
-    for m in root/.rustup root/.cargo proc sys dev/pts dev; do
-        umount "$root/$m" 2>/dev/null || true
+    for m in $(awk -v r="$root" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r); do
+        umount -l "$m" 2>/dev/null || true
     done
 }
 trap cleanup EXIT INT TERM
@@ -24,7 +25,7 @@ trap cleanup EXIT INT TERM
 # Remove the fresh system, but never through a mount that is still there (the bind-mounted toolchain!).
 remove_root() {
     cleanup
-    if grep -q " $root/" /proc/mounts; then
+    if grep -q " $root[/ ]" /proc/mounts; then
         echo "fresh-install-test: something is still mounted under $root; not removing it" >&2
         return 1
     fi
@@ -36,6 +37,8 @@ remove_root
 echo "fresh-install-test: debootstrap --variant=minbase bookworm"
 debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
     || { tail -20 "$root.debootstrap.log" >&2; exit 1; }
+# The root a mount point of its own: `ip netns exec` makes "/" a slave mount, which fails in a plain chroot.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
