@@ -13,6 +13,8 @@ fi
 ./scripts/install-deps.sh
 # Every program, plugin and library the tests use must come from a package the install script names.
 ./scripts/check-deps.sh
+# The sans-IO rule: the protocol crate (core/proto) has no runtime dependency and reads no clock, file or socket.
+./scripts/check-sans-io.sh
 # The same on a freshly debootstrapped Debian 12 (about a minute; IKELINK_FRESH=0 skips it).
 case "${IKELINK_FRESH:-1}" in
   1) ./scripts/fresh-install-test.sh ;;

@@ -224,7 +224,7 @@ fn profile_gateway_auth(profile: &Profile) -> Result<GatewayAuth, VpnError> {
 
 #[cfg(not(any(target_os = "android", target_os = "ios")))]
 fn system_anchors() -> Result<TrustAnchors, VpnError> {
-    TrustAnchors::from_system().map_err(|e| invalid(format!("gateway.ca: {e}")))
+    ikelink::trust::system_anchors().map_err(|e| invalid(format!("gateway.ca: {e}")))
 }
 
 #[cfg(any(target_os = "android", target_os = "ios"))]

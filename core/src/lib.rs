@@ -1,27 +1,22 @@
-//! Ikelink: an IKEv2/IPsec VPN client core.
+//! Ikelink: an IKEv2/IPsec VPN client.
 //!
-//! The protocol objects are sans-IO: [`ike::IkeSa`] and [`esp::EspSa`] take `(now, bytes)` and return
-//! datagrams to send, a wake-up deadline and events. The [`driver`] (tokio) owns sockets, clocks and the TUN.
-//!
-//! Module layout mirrors the RFCs:
-//! - [`wire`]: the IKEv2 message codec (RFC 7296 §3, RFC 7383 §2.5).
-//! - [`crypto`]: PRFs, key derivation, SK payload protection, key exchange (RFC 7296 §2.13-2.14, RFC 5282,
-//!   RFC 4868, RFC 5903, RFC 3526, RFC 8031). All third-party crypto lives behind this module.
-//! - [`ike`]: the IKE SA and Child SA negotiation state machines (RFC 7296).
-//! - [`esp`]: the ESP data plane (RFC 4303, RFC 3948).
-//! - [`driver`]: tokio I/O around the sans-IO core.
-//! - [`profile`]: the user-facing connection profile.
+//! Two crates make the client. The protocol is sans-IO in [`ikelink_proto`] (re-exported here under the same
+//! module names: [`wire`], [`crypto`], [`ike`], [`eap`], [`esp`]): it takes `(now, bytes)` and returns datagrams
+//! to send, a wake-up deadline and events, and its dependencies contain no runtime. This crate is the runtime
+//! around it:
+//! - [`driver`]: tokio I/O around the sans-IO core (sockets, timers, the TUN, certificate status fetches).
+//! - [`platform`]: per-OS networking (routes, DNS, kill switch), one file per OS behind one trait.
+//! - [`profile`]: the user-facing connection profile, resolved into the core's configuration (reads the files a
+//!   profile names, and the OS trust store).
 // No unsafe code, except on Windows in `platform::windows` (Win32 calls), the one module allowed to.
 #![cfg_attr(not(windows), forbid(unsafe_code))]
 #![cfg_attr(windows, deny(unsafe_code))]
 
-pub mod crypto;
+pub use ikelink_proto::{crypto, eap, esp, ike, wire};
+
 pub mod driver;
-pub mod eap;
-pub mod esp;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod ike;
 pub mod platform;
 pub mod profile;
-pub mod wire;
+pub mod trust;

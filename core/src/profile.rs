@@ -50,14 +50,7 @@ use crate::wire::{IdType, Identification};
 
 /// The platform's trust store (desktop); mobile platforms decide trust in their shell.
 fn system_anchors() -> Result<TrustAnchors, String> {
-    #[cfg(not(any(target_os = "android", target_os = "ios")))]
-    {
-        TrustAnchors::from_system().map_err(|e| e.to_string())
-    }
-    #[cfg(any(target_os = "android", target_os = "ios"))]
-    {
-        Err("no system trust store here: name the gateway's CA".into())
-    }
+    crate::trust::system_anchors().map_err(|e| e.to_string())
 }
 
 /// A profile error, naming the offending field.
@@ -1039,7 +1032,7 @@ password = "pw"
             GatewayAuth::Certificate(p) => p.anchors.len(),
             _ => panic!("EAP profiles authenticate the gateway by certificate"),
         };
-        let system = TrustAnchors::from_system().map(|a| a.len()).unwrap_or(0);
+        let system = crate::trust::system_anchors().map(|a| a.len()).unwrap_or(0);
         assert_eq!(anchors(base), system, "no `ca`: the system store");
         let dir = std::env::temp_dir().join(format!("ikelink-ca-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,41 +1,19 @@
-//! Fuzz entry points: the bodies of the cargo-fuzz targets in `fuzz/` (nightly, libFuzzer), shared with the
-//! stable replay test `core/tests/fuzz_corpus.rs`, which runs every committed seed corpus through them.
+//! Fuzz entry points: the protocol targets of `ikelink_proto::fuzzing`, and the profile target, which lives here
+//! beside the profile. Shared by the cargo-fuzz targets in `fuzz/` and the replay test `core/tests/fuzz_corpus.rs`.
+//! Not an API: hidden from the docs, no stability promise.
 //!
-//! Not an API: hidden from the docs, no stability promise. Each function takes arbitrary bytes and must never
-//! panic; a panic (or a failed assertion of an invariant checked here) is a bug found. Nothing here touches the
-//! file system, the network or the clock beyond `Instant::now()` as a time base.
+//! | target          | what the bytes are                                                    |
+//! |-----------------|-----------------------------------------------------------------------|
+//! | `profile_parse` | a TOML profile, parsed and validated without files or DNS             |
 //!
-//! | target          | what the bytes are                                                                      |
-//! |-----------------|-----------------------------------------------------------------------------------------|
-//! | `wire_decode`   | an IKE message, a payload chain, and the payload-level decoders behind them            |
-//! | `ike_sa`        | a scenario byte, then messages from a scripted gateway that holds the IKE SA's keys     |
-//! | `eap_peer`      | a configuration byte, then EAP packets from the gateway (MD5, MSCHAPv2, TLS, TTLS, PEAP) |
-//! | `cert_parse`    | a mode byte, then certificates, chains, CRLs, OCSP responses, PEM, keys, signatures      |
-//! | `esp_open`      | a suite byte, then ESP packets: raw, sealed by us, or forged with the SA's keys         |
-//! | `profile_parse` | a TOML profile, parsed and validated without files or DNS                               |
-//!
-//! The `.sswan` import lives in the `ikelink-cli` crate (`ikelink_cli::sswan::fuzz_import`).
+//! The other targets are listed in `ikelink_proto::fuzzing`.
 
-mod cert_parse;
-mod eap_peer;
-mod esp_open;
-mod ike_sa;
 mod profile_parse;
-mod seeds;
-mod wire_decode;
 
-pub use cert_parse::cert_parse;
-pub use eap_peer::eap_peer;
-pub use esp_open::esp_open;
-pub use ike_sa::ike_sa;
+pub use ikelink_proto::fuzzing::{cert_parse, eap_peer, epoch, esp_open, ike_sa, seeds, wire_decode, Body};
 pub use profile_parse::profile_parse;
-pub use seeds::seeds;
-pub use wire_decode::wire_decode;
 
-/// A target body.
-pub type Body = fn(&[u8]);
-
-/// Every target of this crate by name, as the replay test walks `fuzz/corpus/<name>/`.
+/// Every target by name, as the replay test walks `fuzz/corpus/<name>/`.
 pub const TARGETS: &[(&str, Body)] = &[
     ("wire_decode", wire_decode),
     ("ike_sa", ike_sa),
@@ -44,79 +22,3 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("esp_open", esp_open),
     ("profile_parse", profile_parse),
 ];
-
-/// A small PKI for the certificate targets, made by `fuzz/fixtures/make-pki.sh`: an EC P-256 CA, and a gateway
-/// certificate it issued (serial 0x1000, `DNS:gw.example.net`, `IP:203.0.113.1`, serverAuth, a CRL distribution
-/// point and an OCSP responder), with the gateway's key (PKCS#8).
-pub(crate) mod pki {
-    pub const CA: &[u8] = include_bytes!("pki/ca.der");
-    pub const GW: &[u8] = include_bytes!("pki/gw.der");
-    pub const GW_KEY: &[u8] = include_bytes!("pki/gw-key.der");
-    pub const GW_PEM: &[u8] = include_bytes!("pki/gw.pem");
-    pub const GW_KEY_PEM: &[u8] = include_bytes!("pki/gw-key.pem");
-    /// A CRL of the CA (revoking another serial) and an OCSP "good" answer for the gateway certificate (no nonce).
-    pub const CRL: &[u8] = include_bytes!("pki/ca.crl.der");
-    pub const OCSP_GOOD: &[u8] = include_bytes!("pki/ocsp-good.der");
-    /// A time inside every validity period of the PKI and of its OCSP answer (2026-12-10, unix seconds).
-    pub const NOW: u64 = 1_796_860_800;
-    /// The gateway certificate's DNS name.
-    pub const GW_NAME: &str = "gw.example.net";
-}
-
-/// A cursor over fuzz input that never fails: past the end it yields zeros and empty slices.
-pub(crate) struct Input<'a> {
-    data: &'a [u8],
-}
-
-impl<'a> Input<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
-        Input { data }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    pub(crate) fn u8(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((&b, rest)) => {
-                self.data = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    pub(crate) fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.u8(), self.u8()])
-    }
-
-    pub(crate) fn u32(&mut self) -> u32 {
-        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    /// Up to `n` bytes.
-    pub(crate) fn take(&mut self, n: usize) -> &'a [u8] {
-        let (head, tail) = self.data.split_at(n.min(self.data.len()));
-        self.data = tail;
-        head
-    }
-
-    /// A chunk with a 16-bit length prefix (shorter if the input ends first).
-    pub(crate) fn chunk(&mut self) -> &'a [u8] {
-        let n = usize::from(self.u16());
-        self.take(n)
-    }
-
-    /// Everything left.
-    pub(crate) fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.data)
-    }
-}
-
-/// Appends a chunk in the format [`Input::chunk`] reads (for building seeds).
-pub(crate) fn put_chunk(out: &mut Vec<u8>, data: &[u8]) {
-    let n = u16::try_from(data.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&n.to_be_bytes());
-    out.extend_from_slice(data.get(..usize::from(n)).unwrap_or(data));
-}

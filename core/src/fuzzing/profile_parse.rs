@@ -46,13 +46,16 @@ pub fn profile_parse(data: &[u8]) {
 
 /// Trust and EAP-TLS identity as an app would supply them, from the fuzz PKI.
 fn supplied() -> Supplied {
-    let anchors = TrustAnchors::from_der([super::pki::CA]).unwrap_or_default();
+    let anchors = TrustAnchors::from_der([ikelink_proto::fuzzing::pki::CA]).unwrap_or_default();
     let mut roots = RootCertStore::empty();
-    let _ = roots.add(CertificateDer::from(super::pki::CA.to_vec()));
-    let key = Some(PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(super::pki::GW_KEY.to_vec())));
+    let _ = roots.add(CertificateDer::from(ikelink_proto::fuzzing::pki::CA.to_vec()));
+    let key = Some(PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
+        ikelink_proto::fuzzing::pki::GW_KEY.to_vec(),
+    )));
     Supplied {
         gateway_auth: Some(GatewayAuth::Certificate(Arc::new(GatewayCertPolicy::new(anchors)))),
         eap_roots: Some(roots),
-        eap_tls_identity: key.map(|k| (vec![CertificateDer::from(super::pki::GW.to_vec())], TlsKey::Der(k))),
+        eap_tls_identity: key
+            .map(|k| (vec![CertificateDer::from(ikelink_proto::fuzzing::pki::GW.to_vec())], TlsKey::Der(k))),
     }
 }

@@ -19,6 +19,14 @@ use super::cert::der::{self, tag, Reader};
 use super::CryptoError;
 use crate::wire::AuthMethod;
 
+/// The RNG argument of aws-lc-rs's signing calls. aws-lc-rs ignores it (`_rng` in `EcdsaKeyPair::sign` and
+/// `RsaKeyPair::sign`): ECDSA nonces and PSS salts come from AWS-LC's own DRBG, and its `SecureRandom` trait is
+/// sealed, so the caller's seeded RNG cannot be passed in. This is the one place the core touches OS randomness,
+/// and only through the crypto library. Signatures are not part of what the simulator replays bit for bit.
+fn ignored_rng() -> SystemRandom {
+    SystemRandom::new()
+}
+
 /// What the AUTH payload's signature is computed with (RFC 7427 §3, RFC 4754, RFC 8420).
 ///
 /// For ECDSA, the curve named here is the one a signer uses; when verifying an RFC 7427 signature the
@@ -503,15 +511,14 @@ impl Signer for KeyPairSigner {
                     _ => return Err(CryptoError::Unsupported("signature scheme does not fit an RSA key")),
                 };
                 let mut sig = vec![0u8; k.public_modulus_len()];
-                // aws-lc-rs ignores the RNG argument and uses its own for PSS salts.
-                k.sign(encoding, &SystemRandom::new(), data, &mut sig).map_err(|_| CryptoError::Internal)?;
+                k.sign(encoding, &ignored_rng(), data, &mut sig).map_err(|_| CryptoError::Internal)?;
                 Ok(sig)
             }
             PrivateKey::Ecdsa(k, curve) => {
                 if scheme != curve.scheme() {
                     return Err(CryptoError::Unsupported("signature scheme does not fit the ECDSA key"));
                 }
-                let sig = k.sign(&SystemRandom::new(), data).map_err(|_| CryptoError::Internal)?;
+                let sig = k.sign(&ignored_rng(), data).map_err(|_| CryptoError::Internal)?;
                 Ok(sig.as_ref().to_vec())
             }
             PrivateKey::Ed25519(k) => {

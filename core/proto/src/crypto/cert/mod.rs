@@ -1,12 +1,13 @@
 //! X.509 certificates for IKEv2 certificate authentication (RFC 7296 §2.15, §3.6, §3.7; RFC 4945 §3).
 //!
-//! - [`TrustAnchors`]: the CAs a profile trusts (PEM/DER, or the desktop system store).
+//! - [`TrustAnchors`]: the CAs a profile trusts (PEM/DER; the runtime adds the desktop system store).
 //! - [`validate_gateway`]: path validation (rustls-webpki) of the gateway's CERT payloads at a given time, pins,
 //!   key usage policy, and the IDr ↔ certificate name check; yields a [`ValidatedPeer`] whose key verifies AUTH.
 //! - [`ClientCredentials`]: our certificate chain and a [`Signer`] (PEM, PKCS#12 on desktop).
 //! - [`certreq_hashes`]: CERTREQ payload data.
 //!
-//! Everything here is sans-IO except [`TrustAnchors::from_system`], which reads the OS store.
+//! Everything here is sans-IO: the OS trust store is read by the runtime crate (`ikelink::trust`), which hands
+//! the certificates in as bytes.
 
 pub(crate) mod der;
 mod ocsp;
@@ -124,22 +125,6 @@ impl TrustAnchors {
         let mut t = Self::new();
         for c in certs {
             t.add_der(c)?;
-        }
-        Ok(t)
-    }
-
-    /// The desktop operating system's trust store (via rustls-native-certs). Certificates the store holds but
-    /// webpki cannot use are skipped. This reads files / calls the OS: call it from the driver, not the core.
-    #[cfg(not(any(target_os = "android", target_os = "ios")))]
-    pub fn from_system() -> Result<Self, CertError> {
-        let result = rustls_native_certs::load_native_certs();
-        let mut t = Self::new();
-        for c in &result.certs {
-            let _ = t.add_der(c.as_ref());
-        }
-        if t.is_empty() {
-            let why = result.errors.first().map(|e| e.to_string()).unwrap_or_else(|| "no certificates".into());
-            return Err(CertError::SystemStore(why));
         }
         Ok(t)
     }

@@ -154,7 +154,7 @@ pub struct Pair {
 impl Pair {
     /// A pair with the initiator's IKE_SA_INIT already queued.
     pub fn new(config: IkeConfig, responder: ResponderConfig) -> Pair {
-        let start = Instant::now();
+        let start = crate::fuzzing::epoch();
         let remote = SocketAddr::new(IpAddr::V4(RESPONDER_IP), 500);
         let initiator = match IkeSa::new(config, INITIATOR, remote, start, INITIATOR_SEED) {
             Ok(sa) => sa,

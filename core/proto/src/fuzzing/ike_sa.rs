@@ -21,8 +21,10 @@ use crate::crypto::{
     nat_detection_hash, sign_auth, Encr, GatewayCertPolicy, Group, IkeKeys, Integ, KeyExchange, KeyPairSigner, Prf,
     Revocation, RevocationResponse, SigScheme, TrustAnchors,
 };
-use crate::ike::{parse_cidr, AuthConfig, Event, GatewayAuth, IkeConfig, IkeSa, Retransmit, SocketKind, State};
-use crate::profile::Profile;
+use crate::ike::{
+    parse_cidr, AuthConfig, EspProposal, Event, GatewayAuth, IkeConfig, IkeProposal, IkeSa, Retransmit, SocketKind,
+    State,
+};
 use crate::wire::{
     self, cert_encoding, cfg_attr, AuthMethod, AuthPayload, CertPayload, CfgType, ConfigAttribute, ConfigPayload,
     ExchangeType, Flags, Header, IdType, Identification, KePayload, Message, Notify, NotifyType, Payload, Proposal,
@@ -174,21 +176,46 @@ impl Scenario {
         c
     }
 
+    /// The base configuration (what a PSK profile with these proposals resolves to); `config` sets the rest.
     fn profile_config(cbc: bool) -> IkeConfig {
         let (ike, esp) = if cbc {
             ("aes128-sha256-x25519", "aes128-sha256")
         } else {
             ("aes256gcm16-prfsha256-x25519", "aes256gcm16")
         };
-        let text = format!(
-            "[gateway]\naddress = \"203.0.113.1\"\n[local]\nid = \"client.example.org\"\n\
-             [auth]\nmethod = \"psk\"\npsk = \"{}\"\n[tunnel]\nremote_ts = [\"0.0.0.0/0\"]\n\
-             [proposals]\nike = [\"{ike}\"]\nesp = [\"{esp}\"]\n",
-            String::from_utf8_lossy(PSK)
-        );
-        match Profile::parse(&text).and_then(|p| p.ike_config()) {
-            Ok(c) => c,
-            Err(e) => panic!("the fuzz profile does not make an IKE configuration: {e}"),
+        let (Ok(ike), Ok(esp)) = (IkeProposal::parse(ike), EspProposal::parse(esp)) else {
+            panic!("the fuzz proposals do not parse");
+        };
+        IkeConfig {
+            local_id: Identification { id_type: IdType::ID_FQDN, data: b"client.example.org".to_vec() },
+            remote_id: None,
+            remote_id_loose: false,
+            legacy_rsa_sha1: false,
+            send_remote_id: false,
+            auth: AuthConfig::Psk(Zeroizing::new(PSK.to_vec())),
+            gateway_auth: GatewayAuth::Psk,
+            eap_only: false,
+            ike_proposals: vec![ike],
+            esp_proposals: vec![esp],
+            request_ipv4: true,
+            request_ipv6: true,
+            request_dns: true,
+            ts_i: Vec::new(),
+            ts_r: Vec::new(),
+            retransmit: Retransmit::default(),
+            force_encap: false,
+            fragment_mtu: 1280,
+            keepalive: None,
+            dpd: None,
+            dpd_tries: 2,
+            child_lifetime: None,
+            ike_lifetime: None,
+            child_lifetime_bytes: None,
+            reauth_lifetime: None,
+            mobike: false,
+            redirect: true,
+            redirected_from: None,
+            initial_contact: true,
         }
     }
 }
@@ -487,7 +514,7 @@ pub(crate) struct Setup {
 }
 
 pub(crate) fn setup(s: &Scenario) -> Setup {
-    let start = Instant::now();
+    let start = super::epoch();
     let now = start;
     let mut sa = match IkeSa::new(s.config(), LOCAL, GATEWAY, now, INITIATOR_SEED) {
         Ok(sa) => sa,
