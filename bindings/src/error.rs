@@ -1,6 +1,6 @@
 //! The errors of the FFI: [`VpnError`] for the app, [`CallbackError`] for failures of the app's callbacks.
 
-use ikelink::driver::DriverError;
+use ikelink::driver::{DriverError, SessionError};
 use ikelink::ike::IkeError;
 
 /// Why a call failed or a session ended.
@@ -69,13 +69,22 @@ impl From<&IkeError> for VpnError {
     }
 }
 
+/// Each kind of session failure to exactly one kind of app error.
+impl From<&SessionError> for VpnError {
+    fn from(e: &SessionError) -> Self {
+        match e {
+            SessionError::Ike(e) => e.into(),
+            SessionError::Tunnel(_) | SessionError::Platform(_) | SessionError::Io(_) => {
+                VpnError::Platform { reason: e.to_string() }
+            }
+            SessionError::Internal(_) => VpnError::Internal { reason: e.to_string() },
+        }
+    }
+}
+
 impl From<&DriverError> for VpnError {
     fn from(e: &DriverError) -> Self {
-        match e {
-            DriverError::Ike(e) => e.into(),
-            DriverError::Random(_) => VpnError::Internal { reason: e.to_string() },
-            _ => VpnError::Platform { reason: e.to_string() },
-        }
+        VpnError::from(&SessionError::from(e))
     }
 }
 

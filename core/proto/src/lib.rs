@@ -13,6 +13,7 @@
 //! - [`ike`]: the IKE SA and Child SA negotiation state machines (RFC 7296), and the two-peer simulator.
 //! - [`eap`]: the EAP peer methods run inside IKE_AUTH (RFC 3748, RFC 5216, RFC 5281, MS-PEAP, RFC 2759).
 //! - [`esp`]: the ESP data plane (RFC 4303, RFC 3948).
+//! - [`session`]: one connection over time: reconnect, failover, redirect, reauthentication, revocation fetches.
 #![forbid(unsafe_code)]
 
 pub mod crypto;
@@ -21,4 +22,5 @@ pub mod esp;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ike;
+pub mod session;
 pub mod wire;

@@ -1,7 +1,8 @@
-//! The tokio driver: owns the UDP sockets and the clock, and moves datagrams in and out of the sans-IO
-//! [`IkeSa`](crate::ike::IkeSa).
+//! The tokio driver: owns the UDP sockets, the clock, the TUN and the fetches, and executes what the sans-IO
+//! session policy ([`ikelink_proto::session::Session`]) decides: it feeds it datagrams, timeouts and answers, and
+//! carries out its actions (send, resolve, install a Child SA, move the gateway route, fetch a CRL).
 //!
-//! One [`Session`] is one connection attempt: it ends when the IKE SA closes. Events arrive on a channel.
+//! One [`Session`] is one connection over time (reconnects included). Events arrive on a channel.
 
 mod dataplane;
 mod fetch;
@@ -19,15 +20,15 @@ use tracing::{debug, info, trace, warn};
 pub use dataplane::Stats;
 use dataplane::{Counters, Half, Update};
 
+use ikelink_proto::session::{Action, Event as PolicyEvent, Session as Policy, SessionConfig};
+pub use ikelink_proto::session::{ChildSummary, ReconnectPolicy};
+
 use crate::esp::EspSa;
-use crate::ike::{
-    ts_to_cidrs, ChildSa, EspSuite, Event, GatewayIdentity, IkeError, IkeSa, SessionInfo, SocketKind, State,
-};
+use crate::ike::{ts_to_cidrs, ChildSa, IkeError, SessionInfo, SocketKind, State};
 #[cfg(unix)]
 use crate::platform::PlatformHooks;
 use crate::platform::{self, AppliedNetwork, NetworkConfig, Tun, TunConfig, TunnelSettings};
 use crate::profile::Resolved;
-use crate::wire::TrafficSelector;
 
 /// Failures of the driver itself (not of the protocol).
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +47,50 @@ pub enum DriverError {
     /// The embedder's [`TunProvider`](crate::platform::TunProvider) failed.
     #[error("the platform could not open the tunnel device: {0}")]
     OpenTun(std::io::Error),
+    /// A negotiated Child SA's keys do not make an ESP SA.
+    #[error("cannot set up ESP: {0}")]
+    Esp(String),
+    /// The session task panicked (a bug) or was cancelled.
+    #[error("the session task panicked")]
+    Panicked,
+    #[error("the session task was cancelled")]
+    Cancelled,
     #[error(transparent)]
     Ike(#[from] IkeError),
+}
+
+/// Why a session ended or a reconnect began, as the application sees it ([`SessionEvent::Closed`]): the
+/// protocol's reasons, and the runtime's failures by kind. Cloneable, unlike [`DriverError`], whose text it keeps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The IKE SA ended: the gateway, authentication, negotiation or the configuration.
+    #[error(transparent)]
+    Ike(IkeError),
+    /// The tunnel device, routes, DNS or ESP could not be set up.
+    #[error("{0}")]
+    Tunnel(String),
+    /// The embedder's platform hooks failed (socket protection, the TUN provider).
+    #[error("{0}")]
+    Platform(String),
+    /// Sockets, or no route to the gateway.
+    #[error("{0}")]
+    Io(String),
+    /// No randomness, or a bug: the session task panicked or was cancelled.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<&DriverError> for SessionError {
+    fn from(e: &DriverError) -> SessionError {
+        let text = e.to_string();
+        match e {
+            DriverError::Ike(e) => SessionError::Ike(e.clone()),
+            DriverError::Platform(_) | DriverError::Esp(_) => SessionError::Tunnel(text),
+            DriverError::Protect(_) | DriverError::OpenTun(_) => SessionError::Platform(text),
+            DriverError::Bind { .. } | DriverError::NoRoute { .. } => SessionError::Io(text),
+            DriverError::Random(_) | DriverError::Panicked | DriverError::Cancelled => SessionError::Internal(text),
+        }
+    }
 }
 
 /// How the session moves packets and touches the host's network configuration.
@@ -70,48 +113,6 @@ pub struct SessionOptions {
     /// Check this often whether our address towards the gateway changed (desktop; mobile shells call
     /// [`Session::network_changed`] from their network callbacks instead).
     pub watch_network: Option<Duration>,
-}
-
-/// Bounded exponential backoff with jitter between reconnection attempts.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReconnectPolicy {
-    pub initial_delay: Duration,
-    pub max_delay: Duration,
-    /// 0: keep trying.
-    pub max_attempts: u32,
-}
-
-impl Default for ReconnectPolicy {
-    fn default() -> Self {
-        ReconnectPolicy { initial_delay: Duration::from_secs(1), max_delay: Duration::from_secs(60), max_attempts: 0 }
-    }
-}
-
-impl ReconnectPolicy {
-    /// Delay before attempt `n` (1-based): initial * 2^(n-1), capped, with ±20% jitter from `r` in [0, 1).
-    pub fn delay(&self, n: u32, r: f64) -> Duration {
-        let base = self.initial_delay.mul_f64(2f64.powi(n.saturating_sub(1).min(30) as i32)).min(self.max_delay);
-        base.mul_f64(0.8 + 0.4 * r.clamp(0.0, 1.0))
-    }
-}
-
-/// Failures a new attempt can fix; credentials and configuration errors are not retried.
-fn retriable(e: &IkeError) -> bool {
-    !matches!(
-        e,
-        IkeError::AuthenticationFailed
-            | IkeError::PeerAuthenticationFailed
-            | IkeError::IdentityMismatch { .. }
-            | IkeError::GatewayNotAuthenticated(_)
-            | IkeError::Certificate(_)
-            | IkeError::Untrusted(_)
-            | IkeError::Config(_)
-            | IkeError::Eap(_)
-            | IkeError::ClientCertificateRequired
-            | IkeError::NoProposalChosen
-            | IkeError::TsUnacceptable
-            | IkeError::UnsupportedKeGroup(_)
-    )
 }
 
 impl Default for SessionOptions {
@@ -163,29 +164,24 @@ pub enum SessionEvent {
         reason: IkeError,
     },
     /// The session is over; `None` after a clean disconnect.
-    Closed(Option<IkeError>),
+    Closed(Option<SessionError>),
 }
 
-impl ChildSummary {
-    fn of(c: &ChildSa) -> ChildSummary {
-        ChildSummary {
-            suite: c.suite,
-            spi_in: c.inbound.spi,
-            spi_out: c.outbound.spi,
-            ts_i: c.ts_i.clone(),
-            ts_r: c.ts_r.clone(),
+impl From<PolicyEvent> for SessionEvent {
+    fn from(e: PolicyEvent) -> SessionEvent {
+        match e {
+            PolicyEvent::State(s) => SessionEvent::State(s),
+            PolicyEvent::Connected { info, child } => SessionEvent::Connected { info, child },
+            PolicyEvent::ChildSaDeleted { inbound_spi, outbound_spi } => {
+                SessionEvent::ChildSaDeleted { inbound_spi, outbound_spi }
+            }
+            PolicyEvent::ChildSaRekeyed { old_spi_in, child } => SessionEvent::ChildSaRekeyed { old_spi_in, child },
+            PolicyEvent::Reconnecting { attempt, delay, reason } => {
+                SessionEvent::Reconnecting { attempt, delay, reason }
+            }
+            PolicyEvent::Closed(reason) => SessionEvent::Closed(reason.map(SessionError::Ike)),
         }
     }
-}
-
-/// A Child SA without its keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChildSummary {
-    pub suite: EspSuite,
-    pub spi_in: u32,
-    pub spi_out: u32,
-    pub ts_i: Vec<TrafficSelector>,
-    pub ts_r: Vec<TrafficSelector>,
 }
 
 enum Command {
@@ -272,18 +268,24 @@ impl Session {
                 info!(?r, "restored network settings left by an earlier run");
             }
         }
-        let sa = fresh_sa(profile.ike.clone(), local, profile.gateway, &natt)?;
+        let mut seed = [0u8; 32];
+        OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
+        let natt_port = natt.local_addr().map(|a| a.port()).unwrap_or(profile.natt_port);
+        let config = SessionConfig {
+            ike: profile.ike.clone(),
+            gateway: profile.gateway,
+            gateway_name: profile.gateway_name.clone(),
+            backups: profile.backups.clone(),
+            reconnect: options.reconnect,
+            local,
+            natt_port,
+        };
+        let policy = Policy::new(config, Instant::now(), unix_now(), seed)?;
         let (tx, rx) = mpsc::channel(4);
         let gateway_ip = profile.gateway.ip();
-        let home_gateway = profile.gateway;
         let driver = Driver {
-            sa,
+            policy,
             profile,
-            local,
-            connected_once: false,
-            attempt: 0,
-            reconnect_at: None,
-            closing: false,
             ike: Arc::new(ike),
             natt: Arc::new(natt),
             options,
@@ -298,14 +300,6 @@ impl Session {
             network: None,
             uplink: None,
             downlink: None,
-            info: None,
-            home_gateway,
-            redirect: None,
-            redirects: std::collections::VecDeque::new(),
-            retiring: None,
-            candidate: 0,
-            failovers: 0,
-            crl_requests: Vec::new(),
             crl_cache: Default::default(),
         };
         let task = tokio::spawn(driver.run(rx));
@@ -332,32 +326,27 @@ impl Session {
     pub async fn join(self) -> Result<(), DriverError> {
         match self.task.await {
             Ok(r) => r,
-            Err(e) => Err(DriverError::Ike(IkeError::Protocol(if e.is_panic() {
-                "driver panicked"
-            } else {
-                "driver cancelled"
-            }))),
+            Err(e) if e.is_panic() => Err(DriverError::Panicked),
+            Err(_) => Err(DriverError::Cancelled),
         }
     }
 }
 
-/// The IKE task: owns the IKE SA and the data plane's lifecycle.
+/// The wall clock in seconds since 1970 (certificate validity), 0 if it is before that.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The I/O task: executes the session policy's actions; owns the sockets and the data plane's lifecycle.
 struct Driver {
-    sa: IkeSa,
+    policy: Policy,
     profile: Resolved,
-    /// Our address towards the gateway (for NAT detection).
-    local: SocketAddr,
-    connected_once: bool,
-    /// Reconnection attempts since the last success, and when the next one starts.
-    attempt: u32,
-    reconnect_at: Option<tokio::time::Instant>,
-    /// The user asked to disconnect.
-    closing: bool,
     ike: Arc<UdpSocket>,
     natt: Arc<UdpSocket>,
     options: SessionOptions,
     hooks: PlatformHooks,
     events: mpsc::Sender<SessionEvent>,
+    /// The gateway address our routes keep out of the tunnel.
     gateway: IpAddr,
     counters: Arc<Counters>,
     plane_seed: [u8; 32],
@@ -369,50 +358,14 @@ struct Driver {
     network: Option<AppliedNetwork>,
     uplink: Option<mpsc::Sender<Update>>,
     downlink: Option<mpsc::Sender<Update>>,
-    info: Option<SessionInfo>,
-    /// The profile's gateway address (again after a redirect once that connection fails).
-    home_gateway: SocketAddr,
-    /// Where the gateway redirected us (RFC 5685) and from which address: the next IKE SA goes there.
-    redirect: Option<(SocketAddr, IpAddr)>,
-    /// When recent redirects happened (loop protection).
-    redirects: std::collections::VecDeque<Instant>,
-    /// During a make-before-break reauthentication: the old IKE SA, carrying the traffic until the new one
-    /// (`sa`) has its Child SA, then deleted.
-    retiring: Option<IkeSa>,
-    /// Failover (`gateway.backup`): which gateway of [primary, backups...] we use, and how many of them in a
-    /// row did not answer.
-    candidate: usize,
-    failovers: usize,
-    /// Revocation fetches asked for by the IKE SA (its SPI and the requests), started by the run loop.
-    crl_requests: Vec<(u64, Vec<crate::crypto::RevocationRequest>)>,
     crl_cache: fetch::CrlCache,
 }
 
-/// When a reauthentication's new IKE SA failed, try again this much later (the old one keeps working).
-const REAUTH_RETRY: Duration = Duration::from_secs(30);
-
-/// A new IKE SA towards `gateway` with a fresh random seed and the wall clock (for certificate validity).
-fn fresh_sa(
-    config: crate::ike::IkeConfig,
-    local: SocketAddr,
-    gateway: SocketAddr,
-    natt: &UdpSocket,
-) -> Result<IkeSa, DriverError> {
-    let mut seed = [0u8; 32];
-    OsRng.try_fill_bytes(&mut seed).map_err(|e| DriverError::Random(e.to_string()))?;
-    let now = Instant::now();
-    let mut sa = IkeSa::new(config, local, gateway, now, seed)?;
-    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    sa.set_unix_time(now, unix);
-    if let Ok(a) = natt.local_addr() {
-        sa.set_local_natt_port(a.port());
-    }
-    Ok(sa)
+/// What the run loop's background work reports back.
+enum Answer {
+    Fetched(u64, Vec<crate::crypto::RevocationRequest>, Vec<crate::crypto::RevocationResponse>),
+    Resolved(Option<SocketAddr>),
 }
-
-/// At most this many redirects within [`REDIRECT_WINDOW`] (RFC 5685 §10 asks for a limit; strongSwan's).
-const MAX_REDIRECTS: usize = 5;
-const REDIRECT_WINDOW: Duration = Duration::from_secs(300);
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> Result<(), DriverError> {
@@ -426,108 +379,22 @@ impl Driver {
         let mut packets_seen = 0u64;
         let mut stats_tick = self.options.stats_interval.map(tokio::time::interval);
         let mut net_tick = self.options.watch_network.map(tokio::time::interval);
-        type Fetched = (u64, Vec<crate::crypto::RevocationRequest>, Vec<crate::crypto::RevocationResponse>);
-        let (crl_tx, mut crl_rx) = mpsc::channel::<Fetched>(4);
+        let (answer_tx, mut answer_rx) = mpsc::channel::<Answer>(4);
         let result = loop {
             self.flush().await;
-            self.process_retiring_events().await;
-            let processed = self.process_events().await;
-            for (spi, requests) in self.crl_requests.drain(..) {
-                let (cache, hooks, tx) = (self.crl_cache.clone(), self.hooks.clone(), crl_tx.clone());
-                tokio::spawn(async move {
-                    let fetched = fetch::fetch_revocation(&requests, &cache, &hooks).await;
-                    let _ = tx.send((spi, requests, fetched)).await;
-                });
+            if let Err(e) = self.execute(&answer_tx).await {
+                // The tunnel cannot work: close the IKE SA and report why.
+                warn!(%e, "the tunnel cannot be set up");
+                self.policy.abort(Instant::now());
+                self.flush().await;
+                let _ = self.events.send(SessionEvent::Closed(Some(SessionError::from(&e)))).await;
+                break Err(e);
             }
-            match processed {
-                Ok(Some(mut reason)) => {
-                    if let (Some(IkeError::Redirected(to)), false) = (&reason, self.closing) {
-                        match self.follow_redirect(to).await {
-                            Ok(()) => {
-                                let ev = SessionEvent::Reconnecting {
-                                    attempt: self.attempt,
-                                    delay: Duration::ZERO,
-                                    reason: IkeError::Redirected(to.clone()),
-                                };
-                                let _ = self.events.send(ev).await;
-                                self.reconnect_at = Some(tokio::time::Instant::now());
-                                continue;
-                            }
-                            Err(e) => reason = Some(e),
-                        }
-                    }
-                    // Failover: a gateway that does not answer makes way for the next of `gateway.backup` at
-                    // once; after a whole round without an answer the usual policy applies (from the next one).
-                    if let (Some(e @ IkeError::Timeout { .. }), false) = (&reason, self.closing) {
-                        let n = 1 + self.profile.backups.len();
-                        if n > 1 {
-                            let from = self.profile.gateway;
-                            self.candidate = (self.candidate + 1) % n;
-                            if self.failovers + 1 < n {
-                                self.failovers += 1;
-                                warn!(%from, next = self.candidate, "the gateway does not answer; failing over");
-                                let ev = SessionEvent::Reconnecting {
-                                    attempt: self.attempt,
-                                    delay: Duration::ZERO,
-                                    reason: e.clone(),
-                                };
-                                let _ = self.events.send(ev).await;
-                                self.reconnect_at = Some(tokio::time::Instant::now());
-                                continue;
-                            }
-                            self.failovers = 0;
-                        }
-                    }
-                    let retry = match (&reason, self.options.reconnect) {
-                        (Some(e), Some(p)) if self.connected_once && !self.closing && retriable(e) => {
-                            (p.max_attempts == 0 || self.attempt < p.max_attempts).then_some((e.clone(), p))
-                        }
-                        _ => None,
-                    };
-                    match retry {
-                        Some((e, p)) => {
-                            self.attempt += 1;
-                            let mut r = [0u8; 2];
-                            let _ = OsRng.try_fill_bytes(&mut r);
-                            // Reauthentication is planned: no backoff.
-                            let delay = if matches!(e, IkeError::Reauthenticate) {
-                                Duration::ZERO
-                            } else {
-                                p.delay(self.attempt, f64::from(u16::from_be_bytes(r)) / 65536.0)
-                            };
-                            warn!(%e, attempt = self.attempt, ?delay, "tunnel lost, reconnecting");
-                            self.reconnect_at = Some(tokio::time::Instant::now() + delay);
-                            let ev = SessionEvent::Reconnecting { attempt: self.attempt, delay, reason: e };
-                            let _ = self.events.send(ev).await;
-                        }
-                        None => {
-                            let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await;
-                            let _ = self.events.send(SessionEvent::Closed(reason)).await;
-                            break Ok(());
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    // The tunnel cannot work: close the IKE SA and report why.
-                    warn!(%e, "data plane setup failed");
-                    self.sa.close(Instant::now());
-                    self.flush().await;
-                    let _ = self.events.send(SessionEvent::Closed(Some(IkeError::Config(e.to_string())))).await;
-                    break Err(e);
-                }
+            if self.policy.is_finished() {
+                break Ok(());
             }
-            // What handling the events queued (a Delete of the IKE SA a reauthentication retires).
             self.flush().await;
-            let deadline = match self.reconnect_at {
-                Some(t) => Some(t),
-                None => {
-                    let old = self.retiring.as_ref().and_then(|o| o.poll_timeout()).map(|(t, _)| t);
-                    let new = self.sa.poll_timeout().map(|(t, _)| t);
-                    [old, new].into_iter().flatten().min().map(tokio::time::Instant::from_std)
-                }
-            };
-            let reconnecting = self.reconnect_at.is_some();
+            let deadline = self.policy.poll_timeout().map(tokio::time::Instant::from_std);
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -551,59 +418,41 @@ impl Driver {
                     Ok((n, from)) => {
                         trace!(n, %from, "IKE datagram");
                         if let Some(data) = buf.get(..n) {
-                            self.route_ike(data);
+                            self.policy.handle_datagram(Instant::now(), data);
                         }
                     }
                     Err(e) => debug!(%e, "IKE socket error"),
                 },
                 m = ike_rx.recv() => if let Some(m) = m {
-                    self.route_ike(&m);
+                    self.policy.handle_datagram(Instant::now(), &m);
                 },
-                f = crl_rx.recv() => if let Some((spi, requests, fetched)) = f {
-                    self.crl_cache.store(&requests, &fetched, Instant::now());
-                    if spi == self.sa.spi_i() {
-                        self.sa.handle_revocation(Instant::now(), fetched);
+                a = answer_rx.recv() => match a {
+                    Some(Answer::Fetched(spi, requests, fetched)) => {
+                        self.crl_cache.store(&requests, &fetched, Instant::now());
+                        self.policy.revocation_fetched(Instant::now(), spi, fetched);
                     }
+                    Some(Answer::Resolved(addr)) => self.policy.resolved(Instant::now(), addr),
+                    None => {}
                 },
-                _ = sleep => if reconnecting {
-                    self.reconnect_at = None;
-                    if let Err(e) = self.restart().await {
-                        warn!(%e, "reconnect attempt failed to start");
-                        let _ = self.events.send(SessionEvent::Closed(Some(IkeError::Config(e.to_string())))).await;
-                        break Err(e);
-                    }
-                } else {
+                _ = sleep => {
                     // ESP from the gateway counts as a sign of life: no DPD needed then.
                     let seen = self.counters.packets_in.load(std::sync::atomic::Ordering::Relaxed);
                     if seen != packets_seen {
                         packets_seen = seen;
-                        self.sa.note_inbound_traffic(Instant::now());
+                        self.policy.note_inbound_traffic(Instant::now());
                     }
-                    if let Some(old) = self.retiring.as_mut() {
-                        old.handle_timeout(Instant::now());
-                    }
-                    self.sa.handle_timeout(Instant::now())
+                    self.policy.set_clock(Instant::now(), unix_now());
+                    self.policy.handle_timeout(Instant::now());
                 },
                 _ = net => {
-                    self.check_network(false).await;
+                    self.check_network(false);
                     self.report_child_traffic();
                 }
                 _ = tick => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
                 c = commands.recv(), if commands_open => match c {
-                    Some(Command::Disconnect) => {
-                        self.closing = true;
-                        if self.reconnect_at.take().is_some() {
-                            // Between attempts: nothing to delete.
-                            let _ = self.events.send(SessionEvent::Closed(None)).await;
-                            break Ok(());
-                        }
-                        if let Some(old) = self.retiring.as_mut() {
-                            old.close(Instant::now());
-                        }
-                        self.sa.close(Instant::now())
-                    }
+                    Some(Command::Disconnect) => self.policy.close(Instant::now()),
                     Some(Command::Stats) => { let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await; }
-                    Some(Command::NetworkChanged) => self.check_network(true).await,
+                    Some(Command::NetworkChanged) => self.check_network(true),
                     None => commands_open = false,
                 },
             }
@@ -612,175 +461,77 @@ impl Driver {
         result
     }
 
+    /// Carry out the session policy's actions, in order.
+    async fn execute(&mut self, answers: &mpsc::Sender<Answer>) -> Result<(), DriverError> {
+        while let Some(action) = self.policy.poll_action() {
+            match action {
+                Action::Event(PolicyEvent::Closed(reason)) => {
+                    let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await;
+                    let _ = self.events.send(SessionEvent::Closed(reason.map(SessionError::Ike))).await;
+                }
+                Action::Event(e) => {
+                    let _ = self.events.send(SessionEvent::from(e)).await;
+                }
+                Action::Resolve { name, port } => {
+                    let tx = answers.clone();
+                    tokio::spawn(async move {
+                        let addr = match tokio::net::lookup_host((name.as_str(), port)).await {
+                            Ok(mut a) => a.next(),
+                            Err(e) => {
+                                debug!(%e, name, "cannot resolve");
+                                None
+                            }
+                        };
+                        let _ = tx.send(Answer::Resolved(addr)).await;
+                    });
+                }
+                Action::InstallChild { child, peer, info } => self.install_child(child, peer, info.as_ref()).await?,
+                Action::RemoveChild { inbound_spi, outbound_spi } => {
+                    if let Some(d) = &self.downlink {
+                        let _ = d.send(Update::Remove(inbound_spi)).await;
+                    }
+                    if let Some(u) = &self.uplink {
+                        let _ = u.send(Update::Remove(outbound_spi)).await;
+                    }
+                }
+                Action::Retarget { to, .. } => self.retarget(to)?,
+                Action::FetchRevocation { spi, requests } => {
+                    let (cache, hooks, tx) = (self.crl_cache.clone(), self.hooks.clone(), answers.clone());
+                    tokio::spawn(async move {
+                        let fetched = fetch::fetch_revocation(&requests, &cache, &hooks).await;
+                        let _ = tx.send(Answer::Fetched(spi, requests, fetched)).await;
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Byte lifetimes: tell the IKE SA how much the current Child SA has carried.
     fn report_child_traffic(&mut self) {
         let Some((spi_in, base)) = self.child_bytes_base else { return };
         let snap = self.counters.snapshot();
         let total = snap.bytes_in + snap.bytes_out;
-        self.sa.note_child_traffic(Instant::now(), spi_in, total.saturating_sub(base));
+        self.policy.note_child_traffic(Instant::now(), spi_in, total.saturating_sub(base));
     }
 
-    /// Our source address towards the gateway now; on a change (or when the platform says so) tell the IKE SA.
-    async fn check_network(&mut self, forced: bool) {
+    /// Our source address towards the gateway now, for the session policy (which acts on a change, or always
+    /// when the platform says the network changed).
+    fn check_network(&mut self, forced: bool) {
+        let gateway = self.policy.gateway();
         let probe = std::net::UdpSocket::bind(SocketAddr::new(
-            if self.profile.gateway.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() },
+            if gateway.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() },
             0,
         ));
         let probe = probe.and_then(|p| protect(&self.hooks, &p).map(|()| p).map_err(std::io::Error::other));
-        let ip = match probe.and_then(|p| p.connect(self.profile.gateway).and_then(|()| p.local_addr())) {
-            Ok(a) => a.ip(),
-            Err(e) => {
-                trace!(%e, "no route to the gateway right now");
-                return;
-            }
-        };
-        if ip == self.local.ip() && !forced {
-            return;
+        match probe.and_then(|p| p.connect(gateway).and_then(|()| p.local_addr())) {
+            Ok(a) => self.policy.network_changed(Instant::now(), a.ip(), forced),
+            Err(e) => trace!(%e, "no route to the gateway right now"),
         }
-        info!(old = %self.local.ip(), new = %ip, "local address changed");
-        self.local.set_ip(ip);
-        let natt_port = self.natt.local_addr().map(|a| a.port()).unwrap_or(self.profile.natt_port);
-        if self.reconnect_at.is_none() {
-            self.sa.network_changed(Instant::now(), SocketAddr::new(ip, natt_port));
-        }
-    }
-
-    /// A new IKE SA, keeping the TUN, routes and DNS: towards the gateway a redirect named, else the profile's
-    /// (its host name resolved again). The gateway host route follows the address.
-    async fn restart(&mut self) -> Result<(), DriverError> {
-        let mut ike = self.profile.ike.clone();
-        let target = match self.redirect.take() {
-            Some((to, from)) => {
-                ike.redirected_from = Some(from);
-                to
-            }
-            None => {
-                // The current candidate (the profile's gateway, or one of its backups); a backup whose name
-                // does not resolve is passed over.
-                let n = 1 + self.profile.backups.len();
-                let mut target = None;
-                for _ in 0..n {
-                    target = self.resolve_candidate().await;
-                    if target.is_some() {
-                        break;
-                    }
-                    self.candidate = (self.candidate + 1) % n;
-                }
-                target.unwrap_or(self.home_gateway)
-            }
-        };
-        self.retarget(target.ip())?;
-        self.profile.gateway = target;
-        self.sa = fresh_sa(ike, self.local, self.profile.gateway, &self.natt)?;
-        info!(attempt = self.attempt, gateway = %self.profile.gateway, "reconnecting");
-        Ok(())
-    }
-
-    /// Make-before-break reauthentication (RFC 7296 §2.8.3): a new IKE SA with full authentication (without
-    /// INITIAL_CONTACT, so the gateway keeps the old one meanwhile) while the old one goes on carrying traffic.
-    fn start_reauthentication(&mut self) -> Result<(), DriverError> {
-        if self.retiring.is_some() {
-            return Ok(());
-        }
-        let mut ike = self.profile.ike.clone();
-        ike.initial_contact = false;
-        let sa = fresh_sa(ike, self.local, self.profile.gateway, &self.natt)?;
-        info!(gateway = %self.profile.gateway, "reauthenticating: a new IKE SA while the current one carries traffic");
-        self.retiring = Some(std::mem::replace(&mut self.sa, sa));
-        Ok(())
-    }
-
-    /// The old IKE SA of a reauthentication: its Child SAs leave the data plane as it deletes them; once it is
-    /// closed it is dropped.
-    async fn process_retiring_events(&mut self) {
-        let Some(old) = self.retiring.as_mut() else { return };
-        let mut removed = Vec::new();
-        let mut closed = false;
-        while let Some(ev) = old.poll_event() {
-            match ev {
-                Event::ChildSaDeleted { inbound_spi, outbound_spi } => removed.push((inbound_spi, outbound_spi)),
-                Event::Closed(_) => closed = true,
-                // A rekey the gateway made meanwhile: that SA goes with the old IKE SA.
-                _ => {}
-            }
-        }
-        for (inbound_spi, outbound_spi) in removed {
-            if let Some(d) = &self.downlink {
-                let _ = d.send(Update::Remove(inbound_spi)).await;
-            }
-            if let Some(u) = &self.uplink {
-                let _ = u.send(Update::Remove(outbound_spi)).await;
-            }
-        }
-        if closed {
-            info!("the old IKE SA is gone");
-            self.retiring = None;
-        }
-    }
-
-    /// An IKE message to the IKE SA it belongs to (by the initiator's SPI, RFC 7296 §3.1).
-    fn route_ike(&mut self, data: &[u8]) {
-        let spi_i = data.first_chunk::<8>().map(|b| u64::from_be_bytes(*b));
-        match self.retiring.as_mut() {
-            Some(old) if spi_i == Some(old.spi_i()) => old.handle_datagram(Instant::now(), data),
-            _ => self.sa.handle_datagram(Instant::now(), data),
-        }
-    }
-
-    /// The gateway sent us elsewhere (RFC 5685): resolve the new gateway and connect there next, unless it
-    /// happened too often lately.
-    async fn follow_redirect(&mut self, to: &GatewayIdentity) -> Result<(), IkeError> {
-        let now = Instant::now();
-        while self.redirects.front().is_some_and(|t| now.saturating_duration_since(*t) >= REDIRECT_WINDOW) {
-            self.redirects.pop_front();
-        }
-        if self.redirects.len() >= MAX_REDIRECTS {
-            return Err(IkeError::Protocol("redirected more than 5 times within 5 minutes"));
-        }
-        self.redirects.push_back(now);
-        let port = self.home_gateway.port();
-        let addr = match to {
-            GatewayIdentity::Addr(ip) => SocketAddr::new(*ip, port),
-            GatewayIdentity::Fqdn(name) => {
-                tokio::net::lookup_host((name.as_str(), port)).await.ok().and_then(|mut a| a.next()).ok_or_else(
-                    || IkeError::Config(format!("cannot resolve {name}, where the gateway redirected us")),
-                )?
-            }
-        };
-        info!(from = %self.profile.gateway, to = %addr, "following the gateway's redirect");
-        self.redirect = Some((addr, self.profile.gateway.ip()));
-        Ok(())
     }
 
     /// Keep the gateway out of the tunnel at its new address: move the host route we installed (desktop), and
     /// remember the address for the tunnel settings.
-    /// The address of the current failover candidate: the profile's gateway (its name resolved again, else its
-    /// last address) or a backup (`None` if its name does not resolve).
-    async fn resolve_candidate(&self) -> Option<SocketAddr> {
-        let port = self.home_gateway.port();
-        let (name, fallback) = match self.candidate.checked_sub(1) {
-            None => match self.profile.gateway_name.clone() {
-                Some(name) => (name, Some(self.home_gateway)),
-                None => return Some(self.home_gateway),
-            },
-            Some(i) => {
-                let backup = self.profile.backups.get(i)?;
-                if let Ok(ip) = backup.parse::<IpAddr>() {
-                    return Some(SocketAddr::new(ip, port));
-                }
-                (backup.clone(), None)
-            }
-        };
-        let resolved = tokio::net::lookup_host((name.as_str(), port)).await.map(|mut a| a.next());
-        match resolved {
-            Ok(addr) => addr.or(fallback),
-            Err(e) => {
-                debug!(%e, name, "cannot resolve the gateway; using its last address if there is one");
-                fallback
-            }
-        }
-    }
-
     fn retarget(&mut self, new: IpAddr) -> Result<(), DriverError> {
         if new == self.gateway {
             return Ok(());
@@ -796,89 +547,20 @@ impl Driver {
         Ok(())
     }
 
-    /// Forward the IKE SA's events; returns `Some(reason)` when it has closed.
-    async fn process_events(&mut self) -> Result<Option<Option<IkeError>>, DriverError> {
-        while let Some(ev) = self.sa.poll_event() {
-            let out = match ev {
-                // The old IKE SA still carries the tunnel: the new one's progress is no news for the app.
-                Event::StateChanged(_) if self.retiring.is_some() => continue,
-                Event::StateChanged(s) => SessionEvent::State(s),
-                Event::ReauthenticationDue => {
-                    self.start_reauthentication()?;
-                    continue;
-                }
-                Event::Closed(reason) if self.retiring.is_some() && !self.closing => {
-                    // The new IKE SA failed; the old one still works: keep it, try again later.
-                    warn!(reason = ?reason, "reauthentication failed; keeping the current IKE SA");
-                    if let Some(old) = self.retiring.take() {
-                        self.sa = old;
-                        self.sa.postpone_reauthentication(Instant::now() + REAUTH_RETRY);
-                    }
-                    continue;
-                }
-                Event::Established(info) => {
-                    self.info = Some(info);
-                    continue;
-                }
-                Event::FetchRevocation(requests) => {
-                    self.crl_requests.push((self.sa.spi_i(), requests));
-                    continue;
-                }
-                Event::ChildSaInstalled(_) if self.sa.state() != State::Established => {
-                    // Defence in depth (the IKE SA already gates this): no ESP, TUN, route or DNS change for an
-                    // IKE SA whose gateway has not authenticated.
-                    warn!(state = ?self.sa.state(), "Child SA from an IKE SA that is not established; ignored");
-                    continue;
-                }
-                Event::ChildSaInstalled(c) => {
-                    let summary = ChildSummary::of(&c);
-                    let rekey = c.replaces;
-                    self.install_child(c).await?;
-                    match (rekey, self.info.take()) {
-                        // The first Child SA completes the connection; later ones are rekeys.
-                        (None, Some(info)) => {
-                            self.connected_once = true;
-                            self.attempt = 0;
-                            self.failovers = 0;
-                            if let Some(old) = self.retiring.as_mut() {
-                                // Make-before-break: the new Child SA carries the traffic now; delete the old SAs.
-                                info!("reauthenticated: the new IKE SA carries the tunnel, deleting the old one");
-                                old.close(Instant::now());
-                            }
-                            SessionEvent::Connected { info, child: summary }
-                        }
-                        (Some(old), _) => SessionEvent::ChildSaRekeyed { old_spi_in: old, child: summary },
-                        (None, None) => continue,
-                    }
-                }
-                Event::ChildSaDeleted { inbound_spi, outbound_spi } => {
-                    if let Some(d) = &self.downlink {
-                        let _ = d.send(Update::Remove(inbound_spi)).await;
-                    }
-                    if let Some(u) = &self.uplink {
-                        let _ = u.send(Update::Remove(outbound_spi)).await;
-                    }
-                    SessionEvent::ChildSaDeleted { inbound_spi, outbound_spi }
-                }
-                Event::Closed(reason) => {
-                    return Ok(Some(reason));
-                }
-            };
-            let _ = self.events.send(out).await;
-        }
-        Ok(None)
-    }
-
     /// Hand a Child SA to the data plane; the first one also brings up the TUN, routes and DNS.
-    async fn install_child(&mut self, c: ChildSa) -> Result<(), DriverError> {
-        let peer = self.sa.remote();
-        let inbound = EspSa::inbound(&c.inbound, 1024).map_err(|e| IkeError::Config(format!("ESP: {e}")))?;
+    async fn install_child(
+        &mut self,
+        c: ChildSa,
+        peer: SocketAddr,
+        info: Option<&SessionInfo>,
+    ) -> Result<(), DriverError> {
+        let inbound = EspSa::inbound(&c.inbound, 1024).map_err(|e| DriverError::Esp(e.to_string()))?;
         let snap = self.counters.snapshot();
         self.child_bytes_base = Some((c.inbound.spi, snap.bytes_in + snap.bytes_out));
-        let outbound = EspSa::outbound(&c.outbound).map_err(|e| IkeError::Config(format!("ESP: {e}")))?;
+        let outbound = EspSa::outbound(&c.outbound).map_err(|e| DriverError::Esp(e.to_string()))?;
         // After a reconnect the gateway may hand out another virtual IP (or other routes or DNS servers):
         // rebuild the tunnel; with the same settings the TUN (and routes) stay.
-        let settings = self.tunnel_settings(&c);
+        let settings = self.tunnel_settings(&c, info);
         if self.tun.is_some() && c.replaces.is_none() && self.tun_settings.as_ref() != Some(&settings) {
             info!("tunnel settings changed on reconnect: rebuilding the tunnel device");
             self.teardown_tunnel();
@@ -905,8 +587,8 @@ impl Driver {
     }
 
     /// What the tunnel device needs for this Child SA: the virtual IPs, routes for its remote selectors, DNS.
-    fn tunnel_settings(&self, c: &ChildSa) -> TunnelSettings {
-        let config = self.info.as_ref().map(|i| i.config.clone()).unwrap_or_default();
+    fn tunnel_settings(&self, c: &ChildSa, info: Option<&SessionInfo>) -> TunnelSettings {
+        let config = info.map(|i| i.config.clone()).unwrap_or_default();
         TunnelSettings {
             ipv4: config.ipv4.map(|a| (a, 32)),
             ipv6: config.ipv6,
@@ -989,13 +671,9 @@ impl Driver {
         Ok(())
     }
 
-    /// Send what the IKE SA (and the one a reauthentication retires) want sent.
+    /// Send what the IKE SAs (the current one, and one a reauthentication retires) want sent.
     async fn flush(&mut self) {
-        loop {
-            let Some(t) = self.retiring.as_mut().and_then(IkeSa::poll_transmit).or_else(|| self.sa.poll_transmit())
-            else {
-                return;
-            };
+        while let Some(t) = self.policy.poll_transmit() {
             let sock = match t.socket {
                 SocketKind::Ike => &self.ike,
                 SocketKind::NatT => &self.natt,

@@ -13,7 +13,7 @@ pub mod proposal;
 mod redirect;
 mod sa;
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 mod ts;
 
 pub use child::ChildSa;

@@ -9,9 +9,9 @@ mod hostile_tests;
 mod legacy_tests;
 mod liveness_tests;
 mod redirect_tests;
-mod responder;
-mod revocation_tests;
-mod tests;
+pub(crate) mod responder;
+pub(crate) mod revocation_tests;
+pub(crate) mod tests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

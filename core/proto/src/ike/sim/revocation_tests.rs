@@ -14,17 +14,17 @@ use crate::crypto::{CertError, GatewayCertPolicy, KeyPairSigner, Revocation, Rev
 use crate::ike::sa::REVOCATION_FETCH_TIMEOUT;
 use crate::ike::{GatewayAuth, State};
 
-const URL: &str = "http://ca.example.net/gw.crl";
+pub(crate) const URL: &str = "http://ca.example.net/gw.crl";
 const OCSP_URL: &str = "http://ocsp.example.net/";
 
-struct Gateway {
-    anchors: TrustAnchors,
-    cert: ResponderCert,
-    ca: Issuer<'static, KeyPair>,
+pub(crate) struct Gateway {
+    pub(crate) anchors: TrustAnchors,
+    pub(crate) cert: ResponderCert,
+    pub(crate) ca: Issuer<'static, KeyPair>,
 }
 
 /// A CA and a gateway certificate (serial 5, naming [`URL`]) it issued.
-fn gateway() -> Gateway {
+pub(crate) fn gateway() -> Gateway {
     gateway_with(false)
 }
 
@@ -61,7 +61,7 @@ fn gateway_with(ocsp: bool) -> Gateway {
     Gateway { anchors: TrustAnchors::from_der([ca_der.as_slice()]).unwrap(), cert: ResponderCert(der, signer), ca }
 }
 
-fn crl(ca: &Issuer<'static, KeyPair>, revoked: &[u64]) -> Vec<u8> {
+pub(crate) fn crl(ca: &Issuer<'static, KeyPair>, revoked: &[u64]) -> Vec<u8> {
     let t = rcgen::date_time_ymd(2030, 1, 1);
     rcgen::CertificateRevocationListParams {
         this_update: t,

@@ -16,11 +16,11 @@ use crate::wire::{Delete, ExchangeType, IdType, Identification, NotifyType, Payl
 
 pub(super) const PSK: &[u8] = b"simulated pre-shared key";
 
-pub(super) fn fqdn(s: &str) -> Identification {
+pub(crate) fn fqdn(s: &str) -> Identification {
     Identification { id_type: IdType::ID_FQDN, data: s.as_bytes().to_vec() }
 }
 
-pub(super) fn config(ike: &str, esp: &str) -> IkeConfig {
+pub(crate) fn config(ike: &str, esp: &str) -> IkeConfig {
     IkeConfig {
         local_id: fqdn("client.example.org"),
         remote_id: None,
@@ -54,26 +54,26 @@ pub(super) fn config(ike: &str, esp: &str) -> IkeConfig {
     }
 }
 
-pub(super) fn default_config() -> IkeConfig {
+pub(crate) fn default_config() -> IkeConfig {
     config("aes256gcm16-prfsha256-x25519", "aes256gcm16")
 }
 
-pub(super) fn established_pair(config: IkeConfig, responder: ResponderConfig) -> Pair {
+pub(crate) fn established_pair(config: IkeConfig, responder: ResponderConfig) -> Pair {
     let mut p = Pair::new(config, responder);
     p.drive();
     assert_eq!(p.initiator.state(), State::Established, "events: {:?}", p.events);
     p
 }
 
-pub(super) fn secs(d: Duration) -> f64 {
+pub(crate) fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-pub(super) fn assert_near(actual: Duration, expected_s: f64) {
+pub(crate) fn assert_near(actual: Duration, expected_s: f64) {
     assert!((secs(actual) - expected_s).abs() < 0.001, "{} s, expected {expected_s} s", secs(actual));
 }
 
-pub(super) fn name(e: &Event) -> String {
+pub(crate) fn name(e: &Event) -> String {
     match e {
         Event::StateChanged(s) => format!("{s:?}"),
         Event::Established(_) => "Established!".into(),
@@ -87,13 +87,13 @@ pub(super) fn name(e: &Event) -> String {
     }
 }
 
-pub(super) fn names(p: &Pair) -> Vec<String> {
+pub(crate) fn names(p: &Pair) -> Vec<String> {
     p.events.iter().map(|(_, e)| name(e)).collect()
 }
 
 pub(super) const HAPPY: [&str; 4] = ["Authenticating", "Established", "Established!", "ChildSaInstalled"];
 
-pub(super) fn closed_with(p: &Pair) -> Option<IkeError> {
+pub(crate) fn closed_with(p: &Pair) -> Option<IkeError> {
     let (_, r) = p.closed().expect("the IKE SA closed");
     assert_eq!(p.initiator.state(), State::Closed);
     assert_eq!(p.initiator.poll_timeout(), None, "no timer after Closed");
@@ -101,7 +101,7 @@ pub(super) fn closed_with(p: &Pair) -> Option<IkeError> {
 }
 
 /// Inbound of one peer is the outbound of the other, and the selectors agree.
-pub(super) fn assert_keys_match(p: &Pair) {
+pub(crate) fn assert_keys_match(p: &Pair) {
     let ours = p.child().expect("the initiator installed a Child SA");
     let theirs = p.responder.child.as_ref().expect("the responder has a Child SA");
     assert_eq!(ours.suite, theirs.suite);
@@ -121,11 +121,11 @@ pub(super) fn assert_keys_match(p: &Pair) {
     assert_eq!(ours.ts_r, theirs.ts_r);
 }
 
-pub(super) fn requests(p: &Pair, exchange: ExchangeType) -> Vec<&Datagram> {
+pub(crate) fn requests(p: &Pair, exchange: ExchangeType) -> Vec<&Datagram> {
     p.sent(Dir::ToResponder).filter(|d| d.is(exchange, false)).collect()
 }
 
-pub(super) fn responses(p: &Pair, exchange: ExchangeType) -> Vec<&Datagram> {
+pub(crate) fn responses(p: &Pair, exchange: ExchangeType) -> Vec<&Datagram> {
     p.sent(Dir::ToInitiator).filter(|d| d.is(exchange, true)).collect()
 }
 
@@ -331,7 +331,7 @@ fn retransmission_schedule_custom() {
 }
 
 /// Drops the first datagram matching `pred`.
-pub(super) fn drop_first(p: &mut Pair, pred: impl Fn(&Datagram) -> bool + 'static) {
+pub(crate) fn drop_first(p: &mut Pair, pred: impl Fn(&Datagram) -> bool + 'static) {
     let mut dropped = false;
     p.set_fate(move |d| {
         if !dropped && pred(d) {
@@ -511,7 +511,7 @@ fn garbage_is_ignored() {
     assert_eq!(p.responder.responses.len(), 1);
 }
 
-pub(super) fn established() -> Pair {
+pub(crate) fn established() -> Pair {
     established_pair(default_config(), ResponderConfig::default())
 }
 
