@@ -62,6 +62,14 @@ chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root sh 
 echo "fresh-install-test: scripts/check-deps.sh in the fresh system"
 chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root sh -c 'cd /ikelink && ./scripts/check-deps.sh'
 if [ "${1:-}" = --full ]; then
+    # The machine's own network trust (CAs a proxy on the way to the package registries needs), as the machine
+    # running CI has it: not a package, so not the install script's business.
+    if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+        mkdir -p "$root/usr/local/share/ca-certificates"
+        cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+        chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c \
+            'command -v update-ca-certificates >/dev/null && update-ca-certificates >/dev/null' || true
+    fi
     # The machine's Rust toolchain (a fresh CI machine has one; rustup's servers are not reachable here).
     for d in .rustup .cargo; do
         if [ -d "$HOME/$d" ]; then
