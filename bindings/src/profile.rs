@@ -348,12 +348,15 @@ mod tests {
         assert!(matches!(check(CERT, Some(identity), None), Err(VpnError::InvalidCredentials { .. })));
     }
 
+    /// An OS trust store that trusts one-certificate chains.
     struct Judge;
     impl crate::platform::TrustEvaluator for Judge {
-        fn evaluate(&self, chain: Vec<Vec<u8>>, gateway_id: String) -> Result<(), crate::error::CallbackError> {
-            match (chain.len(), gateway_id.as_str()) {
-                (1, "gw.ikelink.test") => Ok(()),
-                _ => Err(crate::error::CallbackError::Failed { reason: format!("untrusted {gateway_id}") }),
+        fn evaluate(&self, chain: Vec<Vec<u8>>, host_name: Option<String>) -> Result<(), crate::error::CallbackError> {
+            match chain.len() {
+                1 => Ok(()),
+                n => Err(crate::error::CallbackError::Failed {
+                    reason: format!("untrusted chain of {n} for {host_name:?}"),
+                }),
             }
         }
     }
@@ -363,10 +366,11 @@ mod tests {
         let (identity, _) = pem_identity();
         let trust = GatewayTrust::Platform { evaluator: Arc::new(Judge) };
         let r = check(CERT, Some(identity), Some(trust)).and_then(Checked::resolve).unwrap();
+        // The core matches the identity; the app's evaluator answers for the chain, with the host name.
         let GatewayAuth::Platform(evaluator) = r.ike.gateway_auth else { panic!("platform trust expected") };
-        let id = |s: &str| parse_identity(s).unwrap();
-        assert_eq!(evaluator.evaluate(&[vec![1]], &id("gw.ikelink.test")), Ok(()));
-        assert_eq!(evaluator.evaluate(&[vec![1]], &id("evil.example")), Err("untrusted evil.example".to_string()));
+        assert_eq!(evaluator.evaluate(&[vec![1]], Some("gw.ikelink.test")), Ok(()));
+        let refused = evaluator.evaluate(&[vec![1], vec![2]], Some("gw.ikelink.test"));
+        assert_eq!(refused, Err("untrusted chain of 2 for Some(\"gw.ikelink.test\")".to_string()));
     }
 
     #[test]

@@ -1313,19 +1313,27 @@ public func FfiConverterTypeSocketProtector_lower(_ value: SocketProtector) -> U
 
 
 /**
- * Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
- * it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
- * end-entity key.
+ * Answers one question with the platform's trust store: does the OS trust this certificate chain (DER, end
+ * entity first) for a VPN gateway? Return to trust it, throw to refuse (the message is reported).
+ *
+ * Do not match identities here: Ikelink checks that the certificate names the gateway's identity (the
+ * profile's `gateway.id`, by default its address) before asking, and verifies the gateway's signature with
+ * the end-entity key. `host_name` is that identity when it is a host name or an IP address, for OS policies
+ * that take one (Apple's SSL policy); it is null otherwise.
  */
 public protocol TrustEvaluator: AnyObject, Sendable {
     
-    func evaluate(chain: [Data], gatewayId: String) throws 
+    func evaluate(chain: [Data], hostName: String?) throws 
     
 }
 /**
- * Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
- * it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
- * end-entity key.
+ * Answers one question with the platform's trust store: does the OS trust this certificate chain (DER, end
+ * entity first) for a VPN gateway? Return to trust it, throw to refuse (the message is reported).
+ *
+ * Do not match identities here: Ikelink checks that the certificate names the gateway's identity (the
+ * profile's `gateway.id`, by default its address) before asking, and verifies the gateway's signature with
+ * the end-entity key. `host_name` is that identity when it is a host name or an IP address, for OS policies
+ * that take one (Apple's SSL policy); it is null otherwise.
  */
 open class TrustEvaluatorImpl: TrustEvaluator, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1380,12 +1388,12 @@ open class TrustEvaluatorImpl: TrustEvaluator, @unchecked Sendable {
     
 
     
-open func evaluate(chain: [Data], gatewayId: String)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+open func evaluate(chain: [Data], hostName: String?)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
         uniffiCallStatus in
     uniffi_ikelink_ffi_fn_method_trustevaluator_evaluate(
             self.uniffiCloneHandle(),
         FfiConverterSequenceData.lower(chain),
-        FfiConverterString.lower(gatewayId),uniffiCallStatus
+        FfiConverterOptionString.lower(hostName),uniffiCallStatus
     )
 }
 }
@@ -1421,7 +1429,7 @@ fileprivate struct UniffiCallbackInterfaceTrustEvaluator {
         evaluate: { (
             uniffiHandle: UInt64,
             chain: RustBuffer,
-            gatewayId: RustBuffer,
+            hostName: RustBuffer,
             uniffiOutReturn: UnsafeMutableRawPointer,
             uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
         ) in
@@ -1432,7 +1440,7 @@ fileprivate struct UniffiCallbackInterfaceTrustEvaluator {
                 }
                 return try uniffiObj.evaluate(
                      chain: try FfiConverterSequenceData.lift(chain),
-                     gatewayId: try FfiConverterString.lift(gatewayId)
+                     hostName: try FfiConverterOptionString.lift(hostName)
                 )
             }
 
@@ -3983,7 +3991,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_ikelink_ffi_checksum_method_socketprotector_protect() != 48722) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_ikelink_ffi_checksum_method_trustevaluator_evaluate() != 57169) {
+    if (uniffi_ikelink_ffi_checksum_method_trustevaluator_evaluate() != 5072) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_ikelink_ffi_checksum_method_tunprovider_open_tun() != 60863) {

@@ -663,7 +663,7 @@ internal interface UniffiCallbackInterfaceSocketProtectorMethod0 : com.sun.jna.C
     fun callback(`uniffiHandle`: Long,`fd`: Int,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceTrustEvaluatorMethod0 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`chain`: RustBuffer.ByValue,`gatewayId`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+    fun callback(`uniffiHandle`: Long,`chain`: RustBuffer.ByValue,`hostName`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceTunProviderMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`settings`: RustBuffer.ByValue,`uniffiOutReturn`: IntByReference,uniffiCallStatus: UniffiRustCallStatus,)
@@ -915,7 +915,7 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_ikelink_ffi_fn_init_callback_vtable_trustevaluator(`vtable`: UniffiVTableCallbackInterfaceTrustEvaluator,
     ): Unit
-    external fun uniffi_ikelink_ffi_fn_method_trustevaluator_evaluate(`ptr`: Long,`chain`: RustBuffer.ByValue,`gatewayId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_ikelink_ffi_fn_method_trustevaluator_evaluate(`ptr`: Long,`chain`: RustBuffer.ByValue,`hostName`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_ikelink_ffi_fn_clone_tunprovider(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1084,7 +1084,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_ikelink_ffi_checksum_method_socketprotector_protect() and 0xFFFF) != 48722) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_ikelink_ffi_checksum_method_trustevaluator_evaluate() and 0xFFFF) != 57169) {
+    if ((lib.uniffi_ikelink_ffi_checksum_method_trustevaluator_evaluate() and 0xFFFF) != 5072) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_ikelink_ffi_checksum_method_tunprovider_open_tun() and 0xFFFF) != 60863) {
@@ -2626,21 +2626,29 @@ public object FfiConverterTypeSocketProtector: FfiConverter<SocketProtector, Lon
 
 
 /**
- * Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
- * it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
- * end-entity key.
+ * Answers one question with the platform's trust store: does the OS trust this certificate chain (DER, end
+ * entity first) for a VPN gateway? Return to trust it, throw to refuse (the message is reported).
+ *
+ * Do not match identities here: Ikelink checks that the certificate names the gateway's identity (the
+ * profile's `gateway.id`, by default its address) before asking, and verifies the gateway's signature with
+ * the end-entity key. `host_name` is that identity when it is a host name or an IP address, for OS policies
+ * that take one (Apple's SSL policy); it is null otherwise.
  */
 public interface TrustEvaluator {
     
-    fun `evaluate`(`chain`: List<kotlin.ByteArray>, `gatewayId`: kotlin.String)
+    fun `evaluate`(`chain`: List<kotlin.ByteArray>, `hostName`: kotlin.String?)
     
     companion object
 }
 
 /**
- * Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
- * it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
- * end-entity key.
+ * Answers one question with the platform's trust store: does the OS trust this certificate chain (DER, end
+ * entity first) for a VPN gateway? Return to trust it, throw to refuse (the message is reported).
+ *
+ * Do not match identities here: Ikelink checks that the certificate names the gateway's identity (the
+ * profile's `gateway.id`, by default its address) before asking, and verifies the gateway's signature with
+ * the end-entity key. `host_name` is that identity when it is a host name or an IP address, for OS policies
+ * that take one (Apple's SSL policy); it is null otherwise.
  */
 open class TrustEvaluatorImpl: Disposable, AutoCloseable, TrustEvaluator
 {
@@ -2744,7 +2752,7 @@ open class TrustEvaluatorImpl: Disposable, AutoCloseable, TrustEvaluator
     }
 
     
-    @Throws(CallbackException::class)override fun `evaluate`(`chain`: List<kotlin.ByteArray>, `gatewayId`: kotlin.String)
+    @Throws(CallbackException::class)override fun `evaluate`(`chain`: List<kotlin.ByteArray>, `hostName`: kotlin.String?)
         = 
     callWithHandle {
     uniffiRustCallWithError(CallbackException) { _status ->
@@ -2752,7 +2760,7 @@ open class TrustEvaluatorImpl: Disposable, AutoCloseable, TrustEvaluator
         it,
         
         FfiConverterSequenceByteArray.lower(`chain`),
-        FfiConverterString.lower(`gatewayId`),_status)
+        FfiConverterOptionalString.lower(`hostName`),_status)
 }
     }
     
@@ -2777,12 +2785,12 @@ open class TrustEvaluatorImpl: Disposable, AutoCloseable, TrustEvaluator
 // Put the implementation in an object so we don't pollute the top-level namespace
 internal object uniffiCallbackInterfaceTrustEvaluator {
     internal object `evaluate`: UniffiCallbackInterfaceTrustEvaluatorMethod0 {
-        override fun callback(`uniffiHandle`: Long,`chain`: RustBuffer.ByValue,`gatewayId`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+        override fun callback(`uniffiHandle`: Long,`chain`: RustBuffer.ByValue,`hostName`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
             val uniffiObj = FfiConverterTypeTrustEvaluator.handleMap.get(uniffiHandle)
             val makeCall = { ->
                 uniffiObj.`evaluate`(
                     FfiConverterSequenceByteArray.lift(`chain`),
-                    FfiConverterString.lift(`gatewayId`),
+                    FfiConverterOptionalString.lift(`hostName`),
                 )
             }
             val writeReturn = { _: Unit -> Unit }
