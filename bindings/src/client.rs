@@ -11,9 +11,10 @@ use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use crate::error::VpnError;
+use crate::options::ConnectOptions;
 use crate::platform::{guard, ProtectAdapter, SocketProtector, TunAdapter, TunProvider, VpnListener};
 use crate::profile;
-use crate::types::{ConnectOptions, SessionDetails, TunnelState, VpnEvent, VpnStatus};
+use crate::types::{SessionDetails, TunnelState, VpnEvent, VpnStatus};
 
 /// How long a command may wait for the session to take it (it normally takes microseconds).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -90,7 +91,7 @@ impl VpnClient {
             let message = format!("mtu {} is not between {MIN_MTU} and {MAX_MTU}", options.mtu);
             return Err(VpnError::InvalidOptions { reason: message });
         }
-        let checked = profile::check(&profile_toml, options.client_identity, options.gateway_trust)?;
+        let checked = profile::check(&profile_toml, options.client_identity, options.gateway_trust, options.secret)?;
         let session_options = SessionOptions {
             data_plane: true,
             tun_name: None,

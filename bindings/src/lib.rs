@@ -17,6 +17,7 @@
 mod client;
 mod error;
 mod logging;
+mod options;
 mod platform;
 mod profile;
 mod types;
@@ -24,10 +25,10 @@ mod types;
 pub use client::VpnClient;
 pub use error::{CallbackError, VpnError};
 pub use logging::{set_logger, LogLevel, LogSink};
+pub use options::{ClientIdentity, ConnectOptions, GatewayTrust};
 pub use platform::{KeystoreSigner, SocketProtector, TrustEvaluator, TunProvider, VpnListener};
 pub use types::{
-    ClientIdentity, ConnectOptions, GatewayTrust, IpPrefix, SessionDetails, SignatureAlgorithm, TrafficStats,
-    TunnelSettings, TunnelState, VpnEvent, VpnStatus,
+    IpPrefix, SessionDetails, SignatureAlgorithm, TrafficStats, TunnelSettings, TunnelState, VpnEvent, VpnStatus,
 };
 
 uniffi::setup_scaffolding!();

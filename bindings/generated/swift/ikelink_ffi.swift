@@ -2198,13 +2198,18 @@ public struct ConnectOptions {
      */
     public var reconnectMaxDelaySecs: UInt32
     /**
-     * Our certificate, for `auth.method = "cert"` profiles without paths.
+     * Our certificate, for `auth.method = "cert"` (or EAP-TLS) profiles without paths.
      */
     public var clientIdentity: ClientIdentity?
     /**
      * The gateway's CA or the platform's judgement, for profiles without `gateway.ca` paths.
      */
     public var gatewayTrust: GatewayTrust?
+    /**
+     * The pre-shared key (`auth.method = "psk"`) or the EAP password, from the app's key store, for profiles
+     * without `auth.psk`/`auth.password` (or their files).
+     */
+    public var secret: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2222,17 +2227,22 @@ public struct ConnectOptions {
          * Longest pause between reconnection attempts.
          */reconnectMaxDelaySecs: UInt32 = UInt32(60), 
         /**
-         * Our certificate, for `auth.method = "cert"` profiles without paths.
+         * Our certificate, for `auth.method = "cert"` (or EAP-TLS) profiles without paths.
          */clientIdentity: ClientIdentity? = nil, 
         /**
          * The gateway's CA or the platform's judgement, for profiles without `gateway.ca` paths.
-         */gatewayTrust: GatewayTrust? = nil) {
+         */gatewayTrust: GatewayTrust? = nil, 
+        /**
+         * The pre-shared key (`auth.method = "psk"`) or the EAP password, from the app's key store, for profiles
+         * without `auth.psk`/`auth.password` (or their files).
+         */secret: String? = nil) {
         self.mtu = mtu
         self.statsIntervalSecs = statsIntervalSecs
         self.reconnect = reconnect
         self.reconnectMaxDelaySecs = reconnectMaxDelaySecs
         self.clientIdentity = clientIdentity
         self.gatewayTrust = gatewayTrust
+        self.secret = secret
     }
 
     
@@ -2256,7 +2266,8 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
                 reconnect: FfiConverterBool.read(from: &buf), 
                 reconnectMaxDelaySecs: FfiConverterUInt32.read(from: &buf), 
                 clientIdentity: FfiConverterOptionTypeClientIdentity.read(from: &buf), 
-                gatewayTrust: FfiConverterOptionTypeGatewayTrust.read(from: &buf)
+                gatewayTrust: FfiConverterOptionTypeGatewayTrust.read(from: &buf), 
+                secret: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2267,6 +2278,7 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.reconnectMaxDelaySecs, into: &buf)
         FfiConverterOptionTypeClientIdentity.write(value.clientIdentity, into: &buf)
         FfiConverterOptionTypeGatewayTrust.write(value.gatewayTrust, into: &buf)
+        FfiConverterOptionString.write(value.secret, into: &buf)
     }
 }
 
@@ -2797,8 +2809,8 @@ public func FfiConverterTypeCallbackError_lower(_ value: CallbackError) -> RustB
 
 
 /**
- * Our certificate and private key, when the profile says `auth.method = "cert"` and the app holds them
- * (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
+ * Our certificate and private key, when the profile says `auth.method = "cert"` (or EAP-TLS) and the app holds
+ * them (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
  */
 
 public enum ClientIdentity {
@@ -2897,17 +2909,22 @@ public func FfiConverterTypeClientIdentity_lower(_ value: ClientIdentity) -> Rus
 
 /**
  * How to judge the gateway's certificate, replacing the profile's `gateway.ca` paths (and the system store).
+ * Either way Ikelink checks that the certificate names the gateway's identity (`gateway.id`, by default its
+ * address) and verifies the gateway's signature.
  */
 
 public enum GatewayTrust {
     
     /**
-     * These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256` still apply.
+     * These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256`, `crl` and `revocation` still
+     * apply. They also vouch for an EAP-TLS/TTLS or PEAP server.
      */
     case caCertificates(pem: Data
     )
     /**
-     * The platform decides (Android `X509TrustManager`, Apple `SecTrustEvaluateWithError`).
+     * The platform decides whether it trusts the chain (Android `X509TrustManager`, Apple
+     * `SecTrustEvaluateWithError`). Profiles with pins or CRLs are refused: only Ikelink's own anchors check
+     * them.
      */
     case platform(evaluator: TrustEvaluator
     )
@@ -3074,7 +3091,7 @@ public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
 
 
 /**
- * Signature algorithms a [`KeystoreSigner`] may offer (RFC 7427). ECDSA signatures are DER
+ * Signature algorithms a [`KeystoreSigner`](crate::KeystoreSigner) may offer (RFC 7427). ECDSA signatures are DER
  * `Ecdsa-Sig-Value`, as Android's `Signature` and Apple's `SecKeyCreateSignature` produce them.
  */
 
@@ -3964,7 +3981,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_ikelink_ffi_checksum_func_set_logger() != 43191) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_ikelink_ffi_checksum_method_vpnclient_connect() != 56756) {
+    if (uniffi_ikelink_ffi_checksum_method_vpnclient_connect() != 38721) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_ikelink_ffi_checksum_method_vpnclient_disconnect() != 58367) {

@@ -1057,7 +1057,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_ikelink_ffi_checksum_func_set_logger() and 0xFFFF) != 43191) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_ikelink_ffi_checksum_method_vpnclient_connect() and 0xFFFF) != 56756) {
+    if ((lib.uniffi_ikelink_ffi_checksum_method_vpnclient_connect() and 0xFFFF) != 38721) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_ikelink_ffi_checksum_method_vpnclient_disconnect() and 0xFFFF) != 58367) {
@@ -3935,7 +3935,7 @@ data class ConnectOptions (
     var `reconnectMaxDelaySecs`: kotlin.UInt = 60u 
     , 
     /**
-     * Our certificate, for `auth.method = "cert"` profiles without paths.
+     * Our certificate, for `auth.method = "cert"` (or EAP-TLS) profiles without paths.
      */
     var `clientIdentity`: ClientIdentity? = null 
     , 
@@ -3943,6 +3943,12 @@ data class ConnectOptions (
      * The gateway's CA or the platform's judgement, for profiles without `gateway.ca` paths.
      */
     var `gatewayTrust`: GatewayTrust? = null 
+    , 
+    /**
+     * The pre-shared key (`auth.method = "psk"`) or the EAP password, from the app's key store, for profiles
+     * without `auth.psk`/`auth.password` (or their files).
+     */
+    var `secret`: kotlin.String? = null 
     
 ): Disposable{
     
@@ -3959,7 +3965,8 @@ data class ConnectOptions (
         this.`reconnect`,
         this.`reconnectMaxDelaySecs`,
         this.`clientIdentity`,
-        this.`gatewayTrust`
+        this.`gatewayTrust`,
+        this.`secret`
     )
     }
     
@@ -3978,6 +3985,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterUInt.read(buf),
             FfiConverterOptionalTypeClientIdentity.read(buf),
             FfiConverterOptionalTypeGatewayTrust.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -3987,7 +3995,8 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterBoolean.allocationSize(value.`reconnect`) +
             FfiConverterUInt.allocationSize(value.`reconnectMaxDelaySecs`) +
             FfiConverterOptionalTypeClientIdentity.allocationSize(value.`clientIdentity`) +
-            FfiConverterOptionalTypeGatewayTrust.allocationSize(value.`gatewayTrust`)
+            FfiConverterOptionalTypeGatewayTrust.allocationSize(value.`gatewayTrust`) +
+            FfiConverterOptionalString.allocationSize(value.`secret`)
     )
 
     override fun write(value: ConnectOptions, buf: ByteBuffer) {
@@ -3997,6 +4006,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterUInt.write(value.`reconnectMaxDelaySecs`, buf)
             FfiConverterOptionalTypeClientIdentity.write(value.`clientIdentity`, buf)
             FfiConverterOptionalTypeGatewayTrust.write(value.`gatewayTrust`, buf)
+            FfiConverterOptionalString.write(value.`secret`, buf)
     }
 }
 
@@ -4409,8 +4419,8 @@ public object FfiConverterTypeCallbackError : FfiConverterRustBuffer<CallbackExc
 
 
 /**
- * Our certificate and private key, when the profile says `auth.method = "cert"` and the app holds them
- * (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
+ * Our certificate and private key, when the profile says `auth.method = "cert"` (or EAP-TLS) and the app holds
+ * them (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
  */
 sealed class ClientIdentity: Disposable  {
     
@@ -4573,11 +4583,14 @@ public object FfiConverterTypeClientIdentity : FfiConverterRustBuffer<ClientIden
 
 /**
  * How to judge the gateway's certificate, replacing the profile's `gateway.ca` paths (and the system store).
+ * Either way Ikelink checks that the certificate names the gateway's identity (`gateway.id`, by default its
+ * address) and verifies the gateway's signature.
  */
 sealed class GatewayTrust: Disposable  {
     
     /**
-     * These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256` still apply.
+     * These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256`, `crl` and `revocation` still
+     * apply. They also vouch for an EAP-TLS/TTLS or PEAP server.
      */
     data class CaCertificates(
         val `pem`: kotlin.ByteArray) : GatewayTrust()
@@ -4589,7 +4602,9 @@ sealed class GatewayTrust: Disposable  {
     }
     
     /**
-     * The platform decides (Android `X509TrustManager`, Apple `SecTrustEvaluateWithError`).
+     * The platform decides whether it trusts the chain (Android `X509TrustManager`, Apple
+     * `SecTrustEvaluateWithError`). Profiles with pins or CRLs are refused: only Ikelink's own anchors check
+     * them.
      */
     data class Platform(
         val `evaluator`: uniffi.ikelink_ffi.TrustEvaluator) : GatewayTrust()
@@ -4725,7 +4740,7 @@ public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
 
 
 /**
- * Signature algorithms a [`KeystoreSigner`] may offer (RFC 7427). ECDSA signatures are DER
+ * Signature algorithms a [`KeystoreSigner`](crate::KeystoreSigner) may offer (RFC 7427). ECDSA signatures are DER
  * `Ecdsa-Sig-Value`, as Android's `Signature` and Apple's `SecKeyCreateSignature` produce them.
  */
 
