@@ -26,9 +26,9 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
 ///
-/// All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
-/// for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
-/// Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+/// All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+/// `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+/// is sent, and the drop waits at most two seconds for the session to end).
 #[derive(uniffi::Object)]
 pub struct VpnClient {
     runtime: Option<tokio::runtime::Runtime>,
@@ -167,7 +167,8 @@ impl VpnClient {
 /// How long dropping a [`VpnClient`] waits for the runtime's threads to stop.
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// How long dropping a [`VpnClient`] with a session up waits for that session to close (its Delete is sent at
-/// once; this bounds waiting for the gateway's answer).
+/// once; this bounds waiting for the gateway's answer). The `VpnClient` docs, which the app reads, say "two
+/// seconds".
 pub const DROP_DISCONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for VpnClient {

@@ -12,7 +12,7 @@ use tracing::warn;
 use crate::error::CallbackError;
 use crate::types::{SignatureAlgorithm, TunnelSettings, VpnEvent};
 
-/// Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+/// Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
 /// event at a time, in order; return quickly (post to your own queue).
 #[uniffi::export(with_foreign)]
 pub trait VpnListener: Send + Sync {

@@ -56,7 +56,7 @@ impl From<&ikelink::platform::TunnelSettings> for TunnelSettings {
     }
 }
 
-/// Signature algorithms a [`KeystoreSigner`](crate::KeystoreSigner) may offer (RFC 7427). ECDSA signatures are DER
+/// Signature algorithms a `KeystoreSigner` may offer (RFC 7427). ECDSA signatures are DER
 /// `Ecdsa-Sig-Value`, as Android's `Signature` and Apple's `SecKeyCreateSignature` produce them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum SignatureAlgorithm {
@@ -187,7 +187,7 @@ impl From<Stats> for TrafficStats {
     }
 }
 
-/// What the [`VpnListener`](crate::VpnListener) hears, in order.
+/// What the `VpnListener` hears, in order.
 // A handful of events per session, handed over by value to the foreign side: boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]

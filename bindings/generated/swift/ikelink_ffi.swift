@@ -1753,9 +1753,9 @@ public func FfiConverterTypeTunProvider_lower(_ value: TunProvider) -> UInt64 {
 /**
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
- * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
- * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+ * All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+ * `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+ * is sent, and the drop waits at most two seconds for the session to end).
  */
 public protocol VpnClientProtocol: AnyObject, Sendable {
     
@@ -1790,9 +1790,9 @@ public protocol VpnClientProtocol: AnyObject, Sendable {
 /**
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
- * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
- * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+ * All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+ * `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+ * is sent, and the drop waits at most two seconds for the session to end).
  */
 open class VpnClient: VpnClientProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1973,7 +1973,7 @@ public func FfiConverterTypeVpnClient_lower(_ value: VpnClient) -> UInt64 {
 
 
 /**
- * Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+ * Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
  * event at a time, in order; return quickly (post to your own queue).
  */
 public protocol VpnListener: AnyObject, Sendable {
@@ -1982,7 +1982,7 @@ public protocol VpnListener: AnyObject, Sendable {
     
 }
 /**
- * Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+ * Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
  * event at a time, in order; return quickly (post to your own queue).
  */
 open class VpnListenerImpl: VpnListener, @unchecked Sendable {
@@ -3091,7 +3091,7 @@ public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
 
 
 /**
- * Signature algorithms a [`KeystoreSigner`](crate::KeystoreSigner) may offer (RFC 7427). ECDSA signatures are DER
+ * Signature algorithms a `KeystoreSigner` may offer (RFC 7427). ECDSA signatures are DER
  * `Ecdsa-Sig-Value`, as Android's `Signature` and Apple's `SecKeyCreateSignature` produce them.
  */
 
@@ -3542,7 +3542,7 @@ public func FfiConverterTypeVpnError_lower(_ value: VpnError) -> RustBuffer {
 
 
 /**
- * What the [`VpnListener`](crate::VpnListener) hears, in order.
+ * What the `VpnListener` hears, in order.
  */
 
 public enum VpnEvent: Equatable, Hashable {

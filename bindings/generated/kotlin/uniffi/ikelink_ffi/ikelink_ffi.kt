@@ -3301,9 +3301,9 @@ public object FfiConverterTypeTunProvider: FfiConverter<TunProvider, Long> {
 /**
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
- * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
- * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+ * All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+ * `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+ * is sent, and the drop waits at most two seconds for the session to end).
  */
 public interface VpnClientInterface {
     
@@ -3340,9 +3340,9 @@ public interface VpnClientInterface {
 /**
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
- * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
- * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+ * All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+ * `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+ * is sent, and the drop waits at most two seconds for the session to end).
  */
 open class VpnClient: Disposable, AutoCloseable, VpnClientInterface
 {
@@ -3680,7 +3680,7 @@ public object FfiConverterTypeVpnClient: FfiConverter<VpnClient, Long> {
 
 
 /**
- * Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+ * Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
  * event at a time, in order; return quickly (post to your own queue).
  */
 public interface VpnListener {
@@ -3691,7 +3691,7 @@ public interface VpnListener {
 }
 
 /**
- * Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+ * Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
  * event at a time, in order; return quickly (post to your own queue).
  */
 open class VpnListenerImpl: Disposable, AutoCloseable, VpnListener
@@ -4740,7 +4740,7 @@ public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
 
 
 /**
- * Signature algorithms a [`KeystoreSigner`](crate::KeystoreSigner) may offer (RFC 7427). ECDSA signatures are DER
+ * Signature algorithms a `KeystoreSigner` may offer (RFC 7427). ECDSA signatures are DER
  * `Ecdsa-Sig-Value`, as Android's `Signature` and Apple's `SecKeyCreateSignature` produce them.
  */
 
@@ -5159,7 +5159,7 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
 
 
 /**
- * What the [`VpnListener`](crate::VpnListener) hears, in order.
+ * What the `VpnListener` hears, in order.
  */
 sealed class VpnEvent {
     
