@@ -11,9 +11,10 @@ use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use crate::error::VpnError;
+use crate::options::ConnectOptions;
 use crate::platform::{guard, ProtectAdapter, SocketProtector, TunAdapter, TunProvider, VpnListener};
 use crate::profile;
-use crate::types::{ConnectOptions, SessionDetails, TunnelState, VpnEvent, VpnStatus};
+use crate::types::{SessionDetails, TunnelState, VpnEvent, VpnStatus};
 
 /// How long a command may wait for the session to take it (it normally takes microseconds).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -25,9 +26,9 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
 ///
-/// All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
-/// for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
-/// Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+/// All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+/// `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+/// is sent, and the drop waits at most two seconds for the session to end).
 #[derive(uniffi::Object)]
 pub struct VpnClient {
     runtime: Option<tokio::runtime::Runtime>,
@@ -90,7 +91,7 @@ impl VpnClient {
             let message = format!("mtu {} is not between {MIN_MTU} and {MAX_MTU}", options.mtu);
             return Err(VpnError::InvalidOptions { reason: message });
         }
-        let checked = profile::check(&profile_toml, options.client_identity, options.gateway_trust)?;
+        let checked = profile::check(&profile_toml, options.client_identity, options.gateway_trust, options.secret)?;
         let session_options = SessionOptions {
             data_plane: true,
             tun_name: None,
@@ -166,7 +167,8 @@ impl VpnClient {
 /// How long dropping a [`VpnClient`] waits for the runtime's threads to stop.
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// How long dropping a [`VpnClient`] with a session up waits for that session to close (its Delete is sent at
-/// once; this bounds waiting for the gateway's answer).
+/// once; this bounds waiting for the gateway's answer). The `VpnClient` docs, which the app reads, say "two
+/// seconds".
 pub const DROP_DISCONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for VpnClient {

@@ -6,7 +6,8 @@
 //!   Apple `NEPacketTunnelNetworkSettings` + the utun descriptor); the OS applies routes and DNS.
 //! - [`SocketProtector`]: keep the VPN's own UDP sockets out of the tunnel (Android `VpnService.protect`).
 //! - [`KeystoreSigner`]: sign with a key that never leaves the platform key store.
-//! - [`TrustEvaluator`]: judge the gateway's certificate chain with the platform's trust store.
+//! - [`TrustEvaluator`]: does the platform's trust store trust the gateway's certificate chain? (Ikelink
+//!   itself checks that the certificate names the gateway.)
 //!
 //! No panic crosses the FFI: exported functions return `Result<_, VpnError>`, every call into foreign code is
 //! guarded, and foreign failures come back as [`CallbackError`]. Logs go through `tracing`; [`set_logger`]
@@ -16,6 +17,7 @@
 mod client;
 mod error;
 mod logging;
+mod options;
 mod platform;
 mod profile;
 mod types;
@@ -23,10 +25,10 @@ mod types;
 pub use client::VpnClient;
 pub use error::{CallbackError, VpnError};
 pub use logging::{set_logger, LogLevel, LogSink};
+pub use options::{ClientIdentity, ConnectOptions, GatewayTrust};
 pub use platform::{KeystoreSigner, SocketProtector, TrustEvaluator, TunProvider, VpnListener};
 pub use types::{
-    ClientIdentity, ConnectOptions, GatewayTrust, IpPrefix, SessionDetails, SignatureAlgorithm, TrafficStats,
-    TunnelSettings, TunnelState, VpnEvent, VpnStatus,
+    IpPrefix, SessionDetails, SignatureAlgorithm, TrafficStats, TunnelSettings, TunnelState, VpnEvent, VpnStatus,
 };
 
 uniffi::setup_scaffolding!();

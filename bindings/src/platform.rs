@@ -7,14 +7,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use ikelink::crypto::{CryptoError, SigScheme, Signer};
-use ikelink::ike::display_identity;
-use ikelink::wire::Identification;
 use tracing::warn;
 
 use crate::error::CallbackError;
 use crate::types::{SignatureAlgorithm, TunnelSettings, VpnEvent};
 
-/// Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+/// Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
 /// event at a time, in order; return quickly (post to your own queue).
 #[uniffi::export(with_foreign)]
 pub trait VpnListener: Send + Sync {
@@ -49,12 +47,16 @@ pub trait KeystoreSigner: Send + Sync {
     fn sign(&self, algorithm: SignatureAlgorithm, data: Vec<u8>) -> Result<Vec<u8>, CallbackError>;
 }
 
-/// Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
-/// it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
-/// end-entity key.
+/// Answers one question with the platform's trust store: does the OS trust this certificate chain (DER, end
+/// entity first) for a VPN gateway? Return to trust it, throw to refuse (the message is reported).
+///
+/// Do not match identities here: Ikelink checks that the certificate names the gateway's identity (the
+/// profile's `gateway.id`, by default its address) before asking, and verifies the gateway's signature with
+/// the end-entity key. `host_name` is that identity when it is a host name or an IP address, for OS policies
+/// that take one (Apple's SSL policy); it is null otherwise.
 #[uniffi::export(with_foreign)]
 pub trait TrustEvaluator: Send + Sync {
-    fn evaluate(&self, chain: Vec<Vec<u8>>, gateway_id: String) -> Result<(), CallbackError>;
+    fn evaluate(&self, chain: Vec<Vec<u8>>, host_name: Option<String>) -> Result<(), CallbackError>;
 }
 
 /// Calls into the app, turning a panic on the way into an error.
@@ -123,9 +125,9 @@ impl Signer for SignerAdapter {
 pub(crate) struct TrustAdapter(pub Arc<dyn TrustEvaluator>);
 
 impl ikelink::ike::TrustEvaluator for TrustAdapter {
-    fn evaluate(&self, chain: &[Vec<u8>], gateway_id: &Identification) -> Result<(), String> {
-        let id = display_identity(gateway_id);
-        guard("evaluate", || self.0.evaluate(chain.to_vec(), id)).map_err(|e| e.message().to_owned())
+    fn evaluate(&self, chain: &[Vec<u8>], host_name: Option<&str>) -> Result<(), String> {
+        let host_name = host_name.map(str::to_owned);
+        guard("evaluate", || self.0.evaluate(chain.to_vec(), host_name)).map_err(|e| e.message().to_owned())
     }
 }
 

@@ -1,174 +1,54 @@
-//! The profile TOML (the CLI's format, `ikelink::profile`) plus credentials the app holds as bytes or in its
-//! key store instead of files.
-//!
-//! Without credentials from the app the profile resolves exactly as for the CLI (paths allowed). With them,
-//! the parts they replace must be absent from the profile (`auth.cert`/`key`/`pkcs12`, `gateway.ca`); the
-//! rest is validated by the core's resolver, then authentication is put together here.
+//! The profile TOML (the CLI's format, `ikelink::profile`) plus what the app supplies for authentication: its
+//! credentials as bytes or in its key store, a secret, the gateway's trust. They are handed to the core's
+//! resolver as [`Supplied`]; this module only converts them from their FFI form.
 
 use std::sync::Arc;
 
-use ikelink::crypto::{ClientCredentials, GatewayCertPolicy, TrustAnchors};
-use ikelink::eap::{CertificateDer, TlsKey};
-use ikelink::ike::{parse_identity, AuthConfig, GatewayAuth};
-use ikelink::profile::{root_store_from_pem, Profile, Resolved, Supplied};
+use ikelink::crypto::ClientCredentials;
+use ikelink::profile::{Profile, ProfileError, Resolved, Supplied, SuppliedTrust};
 use zeroize::Zeroizing;
 
 use crate::error::VpnError;
+use crate::options::{ClientIdentity, GatewayTrust};
 use crate::platform::{SignerAdapter, TrustAdapter};
-use crate::types::{ClientIdentity, GatewayTrust};
 
 /// A profile checked before anything touches the network; [`Checked::resolve`] then looks up the gateway.
 pub(crate) struct Checked {
-    /// What the core resolver sees (credentials from the app stripped out).
     profile: Profile,
-    /// Authentication put together from the app's credentials, if it gave any.
-    auth: Option<(AuthConfig, ikelink::wire::Identification)>,
-    gateway_auth: Option<GatewayAuth>,
-    /// For EAP profiles: the app's trust, which the core resolver uses directly.
-    supplied: Option<Supplied>,
+    supplied: Supplied,
 }
 
-fn invalid(message: impl ToString) -> VpnError {
-    VpnError::InvalidProfile { reason: message.to_string() }
+fn invalid(e: ProfileError) -> VpnError {
+    match e {
+        ProfileError::Supplied { .. } => credentials(e),
+        e => VpnError::InvalidProfile { reason: e.to_string() },
+    }
 }
 
 fn credentials(message: impl ToString) -> VpnError {
     VpnError::InvalidCredentials { reason: message.to_string() }
 }
 
-/// A placeholder pre-shared key for the core resolver when the real authentication comes from the app.
-const STAND_IN_PSK: &str = "ikelink-ffi: replaced by the app's credentials";
-const STAND_IN_ID: &str = "stand-in@ikelink.invalid";
-
 pub(crate) fn check(
     toml: &str,
     identity: Option<ClientIdentity>,
     trust: Option<GatewayTrust>,
+    secret: Option<String>,
 ) -> Result<Checked, VpnError> {
-    let original = Profile::parse(toml).map_err(invalid)?;
-    if identity.is_none() && trust.is_none() {
-        original.ike_config().map_err(invalid)?;
-        return Ok(Checked { profile: original, auth: None, gateway_auth: None, supplied: None });
-    }
-    let a = &original.auth;
-    let method = a.method.as_str();
-    let gateway_auth_kind =
-        original.gateway.auth.clone().unwrap_or_else(|| if method == "psk" { "psk".into() } else { "cert".into() });
-    // EAP with the gateway's trust and/or (EAP-TLS) our identity from the app: the core resolver takes them
-    // directly; PEM CAs also vouch for an EAP-TLS/TTLS server.
-    if method == "eap" {
-        if identity.is_some() {
-            if a.eap_method.as_deref() != Some("tls") {
-                return Err(invalid("auth.eap_method: a client identity from the app needs eap_method = \"tls\""));
-            }
-            if a.cert.is_some() || a.key.is_some() || a.pkcs12.is_some() {
-                return Err(invalid("auth.cert: give the client identity either in the profile or to connect()"));
-            }
-        }
-        if trust.is_some() {
-            if gateway_auth_kind == "psk" {
-                return Err(invalid("gateway.auth: the gateway authenticates with the PSK, not a certificate"));
-            }
-            if !original.gateway.ca.is_empty() {
-                return Err(invalid("gateway.ca: give the gateway's CA either in the profile or to connect()"));
-            }
-        }
-        let eap_roots = match &trust {
-            Some(GatewayTrust::CaCertificates { pem }) => Some(root_store_from_pem(pem).map_err(credentials)?),
-            _ => None,
-        };
-        let eap_tls_identity = match identity {
-            Some(id) => {
-                let c = client_credentials(id)?;
-                Some((c.chain.into_iter().map(CertificateDer::from).collect(), TlsKey::Signer(c.signer)))
-            }
-            None => None,
-        };
-        let gateway_auth = trust.map(|t| gateway_trust(t, &original)).transpose()?;
-        let supplied = Supplied { gateway_auth, eap_roots, eap_tls_identity };
-        original.ike_config_with(&supplied).map_err(invalid)?;
-        return Ok(Checked { profile: original, auth: None, gateway_auth: None, supplied: Some(supplied) });
-    }
-    let mut profile = original.clone();
-
-    // Our side.
-    let auth = match (identity, method) {
-        (None, _) => None,
-        (Some(id), "cert") => {
-            if a.cert.is_some() || a.key.is_some() || a.pkcs12.is_some() {
-                return Err(invalid("auth.cert: give the client identity either in the profile or to connect()"));
-            }
-            let creds = client_credentials(id)?;
-            let local_id = match &original.local.id {
-                Some(s) => parse_identity(s).map_err(|e| invalid(format!("local.id: {e}")))?,
-                None => creds.subject_identity().map_err(credentials)?,
-            };
-            // The core resolver checks everything else as for a PSK profile.
-            profile.auth.method = "psk".into();
-            profile.auth.psk = Some(STAND_IN_PSK.into());
-            profile.auth.psk_file = None;
-            profile.local.id = Some(STAND_IN_ID.into());
-            Some((AuthConfig::Certificate(creds), local_id))
-        }
-        (Some(_), m) => {
-            return Err(invalid(format!(
-                "auth.method: a client identity from the app needs method \"cert\", not \"{m}\""
-            )))
-        }
+    let profile = Profile::parse(toml).map_err(invalid)?;
+    let supplied = Supplied {
+        client_credentials: identity.map(client_credentials).transpose()?,
+        secret: secret.map(|s| Zeroizing::new(s.into_bytes())),
+        gateway_trust: trust.map(gateway_trust).transpose()?,
     };
-
-    // The gateway's side.
-    let gateway_auth = match (trust, gateway_auth_kind.as_str()) {
-        (Some(_), "psk") => {
-            return Err(invalid("gateway.auth: the gateway authenticates with the PSK, not a certificate"))
-        }
-        (Some(t), _) => {
-            if !original.gateway.ca.is_empty() {
-                return Err(invalid("gateway.ca: give the gateway's CA either in the profile or to connect()"));
-            }
-            Some(gateway_trust(t, &original)?)
-        }
-        (None, _) => None,
-    };
-    if gateway_auth.is_some() || auth.is_some() {
-        // Only the PSK branch of the resolver needs no files or trust store; its result is replaced below.
-        if profile.auth.method != "psk" {
-            return Err(invalid(format!(
-                "auth.method: with the gateway's trust from the app, method \"{}\" needs its credentials in the \
-                 profile; only \"psk\" and \"cert\" are supported here",
-                profile.auth.method
-            )));
-        }
-        profile.gateway.auth = Some("psk".into());
-        profile.gateway.ca.clear();
-        profile.gateway.pin_ca_sha256 = None;
-        profile.gateway.pin_sha256 = None;
-    }
-    let gateway_auth = match gateway_auth {
-        Some(g) => Some(g),
-        // Our identity from the app, the gateway's trust from the profile (its CA files or the system store).
-        None if gateway_auth_kind != "psk" => Some(profile_gateway_auth(&original)?),
-        None => None,
-    };
-    profile.ike_config().map_err(invalid)?;
-    Ok(Checked { profile, auth, gateway_auth, supplied: None })
+    profile.ike_config_with(&supplied).map_err(invalid)?;
+    Ok(Checked { profile, supplied })
 }
 
 impl Checked {
-    /// Resolves the gateway's address (may query DNS: call off the UI thread) and fills in authentication.
+    /// Resolves the gateway's address (may query DNS: call off the UI thread).
     pub(crate) fn resolve(self) -> Result<Resolved, VpnError> {
-        let mut r = match &self.supplied {
-            Some(s) => self.profile.resolve_with(s).map_err(invalid)?,
-            None => self.profile.resolve().map_err(invalid)?,
-        };
-        if let Some((auth, local_id)) = self.auth {
-            r.ike.auth = auth;
-            r.ike.local_id = local_id;
-        }
-        if let Some(g) = self.gateway_auth {
-            r.ike.gateway_auth = g;
-        }
-        Ok(r)
+        self.profile.resolve_with(&self.supplied).map_err(invalid)
     }
 }
 
@@ -198,66 +78,23 @@ fn pkcs12(_data: &[u8], _password: &str) -> Result<ClientCredentials, VpnError> 
     Err(credentials("PKCS#12 is read by the platform here: import it into the key store and use Keystore"))
 }
 
-fn gateway_trust(t: GatewayTrust, profile: &Profile) -> Result<GatewayAuth, VpnError> {
+fn gateway_trust(t: GatewayTrust) -> Result<SuppliedTrust, VpnError> {
     match t {
-        GatewayTrust::Platform { evaluator } => Ok(GatewayAuth::Platform(Arc::new(TrustAdapter(evaluator)))),
-        GatewayTrust::CaCertificates { pem } => {
-            let mut anchors = TrustAnchors::new();
-            anchors.add_pem(&pem).map_err(credentials)?;
-            policy(anchors, profile)
-        }
+        GatewayTrust::Platform { evaluator } => Ok(SuppliedTrust::Platform(Arc::new(TrustAdapter(evaluator)))),
+        GatewayTrust::CaCertificates { pem } => SuppliedTrust::from_pem(&pem).map_err(invalid),
     }
-}
-
-/// The gateway's trust as the profile gives it: its `gateway.ca` files, else the system store.
-fn profile_gateway_auth(profile: &Profile) -> Result<GatewayAuth, VpnError> {
-    let mut anchors = TrustAnchors::new();
-    for f in &profile.gateway.ca {
-        let pem = std::fs::read(f).map_err(|e| invalid(format!("gateway.ca: cannot read `{f}`: {e}")))?;
-        anchors.add_pem(&pem).map_err(|e| invalid(format!("gateway.ca: {e}")))?;
-    }
-    if profile.gateway.ca.is_empty() {
-        anchors = system_anchors()?;
-    }
-    policy(anchors, profile)
-}
-
-#[cfg(not(any(target_os = "android", target_os = "ios")))]
-fn system_anchors() -> Result<TrustAnchors, VpnError> {
-    ikelink::trust::system_anchors().map_err(|e| invalid(format!("gateway.ca: {e}")))
-}
-
-#[cfg(any(target_os = "android", target_os = "ios"))]
-fn system_anchors() -> Result<TrustAnchors, VpnError> {
-    Err(invalid("gateway.ca: no system trust store here: give GatewayTrust to connect()"))
-}
-
-fn policy(anchors: TrustAnchors, profile: &Profile) -> Result<GatewayAuth, VpnError> {
-    let mut policy = GatewayCertPolicy::new(anchors);
-    if let Some(p) = &profile.gateway.pin_ca_sha256 {
-        policy.pinned_ca_spki_sha256 = Some(hex32("gateway.pin_ca_sha256", p)?);
-    }
-    if let Some(p) = &profile.gateway.pin_sha256 {
-        policy.pinned_leaf_spki_sha256 = Some(hex32("gateway.pin_sha256", p)?);
-    }
-    policy.crls = ikelink::profile::load_crls(&profile.gateway.crl).map_err(invalid)?;
-    if let Some(r) = &profile.gateway.revocation {
-        policy.revocation = r.parse().map_err(|e| invalid(format!("gateway.revocation: {e}")))?;
-    }
-    Ok(GatewayAuth::Certificate(Arc::new(policy)))
-}
-
-fn hex32(name: &str, s: &str) -> Result<[u8; 32], VpnError> {
-    let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b':').collect();
-    let bytes: Option<Vec<u8>> =
-        digits.chunks(2).map(|d| std::str::from_utf8(d).ok().and_then(|d| u8::from_str_radix(d, 16).ok())).collect();
-    bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| invalid(format!("{name}: must be 64 hex digits")))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+    use ikelink::ike::{parse_identity, AuthConfig, GatewayAuth};
+
+    /// `check` without a secret from the app.
+    fn check(toml: &str, identity: Option<ClientIdentity>, trust: Option<GatewayTrust>) -> Result<Checked, VpnError> {
+        super::check(toml, identity, trust, None)
+    }
 
     const PSK: &str =
         "[gateway]\naddress = \"203.0.113.2\"\n[local]\nid = \"c@ikelink.test\"\n[auth]\nmethod = \"psk\"\n\
@@ -348,12 +185,15 @@ mod tests {
         assert!(matches!(check(CERT, Some(identity), None), Err(VpnError::InvalidCredentials { .. })));
     }
 
+    /// An OS trust store that trusts one-certificate chains.
     struct Judge;
     impl crate::platform::TrustEvaluator for Judge {
-        fn evaluate(&self, chain: Vec<Vec<u8>>, gateway_id: String) -> Result<(), crate::error::CallbackError> {
-            match (chain.len(), gateway_id.as_str()) {
-                (1, "gw.ikelink.test") => Ok(()),
-                _ => Err(crate::error::CallbackError::Failed { reason: format!("untrusted {gateway_id}") }),
+        fn evaluate(&self, chain: Vec<Vec<u8>>, host_name: Option<String>) -> Result<(), crate::error::CallbackError> {
+            match chain.len() {
+                1 => Ok(()),
+                n => Err(crate::error::CallbackError::Failed {
+                    reason: format!("untrusted chain of {n} for {host_name:?}"),
+                }),
             }
         }
     }
@@ -363,10 +203,12 @@ mod tests {
         let (identity, _) = pem_identity();
         let trust = GatewayTrust::Platform { evaluator: Arc::new(Judge) };
         let r = check(CERT, Some(identity), Some(trust)).and_then(Checked::resolve).unwrap();
+        // The core matches the identity; the app's evaluator answers for the chain, with the host name.
+        assert_eq!((r.ike.remote_id, r.ike.remote_id_loose), (Some(parse_identity("gw.ikelink.test").unwrap()), true));
         let GatewayAuth::Platform(evaluator) = r.ike.gateway_auth else { panic!("platform trust expected") };
-        let id = |s: &str| parse_identity(s).unwrap();
-        assert_eq!(evaluator.evaluate(&[vec![1]], &id("gw.ikelink.test")), Ok(()));
-        assert_eq!(evaluator.evaluate(&[vec![1]], &id("evil.example")), Err("untrusted evil.example".to_string()));
+        assert_eq!(evaluator.evaluate(&[vec![1]], Some("gw.ikelink.test")), Ok(()));
+        let refused = evaluator.evaluate(&[vec![1], vec![2]], Some("gw.ikelink.test"));
+        assert_eq!(refused, Err("untrusted chain of 2 for Some(\"gw.ikelink.test\")".to_string()));
     }
 
     #[test]
@@ -419,6 +261,20 @@ mod tests {
         assert!(matches!(&e, VpnError::InvalidProfile { reason: message } if message.contains("gateway.ca")), "{e:?}");
     }
 
+    // A PSK or an EAP password from the app's key store: no secret in the profile, no stand-in.
+    #[test]
+    fn secrets_from_the_key_store() {
+        let no_psk = PSK.replace("psk = \"secret\"\n", "");
+        let secret = || Some("a pre-shared key from the key store".to_string());
+        let r = super::check(&no_psk, None, None, secret()).and_then(Checked::resolve).unwrap();
+        assert!(matches!(&r.ike.auth, AuthConfig::Psk(k) if k.as_slice() == b"a pre-shared key from the key store"));
+        let e = super::check(PSK, None, None, secret()).err().unwrap();
+        assert!(matches!(&e, VpnError::InvalidProfile { reason } if reason.starts_with("auth.psk")), "{e:?}");
+        let (identity, _) = pem_identity();
+        let e = super::check(CERT, Some(identity), None, secret()).err().unwrap();
+        assert!(matches!(&e, VpnError::InvalidProfile { reason } if reason.starts_with("auth.method")), "{e:?}");
+    }
+
     #[test]
     fn wrong_credentials_are_typed_errors() {
         let junk = ClientIdentity::Pem { certificate_chain: b"junk".to_vec(), private_key: b"junk".to_vec() };
@@ -427,6 +283,6 @@ mod tests {
         assert!(matches!(check(PSK, Some(identity), None), Err(VpnError::InvalidProfile { .. })), "PSK profile");
         let bad_ca = GatewayTrust::CaCertificates { pem: b"-----BEGIN CERTIFICATE-----\nxx\n".to_vec() };
         let (identity, _) = pem_identity();
-        assert!(check(CERT, Some(identity), Some(bad_ca)).is_err());
+        assert!(matches!(check(CERT, Some(identity), Some(bad_ca)), Err(VpnError::InvalidCredentials { .. })));
     }
 }

@@ -1,14 +1,12 @@
 //! Records and enums that cross the FFI.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use ikelink::crypto::SigScheme;
 use ikelink::driver::{ChildSummary, Stats};
 use ikelink::ike::{ts_to_cidrs, SessionInfo};
 
 use crate::error::VpnError;
-use crate::platform::{KeystoreSigner, TrustEvaluator};
 
 /// An IP prefix, e.g. `198.51.100.0` / 24.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -58,52 +56,7 @@ impl From<&ikelink::platform::TunnelSettings> for TunnelSettings {
     }
 }
 
-/// Our certificate and private key, when the profile says `auth.method = "cert"` and the app holds them
-/// (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
-#[derive(uniffi::Enum)]
-pub enum ClientIdentity {
-    /// A PKCS#12 file's bytes (desktop builds; on Android and iOS import it into the key store and use
-    /// `Keystore`).
-    Pkcs12 { data: Vec<u8>, password: String },
-    /// PEM: the certificate chain (end entity first) and the unencrypted private key (PKCS#8, PKCS#1, SEC1).
-    Pem { certificate_chain: Vec<u8>, private_key: Vec<u8> },
-    /// A certificate chain (DER, end entity first) whose key stays in the platform key store.
-    Keystore { certificate_chain: Vec<Vec<u8>>, signer: Arc<dyn KeystoreSigner> },
-}
-
-/// How to judge the gateway's certificate, replacing the profile's `gateway.ca` paths (and the system store).
-#[derive(uniffi::Enum)]
-pub enum GatewayTrust {
-    /// These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256` still apply.
-    CaCertificates { pem: Vec<u8> },
-    /// The platform decides (Android `X509TrustManager`, Apple `SecTrustEvaluateWithError`).
-    Platform { evaluator: Arc<dyn TrustEvaluator> },
-}
-
-/// How a session runs. All fields have defaults.
-#[derive(uniffi::Record)]
-pub struct ConnectOptions {
-    /// TUN MTU (strongSwan's default 1400 leaves room for ESP-in-UDP on a 1500-byte path).
-    #[uniffi(default = 1400)]
-    pub mtu: u16,
-    /// Send a `Stats` event this often (0: only on `request_stats`).
-    #[uniffi(default = 0)]
-    pub stats_interval_secs: u32,
-    /// Re-establish the tunnel after it failed (it stays up meanwhile, so nothing leaks).
-    #[uniffi(default = true)]
-    pub reconnect: bool,
-    /// Longest pause between reconnection attempts.
-    #[uniffi(default = 60)]
-    pub reconnect_max_delay_secs: u32,
-    /// Our certificate, for `auth.method = "cert"` profiles without paths.
-    #[uniffi(default = None)]
-    pub client_identity: Option<ClientIdentity>,
-    /// The gateway's CA or the platform's judgement, for profiles without `gateway.ca` paths.
-    #[uniffi(default = None)]
-    pub gateway_trust: Option<GatewayTrust>,
-}
-
-/// Signature algorithms a [`KeystoreSigner`] may offer (RFC 7427). ECDSA signatures are DER
+/// Signature algorithms a `KeystoreSigner` may offer (RFC 7427). ECDSA signatures are DER
 /// `Ecdsa-Sig-Value`, as Android's `Signature` and Apple's `SecKeyCreateSignature` produce them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum SignatureAlgorithm {
@@ -234,7 +187,7 @@ impl From<Stats> for TrafficStats {
     }
 }
 
-/// What the [`VpnListener`](crate::VpnListener) hears, in order.
+/// What the `VpnListener` hears, in order.
 // A handful of events per session, handed over by value to the foreign side: boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]

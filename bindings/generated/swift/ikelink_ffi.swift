@@ -1313,19 +1313,27 @@ public func FfiConverterTypeSocketProtector_lower(_ value: SocketProtector) -> U
 
 
 /**
- * Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
- * it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
- * end-entity key.
+ * Answers one question with the platform's trust store: does the OS trust this certificate chain (DER, end
+ * entity first) for a VPN gateway? Return to trust it, throw to refuse (the message is reported).
+ *
+ * Do not match identities here: Ikelink checks that the certificate names the gateway's identity (the
+ * profile's `gateway.id`, by default its address) before asking, and verifies the gateway's signature with
+ * the end-entity key. `host_name` is that identity when it is a host name or an IP address, for OS policies
+ * that take one (Apple's SSL policy); it is null otherwise.
  */
 public protocol TrustEvaluator: AnyObject, Sendable {
     
-    func evaluate(chain: [Data], gatewayId: String) throws 
+    func evaluate(chain: [Data], hostName: String?) throws 
     
 }
 /**
- * Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
- * it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
- * end-entity key.
+ * Answers one question with the platform's trust store: does the OS trust this certificate chain (DER, end
+ * entity first) for a VPN gateway? Return to trust it, throw to refuse (the message is reported).
+ *
+ * Do not match identities here: Ikelink checks that the certificate names the gateway's identity (the
+ * profile's `gateway.id`, by default its address) before asking, and verifies the gateway's signature with
+ * the end-entity key. `host_name` is that identity when it is a host name or an IP address, for OS policies
+ * that take one (Apple's SSL policy); it is null otherwise.
  */
 open class TrustEvaluatorImpl: TrustEvaluator, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1380,12 +1388,12 @@ open class TrustEvaluatorImpl: TrustEvaluator, @unchecked Sendable {
     
 
     
-open func evaluate(chain: [Data], gatewayId: String)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+open func evaluate(chain: [Data], hostName: String?)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
         uniffiCallStatus in
     uniffi_ikelink_ffi_fn_method_trustevaluator_evaluate(
             self.uniffiCloneHandle(),
         FfiConverterSequenceData.lower(chain),
-        FfiConverterString.lower(gatewayId),uniffiCallStatus
+        FfiConverterOptionString.lower(hostName),uniffiCallStatus
     )
 }
 }
@@ -1421,7 +1429,7 @@ fileprivate struct UniffiCallbackInterfaceTrustEvaluator {
         evaluate: { (
             uniffiHandle: UInt64,
             chain: RustBuffer,
-            gatewayId: RustBuffer,
+            hostName: RustBuffer,
             uniffiOutReturn: UnsafeMutableRawPointer,
             uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
         ) in
@@ -1432,7 +1440,7 @@ fileprivate struct UniffiCallbackInterfaceTrustEvaluator {
                 }
                 return try uniffiObj.evaluate(
                      chain: try FfiConverterSequenceData.lift(chain),
-                     gatewayId: try FfiConverterString.lift(gatewayId)
+                     hostName: try FfiConverterOptionString.lift(hostName)
                 )
             }
 
@@ -1745,9 +1753,9 @@ public func FfiConverterTypeTunProvider_lower(_ value: TunProvider) -> UInt64 {
 /**
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
- * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
- * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+ * All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+ * `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+ * is sent, and the drop waits at most two seconds for the session to end).
  */
 public protocol VpnClientProtocol: AnyObject, Sendable {
     
@@ -1782,9 +1790,9 @@ public protocol VpnClientProtocol: AnyObject, Sendable {
 /**
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
- * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
- * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+ * All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+ * `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+ * is sent, and the drop waits at most two seconds for the session to end).
  */
 open class VpnClient: VpnClientProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1965,7 +1973,7 @@ public func FfiConverterTypeVpnClient_lower(_ value: VpnClient) -> UInt64 {
 
 
 /**
- * Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+ * Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
  * event at a time, in order; return quickly (post to your own queue).
  */
 public protocol VpnListener: AnyObject, Sendable {
@@ -1974,7 +1982,7 @@ public protocol VpnListener: AnyObject, Sendable {
     
 }
 /**
- * Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+ * Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
  * event at a time, in order; return quickly (post to your own queue).
  */
 open class VpnListenerImpl: VpnListener, @unchecked Sendable {
@@ -2190,13 +2198,18 @@ public struct ConnectOptions {
      */
     public var reconnectMaxDelaySecs: UInt32
     /**
-     * Our certificate, for `auth.method = "cert"` profiles without paths.
+     * Our certificate, for `auth.method = "cert"` (or EAP-TLS) profiles without paths.
      */
     public var clientIdentity: ClientIdentity?
     /**
      * The gateway's CA or the platform's judgement, for profiles without `gateway.ca` paths.
      */
     public var gatewayTrust: GatewayTrust?
+    /**
+     * The pre-shared key (`auth.method = "psk"`) or the EAP password, from the app's key store, for profiles
+     * without `auth.psk`/`auth.password` (or their files).
+     */
+    public var secret: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2214,17 +2227,22 @@ public struct ConnectOptions {
          * Longest pause between reconnection attempts.
          */reconnectMaxDelaySecs: UInt32 = UInt32(60), 
         /**
-         * Our certificate, for `auth.method = "cert"` profiles without paths.
+         * Our certificate, for `auth.method = "cert"` (or EAP-TLS) profiles without paths.
          */clientIdentity: ClientIdentity? = nil, 
         /**
          * The gateway's CA or the platform's judgement, for profiles without `gateway.ca` paths.
-         */gatewayTrust: GatewayTrust? = nil) {
+         */gatewayTrust: GatewayTrust? = nil, 
+        /**
+         * The pre-shared key (`auth.method = "psk"`) or the EAP password, from the app's key store, for profiles
+         * without `auth.psk`/`auth.password` (or their files).
+         */secret: String? = nil) {
         self.mtu = mtu
         self.statsIntervalSecs = statsIntervalSecs
         self.reconnect = reconnect
         self.reconnectMaxDelaySecs = reconnectMaxDelaySecs
         self.clientIdentity = clientIdentity
         self.gatewayTrust = gatewayTrust
+        self.secret = secret
     }
 
     
@@ -2248,7 +2266,8 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
                 reconnect: FfiConverterBool.read(from: &buf), 
                 reconnectMaxDelaySecs: FfiConverterUInt32.read(from: &buf), 
                 clientIdentity: FfiConverterOptionTypeClientIdentity.read(from: &buf), 
-                gatewayTrust: FfiConverterOptionTypeGatewayTrust.read(from: &buf)
+                gatewayTrust: FfiConverterOptionTypeGatewayTrust.read(from: &buf), 
+                secret: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2259,6 +2278,7 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.reconnectMaxDelaySecs, into: &buf)
         FfiConverterOptionTypeClientIdentity.write(value.clientIdentity, into: &buf)
         FfiConverterOptionTypeGatewayTrust.write(value.gatewayTrust, into: &buf)
+        FfiConverterOptionString.write(value.secret, into: &buf)
     }
 }
 
@@ -2789,8 +2809,8 @@ public func FfiConverterTypeCallbackError_lower(_ value: CallbackError) -> RustB
 
 
 /**
- * Our certificate and private key, when the profile says `auth.method = "cert"` and the app holds them
- * (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
+ * Our certificate and private key, when the profile says `auth.method = "cert"` (or EAP-TLS) and the app holds
+ * them (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
  */
 
 public enum ClientIdentity {
@@ -2889,17 +2909,22 @@ public func FfiConverterTypeClientIdentity_lower(_ value: ClientIdentity) -> Rus
 
 /**
  * How to judge the gateway's certificate, replacing the profile's `gateway.ca` paths (and the system store).
+ * Either way Ikelink checks that the certificate names the gateway's identity (`gateway.id`, by default its
+ * address) and verifies the gateway's signature.
  */
 
 public enum GatewayTrust {
     
     /**
-     * These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256` still apply.
+     * These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256`, `crl` and `revocation` still
+     * apply. They also vouch for an EAP-TLS/TTLS or PEAP server.
      */
     case caCertificates(pem: Data
     )
     /**
-     * The platform decides (Android `X509TrustManager`, Apple `SecTrustEvaluateWithError`).
+     * The platform decides whether it trusts the chain (Android `X509TrustManager`, Apple
+     * `SecTrustEvaluateWithError`). Profiles with pins or CRLs are refused: only Ikelink's own anchors check
+     * them.
      */
     case platform(evaluator: TrustEvaluator
     )
@@ -3066,7 +3091,7 @@ public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
 
 
 /**
- * Signature algorithms a [`KeystoreSigner`] may offer (RFC 7427). ECDSA signatures are DER
+ * Signature algorithms a `KeystoreSigner` may offer (RFC 7427). ECDSA signatures are DER
  * `Ecdsa-Sig-Value`, as Android's `Signature` and Apple's `SecKeyCreateSignature` produce them.
  */
 
@@ -3517,7 +3542,7 @@ public func FfiConverterTypeVpnError_lower(_ value: VpnError) -> RustBuffer {
 
 
 /**
- * What the [`VpnListener`](crate::VpnListener) hears, in order.
+ * What the `VpnListener` hears, in order.
  */
 
 public enum VpnEvent: Equatable, Hashable {
@@ -3956,7 +3981,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_ikelink_ffi_checksum_func_set_logger() != 43191) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_ikelink_ffi_checksum_method_vpnclient_connect() != 56756) {
+    if (uniffi_ikelink_ffi_checksum_method_vpnclient_connect() != 38721) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_ikelink_ffi_checksum_method_vpnclient_disconnect() != 58367) {
@@ -3983,7 +4008,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_ikelink_ffi_checksum_method_socketprotector_protect() != 48722) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_ikelink_ffi_checksum_method_trustevaluator_evaluate() != 57169) {
+    if (uniffi_ikelink_ffi_checksum_method_trustevaluator_evaluate() != 5072) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_ikelink_ffi_checksum_method_tunprovider_open_tun() != 60863) {

@@ -469,7 +469,7 @@ void uniffi_ikelink_ffi_fn_init_callback_vtable_trustevaluator(const UniffiVTabl
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_METHOD_TRUSTEVALUATOR_EVALUATE
 #define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_METHOD_TRUSTEVALUATOR_EVALUATE
-void uniffi_ikelink_ffi_fn_method_trustevaluator_evaluate(uint64_t ptr, RustBuffer chain, RustBuffer gateway_id, RustCallStatus *_Nonnull out_status
+void uniffi_ikelink_ffi_fn_method_trustevaluator_evaluate(uint64_t ptr, RustBuffer chain, RustBuffer host_name, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_CLONE_TUNPROVIDER

@@ -1,21 +1,24 @@
 //! `profile_parse`: the TOML profile (`crate::profile`): parsing, then every validation that needs neither files
-//! nor DNS. File names in the profile are dropped before validation (so nothing is read), trust comes from
-//! [`Supplied`] instead of `gateway.ca` and the system store, and the gateway is only "resolved" when it is an
-//! IP address.
+//! nor DNS. File names in the profile are dropped before validation (so nothing is read), credentials and trust
+//! come from [`Supplied`] instead of files, `gateway.ca` and the system store, and the gateway is only
+//! "resolved" when it is an IP address.
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use crate::crypto::{GatewayCertPolicy, TrustAnchors};
-use crate::eap::{CertificateDer, PrivateKeyDer, RootCertStore, TlsKey};
-use crate::ike::{parse_cidr, parse_identity, EspProposal, GatewayAuth, IkeProposal};
-use crate::profile::{Profile, Supplied};
+use zeroize::Zeroizing;
+
+use crate::crypto::{ClientCredentials, KeyPairSigner};
+use crate::eap::CertificateDer;
+use crate::ike::{parse_cidr, parse_identity, EspProposal, IkeProposal};
+use crate::profile::{Profile, Supplied, SuppliedTrust};
 
 /// The bytes as profile text (lossy UTF-8).
 pub fn profile_parse(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let Ok(mut p) = Profile::parse(&text) else { return };
-    // Nothing is read from files.
+    // Nothing is read from files: secrets in files come from the "key store" instead.
+    let secret_file = p.auth.psk_file.is_some() || p.auth.password_file.is_some();
     p.gateway.ca.clear();
     p.gateway.crl.clear();
     p.auth.psk_file = None;
@@ -36,26 +39,28 @@ pub fn profile_parse(data: &[u8]) {
     if let Some(id) = &p.gateway.id {
         let _ = parse_identity(id);
     }
-    static SUPPLIED: OnceLock<Supplied> = OnceLock::new();
-    let supplied = SUPPLIED.get_or_init(supplied);
-    let _ = p.ike_config_with(supplied);
+    let supplied = supplied(&p, secret_file);
+    let _ = p.ike_config_with(&supplied);
     if p.gateway.address.parse::<IpAddr>().is_ok() {
-        let _ = p.resolve_with(supplied);
+        let _ = p.resolve_with(&supplied);
     }
 }
 
-/// Trust and EAP-TLS identity as an app would supply them, from the fuzz PKI.
-fn supplied() -> Supplied {
-    let anchors = TrustAnchors::from_der([ikelink_proto::fuzzing::pki::CA]).unwrap_or_default();
-    let mut roots = RootCertStore::empty();
-    let _ = roots.add(CertificateDer::from(ikelink_proto::fuzzing::pki::CA.to_vec()));
-    let key = Some(PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
-        ikelink_proto::fuzzing::pki::GW_KEY.to_vec(),
-    )));
+/// Credentials and trust as an app would supply them (the fuzz PKI's), for the parts of the profile that named
+/// files.
+fn supplied(p: &Profile, secret_file: bool) -> Supplied {
+    static CREDENTIALS: OnceLock<Option<ClientCredentials>> = OnceLock::new();
+    let credentials = CREDENTIALS.get_or_init(|| {
+        let signer = KeyPairSigner::from_pkcs8_der(ikelink_proto::fuzzing::pki::GW_KEY).ok()?;
+        ClientCredentials::new(vec![ikelink_proto::fuzzing::pki::GW.to_vec()], Arc::new(signer)).ok()
+    });
+    let a = &p.auth;
+    let wants_credentials = a.method == "cert" || a.eap_method.as_deref() == Some("tls");
     Supplied {
-        gateway_auth: Some(GatewayAuth::Certificate(Arc::new(GatewayCertPolicy::new(anchors)))),
-        eap_roots: Some(roots),
-        eap_tls_identity: key
-            .map(|k| (vec![CertificateDer::from(ikelink_proto::fuzzing::pki::GW.to_vec())], TlsKey::Der(k))),
+        client_credentials: credentials.clone().filter(|_| wants_credentials),
+        secret: secret_file.then(|| Zeroizing::new(b"fuzz: a secret from the key store".to_vec())),
+        gateway_trust: (p.gateway_auth_kind() == "cert").then(|| {
+            SuppliedTrust::CaCertificates(vec![CertificateDer::from(ikelink_proto::fuzzing::pki::CA.to_vec())])
+        }),
     }
 }

@@ -38,15 +38,20 @@ pub enum GatewayAuth {
     Psk,
     /// With a certificate valid under this policy (trust anchors, pins), naming its IDr.
     Certificate(Arc<GatewayCertPolicy>),
-    /// With a certificate the platform judges (Android's and Apple's trust stores and user prompts).
+    /// With a certificate whose chain the platform trusts (Android's and Apple's trust stores and user
+    /// prompts); the identity it must name is checked here, by the same rule as with [`GatewayAuth::Certificate`].
     Platform(Arc<dyn TrustEvaluator>),
 }
 
-/// Trust decisions the platform shell makes (Android `X509TrustManager`, Apple `SecTrustEvaluateWithError`): is this
-/// chain (end entity first, DER) trusted for a VPN gateway with this identity? The signature in the AUTH payload
-/// is still checked by the core with the end entity's key.
+/// The platform shell's trust decision (Android `X509TrustManager`, Apple `SecTrustEvaluateWithError`): does the
+/// OS trust this chain (end entity first, DER) for a VPN gateway? It answers for the chain only: the core
+/// matches the gateway's identity (IDr, the expected identity) against the end-entity certificate itself and
+/// checks the AUTH signature with its key.
+///
+/// `host_name` is the name the certificate must carry (the expected identity, else the IDr) when it is a host
+/// name or an IP address, for OS policies that want one (Apple's SSL policy); `None` otherwise.
 pub trait TrustEvaluator: Send + Sync {
-    fn evaluate(&self, chain: &[Vec<u8>], gateway_id: &Identification) -> Result<(), String>;
+    fn evaluate(&self, chain: &[Vec<u8>], host_name: Option<&str>) -> Result<(), String>;
 }
 
 impl std::fmt::Debug for GatewayAuth {

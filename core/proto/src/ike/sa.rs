@@ -1120,10 +1120,15 @@ impl IkeSa {
                 Ok(())
             }
             GatewayAuth::Platform(evaluator) => {
-                // The platform (Android, Apple) decides trust in the chain and the identity; we check the signature.
+                // The platform (Android, Apple) vouches for the chain only; the identity rule is ours, the same
+                // as with our own anchors: the certificate names the IDr and, when loose, the expected identity.
+                let leaf = certs.first().ok_or(IkeError::Protocol("gateway sent no certificate"))?;
+                crypto::cert_names_identity(leaf, idr).map_err(IkeError::Certificate)?;
+                if let Some(expected) = loose {
+                    crypto::cert_names_identity(leaf, expected).map_err(IkeError::Certificate)?;
+                }
                 let chain: Vec<Vec<u8>> = certs.iter().map(|c| c.to_vec()).collect();
-                let leaf = chain.first().ok_or(IkeError::Protocol("gateway sent no certificate"))?;
-                evaluator.evaluate(&chain, loose.unwrap_or(idr)).map_err(IkeError::Untrusted)?;
+                evaluator.evaluate(&chain, host_name(loose.unwrap_or(idr)).as_deref()).map_err(IkeError::Untrusted)?;
                 crypto::verify_auth(leaf, auth.method, &auth.data, &octets)
                     .map_err(|_| IkeError::PeerAuthenticationFailed)?;
                 info!("gateway certificate accepted by the platform");
@@ -1812,6 +1817,12 @@ fn parse_config_reply(cp: &ConfigPayload) -> VirtualConfig {
         }
     }
     c
+}
+
+/// An identity as the host name an OS trust policy checks (a DNS name or an IP address), if it is one.
+fn host_name(id: &Identification) -> Option<String> {
+    matches!(id.id_type, wire::IdType::ID_FQDN | wire::IdType::ID_IPV4_ADDR | wire::IdType::ID_IPV6_ADDR)
+        .then(|| display_identity(id))
 }
 
 #[cfg(test)]

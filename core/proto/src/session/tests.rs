@@ -24,6 +24,7 @@ const MAX_STEPS: usize = 50_000;
 
 /// What the runtime stand-in saw, with the virtual time.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a test record, a few hundred per test
 enum Seen {
     Event(Event),
     Resolve(String),
@@ -433,7 +434,7 @@ fn a_fetched_crl_that_revokes_the_gateway_ends_the_session() {
     let (mut sim, gw) = cert_session(Revocation::Relaxed);
     sim.crl = Some(crl(&gw.ca, &[5]));
     sim.run_until(|s| s.session.is_finished());
-    assert!(matches!(sim.closed(), Some(Some(IkeError::Certificate(CertError::Revoked { .. })))), "{:?}", sim.closed());
+    assert!(matches!(sim.closed(), Some(Some(IkeError::Certificate(CertError::Revoked)))), "{:?}", sim.closed());
     assert!(!sim.log.iter().any(|(_, s)| matches!(s, Seen::Install { .. })), "no Child SA from a revoked gateway");
 }
 

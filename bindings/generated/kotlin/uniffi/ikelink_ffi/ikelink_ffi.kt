@@ -663,7 +663,7 @@ internal interface UniffiCallbackInterfaceSocketProtectorMethod0 : com.sun.jna.C
     fun callback(`uniffiHandle`: Long,`fd`: Int,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceTrustEvaluatorMethod0 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`chain`: RustBuffer.ByValue,`gatewayId`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+    fun callback(`uniffiHandle`: Long,`chain`: RustBuffer.ByValue,`hostName`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceTunProviderMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`settings`: RustBuffer.ByValue,`uniffiOutReturn`: IntByReference,uniffiCallStatus: UniffiRustCallStatus,)
@@ -915,7 +915,7 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_ikelink_ffi_fn_init_callback_vtable_trustevaluator(`vtable`: UniffiVTableCallbackInterfaceTrustEvaluator,
     ): Unit
-    external fun uniffi_ikelink_ffi_fn_method_trustevaluator_evaluate(`ptr`: Long,`chain`: RustBuffer.ByValue,`gatewayId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_ikelink_ffi_fn_method_trustevaluator_evaluate(`ptr`: Long,`chain`: RustBuffer.ByValue,`hostName`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_ikelink_ffi_fn_clone_tunprovider(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1057,7 +1057,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_ikelink_ffi_checksum_func_set_logger() and 0xFFFF) != 43191) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_ikelink_ffi_checksum_method_vpnclient_connect() and 0xFFFF) != 56756) {
+    if ((lib.uniffi_ikelink_ffi_checksum_method_vpnclient_connect() and 0xFFFF) != 38721) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_ikelink_ffi_checksum_method_vpnclient_disconnect() and 0xFFFF) != 58367) {
@@ -1084,7 +1084,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_ikelink_ffi_checksum_method_socketprotector_protect() and 0xFFFF) != 48722) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_ikelink_ffi_checksum_method_trustevaluator_evaluate() and 0xFFFF) != 57169) {
+    if ((lib.uniffi_ikelink_ffi_checksum_method_trustevaluator_evaluate() and 0xFFFF) != 5072) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_ikelink_ffi_checksum_method_tunprovider_open_tun() and 0xFFFF) != 60863) {
@@ -2626,21 +2626,29 @@ public object FfiConverterTypeSocketProtector: FfiConverter<SocketProtector, Lon
 
 
 /**
- * Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
- * it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
- * end-entity key.
+ * Answers one question with the platform's trust store: does the OS trust this certificate chain (DER, end
+ * entity first) for a VPN gateway? Return to trust it, throw to refuse (the message is reported).
+ *
+ * Do not match identities here: Ikelink checks that the certificate names the gateway's identity (the
+ * profile's `gateway.id`, by default its address) before asking, and verifies the gateway's signature with
+ * the end-entity key. `host_name` is that identity when it is a host name or an IP address, for OS policies
+ * that take one (Apple's SSL policy); it is null otherwise.
  */
 public interface TrustEvaluator {
     
-    fun `evaluate`(`chain`: List<kotlin.ByteArray>, `gatewayId`: kotlin.String)
+    fun `evaluate`(`chain`: List<kotlin.ByteArray>, `hostName`: kotlin.String?)
     
     companion object
 }
 
 /**
- * Judges the gateway's certificate chain (DER, end entity first) for the identity it claims. Return to trust
- * it, throw to refuse (the message is reported). Ikelink still checks the gateway's signature with the
- * end-entity key.
+ * Answers one question with the platform's trust store: does the OS trust this certificate chain (DER, end
+ * entity first) for a VPN gateway? Return to trust it, throw to refuse (the message is reported).
+ *
+ * Do not match identities here: Ikelink checks that the certificate names the gateway's identity (the
+ * profile's `gateway.id`, by default its address) before asking, and verifies the gateway's signature with
+ * the end-entity key. `host_name` is that identity when it is a host name or an IP address, for OS policies
+ * that take one (Apple's SSL policy); it is null otherwise.
  */
 open class TrustEvaluatorImpl: Disposable, AutoCloseable, TrustEvaluator
 {
@@ -2744,7 +2752,7 @@ open class TrustEvaluatorImpl: Disposable, AutoCloseable, TrustEvaluator
     }
 
     
-    @Throws(CallbackException::class)override fun `evaluate`(`chain`: List<kotlin.ByteArray>, `gatewayId`: kotlin.String)
+    @Throws(CallbackException::class)override fun `evaluate`(`chain`: List<kotlin.ByteArray>, `hostName`: kotlin.String?)
         = 
     callWithHandle {
     uniffiRustCallWithError(CallbackException) { _status ->
@@ -2752,7 +2760,7 @@ open class TrustEvaluatorImpl: Disposable, AutoCloseable, TrustEvaluator
         it,
         
         FfiConverterSequenceByteArray.lower(`chain`),
-        FfiConverterString.lower(`gatewayId`),_status)
+        FfiConverterOptionalString.lower(`hostName`),_status)
 }
     }
     
@@ -2777,12 +2785,12 @@ open class TrustEvaluatorImpl: Disposable, AutoCloseable, TrustEvaluator
 // Put the implementation in an object so we don't pollute the top-level namespace
 internal object uniffiCallbackInterfaceTrustEvaluator {
     internal object `evaluate`: UniffiCallbackInterfaceTrustEvaluatorMethod0 {
-        override fun callback(`uniffiHandle`: Long,`chain`: RustBuffer.ByValue,`gatewayId`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+        override fun callback(`uniffiHandle`: Long,`chain`: RustBuffer.ByValue,`hostName`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
             val uniffiObj = FfiConverterTypeTrustEvaluator.handleMap.get(uniffiHandle)
             val makeCall = { ->
                 uniffiObj.`evaluate`(
                     FfiConverterSequenceByteArray.lift(`chain`),
-                    FfiConverterString.lift(`gatewayId`),
+                    FfiConverterOptionalString.lift(`hostName`),
                 )
             }
             val writeReturn = { _: Unit -> Unit }
@@ -3293,9 +3301,9 @@ public object FfiConverterTypeTunProvider: FfiConverter<TunProvider, Long> {
 /**
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
- * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
- * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+ * All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+ * `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+ * is sent, and the drop waits at most two seconds for the session to end).
  */
 public interface VpnClientInterface {
     
@@ -3332,9 +3340,9 @@ public interface VpnClientInterface {
 /**
  * An IKEv2 VPN client for one app: connect with a profile, hear about it on the listener.
  *
- * All methods return at once; progress and results arrive as [`VpnEvent`]s. Call `disconnect` and wait
- * for `Closed` before dropping the client; dropping it with a session still up disconnects it first (the
- * Delete is sent, and the drop waits at most [`DROP_DISCONNECT_WAIT`] for the session to end).
+ * All methods return at once; progress and results arrive as `VpnEvent`s. Call `disconnect` and wait for
+ * `Closed` before dropping the client; dropping it with a session still up disconnects it first (the Delete
+ * is sent, and the drop waits at most two seconds for the session to end).
  */
 open class VpnClient: Disposable, AutoCloseable, VpnClientInterface
 {
@@ -3672,7 +3680,7 @@ public object FfiConverterTypeVpnClient: FfiConverter<VpnClient, Long> {
 
 
 /**
- * Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+ * Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
  * event at a time, in order; return quickly (post to your own queue).
  */
 public interface VpnListener {
@@ -3683,7 +3691,7 @@ public interface VpnListener {
 }
 
 /**
- * Receives everything a [`VpnClient`](crate::VpnClient) has to say. Called from Ikelink's threads, one
+ * Receives everything a `VpnClient` has to say. Called from Ikelink's threads, one
  * event at a time, in order; return quickly (post to your own queue).
  */
 open class VpnListenerImpl: Disposable, AutoCloseable, VpnListener
@@ -3927,7 +3935,7 @@ data class ConnectOptions (
     var `reconnectMaxDelaySecs`: kotlin.UInt = 60u 
     , 
     /**
-     * Our certificate, for `auth.method = "cert"` profiles without paths.
+     * Our certificate, for `auth.method = "cert"` (or EAP-TLS) profiles without paths.
      */
     var `clientIdentity`: ClientIdentity? = null 
     , 
@@ -3935,6 +3943,12 @@ data class ConnectOptions (
      * The gateway's CA or the platform's judgement, for profiles without `gateway.ca` paths.
      */
     var `gatewayTrust`: GatewayTrust? = null 
+    , 
+    /**
+     * The pre-shared key (`auth.method = "psk"`) or the EAP password, from the app's key store, for profiles
+     * without `auth.psk`/`auth.password` (or their files).
+     */
+    var `secret`: kotlin.String? = null 
     
 ): Disposable{
     
@@ -3951,7 +3965,8 @@ data class ConnectOptions (
         this.`reconnect`,
         this.`reconnectMaxDelaySecs`,
         this.`clientIdentity`,
-        this.`gatewayTrust`
+        this.`gatewayTrust`,
+        this.`secret`
     )
     }
     
@@ -3970,6 +3985,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterUInt.read(buf),
             FfiConverterOptionalTypeClientIdentity.read(buf),
             FfiConverterOptionalTypeGatewayTrust.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -3979,7 +3995,8 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterBoolean.allocationSize(value.`reconnect`) +
             FfiConverterUInt.allocationSize(value.`reconnectMaxDelaySecs`) +
             FfiConverterOptionalTypeClientIdentity.allocationSize(value.`clientIdentity`) +
-            FfiConverterOptionalTypeGatewayTrust.allocationSize(value.`gatewayTrust`)
+            FfiConverterOptionalTypeGatewayTrust.allocationSize(value.`gatewayTrust`) +
+            FfiConverterOptionalString.allocationSize(value.`secret`)
     )
 
     override fun write(value: ConnectOptions, buf: ByteBuffer) {
@@ -3989,6 +4006,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterUInt.write(value.`reconnectMaxDelaySecs`, buf)
             FfiConverterOptionalTypeClientIdentity.write(value.`clientIdentity`, buf)
             FfiConverterOptionalTypeGatewayTrust.write(value.`gatewayTrust`, buf)
+            FfiConverterOptionalString.write(value.`secret`, buf)
     }
 }
 
@@ -4401,8 +4419,8 @@ public object FfiConverterTypeCallbackError : FfiConverterRustBuffer<CallbackExc
 
 
 /**
- * Our certificate and private key, when the profile says `auth.method = "cert"` and the app holds them
- * (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
+ * Our certificate and private key, when the profile says `auth.method = "cert"` (or EAP-TLS) and the app holds
+ * them (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
  */
 sealed class ClientIdentity: Disposable  {
     
@@ -4565,11 +4583,14 @@ public object FfiConverterTypeClientIdentity : FfiConverterRustBuffer<ClientIden
 
 /**
  * How to judge the gateway's certificate, replacing the profile's `gateway.ca` paths (and the system store).
+ * Either way Ikelink checks that the certificate names the gateway's identity (`gateway.id`, by default its
+ * address) and verifies the gateway's signature.
  */
 sealed class GatewayTrust: Disposable  {
     
     /**
-     * These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256` still apply.
+     * These CA certificates (PEM); the profile's `pin_sha256`/`pin_ca_sha256`, `crl` and `revocation` still
+     * apply. They also vouch for an EAP-TLS/TTLS or PEAP server.
      */
     data class CaCertificates(
         val `pem`: kotlin.ByteArray) : GatewayTrust()
@@ -4581,7 +4602,9 @@ sealed class GatewayTrust: Disposable  {
     }
     
     /**
-     * The platform decides (Android `X509TrustManager`, Apple `SecTrustEvaluateWithError`).
+     * The platform decides whether it trusts the chain (Android `X509TrustManager`, Apple
+     * `SecTrustEvaluateWithError`). Profiles with pins or CRLs are refused: only Ikelink's own anchors check
+     * them.
      */
     data class Platform(
         val `evaluator`: uniffi.ikelink_ffi.TrustEvaluator) : GatewayTrust()
@@ -4717,7 +4740,7 @@ public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
 
 
 /**
- * Signature algorithms a [`KeystoreSigner`] may offer (RFC 7427). ECDSA signatures are DER
+ * Signature algorithms a `KeystoreSigner` may offer (RFC 7427). ECDSA signatures are DER
  * `Ecdsa-Sig-Value`, as Android's `Signature` and Apple's `SecKeyCreateSignature` produce them.
  */
 
@@ -5136,7 +5159,7 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
 
 
 /**
- * What the [`VpnListener`](crate::VpnListener) hears, in order.
+ * What the `VpnListener` hears, in order.
  */
 sealed class VpnEvent {
     

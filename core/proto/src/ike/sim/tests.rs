@@ -783,23 +783,24 @@ fn requests_cross_while_closing() {
 }
 
 mod platform_trust {
-    //! The platform decides trust in the gateway's certificate (Android, Apple); the core still checks the AUTH
-    //! signature with the certificate's key.
+    //! The platform decides whether it trusts the gateway's certificate chain (Android, Apple); the core matches
+    //! the gateway's identity against the certificate and checks the AUTH signature with its key.
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::crypto::KeyPairSigner;
+    use crate::crypto::{CertError, KeyPairSigner};
     use crate::ike::sim::responder::ResponderCert;
     use crate::ike::{GatewayAuth, TrustEvaluator};
 
+    /// An OS that trusts every chain (or none), and records what it was asked.
     struct Platform {
         trust: bool,
-        seen: Mutex<Vec<(usize, Identification)>>,
+        seen: Mutex<Vec<(usize, Option<String>)>>,
     }
 
     impl TrustEvaluator for Platform {
-        fn evaluate(&self, chain: &[Vec<u8>], id: &Identification) -> Result<(), String> {
-            self.seen.lock().unwrap().push((chain.len(), id.clone()));
+        fn evaluate(&self, chain: &[Vec<u8>], host_name: Option<&str>) -> Result<(), String> {
+            self.seen.lock().unwrap().push((chain.len(), host_name.map(str::to_owned)));
             if self.trust {
                 Ok(())
             } else {
@@ -808,23 +809,69 @@ mod platform_trust {
         }
     }
 
-    fn gateway_cert() -> (Vec<u8>, Arc<KeyPairSigner>) {
+    fn gateway_cert(names: &[&str]) -> (Vec<u8>, Arc<KeyPairSigner>) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert =
-            rcgen::CertificateParams::new(vec!["gw.example.net".to_string()]).unwrap().self_signed(&key).unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names).unwrap().self_signed(&key).unwrap();
         (cert.der().to_vec(), Arc::new(KeyPairSigner::from_pkcs8_der(&key.serialize_der()).unwrap()))
     }
 
-    fn run(trust: bool, signer_matches: bool) -> (Pair, Arc<Platform>) {
-        let (der, signer) = gateway_cert();
-        let signer = if signer_matches { signer } else { gateway_cert().1 };
+    /// The gateway (IDr `gw.example.net`) presents a certificate for `names`; we expect `expected` (loose).
+    fn run_with(
+        trust: bool,
+        signer_matches: bool,
+        names: &[&str],
+        expected: Option<Identification>,
+    ) -> (Pair, Arc<Platform>) {
+        let (der, signer) = gateway_cert(names);
+        let signer = if signer_matches { signer } else { gateway_cert(names).1 };
         let platform = Arc::new(Platform { trust, seen: Mutex::new(Vec::new()) });
         let mut c = default_config();
         c.gateway_auth = GatewayAuth::Platform(platform.clone());
+        c.remote_id_loose = expected.is_some();
+        c.remote_id = expected;
+        c.send_remote_id = false;
         let responder = ResponderConfig { cert: Some(ResponderCert(der, signer)), ..Default::default() };
         let mut p = Pair::new(c, responder);
         p.drive();
         (p, platform)
+    }
+
+    fn run(trust: bool, signer_matches: bool) -> (Pair, Arc<Platform>) {
+        run_with(trust, signer_matches, &["gw.example.net"], None)
+    }
+
+    fn identity_mismatch(p: &Pair) -> bool {
+        matches!(closed_with(p), Some(IkeError::Certificate(CertError::IdentityMismatch { .. })))
+    }
+
+    // Issue 12: the OS only says whether it trusts the chain; a chain it trusts for another name than the
+    // gateway we expect is refused by the core's identity rule (the same as with our own trust anchors).
+    #[test]
+    fn trusted_chain_for_another_name_than_expected() {
+        let (p, platform) = run_with(true, true, &["gw.example.net"], Some(fqdn("vpn.example.com")));
+        assert!(identity_mismatch(&p), "{:?}", closed_with(&p));
+        assert!(platform.seen.lock().unwrap().is_empty(), "refused before asking the OS");
+        // Named by the certificate as well: accepted, and the OS policy gets the expected name.
+        let names = ["gw.example.net", "vpn.example.com"];
+        let (p, platform) = run_with(true, true, &names, Some(fqdn("vpn.example.com")));
+        assert!(p.session().is_some(), "{:?}", super::names(&p));
+        assert_eq!(platform.seen.lock().unwrap()[0].1.as_deref(), Some("vpn.example.com"));
+        // An expected IP address must be the certificate's iPAddress.
+        let ip = Identification { id_type: IdType::ID_IPV4_ADDR, data: vec![203, 0, 113, 1] };
+        let (p, _) = run_with(true, true, &["gw.example.net", "203.0.113.9"], Some(ip.clone()));
+        assert!(identity_mismatch(&p), "{:?}", closed_with(&p));
+        let (p, platform) = run_with(true, true, &["gw.example.net", "203.0.113.1"], Some(ip));
+        assert!(p.session().is_some(), "{:?}", super::names(&p));
+        assert_eq!(platform.seen.lock().unwrap()[0].1.as_deref(), Some("203.0.113.1"));
+    }
+
+    // RFC 4945 §3.1: even with no expected identity (`%any`), the certificate must name the IDr.
+    #[test]
+    fn trusted_chain_that_does_not_name_the_idr() {
+        let (p, platform) = run_with(true, true, &["other.example.net"], None);
+        assert!(identity_mismatch(&p), "{:?}", closed_with(&p));
+        assert!(platform.seen.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -834,7 +881,7 @@ mod platform_trust {
         let seen = platform.seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].0, 1, "the chain the gateway sent");
-        assert_eq!(seen[0].1.data, b"gw.example.net");
+        assert_eq!(seen[0].1.as_deref(), Some("gw.example.net"), "the IDr as the host name");
     }
 
     #[test]

@@ -11,22 +11,20 @@ import uniffi.ikelink_ffi.CallbackException
 import uniffi.ikelink_ffi.TrustEvaluator
 
 /**
- * The platform's judgement of the gateway's certificate (`GatewayTrust.Platform`): the chain goes through an
- * [X509TrustManager] (by default the system's, which includes CAs the user installed), and the end-entity
- * certificate must name the identity the gateway claims ([GatewayIdentity]) — Ikelink leaves both checks to
- * the platform and verifies the AUTH signature itself. Throwing refuses the gateway; the message is reported
- * as `VpnException.GatewayUntrusted`. Called on an Ikelink runtime thread.
+ * The platform's trust in the gateway's certificate chain (`GatewayTrust.Platform`): the chain goes through an
+ * [X509TrustManager] (by default the system's, which includes CAs the user installed). That is all it answers:
+ * Ikelink itself checks that the certificate names the gateway's identity (before asking) and verifies the
+ * AUTH signature. Throwing refuses the gateway; the message is reported as `VpnException.GatewayUntrusted`.
+ * Called on an Ikelink runtime thread.
  *
  * Android's trust manager checks the chain as for a TLS server: a gateway certificate with an extended key
- * usage must include serverAuth (strongSwan's `pki --flag serverAuth`).
+ * usage must include serverAuth (strongSwan's `pki --flag serverAuth`). It takes no host name.
  */
 class AndroidTrustEvaluator @JvmOverloads constructor(
     private val trustManager: X509TrustManager = systemTrustManager(),
-    /** Require the end-entity certificate to name the gateway's identity (turn off only with pinning). */
-    private val checkIdentity: Boolean = true,
 ) : TrustEvaluator {
 
-    override fun evaluate(chain: List<ByteArray>, gatewayId: String) {
+    override fun evaluate(chain: List<ByteArray>, hostName: String?) {
         val certificates = try {
             val factory = CertificateFactory.getInstance("X.509")
             chain.map { factory.generateCertificate(ByteArrayInputStream(it)) as X509Certificate }
@@ -40,9 +38,6 @@ class AndroidTrustEvaluator @JvmOverloads constructor(
             throw CallbackException.Failed("the gateway's certificate is not trusted: ${e.message ?: e}")
         } catch (e: IllegalArgumentException) {
             throw CallbackException.Failed("the gateway's certificate is not trusted: ${e.message ?: e}")
-        }
-        if (checkIdentity && !GatewayIdentity.matches(leaf, gatewayId)) {
-            throw CallbackException.Failed("the gateway's certificate does not name its identity \"$gatewayId\"")
         }
     }
 

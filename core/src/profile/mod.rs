@@ -28,30 +28,18 @@
 //! ```
 //! Validation errors name the field (`auth.psk: ...`).
 
+mod auth;
+mod settings;
+
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use std::sync::Arc;
+pub use auth::{load_crls, root_store_from_pem, Supplied, SuppliedTrust};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::RootCertStore;
-
-use crate::crypto::{ClientCredentials, GatewayCertPolicy, TrustAnchors};
-use crate::eap::{EapConfig, EapCredentials, EapMethod, TlsCredentials, TlsKey, TtlsCredentials};
-use crate::ike::{
-    parse_cidr, parse_identity, AuthConfig, EspProposal, GatewayAuth, IkeConfig, IkeProposal, Retransmit,
-};
-use crate::wire::{IdType, Identification};
-
-/// The platform's trust store (desktop); mobile platforms decide trust in their shell.
-fn system_anchors() -> Result<TrustAnchors, String> {
-    crate::trust::system_anchors().map_err(|e| e.to_string())
-}
+use crate::ike::IkeConfig;
 
 /// A profile error, naming the offending field.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +53,9 @@ pub enum ProfileError {
     Structure(String),
     #[error("{field}: {message}")]
     Field { field: String, message: String },
+    /// Something the app supplied instead of a profile field ([`Supplied`]) cannot be used.
+    #[error("{what}: {message}")]
+    Supplied { what: String, message: String },
 }
 
 fn field(field: &str, message: impl Into<String>) -> ProfileError {
@@ -231,39 +222,6 @@ impl Drop for AuthSection {
     }
 }
 
-fn read_secret(
-    name: &str,
-    inline: &Option<String>,
-    file: &Option<String>,
-) -> Result<Option<Zeroizing<Vec<u8>>>, ProfileError> {
-    match (inline, file) {
-        (Some(p), None) => Ok(Some(Zeroizing::new(p.as_bytes().to_vec()))),
-        (None, Some(f)) => {
-            let mut v =
-                std::fs::read(f).map_err(|e| field(&format!("auth.{name}_file"), format!("cannot read `{f}`: {e}")))?;
-            while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                v.pop();
-            }
-            Ok(Some(Zeroizing::new(v)))
-        }
-        (Some(_), Some(_)) => {
-            Err(field(&format!("auth.{name}"), format!("give either {name} or {name}_file, not both")))
-        }
-        (None, None) => Ok(None),
-    }
-}
-
-fn read_file(name: &str, path: &str) -> Result<Vec<u8>, ProfileError> {
-    std::fs::read(path).map_err(|e| field(name, format!("cannot read `{path}`: {e}")))
-}
-
-fn parse_hex32(name: &str, s: &str) -> Result<[u8; 32], ProfileError> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
-    let bytes: Option<Vec<u8>> =
-        (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
-    bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| field(name, "must be 64 hex digits (SHA-256)"))
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalsSection {
@@ -353,10 +311,6 @@ fn default_rekey_ike() -> u32 {
     14400
 }
 
-fn secs(s: u32) -> Option<Duration> {
-    (s > 0).then(|| Duration::from_secs(u64::from(s)))
-}
-
 fn default_dpd() -> u32 {
     30
 }
@@ -410,48 +364,6 @@ impl Default for NatSection {
     fn default() -> Self {
         NatSection { force_encap: true, keepalive: default_keepalive() }
     }
-}
-
-/// CRLs from files, PEM (`X509 CRL` blocks) or DER.
-pub fn load_crls(files: &[String]) -> Result<Vec<Vec<u8>>, ProfileError> {
-    use rustls::pki_types::CertificateRevocationListDer;
-    let mut out = Vec::new();
-    for f in files {
-        let bytes = read_file("gateway.crl", f)?;
-        if bytes.starts_with(b"-----BEGIN") {
-            for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
-                let crl = crl.map_err(|e| field("gateway.crl", format!("{f}: bad PEM: {e:?}")))?;
-                out.push(crl.as_ref().to_vec());
-            }
-        } else {
-            out.push(bytes.to_vec());
-        }
-    }
-    Ok(out)
-}
-
-/// Trust anchors (for an EAP-TLS/EAP-TTLS server) from PEM certificates.
-pub fn root_store_from_pem(pem: &[u8]) -> Result<RootCertStore, ProfileError> {
-    let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(pem) {
-        let c = c.map_err(|e| field("CA certificates", format!("bad PEM: {e:?}")))?;
-        roots.add(c).map_err(|e| field("CA certificates", e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(field("CA certificates", "no certificate in the PEM data"));
-    }
-    Ok(roots)
-}
-
-/// Trust an embedding app supplies (mobile platforms have no files or system store for rustls).
-#[derive(Debug, Clone, Default)]
-pub struct Supplied {
-    /// How the gateway's certificate is checked, instead of `gateway.ca` or the system store.
-    pub gateway_auth: Option<GatewayAuth>,
-    /// Trust anchors for an EAP-TLS/EAP-TTLS server, instead of `gateway.ca`.
-    pub eap_roots: Option<RootCertStore>,
-    /// Our EAP-TLS certificate chain and key (a key store's), instead of `auth.cert`/`auth.key` files.
-    pub eap_tls_identity: Option<(Vec<CertificateDer<'static>>, TlsKey)>,
 }
 
 /// A validated profile, ready to connect.
@@ -546,290 +458,28 @@ impl Profile {
             .collect()
     }
 
-    /// The identity the gateway must prove (the one place this default is decided): `gateway.id` (for a
-    /// certificate gateway a host name, address or e-mail may also be proven by its certificate when the IDr is
-    /// another name, such as its DN); without it, for a certificate-authenticated gateway, its address as written (a host name
-    /// as FQDN / dNSName, an IP as ID_IPV4/6 / iPAddress), which its certificate must name whatever its IDr
-    /// (loose, as strongSwan's app and Apple's client check it). `%any` accepts any name a trusted certificate
-    /// carries: an explicit, logged opt-out. A PSK-authenticated gateway proves itself with the key; its IDr is
-    /// checked only against a `gateway.id`.
-    fn expected_gateway_id(&self, gateway_auth: &str) -> Result<(Option<Identification>, bool), ProfileError> {
-        match self.gateway.id.as_deref().map(str::trim) {
-            Some("%any") => {
-                tracing::warn!(
-                    "gateway.id = \"%any\": any gateway with a certificate from a trusted CA is accepted under any name"
-                );
-                Ok((None, false))
-            }
-            Some(s) => {
-                let id = parse_identity(s).map_err(|e| field("gateway.id", e))?;
-                // A name a certificate can carry (host name, address, e-mail) may come back as another IDr, e.g.
-                // the certificate's DN, as many gateways send it: then the certificate must name it (issue 11).
-                let nameable = matches!(
-                    id.id_type,
-                    IdType::ID_FQDN | IdType::ID_IPV4_ADDR | IdType::ID_IPV6_ADDR | IdType::ID_RFC822_ADDR
-                );
-                Ok((Some(id), nameable && gateway_auth != "psk"))
-            }
-            None if gateway_auth == "psk" => Ok((None, false)),
-            None => {
-                let addr = self.gateway.address.trim();
-                let id = if addr.parse::<IpAddr>().is_ok() {
-                    parse_identity(addr)
-                } else {
-                    parse_identity(&format!("fqdn:{addr}"))
-                };
-                Ok((Some(id.map_err(|e| field("gateway.address", e))?), true))
-            }
-        }
-    }
-
     /// Everything but the gateway address, validated.
     pub fn ike_config(&self) -> Result<IkeConfig, ProfileError> {
         self.ike_config_with(&Supplied::default())
     }
 
-    /// Like [`Profile::ike_config`], with what [`Supplied`] gives taking the place of `gateway.ca` files and
-    /// the system trust store.
+    /// Like [`Profile::ike_config`], with what an embedding app [`Supplied`] (its key store's credentials, its
+    /// platform's trust) in place of files and the system trust store: the one resolver for the CLI and apps.
     pub fn ike_config_with(&self, supplied: &Supplied) -> Result<IkeConfig, ProfileError> {
-        let a = &self.auth;
-        let client_creds = || -> Result<ClientCredentials, ProfileError> {
-            match (&a.cert, &a.key, &a.pkcs12) {
-                (Some(c), Some(k), None) => {
-                    ClientCredentials::from_pem(&read_file("auth.cert", c)?, &read_file("auth.key", k)?)
-                        .map_err(|e| field("auth.cert", e.to_string()))
-                }
-                #[cfg(all(feature = "pkcs12", not(any(target_os = "android", target_os = "ios"))))]
-                (None, None, Some(p)) => {
-                    let pw = a.pkcs12_password.clone().unwrap_or_default();
-                    ClientCredentials::from_pkcs12(&read_file("auth.pkcs12", p)?, &pw)
-                        .map_err(|e| field("auth.pkcs12", e.to_string()))
-                }
-                _ => Err(field("auth.cert", "give cert and key (PEM files) or pkcs12")),
-            }
-        };
-        let (auth, default_id) = match a.method.as_str() {
-            "psk" => {
-                let psk = read_secret("psk", &a.psk, &a.psk_file)?
-                    .ok_or_else(|| field("auth.psk", "method \"psk\" needs psk or psk_file"))?;
-                if psk.is_empty() {
-                    return Err(field("auth.psk", "is empty"));
-                }
-                if let Some(why) = weak_psk(&psk) {
-                    tracing::warn!("auth.psk is weak ({why}): anyone who records one connection can guess it offline");
-                }
-                (AuthConfig::Psk(psk), None)
-            }
-            "cert" => {
-                let creds = client_creds()?;
-                let id = creds.subject_identity().map_err(|e| field("auth.cert", e.to_string()))?;
-                (AuthConfig::Certificate(creds), Some(id))
-            }
-            "eap" => {
-                let method = match a.eap_method.as_deref() {
-                    None | Some("any") => None,
-                    Some("mschapv2") => Some(EapMethod::MsChapV2),
-                    Some("md5") => Some(EapMethod::Md5),
-                    Some("tls") => Some(EapMethod::Tls),
-                    Some("ttls") => Some(EapMethod::Ttls),
-                    Some("peap") => Some(EapMethod::Peap),
-                    Some(m) => {
-                        return Err(field(
-                            "auth.eap_method",
-                            format!("unknown EAP method `{m}` (mschapv2, md5, tls, ttls, peap)"),
-                        ))
-                    }
-                };
-                // Trust anchors for the certificate of an EAP-TLS or EAP-TTLS server: the app's, or the profile's
-                // `gateway.ca`.
-                let eap_server_trust = |what: &str| -> Result<(RootCertStore, String), ProfileError> {
-                    let server_name = self
-                        .gateway
-                        .id
-                        .clone()
-                        .filter(|i| i.trim() != "%any")
-                        .unwrap_or_else(|| self.gateway.address.clone());
-                    if let Some(roots) = &supplied.eap_roots {
-                        return Ok((roots.clone(), server_name));
-                    }
-                    let mut roots = RootCertStore::empty();
-                    for f in &self.gateway.ca {
-                        for c in CertificateDer::pem_slice_iter(&read_file("gateway.ca", f)?) {
-                            let c = c.map_err(|e| field("gateway.ca", format!("bad PEM: {e:?}")))?;
-                            roots.add(c).map_err(|e| field("gateway.ca", e.to_string()))?;
-                        }
-                    }
-                    if roots.is_empty() {
-                        return Err(field(
-                            "gateway.ca",
-                            format!("{what} needs the CA of the EAP server's certificate"),
-                        ));
-                    }
-                    Ok((roots, server_name))
-                };
-                let tls13 = match a.tls_max_version.as_deref().map(str::trim) {
-                    None | Some("1.2") => false,
-                    Some("1.3") => true,
-                    Some(v) => return Err(field("auth.tls_max_version", format!("`{v}`: \"1.2\" or \"1.3\""))),
-                };
-                let tunneled = matches!(method, Some(EapMethod::Ttls | EapMethod::Peap));
-                if a.ttls_inner.is_some() && !tunneled {
-                    return Err(field("auth.ttls_inner", "only with eap_method = \"ttls\" or \"peap\""));
-                }
-                let credentials = if let (Some(EapMethod::Tls), Some((chain, key))) =
-                    (method, supplied.eap_tls_identity.as_ref())
-                {
-                    let (roots, server_name) = eap_server_trust("EAP-TLS")?;
-                    EapCredentials::Tls(TlsCredentials {
-                        chain: chain.clone(),
-                        key: key.clone(),
-                        server_name,
-                        roots,
-                        tls13,
-                    })
-                } else if method == Some(EapMethod::Tls) {
-                    let creds = client_creds()?;
-                    let _ = creds;
-                    let chain =
-                        a.cert.as_ref().ok_or_else(|| field("auth.cert", "EAP-TLS needs cert and key (PEM)"))?;
-                    let key = a.key.as_ref().ok_or_else(|| field("auth.key", "EAP-TLS needs cert and key (PEM)"))?;
-                    let chain_pem = read_file("auth.cert", chain)?;
-                    let key_pem = read_file("auth.key", key)?;
-                    let chain = CertificateDer::pem_slice_iter(&chain_pem)
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| field("auth.cert", format!("bad PEM: {e:?}")))?;
-                    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-                        .map_err(|e| field("auth.key", format!("bad PEM: {e:?}")))?;
-                    let (roots, server_name) = eap_server_trust("EAP-TLS")?;
-                    EapCredentials::Tls(TlsCredentials { chain, key: TlsKey::Der(key), server_name, roots, tls13 })
-                } else if tunneled {
-                    let username = a.username.clone().ok_or_else(|| field("auth.username", "EAP needs a user name"))?;
-                    let password = read_secret("password", &a.password, &a.password_file)?
-                        .ok_or_else(|| field("auth.password", "EAP needs password or password_file"))?;
-                    let password =
-                        String::from_utf8(password.to_vec()).map_err(|_| field("auth.password", "is not UTF-8"))?;
-                    let inner = match a.ttls_inner.as_deref() {
-                        None | Some("any") => Vec::new(),
-                        Some("mschapv2") => vec![EapMethod::MsChapV2],
-                        Some("md5") => vec![EapMethod::Md5],
-                        Some(m) => {
-                            return Err(field("auth.ttls_inner", format!("unknown inner method `{m}` (mschapv2, md5)")))
-                        }
-                    };
-                    let (roots, server_name) =
-                        eap_server_trust(if method == Some(EapMethod::Peap) { "PEAP" } else { "EAP-TTLS" })?;
-                    EapCredentials::Ttls(TtlsCredentials {
-                        username,
-                        password: Zeroizing::new(password),
-                        server_name,
-                        roots,
-                        inner,
-                        tls13,
-                    })
-                } else {
-                    let username = a.username.clone().ok_or_else(|| field("auth.username", "EAP needs a user name"))?;
-                    let password = read_secret("password", &a.password, &a.password_file)?
-                        .ok_or_else(|| field("auth.password", "EAP needs password or password_file"))?;
-                    let password =
-                        String::from_utf8(password.to_vec()).map_err(|_| field("auth.password", "is not UTF-8"))?;
-                    EapCredentials::Password { username, password: Zeroizing::new(password) }
-                };
-                let identity = a
-                    .eap_identity
-                    .clone()
-                    .or_else(|| a.username.clone())
-                    .or_else(|| self.local.id.clone())
-                    .ok_or_else(|| {
-                        field("auth.eap_identity", "EAP needs an identity (eap_identity, username or local.id)")
-                    })?;
-                let id = parse_identity(&identity).map_err(|e| field("auth.eap_identity", e))?;
-                (AuthConfig::Eap(EapConfig { identity, credentials, allowed: method.into_iter().collect() }), Some(id))
-            }
-            other => return Err(field("auth.method", format!("unknown method `{other}` (supported: psk, cert, eap)"))),
-        };
-        let local_id = match (&self.local.id, default_id) {
-            (Some(s), _) => parse_identity(s).map_err(|e| field("local.id", e))?,
-            (None, Some(id)) => id,
-            (None, None) => return Err(field("local.id", "is required with a pre-shared key")),
-        };
-        let kind = self.gateway.auth.as_deref().unwrap_or(if a.method == "psk" { "psk" } else { "cert" });
-        let (remote_id, remote_id_loose) = self.expected_gateway_id(kind)?;
-        let gateway_auth = match kind {
-            "cert" if supplied.gateway_auth.is_some() => {
-                supplied.gateway_auth.clone().ok_or_else(|| field("gateway.auth", "missing"))?
-            }
-            "psk" => {
-                if a.method != "psk" {
-                    return Err(field("gateway.auth", "\"psk\" needs auth.method = \"psk\""));
-                }
-                GatewayAuth::Psk
-            }
-            "cert" => {
-                let mut anchors = TrustAnchors::new();
-                for f in &self.gateway.ca {
-                    anchors.add_pem(&read_file("gateway.ca", f)?).map_err(|e| field("gateway.ca", e.to_string()))?;
-                }
-                if self.gateway.ca.is_empty() {
-                    anchors = system_anchors().map_err(|e| field("gateway.ca", e))?;
-                }
-                let mut policy = GatewayCertPolicy::new(anchors);
-                if let Some(p) = &self.gateway.pin_ca_sha256 {
-                    policy.pinned_ca_spki_sha256 = Some(parse_hex32("gateway.pin_ca_sha256", p)?);
-                }
-                if let Some(p) = &self.gateway.pin_sha256 {
-                    policy.pinned_leaf_spki_sha256 = Some(parse_hex32("gateway.pin_sha256", p)?);
-                }
-                policy.crls = load_crls(&self.gateway.crl)?;
-                if let Some(r) = &self.gateway.revocation {
-                    policy.revocation = r.parse().map_err(|e| field("gateway.revocation", e))?;
-                }
-                GatewayAuth::Certificate(Arc::new(policy))
-            }
-            other => return Err(field("gateway.auth", format!("unknown `{other}` (psk, cert)"))),
-        };
-        let ike_proposals = if self.proposals.ike.is_empty() {
-            IkeProposal::defaults()
-        } else {
-            self.proposals
-                .ike
-                .iter()
-                .map(|s| IkeProposal::parse(s).map_err(|e| field("proposals.ike", e.to_string())))
-                .collect::<Result<_, _>>()?
-        };
-        let esp_proposals = if self.proposals.esp.is_empty() {
-            EspProposal::defaults()
-        } else {
-            self.proposals
-                .esp
-                .iter()
-                .map(|s| EspProposal::parse(s).map_err(|e| field("proposals.esp", e.to_string())))
-                .collect::<Result<_, _>>()?
-        };
-        let ts = |name: &str, list: &[String]| -> Result<Vec<_>, ProfileError> {
-            list.iter().map(|s| parse_cidr(s).map(|c| c.to_ts()).map_err(|e| field(name, e))).collect()
-        };
-        let ts_r = ts("tunnel.remote_ts", &self.tunnel.remote_ts)?;
-        if ts_r.is_empty() {
-            return Err(field("tunnel.remote_ts", "needs at least one prefix"));
+        let (auth, local_id) = self.client_auth(supplied)?;
+        let (gateway_auth, remote_id, remote_id_loose) = self.gateway_auth(supplied)?;
+        let (ike_proposals, esp_proposals) = self.proposals()?;
+        let (ts_i, ts_r) = self.traffic_selectors()?;
+        let t = self.timers()?;
+        if !self.nat.force_encap {
+            // Never let the negotiated encapsulation differ from what the data path does (issue 11): without a
+            // NAT the gateway would expect raw ESP, which this client cannot send.
+            tracing::warn!("nat.force_encap = false: raw ESP is not implemented; UDP encapsulation is forced");
         }
-        let mut ts_i = ts("tunnel.local_ts", &self.tunnel.local_ts)?;
-        if ts_i.is_empty() {
-            // With a virtual IP the gateway narrows this to the assigned address (§2.9).
-            ts_i.push(parse_cidr("0.0.0.0/0").map_err(|e| field("tunnel.local_ts", e))?.to_ts());
-            if self.tunnel.virtual_ip6 {
-                ts_i.push(parse_cidr("::/0").map_err(|e| field("tunnel.local_ts", e))?.to_ts());
-            }
-        }
-        let t = &self.timers;
-        if !(t.retransmit_timeout.is_finite() && t.retransmit_timeout > 0.0 && t.retransmit_timeout <= 600.0) {
-            return Err(field("timers.retransmit_timeout", "must be between 0 and 600 seconds"));
-        }
-        if !(t.retransmit_base.is_finite() && (1.0..=10.0).contains(&t.retransmit_base)) {
-            return Err(field("timers.retransmit_base", "must be between 1 and 10"));
-        }
-        if t.retransmit_tries > 20 {
-            return Err(field("timers.retransmit_tries", "must be at most 20"));
-        }
+        let fragment_mtu = match self.ike.fragment_mtu {
+            1..576 => return Err(field("ike.fragment_mtu", "must be 0 (off) or at least 576")),
+            m => m,
+        };
         Ok(IkeConfig {
             local_id,
             remote_id,
@@ -838,7 +488,7 @@ impl Profile {
             send_remote_id: self.gateway.send_id,
             auth,
             gateway_auth,
-            eap_only: a.eap_only,
+            eap_only: self.auth.eap_only,
             ike_proposals,
             esp_proposals,
             request_ipv4: self.tunnel.virtual_ip,
@@ -846,41 +496,20 @@ impl Profile {
             request_dns: self.tunnel.dns,
             ts_i,
             ts_r,
-            retransmit: Retransmit {
-                timeout: Duration::from_secs_f64(t.retransmit_timeout),
-                base: t.retransmit_base,
-                tries: t.retransmit_tries,
-            },
-            force_encap: {
-                if !self.nat.force_encap {
-                    // Never let the negotiated encapsulation differ from what the data path does (issue 11):
-                    // without a NAT the gateway would expect raw ESP, which this client cannot send.
-                    tracing::warn!("nat.force_encap = false: raw ESP is not implemented; UDP encapsulation is forced");
-                }
-                true
-            },
-            keepalive: match self.nat.keepalive {
-                0 => None,
-                k => Some(Duration::from_secs(u64::from(k))),
-            },
-            dpd: match self.timers.dpd {
-                0 => None,
-                d => Some(Duration::from_secs(u64::from(d))),
-            },
-            dpd_tries: self.timers.dpd_tries,
-            child_lifetime: secs(self.timers.rekey_child),
-            ike_lifetime: secs(self.timers.rekey_ike),
-            child_lifetime_bytes: (self.timers.rekey_child_bytes > 0).then_some(self.timers.rekey_child_bytes),
-            reauth_lifetime: secs(self.timers.reauth),
+            retransmit: t.retransmit,
+            force_encap: true,
+            keepalive: t.keepalive,
+            dpd: t.dpd,
+            dpd_tries: t.dpd_tries,
+            child_lifetime: t.child_lifetime,
+            ike_lifetime: t.ike_lifetime,
+            child_lifetime_bytes: t.child_lifetime_bytes,
+            reauth_lifetime: t.reauth_lifetime,
             mobike: self.ike.mobike,
             redirect: self.ike.redirect,
             redirected_from: None,
             initial_contact: true,
-            fragment_mtu: match self.ike.fragment_mtu {
-                0 => 0,
-                m if m < 576 => return Err(field("ike.fragment_mtu", "must be 0 (off) or at least 576")),
-                m => m,
-            },
+            fragment_mtu,
         })
     }
 }
@@ -888,6 +517,8 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ike::{IkeProposal, Retransmit};
+    use crate::wire::Identification;
 
     const MINIMAL: &str = r#"
 [gateway]
@@ -1007,6 +638,7 @@ psk = "secret"
 #[cfg(test)]
 mod trust_tests {
     use super::*;
+    use crate::ike::GatewayAuth;
 
     fn ca_pem() -> String {
         let key = rcgen::KeyPair::generate().unwrap();
