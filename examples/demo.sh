@@ -21,5 +21,5 @@ fi
 echo "==> Installing dependencies (strongSwan, iproute2, iperf3, ...)"
 ./scripts/install-deps.sh
 echo "==> Building the client and the demo (release)"
-cargo build --release --locked -p ikelink-cli --bins
+cargo build --release --locked -p ikelink-desktop -p ikelink-testbed --bins
 exec target/release/ikelink-demo "$@"

@@ -13,5 +13,5 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 ./scripts/install-deps.sh
-cargo build --release --locked -p ikelink-cli --bins
+cargo build --release --locked -p ikelink-desktop -p ikelink-testbed --bins
 exec target/release/ikelink-bench "$@"

@@ -52,9 +52,9 @@ rm -rf "$work"
 if [ "${1:-}" = --full ]; then
     git clone -q "$PWD" "$work"
 else
-    mkdir -p "$work/scripts" "$work/examples/src/harness"
+    mkdir -p "$work/scripts" "$work/testbed/src/harness"
     cp scripts/install-deps.sh scripts/check-deps.sh "$work/scripts/"
-    cp examples/src/harness/charon.rs "$work/examples/src/harness/"
+    cp testbed/src/harness/charon.rs "$work/testbed/src/harness/"
 fi
 
 echo "fresh-install-test: scripts/install-deps.sh in the fresh system"

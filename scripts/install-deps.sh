@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs what the interop harness (examples/src/harness) needs on Debian/Ubuntu, idempotently:
+# Installs what the interop harness (testbed/src/harness) needs on Debian/Ubuntu, idempotently:
 # strongSwan (charon-systemd + swanctl + kernel-libipsec and EAP plugins + pki), iproute2, iperf3, nftables,
 # iptables, tcpdump, ping, sysctl and ethtool (the benchmark); and for the Windows build check, MinGW-w64 and the Rust target
 # x86_64-pc-windows-gnu. `apt-get update` runs only if something is missing.
@@ -11,7 +11,7 @@ libstrongswan-extra-plugins libstrongswan-standard-plugins libcharon-extauth-plu
 libjna-java junit4 default-jdk-headless freeradius openssl debootstrap"
 # The second and third gateway implementations of the interop tests (issue 11): libreswan's libraries and the
 # NSS tools (certutil, pk12util) -- libreswan itself is unpacked into target/tools below, its package conflicts
-# with strongSwan's --, OpenIKED, and a C compiler for iked's PF_KEY stand-in (examples/src/harness/iked.rs).
+# with strongSwan's --, OpenIKED, and a C compiler for iked's PF_KEY stand-in (testbed/src/harness/iked.rs).
 PACKAGES="$PACKAGES libnss3-tools libnss3 libnspr4 libevent-core-2.1-7 libevent-pthreads-2.1-7 libldns3 \
 libunbound8 libcurl3-nss libcap-ng0 libaudit1 libpam0g libldap-2.5-0 libsystemd0 libselinux1 libcrypt1 \
 util-linux openiked gcc libc6-dev"
@@ -76,7 +76,7 @@ else
     echo "install-deps: no nightly toolchain; the fuzz runs will be skipped" >&2
 fi
 
-# libreswan 4.10 (examples/src/harness/libreswan.rs): Debian's package conflicts with strongSwan's, so it is
+# libreswan 4.10 (testbed/src/harness/libreswan.rs): Debian's package conflicts with strongSwan's, so it is
 # downloaded and unpacked into target/tools/libreswan (not installed); pluto runs from there. Failure only
 # leaves the libreswan interop tests failing with a message that points here.
 libreswan_dir="$(dirname "$0")/../target/tools/libreswan"

@@ -9,7 +9,7 @@ out=target/interop-matrix.jsonl
 mkdir -p target docs
 rm -f "$out"
 status=0
-IKELINK_INTEROP=1 IKELINK_MATRIX="$PWD/$out" cargo test -p ikelink-cli --tests --no-fail-fast --locked \
+IKELINK_INTEROP=1 IKELINK_MATRIX="$PWD/$out" cargo test -p ikelink-testbed --tests --no-fail-fast --locked \
     -- --test-threads=2 || status=$?
 python3 scripts/render-interop-matrix.py "$out" > docs/interop.md
 echo "interop-matrix: docs/interop.md written from $(wc -l < "$out") client runs (tests exit status $status)"

@@ -25,7 +25,7 @@ def cell(s):
 print("# Interop matrix")
 print()
 print("What the interop tests saw, gateway by gateway: every run of the `ikelink` client against a real gateway in the")
-print("project's network namespaces (`examples/tests/interop_*.rs`), recorded by the harness and rendered by")
+print("project's network namespaces (`testbed/tests/interop_*.rs`), recorded by the harness and rendered by")
 print("`scripts/interop-matrix.sh` (run it as root to regenerate this page). \"Refused\" rows are the failures the")
 print("tests provoke on purpose (wrong password, untrusted or revoked certificate, wrong identity...) and check.")
 print(f"Generated {datetime.date.today().isoformat()} from {len(rows)} client runs.")

@@ -39,7 +39,7 @@ else
 fi
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2
 # Fuzzing (fuzz/, cargo-fuzz on nightly; fuzz/README.md): the committed corpora were replayed above on stable
-# (core/tests/fuzz_corpus.rs, examples/tests/fuzz_corpus.rs). Here each target also runs for a bounded time
+# (core/tests/fuzz_corpus.rs, desktop/tests/fuzz_corpus.rs). Here each target also runs for a bounded time
 # (IKELINK_FUZZ_SECONDS, default 20; 0 skips) from a copy of its corpus in target/fuzz-corpus/, so nothing new is
 # written into fuzz/corpus/. A crash fails the script (the input is left in fuzz/artifacts/<target>/).
 fuzz_seconds="${IKELINK_FUZZ_SECONDS:-20}"
@@ -62,19 +62,26 @@ fi
 # Kernel ESP (IKELINK_VM=1; several minutes): this machine's kernel has XFRM but no ESP, so the tests that need a
 # gateway doing ESP in the kernel (strongSwan with kernel-netlink and `encap = no`, interop_kernel_esp; libreswan,
 # interop_libreswan) run inside a QEMU VM with Debian 12's stock kernel (scripts/vm-run.sh: software emulation,
-# this machine's root shared read-only). The test binaries are built here and run prebuilt in the guest.
+# this machine's root shared read-only). The test binaries and the client they drive (IKELINK_BIN, which the
+# harness then uses instead of building it) are built here and run prebuilt in the guest.
 if [ "${IKELINK_VM:-0}" = 1 ]; then
   vm_tests="--test interop_kernel_esp"
-  if [ -f examples/tests/interop_libreswan.rs ]; then
+  if [ -f testbed/tests/interop_libreswan.rs ]; then
     vm_tests="$vm_tests --test interop_libreswan"
   fi
-  # shellcheck disable=SC2086
-  vm_bins=$(cargo test -p ikelink-cli --locked $vm_tests --no-run --message-format=json | python3 -c '
+  # The executables of one target kind (bin, test) in cargo's JSON messages.
+  executables='
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and "test" in m["target"]["kind"] and m.get("executable"):
-        print(m["executable"])')
+    if m.get("reason") == "compiler-artifact" and sys.argv[1] in m["target"]["kind"] and m.get("executable"):
+        print(m["executable"])'
+  IKELINK_BIN=$(cargo build -p ikelink-desktop --bin ikelink --locked --message-format=json |
+    python3 -c "$executables" bin)
+  export IKELINK_BIN
+  # shellcheck disable=SC2086
+  vm_bins=$(cargo test -p ikelink-testbed --locked $vm_tests --no-run --message-format=json |
+    python3 -c "$executables" test)
   echo "test.sh: running in a VM:" $vm_bins
   # shellcheck disable=SC2016,SC2086
   scripts/vm-run.sh sh -c 'rc=0; for t; do echo "vm: $t"; "$t" --test-threads=1 --nocapture || rc=1; done; exit $rc' \

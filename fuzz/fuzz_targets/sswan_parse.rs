@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ikelink_cli::fuzzing::sswan_parse(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ikelink_desktop::fuzzing::sswan_parse(data));
