@@ -98,8 +98,7 @@ fn read_secret(
         }
         (Some(p), None, None) => Ok(Some(Zeroizing::new(p.as_bytes().to_vec()))),
         (None, Some(f), None) => {
-            let mut v =
-                std::fs::read(f).map_err(|e| field(&format!("auth.{name}_file"), format!("cannot read `{f}`: {e}")))?;
+            let mut v = read_file(&format!("auth.{name}_file"), f)?;
             while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 v.pop();
             }
@@ -112,7 +111,15 @@ fn read_secret(
     }
 }
 
-fn read_file(name: &str, path: &str) -> Result<Vec<u8>, ProfileError> {
+/// Reads a file a profile field names. A control character in the name is refused first: in a double-quoted TOML
+/// string a Windows path's `\t` or `\n` is an escape, so `"C:\tmp\new.pem"` names a file that does not exist.
+pub(super) fn read_file(name: &str, path: &str) -> Result<Vec<u8>, ProfileError> {
+    if path.chars().any(char::is_control) {
+        return Err(field(
+            name,
+            format!("`{}` contains a control character: {}", path.escape_debug(), super::WINDOWS_PATH_HINT),
+        ));
+    }
     std::fs::read(path).map_err(|e| field(name, format!("cannot read `{path}`: {e}")))
 }
 

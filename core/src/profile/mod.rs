@@ -41,6 +41,27 @@ pub use auth::{load_crls, root_store_from_pem, Supplied, SuppliedTrust};
 
 use crate::ike::IkeConfig;
 
+/// What to do about a Windows path in a double-quoted TOML string, where `\` starts an escape.
+pub(crate) const WINDOWS_PATH_HINT: &str = "a backslash in a double-quoted string starts an escape (`\\t` is a tab); \
+     write Windows paths in single quotes ('C:\\certs\\ca.pem'), with doubled backslashes \
+     (\"C:\\\\certs\\\\ca.pem\") or with forward slashes (\"C:/certs/ca.pem\")";
+
+/// A TOML syntax error; an invalid escape on a line with a backslash in double quotes (a Windows path, most
+/// likely) also says how to write it.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.to_string();
+    let line = e.span().and_then(|s| {
+        let start = text.get(..s.start)?.rfind('\n').map_or(0, |i| i + 1);
+        let end = text.get(s.start..)?.find('\n').map_or(text.len(), |i| s.start + i);
+        text.get(start..end)
+    });
+    let escape = msg.contains("escape") || msg.contains("unicode");
+    match line {
+        Some(line) if escape && line.contains('"') && line.contains('\\') => format!("{msg}\n{WINDOWS_PATH_HINT}"),
+        _ => msg,
+    }
+}
+
 /// A profile error, naming the offending field.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -393,7 +414,7 @@ impl Profile {
 
     /// Parse profile text.
     pub fn parse(text: &str) -> Result<Profile, ProfileError> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| ProfileError::Toml(e.to_string()))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| ProfileError::Toml(toml_error(text, &e)))?;
         table.try_into().map_err(|e: toml::de::Error| {
             // The same error from the text carries the line; the table's carries the field's path.
             let line = toml::from_str::<Profile>(text)
@@ -591,6 +612,25 @@ psk = "secret"
         assert!(e.contains("not valid TOML"), "{e}");
         let e = Profile::parse(&MINIMAL.replace("address", "adress")).unwrap_err().to_string();
         assert!(e.contains("(line 3)"), "{e}");
+    }
+
+    // Issue 13: a Windows path in a double-quoted string is an escape error (or, with `\t`/`\n`, silently another
+    // name); both errors say to use single quotes, and single quotes keep the path as written.
+    #[test]
+    fn windows_paths_in_double_quotes_say_what_to_do() {
+        let eap = "[gateway]\naddress = \"203.0.113.2\"\nca = [CA]\n[auth]\nmethod = \"eap\"\nusername = \"a\"\n\
+                   password = \"b\"\n";
+        let e = Profile::parse(&eap.replace("CA", r#""C:\users\me\ca.pem""#)).unwrap_err();
+        assert!(matches!(e, ProfileError::Toml(_)), "{e}");
+        assert!(e.to_string().contains("single quotes ('C:\\certs\\ca.pem')"), "{e}");
+        let e = Profile::parse(&eap.replace("CA", r#""C:\tmp\new.pem""#)).unwrap().ike_config().unwrap_err();
+        assert!(e.to_string().starts_with("gateway.ca: `C:\\tmp\\new.pem` contains a control character"), "{e}");
+        assert!(e.to_string().contains("single quotes"), "{e}");
+        let e = Profile::parse(&eap.replace("CA", r"'C:\users\me\ca.pem'")).unwrap().ike_config().unwrap_err();
+        assert!(e.to_string().starts_with(r"gateway.ca: cannot read `C:\users\me\ca.pem`"), "{e}");
+        // Other syntax errors get no hint.
+        let e = Profile::parse("[gateway\n").unwrap_err().to_string();
+        assert!(!e.contains("single quotes"), "{e}");
     }
 
     /// An EAP profile whose gateway authenticates with a certificate from the system store.
