@@ -23,7 +23,7 @@ python3 openssl freeradius x86_64-w64-mingw32-gcc java javac certutil pk12util u
 # strongSwan plugins charon loads (testbed/src/harness/charon.rs, PLUGINS), where installed.
 plugins=$(sed -n '/^pub const PLUGINS/,/^];/p' testbed/src/harness/charon.rs | grep -o '"[a-z0-9-]*"' | tr -d '"')
 # Library files used by path.
-files="/usr/share/java/jna.jar /usr/share/java/junit4.jar"
+files="/usr/share/java/jna.jar /usr/share/java/junit4.jar /usr/lib/wine/wine64 /usr/lib/wine/wineserver"
 
 missing=""
 unowned=""

@@ -27,6 +27,8 @@ cargo build --workspace --all-targets --locked
 # shells (Android, Apple) and is not built for Windows.
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then
   cargo check --workspace --exclude ikelink-ffi --all-targets --locked --target x86_64-pc-windows-gnu
+  # ... and the protocol and runtime crates' unit tests pass as Windows programs, under Wine.
+  ./scripts/wine-test.sh
 else
   echo "test.sh: Rust target x86_64-pc-windows-gnu missing; Windows build check skipped" >&2
 fi
