@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod datapath;
 pub mod eap;
 pub mod esp;
 #[doc(hidden)]

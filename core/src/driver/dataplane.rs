@@ -11,7 +11,7 @@
 //! receives with UDP GRO on Linux (one receive carries a burst of equal-sized datagrams). The NAT-T socket
 //! gets large buffers so bursts are not dropped by the kernel.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -23,11 +23,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, trace, warn};
 
-use crate::esp::udp::{classify, Udp4500Kind};
-use crate::esp::{EspError, EspSa, Opened};
-use crate::ike::ts_contains;
-use crate::platform::{mss_clamp, Segments, Tun, VNET_HDR_LEN};
-use crate::wire::TrafficSelector;
+use crate::datapath::{ChildHalf, DropReason, Inbound, Outbound, Verdict};
+use crate::platform::{Segments, Tun, VNET_HDR_LEN};
 
 /// Downlink receive buffer: the largest UDP datagram.
 const BUF_LEN: usize = 65536;
@@ -99,61 +96,29 @@ impl Counters {
         }
     }
 
-    fn count_error(&self, e: &EspError) {
-        let c = match e {
-            EspError::Replay(_) => &self.drop_replay,
-            EspError::AuthFailed | EspError::Crypto(_) => &self.drop_auth,
-            EspError::BadPadding => &self.drop_padding,
-            EspError::Malformed(_) | EspError::SpiMismatch { .. } | EspError::UnsupportedNextHeader(_) => {
-                &self.drop_malformed
-            }
-            _ => &self.drop_other,
+    fn count(&self, reason: DropReason) {
+        let c = match reason {
+            DropReason::NoSa => &self.drop_no_sa,
+            DropReason::Selector => &self.drop_selector,
+            DropReason::Replay => &self.drop_replay,
+            DropReason::Auth => &self.drop_auth,
+            DropReason::Malformed => &self.drop_malformed,
+            DropReason::Padding => &self.drop_padding,
+            DropReason::Other => &self.drop_other,
         };
         c.fetch_add(1, Relaxed);
     }
-}
-
-/// A Child SA's half for one task.
-pub struct Half {
-    pub sa: EspSa,
-    /// Selectors the inner packets must match: for the uplink, the destination against TSr; for the downlink,
-    /// the source against TSr and the destination against TSi.
-    pub ts_local: Vec<TrafficSelector>,
-    pub ts_remote: Vec<TrafficSelector>,
-    pub peer: SocketAddr,
-    /// Uplink: send on this SA right away; otherwise only once the current one is removed (rekey, §2.8).
-    pub activate: bool,
 }
 
 /// Changes the IKE task sends to a data plane task.
 pub enum Update {
     /// Use this SA from now on (the previous one is kept for inbound until replaced: make-before-break).
     /// Boxed: an SA is large and installs are rare.
-    Install(Box<Half>),
+    Install(Box<ChildHalf>),
     /// Stop using the SA with this SPI.
     Remove(u32),
     /// Deliver inbound packets to this TUN (downlink only).
     Tun(Arc<Tun>),
-}
-
-fn inner_addrs(pkt: &[u8]) -> Option<(IpAddr, IpAddr)> {
-    match pkt.first()? >> 4 {
-        4 => {
-            let src: [u8; 4] = pkt.get(12..16)?.try_into().ok()?;
-            let dst: [u8; 4] = pkt.get(16..20)?.try_into().ok()?;
-            Some((IpAddr::from(src), IpAddr::from(dst)))
-        }
-        6 => {
-            let src: [u8; 16] = pkt.get(8..24)?.try_into().ok()?;
-            let dst: [u8; 16] = pkt.get(24..40)?.try_into().ok()?;
-            Some((IpAddr::from(src), IpAddr::from(dst)))
-        }
-        _ => None,
-    }
-}
-
-fn matches(ts: &[TrafficSelector], a: IpAddr) -> bool {
-    ts.iter().any(|t| ts_contains(t, a))
 }
 
 /// Sends one datagram, or with `segment` a run of datagrams of that size (the last may be shorter) with one
@@ -333,31 +298,23 @@ fn size_socket_buffers(sock: &UdpSocket) {
     }
 }
 
-/// Checks the selectors of the inner packet at `slot[payload_offset..][..n]`, clamps its MSS and seals it in
-/// place; returns the ESP packet's length (`None`: dropped and counted).
+/// Seals the inner packet at `slot[payload_offset..][..n]`; returns the ESP packet's length (`None`: dropped
+/// and counted).
 fn seal_packet(
-    h: &mut Half,
+    out: &mut Outbound,
     slot: &mut [u8],
     n: usize,
     max_mss: u16,
     rng: &mut ChaCha20Rng,
     counters: &Counters,
 ) -> Option<usize> {
-    let off = h.sa.payload_offset();
-    let pkt = slot.get_mut(off..off + n)?;
-    match inner_addrs(pkt) {
-        Some((src, dst)) if matches(&h.ts_remote, dst) && matches(&h.ts_local, src) => {}
-        _ => {
-            counters.drop_selector.fetch_add(1, Relaxed);
-            return None;
-        }
-    }
-    mss_clamp(pkt, max_mss);
-    match h.sa.seal_in_place(slot, n, rng) {
+    match out.seal(slot, n, max_mss, rng) {
         Ok(len) => Some(len),
-        Err(e) => {
-            debug!(%e, "seal failed");
-            counters.count_error(&e);
+        Err(reason) => {
+            if !matches!(reason, DropReason::Selector) {
+                debug!(?reason, "seal failed");
+            }
+            counters.count(reason);
             None
         }
     }
@@ -384,32 +341,18 @@ pub async fn uplink(
     // (ESP length, inner length) of each pending packet.
     let mut lens: Vec<(usize, usize)> = Vec::with_capacity(MAX_BATCH);
     let mut sender = BatchSender::new();
-    let mut current: Option<Half> = None;
-    // A rekeyed SA waiting for the old one's Delete.
-    let mut next: Option<Half> = None;
+    let mut out = Outbound::default();
     loop {
         // The first read is awaited; without offload its slot starts at 0 (the batch is empty here).
-        let off = current.as_ref().map_or(0, |h| h.sa.payload_offset());
+        let off = out.payload_offset();
         let first = {
             let buf = if offload { &mut staging[..] } else { batch.get_mut(off..).unwrap_or_default() };
             tokio::select! {
                 biased;
                 u = updates.recv() => {
                     match u {
-                        Some(Update::Install(h)) => {
-                            if h.activate || current.is_none() {
-                                current = Some(*h);
-                            } else {
-                                next = Some(*h);
-                            }
-                        }
-                        Some(Update::Remove(spi)) => {
-                            if current.as_ref().is_some_and(|h| h.sa.spi() == spi) {
-                                current = next.take();
-                            } else if next.as_ref().is_some_and(|h| h.sa.spi() == spi) {
-                                next = None;
-                            }
-                        }
+                        Some(Update::Install(h)) => out.install(*h),
+                        Some(Update::Remove(spi)) => out.remove(spi),
                         Some(Update::Tun(_)) => {}
                         None => return,
                     }
@@ -419,7 +362,7 @@ pub async fn uplink(
             }
         };
         let mut read = first;
-        let Some(h) = current.as_mut() else {
+        let Some(peer) = out.current().map(|h| h.peer) else {
             if let Err(e) = read {
                 warn!(%e, "TUN read failed; uplink stops");
                 return;
@@ -427,7 +370,7 @@ pub async fn uplink(
             counters.drop_no_sa.fetch_add(1, Relaxed);
             continue;
         };
-        sender.set_peer(h.peer);
+        sender.set_peer(peer);
         let mut pos = 0;
         loop {
             let n = match read {
@@ -450,7 +393,7 @@ pub async fn uplink(
                         match segments.next_into(slot.get_mut(off..).unwrap_or_default()) {
                             None => break,
                             Some(Ok(len)) => {
-                                if let Some(esp) = seal_packet(h, slot, len, max_mss, &mut rng, &counters) {
+                                if let Some(esp) = seal_packet(&mut out, slot, len, max_mss, &mut rng, &counters) {
                                     lens.push((esp, len));
                                     pos += esp;
                                 }
@@ -469,7 +412,7 @@ pub async fn uplink(
                 }
             } else {
                 let slot = batch.get_mut(pos..).unwrap_or_default();
-                if let Some(esp) = seal_packet(h, slot, n, max_mss, &mut rng, &counters) {
+                if let Some(esp) = seal_packet(&mut out, slot, n, max_mss, &mut rng, &counters) {
                     lens.push((esp, n));
                     pos += esp;
                 }
@@ -587,20 +530,15 @@ pub async fn downlink(
     let mut rx = GroReceiver::new(&natt);
     let mut buf = vec![0u8; BUF_LEN];
     // Current and previous inbound SA: the previous one keeps working until the gateway switches (rekey).
-    let mut sas: Vec<Half> = Vec::with_capacity(2);
+    let mut sas = Inbound::default();
     let mut tun = tun;
     loop {
         let first = tokio::select! {
             biased;
             u = updates.recv() => {
                 match u {
-                    Some(Update::Install(h)) => {
-                        if sas.len() >= 2 {
-                            sas.remove(0);
-                        }
-                        sas.push(*h);
-                    }
-                    Some(Update::Remove(spi)) => sas.retain(|h| h.sa.spi() != spi),
+                    Some(Update::Install(h)) => sas.install(*h),
+                    Some(Update::Remove(spi)) => sas.remove(spi),
                     Some(Update::Tun(t)) => tun = Some(t),
                     None => return,
                 }
@@ -638,41 +576,19 @@ pub async fn downlink(
 async fn inbound(
     dgram: &mut [u8],
     from: SocketAddr,
-    sas: &mut [Half],
+    sas: &mut Inbound,
     tun: &mut Option<Arc<Tun>>,
     ike: &mpsc::Sender<Vec<u8>>,
     counters: &Counters,
     max_mss: u16,
 ) -> bool {
-    match classify(dgram) {
-        Ok(Udp4500Kind::Ike(msg)) => return ike.send(msg.to_vec()).await.is_ok(),
-        Ok(Udp4500Kind::Keepalive) => {
+    match sas.receive(dgram, max_mss) {
+        Verdict::Ike(r) => return ike.send(dgram.get(r).unwrap_or_default().to_vec()).await.is_ok(),
+        Verdict::Keepalive => {
             counters.keepalives_in.fetch_add(1, Relaxed);
-            return true;
         }
-        Ok(Udp4500Kind::Esp) => {}
-        Err(_) => {
-            counters.drop_malformed.fetch_add(1, Relaxed);
-            return true;
-        }
-    }
-    let spi = crate::esp::peek_spi(dgram);
-    let Some(h) = sas.iter_mut().rev().find(|h| Some(h.sa.spi()) == spi) else {
-        trace!(%from, "ESP for an unknown SPI");
-        counters.drop_no_sa.fetch_add(1, Relaxed);
-        return true;
-    };
-    match h.sa.open(dgram) {
-        Ok(Opened::Packet { inner, .. }) => {
-            let Some(pkt) = dgram.get_mut(inner) else { return true };
-            match inner_addrs(pkt) {
-                Some((src, dst)) if matches(&h.ts_remote, src) && matches(&h.ts_local, dst) => {}
-                _ => {
-                    counters.drop_selector.fetch_add(1, Relaxed);
-                    return true;
-                }
-            }
-            mss_clamp(pkt, max_mss);
+        Verdict::Packet(r) => {
+            let Some(pkt) = dgram.get(r) else { return true };
             let len = pkt.len();
             if let Some(t) = tun.as_ref() {
                 let written = match t.try_send(pkt) {
@@ -688,10 +604,10 @@ async fn inbound(
             counters.packets_in.fetch_add(1, Relaxed);
             counters.bytes_in.fetch_add(len as u64, Relaxed);
         }
-        Ok(Opened::Dummy) => {}
-        Err(e) => {
-            trace!(%e, "ESP packet dropped");
-            counters.count_error(&e);
+        Verdict::Dummy => {}
+        Verdict::Dropped(reason) => {
+            trace!(%from, ?reason, "datagram dropped");
+            counters.count(reason);
         }
     }
     true

@@ -17,8 +17,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, trace, warn};
 
+use crate::datapath::ChildHalf;
 pub use dataplane::Stats;
-use dataplane::{Counters, Half, Update};
+use dataplane::{Counters, Update};
 
 use ikelink_proto::session::{Action, Event as PolicyEvent, Session as Policy, SessionConfig};
 pub use ikelink_proto::session::{ChildSummary, ReconnectPolicy};
@@ -570,11 +571,12 @@ impl Driver {
             self.tun_settings = Some(settings);
         }
         if let Some(d) = &self.downlink {
-            let half = Half { sa: inbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer, activate: true };
+            let half =
+                ChildHalf { sa: inbound, ts_local: c.ts_i.clone(), ts_remote: c.ts_r.clone(), peer, activate: true };
             let _ = d.send(Update::Install(Box::new(half))).await;
         }
         if let Some(u) = &self.uplink {
-            let half = Half {
+            let half = ChildHalf {
                 sa: outbound,
                 ts_local: c.ts_i.clone(),
                 ts_remote: c.ts_r.clone(),

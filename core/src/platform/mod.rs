@@ -27,7 +27,6 @@ mod hooks;
 mod journal;
 #[cfg(target_os = "linux")]
 mod linux;
-mod mss;
 mod offload;
 #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod plan;
@@ -46,10 +45,10 @@ use std::path::{Path, PathBuf};
 #[cfg(not(target_os = "linux"))]
 use tun::AbstractDevice;
 
+pub use crate::datapath::mss_clamp;
 pub use hooks::TunnelSettings;
 #[cfg(unix)]
 pub use hooks::{PlatformHooks, SocketProtector, TunProvider};
-pub use mss::mss_clamp;
 pub use offload::{OffloadError, Segments, VNET_HDR_LEN};
 pub use plan::parse_prefix;
 
