@@ -330,6 +330,12 @@ pub enum Group {
     Curve25519,
     /// Curve448 group 32 (RFC 8031; opt-in).
     Curve448,
+    /// ML-KEM-512 (FIPS 203), transform 35 (draft-ietf-ipsecme-ikev2-mlkem): a KEM, not a DH group.
+    MlKem512,
+    /// ML-KEM-768, transform 36.
+    MlKem768,
+    /// ML-KEM-1024, transform 37.
+    MlKem1024,
 }
 
 impl Group {
@@ -348,6 +354,9 @@ impl Group {
             legacy_id::ECP_384_BP => Some(Group::EcpBp384),
             dh::CURVE25519 => Some(Group::Curve25519),
             legacy_id::CURVE448 => Some(Group::Curve448),
+            dh::MLKEM_512 => Some(Group::MlKem512),
+            dh::MLKEM_768 => Some(Group::MlKem768),
+            dh::MLKEM_1024 => Some(Group::MlKem1024),
             _ => None,
         }
     }
@@ -367,6 +376,9 @@ impl Group {
             Group::EcpBp384 => legacy_id::ECP_384_BP,
             Group::Curve25519 => dh::CURVE25519,
             Group::Curve448 => legacy_id::CURVE448,
+            Group::MlKem512 => dh::MLKEM_512,
+            Group::MlKem768 => dh::MLKEM_768,
+            Group::MlKem1024 => dh::MLKEM_1024,
         }
     }
 
@@ -381,8 +393,14 @@ impl Group {
         matches!(self, Group::Modp1024 | Group::Modp1536 | Group::Modp2048 | Group::Modp3072 | Group::Modp4096)
     }
 
-    /// Length in bytes of the KE payload's key exchange data: the modulus length for MODP (§3.4),
-    /// x || y for ECP (RFC 5903 §7, RFC 6954 §4), 32 / 56 for Curve25519 / Curve448 (RFC 8031 §2).
+    /// Whether this is a KEM (ML-KEM): the initiator sends an encapsulation key, the responder a ciphertext.
+    pub fn is_kem(self) -> bool {
+        matches!(self, Group::MlKem512 | Group::MlKem768 | Group::MlKem1024)
+    }
+
+    /// Length in bytes of the initiator's KE payload data: the modulus length for MODP (§3.4), x || y for
+    /// ECP (RFC 5903 §7, RFC 6954 §4), 32 / 56 for Curve25519 / Curve448 (RFC 8031 §2), the encapsulation key
+    /// for ML-KEM (FIPS 203 Table 3). The responder's is [`Group::response_len`].
     pub fn public_len(self) -> usize {
         match self {
             Group::Modp1024 => 128,
@@ -395,6 +413,20 @@ impl Group {
             Group::Ecp521 => 132,
             Group::Curve25519 => 32,
             Group::Curve448 => 56,
+            Group::MlKem512 => 800,
+            Group::MlKem768 => 1184,
+            Group::MlKem1024 => 1568,
+        }
+    }
+
+    /// Length in bytes of the responder's KE payload data: the ciphertext for ML-KEM (FIPS 203 Table 3),
+    /// the same as [`Group::public_len`] for the DH groups.
+    pub fn response_len(self) -> usize {
+        match self {
+            Group::MlKem512 => 768,
+            Group::MlKem768 => 1088,
+            Group::MlKem1024 => 1568,
+            _ => self.public_len(),
         }
     }
 
@@ -402,6 +434,7 @@ impl Group {
     pub fn shared_len(self) -> usize {
         match self {
             Group::Ecp256 | Group::Ecp384 | Group::Ecp521 | Group::EcpBp256 | Group::EcpBp384 => self.public_len() / 2,
+            Group::MlKem512 | Group::MlKem768 | Group::MlKem1024 => 32,
             _ => self.public_len(),
         }
     }

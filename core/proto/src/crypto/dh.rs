@@ -1,5 +1,9 @@
 //! Key exchange: MODP groups (RFC 3526, constant-time crypto-bigint), ECP groups (RFC 5903) and Curve25519
-//! (RFC 8031) via aws-lc-rs, with peer value validation per RFC 6989.
+//! (RFC 8031) via aws-lc-rs, with peer value validation per RFC 6989; ML-KEM (FIPS 203) via aws-lc-rs's KEM
+//! API, as draft-ietf-ipsecme-ikev2-mlkem uses it: the initiator's value is the encapsulation key, the
+//! responder's the ciphertext ([`KeyExchange::respond`]), each checked as FIPS 203 §7.2-7.3 requires.
+//! aws-lc-rs draws ML-KEM's key and encapsulation randomness from its own DRBG (as for signatures,
+//! `sig.rs`): it offers no way to pass ours.
 //!
 //! Opt-in (issue 11): MODP-1024 and MODP-1536 (RFC 2409 §6.2, RFC 3526 §2) the same way as the other MODP
 //! groups; Curve448 (RFC 8031) with RustCrypto's `x448`, brainpoolP256r1/P384r1 (RFC 6954) with RustCrypto's
@@ -7,6 +11,7 @@
 //! maintained RustCrypto crate and is not supported.
 
 use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey};
+use aws_lc_rs::kem::{self, AlgorithmId, Ciphertext, DecapsulationKey, EncapsulationKey};
 use crypto_bigint::modular::{MontyForm, MontyParams};
 use crypto_bigint::{Odd, Uint, U1024, U1536, U2048, U3072, U4096};
 use elliptic_curve::sec1::{FromSec1Point, ModulusSize, ToSec1Point};
@@ -98,6 +103,8 @@ enum Secret {
     Bp256(SecretKey<bp256::BrainpoolP256r1>),
     /// brainpoolP384r1 private scalar.
     Bp384(SecretKey<bp384::BrainpoolP384r1>),
+    /// ML-KEM decapsulation key (aws-lc-rs cleanses it on drop).
+    MlKem(DecapsulationKey<AlgorithmId>),
 }
 
 /// One side of a Diffie-Hellman exchange: our private key and public value (the KE payload data, §3.4).
@@ -119,6 +126,16 @@ impl KeyExchange {
     /// (retried, bounded, if the backend rejects it).
     pub fn generate(group: Group, rng: &mut dyn rand_core::CryptoRng) -> Result<KeyExchange, CryptoError> {
         match group {
+            g if g.is_kem() => {
+                let key = DecapsulationKey::generate(kem_alg(g)).map_err(|_| CryptoError::Internal)?;
+                let public =
+                    key.encapsulation_key().and_then(|ek| ek.key_bytes()).map_err(|_| CryptoError::Internal)?;
+                let public = public.as_ref().to_vec();
+                if public.len() != g.public_len() {
+                    return Err(CryptoError::Internal);
+                }
+                Ok(KeyExchange { group, public, secret: Secret::MlKem(key) })
+            }
             g if g.is_modp() => {
                 let mut exp = Zeroizing::new(vec![0u8; modp_exponent_len(group)]);
                 rng.fill_bytes(&mut exp);
@@ -154,6 +171,7 @@ impl KeyExchange {
     /// 56-byte scalar for X25519 / X448 (RFC 7748 §5).
     pub(crate) fn from_scalar(group: Group, scalar: &[u8]) -> Result<KeyExchange, CryptoError> {
         match group {
+            g if g.is_kem() => Err(CryptoError::KeyRejected),
             Group::Curve448 => {
                 let scalar: [u8; 56] = scalar.try_into().map_err(|_| CryptoError::BadLength)?;
                 let scalar = Zeroizing::new(scalar);
@@ -219,10 +237,16 @@ impl KeyExchange {
     /// x coordinate, RFC 5903 §7, RFC 6954 §4); X25519 / X448 correct length and a non-zero result
     /// (RFC 8031 §2.1).
     pub fn shared_secret(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        if peer.len() != self.group.public_len() {
+        if peer.len() != self.group.response_len() {
             return Err(CryptoError::InvalidPublicValue);
         }
         match &self.secret {
+            // FIPS 203 §7.3: the ciphertext type check is its length (above); a ciphertext that does not
+            // decrypt yields the implicit-rejection secret, which fails the AUTH exchange later.
+            Secret::MlKem(key) => {
+                let shared = key.decapsulate(Ciphertext::from(peer)).map_err(|_| CryptoError::InvalidPublicValue)?;
+                Ok(Zeroizing::new(shared.as_ref().to_vec()))
+            }
             Secret::Modp(exp) => {
                 if !modp_peer_valid(self.group, peer) {
                     return Err(CryptoError::InvalidPublicValue);
@@ -261,6 +285,47 @@ impl KeyExchange {
             Secret::Bp256(key) => ecp_shared_x(key, peer),
             Secret::Bp384(key) => ecp_shared_x(key, peer),
         }
+    }
+}
+
+impl KeyExchange {
+    /// The responder's side for the initiator's value `peer`: our KE data and the shared secret. For a DH
+    /// group a fresh key pair from `rng` and the DH result; for ML-KEM the ciphertext and secret of
+    /// encapsulating to the initiator's key, after FIPS 203 §7.2's checks (length, every coefficient below q).
+    pub fn respond(
+        group: Group,
+        peer: &[u8],
+        rng: &mut dyn rand_core::CryptoRng,
+    ) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), CryptoError> {
+        if !group.is_kem() {
+            let kx = KeyExchange::generate(group, rng)?;
+            let shared = kx.shared_secret(peer)?;
+            return Ok((kx.public, shared));
+        }
+        if peer.len() != group.public_len() {
+            return Err(CryptoError::InvalidPublicValue);
+        }
+        let ek = EncapsulationKey::new(kem_alg(group), peer).map_err(|_| CryptoError::InvalidPublicValue)?;
+        let (ct, shared) = ek.encapsulate().map_err(|_| CryptoError::InvalidPublicValue)?;
+        Ok((ct.as_ref().to_vec(), Zeroizing::new(shared.as_ref().to_vec())))
+    }
+}
+
+#[cfg(test)]
+impl KeyExchange {
+    /// An ML-KEM initiator from a known decapsulation key (FIPS 203's expanded form) and its encapsulation key,
+    /// for known-answer tests.
+    pub(crate) fn from_kem_keys(group: Group, dk: &[u8], ek: &[u8]) -> Result<KeyExchange, CryptoError> {
+        let key = DecapsulationKey::new(kem_alg(group), dk).map_err(|_| CryptoError::KeyRejected)?;
+        Ok(KeyExchange { group, public: ek.to_vec(), secret: Secret::MlKem(key) })
+    }
+}
+
+fn kem_alg(group: Group) -> &'static kem::Algorithm<AlgorithmId> {
+    match group {
+        Group::MlKem512 => &kem::ML_KEM_512,
+        Group::MlKem1024 => &kem::ML_KEM_1024,
+        _ => &kem::ML_KEM_768,
     }
 }
 

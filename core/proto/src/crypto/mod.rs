@@ -14,6 +14,8 @@ mod cert;
 mod cipher;
 mod dh;
 mod keys;
+#[cfg(test)]
+mod mlkem_tests;
 mod prf;
 mod sig;
 mod sk;

@@ -492,6 +492,9 @@ pub fn group_name(g: Group) -> &'static str {
         Group::EcpBp384 => "ecp384bp",
         Group::Curve25519 => "x25519",
         Group::Curve448 => "x448",
+        Group::MlKem512 => "mlkem512",
+        Group::MlKem768 => "mlkem768",
+        Group::MlKem1024 => "mlkem1024",
     }
 }
 

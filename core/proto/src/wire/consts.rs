@@ -108,6 +108,10 @@ pub mod dh {
     pub const ECP_384: u16 = 20;
     pub const ECP_521: u16 = 21;
     pub const CURVE25519: u16 = 31;
+    /// ML-KEM-512/768/1024 (FIPS 203; draft-ietf-ipsecme-ikev2-mlkem §7, IANA "Transform Type 4").
+    pub const MLKEM_512: u16 = 35;
+    pub const MLKEM_768: u16 = 36;
+    pub const MLKEM_1024: u16 = 37;
 }
 
 /// ESN transform IDs.
