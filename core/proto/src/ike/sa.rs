@@ -10,13 +10,17 @@ use rand_core::{RngCore, SeedableRng};
 use tracing::{debug, info, trace, warn};
 use zeroize::Zeroizing;
 
+mod exchange;
 mod mobike;
+mod reassembly;
 mod redirect;
 mod rekey;
 mod revocation;
 
 pub use revocation::REVOCATION_FETCH_TIMEOUT;
 
+pub(crate) use exchange::ike_header;
+use exchange::{Exchange, GaveUp, OldIke};
 use rekey::{ChildState, PendingSwitch, Queued, Rekey};
 
 use super::auth::{psk_auth, signed_octets};
@@ -30,8 +34,7 @@ use crate::crypto::{self, ChildKeys, Group, IkeKeys, KeyExchange, SigScheme};
 use crate::eap::{EapAction, EapPeer};
 use crate::wire::{
     self, cert_encoding, cfg_attr, AuthMethod, AuthPayload, CertPayload, CfgType, ConfigAttribute, ConfigPayload,
-    Delete, ExchangeType, Flags, Header, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId,
-    TrafficSelector,
+    Delete, ExchangeType, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector,
 };
 
 /// IKE's UDP port (§2) and the NAT-T port (RFC 3948).
@@ -179,63 +182,28 @@ enum RequestKind {
     UpdateAddresses,
 }
 
-/// The IKE SA we rekeyed away from, kept only to exchange its Delete (§1.3.2).
-struct OldIke {
-    spi_i: u64,
-    spi_r: u64,
-    initiator: bool,
-    keys: Option<IkeKeys>,
-    next_message_id: u32,
-}
-
-/// An IKE header for our messages (§3.1); the length is filled in when encoding.
-pub(crate) fn ike_header(
-    spi_i: u64,
-    spi_r: u64,
-    exchange: ExchangeType,
-    initiator: bool,
-    response: bool,
-    message_id: u32,
-) -> Header {
-    Header {
-        spi_i,
-        spi_r,
-        next_payload: 0,
-        version: 0x20,
-        exchange,
-        flags: Flags { initiator, version: false, response },
-        message_id,
-        length: 0,
+impl RequestKind {
+    /// The exchange a request of this kind is sent in.
+    fn exchange(self) -> ExchangeType {
+        match self {
+            RequestKind::Init => ExchangeType::IKE_SA_INIT,
+            RequestKind::Auth => ExchangeType::IKE_AUTH,
+            RequestKind::RekeyChild | RequestKind::RekeyIke => ExchangeType::CREATE_CHILD_SA,
+            RequestKind::Delete | RequestKind::Dpd | RequestKind::DeleteChild(_) | RequestKind::UpdateAddresses => {
+                ExchangeType::INFORMATIONAL
+            }
+        }
     }
-}
 
-/// Protect one message with `keys` in the given role (no fragmentation: for short control messages).
-fn seal(
-    keys: &IkeKeys,
-    initiator: bool,
-    header: Header,
-    payloads: &[Payload],
-    rng: &mut ChaCha20Rng,
-) -> Result<Vec<u8>, IkeError> {
-    let cipher = keys.outbound(initiator);
-    let mut inner = Zeroizing::new(Vec::new());
-    let first = wire::encode_chain(payloads, &mut inner);
-    let mut msg = wire::encode_sk_prefix(&header, first, cipher.sealed_len(inner.len()));
-    cipher.seal(&mut msg, &inner, rng)?;
-    Ok(msg)
-}
-
-/// Our one outstanding request (window size 1, §2.3).
-struct Pending {
-    kind: RequestKind,
-    message_id: u32,
-    /// The datagrams of the message: one, or its RFC 7383 fragments.
-    message: Vec<Vec<u8>>,
-    /// Number of sends so far, and the most we make.
-    sends: u32,
-    max_sends: u32,
-    deadline: Instant,
-    first_sent: Instant,
+    /// Retransmissions before we give up (§2.1): a Delete on disconnect at most twice, the user is leaving; a
+    /// liveness check `dpd_tries`, so a dead gateway is noticed in bounded time.
+    fn retransmits(self, config: &IkeConfig) -> u32 {
+        match self {
+            RequestKind::Delete => config.retransmit.tries.min(2),
+            RequestKind::Dpd => config.dpd_tries,
+            _ => config.retransmit.tries,
+        }
+    }
 }
 
 /// An IKE SA, from the initiator's side.
@@ -243,12 +211,9 @@ pub struct IkeSa {
     config: IkeConfig,
     rng: ChaCha20Rng,
     state: State,
-    local: SocketAddr,
-    remote: SocketAddr,
+    /// Message IDs, retransmission, SK protection, fragments and the datagrams to the gateway.
+    ex: Exchange,
     nat: NatStatus,
-    nat_t: bool,
-    spi_i: u64,
-    spi_r: u64,
     ni: Vec<u8>,
     nr: Vec<u8>,
     ke: Option<KeyExchange>,
@@ -257,25 +222,12 @@ pub struct IkeSa {
     /// The IKE_SA_INIT request and response as sent/received: signed in AUTH (§2.15).
     init_request: Vec<u8>,
     init_response: Vec<u8>,
-    suite: Option<IkeSuite>,
-    keys: Option<IkeKeys>,
-    next_message_id: u32,
-    pending: Option<Pending>,
-    /// Next request ID we expect from the gateway, and our cached answer to the previous one (§2.2).
-    peer_next_id: u32,
-    last_response: Option<(u32, Vec<Vec<u8>>)>,
     /// Last time we heard from the gateway (authenticated IKE or ESP), for DPD.
     last_heard: Instant,
     next_keepalive: Option<Instant>,
-    /// Reassembly of an RFC 7383 fragmented message (only for the message ID we expect).
-    reassembly: Option<Reassembly>,
-    /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED.
-    fragmentation: bool,
     child_spi_in: u32,
     /// Installed Child SAs (more than one only during a rekey).
     children: Vec<ChildState>,
-    /// We are the original initiator of this IKE SA (false after a rekey the gateway started, §2.18).
-    initiator: bool,
     /// Our rekey in flight.
     rekey: Option<Rekey>,
     ike_rekey_at: Option<Instant>,
@@ -302,7 +254,6 @@ pub struct IkeSa {
     peer_hash_algorithms: Vec<u16>,
     /// (Instant, unix seconds) at the same moment, for certificate validity checks.
     clock: (Instant, u64),
-    transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     /// Why we are closing when it is not the user's wish (a redirect, RFC 5685): reported in [`Event::Closed`].
     close_reason: Option<IkeError>,
@@ -368,16 +319,14 @@ impl IkeSa {
             child_spi_in = rng.next_u32();
         }
         let ke = KeyExchange::generate(group, &mut rng)?;
+        let nat_t = remote.port() != IKE_PORT;
+        let ex = Exchange::new(spi_i, local, remote, nat_t, config.fragment_mtu, config.retransmit);
         let mut sa = IkeSa {
             config,
             rng,
             state: State::Connecting,
-            local,
-            remote,
+            ex,
             nat: NatStatus::default(),
-            nat_t: remote.port() != IKE_PORT,
-            spi_i,
-            spi_r: 0,
             ni,
             nr: Vec::new(),
             ke: Some(ke),
@@ -385,19 +334,10 @@ impl IkeSa {
             init_retries: 0,
             init_request: Vec::new(),
             init_response: Vec::new(),
-            suite: None,
-            keys: None,
-            next_message_id: 0,
-            pending: None,
-            peer_next_id: 0,
-            last_response: None,
-            reassembly: None,
             last_heard: now,
             next_keepalive: None,
-            fragmentation: false,
             child_spi_in,
             children: Vec::new(),
-            initiator: true,
             rekey: None,
             ike_rekey_at: None,
             reauth_at: None,
@@ -414,7 +354,6 @@ impl IkeSa {
             peer_hash_algorithms: Vec::new(),
             gateway_sent_certreq: false,
             clock: (now, 0),
-            transmits: VecDeque::new(),
             events: VecDeque::new(),
             close_reason: None,
             revocation: Default::default(),
@@ -441,29 +380,29 @@ impl IkeSa {
     /// there (RFC 3948 §2.2, RFC 4555 §3.8).
     pub fn set_local_natt_port(&mut self, port: u16) {
         self.local_natt_port = port;
-        if self.nat_t {
-            self.local.set_port(port);
+        if self.ex.nat_t {
+            self.ex.local.set_port(port);
         }
     }
 
     /// Our SPI (initiator SPI).
     pub fn spi_i(&self) -> u64 {
-        self.spi_i
+        self.ex.spi_i
     }
 
     /// The gateway's current address (port 4500 once NAT-T is in use).
     pub fn remote(&self) -> SocketAddr {
-        self.remote
+        self.ex.remote
     }
 
     /// Whether IKE (and so ESP) runs on the NAT-T socket.
     pub fn nat_t(&self) -> bool {
-        self.nat_t
+        self.ex.nat_t
     }
 
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.ex.poll_transmit()
     }
 
     /// Next event.
@@ -473,7 +412,7 @@ impl IkeSa {
 
     /// When to call [`IkeSa::handle_timeout`] next, and why.
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
-        let mut next = self.pending.as_ref().map(|p| (p.deadline, Timer::Retransmit));
+        let mut next = self.ex.retransmit_deadline().map(|t| (t, Timer::Retransmit));
         let mut consider = |t: Option<Instant>, kind: Timer| {
             if let Some(t) = t {
                 if next.is_none_or(|(n, _)| t < n) {
@@ -484,7 +423,7 @@ impl IkeSa {
         consider(self.next_keepalive, Timer::Keepalive);
         consider(self.dpd_deadline(), Timer::Dpd);
         consider(self.revocation_deadline(), Timer::Revocation);
-        if self.pending.is_none() {
+        if !self.ex.busy() {
             consider(self.next_rekey_deadline(), Timer::Rekey);
         }
         next
@@ -493,7 +432,7 @@ impl IkeSa {
     /// When a liveness check is due: established, idle, and nothing heard for the DPD interval.
     fn dpd_deadline(&self) -> Option<Instant> {
         let interval = self.config.dpd?;
-        (self.state == State::Established && self.pending.is_none()).then_some(self.last_heard + interval)
+        (self.state == State::Established && !self.ex.busy()).then_some(self.last_heard + interval)
     }
 
     /// The data plane saw authenticated ESP from the gateway: it is alive (no DPD needed).
@@ -518,11 +457,10 @@ impl IkeSa {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.revocation_timeout(now);
         if self.next_keepalive.is_some_and(|t| now >= t) {
-            // One 0xFF byte on the NAT-T socket keeps the NAT mapping (RFC 3948 §2.3).
-            self.transmits.push_back(Transmit { socket: SocketKind::NatT, remote: self.remote, payload: vec![0xff] });
+            self.ex.send_keepalive();
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
         }
-        if self.pending.is_none() && self.state == State::Established {
+        if !self.ex.busy() && self.state == State::Established {
             if self.send_next_queued(now) {
                 return;
             }
@@ -555,35 +493,19 @@ impl IkeSa {
             }
             return;
         }
-        let Some(p) = self.pending.as_mut() else { return };
-        if now < p.deadline {
-            return;
+        let Some(GaveUp { kind, tries, waited }) = self.ex.handle_timeout(now) else { return };
+        warn!(?kind, tries, "no response from gateway, giving up");
+        if kind == RequestKind::Delete || self.state == State::Closing {
+            // We were leaving anyway.
+            self.finish(None);
+        } else if kind == RequestKind::Dpd {
+            self.finish(Some(IkeError::DeadPeer { waited }));
+        } else if let (RequestKind::Init, Some((e, _, _))) = (kind, self.init_error.take()) {
+            // Only unauthenticated errors came back: now they are the answer (§2.21.1).
+            self.finish(Some(e));
+        } else {
+            self.finish(Some(IkeError::Timeout { tries, waited }));
         }
-        let retransmit = self.config.retransmit;
-        if p.sends >= p.max_sends {
-            let waited = now.saturating_duration_since(p.first_sent);
-            let kind = p.kind;
-            let tries = p.sends;
-            self.pending = None;
-            warn!(?kind, tries, "no response from gateway, giving up");
-            if kind == RequestKind::Delete || self.state == State::Closing {
-                // We were leaving anyway.
-                self.finish(None);
-            } else if kind == RequestKind::Dpd {
-                self.finish(Some(IkeError::DeadPeer { waited }));
-            } else if let (RequestKind::Init, Some((e, _, _))) = (kind, self.init_error.take()) {
-                // Only unauthenticated errors came back: now they are the answer (§2.21.1).
-                self.finish(Some(e));
-            } else {
-                self.finish(Some(IkeError::Timeout { tries, waited }));
-            }
-            return;
-        }
-        debug!(kind = ?p.kind, message_id = p.message_id, send = p.sends + 1, "retransmitting");
-        p.deadline = now + retransmit.wait(p.sends);
-        p.sends += 1;
-        let msgs = p.message.clone();
-        self.emit_all(msgs);
     }
 
     /// Ask for [`Event::ReauthenticationDue`] again at `at` (the replacement IKE SA failed).
@@ -600,13 +522,13 @@ impl IkeSa {
                 // Nothing else will be sent; the Delete waits for a request in flight (window size 1, §2.3).
                 self.queue.clear();
                 self.queue.push_back(Queued::DeleteIke);
-                if self.pending.is_none() {
+                if !self.ex.busy() {
                     self.send_next_queued(now);
                 }
             }
             State::Connecting | State::Authenticating => {
                 // No usable IKE SA yet (or our one request is still in flight): just forget it.
-                self.pending = None;
+                self.ex.cancel();
                 self.finish(None);
             }
         }
@@ -636,73 +558,57 @@ impl IkeSa {
     fn handle_inner(&mut self, now: Instant, data: &[u8]) -> Result<(), Handling> {
         let msg = Message::decode(data).map_err(|e| Handling::Drop(e.to_string()))?;
         let h = msg.header;
-        if self.old_ike.as_ref().is_some_and(|o| o.spi_i == h.spi_i && o.spi_r == h.spi_r) {
+        if self.old_ike.as_ref().is_some_and(|o| o.owns(&h)) {
             return self.handle_old_ike(data, &msg);
         }
-        if h.spi_i != self.spi_i {
+        if h.spi_i != self.ex.spi_i {
             return Err(Handling::Drop(format!("unknown SPI {:016x}", h.spi_i)));
         }
         if !h.flags.response {
-            if h.flags.initiator == self.initiator {
+            if h.flags.initiator == self.ex.initiator {
                 return Err(Handling::Drop("request with our own initiator flag".into()));
             }
             return self.handle_peer_request(now, data, msg);
         }
-        let Some(p) = self.pending.as_ref() else {
-            return Err(Handling::Drop("response without a request".into()));
-        };
-        if h.message_id != p.message_id {
-            return Err(Handling::Drop(format!("response to message ID {} (expected {})", h.message_id, p.message_id)));
+        let kind = self.ex.response_to(&h)?;
+        if kind == RequestKind::Init {
+            if h.exchange != ExchangeType::IKE_SA_INIT {
+                return Err(Handling::Drop("not an IKE_SA_INIT response".into()));
+            }
+            return self.handle_init_response(now, data, msg);
         }
-        let kind = p.kind;
+        let payloads = self.ex.open_response(data, &msg, kind.exchange())?;
+        self.last_heard = self.last_heard.max(now);
+        self.handle_response(now, kind, payloads)
+    }
+
+    /// The gateway answered our request of this kind (authenticated; not IKE_SA_INIT).
+    fn handle_response(&mut self, now: Instant, kind: RequestKind, payloads: Vec<Payload>) -> Result<(), Handling> {
         match kind {
-            RequestKind::Init => {
-                if h.exchange != ExchangeType::IKE_SA_INIT {
-                    return Err(Handling::Drop("not an IKE_SA_INIT response".into()));
-                }
-                self.handle_init_response(now, data, msg)
+            RequestKind::Auth => self.handle_auth_response(now, payloads).map_err(Handling::Fatal),
+            RequestKind::Delete => {
+                self.finish(None);
+                Ok(())
             }
-            _ => {
-                let expected = match kind {
-                    RequestKind::Auth => ExchangeType::IKE_AUTH,
-                    RequestKind::RekeyChild | RequestKind::RekeyIke => ExchangeType::CREATE_CHILD_SA,
-                    _ => ExchangeType::INFORMATIONAL,
-                };
-                if h.exchange != expected || h.spi_r != self.spi_r {
-                    return Err(Handling::Drop("response does not match our request".into()));
-                }
-                let payloads = self.decrypt(data, &msg)?;
-                self.last_heard = self.last_heard.max(now);
-                self.pending = None;
-                match kind {
-                    RequestKind::Auth => self.handle_auth_response(now, payloads).map_err(Handling::Fatal),
-                    RequestKind::Delete => {
-                        self.finish(None);
-                        Ok(())
-                    }
-                    RequestKind::Init => Ok(()),
-                    RequestKind::Dpd => {
-                        self.check_nat_mapping(&payloads);
-                        Ok(())
-                    }
-                    RequestKind::RekeyChild => self.handle_child_rekey_response(now, payloads).map_err(Handling::Fatal),
-                    RequestKind::RekeyIke => self.handle_ike_rekey_response(now, payloads).map_err(Handling::Fatal),
-                    RequestKind::DeleteChild(spi_in) => {
-                        self.remove_child(spi_in);
-                        Ok(())
-                    }
-                    RequestKind::UpdateAddresses => {
-                        self.handle_update_addresses_response(&payloads).map_err(Handling::Fatal)
-                    }
-                }
+            RequestKind::Init => Ok(()),
+            RequestKind::Dpd => {
+                self.check_nat_mapping(&payloads);
+                Ok(())
             }
+            RequestKind::RekeyChild => self.handle_child_rekey_response(now, payloads).map_err(Handling::Fatal),
+            RequestKind::RekeyIke => self.handle_ike_rekey_response(now, payloads).map_err(Handling::Fatal),
+            RequestKind::DeleteChild(spi_in) => {
+                self.remove_child(spi_in);
+                Ok(())
+            }
+            RequestKind::UpdateAddresses => self.handle_update_addresses_response(&payloads).map_err(Handling::Fatal),
         }
     }
 
     fn handle_init_response(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
         let payloads = &msg.payloads;
         if let Some(to) = self.init_redirect(payloads)? {
-            self.pending = None;
+            self.ex.cancel();
             self.finish(Some(IkeError::Redirected(to)));
             return Ok(());
         }
@@ -713,7 +619,7 @@ impl IkeSa {
             debug!("gateway asked for a COOKIE (§2.6)");
             self.init_retries += 1;
             self.cookie = Some(n.data.clone());
-            self.pending = None;
+            self.ex.cancel();
             self.send_init(now);
             return Ok(());
         }
@@ -734,7 +640,7 @@ impl IkeSa {
             info!(group = wanted, "gateway asked for another key exchange group (INVALID_KE_PAYLOAD), retrying");
             self.init_retries += 1;
             self.ke = Some(KeyExchange::generate(group, &mut self.rng).map_err(|e| Handling::Fatal(e.into()))?);
-            self.pending = None;
+            self.ex.cancel();
             self.send_init(now);
             return Ok(());
         }
@@ -777,36 +683,31 @@ impl IkeSa {
             return Err(Handling::Fatal(IkeError::Protocol("bad responder nonce length")));
         }
         let shared = ours.shared_secret(&ke_p.data).map_err(|e| Handling::Fatal(e.into()))?;
-        self.spi_r = msg.header.spi_r;
+        let spi_r = msg.header.spi_r;
         self.nr = nonce.clone();
         let keys =
-            IkeKeys::derive(suite.prf, suite.encr, suite.integ, &shared, &self.ni, &self.nr, self.spi_i, self.spi_r)
+            IkeKeys::derive(suite.prf, suite.encr, suite.integ, &shared, &self.ni, &self.nr, self.ex.spi_i, spi_r)
                 .map_err(|e| Handling::Fatal(e.into()))?;
-        self.keys = Some(keys);
-        self.suite = Some(suite);
+        let fragmentation =
+            self.config.fragment_mtu > 0 && notify_of(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
+        self.ex.keyed(spi_r, suite, keys, fragmentation);
         self.init_error = None;
         self.init_response = raw.to_vec();
         self.peer_hash_algorithms = hash_algs;
         self.gateway_sent_certreq = payloads.iter().any(|p| matches!(p, Payload::CertReq(_)));
-        self.fragmentation =
-            self.config.fragment_mtu > 0 && notify_of(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
-        self.pending = None;
-        self.next_message_id = 1;
 
         // NAT detection (§2.23): the gateway hashes what it saw; compare with what we know.
         if let Some(dst) = nat_dst {
             self.natd_seen = Some(dst.clone());
-            let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local);
+            let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.local);
             self.nat.local_behind_nat = dst.as_slice() != expect.as_slice();
             self.nat.forced = self.config.force_encap;
-            let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote);
+            let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.remote);
             self.nat.remote_behind_nat = !nat_src.iter().any(|h| h.as_slice() == expect.as_slice());
             // Behind a NAT, and always with MOBIKE (RFC 4555 §3.3), IKE continues on port 4500: from then on
             // our address is the NAT-T socket's, and the gateway's NAT detection covers that one.
-            if (self.nat.any() || self.config.mobike) && !self.nat_t {
-                self.nat_t = true;
-                self.remote.set_port(NATT_PORT);
-                self.local.set_port(self.local_natt_port);
+            if (self.nat.any() || self.config.mobike) && !self.ex.nat_t {
+                self.ex.float(self.local_natt_port);
                 self.natd_seen = None;
             }
         } else if self.config.force_encap {
@@ -821,7 +722,7 @@ impl IkeSa {
     /// answer. Fail with it when the retransmissions run out, or once it answered [`INIT_ERROR_REPEATS`] of our
     /// transmissions (then it is the gateway's answer, and waiting longer only hides the reason).
     fn note_init_error(&mut self, e: IkeError) -> Result<(), Handling> {
-        let sends = self.pending.as_ref().map_or(0, |p| p.sends);
+        let sends = self.ex.sends();
         let (count, last) = match self.init_error.take() {
             Some((_, count, last)) if last == sends => (count, last),
             Some((_, count, _)) => (count + 1, sends),
@@ -986,13 +887,13 @@ impl IkeSa {
             warn!(?tsi, ?tsr, "gateway answered with traffic selectors outside what we proposed");
             return Err(IkeError::TsUnacceptable);
         }
-        let ike_suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let ike_suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let ck = ChildKeys::derive(ike_suite.prf, &keys.sk_d, None, &self.ni, &self.nr, suite.encr, suite.integ);
         let info = SessionInfo {
             ike_suite,
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
+            spi_i: self.ex.spi_i,
+            spi_r: self.ex.spi_r,
             local_id: display_identity(&self.config.local_id),
             remote_id,
             nat: self.nat,
@@ -1002,7 +903,7 @@ impl IkeSa {
         self.set_state(State::Established);
         self.last_heard = now;
         // Keepalives only matter behind a real NAT (RFC 3948 §4); forced encapsulation alone has no mapping to keep.
-        if self.nat_t && self.nat.local_behind_nat {
+        if self.ex.nat_t && self.nat.local_behind_nat {
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
         }
         self.events.push_back(Event::Established(info));
@@ -1043,22 +944,22 @@ impl IkeSa {
 
     /// The responder's signed octets: RealMessage2 | Ni | prf(SK_pr, IDr') (§2.15).
     fn responder_octets(&self, idr: &Identification) -> Result<Vec<u8>, IkeError> {
-        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         Ok(signed_octets(suite.prf, &keys.sk_pr, &self.init_response, &self.ni, idr))
     }
 
     /// Our signed octets: RealMessage1 | Nr | prf(SK_pi, IDi') (§2.15).
     fn initiator_octets(&self) -> Result<Vec<u8>, IkeError> {
-        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         Ok(signed_octets(suite.prf, &keys.sk_pi, &self.init_request, &self.nr, &self.config.local_id))
     }
 
     /// Our shared-key AUTH (§2.15) with `key`, or SK_pi when there is none (EAP methods without MSK, §2.16).
     fn shared_key_auth(&self, key: Option<&[u8]>) -> Result<AuthPayload, IkeError> {
-        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let octets = self.initiator_octets()?;
         let key = key.unwrap_or(&keys.sk_pi);
         Ok(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: psk_auth(suite.prf, key, &octets).to_vec() })
@@ -1074,8 +975,8 @@ impl IkeSa {
         if auth.method != AuthMethod::SHARED_KEY_MIC {
             return Err(IkeError::Protocol("gateway used another AUTH method than a shared key"));
         }
-        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let octets = self.responder_octets(idr)?;
         let expect = psk_auth(suite.prf, key.unwrap_or(&keys.sk_pr), &octets);
         if !crypto::constant_time_eq(&expect, &auth.data) {
@@ -1149,21 +1050,10 @@ impl IkeSa {
         self.peer_authenticated && matches!(self.state, State::Established | State::Closing)
     }
 
-    /// Whether an SK message or SKF fragment carries a valid integrity check under the current keys (§3.14).
-    fn authentic(&self, raw: &[u8], msg: &Message) -> bool {
-        let Some(keys) = self.keys.as_ref() else { return false };
-        let cipher = keys.inbound(self.initiator);
-        msg.payloads.iter().any(|p| match p {
-            Payload::Sk(sk) => cipher.open(raw, sk.offset + 4).is_ok(),
-            Payload::Skf(f) => self.fragmentation && cipher.open(raw, f.offset + 8).is_ok(),
-            _ => false,
-        })
-    }
-
     /// Answer a request from the gateway (§1.4, §1.5).
     fn handle_peer_request(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
         let h = msg.header;
-        if self.keys.is_none() || h.spi_r != self.spi_r {
+        if self.ex.keys.is_none() || h.spi_r != self.ex.spi_r {
             return Err(Handling::Drop("request before the IKE SA exists".into()));
         }
         if !self.gateway_trusted() {
@@ -1172,30 +1062,8 @@ impl IkeSa {
             // and it gets no answer (RFC 7296 §2.21.2: no request before the IKE SA is authenticated).
             return Err(Handling::Drop("request from a gateway that has not authenticated yet".into()));
         }
-        if let Some((id, resp)) = &self.last_response {
-            if *id == h.message_id {
-                // Only an authentic retransmission is answered (an unauthenticated copy could make us reflect
-                // our cached response at will).
-                if !self.authentic(raw, &msg) {
-                    return Err(Handling::Drop("retransmitted request does not authenticate".into()));
-                }
-                // A fragmented retransmission: answer once, on its first fragment (RFC 7383 §2.6.1).
-                let first_fragment =
-                    msg.payloads.iter().all(|p| !matches!(p, Payload::Skf(f) if f.fragment_number != 1));
-                if first_fragment {
-                    debug!(message_id = id, "gateway retransmitted a request, resending our response");
-                    let resp = resp.clone();
-                    self.emit_all(resp);
-                }
-                return Ok(());
-            }
-        }
-        if h.message_id != self.peer_next_id {
-            return Err(Handling::Drop(format!("request ID {} (expected {})", h.message_id, self.peer_next_id)));
-        }
-        let payloads = self.decrypt(raw, &msg)?;
+        let Some(payloads) = self.ex.open_request(raw, &msg)? else { return Ok(()) };
         self.last_heard = self.last_heard.max(now);
-        self.peer_next_id = self.peer_next_id.wrapping_add(1);
         let mut reply = Vec::new();
         let mut close = None;
         let mut redirect = None;
@@ -1235,17 +1103,14 @@ impl IkeSa {
             }
             _ => return Err(Handling::Drop("unexpected request exchange type".into())),
         }
-        let header = ike_header(self.spi_i, self.spi_r, h.exchange, self.initiator, true, h.message_id);
-        let resp = self.encrypt(header, &reply).map_err(Handling::Fatal)?;
-        self.last_response = Some((h.message_id, resp.clone()));
-        self.emit_all(resp);
+        self.ex.respond(&h, &reply, &mut self.rng).map_err(Handling::Fatal)?;
         if let Some(sw) = self.pending_switch.take() {
             // Our answer to the gateway's IKE rekey is out: the new IKE SA is the gateway's (§2.18).
             self.switch_ike_sa(now, sw.suite, &sw.shared, &sw.ni, &sw.nr, sw.spi_i, sw.spi_r, false)
                 .map_err(Handling::Fatal)?;
         }
         if let Some(reason) = close {
-            self.pending = None;
+            self.ex.cancel();
             self.finish(reason);
         } else if let Some(to) = redirect {
             // RFC 5685 §5: our (empty) answer is out; now leave for the new gateway.
@@ -1270,10 +1135,10 @@ impl IkeSa {
             self.rng.fill_bytes(&mut fake);
             fake
         } else {
-            crypto::nat_detection_hash(self.spi_i, 0, self.local).to_vec()
+            crypto::nat_detection_hash(self.ex.spi_i, 0, self.ex.local).to_vec()
         };
         payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)));
-        let dst = crypto::nat_detection_hash(self.spi_i, 0, self.remote).to_vec();
+        let dst = crypto::nat_detection_hash(self.ex.spi_i, 0, self.ex.remote).to_vec();
         payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)));
         if self.config.fragment_mtu > 0 {
             payloads.push(Payload::Notify(Notify::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, vec![])));
@@ -1283,10 +1148,11 @@ impl IkeSa {
         if let Some(n) = self.redirect_notify() {
             payloads.push(Payload::Notify(n));
         }
-        let header = ike_header(self.spi_i, 0, ExchangeType::IKE_SA_INIT, true, false, 0);
+        let header = ike_header(self.ex.spi_i, 0, ExchangeType::IKE_SA_INIT, true, false, 0);
         let bytes = Message { header, payloads }.encode();
         self.init_request = bytes.clone();
-        self.start_request(now, RequestKind::Init, 0, vec![bytes]);
+        let retransmits = RequestKind::Init.retransmits(&self.config);
+        self.ex.start_request(now, RequestKind::Init, 0, vec![bytes], retransmits);
     }
 
     fn send_auth(&mut self, now: Instant) -> Result<(), IkeError> {
@@ -1392,10 +1258,7 @@ impl IkeSa {
             .collect()
     }
 
-    fn request_header(&self, exchange: ExchangeType, message_id: u32) -> Header {
-        ike_header(self.spi_i, self.spi_r, exchange, self.initiator, false, message_id)
-    }
-
+    /// Send a request of ours and retransmit it until answered (window size 1, §2.3).
     fn send_request(
         &mut self,
         now: Instant,
@@ -1403,144 +1266,13 @@ impl IkeSa {
         kind: RequestKind,
         payloads: Vec<Payload>,
     ) -> Result<(), IkeError> {
-        let message_id = self.next_message_id;
-        let header = self.request_header(exchange, message_id);
-        let msgs = self.encrypt(header, &payloads)?;
-        self.next_message_id = self.next_message_id.wrapping_add(1);
-        self.start_request(now, kind, message_id, msgs);
-        Ok(())
-    }
-
-    fn start_request(&mut self, now: Instant, kind: RequestKind, message_id: u32, message: Vec<Vec<u8>>) {
-        // A Delete on disconnect is retransmitted at most twice: the user is leaving. A liveness check gives up
-        // after `dpd_tries` retransmissions, so a dead gateway is noticed in bounded time.
-        let retransmits = match kind {
-            RequestKind::Delete => self.config.retransmit.tries.min(2),
-            RequestKind::Dpd => self.config.dpd_tries,
-            _ => self.config.retransmit.tries,
-        };
-        self.pending = Some(Pending {
-            kind,
-            message_id,
-            message: message.clone(),
-            sends: 1,
-            max_sends: retransmits + 1,
-            deadline: now + self.config.retransmit.wait(0),
-            first_sent: now,
-        });
-        self.emit_all(message);
-    }
-
-    fn emit_all(&mut self, messages: Vec<Vec<u8>>) {
-        for m in messages {
-            self.emit(m);
-        }
-    }
-
-    /// Queue an IKE message for sending on the right socket.
-    fn emit(&mut self, message: Vec<u8>) {
-        let (socket, payload) = if self.nat_t {
-            let mut v = Vec::with_capacity(4 + message.len());
-            v.extend_from_slice(&NON_ESP_MARKER);
-            v.extend_from_slice(&message);
-            (SocketKind::NatT, v)
-        } else {
-            (SocketKind::Ike, message)
-        };
-        self.transmits.push_back(Transmit { socket, remote: self.remote, payload });
-    }
-
-    /// Largest IKE message we send unfragmented once fragmentation is negotiated: what fits the configured
-    /// path MTU after the IP and UDP headers and the non-ESP marker (RFC 7383 §2.5.1).
-    fn message_limit(&self) -> usize {
-        let ip = if self.remote.is_ipv4() { 20 } else { 40 };
-        let marker = if self.nat_t { 4 } else { 0 };
-        usize::from(self.config.fragment_mtu).saturating_sub(ip + 8 + marker).max(256)
-    }
-
-    /// Protect a message (§3.14); if it is too large and the gateway supports it, as RFC 7383 fragments.
-    fn encrypt(&mut self, header: Header, payloads: &[Payload]) -> Result<Vec<Vec<u8>>, IkeError> {
-        let limit = self.message_limit();
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let cipher = keys.outbound(self.initiator);
-        let mut inner = Zeroizing::new(Vec::new());
-        let first = wire::encode_chain(payloads, &mut inner);
-        let body_len = cipher.sealed_len(inner.len());
-        if !self.fragmentation || wire::HEADER_LEN + 4 + body_len <= limit {
-            let mut msg = wire::encode_sk_prefix(&header, first, body_len);
-            cipher.seal(&mut msg, &inner, &mut self.rng)?;
-            return Ok(vec![msg]);
-        }
-        // Largest plaintext chunk whose fragment fits the limit (sealed_len grows with the plaintext).
-        let room = limit.saturating_sub(wire::HEADER_LEN + 8);
-        let mut chunk = room;
-        while chunk > 1 && cipher.sealed_len(chunk) > room {
-            chunk -= 1;
-        }
-        let total = inner.len().div_ceil(chunk.max(1));
-        let total = u16::try_from(total).map_err(|_| IkeError::Protocol("message too large to fragment"))?;
-        let mut out = Vec::with_capacity(usize::from(total));
-        for (i, part) in inner.chunks(chunk.max(1)).enumerate() {
-            let number = (i + 1) as u16;
-            let first_inner = if i == 0 { first } else { 0 };
-            let mut msg = wire::encode_skf_prefix(&header, first_inner, number, total, cipher.sealed_len(part.len()));
-            cipher.seal(&mut msg, part, &mut self.rng)?;
-            out.push(msg);
-        }
-        info!(fragments = total, bytes = inner.len(), "sending IKE message in RFC 7383 fragments");
-        Ok(out)
-    }
-
-    /// Authenticate and decrypt an SK message, or collect an SKF fragment (RFC 7383 §2.6); returns the inner
-    /// payloads once the message is whole.
-    fn decrypt(&mut self, raw: &[u8], msg: &Message) -> Result<Vec<Payload>, Handling> {
-        let keys = self.keys.as_ref().ok_or(Handling::Drop("no keys yet".into()))?;
-        for p in &msg.payloads {
-            match p {
-                Payload::Sk(sk) => {
-                    let plain = keys
-                        .inbound(self.initiator)
-                        .open(raw, sk.offset + 4)
-                        .map_err(|e| Handling::Drop(format!("decryption failed: {e}")))?;
-                    return wire::decode_chain(sk.first_inner, &plain, 0)
-                        .map_err(|e| Handling::Drop(format!("inner payloads: {e}")));
-                }
-                Payload::Skf(f) => {
-                    if !self.fragmentation {
-                        return Err(Handling::Drop("IKE fragment although fragmentation was not negotiated".into()));
-                    }
-                    // Authenticate first: forged fragments never take memory.
-                    let plain = keys
-                        .inbound(self.initiator)
-                        .open(raw, f.offset + 8)
-                        .map_err(|e| Handling::Drop(format!("fragment decryption failed: {e}")))?;
-                    let key = (msg.header.message_id, msg.header.flags.response);
-                    let r = self.reassembly.get_or_insert_with(|| Reassembly::new(key));
-                    if r.key != key {
-                        *r = Reassembly::new(key);
-                    }
-                    match r.add(f, plain) {
-                        Ok(Some((first, whole))) => {
-                            self.reassembly = None;
-                            return wire::decode_chain(first, &whole, 0)
-                                .map_err(|e| Handling::Drop(format!("reassembled payloads: {e}")));
-                        }
-                        Ok(None) => return Err(Handling::Drop("fragment stored, waiting for the rest".into())),
-                        Err(reason) => {
-                            self.reassembly = None;
-                            return Err(Handling::Drop(format!("fragment rejected: {reason}")));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Err(Handling::Drop("message is not encrypted".into()))
+        let retransmits = kind.retransmits(&self.config);
+        self.ex.send_request(now, exchange, kind, &payloads, retransmits, &mut self.rng)
     }
 
     /// Send the next queued request if none is in flight; true if one was sent.
     fn send_next_queued(&mut self, now: Instant) -> bool {
-        if self.pending.is_some() || !matches!(self.state, State::Established | State::Closing) {
+        if self.ex.busy() || !matches!(self.state, State::Established | State::Closing) {
             return false;
         }
         match self.queue.pop_front() {
@@ -1561,7 +1293,7 @@ impl IkeSa {
     /// Give up the IKE SA: if the gateway considers it established, tell it we are gone (§1.4.1), once, without
     /// waiting for an answer.
     fn abandon(&mut self, e: IkeError) {
-        self.pending = None;
+        self.ex.cancel();
         let rejected_gateway = matches!(
             e,
             IkeError::Certificate(_)
@@ -1572,7 +1304,7 @@ impl IkeSa {
         );
         let payloads = if self.peer_authenticated {
             Some(vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })])
-        } else if rejected_gateway && self.keys.is_some() && self.state == State::Authenticating {
+        } else if rejected_gateway && self.ex.keys.is_some() && self.state == State::Authenticating {
             // §2.21.2: we refused the gateway's authentication, which it does not know yet (it may already have
             // set up the SAs): tell it in an INFORMATIONAL of its own, unanswered, as strongSwan does.
             info!("telling the gateway we refused its authentication (AUTHENTICATION_FAILED)");
@@ -1581,9 +1313,8 @@ impl IkeSa {
             None
         };
         if let Some(payloads) = payloads {
-            let header = self.request_header(ExchangeType::INFORMATIONAL, self.next_message_id);
-            if let Ok(msgs) = self.encrypt(header, &payloads) {
-                self.emit_all(msgs);
+            if let Err(e) = self.ex.send_unanswered(&payloads, &mut self.rng) {
+                debug!(%e, "cannot tell the gateway we are leaving");
             }
         }
         self.finish(Some(e));
@@ -1614,21 +1345,7 @@ impl IkeSa {
     /// A message on the IKE SA we rekeyed away from: only its Delete matters (§1.3.2).
     fn handle_old_ike(&mut self, raw: &[u8], msg: &Message) -> Result<(), Handling> {
         let Some(old) = self.old_ike.as_ref() else { return Err(Handling::Drop("no old IKE SA".into())) };
-        let Some(keys) = old.keys.as_ref() else { return Err(Handling::Drop("old IKE SA without keys".into())) };
-        let sk = msg
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Sk(e) => Some(e),
-                _ => None,
-            })
-            .ok_or(Handling::Drop("unencrypted message on the old IKE SA".into()))?;
-        let plain = keys
-            .inbound(old.initiator)
-            .open(raw, sk.offset + 4)
-            .map_err(|e| Handling::Drop(format!("old IKE SA: {e}")))?;
-        let payloads =
-            wire::decode_chain(sk.first_inner, &plain, 0).map_err(|e| Handling::Drop(format!("old IKE SA: {e}")))?;
+        let payloads = old.open(raw, msg)?;
         let h = msg.header;
         if h.flags.response {
             debug!("old IKE SA deleted");
@@ -1637,9 +1354,8 @@ impl IkeSa {
         }
         // The gateway deletes the old IKE SA (or probes it): answer, then forget it.
         let deletes = payloads.iter().any(|p| matches!(p, Payload::Delete(d) if d.protocol == ProtocolId::IKE));
-        let header = ike_header(old.spi_i, old.spi_r, h.exchange, old.initiator, true, h.message_id);
-        let msg = seal(keys, old.initiator, header, &[], &mut self.rng).map_err(Handling::Fatal)?;
-        self.emit(msg);
+        let msg = old.seal_response(&h, &mut self.rng).map_err(Handling::Fatal)?;
+        self.ex.emit(msg);
         if deletes {
             debug!("gateway deleted the old IKE SA");
             self.old_ike = None;
@@ -1663,82 +1379,13 @@ impl IkeSa {
             self.events.push_back(Event::ChildSaDeleted { inbound_spi: c.spi_in, outbound_spi: c.spi_out });
         }
         self.old_ike = None;
-        self.pending = None;
-        self.keys = None;
+        self.ex.close();
         self.next_keepalive = None;
-        self.reassembly = None;
         self.queue.clear();
         // A deferred IKE_AUTH response and its revocation deadline die with the SA (found by fuzzing, ike_sa).
         self.revocation = Default::default();
         self.set_state(State::Closed);
         self.events.push_back(Event::Closed(reason));
-    }
-}
-
-/// Most fragments we accept for one message, and most bytes (RFC 7383 §2.6 asks for limits).
-const MAX_FRAGMENTS: u16 = 64;
-const MAX_REASSEMBLED: usize = 64 * 1024;
-
-/// A whole message from fragments: the type of its first payload and the inner plaintext.
-type Reassembled = (u8, Zeroizing<Vec<u8>>);
-
-/// Fragments of one message (RFC 7383 §2.6). Only authenticated fragments get here.
-struct Reassembly {
-    /// (message ID, response flag).
-    key: (u32, bool),
-    total: u16,
-    first_inner: u8,
-    parts: Vec<Option<Zeroizing<Vec<u8>>>>,
-    bytes: usize,
-}
-
-impl Reassembly {
-    fn new(key: (u32, bool)) -> Reassembly {
-        Reassembly { key, total: 0, first_inner: 0, parts: Vec::new(), bytes: 0 }
-    }
-
-    /// Add one fragment; the whole message's first payload type and plaintext when complete.
-    fn add(
-        &mut self,
-        f: &wire::EncryptedFragment,
-        plain: Zeroizing<Vec<u8>>,
-    ) -> Result<Option<Reassembled>, &'static str> {
-        if f.total_fragments == 0 || f.total_fragments > MAX_FRAGMENTS {
-            return Err("too many fragments");
-        }
-        if f.fragment_number == 0 || f.fragment_number > f.total_fragments {
-            return Err("fragment number out of range");
-        }
-        if f.total_fragments != self.total {
-            if f.total_fragments < self.total {
-                // An older transmission of the message with other fragment sizes: ignore it (§2.6).
-                return Ok(None);
-            }
-            // A newer retransmission with more fragments replaces what we have.
-            self.total = f.total_fragments;
-            self.parts = (0..f.total_fragments).map(|_| None).collect();
-            self.bytes = 0;
-        }
-        let slot = self.parts.get_mut(usize::from(f.fragment_number - 1)).ok_or("fragment number out of range")?;
-        if slot.is_some() {
-            return Ok(None); // duplicate
-        }
-        if self.bytes + plain.len() > MAX_REASSEMBLED {
-            return Err("reassembled message too large");
-        }
-        self.bytes += plain.len();
-        if f.fragment_number == 1 {
-            self.first_inner = f.first_inner;
-        }
-        *slot = Some(plain);
-        if self.parts.iter().all(Option::is_some) {
-            let mut whole = Zeroizing::new(Vec::with_capacity(self.bytes));
-            for p in self.parts.iter().flatten() {
-                whole.extend_from_slice(p);
-            }
-            return Ok(Some((self.first_inner, whole)));
-        }
-        Ok(None)
     }
 }
 

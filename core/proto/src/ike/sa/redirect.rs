@@ -63,15 +63,15 @@ impl IkeSa {
         }
         info!(%to, "the gateway redirects us");
         self.close_reason = Some(IkeError::Redirected(to));
-        if self.peer_authenticated && self.keys.is_some() {
+        if self.peer_authenticated && self.ex.keys.is_some() {
             self.set_state(State::Closing);
             self.queue.clear();
             self.queue.push_back(Queued::DeleteIke);
-            if self.pending.is_none() {
+            if !self.ex.busy() {
                 self.send_next_queued(now);
             }
         } else {
-            self.pending = None;
+            self.ex.cancel();
             self.finish(None);
         }
     }
