@@ -26,7 +26,7 @@ use rekey::{ChildState, PendingSwitch, Queued, Rekey};
 use super::auth::{psk_auth, signed_octets};
 use super::child::ChildSa;
 use super::config::{AuthConfig, GatewayAuth, IkeConfig};
-use super::error::IkeError;
+use super::error::{CloseReason, IkeError};
 use super::identity::display_identity;
 use super::proposal::{select_esp, select_ike, IkeSuite};
 use super::ts::{parse_cidr, ts_subset, Cidr};
@@ -162,8 +162,8 @@ pub enum Event {
     /// answers (RFC 6960) and hand them to [`IkeSa::handle_revocation`]; the gateway is trusted only after that
     /// (or after [`REVOCATION_FETCH_TIMEOUT`]).
     FetchRevocation(Vec<crate::crypto::RevocationRequest>),
-    /// The IKE SA is gone: `None` after our own Delete, the reason otherwise.
-    Closed(Option<IkeError>),
+    /// The IKE SA is gone, and why.
+    Closed(CloseReason),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,7 +256,7 @@ pub struct IkeSa {
     clock: (Instant, u64),
     events: VecDeque<Event>,
     /// Why we are closing when it is not the user's wish (a redirect, RFC 5685): reported in [`Event::Closed`].
-    close_reason: Option<IkeError>,
+    close_reason: Option<CloseReason>,
     /// CRLs and OCSP answers about the gateway's certificate chain, fetched by the driver.
     revocation: revocation::RevocationFetch,
     /// The key exchange group for Child SA rekeys (PFS) when the gateway asked for another one than our first
@@ -497,14 +497,14 @@ impl IkeSa {
         warn!(?kind, tries, "no response from gateway, giving up");
         if kind == RequestKind::Delete || self.state == State::Closing {
             // We were leaving anyway.
-            self.finish(None);
+            self.finish(CloseReason::Local);
         } else if kind == RequestKind::Dpd {
-            self.finish(Some(IkeError::DeadPeer { waited }));
+            self.finish(CloseReason::Error(IkeError::DeadPeer { waited }));
         } else if let (RequestKind::Init, Some((e, _, _))) = (kind, self.init_error.take()) {
             // Only unauthenticated errors came back: now they are the answer (§2.21.1).
-            self.finish(Some(e));
+            self.finish(CloseReason::Error(e));
         } else {
-            self.finish(Some(IkeError::Timeout { tries, waited }));
+            self.finish(CloseReason::Error(IkeError::Timeout { tries, waited }));
         }
     }
 
@@ -513,7 +513,16 @@ impl IkeSa {
         self.reauth_at = Some(at);
     }
 
-    /// Start closing: send a Delete for the IKE SA (§1.4.1). Ends with [`Event::Closed`]`(None)`.
+    /// A reauthenticated IKE SA carries the traffic now (§2.8.3): close this one, with
+    /// [`CloseReason::Reauthenticated`].
+    pub fn retire(&mut self, now: Instant) {
+        if !matches!(self.state, State::Closing | State::Closed) {
+            self.close_reason = Some(CloseReason::Reauthenticated);
+        }
+        self.close(now);
+    }
+
+    /// Start closing: send a Delete for the IKE SA (§1.4.1). Ends with [`Event::Closed`]`(`[`CloseReason::Local`]`)`.
     pub fn close(&mut self, now: Instant) {
         match self.state {
             State::Closed | State::Closing => {}
@@ -529,7 +538,7 @@ impl IkeSa {
             State::Connecting | State::Authenticating => {
                 // No usable IKE SA yet (or our one request is still in flight): just forget it.
                 self.ex.cancel();
-                self.finish(None);
+                self.finish(CloseReason::Local);
             }
         }
     }
@@ -549,7 +558,7 @@ impl IkeSa {
                 Handling::Drop(reason) => debug!(%reason, "dropped IKE message"),
                 Handling::Fatal(e) => {
                     warn!(%e, "IKE SA failed");
-                    self.abandon(e);
+                    self.abandon(CloseReason::Error(e));
                 }
             }
         }
@@ -587,7 +596,7 @@ impl IkeSa {
         match kind {
             RequestKind::Auth => self.handle_auth_response(now, payloads).map_err(Handling::Fatal),
             RequestKind::Delete => {
-                self.finish(None);
+                self.finish(CloseReason::Local);
                 Ok(())
             }
             RequestKind::Init => Ok(()),
@@ -609,7 +618,7 @@ impl IkeSa {
         let payloads = &msg.payloads;
         if let Some(to) = self.init_redirect(payloads)? {
             self.ex.cancel();
-            self.finish(Some(IkeError::Redirected(to)));
+            self.finish(CloseReason::Redirected(to));
             return Ok(());
         }
         if let Some(n) = notify_of(payloads, NotifyType::COOKIE) {
@@ -1076,7 +1085,10 @@ impl IkeSa {
                         Payload::Delete(d) if d.protocol == ProtocolId::IKE => {
                             info!("gateway deleted the IKE SA");
                             // Our own Delete crossed the gateway's: we were closing anyway.
-                            close = Some((self.state != State::Closing).then_some(IkeError::DeletedByPeer));
+                            close = Some(match self.state {
+                                State::Closing => CloseReason::Local,
+                                _ => CloseReason::DeletedByPeer,
+                            });
                         }
                         Payload::Delete(d) if d.protocol == ProtocolId::ESP => {
                             let mut ours = Vec::new();
@@ -1282,7 +1294,7 @@ impl IkeSa {
                 let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
                 if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Delete, payloads) {
                     warn!(%e, "cannot send Delete");
-                    self.finish(None);
+                    self.finish(CloseReason::Local);
                 }
             }
             None => return false,
@@ -1292,15 +1304,17 @@ impl IkeSa {
 
     /// Give up the IKE SA: if the gateway considers it established, tell it we are gone (§1.4.1), once, without
     /// waiting for an answer.
-    fn abandon(&mut self, e: IkeError) {
+    fn abandon(&mut self, reason: CloseReason) {
         self.ex.cancel();
         let rejected_gateway = matches!(
-            e,
-            IkeError::Certificate(_)
-                | IkeError::PeerAuthenticationFailed
-                | IkeError::Untrusted(_)
-                | IkeError::IdentityMismatch { .. }
-                | IkeError::GatewayNotAuthenticated(_)
+            reason.error(),
+            Some(
+                IkeError::Certificate(_)
+                    | IkeError::PeerAuthenticationFailed
+                    | IkeError::Untrusted(_)
+                    | IkeError::IdentityMismatch { .. }
+                    | IkeError::GatewayNotAuthenticated(_)
+            )
         );
         let payloads = if self.peer_authenticated {
             Some(vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })])
@@ -1317,7 +1331,7 @@ impl IkeSa {
                 debug!(%e, "cannot tell the gateway we are leaving");
             }
         }
-        self.finish(Some(e));
+        self.finish(reason);
     }
 
     /// Forget a Child SA and tell the data plane.
@@ -1370,11 +1384,15 @@ impl IkeSa {
         }
     }
 
-    fn finish(&mut self, reason: Option<IkeError>) {
+    /// The IKE SA is gone: report why (a reason set earlier, a redirect, wins over our own close).
+    fn finish(&mut self, reason: CloseReason) {
         if self.state == State::Closed {
             return;
         }
-        let reason = reason.or_else(|| self.close_reason.take());
+        let reason = match (reason, self.close_reason.take()) {
+            (CloseReason::Local, Some(earlier)) => earlier,
+            (reason, _) => reason,
+        };
         for c in std::mem::take(&mut self.children) {
             self.events.push_back(Event::ChildSaDeleted { inbound_spi: c.spi_in, outbound_spi: c.spi_out });
         }

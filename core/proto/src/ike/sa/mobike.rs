@@ -8,12 +8,12 @@ use tracing::{info, warn};
 
 use super::{notify_of, IkeSa, RequestKind, State};
 use crate::crypto;
-use crate::ike::error::IkeError;
+use crate::ike::error::{CloseReason, IkeError};
 use crate::wire::{Notify, NotifyType, Payload};
 
 impl IkeSa {
     /// The platform reports a new local address (another network, a new DHCP lease...). With MOBIKE the SAs
-    /// move (RFC 4555 §3.5); without it the SA is closed with [`IkeError::NetworkChanged`] so the driver
+    /// move (RFC 4555 §3.5); without it the SA is closed with [`CloseReason::NetworkChanged`] so the driver
     /// reconnects. `local` is the address and port our NAT-T socket now sends from.
     pub fn network_changed(&mut self, now: Instant, local: SocketAddr) {
         if local == self.ex.local && self.state != State::Established {
@@ -31,7 +31,7 @@ impl IkeSa {
             }
             State::Established => {
                 info!("network changed and the gateway has no MOBIKE: reconnecting");
-                self.abandon(IkeError::NetworkChanged);
+                self.abandon(CloseReason::NetworkChanged);
             }
             // Retransmissions of the handshake simply leave from the new address.
             _ => {}
@@ -108,7 +108,8 @@ impl IkeSa {
             _ => None,
         }) {
             warn!(notify = %t, "gateway refused the address update: reconnecting");
-            return Err(IkeError::NetworkChanged);
+            self.abandon(CloseReason::NetworkChanged);
+            return Ok(());
         }
         if let Some(d) = notify_of(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP) {
             self.natd_seen = Some(d.data.clone());
