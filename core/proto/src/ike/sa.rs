@@ -8,9 +8,10 @@ use std::time::Instant;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use tracing::{debug, info, trace, warn};
-use zeroize::Zeroizing;
 
+mod auth;
 mod exchange;
+mod handshake;
 mod mobike;
 mod reassembly;
 mod redirect;
@@ -19,23 +20,19 @@ mod revocation;
 
 pub use revocation::REVOCATION_FETCH_TIMEOUT;
 
+use auth::Authentication;
 pub(crate) use exchange::ike_header;
 use exchange::{Exchange, GaveUp, OldIke};
+use handshake::Handshake;
 use rekey::{ChildState, PendingSwitch, Queued, Rekey};
 
-use super::auth::{psk_auth, signed_octets};
 use super::child::ChildSa;
-use super::config::{AuthConfig, GatewayAuth, IkeConfig};
+use super::config::IkeConfig;
 use super::error::{CloseReason, IkeError};
-use super::identity::display_identity;
-use super::proposal::{select_esp, select_ike, IkeSuite};
-use super::ts::{parse_cidr, ts_subset, Cidr};
-use crate::crypto::{self, ChildKeys, Group, IkeKeys, KeyExchange, SigScheme};
-use crate::eap::{EapAction, EapPeer};
-use crate::wire::{
-    self, cert_encoding, cfg_attr, AuthMethod, AuthPayload, CertPayload, CfgType, ConfigAttribute, ConfigPayload,
-    Delete, ExchangeType, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector,
-};
+use super::proposal::IkeSuite;
+use super::ts::{ts_subset, Cidr};
+use crate::crypto::{Group, KeyExchange};
+use crate::wire::{Delete, ExchangeType, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector};
 
 /// IKE's UDP port (§2) and the NAT-T port (RFC 3948).
 pub const IKE_PORT: u16 = 500;
@@ -214,14 +211,10 @@ pub struct IkeSa {
     /// Message IDs, retransmission, SK protection, fragments and the datagrams to the gateway.
     ex: Exchange,
     nat: NatStatus,
-    ni: Vec<u8>,
-    nr: Vec<u8>,
-    ke: Option<KeyExchange>,
-    cookie: Option<Vec<u8>>,
-    init_retries: u32,
-    /// The IKE_SA_INIT request and response as sent/received: signed in AUTH (§2.15).
-    init_request: Vec<u8>,
-    init_response: Vec<u8>,
+    /// IKE_SA_INIT: nonces, key exchange, cookie, the messages AUTH signs.
+    hs: Handshake,
+    /// IKE_AUTH: who proved what, and the EAP conversation.
+    auth: Authentication,
     /// Last time we heard from the gateway (authenticated IKE or ESP), for DPD.
     last_heard: Instant,
     next_keepalive: Option<Instant>,
@@ -241,17 +234,6 @@ pub struct IkeSa {
     mobike_cookie2: Option<Vec<u8>>,
     /// The gateway's last NAT_DETECTION_DESTINATION_IP: our address as it sees it (RFC 4555 §3.8).
     natd_seen: Option<Vec<u8>>,
-    /// IKE_AUTH verified: the IKE SA exists on both sides.
-    peer_authenticated: bool,
-    /// The EAP conversation (§2.16), and whether it ended in success.
-    eap: Option<EapPeer>,
-    eap_done: bool,
-    /// IDr from the first IKE_AUTH response (EAP continues without it).
-    gateway_id: Option<Identification>,
-    /// The gateway sent CERTREQ in IKE_SA_INIT (it asks for certificates).
-    gateway_sent_certreq: bool,
-    /// SIGNATURE_HASH_ALGORITHMS the gateway announced (RFC 7427 §4).
-    peer_hash_algorithms: Vec<u16>,
     /// (Instant, unix seconds) at the same moment, for certificate validity checks.
     clock: (Instant, u64),
     events: VecDeque<Event>,
@@ -266,10 +248,6 @@ pub struct IkeSa {
     agreed_ts: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
     /// The port of our NAT-T socket (our address once IKE floats to port 4500).
     local_natt_port: u16,
-    /// An error notification in an (unauthenticated) IKE_SA_INIT response, kept while we wait for a real
-    /// answer (§2.21.1), with the number of our transmissions it answered and the last of them; reported if
-    /// no valid answer comes.
-    init_error: Option<(IkeError, u32, u32)>,
 }
 
 /// Whether every selector of `got` (at least one) lies inside one of `within` (§2.9: narrowing only).
@@ -327,13 +305,8 @@ impl IkeSa {
             state: State::Connecting,
             ex,
             nat: NatStatus::default(),
-            ni,
-            nr: Vec::new(),
-            ke: Some(ke),
-            cookie: None,
-            init_retries: 0,
-            init_request: Vec::new(),
-            init_response: Vec::new(),
+            hs: Handshake::new(ni, ke),
+            auth: Authentication::default(),
             last_heard: now,
             next_keepalive: None,
             child_spi_in,
@@ -347,12 +320,6 @@ impl IkeSa {
             mobike: false,
             mobike_cookie2: None,
             natd_seen: None,
-            peer_authenticated: false,
-            eap: None,
-            eap_done: false,
-            gateway_id: None,
-            peer_hash_algorithms: Vec::new(),
-            gateway_sent_certreq: false,
             clock: (now, 0),
             events: VecDeque::new(),
             close_reason: None,
@@ -360,7 +327,6 @@ impl IkeSa {
             child_ke_group: None,
             agreed_ts: None,
             local_natt_port: NATT_PORT,
-            init_error: None,
         };
         sa.send_init(now);
         Ok(sa)
@@ -500,7 +466,7 @@ impl IkeSa {
             self.finish(CloseReason::Local);
         } else if kind == RequestKind::Dpd {
             self.finish(CloseReason::Error(IkeError::DeadPeer { waited }));
-        } else if let (RequestKind::Init, Some((e, _, _))) = (kind, self.init_error.take()) {
+        } else if let (RequestKind::Init, Some((e, _, _))) = (kind, self.hs.error.take()) {
             // Only unauthenticated errors came back: now they are the answer (§2.21.1).
             self.finish(CloseReason::Error(e));
         } else {
@@ -614,449 +580,10 @@ impl IkeSa {
         }
     }
 
-    fn handle_init_response(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
-        let payloads = &msg.payloads;
-        if let Some(to) = self.init_redirect(payloads)? {
-            self.ex.cancel();
-            self.finish(CloseReason::Redirected(to));
-            return Ok(());
-        }
-        if let Some(n) = notify_of(payloads, NotifyType::COOKIE) {
-            if self.init_retries >= MAX_INIT_RETRIES || n.data.is_empty() || n.data.len() > 64 {
-                return self.note_init_error(IkeError::Protocol("COOKIE loop or bad COOKIE"));
-            }
-            debug!("gateway asked for a COOKIE (§2.6)");
-            self.init_retries += 1;
-            self.cookie = Some(n.data.clone());
-            self.ex.cancel();
-            self.send_init(now);
-            return Ok(());
-        }
-        if let Some(n) = notify_of(payloads, NotifyType::INVALID_KE_PAYLOAD) {
-            let wanted = n
-                .data
-                .get(..2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                .ok_or(Handling::Drop("INVALID_KE_PAYLOAD without group".into()))?;
-            let Some(group) =
-                Group::from_id(wanted).filter(|g| self.config.ike_proposals.iter().any(|p| p.groups.contains(g)))
-            else {
-                return self.note_init_error(IkeError::UnsupportedKeGroup(wanted));
-            };
-            if self.init_retries >= MAX_INIT_RETRIES || self.ke.as_ref().map(|k| k.group()) == Some(group) {
-                return self.note_init_error(IkeError::Protocol("INVALID_KE_PAYLOAD loop"));
-            }
-            info!(group = wanted, "gateway asked for another key exchange group (INVALID_KE_PAYLOAD), retrying");
-            self.init_retries += 1;
-            self.ke = Some(KeyExchange::generate(group, &mut self.rng).map_err(|e| Handling::Fatal(e.into()))?);
-            self.ex.cancel();
-            self.send_init(now);
-            return Ok(());
-        }
-        if let Some(t) = first_error_notify(payloads) {
-            return self.note_init_error(IkeError::from_notify(t));
-        }
-        if msg.header.spi_r == 0 {
-            return Err(Handling::Drop("IKE_SA_INIT response without responder SPI".into()));
-        }
-        let mut sa = None;
-        let mut ke = None;
-        let mut nonce = None;
-        let mut nat_src = Vec::new();
-        let mut nat_dst = None;
-        let mut hash_algs = Vec::new();
-        for p in payloads {
-            match p {
-                Payload::Sa(s) => sa = Some(s),
-                Payload::Ke(k) => ke = Some(k),
-                Payload::Nonce(n) => nonce = Some(n),
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => nat_src.push(&n.data),
-                Payload::Notify(n) if n.notify_type == NotifyType::SIGNATURE_HASH_ALGORITHMS => {
-                    hash_algs = n.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-                }
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_DESTINATION_IP => {
-                    nat_dst = Some(&n.data)
-                }
-                _ => {}
-            }
-        }
-        let (Some(sa), Some(ke_p), Some(nonce)) = (sa, ke, nonce) else {
-            return Err(Handling::Fatal(IkeError::Protocol("IKE_SA_INIT response lacks SA, KE or Nonce")));
-        };
-        let suite = select_ike(&self.config.ike_proposals, sa).map_err(|e| Handling::Fatal(e.into()))?;
-        let ours = self.ke.take().ok_or(Handling::Fatal(IkeError::Protocol("no key exchange state")))?;
-        if suite.group != ours.group() || ke_p.group != ours.group().id() {
-            return Err(Handling::Fatal(IkeError::Protocol("KE group differs from the chosen group")));
-        }
-        if nonce.len() < 16 || nonce.len() > 256 {
-            return Err(Handling::Fatal(IkeError::Protocol("bad responder nonce length")));
-        }
-        let shared = ours.shared_secret(&ke_p.data).map_err(|e| Handling::Fatal(e.into()))?;
-        let spi_r = msg.header.spi_r;
-        self.nr = nonce.clone();
-        let keys =
-            IkeKeys::derive(suite.prf, suite.encr, suite.integ, &shared, &self.ni, &self.nr, self.ex.spi_i, spi_r)
-                .map_err(|e| Handling::Fatal(e.into()))?;
-        let fragmentation =
-            self.config.fragment_mtu > 0 && notify_of(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
-        self.ex.keyed(spi_r, suite, keys, fragmentation);
-        self.init_error = None;
-        self.init_response = raw.to_vec();
-        self.peer_hash_algorithms = hash_algs;
-        self.gateway_sent_certreq = payloads.iter().any(|p| matches!(p, Payload::CertReq(_)));
-
-        // NAT detection (§2.23): the gateway hashes what it saw; compare with what we know.
-        if let Some(dst) = nat_dst {
-            self.natd_seen = Some(dst.clone());
-            let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.local);
-            self.nat.local_behind_nat = dst.as_slice() != expect.as_slice();
-            self.nat.forced = self.config.force_encap;
-            let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.remote);
-            self.nat.remote_behind_nat = !nat_src.iter().any(|h| h.as_slice() == expect.as_slice());
-            // Behind a NAT, and always with MOBIKE (RFC 4555 §3.3), IKE continues on port 4500: from then on
-            // our address is the NAT-T socket's, and the gateway's NAT detection covers that one.
-            if (self.nat.any() || self.config.mobike) && !self.ex.nat_t {
-                self.ex.float(self.local_natt_port);
-                self.natd_seen = None;
-            }
-        } else if self.config.force_encap {
-            warn!("gateway does not support NAT traversal; cannot force UDP encapsulation");
-        }
-        info!(suite = %suite, nat = ?self.nat, "IKE_SA_INIT done");
-        self.send_auth(now).map_err(Handling::Fatal)
-    }
-
-    /// An IKE_SA_INIT response we cannot go on with (an error notification, a bad COOKIE...) is not
-    /// authenticated, so anyone on the path could have sent it (§2.21.1): note it and keep waiting for a valid
-    /// answer. Fail with it when the retransmissions run out, or once it answered [`INIT_ERROR_REPEATS`] of our
-    /// transmissions (then it is the gateway's answer, and waiting longer only hides the reason).
-    fn note_init_error(&mut self, e: IkeError) -> Result<(), Handling> {
-        let sends = self.ex.sends();
-        let (count, last) = match self.init_error.take() {
-            Some((_, count, last)) if last == sends => (count, last),
-            Some((_, count, _)) => (count + 1, sends),
-            None => (1, sends),
-        };
-        if count >= INIT_ERROR_REPEATS {
-            return Err(Handling::Fatal(e));
-        }
-        warn!(%e, "unauthenticated IKE_SA_INIT error; waiting for a valid answer (RFC 7296 §2.21.1)");
-        self.init_error = Some((e, count, last));
-        Err(Handling::Drop("unauthenticated IKE_SA_INIT error noted".into()))
-    }
-
-    fn handle_auth_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
-        // The gateway's certificate is judged only with the CRLs and OCSP answers it points to (the driver fetches).
-        let Some(payloads) = self.defer_for_revocation(now, payloads) else { return Ok(()) };
-        let mut idr = None;
-        let mut auth = None;
-        let mut cp = None;
-        let mut sa = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        let mut eap = None;
-        let mut certs = Vec::new();
-        for p in &payloads {
-            match p {
-                Payload::IdR(i) => idr = Some(i),
-                Payload::Auth(a) => auth = Some(a),
-                Payload::Cp(c) if c.cfg_type == CfgType::CFG_REPLY => cp = Some(c),
-                Payload::Sa(s) => sa = Some(s),
-                Payload::TsI(t) => tsi = Some(t),
-                Payload::TsR(t) => tsr = Some(t),
-                Payload::Eap(e) => eap = Some(e),
-                Payload::Cert(c) if c.encoding == cert_encoding::X509_SIGNATURE => certs.push(c.data.as_slice()),
-                _ => {}
-            }
-        }
-        // EAP failures carry the method's own reason (e.g. MSCHAPv2 E=691); let the EAP peer see them first.
-        if let (Some(pkt), true) = (eap, self.eap.is_some()) {
-            if self.eap_done {
-                return Err(IkeError::Protocol("EAP message after EAP success"));
-            }
-            if self.gateway_id.is_none() {
-                // First IKE_AUTH response (§2.16): the gateway proves itself with IDr and AUTH (its certificate)
-                // before any EAP method runs, so no credential of ours reaches a peer that only answered
-                // IKE_SA_INIT. Only with EAP-only authentication (RFC 5998, opted into) may AUTH wait for the end,
-                // and then only mutual, key-generating methods run.
-                let idr = idr.ok_or(IkeError::GatewayNotAuthenticated("its first IKE_AUTH response has no IDr"))?;
-                self.check_remote_id(idr)?;
-                match auth {
-                    Some(a) => {
-                        self.verify_gateway_signature(idr, a, &certs, now)?;
-                        self.peer_authenticated = true;
-                    }
-                    None if self.config.eap_only => {
-                        info!("EAP-only authentication (RFC 5998): the gateway proves itself through the EAP method")
-                    }
-                    None => return Err(IkeError::GatewayNotAuthenticated("it sent no AUTH before EAP")),
-                }
-                self.gateway_id = Some(idr.clone());
-                let authenticated = self.peer_authenticated;
-                if let Some(peer) = self.eap.as_mut() {
-                    peer.set_gateway_authenticated(authenticated);
-                }
-            } else if idr.is_some_and(|i| Some(i) != self.gateway_id.as_ref()) {
-                return Err(IkeError::Protocol("the gateway changed its IDr during EAP"));
-            }
-            let Some(mut peer) = self.eap.take() else { return Err(IkeError::Protocol("no EAP state")) };
-            if self.clock.1 != 0 {
-                peer.set_unix_time(self.unix_time(now));
-            }
-            let action = peer.handle(pkt, &mut self.rng);
-            let msk = peer.msk().map(|m| Zeroizing::new(m.to_vec()));
-            let method = peer.method();
-            self.eap = Some(peer);
-            return match action.map_err(|e| IkeError::Eap(e.to_string()))? {
-                EapAction::Respond(r) => {
-                    self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, vec![Payload::Eap(r)])
-                }
-                EapAction::Success => {
-                    if msk.is_none() && !self.peer_authenticated {
-                        // Without an MSK both final AUTHs are keyed with SK_p, which whoever answered IKE_SA_INIT
-                        // knows: such a method cannot authenticate the gateway (RFC 5998 §4).
-                        return Err(IkeError::GatewayNotAuthenticated("its EAP method derived no key"));
-                    }
-                    info!(?method, msk = msk.is_some(), "EAP succeeded");
-                    self.eap_done = true;
-                    let auth = self.shared_key_auth(msk.as_ref().map(|m| m.as_slice()))?;
-                    self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, vec![Payload::Auth(auth)])
-                }
-                EapAction::Failure => Err(IkeError::Eap("the gateway sent EAP-Failure".into())),
-            };
-        }
-        // Errors about the IKE SA itself come first.
-        if notify_of(&payloads, NotifyType::AUTHENTICATION_FAILED).is_some() {
-            let no_cert = !matches!(self.config.auth, AuthConfig::Certificate(_));
-            if no_cert && self.gateway_sent_certreq && self.gateway_id.is_none() {
-                // Refused before any EAP started although it asked for certificates: it wants ours.
-                return Err(IkeError::ClientCertificateRequired);
-            }
-            return Err(IkeError::AuthenticationFailed);
-        }
-        if eap.is_some() {
-            return Err(IkeError::Protocol("gateway started EAP, which this profile does not use"));
-        }
-        let Some(auth) = auth else {
-            if let Some(t) = first_error_notify(&payloads) {
-                return Err(IkeError::from_notify(t));
-            }
-            return Err(IkeError::Protocol("IKE_AUTH response lacks AUTH"));
-        };
-        let idr = match (idr, self.gateway_id.clone()) {
-            (Some(i), Some(first)) if *i != first => {
-                return Err(IkeError::Protocol("the gateway changed its IDr during EAP"))
-            }
-            (Some(i), _) => i.clone(),
-            // After EAP the gateway's identity came in the first response.
-            (None, Some(i)) => i,
-            (None, None) => return Err(IkeError::Protocol("IKE_AUTH response lacks IDr")),
-        };
-        self.check_remote_id(&idr)?;
-        if self.eap_done {
-            // §2.16: after EAP both AUTH payloads are computed with the MSK (or SK_p when the method has none).
-            let msk = self.eap.as_ref().and_then(|p| p.msk()).map(|m| Zeroizing::new(m.to_vec()));
-            if msk.is_none() && !self.peer_authenticated {
-                return Err(IkeError::GatewayNotAuthenticated("its EAP method derived no key"));
-            }
-            self.verify_shared_key_auth(msk.as_ref().map(|m| m.as_slice()), &idr, auth)?;
-        } else {
-            match (&self.config.gateway_auth, &self.config.auth) {
-                (GatewayAuth::Psk, AuthConfig::Psk(psk)) => {
-                    let psk = psk.clone();
-                    self.verify_shared_key_auth(Some(&psk), &idr, auth)?;
-                }
-                (GatewayAuth::Psk, _) => return Err(IkeError::Config("gateway PSK auth needs a PSK".into())),
-                (GatewayAuth::Certificate(_) | GatewayAuth::Platform(_), _) => {
-                    self.verify_gateway_signature(&idr, auth, &certs, now)?
-                }
-            }
-        }
-        self.peer_authenticated = true;
-        let remote_id = display_identity(&idr);
-        info!(remote_id, "gateway authenticated");
-        if let Some(to) = self.authenticated_redirect(&payloads) {
-            // RFC 5685 §6: authenticated, but sent elsewhere; the gateway has an IKE SA to delete.
-            self.leave_for(now, to);
-            return Ok(());
-        }
-
-        let config = cp.map(parse_config_reply).unwrap_or_default();
-        // The IKE SA is up even if the Child SA failed (§1.2); a VPN without a Child SA is of no use, though.
-        let child_error = first_error_notify(&payloads);
-        let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
-            let e = child_error
-                .map(IkeError::from_notify)
-                .unwrap_or(IkeError::Protocol("IKE_AUTH response lacks the Child SA"));
-            return Err(e);
-        };
-        let (suite, spi_out) = select_esp(&self.config.esp_proposals, sa, false)?;
-        // The gateway may only narrow what we proposed (§2.9), never widen it.
-        if !ts_within(tsi, &self.config.ts_i) || !ts_within(tsr, &self.config.ts_r) {
-            warn!(?tsi, ?tsr, "gateway answered with traffic selectors outside what we proposed");
-            return Err(IkeError::TsUnacceptable);
-        }
-        let ike_suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let ck = ChildKeys::derive(ike_suite.prf, &keys.sk_d, None, &self.ni, &self.nr, suite.encr, suite.integ);
-        let info = SessionInfo {
-            ike_suite,
-            spi_i: self.ex.spi_i,
-            spi_r: self.ex.spi_r,
-            local_id: display_identity(&self.config.local_id),
-            remote_id,
-            nat: self.nat,
-            config,
-        };
-        self.mobike = self.config.mobike && notify_of(&payloads, NotifyType::MOBIKE_SUPPORTED).is_some();
-        self.set_state(State::Established);
-        self.last_heard = now;
-        // Keepalives only matter behind a real NAT (RFC 3948 §4); forced encapsulation alone has no mapping to keep.
-        if self.ex.nat_t && self.nat.local_behind_nat {
-            self.next_keepalive = self.config.keepalive.map(|k| now + k);
-        }
-        self.events.push_back(Event::Established(info));
-        self.agreed_ts = Some((tsi.clone(), tsr.clone()));
-        self.install_child(now, suite, self.child_spi_in, spi_out, ck, true, tsi.clone(), tsr.clone(), None);
-        self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
-        self.reauth_at = self.rekey_time(now, self.config.reauth_lifetime);
-        self.note_auth_lifetime(now, &payloads);
-        Ok(())
-    }
-
-    /// AUTH_LIFETIME (RFC 4478): the gateway wants us to authenticate again within this many seconds.
-    /// Reauthenticate at 90% of it (minus jitter), or earlier if our own `reauth_lifetime` says so; at least
-    /// [`MIN_AUTH_LIFETIME`] from now, so a gateway cannot make us reconnect in a loop.
-    fn note_auth_lifetime(&mut self, now: Instant, payloads: &[Payload]) {
-        let Some(n) = notify_of(payloads, NotifyType::AUTH_LIFETIME) else { return };
-        let Some(secs) = n.data.first_chunk::<4>().map(|b| u32::from_be_bytes(*b)) else {
-            debug!("AUTH_LIFETIME without a lifetime; ignored");
-            return;
-        };
-        let lifetime = std::time::Duration::from_secs(u64::from(secs)).mul_f64(0.9).max(MIN_AUTH_LIFETIME);
-        if let Some(at) = self.rekey_time(now, Some(lifetime)) {
-            info!(secs, "the gateway asks us to reauthenticate (AUTH_LIFETIME)");
-            self.reauth_at = Some(self.reauth_at.map_or(at, |t| t.min(at)));
-        }
-    }
-
-    /// The gateway's IDr against the identity we expect (a loose expectation is checked against the
-    /// certificate instead, in [`IkeSa::verify_gateway_signature`]).
-    fn check_remote_id(&self, idr: &Identification) -> Result<(), IkeError> {
-        match &self.config.remote_id {
-            Some(expected) if expected != idr && !self.config.remote_id_loose => {
-                Err(IkeError::IdentityMismatch { expected: display_identity(expected), got: display_identity(idr) })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The responder's signed octets: RealMessage2 | Ni | prf(SK_pr, IDr') (§2.15).
-    fn responder_octets(&self, idr: &Identification) -> Result<Vec<u8>, IkeError> {
-        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        Ok(signed_octets(suite.prf, &keys.sk_pr, &self.init_response, &self.ni, idr))
-    }
-
-    /// Our signed octets: RealMessage1 | Nr | prf(SK_pi, IDi') (§2.15).
-    fn initiator_octets(&self) -> Result<Vec<u8>, IkeError> {
-        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        Ok(signed_octets(suite.prf, &keys.sk_pi, &self.init_request, &self.nr, &self.config.local_id))
-    }
-
-    /// Our shared-key AUTH (§2.15) with `key`, or SK_pi when there is none (EAP methods without MSK, §2.16).
-    fn shared_key_auth(&self, key: Option<&[u8]>) -> Result<AuthPayload, IkeError> {
-        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let octets = self.initiator_octets()?;
-        let key = key.unwrap_or(&keys.sk_pi);
-        Ok(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: psk_auth(suite.prf, key, &octets).to_vec() })
-    }
-
-    /// Check the gateway's shared-key AUTH with `key`, or SK_pr when there is none.
-    fn verify_shared_key_auth(
-        &self,
-        key: Option<&[u8]>,
-        idr: &Identification,
-        auth: &AuthPayload,
-    ) -> Result<(), IkeError> {
-        if auth.method != AuthMethod::SHARED_KEY_MIC {
-            return Err(IkeError::Protocol("gateway used another AUTH method than a shared key"));
-        }
-        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let octets = self.responder_octets(idr)?;
-        let expect = psk_auth(suite.prf, key.unwrap_or(&keys.sk_pr), &octets);
-        if !crypto::constant_time_eq(&expect, &auth.data) {
-            return Err(IkeError::PeerAuthenticationFailed);
-        }
-        Ok(())
-    }
-
-    /// Validate the gateway's certificate chain against the policy and IDr, then its signature AUTH.
-    fn verify_gateway_signature(
-        &self,
-        idr: &Identification,
-        auth: &AuthPayload,
-        certs: &[&[u8]],
-        now: Instant,
-    ) -> Result<(), IkeError> {
-        if auth.method == AuthMethod::SHARED_KEY_MIC {
-            return Err(IkeError::Protocol("gateway used a pre-shared key but we expect a certificate"));
-        }
-        if auth.method == AuthMethod::RSA_SIG && !self.config.legacy_rsa_sha1 {
-            // We announced SHA-2 only (RFC 7427 §4); SHA-1 signatures only for legacy gateways, opted into.
-            return Err(IkeError::Protocol(
-                "gateway signed with RSA and SHA-1 (AUTH method 1); set ike.legacy_rsa_sha1 to accept it",
-            ));
-        }
-        // The identity we expect by default (the gateway's address) must be in its certificate even when the
-        // IDr names something else.
-        let loose = self.config.remote_id.as_ref().filter(|e| self.config.remote_id_loose && *e != idr);
-        let octets = self.responder_octets(idr)?;
-        match &self.config.gateway_auth {
-            GatewayAuth::Psk => Err(IkeError::Protocol("gateway authenticated with a signature but we expect a PSK")),
-            GatewayAuth::Certificate(policy) => {
-                let time = self.unix_time(now);
-                let peer =
-                    crypto::validate_gateway_online(certs, idr, policy, self.fetched_crls(), self.ocsp_answer(), time)
-                        .map_err(IkeError::Certificate)?;
-                if let (Some(expected), Some(leaf)) = (loose, certs.first()) {
-                    crypto::cert_names_identity(leaf, expected).map_err(IkeError::Certificate)?;
-                }
-                peer.verify_auth(auth.method, &auth.data, &octets).map_err(|_| IkeError::PeerAuthenticationFailed)?;
-                info!(subject = %peer.subject(), "gateway certificate valid");
-                Ok(())
-            }
-            GatewayAuth::Platform(evaluator) => {
-                // The platform (Android, Apple) vouches for the chain only; the identity rule is ours, the same
-                // as with our own anchors: the certificate names the IDr and, when loose, the expected identity.
-                let leaf = certs.first().ok_or(IkeError::Protocol("gateway sent no certificate"))?;
-                crypto::cert_names_identity(leaf, idr).map_err(IkeError::Certificate)?;
-                if let Some(expected) = loose {
-                    crypto::cert_names_identity(leaf, expected).map_err(IkeError::Certificate)?;
-                }
-                let chain: Vec<Vec<u8>> = certs.iter().map(|c| c.to_vec()).collect();
-                evaluator.evaluate(&chain, host_name(loose.unwrap_or(idr)).as_deref()).map_err(IkeError::Untrusted)?;
-                crypto::verify_auth(leaf, auth.method, &auth.data, &octets)
-                    .map_err(|_| IkeError::PeerAuthenticationFailed)?;
-                info!("gateway certificate accepted by the platform");
-                Ok(())
-            }
-        }
-    }
-
-    /// Wall-clock seconds at `now`, from the time the driver gave with [`IkeSa::set_unix_time`].
-    fn unix_time(&self, now: Instant) -> u64 {
-        let (base_instant, base_unix) = self.clock;
-        base_unix.saturating_add(now.saturating_duration_since(base_instant).as_secs())
-    }
-
     /// The gateway authenticated itself (its AUTH verified; after EAP, the final MSK-based AUTH) and the IKE SA
     /// is up: only then is anything it asks for acted on.
     fn gateway_trusted(&self) -> bool {
-        self.peer_authenticated && matches!(self.state, State::Established | State::Closing)
+        self.auth.peer_authenticated && matches!(self.state, State::Established | State::Closing)
     }
 
     /// Answer a request from the gateway (§1.4, §1.5).
@@ -1131,145 +658,6 @@ impl IkeSa {
         Ok(())
     }
 
-    fn send_init(&mut self, now: Instant) {
-        let Some(ke) = self.ke.as_ref() else { return };
-        let mut payloads = Vec::new();
-        if let Some(c) = &self.cookie {
-            payloads.push(Payload::Notify(Notify::new(NotifyType::COOKIE, c.clone())));
-        }
-        // Proposals with the group of our KE payload first, so the gateway can pick it without a round trip.
-        let proposals = self.ike_proposals_for(ke.group(), Vec::new());
-        payloads.push(Payload::Sa(proposals));
-        payloads.push(Payload::Ke(KePayload { group: ke.group().id(), data: ke.public_value().to_vec() }));
-        payloads.push(Payload::Nonce(self.ni.clone()));
-        let src = if self.config.force_encap {
-            let mut fake = vec![0u8; 20];
-            self.rng.fill_bytes(&mut fake);
-            fake
-        } else {
-            crypto::nat_detection_hash(self.ex.spi_i, 0, self.ex.local).to_vec()
-        };
-        payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)));
-        let dst = crypto::nat_detection_hash(self.ex.spi_i, 0, self.ex.remote).to_vec();
-        payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)));
-        if self.config.fragment_mtu > 0 {
-            payloads.push(Payload::Notify(Notify::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, vec![])));
-        }
-        let hashes: Vec<u8> = crypto::SUPPORTED_HASH_IDS.iter().flat_map(|h| h.to_be_bytes()).collect();
-        payloads.push(Payload::Notify(Notify::new(NotifyType::SIGNATURE_HASH_ALGORITHMS, hashes)));
-        if let Some(n) = self.redirect_notify() {
-            payloads.push(Payload::Notify(n));
-        }
-        let header = ike_header(self.ex.spi_i, 0, ExchangeType::IKE_SA_INIT, true, false, 0);
-        let bytes = Message { header, payloads }.encode();
-        self.init_request = bytes.clone();
-        let retransmits = RequestKind::Init.retransmits(&self.config);
-        self.ex.start_request(now, RequestKind::Init, 0, vec![bytes], retransmits);
-    }
-
-    fn send_auth(&mut self, now: Instant) -> Result<(), IkeError> {
-        let idi = self.config.local_id.clone();
-        let mut payloads = vec![Payload::IdI(idi)];
-        if let AuthConfig::Certificate(creds) = &self.config.auth {
-            for c in &creds.chain {
-                payloads.push(Payload::Cert(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: c.clone() }));
-            }
-        }
-        if self.config.initial_contact {
-            payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])));
-        }
-        match &self.config.gateway_auth {
-            GatewayAuth::Certificate(policy) => {
-                let hashes = crypto::certreq_hashes(&policy.anchors);
-                if !hashes.is_empty() {
-                    let data = hashes;
-                    payloads.push(Payload::CertReq(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data }));
-                }
-            }
-            // The platform knows its anchors; an empty CERTREQ still asks the gateway for its certificate.
-            GatewayAuth::Platform(_) => payloads
-                .push(Payload::CertReq(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: Vec::new() })),
-            GatewayAuth::Psk => {}
-        }
-        if let (Some(r), true) = (&self.config.remote_id, self.config.send_remote_id) {
-            payloads.push(Payload::IdR(r.clone()));
-        }
-        match &self.config.auth {
-            AuthConfig::Psk(psk) => {
-                let psk = psk.clone();
-                payloads.push(Payload::Auth(self.shared_key_auth(Some(&psk))?));
-            }
-            AuthConfig::Certificate(creds) => {
-                let ours = creds.signer.schemes();
-                // RFC 7427: pick a scheme whose hash the gateway announced; strongSwan always takes SHA-256.
-                let scheme = SigScheme::select(&ours, &self.peer_hash_algorithms)
-                    .or_else(|| ours.iter().copied().find(|s| s.hash_id() == 2))
-                    .or_else(|| ours.first().copied())
-                    .ok_or_else(|| IkeError::Config("the client key can sign with no scheme".into()))?;
-                let octets = self.initiator_octets()?;
-                let data = crypto::sign_auth(creds.signer.as_ref(), AuthMethod::DIGITAL_SIGNATURE, scheme, &octets)?;
-                payloads.push(Payload::Auth(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data }));
-            }
-            AuthConfig::Eap(cfg) => {
-                // No AUTH payload: we want EAP (§2.16).
-                self.eap = Some(EapPeer::new(cfg.clone()));
-                if self.config.eap_only {
-                    payloads.push(Payload::Notify(Notify::new(NotifyType::EAP_ONLY_AUTHENTICATION, vec![])));
-                }
-            }
-        }
-        let mut attrs = Vec::new();
-        if self.config.request_ipv4 {
-            attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![] });
-            if self.config.request_dns {
-                attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![] });
-            }
-        }
-        if self.config.request_ipv6 {
-            attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP6_ADDRESS, value: vec![] });
-            if self.config.request_dns {
-                attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP6_DNS, value: vec![] });
-            }
-        }
-        if !attrs.is_empty() {
-            payloads.push(Payload::Cp(ConfigPayload { cfg_type: CfgType::CFG_REQUEST, attributes: attrs }));
-        }
-        payloads.push(Payload::Notify(Notify::new(NotifyType::ESP_TFC_PADDING_NOT_SUPPORTED, vec![])));
-        if self.config.mobike {
-            payloads.push(Payload::Notify(Notify::new(NotifyType::MOBIKE_SUPPORTED, vec![])));
-        }
-        let proposals = self
-            .config
-            .esp_proposals
-            .iter()
-            .enumerate()
-            .map(|(i, p)| p.to_wire((i + 1) as u8, self.child_spi_in, false))
-            .collect();
-        payloads.push(Payload::Sa(proposals));
-        payloads.push(Payload::TsI(self.config.ts_i.clone()));
-        payloads.push(Payload::TsR(self.config.ts_r.clone()));
-        self.set_state(State::Authenticating);
-        self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, payloads)
-    }
-
-    /// Our IKE SA proposals with `group` moved first in each, so the gateway can take the KE we send along;
-    /// `spi` is empty in IKE_SA_INIT and our new SPI in an IKE SA rekey.
-    fn ike_proposals_for(&self, group: Group, spi: Vec<u8>) -> Vec<wire::Proposal> {
-        self.config
-            .ike_proposals
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let mut p = p.clone();
-                if let Some(pos) = p.groups.iter().position(|g| *g == group) {
-                    let g = p.groups.remove(pos);
-                    p.groups.insert(0, g);
-                }
-                p.to_wire((i + 1) as u8, spi.clone())
-            })
-            .collect()
-    }
-
     /// Send a request of ours and retransmit it until answered (window size 1, §2.3).
     fn send_request(
         &mut self,
@@ -1316,7 +704,7 @@ impl IkeSa {
                     | IkeError::GatewayNotAuthenticated(_)
             )
         );
-        let payloads = if self.peer_authenticated {
+        let payloads = if self.auth.peer_authenticated {
             Some(vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })])
         } else if rejected_gateway && self.ex.keys.is_some() && self.state == State::Authenticating {
             // §2.21.2: we refused the gateway's authentication, which it does not know yet (it may already have
@@ -1413,109 +801,4 @@ enum Handling {
     Drop(String),
     /// The IKE SA cannot go on.
     Fatal(IkeError),
-}
-
-fn parse_config_reply(cp: &ConfigPayload) -> VirtualConfig {
-    let mut c = VirtualConfig::default();
-    for a in &cp.attributes {
-        let v = a.value.as_slice();
-        match a.attr_type {
-            cfg_attr::INTERNAL_IP4_ADDRESS => {
-                if let Ok(b) = <[u8; 4]>::try_from(v) {
-                    c.ipv4 = Some(Ipv4Addr::from(b));
-                }
-            }
-            cfg_attr::INTERNAL_IP4_NETMASK => {
-                if let Ok(b) = <[u8; 4]>::try_from(v) {
-                    c.ipv4_netmask = Some(Ipv4Addr::from(b));
-                }
-            }
-            cfg_attr::INTERNAL_IP4_DNS => {
-                if let Ok(b) = <[u8; 4]>::try_from(v) {
-                    c.dns.push(IpAddr::V4(Ipv4Addr::from(b)));
-                }
-            }
-            cfg_attr::INTERNAL_IP6_ADDRESS => {
-                if let (Some(a), Some(&p)) = (v.get(..16).and_then(|a| <[u8; 16]>::try_from(a).ok()), v.get(16)) {
-                    if v.len() == 17 && p <= 128 {
-                        c.ipv6 = Some((Ipv6Addr::from(a), p));
-                    }
-                }
-            }
-            cfg_attr::INTERNAL_IP6_DNS => {
-                if let Ok(b) = <[u8; 16]>::try_from(v) {
-                    c.dns.push(IpAddr::V6(Ipv6Addr::from(b)));
-                }
-            }
-            cfg_attr::INTERNAL_IP4_SUBNET => {
-                if let (Some(a), Some(m)) = (v.get(..4), v.get(4..8)) {
-                    if v.len() == 8 {
-                        let m = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
-                        if m.leading_ones() + m.trailing_zeros() == 32 {
-                            let addr = Ipv4Addr::new(a[0], a[1], a[2], a[3]);
-                            if let Ok(cidr) =
-                                parse_cidr(&format!("{}/{}", Ipv4Addr::from(u32::from(addr) & m), m.leading_ones()))
-                            {
-                                c.subnets.push(cidr);
-                            }
-                        }
-                    }
-                }
-            }
-            cfg_attr::INTERNAL_IP6_SUBNET => {
-                if let (Some(a), Some(&p)) = (v.get(..16).and_then(|a| <[u8; 16]>::try_from(a).ok()), v.get(16)) {
-                    if v.len() == 17 {
-                        if let Ok(cidr) = parse_cidr(&format!("{}/{}", Ipv6Addr::from(a), p)) {
-                            c.subnets.push(cidr);
-                        }
-                    }
-                }
-            }
-            cfg_attr::INTERNAL_DNS_DOMAIN => {
-                if let Ok(s) = std::str::from_utf8(v) {
-                    if !s.is_empty() {
-                        c.dns_domains.push(s.to_string());
-                    }
-                }
-            }
-            _ => trace!(attr = a.attr_type, "ignoring configuration attribute"),
-        }
-    }
-    c
-}
-
-/// An identity as the host name an OS trust policy checks (a DNS name or an IP address), if it is one.
-fn host_name(id: &Identification) -> Option<String> {
-    matches!(id.id_type, wire::IdType::ID_FQDN | wire::IdType::ID_IPV4_ADDR | wire::IdType::ID_IPV6_ADDR)
-        .then(|| display_identity(id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_reply_parsing() {
-        let cp = ConfigPayload {
-            cfg_type: CfgType::CFG_REPLY,
-            attributes: vec![
-                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![100, 64, 0, 1] },
-                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![198, 51, 100, 53] },
-                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![1, 2, 3] },
-                ConfigAttribute {
-                    attr_type: cfg_attr::INTERNAL_IP4_SUBNET,
-                    value: vec![198, 51, 100, 0, 255, 255, 255, 0],
-                },
-                ConfigAttribute {
-                    attr_type: cfg_attr::INTERNAL_IP4_SUBNET,
-                    value: vec![198, 51, 100, 0, 255, 0, 255, 0],
-                },
-            ],
-        };
-        let c = parse_config_reply(&cp);
-        assert_eq!(c.ipv4, Some(Ipv4Addr::new(100, 64, 0, 1)));
-        assert_eq!(c.dns, vec![IpAddr::V4(Ipv4Addr::new(198, 51, 100, 53))]);
-        assert_eq!(c.subnets.len(), 1);
-        assert_eq!(c.subnets[0].to_string(), "198.51.100.0/24");
-    }
 }

@@ -33,7 +33,7 @@ impl IkeSa {
             return Err(Handling::Drop("REDIRECT although we did not announce support".into()));
         }
         let (to, nonce) = GatewayIdentity::parse_redirect(&n.data).map_err(|e| Handling::Drop(e.to_string()))?;
-        if nonce != self.ni.as_slice() {
+        if nonce != self.hs.ni.as_slice() {
             return Err(Handling::Drop("REDIRECT in IKE_SA_INIT without our nonce".into()));
         }
         Ok(Some(to))
@@ -63,7 +63,7 @@ impl IkeSa {
         }
         info!(%to, "the gateway redirects us");
         self.close_reason = Some(CloseReason::Redirected(to));
-        if self.peer_authenticated && self.ex.keys.is_some() {
+        if self.auth.peer_authenticated && self.ex.keys.is_some() {
             self.set_state(State::Closing);
             self.queue.clear();
             self.queue.push_back(Queued::DeleteIke);
