@@ -152,7 +152,7 @@ pub enum Event {
         outbound_spi: u32,
     },
     /// Time to reauthenticate (§2.8.3; our `reauth_lifetime` or the gateway's AUTH_LIFETIME, RFC 4478): set up a
-    /// new IKE SA (without INITIAL_CONTACT, see [`IkeConfig::initial_contact`]) and [`IkeSa::close`] this one
+    /// new IKE SA (without INITIAL_CONTACT, see [`IkeConfig::initial_contact`]) and [`IkeSa::retire`] this one
     /// once the new one carries the traffic (make-before-break).
     ReauthenticationDue,
     /// Fetch these CRLs (`http://` distribution points of the gateway's chain, RFC 5280 §4.2.1.13) and OCSP
