@@ -244,7 +244,7 @@ impl Task {
                         };
                         let error = match ended {
                             Some(Err(e)) => Some(VpnError::from(&e)),
-                            _ => reason.as_ref().map(VpnError::from),
+                            _ => VpnError::of_close(&reason),
                         };
                         return self.finish(error);
                     }
@@ -313,7 +313,7 @@ impl Task {
             SessionEvent::Reconnecting { attempt, delay, reason } => {
                 self.set_state(TunnelState::Reconnecting);
                 let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                self.emit(VpnEvent::Reconnecting { attempt, delay_ms, reason: (&reason).into() });
+                self.emit(VpnEvent::Reconnecting { attempt, delay_ms, reason: VpnError::of_reconnect(&reason) });
             }
             // Handled by `run`.
             SessionEvent::Closed(_) => {}

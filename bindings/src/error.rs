@@ -1,7 +1,7 @@
 //! The errors of the FFI: [`VpnError`] for the app, [`CallbackError`] for failures of the app's callbacks.
 
 use ikelink::driver::{DriverError, SessionError};
-use ikelink::ike::IkeError;
+use ikelink::ike::{CloseReason, IkeError};
 
 /// Why a call failed or a session ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -64,7 +64,9 @@ impl From<&IkeError> for VpnError {
             | IkeError::Proposal(_) => VpnError::NegotiationFailed { reason: message },
             IkeError::Timeout { .. } | IkeError::DeadPeer { .. } => VpnError::Unreachable { reason: message },
             IkeError::Config(_) => VpnError::InvalidProfile { reason: message },
-            _ => VpnError::Protocol { reason: message },
+            IkeError::PeerError(_) | IkeError::Wire(_) | IkeError::Crypto(_) | IkeError::Protocol(_) => {
+                VpnError::Protocol { reason: message }
+            }
         }
     }
 }
@@ -79,6 +81,31 @@ impl From<&SessionError> for VpnError {
             }
             SessionError::Internal(_) => VpnError::Internal { reason: e.to_string() },
         }
+    }
+}
+
+impl VpnError {
+    /// What the app hears of a close reason: nothing after our own close, the error of a failure, and
+    /// [`VpnError::Protocol`] when the gateway or the network ended the tunnel (its Delete, a redirect, an address
+    /// change it cannot follow).
+    pub(crate) fn of_close<E>(reason: &CloseReason<E>) -> Option<VpnError>
+    where
+        E: std::fmt::Display,
+        for<'a> VpnError: From<&'a E>,
+    {
+        match reason {
+            CloseReason::Local => None,
+            CloseReason::Error(e) => Some(VpnError::from(e)),
+            CloseReason::DeletedByPeer
+            | CloseReason::Redirected(_)
+            | CloseReason::NetworkChanged
+            | CloseReason::Reauthenticated => Some(VpnError::Protocol { reason: reason.to_string() }),
+        }
+    }
+
+    /// Why a reconnect began (a close reason that is never our own).
+    pub(crate) fn of_reconnect(reason: &CloseReason) -> VpnError {
+        VpnError::of_close(reason).unwrap_or_else(|| VpnError::Protocol { reason: reason.to_string() })
     }
 }
 

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ikelink::driver::{ReconnectPolicy, Session, SessionEvent, SessionOptions, Stats};
+use ikelink::driver::{ReconnectPolicy, Session, SessionError, SessionEvent, SessionOptions, Stats};
 use ikelink::ike::ts_to_cidrs;
+use ikelink::ike::CloseReason;
 use ikelink::profile::Profile;
 use ikelink::wire::TrafficSelector;
 use tokio::sync::mpsc;
@@ -264,6 +265,22 @@ impl Terminate {
     }
 }
 
+/// How the CLI ends when the session closed: cleanly after our own disconnect; otherwise it prints why
+/// (`closed: ...` when the gateway or the network ended the tunnel) and fails.
+fn closed(reason: &CloseReason<SessionError>) -> Result<(), String> {
+    match reason {
+        CloseReason::Local => Ok(()),
+        CloseReason::Error(e) => Err(e.to_string()),
+        CloseReason::DeletedByPeer
+        | CloseReason::Redirected(_)
+        | CloseReason::NetworkChanged
+        | CloseReason::Reauthenticated => {
+            println!("closed: {reason}");
+            Err(reason.to_string())
+        }
+    }
+}
+
 async fn connect(path: PathBuf, options: SessionOptions, print_stats: bool) -> Result<(), String> {
     let profile = Profile::load(&path).map_err(|e| e.to_string())?;
     let resolved = profile.resolve().map_err(|e| e.to_string())?;
@@ -336,8 +353,7 @@ async fn connect(path: PathBuf, options: SessionOptions, print_stats: bool) -> R
                 Some(SessionEvent::ChildSaDeleted { inbound_spi, outbound_spi }) => {
                     println!("child-deleted: spi_in={inbound_spi:08x} spi_out={outbound_spi:08x}");
                 }
-                Some(SessionEvent::Closed(None)) => break Ok(()),
-                Some(SessionEvent::Closed(Some(e))) => break Err(e.to_string()),
+                Some(SessionEvent::Closed(reason)) => break closed(&reason),
                 None => break Err("session ended unexpectedly".into()),
             },
             _ = tokio::signal::ctrl_c(), if !stopping => { stopping = true; println!("disconnecting"); break Ok(()) }
@@ -351,7 +367,7 @@ async fn connect(path: PathBuf, options: SessionOptions, print_stats: bool) -> R
             while let Ok(ev) = rx.try_recv() {
                 match ev {
                     SessionEvent::Stats(s) => println!("{}", stats_line(&s)),
-                    SessionEvent::Closed(Some(e)) => return Err(e.to_string()),
+                    SessionEvent::Closed(reason) => closed(&reason)?,
                     _ => {}
                 }
             }

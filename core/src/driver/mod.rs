@@ -25,7 +25,7 @@ use ikelink_proto::session::{Action, Event as PolicyEvent, Session as Policy, Se
 pub use ikelink_proto::session::{ChildSummary, ReconnectPolicy};
 
 use crate::esp::EspSa;
-use crate::ike::{ts_to_cidrs, ChildSa, IkeError, SessionInfo, SocketKind, State};
+use crate::ike::{ts_to_cidrs, ChildSa, CloseReason, IkeError, SessionInfo, SocketKind, State};
 #[cfg(unix)]
 use crate::platform::PlatformHooks;
 use crate::platform::{self, AppliedNetwork, NetworkConfig, Tun, TunConfig, TunnelSettings};
@@ -60,8 +60,8 @@ pub enum DriverError {
     Ike(#[from] IkeError),
 }
 
-/// Why a session ended or a reconnect began, as the application sees it ([`SessionEvent::Closed`]): the
-/// protocol's reasons, and the runtime's failures by kind. Cloneable, unlike [`DriverError`], whose text it keeps.
+/// How a session failed, as the application sees it (the error of [`SessionEvent::Closed`]): the protocol's
+/// errors, and the runtime's failures by kind. Cloneable, unlike [`DriverError`], whose text it keeps.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
     /// The IKE SA ended: the gateway, authentication, negotiation or the configuration.
@@ -158,14 +158,15 @@ pub enum SessionEvent {
     },
     /// Data plane counters.
     Stats(Stats),
-    /// The tunnel failed; the next attempt starts after `delay` (the TUN and routes stay, so nothing leaks).
+    /// The IKE SA closed (it failed, the gateway deleted or redirected it...); the next attempt starts after
+    /// `delay` (the TUN and routes stay, so nothing leaks).
     Reconnecting {
         attempt: u32,
         delay: Duration,
-        reason: IkeError,
+        reason: CloseReason,
     },
-    /// The session is over; `None` after a clean disconnect.
-    Closed(Option<SessionError>),
+    /// The session is over, and why: [`CloseReason::Local`] after [`Session::disconnect`].
+    Closed(CloseReason<SessionError>),
 }
 
 impl From<PolicyEvent> for SessionEvent {
@@ -180,7 +181,7 @@ impl From<PolicyEvent> for SessionEvent {
             PolicyEvent::Reconnecting { attempt, delay, reason } => {
                 SessionEvent::Reconnecting { attempt, delay, reason }
             }
-            PolicyEvent::Closed(reason) => SessionEvent::Closed(reason.map(SessionError::Ike)),
+            PolicyEvent::Closed(reason) => SessionEvent::Closed(reason.map_err(SessionError::Ike)),
         }
     }
 }
@@ -388,7 +389,7 @@ impl Driver {
                 warn!(%e, "the tunnel cannot be set up");
                 self.policy.abort(Instant::now());
                 self.flush().await;
-                let _ = self.events.send(SessionEvent::Closed(Some(SessionError::from(&e)))).await;
+                let _ = self.events.send(SessionEvent::Closed(CloseReason::Error(SessionError::from(&e)))).await;
                 break Err(e);
             }
             if self.policy.is_finished() {
@@ -468,7 +469,7 @@ impl Driver {
             match action {
                 Action::Event(PolicyEvent::Closed(reason)) => {
                     let _ = self.events.send(SessionEvent::Stats(self.counters.snapshot())).await;
-                    let _ = self.events.send(SessionEvent::Closed(reason.map(SessionError::Ike))).await;
+                    let _ = self.events.send(SessionEvent::Closed(reason.map_err(SessionError::Ike))).await;
                 }
                 Action::Event(e) => {
                     let _ = self.events.send(SessionEvent::from(e)).await;

@@ -1,12 +1,15 @@
-//! Errors of the IKE state machine, one variant per thing a user can act on.
+//! Errors of the IKE state machine, one variant per thing a user can act on, and why an IKE SA closed
+//! ([`CloseReason`]: an error is one reason among others).
 
+use std::fmt;
 use std::time::Duration;
 
 use super::proposal::ProposalError;
+use super::redirect::GatewayIdentity;
 use crate::crypto::CryptoError;
 use crate::wire::{NotifyType, WireError};
 
-/// Why an IKE SA failed or was closed.
+/// Why an IKE SA failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IkeError {
     #[error("no answer from the gateway after {tries} tries over {:.1} s", .waited.as_secs_f64())]
@@ -44,15 +47,6 @@ pub enum IkeError {
     UnsupportedKeGroup(u16),
     #[error("the gateway sent error notification {0}")]
     PeerError(NotifyType),
-    #[error("reauthentication is due")]
-    Reauthenticate,
-    #[error("the network changed and the gateway does not support MOBIKE")]
-    NetworkChanged,
-    #[error("the gateway deleted the IKE SA")]
-    DeletedByPeer,
-    /// The gateway sent us to another gateway (RFC 5685); connect there.
-    #[error("the gateway redirected us to {0}")]
-    Redirected(super::redirect::GatewayIdentity),
     #[error("invalid proposal choice: {0}")]
     Proposal(#[from] ProposalError),
     #[error("malformed message: {0}")]
@@ -81,6 +75,59 @@ impl IkeError {
             NotifyType::INTERNAL_ADDRESS_FAILURE => IkeError::InternalAddressFailure,
             NotifyType::FAILED_CP_REQUIRED => IkeError::FailedCpRequired,
             t => IkeError::PeerError(t),
+        }
+    }
+}
+
+/// Why an IKE SA (or a session, with the runtime's error type as `E`) ended: on purpose, by the gateway, or
+/// because it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason<E = IkeError> {
+    /// We closed it: our Delete went out (§1.4.1), or there was no IKE SA to delete yet.
+    Local,
+    /// The gateway deleted the IKE SA (§1.4.1).
+    DeletedByPeer,
+    /// The gateway sent us to another gateway (RFC 5685); connect there.
+    Redirected(GatewayIdentity),
+    /// Our address changed and the gateway cannot follow (no MOBIKE, or it refused the update, RFC 4555).
+    NetworkChanged,
+    /// A reauthenticated IKE SA took over (make-before-break, §2.8.3).
+    Reauthenticated,
+    /// It failed.
+    Error(E),
+}
+
+impl<E> CloseReason<E> {
+    /// The error, if it failed.
+    pub fn error(&self) -> Option<&E> {
+        match self {
+            CloseReason::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The same reason with the error turned into another type.
+    pub fn map_err<F>(self, f: impl FnOnce(E) -> F) -> CloseReason<F> {
+        match self {
+            CloseReason::Local => CloseReason::Local,
+            CloseReason::DeletedByPeer => CloseReason::DeletedByPeer,
+            CloseReason::Redirected(to) => CloseReason::Redirected(to),
+            CloseReason::NetworkChanged => CloseReason::NetworkChanged,
+            CloseReason::Reauthenticated => CloseReason::Reauthenticated,
+            CloseReason::Error(e) => CloseReason::Error(f(e)),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for CloseReason<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Local => f.write_str("closed by us"),
+            CloseReason::DeletedByPeer => f.write_str("the gateway deleted the IKE SA"),
+            CloseReason::Redirected(to) => write!(f, "the gateway redirected us to {to}"),
+            CloseReason::NetworkChanged => f.write_str("the network changed and the gateway does not support MOBIKE"),
+            CloseReason::Reauthenticated => f.write_str("replaced by a reauthenticated IKE SA"),
+            CloseReason::Error(e) => e.fmt(f),
         }
     }
 }

@@ -18,7 +18,7 @@ mod ts;
 
 pub use child::ChildSa;
 pub use config::{AuthConfig, GatewayAuth, IkeConfig, Retransmit, TrustEvaluator};
-pub use error::IkeError;
+pub use error::{CloseReason, IkeError};
 pub use identity::{display_identity, parse_identity};
 pub use proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};
 pub use redirect::{GatewayIdentity, RedirectError};

@@ -8,31 +8,31 @@ use std::time::Instant;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use tracing::{debug, info, trace, warn};
-use zeroize::Zeroizing;
 
+mod auth;
+mod exchange;
+mod handshake;
 mod mobike;
+mod reassembly;
 mod redirect;
 mod rekey;
 mod revocation;
 
 pub use revocation::REVOCATION_FETCH_TIMEOUT;
 
+use auth::Authentication;
+pub(crate) use exchange::ike_header;
+use exchange::{Exchange, GaveUp, OldIke};
+use handshake::Handshake;
 use rekey::{ChildState, PendingSwitch, Queued, Rekey};
 
-use super::auth::{psk_auth, signed_octets};
 use super::child::ChildSa;
-use super::config::{AuthConfig, GatewayAuth, IkeConfig};
-use super::error::IkeError;
-use super::identity::display_identity;
-use super::proposal::{select_esp, select_ike, IkeSuite};
-use super::ts::{parse_cidr, ts_subset, Cidr};
-use crate::crypto::{self, ChildKeys, Group, IkeKeys, KeyExchange, SigScheme};
-use crate::eap::{EapAction, EapPeer};
-use crate::wire::{
-    self, cert_encoding, cfg_attr, AuthMethod, AuthPayload, CertPayload, CfgType, ConfigAttribute, ConfigPayload,
-    Delete, ExchangeType, Flags, Header, Identification, KePayload, Message, Notify, NotifyType, Payload, ProtocolId,
-    TrafficSelector,
-};
+use super::config::IkeConfig;
+use super::error::{CloseReason, IkeError};
+use super::proposal::IkeSuite;
+use super::ts::{ts_subset, Cidr};
+use crate::crypto::{Group, KeyExchange};
+use crate::wire::{Delete, ExchangeType, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector};
 
 /// IKE's UDP port (§2) and the NAT-T port (RFC 3948).
 pub const IKE_PORT: u16 = 500;
@@ -152,15 +152,15 @@ pub enum Event {
         outbound_spi: u32,
     },
     /// Time to reauthenticate (§2.8.3; our `reauth_lifetime` or the gateway's AUTH_LIFETIME, RFC 4478): set up a
-    /// new IKE SA (without INITIAL_CONTACT, see [`IkeConfig::initial_contact`]) and [`IkeSa::close`] this one
+    /// new IKE SA (without INITIAL_CONTACT, see [`IkeConfig::initial_contact`]) and [`IkeSa::retire`] this one
     /// once the new one carries the traffic (make-before-break).
     ReauthenticationDue,
     /// Fetch these CRLs (`http://` distribution points of the gateway's chain, RFC 5280 §4.2.1.13) and OCSP
     /// answers (RFC 6960) and hand them to [`IkeSa::handle_revocation`]; the gateway is trusted only after that
     /// (or after [`REVOCATION_FETCH_TIMEOUT`]).
     FetchRevocation(Vec<crate::crypto::RevocationRequest>),
-    /// The IKE SA is gone: `None` after our own Delete, the reason otherwise.
-    Closed(Option<IkeError>),
+    /// The IKE SA is gone, and why.
+    Closed(CloseReason),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,63 +179,28 @@ enum RequestKind {
     UpdateAddresses,
 }
 
-/// The IKE SA we rekeyed away from, kept only to exchange its Delete (§1.3.2).
-struct OldIke {
-    spi_i: u64,
-    spi_r: u64,
-    initiator: bool,
-    keys: Option<IkeKeys>,
-    next_message_id: u32,
-}
-
-/// An IKE header for our messages (§3.1); the length is filled in when encoding.
-pub(crate) fn ike_header(
-    spi_i: u64,
-    spi_r: u64,
-    exchange: ExchangeType,
-    initiator: bool,
-    response: bool,
-    message_id: u32,
-) -> Header {
-    Header {
-        spi_i,
-        spi_r,
-        next_payload: 0,
-        version: 0x20,
-        exchange,
-        flags: Flags { initiator, version: false, response },
-        message_id,
-        length: 0,
+impl RequestKind {
+    /// The exchange a request of this kind is sent in.
+    fn exchange(self) -> ExchangeType {
+        match self {
+            RequestKind::Init => ExchangeType::IKE_SA_INIT,
+            RequestKind::Auth => ExchangeType::IKE_AUTH,
+            RequestKind::RekeyChild | RequestKind::RekeyIke => ExchangeType::CREATE_CHILD_SA,
+            RequestKind::Delete | RequestKind::Dpd | RequestKind::DeleteChild(_) | RequestKind::UpdateAddresses => {
+                ExchangeType::INFORMATIONAL
+            }
+        }
     }
-}
 
-/// Protect one message with `keys` in the given role (no fragmentation: for short control messages).
-fn seal(
-    keys: &IkeKeys,
-    initiator: bool,
-    header: Header,
-    payloads: &[Payload],
-    rng: &mut ChaCha20Rng,
-) -> Result<Vec<u8>, IkeError> {
-    let cipher = keys.outbound(initiator);
-    let mut inner = Zeroizing::new(Vec::new());
-    let first = wire::encode_chain(payloads, &mut inner);
-    let mut msg = wire::encode_sk_prefix(&header, first, cipher.sealed_len(inner.len()));
-    cipher.seal(&mut msg, &inner, rng)?;
-    Ok(msg)
-}
-
-/// Our one outstanding request (window size 1, §2.3).
-struct Pending {
-    kind: RequestKind,
-    message_id: u32,
-    /// The datagrams of the message: one, or its RFC 7383 fragments.
-    message: Vec<Vec<u8>>,
-    /// Number of sends so far, and the most we make.
-    sends: u32,
-    max_sends: u32,
-    deadline: Instant,
-    first_sent: Instant,
+    /// Retransmissions before we give up (§2.1): a Delete on disconnect at most twice, the user is leaving; a
+    /// liveness check `dpd_tries`, so a dead gateway is noticed in bounded time.
+    fn retransmits(self, config: &IkeConfig) -> u32 {
+        match self {
+            RequestKind::Delete => config.retransmit.tries.min(2),
+            RequestKind::Dpd => config.dpd_tries,
+            _ => config.retransmit.tries,
+        }
+    }
 }
 
 /// An IKE SA, from the initiator's side.
@@ -243,39 +208,19 @@ pub struct IkeSa {
     config: IkeConfig,
     rng: ChaCha20Rng,
     state: State,
-    local: SocketAddr,
-    remote: SocketAddr,
+    /// Message IDs, retransmission, SK protection, fragments and the datagrams to the gateway.
+    ex: Exchange,
     nat: NatStatus,
-    nat_t: bool,
-    spi_i: u64,
-    spi_r: u64,
-    ni: Vec<u8>,
-    nr: Vec<u8>,
-    ke: Option<KeyExchange>,
-    cookie: Option<Vec<u8>>,
-    init_retries: u32,
-    /// The IKE_SA_INIT request and response as sent/received: signed in AUTH (§2.15).
-    init_request: Vec<u8>,
-    init_response: Vec<u8>,
-    suite: Option<IkeSuite>,
-    keys: Option<IkeKeys>,
-    next_message_id: u32,
-    pending: Option<Pending>,
-    /// Next request ID we expect from the gateway, and our cached answer to the previous one (§2.2).
-    peer_next_id: u32,
-    last_response: Option<(u32, Vec<Vec<u8>>)>,
+    /// IKE_SA_INIT: nonces, key exchange, cookie, the messages AUTH signs.
+    hs: Handshake,
+    /// IKE_AUTH: who proved what, and the EAP conversation.
+    auth: Authentication,
     /// Last time we heard from the gateway (authenticated IKE or ESP), for DPD.
     last_heard: Instant,
     next_keepalive: Option<Instant>,
-    /// Reassembly of an RFC 7383 fragmented message (only for the message ID we expect).
-    reassembly: Option<Reassembly>,
-    /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED.
-    fragmentation: bool,
     child_spi_in: u32,
     /// Installed Child SAs (more than one only during a rekey).
     children: Vec<ChildState>,
-    /// We are the original initiator of this IKE SA (false after a rekey the gateway started, §2.18).
-    initiator: bool,
     /// Our rekey in flight.
     rekey: Option<Rekey>,
     ike_rekey_at: Option<Instant>,
@@ -289,23 +234,11 @@ pub struct IkeSa {
     mobike_cookie2: Option<Vec<u8>>,
     /// The gateway's last NAT_DETECTION_DESTINATION_IP: our address as it sees it (RFC 4555 §3.8).
     natd_seen: Option<Vec<u8>>,
-    /// IKE_AUTH verified: the IKE SA exists on both sides.
-    peer_authenticated: bool,
-    /// The EAP conversation (§2.16), and whether it ended in success.
-    eap: Option<EapPeer>,
-    eap_done: bool,
-    /// IDr from the first IKE_AUTH response (EAP continues without it).
-    gateway_id: Option<Identification>,
-    /// The gateway sent CERTREQ in IKE_SA_INIT (it asks for certificates).
-    gateway_sent_certreq: bool,
-    /// SIGNATURE_HASH_ALGORITHMS the gateway announced (RFC 7427 §4).
-    peer_hash_algorithms: Vec<u16>,
     /// (Instant, unix seconds) at the same moment, for certificate validity checks.
     clock: (Instant, u64),
-    transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     /// Why we are closing when it is not the user's wish (a redirect, RFC 5685): reported in [`Event::Closed`].
-    close_reason: Option<IkeError>,
+    close_reason: Option<CloseReason>,
     /// CRLs and OCSP answers about the gateway's certificate chain, fetched by the driver.
     revocation: revocation::RevocationFetch,
     /// The key exchange group for Child SA rekeys (PFS) when the gateway asked for another one than our first
@@ -315,10 +248,6 @@ pub struct IkeSa {
     agreed_ts: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
     /// The port of our NAT-T socket (our address once IKE floats to port 4500).
     local_natt_port: u16,
-    /// An error notification in an (unauthenticated) IKE_SA_INIT response, kept while we wait for a real
-    /// answer (§2.21.1), with the number of our transmissions it answered and the last of them; reported if
-    /// no valid answer comes.
-    init_error: Option<(IkeError, u32, u32)>,
 }
 
 /// Whether every selector of `got` (at least one) lies inside one of `within` (§2.9: narrowing only).
@@ -368,36 +297,20 @@ impl IkeSa {
             child_spi_in = rng.next_u32();
         }
         let ke = KeyExchange::generate(group, &mut rng)?;
+        let nat_t = remote.port() != IKE_PORT;
+        let ex = Exchange::new(spi_i, local, remote, nat_t, config.fragment_mtu, config.retransmit);
         let mut sa = IkeSa {
             config,
             rng,
             state: State::Connecting,
-            local,
-            remote,
+            ex,
             nat: NatStatus::default(),
-            nat_t: remote.port() != IKE_PORT,
-            spi_i,
-            spi_r: 0,
-            ni,
-            nr: Vec::new(),
-            ke: Some(ke),
-            cookie: None,
-            init_retries: 0,
-            init_request: Vec::new(),
-            init_response: Vec::new(),
-            suite: None,
-            keys: None,
-            next_message_id: 0,
-            pending: None,
-            peer_next_id: 0,
-            last_response: None,
-            reassembly: None,
+            hs: Handshake::new(ni, ke),
+            auth: Authentication::default(),
             last_heard: now,
             next_keepalive: None,
-            fragmentation: false,
             child_spi_in,
             children: Vec::new(),
-            initiator: true,
             rekey: None,
             ike_rekey_at: None,
             reauth_at: None,
@@ -407,21 +320,13 @@ impl IkeSa {
             mobike: false,
             mobike_cookie2: None,
             natd_seen: None,
-            peer_authenticated: false,
-            eap: None,
-            eap_done: false,
-            gateway_id: None,
-            peer_hash_algorithms: Vec::new(),
-            gateway_sent_certreq: false,
             clock: (now, 0),
-            transmits: VecDeque::new(),
             events: VecDeque::new(),
             close_reason: None,
             revocation: Default::default(),
             child_ke_group: None,
             agreed_ts: None,
             local_natt_port: NATT_PORT,
-            init_error: None,
         };
         sa.send_init(now);
         Ok(sa)
@@ -441,29 +346,29 @@ impl IkeSa {
     /// there (RFC 3948 §2.2, RFC 4555 §3.8).
     pub fn set_local_natt_port(&mut self, port: u16) {
         self.local_natt_port = port;
-        if self.nat_t {
-            self.local.set_port(port);
+        if self.ex.nat_t {
+            self.ex.local.set_port(port);
         }
     }
 
     /// Our SPI (initiator SPI).
     pub fn spi_i(&self) -> u64 {
-        self.spi_i
+        self.ex.spi_i
     }
 
     /// The gateway's current address (port 4500 once NAT-T is in use).
     pub fn remote(&self) -> SocketAddr {
-        self.remote
+        self.ex.remote
     }
 
     /// Whether IKE (and so ESP) runs on the NAT-T socket.
     pub fn nat_t(&self) -> bool {
-        self.nat_t
+        self.ex.nat_t
     }
 
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.ex.poll_transmit()
     }
 
     /// Next event.
@@ -473,7 +378,7 @@ impl IkeSa {
 
     /// When to call [`IkeSa::handle_timeout`] next, and why.
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
-        let mut next = self.pending.as_ref().map(|p| (p.deadline, Timer::Retransmit));
+        let mut next = self.ex.retransmit_deadline().map(|t| (t, Timer::Retransmit));
         let mut consider = |t: Option<Instant>, kind: Timer| {
             if let Some(t) = t {
                 if next.is_none_or(|(n, _)| t < n) {
@@ -484,7 +389,7 @@ impl IkeSa {
         consider(self.next_keepalive, Timer::Keepalive);
         consider(self.dpd_deadline(), Timer::Dpd);
         consider(self.revocation_deadline(), Timer::Revocation);
-        if self.pending.is_none() {
+        if !self.ex.busy() {
             consider(self.next_rekey_deadline(), Timer::Rekey);
         }
         next
@@ -493,7 +398,7 @@ impl IkeSa {
     /// When a liveness check is due: established, idle, and nothing heard for the DPD interval.
     fn dpd_deadline(&self) -> Option<Instant> {
         let interval = self.config.dpd?;
-        (self.state == State::Established && self.pending.is_none()).then_some(self.last_heard + interval)
+        (self.state == State::Established && !self.ex.busy()).then_some(self.last_heard + interval)
     }
 
     /// The data plane saw authenticated ESP from the gateway: it is alive (no DPD needed).
@@ -518,11 +423,10 @@ impl IkeSa {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.revocation_timeout(now);
         if self.next_keepalive.is_some_and(|t| now >= t) {
-            // One 0xFF byte on the NAT-T socket keeps the NAT mapping (RFC 3948 §2.3).
-            self.transmits.push_back(Transmit { socket: SocketKind::NatT, remote: self.remote, payload: vec![0xff] });
+            self.ex.send_keepalive();
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
         }
-        if self.pending.is_none() && self.state == State::Established {
+        if !self.ex.busy() && self.state == State::Established {
             if self.send_next_queued(now) {
                 return;
             }
@@ -555,35 +459,19 @@ impl IkeSa {
             }
             return;
         }
-        let Some(p) = self.pending.as_mut() else { return };
-        if now < p.deadline {
-            return;
+        let Some(GaveUp { kind, tries, waited }) = self.ex.handle_timeout(now) else { return };
+        warn!(?kind, tries, "no response from gateway, giving up");
+        if kind == RequestKind::Delete || self.state == State::Closing {
+            // We were leaving anyway.
+            self.finish(CloseReason::Local);
+        } else if kind == RequestKind::Dpd {
+            self.finish(CloseReason::Error(IkeError::DeadPeer { waited }));
+        } else if let (RequestKind::Init, Some((e, _, _))) = (kind, self.hs.error.take()) {
+            // Only unauthenticated errors came back: now they are the answer (§2.21.1).
+            self.finish(CloseReason::Error(e));
+        } else {
+            self.finish(CloseReason::Error(IkeError::Timeout { tries, waited }));
         }
-        let retransmit = self.config.retransmit;
-        if p.sends >= p.max_sends {
-            let waited = now.saturating_duration_since(p.first_sent);
-            let kind = p.kind;
-            let tries = p.sends;
-            self.pending = None;
-            warn!(?kind, tries, "no response from gateway, giving up");
-            if kind == RequestKind::Delete || self.state == State::Closing {
-                // We were leaving anyway.
-                self.finish(None);
-            } else if kind == RequestKind::Dpd {
-                self.finish(Some(IkeError::DeadPeer { waited }));
-            } else if let (RequestKind::Init, Some((e, _, _))) = (kind, self.init_error.take()) {
-                // Only unauthenticated errors came back: now they are the answer (§2.21.1).
-                self.finish(Some(e));
-            } else {
-                self.finish(Some(IkeError::Timeout { tries, waited }));
-            }
-            return;
-        }
-        debug!(kind = ?p.kind, message_id = p.message_id, send = p.sends + 1, "retransmitting");
-        p.deadline = now + retransmit.wait(p.sends);
-        p.sends += 1;
-        let msgs = p.message.clone();
-        self.emit_all(msgs);
     }
 
     /// Ask for [`Event::ReauthenticationDue`] again at `at` (the replacement IKE SA failed).
@@ -591,7 +479,16 @@ impl IkeSa {
         self.reauth_at = Some(at);
     }
 
-    /// Start closing: send a Delete for the IKE SA (§1.4.1). Ends with [`Event::Closed`]`(None)`.
+    /// A reauthenticated IKE SA carries the traffic now (§2.8.3): close this one, with
+    /// [`CloseReason::Reauthenticated`].
+    pub fn retire(&mut self, now: Instant) {
+        if !matches!(self.state, State::Closing | State::Closed) {
+            self.close_reason = Some(CloseReason::Reauthenticated);
+        }
+        self.close(now);
+    }
+
+    /// Start closing: send a Delete for the IKE SA (§1.4.1). Ends with [`Event::Closed`]`(`[`CloseReason::Local`]`)`.
     pub fn close(&mut self, now: Instant) {
         match self.state {
             State::Closed | State::Closing => {}
@@ -600,14 +497,14 @@ impl IkeSa {
                 // Nothing else will be sent; the Delete waits for a request in flight (window size 1, §2.3).
                 self.queue.clear();
                 self.queue.push_back(Queued::DeleteIke);
-                if self.pending.is_none() {
+                if !self.ex.busy() {
                     self.send_next_queued(now);
                 }
             }
             State::Connecting | State::Authenticating => {
                 // No usable IKE SA yet (or our one request is still in flight): just forget it.
-                self.pending = None;
-                self.finish(None);
+                self.ex.cancel();
+                self.finish(CloseReason::Local);
             }
         }
     }
@@ -627,7 +524,7 @@ impl IkeSa {
                 Handling::Drop(reason) => debug!(%reason, "dropped IKE message"),
                 Handling::Fatal(e) => {
                     warn!(%e, "IKE SA failed");
-                    self.abandon(e);
+                    self.abandon(CloseReason::Error(e));
                 }
             }
         }
@@ -636,534 +533,63 @@ impl IkeSa {
     fn handle_inner(&mut self, now: Instant, data: &[u8]) -> Result<(), Handling> {
         let msg = Message::decode(data).map_err(|e| Handling::Drop(e.to_string()))?;
         let h = msg.header;
-        if self.old_ike.as_ref().is_some_and(|o| o.spi_i == h.spi_i && o.spi_r == h.spi_r) {
+        if self.old_ike.as_ref().is_some_and(|o| o.owns(&h)) {
             return self.handle_old_ike(data, &msg);
         }
-        if h.spi_i != self.spi_i {
+        if h.spi_i != self.ex.spi_i {
             return Err(Handling::Drop(format!("unknown SPI {:016x}", h.spi_i)));
         }
         if !h.flags.response {
-            if h.flags.initiator == self.initiator {
+            if h.flags.initiator == self.ex.initiator {
                 return Err(Handling::Drop("request with our own initiator flag".into()));
             }
             return self.handle_peer_request(now, data, msg);
         }
-        let Some(p) = self.pending.as_ref() else {
-            return Err(Handling::Drop("response without a request".into()));
-        };
-        if h.message_id != p.message_id {
-            return Err(Handling::Drop(format!("response to message ID {} (expected {})", h.message_id, p.message_id)));
+        let kind = self.ex.response_to(&h)?;
+        if kind == RequestKind::Init {
+            if h.exchange != ExchangeType::IKE_SA_INIT {
+                return Err(Handling::Drop("not an IKE_SA_INIT response".into()));
+            }
+            return self.handle_init_response(now, data, msg);
         }
-        let kind = p.kind;
+        let payloads = self.ex.open_response(data, &msg, kind.exchange())?;
+        self.last_heard = self.last_heard.max(now);
+        self.handle_response(now, kind, payloads)
+    }
+
+    /// The gateway answered our request of this kind (authenticated; not IKE_SA_INIT).
+    fn handle_response(&mut self, now: Instant, kind: RequestKind, payloads: Vec<Payload>) -> Result<(), Handling> {
         match kind {
-            RequestKind::Init => {
-                if h.exchange != ExchangeType::IKE_SA_INIT {
-                    return Err(Handling::Drop("not an IKE_SA_INIT response".into()));
-                }
-                self.handle_init_response(now, data, msg)
-            }
-            _ => {
-                let expected = match kind {
-                    RequestKind::Auth => ExchangeType::IKE_AUTH,
-                    RequestKind::RekeyChild | RequestKind::RekeyIke => ExchangeType::CREATE_CHILD_SA,
-                    _ => ExchangeType::INFORMATIONAL,
-                };
-                if h.exchange != expected || h.spi_r != self.spi_r {
-                    return Err(Handling::Drop("response does not match our request".into()));
-                }
-                let payloads = self.decrypt(data, &msg)?;
-                self.last_heard = self.last_heard.max(now);
-                self.pending = None;
-                match kind {
-                    RequestKind::Auth => self.handle_auth_response(now, payloads).map_err(Handling::Fatal),
-                    RequestKind::Delete => {
-                        self.finish(None);
-                        Ok(())
-                    }
-                    RequestKind::Init => Ok(()),
-                    RequestKind::Dpd => {
-                        self.check_nat_mapping(&payloads);
-                        Ok(())
-                    }
-                    RequestKind::RekeyChild => self.handle_child_rekey_response(now, payloads).map_err(Handling::Fatal),
-                    RequestKind::RekeyIke => self.handle_ike_rekey_response(now, payloads).map_err(Handling::Fatal),
-                    RequestKind::DeleteChild(spi_in) => {
-                        self.remove_child(spi_in);
-                        Ok(())
-                    }
-                    RequestKind::UpdateAddresses => {
-                        self.handle_update_addresses_response(&payloads).map_err(Handling::Fatal)
-                    }
-                }
-            }
-        }
-    }
-
-    fn handle_init_response(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
-        let payloads = &msg.payloads;
-        if let Some(to) = self.init_redirect(payloads)? {
-            self.pending = None;
-            self.finish(Some(IkeError::Redirected(to)));
-            return Ok(());
-        }
-        if let Some(n) = notify_of(payloads, NotifyType::COOKIE) {
-            if self.init_retries >= MAX_INIT_RETRIES || n.data.is_empty() || n.data.len() > 64 {
-                return self.note_init_error(IkeError::Protocol("COOKIE loop or bad COOKIE"));
-            }
-            debug!("gateway asked for a COOKIE (§2.6)");
-            self.init_retries += 1;
-            self.cookie = Some(n.data.clone());
-            self.pending = None;
-            self.send_init(now);
-            return Ok(());
-        }
-        if let Some(n) = notify_of(payloads, NotifyType::INVALID_KE_PAYLOAD) {
-            let wanted = n
-                .data
-                .get(..2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                .ok_or(Handling::Drop("INVALID_KE_PAYLOAD without group".into()))?;
-            let Some(group) =
-                Group::from_id(wanted).filter(|g| self.config.ike_proposals.iter().any(|p| p.groups.contains(g)))
-            else {
-                return self.note_init_error(IkeError::UnsupportedKeGroup(wanted));
-            };
-            if self.init_retries >= MAX_INIT_RETRIES || self.ke.as_ref().map(|k| k.group()) == Some(group) {
-                return self.note_init_error(IkeError::Protocol("INVALID_KE_PAYLOAD loop"));
-            }
-            info!(group = wanted, "gateway asked for another key exchange group (INVALID_KE_PAYLOAD), retrying");
-            self.init_retries += 1;
-            self.ke = Some(KeyExchange::generate(group, &mut self.rng).map_err(|e| Handling::Fatal(e.into()))?);
-            self.pending = None;
-            self.send_init(now);
-            return Ok(());
-        }
-        if let Some(t) = first_error_notify(payloads) {
-            return self.note_init_error(IkeError::from_notify(t));
-        }
-        if msg.header.spi_r == 0 {
-            return Err(Handling::Drop("IKE_SA_INIT response without responder SPI".into()));
-        }
-        let mut sa = None;
-        let mut ke = None;
-        let mut nonce = None;
-        let mut nat_src = Vec::new();
-        let mut nat_dst = None;
-        let mut hash_algs = Vec::new();
-        for p in payloads {
-            match p {
-                Payload::Sa(s) => sa = Some(s),
-                Payload::Ke(k) => ke = Some(k),
-                Payload::Nonce(n) => nonce = Some(n),
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => nat_src.push(&n.data),
-                Payload::Notify(n) if n.notify_type == NotifyType::SIGNATURE_HASH_ALGORITHMS => {
-                    hash_algs = n.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-                }
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_DESTINATION_IP => {
-                    nat_dst = Some(&n.data)
-                }
-                _ => {}
-            }
-        }
-        let (Some(sa), Some(ke_p), Some(nonce)) = (sa, ke, nonce) else {
-            return Err(Handling::Fatal(IkeError::Protocol("IKE_SA_INIT response lacks SA, KE or Nonce")));
-        };
-        let suite = select_ike(&self.config.ike_proposals, sa).map_err(|e| Handling::Fatal(e.into()))?;
-        let ours = self.ke.take().ok_or(Handling::Fatal(IkeError::Protocol("no key exchange state")))?;
-        if suite.group != ours.group() || ke_p.group != ours.group().id() {
-            return Err(Handling::Fatal(IkeError::Protocol("KE group differs from the chosen group")));
-        }
-        if nonce.len() < 16 || nonce.len() > 256 {
-            return Err(Handling::Fatal(IkeError::Protocol("bad responder nonce length")));
-        }
-        let shared = ours.shared_secret(&ke_p.data).map_err(|e| Handling::Fatal(e.into()))?;
-        self.spi_r = msg.header.spi_r;
-        self.nr = nonce.clone();
-        let keys =
-            IkeKeys::derive(suite.prf, suite.encr, suite.integ, &shared, &self.ni, &self.nr, self.spi_i, self.spi_r)
-                .map_err(|e| Handling::Fatal(e.into()))?;
-        self.keys = Some(keys);
-        self.suite = Some(suite);
-        self.init_error = None;
-        self.init_response = raw.to_vec();
-        self.peer_hash_algorithms = hash_algs;
-        self.gateway_sent_certreq = payloads.iter().any(|p| matches!(p, Payload::CertReq(_)));
-        self.fragmentation =
-            self.config.fragment_mtu > 0 && notify_of(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
-        self.pending = None;
-        self.next_message_id = 1;
-
-        // NAT detection (§2.23): the gateway hashes what it saw; compare with what we know.
-        if let Some(dst) = nat_dst {
-            self.natd_seen = Some(dst.clone());
-            let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local);
-            self.nat.local_behind_nat = dst.as_slice() != expect.as_slice();
-            self.nat.forced = self.config.force_encap;
-            let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote);
-            self.nat.remote_behind_nat = !nat_src.iter().any(|h| h.as_slice() == expect.as_slice());
-            // Behind a NAT, and always with MOBIKE (RFC 4555 §3.3), IKE continues on port 4500: from then on
-            // our address is the NAT-T socket's, and the gateway's NAT detection covers that one.
-            if (self.nat.any() || self.config.mobike) && !self.nat_t {
-                self.nat_t = true;
-                self.remote.set_port(NATT_PORT);
-                self.local.set_port(self.local_natt_port);
-                self.natd_seen = None;
-            }
-        } else if self.config.force_encap {
-            warn!("gateway does not support NAT traversal; cannot force UDP encapsulation");
-        }
-        info!(suite = %suite, nat = ?self.nat, "IKE_SA_INIT done");
-        self.send_auth(now).map_err(Handling::Fatal)
-    }
-
-    /// An IKE_SA_INIT response we cannot go on with (an error notification, a bad COOKIE...) is not
-    /// authenticated, so anyone on the path could have sent it (§2.21.1): note it and keep waiting for a valid
-    /// answer. Fail with it when the retransmissions run out, or once it answered [`INIT_ERROR_REPEATS`] of our
-    /// transmissions (then it is the gateway's answer, and waiting longer only hides the reason).
-    fn note_init_error(&mut self, e: IkeError) -> Result<(), Handling> {
-        let sends = self.pending.as_ref().map_or(0, |p| p.sends);
-        let (count, last) = match self.init_error.take() {
-            Some((_, count, last)) if last == sends => (count, last),
-            Some((_, count, _)) => (count + 1, sends),
-            None => (1, sends),
-        };
-        if count >= INIT_ERROR_REPEATS {
-            return Err(Handling::Fatal(e));
-        }
-        warn!(%e, "unauthenticated IKE_SA_INIT error; waiting for a valid answer (RFC 7296 §2.21.1)");
-        self.init_error = Some((e, count, last));
-        Err(Handling::Drop("unauthenticated IKE_SA_INIT error noted".into()))
-    }
-
-    fn handle_auth_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
-        // The gateway's certificate is judged only with the CRLs and OCSP answers it points to (the driver fetches).
-        let Some(payloads) = self.defer_for_revocation(now, payloads) else { return Ok(()) };
-        let mut idr = None;
-        let mut auth = None;
-        let mut cp = None;
-        let mut sa = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        let mut eap = None;
-        let mut certs = Vec::new();
-        for p in &payloads {
-            match p {
-                Payload::IdR(i) => idr = Some(i),
-                Payload::Auth(a) => auth = Some(a),
-                Payload::Cp(c) if c.cfg_type == CfgType::CFG_REPLY => cp = Some(c),
-                Payload::Sa(s) => sa = Some(s),
-                Payload::TsI(t) => tsi = Some(t),
-                Payload::TsR(t) => tsr = Some(t),
-                Payload::Eap(e) => eap = Some(e),
-                Payload::Cert(c) if c.encoding == cert_encoding::X509_SIGNATURE => certs.push(c.data.as_slice()),
-                _ => {}
-            }
-        }
-        // EAP failures carry the method's own reason (e.g. MSCHAPv2 E=691); let the EAP peer see them first.
-        if let (Some(pkt), true) = (eap, self.eap.is_some()) {
-            if self.eap_done {
-                return Err(IkeError::Protocol("EAP message after EAP success"));
-            }
-            if self.gateway_id.is_none() {
-                // First IKE_AUTH response (§2.16): the gateway proves itself with IDr and AUTH (its certificate)
-                // before any EAP method runs, so no credential of ours reaches a peer that only answered
-                // IKE_SA_INIT. Only with EAP-only authentication (RFC 5998, opted into) may AUTH wait for the end,
-                // and then only mutual, key-generating methods run.
-                let idr = idr.ok_or(IkeError::GatewayNotAuthenticated("its first IKE_AUTH response has no IDr"))?;
-                self.check_remote_id(idr)?;
-                match auth {
-                    Some(a) => {
-                        self.verify_gateway_signature(idr, a, &certs, now)?;
-                        self.peer_authenticated = true;
-                    }
-                    None if self.config.eap_only => {
-                        info!("EAP-only authentication (RFC 5998): the gateway proves itself through the EAP method")
-                    }
-                    None => return Err(IkeError::GatewayNotAuthenticated("it sent no AUTH before EAP")),
-                }
-                self.gateway_id = Some(idr.clone());
-                let authenticated = self.peer_authenticated;
-                if let Some(peer) = self.eap.as_mut() {
-                    peer.set_gateway_authenticated(authenticated);
-                }
-            } else if idr.is_some_and(|i| Some(i) != self.gateway_id.as_ref()) {
-                return Err(IkeError::Protocol("the gateway changed its IDr during EAP"));
-            }
-            let Some(mut peer) = self.eap.take() else { return Err(IkeError::Protocol("no EAP state")) };
-            if self.clock.1 != 0 {
-                peer.set_unix_time(self.unix_time(now));
-            }
-            let action = peer.handle(pkt, &mut self.rng);
-            let msk = peer.msk().map(|m| Zeroizing::new(m.to_vec()));
-            let method = peer.method();
-            self.eap = Some(peer);
-            return match action.map_err(|e| IkeError::Eap(e.to_string()))? {
-                EapAction::Respond(r) => {
-                    self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, vec![Payload::Eap(r)])
-                }
-                EapAction::Success => {
-                    if msk.is_none() && !self.peer_authenticated {
-                        // Without an MSK both final AUTHs are keyed with SK_p, which whoever answered IKE_SA_INIT
-                        // knows: such a method cannot authenticate the gateway (RFC 5998 §4).
-                        return Err(IkeError::GatewayNotAuthenticated("its EAP method derived no key"));
-                    }
-                    info!(?method, msk = msk.is_some(), "EAP succeeded");
-                    self.eap_done = true;
-                    let auth = self.shared_key_auth(msk.as_ref().map(|m| m.as_slice()))?;
-                    self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, vec![Payload::Auth(auth)])
-                }
-                EapAction::Failure => Err(IkeError::Eap("the gateway sent EAP-Failure".into())),
-            };
-        }
-        // Errors about the IKE SA itself come first.
-        if notify_of(&payloads, NotifyType::AUTHENTICATION_FAILED).is_some() {
-            let no_cert = !matches!(self.config.auth, AuthConfig::Certificate(_));
-            if no_cert && self.gateway_sent_certreq && self.gateway_id.is_none() {
-                // Refused before any EAP started although it asked for certificates: it wants ours.
-                return Err(IkeError::ClientCertificateRequired);
-            }
-            return Err(IkeError::AuthenticationFailed);
-        }
-        if eap.is_some() {
-            return Err(IkeError::Protocol("gateway started EAP, which this profile does not use"));
-        }
-        let Some(auth) = auth else {
-            if let Some(t) = first_error_notify(&payloads) {
-                return Err(IkeError::from_notify(t));
-            }
-            return Err(IkeError::Protocol("IKE_AUTH response lacks AUTH"));
-        };
-        let idr = match (idr, self.gateway_id.clone()) {
-            (Some(i), Some(first)) if *i != first => {
-                return Err(IkeError::Protocol("the gateway changed its IDr during EAP"))
-            }
-            (Some(i), _) => i.clone(),
-            // After EAP the gateway's identity came in the first response.
-            (None, Some(i)) => i,
-            (None, None) => return Err(IkeError::Protocol("IKE_AUTH response lacks IDr")),
-        };
-        self.check_remote_id(&idr)?;
-        if self.eap_done {
-            // §2.16: after EAP both AUTH payloads are computed with the MSK (or SK_p when the method has none).
-            let msk = self.eap.as_ref().and_then(|p| p.msk()).map(|m| Zeroizing::new(m.to_vec()));
-            if msk.is_none() && !self.peer_authenticated {
-                return Err(IkeError::GatewayNotAuthenticated("its EAP method derived no key"));
-            }
-            self.verify_shared_key_auth(msk.as_ref().map(|m| m.as_slice()), &idr, auth)?;
-        } else {
-            match (&self.config.gateway_auth, &self.config.auth) {
-                (GatewayAuth::Psk, AuthConfig::Psk(psk)) => {
-                    let psk = psk.clone();
-                    self.verify_shared_key_auth(Some(&psk), &idr, auth)?;
-                }
-                (GatewayAuth::Psk, _) => return Err(IkeError::Config("gateway PSK auth needs a PSK".into())),
-                (GatewayAuth::Certificate(_) | GatewayAuth::Platform(_), _) => {
-                    self.verify_gateway_signature(&idr, auth, &certs, now)?
-                }
-            }
-        }
-        self.peer_authenticated = true;
-        let remote_id = display_identity(&idr);
-        info!(remote_id, "gateway authenticated");
-        if let Some(to) = self.authenticated_redirect(&payloads) {
-            // RFC 5685 §6: authenticated, but sent elsewhere; the gateway has an IKE SA to delete.
-            self.leave_for(now, to);
-            return Ok(());
-        }
-
-        let config = cp.map(parse_config_reply).unwrap_or_default();
-        // The IKE SA is up even if the Child SA failed (§1.2); a VPN without a Child SA is of no use, though.
-        let child_error = first_error_notify(&payloads);
-        let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
-            let e = child_error
-                .map(IkeError::from_notify)
-                .unwrap_or(IkeError::Protocol("IKE_AUTH response lacks the Child SA"));
-            return Err(e);
-        };
-        let (suite, spi_out) = select_esp(&self.config.esp_proposals, sa, false)?;
-        // The gateway may only narrow what we proposed (§2.9), never widen it.
-        if !ts_within(tsi, &self.config.ts_i) || !ts_within(tsr, &self.config.ts_r) {
-            warn!(?tsi, ?tsr, "gateway answered with traffic selectors outside what we proposed");
-            return Err(IkeError::TsUnacceptable);
-        }
-        let ike_suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let ck = ChildKeys::derive(ike_suite.prf, &keys.sk_d, None, &self.ni, &self.nr, suite.encr, suite.integ);
-        let info = SessionInfo {
-            ike_suite,
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            local_id: display_identity(&self.config.local_id),
-            remote_id,
-            nat: self.nat,
-            config,
-        };
-        self.mobike = self.config.mobike && notify_of(&payloads, NotifyType::MOBIKE_SUPPORTED).is_some();
-        self.set_state(State::Established);
-        self.last_heard = now;
-        // Keepalives only matter behind a real NAT (RFC 3948 §4); forced encapsulation alone has no mapping to keep.
-        if self.nat_t && self.nat.local_behind_nat {
-            self.next_keepalive = self.config.keepalive.map(|k| now + k);
-        }
-        self.events.push_back(Event::Established(info));
-        self.agreed_ts = Some((tsi.clone(), tsr.clone()));
-        self.install_child(now, suite, self.child_spi_in, spi_out, ck, true, tsi.clone(), tsr.clone(), None);
-        self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
-        self.reauth_at = self.rekey_time(now, self.config.reauth_lifetime);
-        self.note_auth_lifetime(now, &payloads);
-        Ok(())
-    }
-
-    /// AUTH_LIFETIME (RFC 4478): the gateway wants us to authenticate again within this many seconds.
-    /// Reauthenticate at 90% of it (minus jitter), or earlier if our own `reauth_lifetime` says so; at least
-    /// [`MIN_AUTH_LIFETIME`] from now, so a gateway cannot make us reconnect in a loop.
-    fn note_auth_lifetime(&mut self, now: Instant, payloads: &[Payload]) {
-        let Some(n) = notify_of(payloads, NotifyType::AUTH_LIFETIME) else { return };
-        let Some(secs) = n.data.first_chunk::<4>().map(|b| u32::from_be_bytes(*b)) else {
-            debug!("AUTH_LIFETIME without a lifetime; ignored");
-            return;
-        };
-        let lifetime = std::time::Duration::from_secs(u64::from(secs)).mul_f64(0.9).max(MIN_AUTH_LIFETIME);
-        if let Some(at) = self.rekey_time(now, Some(lifetime)) {
-            info!(secs, "the gateway asks us to reauthenticate (AUTH_LIFETIME)");
-            self.reauth_at = Some(self.reauth_at.map_or(at, |t| t.min(at)));
-        }
-    }
-
-    /// The gateway's IDr against the identity we expect (a loose expectation is checked against the
-    /// certificate instead, in [`IkeSa::verify_gateway_signature`]).
-    fn check_remote_id(&self, idr: &Identification) -> Result<(), IkeError> {
-        match &self.config.remote_id {
-            Some(expected) if expected != idr && !self.config.remote_id_loose => {
-                Err(IkeError::IdentityMismatch { expected: display_identity(expected), got: display_identity(idr) })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The responder's signed octets: RealMessage2 | Ni | prf(SK_pr, IDr') (§2.15).
-    fn responder_octets(&self, idr: &Identification) -> Result<Vec<u8>, IkeError> {
-        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        Ok(signed_octets(suite.prf, &keys.sk_pr, &self.init_response, &self.ni, idr))
-    }
-
-    /// Our signed octets: RealMessage1 | Nr | prf(SK_pi, IDi') (§2.15).
-    fn initiator_octets(&self) -> Result<Vec<u8>, IkeError> {
-        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        Ok(signed_octets(suite.prf, &keys.sk_pi, &self.init_request, &self.nr, &self.config.local_id))
-    }
-
-    /// Our shared-key AUTH (§2.15) with `key`, or SK_pi when there is none (EAP methods without MSK, §2.16).
-    fn shared_key_auth(&self, key: Option<&[u8]>) -> Result<AuthPayload, IkeError> {
-        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let octets = self.initiator_octets()?;
-        let key = key.unwrap_or(&keys.sk_pi);
-        Ok(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: psk_auth(suite.prf, key, &octets).to_vec() })
-    }
-
-    /// Check the gateway's shared-key AUTH with `key`, or SK_pr when there is none.
-    fn verify_shared_key_auth(
-        &self,
-        key: Option<&[u8]>,
-        idr: &Identification,
-        auth: &AuthPayload,
-    ) -> Result<(), IkeError> {
-        if auth.method != AuthMethod::SHARED_KEY_MIC {
-            return Err(IkeError::Protocol("gateway used another AUTH method than a shared key"));
-        }
-        let suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let octets = self.responder_octets(idr)?;
-        let expect = psk_auth(suite.prf, key.unwrap_or(&keys.sk_pr), &octets);
-        if !crypto::constant_time_eq(&expect, &auth.data) {
-            return Err(IkeError::PeerAuthenticationFailed);
-        }
-        Ok(())
-    }
-
-    /// Validate the gateway's certificate chain against the policy and IDr, then its signature AUTH.
-    fn verify_gateway_signature(
-        &self,
-        idr: &Identification,
-        auth: &AuthPayload,
-        certs: &[&[u8]],
-        now: Instant,
-    ) -> Result<(), IkeError> {
-        if auth.method == AuthMethod::SHARED_KEY_MIC {
-            return Err(IkeError::Protocol("gateway used a pre-shared key but we expect a certificate"));
-        }
-        if auth.method == AuthMethod::RSA_SIG && !self.config.legacy_rsa_sha1 {
-            // We announced SHA-2 only (RFC 7427 §4); SHA-1 signatures only for legacy gateways, opted into.
-            return Err(IkeError::Protocol(
-                "gateway signed with RSA and SHA-1 (AUTH method 1); set ike.legacy_rsa_sha1 to accept it",
-            ));
-        }
-        // The identity we expect by default (the gateway's address) must be in its certificate even when the
-        // IDr names something else.
-        let loose = self.config.remote_id.as_ref().filter(|e| self.config.remote_id_loose && *e != idr);
-        let octets = self.responder_octets(idr)?;
-        match &self.config.gateway_auth {
-            GatewayAuth::Psk => Err(IkeError::Protocol("gateway authenticated with a signature but we expect a PSK")),
-            GatewayAuth::Certificate(policy) => {
-                let time = self.unix_time(now);
-                let peer =
-                    crypto::validate_gateway_online(certs, idr, policy, self.fetched_crls(), self.ocsp_answer(), time)
-                        .map_err(IkeError::Certificate)?;
-                if let (Some(expected), Some(leaf)) = (loose, certs.first()) {
-                    crypto::cert_names_identity(leaf, expected).map_err(IkeError::Certificate)?;
-                }
-                peer.verify_auth(auth.method, &auth.data, &octets).map_err(|_| IkeError::PeerAuthenticationFailed)?;
-                info!(subject = %peer.subject(), "gateway certificate valid");
+            RequestKind::Auth => self.handle_auth_response(now, payloads).map_err(Handling::Fatal),
+            RequestKind::Delete => {
+                self.finish(CloseReason::Local);
                 Ok(())
             }
-            GatewayAuth::Platform(evaluator) => {
-                // The platform (Android, Apple) vouches for the chain only; the identity rule is ours, the same
-                // as with our own anchors: the certificate names the IDr and, when loose, the expected identity.
-                let leaf = certs.first().ok_or(IkeError::Protocol("gateway sent no certificate"))?;
-                crypto::cert_names_identity(leaf, idr).map_err(IkeError::Certificate)?;
-                if let Some(expected) = loose {
-                    crypto::cert_names_identity(leaf, expected).map_err(IkeError::Certificate)?;
-                }
-                let chain: Vec<Vec<u8>> = certs.iter().map(|c| c.to_vec()).collect();
-                evaluator.evaluate(&chain, host_name(loose.unwrap_or(idr)).as_deref()).map_err(IkeError::Untrusted)?;
-                crypto::verify_auth(leaf, auth.method, &auth.data, &octets)
-                    .map_err(|_| IkeError::PeerAuthenticationFailed)?;
-                info!("gateway certificate accepted by the platform");
+            RequestKind::Init => Ok(()),
+            RequestKind::Dpd => {
+                self.check_nat_mapping(&payloads);
                 Ok(())
             }
+            RequestKind::RekeyChild => self.handle_child_rekey_response(now, payloads).map_err(Handling::Fatal),
+            RequestKind::RekeyIke => self.handle_ike_rekey_response(now, payloads).map_err(Handling::Fatal),
+            RequestKind::DeleteChild(spi_in) => {
+                self.remove_child(spi_in);
+                Ok(())
+            }
+            RequestKind::UpdateAddresses => self.handle_update_addresses_response(&payloads).map_err(Handling::Fatal),
         }
-    }
-
-    /// Wall-clock seconds at `now`, from the time the driver gave with [`IkeSa::set_unix_time`].
-    fn unix_time(&self, now: Instant) -> u64 {
-        let (base_instant, base_unix) = self.clock;
-        base_unix.saturating_add(now.saturating_duration_since(base_instant).as_secs())
     }
 
     /// The gateway authenticated itself (its AUTH verified; after EAP, the final MSK-based AUTH) and the IKE SA
     /// is up: only then is anything it asks for acted on.
     fn gateway_trusted(&self) -> bool {
-        self.peer_authenticated && matches!(self.state, State::Established | State::Closing)
-    }
-
-    /// Whether an SK message or SKF fragment carries a valid integrity check under the current keys (§3.14).
-    fn authentic(&self, raw: &[u8], msg: &Message) -> bool {
-        let Some(keys) = self.keys.as_ref() else { return false };
-        let cipher = keys.inbound(self.initiator);
-        msg.payloads.iter().any(|p| match p {
-            Payload::Sk(sk) => cipher.open(raw, sk.offset + 4).is_ok(),
-            Payload::Skf(f) => self.fragmentation && cipher.open(raw, f.offset + 8).is_ok(),
-            _ => false,
-        })
+        self.auth.peer_authenticated && matches!(self.state, State::Established | State::Closing)
     }
 
     /// Answer a request from the gateway (§1.4, §1.5).
     fn handle_peer_request(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
         let h = msg.header;
-        if self.keys.is_none() || h.spi_r != self.spi_r {
+        if self.ex.keys.is_none() || h.spi_r != self.ex.spi_r {
             return Err(Handling::Drop("request before the IKE SA exists".into()));
         }
         if !self.gateway_trusted() {
@@ -1172,30 +598,8 @@ impl IkeSa {
             // and it gets no answer (RFC 7296 §2.21.2: no request before the IKE SA is authenticated).
             return Err(Handling::Drop("request from a gateway that has not authenticated yet".into()));
         }
-        if let Some((id, resp)) = &self.last_response {
-            if *id == h.message_id {
-                // Only an authentic retransmission is answered (an unauthenticated copy could make us reflect
-                // our cached response at will).
-                if !self.authentic(raw, &msg) {
-                    return Err(Handling::Drop("retransmitted request does not authenticate".into()));
-                }
-                // A fragmented retransmission: answer once, on its first fragment (RFC 7383 §2.6.1).
-                let first_fragment =
-                    msg.payloads.iter().all(|p| !matches!(p, Payload::Skf(f) if f.fragment_number != 1));
-                if first_fragment {
-                    debug!(message_id = id, "gateway retransmitted a request, resending our response");
-                    let resp = resp.clone();
-                    self.emit_all(resp);
-                }
-                return Ok(());
-            }
-        }
-        if h.message_id != self.peer_next_id {
-            return Err(Handling::Drop(format!("request ID {} (expected {})", h.message_id, self.peer_next_id)));
-        }
-        let payloads = self.decrypt(raw, &msg)?;
+        let Some(payloads) = self.ex.open_request(raw, &msg)? else { return Ok(()) };
         self.last_heard = self.last_heard.max(now);
-        self.peer_next_id = self.peer_next_id.wrapping_add(1);
         let mut reply = Vec::new();
         let mut close = None;
         let mut redirect = None;
@@ -1208,7 +612,10 @@ impl IkeSa {
                         Payload::Delete(d) if d.protocol == ProtocolId::IKE => {
                             info!("gateway deleted the IKE SA");
                             // Our own Delete crossed the gateway's: we were closing anyway.
-                            close = Some((self.state != State::Closing).then_some(IkeError::DeletedByPeer));
+                            close = Some(match self.state {
+                                State::Closing => CloseReason::Local,
+                                _ => CloseReason::DeletedByPeer,
+                            });
                         }
                         Payload::Delete(d) if d.protocol == ProtocolId::ESP => {
                             let mut ours = Vec::new();
@@ -1235,17 +642,14 @@ impl IkeSa {
             }
             _ => return Err(Handling::Drop("unexpected request exchange type".into())),
         }
-        let header = ike_header(self.spi_i, self.spi_r, h.exchange, self.initiator, true, h.message_id);
-        let resp = self.encrypt(header, &reply).map_err(Handling::Fatal)?;
-        self.last_response = Some((h.message_id, resp.clone()));
-        self.emit_all(resp);
+        self.ex.respond(&h, &reply, &mut self.rng).map_err(Handling::Fatal)?;
         if let Some(sw) = self.pending_switch.take() {
             // Our answer to the gateway's IKE rekey is out: the new IKE SA is the gateway's (§2.18).
             self.switch_ike_sa(now, sw.suite, &sw.shared, &sw.ni, &sw.nr, sw.spi_i, sw.spi_r, false)
                 .map_err(Handling::Fatal)?;
         }
         if let Some(reason) = close {
-            self.pending = None;
+            self.ex.cancel();
             self.finish(reason);
         } else if let Some(to) = redirect {
             // RFC 5685 §5: our (empty) answer is out; now leave for the new gateway.
@@ -1254,148 +658,7 @@ impl IkeSa {
         Ok(())
     }
 
-    fn send_init(&mut self, now: Instant) {
-        let Some(ke) = self.ke.as_ref() else { return };
-        let mut payloads = Vec::new();
-        if let Some(c) = &self.cookie {
-            payloads.push(Payload::Notify(Notify::new(NotifyType::COOKIE, c.clone())));
-        }
-        // Proposals with the group of our KE payload first, so the gateway can pick it without a round trip.
-        let proposals = self.ike_proposals_for(ke.group(), Vec::new());
-        payloads.push(Payload::Sa(proposals));
-        payloads.push(Payload::Ke(KePayload { group: ke.group().id(), data: ke.public_value().to_vec() }));
-        payloads.push(Payload::Nonce(self.ni.clone()));
-        let src = if self.config.force_encap {
-            let mut fake = vec![0u8; 20];
-            self.rng.fill_bytes(&mut fake);
-            fake
-        } else {
-            crypto::nat_detection_hash(self.spi_i, 0, self.local).to_vec()
-        };
-        payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)));
-        let dst = crypto::nat_detection_hash(self.spi_i, 0, self.remote).to_vec();
-        payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)));
-        if self.config.fragment_mtu > 0 {
-            payloads.push(Payload::Notify(Notify::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, vec![])));
-        }
-        let hashes: Vec<u8> = crypto::SUPPORTED_HASH_IDS.iter().flat_map(|h| h.to_be_bytes()).collect();
-        payloads.push(Payload::Notify(Notify::new(NotifyType::SIGNATURE_HASH_ALGORITHMS, hashes)));
-        if let Some(n) = self.redirect_notify() {
-            payloads.push(Payload::Notify(n));
-        }
-        let header = ike_header(self.spi_i, 0, ExchangeType::IKE_SA_INIT, true, false, 0);
-        let bytes = Message { header, payloads }.encode();
-        self.init_request = bytes.clone();
-        self.start_request(now, RequestKind::Init, 0, vec![bytes]);
-    }
-
-    fn send_auth(&mut self, now: Instant) -> Result<(), IkeError> {
-        let idi = self.config.local_id.clone();
-        let mut payloads = vec![Payload::IdI(idi)];
-        if let AuthConfig::Certificate(creds) = &self.config.auth {
-            for c in &creds.chain {
-                payloads.push(Payload::Cert(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: c.clone() }));
-            }
-        }
-        if self.config.initial_contact {
-            payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, vec![])));
-        }
-        match &self.config.gateway_auth {
-            GatewayAuth::Certificate(policy) => {
-                let hashes = crypto::certreq_hashes(&policy.anchors);
-                if !hashes.is_empty() {
-                    let data = hashes;
-                    payloads.push(Payload::CertReq(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data }));
-                }
-            }
-            // The platform knows its anchors; an empty CERTREQ still asks the gateway for its certificate.
-            GatewayAuth::Platform(_) => payloads
-                .push(Payload::CertReq(CertPayload { encoding: cert_encoding::X509_SIGNATURE, data: Vec::new() })),
-            GatewayAuth::Psk => {}
-        }
-        if let (Some(r), true) = (&self.config.remote_id, self.config.send_remote_id) {
-            payloads.push(Payload::IdR(r.clone()));
-        }
-        match &self.config.auth {
-            AuthConfig::Psk(psk) => {
-                let psk = psk.clone();
-                payloads.push(Payload::Auth(self.shared_key_auth(Some(&psk))?));
-            }
-            AuthConfig::Certificate(creds) => {
-                let ours = creds.signer.schemes();
-                // RFC 7427: pick a scheme whose hash the gateway announced; strongSwan always takes SHA-256.
-                let scheme = SigScheme::select(&ours, &self.peer_hash_algorithms)
-                    .or_else(|| ours.iter().copied().find(|s| s.hash_id() == 2))
-                    .or_else(|| ours.first().copied())
-                    .ok_or_else(|| IkeError::Config("the client key can sign with no scheme".into()))?;
-                let octets = self.initiator_octets()?;
-                let data = crypto::sign_auth(creds.signer.as_ref(), AuthMethod::DIGITAL_SIGNATURE, scheme, &octets)?;
-                payloads.push(Payload::Auth(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data }));
-            }
-            AuthConfig::Eap(cfg) => {
-                // No AUTH payload: we want EAP (§2.16).
-                self.eap = Some(EapPeer::new(cfg.clone()));
-                if self.config.eap_only {
-                    payloads.push(Payload::Notify(Notify::new(NotifyType::EAP_ONLY_AUTHENTICATION, vec![])));
-                }
-            }
-        }
-        let mut attrs = Vec::new();
-        if self.config.request_ipv4 {
-            attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![] });
-            if self.config.request_dns {
-                attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![] });
-            }
-        }
-        if self.config.request_ipv6 {
-            attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP6_ADDRESS, value: vec![] });
-            if self.config.request_dns {
-                attrs.push(ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP6_DNS, value: vec![] });
-            }
-        }
-        if !attrs.is_empty() {
-            payloads.push(Payload::Cp(ConfigPayload { cfg_type: CfgType::CFG_REQUEST, attributes: attrs }));
-        }
-        payloads.push(Payload::Notify(Notify::new(NotifyType::ESP_TFC_PADDING_NOT_SUPPORTED, vec![])));
-        if self.config.mobike {
-            payloads.push(Payload::Notify(Notify::new(NotifyType::MOBIKE_SUPPORTED, vec![])));
-        }
-        let proposals = self
-            .config
-            .esp_proposals
-            .iter()
-            .enumerate()
-            .map(|(i, p)| p.to_wire((i + 1) as u8, self.child_spi_in, false))
-            .collect();
-        payloads.push(Payload::Sa(proposals));
-        payloads.push(Payload::TsI(self.config.ts_i.clone()));
-        payloads.push(Payload::TsR(self.config.ts_r.clone()));
-        self.set_state(State::Authenticating);
-        self.send_request(now, ExchangeType::IKE_AUTH, RequestKind::Auth, payloads)
-    }
-
-    /// Our IKE SA proposals with `group` moved first in each, so the gateway can take the KE we send along;
-    /// `spi` is empty in IKE_SA_INIT and our new SPI in an IKE SA rekey.
-    fn ike_proposals_for(&self, group: Group, spi: Vec<u8>) -> Vec<wire::Proposal> {
-        self.config
-            .ike_proposals
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let mut p = p.clone();
-                if let Some(pos) = p.groups.iter().position(|g| *g == group) {
-                    let g = p.groups.remove(pos);
-                    p.groups.insert(0, g);
-                }
-                p.to_wire((i + 1) as u8, spi.clone())
-            })
-            .collect()
-    }
-
-    fn request_header(&self, exchange: ExchangeType, message_id: u32) -> Header {
-        ike_header(self.spi_i, self.spi_r, exchange, self.initiator, false, message_id)
-    }
-
+    /// Send a request of ours and retransmit it until answered (window size 1, §2.3).
     fn send_request(
         &mut self,
         now: Instant,
@@ -1403,144 +666,13 @@ impl IkeSa {
         kind: RequestKind,
         payloads: Vec<Payload>,
     ) -> Result<(), IkeError> {
-        let message_id = self.next_message_id;
-        let header = self.request_header(exchange, message_id);
-        let msgs = self.encrypt(header, &payloads)?;
-        self.next_message_id = self.next_message_id.wrapping_add(1);
-        self.start_request(now, kind, message_id, msgs);
-        Ok(())
-    }
-
-    fn start_request(&mut self, now: Instant, kind: RequestKind, message_id: u32, message: Vec<Vec<u8>>) {
-        // A Delete on disconnect is retransmitted at most twice: the user is leaving. A liveness check gives up
-        // after `dpd_tries` retransmissions, so a dead gateway is noticed in bounded time.
-        let retransmits = match kind {
-            RequestKind::Delete => self.config.retransmit.tries.min(2),
-            RequestKind::Dpd => self.config.dpd_tries,
-            _ => self.config.retransmit.tries,
-        };
-        self.pending = Some(Pending {
-            kind,
-            message_id,
-            message: message.clone(),
-            sends: 1,
-            max_sends: retransmits + 1,
-            deadline: now + self.config.retransmit.wait(0),
-            first_sent: now,
-        });
-        self.emit_all(message);
-    }
-
-    fn emit_all(&mut self, messages: Vec<Vec<u8>>) {
-        for m in messages {
-            self.emit(m);
-        }
-    }
-
-    /// Queue an IKE message for sending on the right socket.
-    fn emit(&mut self, message: Vec<u8>) {
-        let (socket, payload) = if self.nat_t {
-            let mut v = Vec::with_capacity(4 + message.len());
-            v.extend_from_slice(&NON_ESP_MARKER);
-            v.extend_from_slice(&message);
-            (SocketKind::NatT, v)
-        } else {
-            (SocketKind::Ike, message)
-        };
-        self.transmits.push_back(Transmit { socket, remote: self.remote, payload });
-    }
-
-    /// Largest IKE message we send unfragmented once fragmentation is negotiated: what fits the configured
-    /// path MTU after the IP and UDP headers and the non-ESP marker (RFC 7383 §2.5.1).
-    fn message_limit(&self) -> usize {
-        let ip = if self.remote.is_ipv4() { 20 } else { 40 };
-        let marker = if self.nat_t { 4 } else { 0 };
-        usize::from(self.config.fragment_mtu).saturating_sub(ip + 8 + marker).max(256)
-    }
-
-    /// Protect a message (§3.14); if it is too large and the gateway supports it, as RFC 7383 fragments.
-    fn encrypt(&mut self, header: Header, payloads: &[Payload]) -> Result<Vec<Vec<u8>>, IkeError> {
-        let limit = self.message_limit();
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let cipher = keys.outbound(self.initiator);
-        let mut inner = Zeroizing::new(Vec::new());
-        let first = wire::encode_chain(payloads, &mut inner);
-        let body_len = cipher.sealed_len(inner.len());
-        if !self.fragmentation || wire::HEADER_LEN + 4 + body_len <= limit {
-            let mut msg = wire::encode_sk_prefix(&header, first, body_len);
-            cipher.seal(&mut msg, &inner, &mut self.rng)?;
-            return Ok(vec![msg]);
-        }
-        // Largest plaintext chunk whose fragment fits the limit (sealed_len grows with the plaintext).
-        let room = limit.saturating_sub(wire::HEADER_LEN + 8);
-        let mut chunk = room;
-        while chunk > 1 && cipher.sealed_len(chunk) > room {
-            chunk -= 1;
-        }
-        let total = inner.len().div_ceil(chunk.max(1));
-        let total = u16::try_from(total).map_err(|_| IkeError::Protocol("message too large to fragment"))?;
-        let mut out = Vec::with_capacity(usize::from(total));
-        for (i, part) in inner.chunks(chunk.max(1)).enumerate() {
-            let number = (i + 1) as u16;
-            let first_inner = if i == 0 { first } else { 0 };
-            let mut msg = wire::encode_skf_prefix(&header, first_inner, number, total, cipher.sealed_len(part.len()));
-            cipher.seal(&mut msg, part, &mut self.rng)?;
-            out.push(msg);
-        }
-        info!(fragments = total, bytes = inner.len(), "sending IKE message in RFC 7383 fragments");
-        Ok(out)
-    }
-
-    /// Authenticate and decrypt an SK message, or collect an SKF fragment (RFC 7383 §2.6); returns the inner
-    /// payloads once the message is whole.
-    fn decrypt(&mut self, raw: &[u8], msg: &Message) -> Result<Vec<Payload>, Handling> {
-        let keys = self.keys.as_ref().ok_or(Handling::Drop("no keys yet".into()))?;
-        for p in &msg.payloads {
-            match p {
-                Payload::Sk(sk) => {
-                    let plain = keys
-                        .inbound(self.initiator)
-                        .open(raw, sk.offset + 4)
-                        .map_err(|e| Handling::Drop(format!("decryption failed: {e}")))?;
-                    return wire::decode_chain(sk.first_inner, &plain, 0)
-                        .map_err(|e| Handling::Drop(format!("inner payloads: {e}")));
-                }
-                Payload::Skf(f) => {
-                    if !self.fragmentation {
-                        return Err(Handling::Drop("IKE fragment although fragmentation was not negotiated".into()));
-                    }
-                    // Authenticate first: forged fragments never take memory.
-                    let plain = keys
-                        .inbound(self.initiator)
-                        .open(raw, f.offset + 8)
-                        .map_err(|e| Handling::Drop(format!("fragment decryption failed: {e}")))?;
-                    let key = (msg.header.message_id, msg.header.flags.response);
-                    let r = self.reassembly.get_or_insert_with(|| Reassembly::new(key));
-                    if r.key != key {
-                        *r = Reassembly::new(key);
-                    }
-                    match r.add(f, plain) {
-                        Ok(Some((first, whole))) => {
-                            self.reassembly = None;
-                            return wire::decode_chain(first, &whole, 0)
-                                .map_err(|e| Handling::Drop(format!("reassembled payloads: {e}")));
-                        }
-                        Ok(None) => return Err(Handling::Drop("fragment stored, waiting for the rest".into())),
-                        Err(reason) => {
-                            self.reassembly = None;
-                            return Err(Handling::Drop(format!("fragment rejected: {reason}")));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Err(Handling::Drop("message is not encrypted".into()))
+        let retransmits = kind.retransmits(&self.config);
+        self.ex.send_request(now, exchange, kind, &payloads, retransmits, &mut self.rng)
     }
 
     /// Send the next queued request if none is in flight; true if one was sent.
     fn send_next_queued(&mut self, now: Instant) -> bool {
-        if self.pending.is_some() || !matches!(self.state, State::Established | State::Closing) {
+        if self.ex.busy() || !matches!(self.state, State::Established | State::Closing) {
             return false;
         }
         match self.queue.pop_front() {
@@ -1550,7 +682,7 @@ impl IkeSa {
                 let payloads = vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
                 if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Delete, payloads) {
                     warn!(%e, "cannot send Delete");
-                    self.finish(None);
+                    self.finish(CloseReason::Local);
                 }
             }
             None => return false,
@@ -1560,19 +692,21 @@ impl IkeSa {
 
     /// Give up the IKE SA: if the gateway considers it established, tell it we are gone (§1.4.1), once, without
     /// waiting for an answer.
-    fn abandon(&mut self, e: IkeError) {
-        self.pending = None;
+    fn abandon(&mut self, reason: CloseReason) {
+        self.ex.cancel();
         let rejected_gateway = matches!(
-            e,
-            IkeError::Certificate(_)
-                | IkeError::PeerAuthenticationFailed
-                | IkeError::Untrusted(_)
-                | IkeError::IdentityMismatch { .. }
-                | IkeError::GatewayNotAuthenticated(_)
+            reason.error(),
+            Some(
+                IkeError::Certificate(_)
+                    | IkeError::PeerAuthenticationFailed
+                    | IkeError::Untrusted(_)
+                    | IkeError::IdentityMismatch { .. }
+                    | IkeError::GatewayNotAuthenticated(_)
+            )
         );
-        let payloads = if self.peer_authenticated {
+        let payloads = if self.auth.peer_authenticated {
             Some(vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })])
-        } else if rejected_gateway && self.keys.is_some() && self.state == State::Authenticating {
+        } else if rejected_gateway && self.ex.keys.is_some() && self.state == State::Authenticating {
             // §2.21.2: we refused the gateway's authentication, which it does not know yet (it may already have
             // set up the SAs): tell it in an INFORMATIONAL of its own, unanswered, as strongSwan does.
             info!("telling the gateway we refused its authentication (AUTHENTICATION_FAILED)");
@@ -1581,12 +715,11 @@ impl IkeSa {
             None
         };
         if let Some(payloads) = payloads {
-            let header = self.request_header(ExchangeType::INFORMATIONAL, self.next_message_id);
-            if let Ok(msgs) = self.encrypt(header, &payloads) {
-                self.emit_all(msgs);
+            if let Err(e) = self.ex.send_unanswered(&payloads, &mut self.rng) {
+                debug!(%e, "cannot tell the gateway we are leaving");
             }
         }
-        self.finish(Some(e));
+        self.finish(reason);
     }
 
     /// Forget a Child SA and tell the data plane.
@@ -1614,21 +747,7 @@ impl IkeSa {
     /// A message on the IKE SA we rekeyed away from: only its Delete matters (§1.3.2).
     fn handle_old_ike(&mut self, raw: &[u8], msg: &Message) -> Result<(), Handling> {
         let Some(old) = self.old_ike.as_ref() else { return Err(Handling::Drop("no old IKE SA".into())) };
-        let Some(keys) = old.keys.as_ref() else { return Err(Handling::Drop("old IKE SA without keys".into())) };
-        let sk = msg
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Sk(e) => Some(e),
-                _ => None,
-            })
-            .ok_or(Handling::Drop("unencrypted message on the old IKE SA".into()))?;
-        let plain = keys
-            .inbound(old.initiator)
-            .open(raw, sk.offset + 4)
-            .map_err(|e| Handling::Drop(format!("old IKE SA: {e}")))?;
-        let payloads =
-            wire::decode_chain(sk.first_inner, &plain, 0).map_err(|e| Handling::Drop(format!("old IKE SA: {e}")))?;
+        let payloads = old.open(raw, msg)?;
         let h = msg.header;
         if h.flags.response {
             debug!("old IKE SA deleted");
@@ -1637,9 +756,8 @@ impl IkeSa {
         }
         // The gateway deletes the old IKE SA (or probes it): answer, then forget it.
         let deletes = payloads.iter().any(|p| matches!(p, Payload::Delete(d) if d.protocol == ProtocolId::IKE));
-        let header = ike_header(old.spi_i, old.spi_r, h.exchange, old.initiator, true, h.message_id);
-        let msg = seal(keys, old.initiator, header, &[], &mut self.rng).map_err(Handling::Fatal)?;
-        self.emit(msg);
+        let msg = old.seal_response(&h, &mut self.rng).map_err(Handling::Fatal)?;
+        self.ex.emit(msg);
         if deletes {
             debug!("gateway deleted the old IKE SA");
             self.old_ike = None;
@@ -1654,91 +772,26 @@ impl IkeSa {
         }
     }
 
-    fn finish(&mut self, reason: Option<IkeError>) {
+    /// The IKE SA is gone: report why (a reason set earlier, a redirect, wins over our own close).
+    fn finish(&mut self, reason: CloseReason) {
         if self.state == State::Closed {
             return;
         }
-        let reason = reason.or_else(|| self.close_reason.take());
+        let reason = match (reason, self.close_reason.take()) {
+            (CloseReason::Local, Some(earlier)) => earlier,
+            (reason, _) => reason,
+        };
         for c in std::mem::take(&mut self.children) {
             self.events.push_back(Event::ChildSaDeleted { inbound_spi: c.spi_in, outbound_spi: c.spi_out });
         }
         self.old_ike = None;
-        self.pending = None;
-        self.keys = None;
+        self.ex.close();
         self.next_keepalive = None;
-        self.reassembly = None;
         self.queue.clear();
         // A deferred IKE_AUTH response and its revocation deadline die with the SA (found by fuzzing, ike_sa).
         self.revocation = Default::default();
         self.set_state(State::Closed);
         self.events.push_back(Event::Closed(reason));
-    }
-}
-
-/// Most fragments we accept for one message, and most bytes (RFC 7383 §2.6 asks for limits).
-const MAX_FRAGMENTS: u16 = 64;
-const MAX_REASSEMBLED: usize = 64 * 1024;
-
-/// A whole message from fragments: the type of its first payload and the inner plaintext.
-type Reassembled = (u8, Zeroizing<Vec<u8>>);
-
-/// Fragments of one message (RFC 7383 §2.6). Only authenticated fragments get here.
-struct Reassembly {
-    /// (message ID, response flag).
-    key: (u32, bool),
-    total: u16,
-    first_inner: u8,
-    parts: Vec<Option<Zeroizing<Vec<u8>>>>,
-    bytes: usize,
-}
-
-impl Reassembly {
-    fn new(key: (u32, bool)) -> Reassembly {
-        Reassembly { key, total: 0, first_inner: 0, parts: Vec::new(), bytes: 0 }
-    }
-
-    /// Add one fragment; the whole message's first payload type and plaintext when complete.
-    fn add(
-        &mut self,
-        f: &wire::EncryptedFragment,
-        plain: Zeroizing<Vec<u8>>,
-    ) -> Result<Option<Reassembled>, &'static str> {
-        if f.total_fragments == 0 || f.total_fragments > MAX_FRAGMENTS {
-            return Err("too many fragments");
-        }
-        if f.fragment_number == 0 || f.fragment_number > f.total_fragments {
-            return Err("fragment number out of range");
-        }
-        if f.total_fragments != self.total {
-            if f.total_fragments < self.total {
-                // An older transmission of the message with other fragment sizes: ignore it (§2.6).
-                return Ok(None);
-            }
-            // A newer retransmission with more fragments replaces what we have.
-            self.total = f.total_fragments;
-            self.parts = (0..f.total_fragments).map(|_| None).collect();
-            self.bytes = 0;
-        }
-        let slot = self.parts.get_mut(usize::from(f.fragment_number - 1)).ok_or("fragment number out of range")?;
-        if slot.is_some() {
-            return Ok(None); // duplicate
-        }
-        if self.bytes + plain.len() > MAX_REASSEMBLED {
-            return Err("reassembled message too large");
-        }
-        self.bytes += plain.len();
-        if f.fragment_number == 1 {
-            self.first_inner = f.first_inner;
-        }
-        *slot = Some(plain);
-        if self.parts.iter().all(Option::is_some) {
-            let mut whole = Zeroizing::new(Vec::with_capacity(self.bytes));
-            for p in self.parts.iter().flatten() {
-                whole.extend_from_slice(p);
-            }
-            return Ok(Some((self.first_inner, whole)));
-        }
-        Ok(None)
     }
 }
 
@@ -1748,109 +801,4 @@ enum Handling {
     Drop(String),
     /// The IKE SA cannot go on.
     Fatal(IkeError),
-}
-
-fn parse_config_reply(cp: &ConfigPayload) -> VirtualConfig {
-    let mut c = VirtualConfig::default();
-    for a in &cp.attributes {
-        let v = a.value.as_slice();
-        match a.attr_type {
-            cfg_attr::INTERNAL_IP4_ADDRESS => {
-                if let Ok(b) = <[u8; 4]>::try_from(v) {
-                    c.ipv4 = Some(Ipv4Addr::from(b));
-                }
-            }
-            cfg_attr::INTERNAL_IP4_NETMASK => {
-                if let Ok(b) = <[u8; 4]>::try_from(v) {
-                    c.ipv4_netmask = Some(Ipv4Addr::from(b));
-                }
-            }
-            cfg_attr::INTERNAL_IP4_DNS => {
-                if let Ok(b) = <[u8; 4]>::try_from(v) {
-                    c.dns.push(IpAddr::V4(Ipv4Addr::from(b)));
-                }
-            }
-            cfg_attr::INTERNAL_IP6_ADDRESS => {
-                if let (Some(a), Some(&p)) = (v.get(..16).and_then(|a| <[u8; 16]>::try_from(a).ok()), v.get(16)) {
-                    if v.len() == 17 && p <= 128 {
-                        c.ipv6 = Some((Ipv6Addr::from(a), p));
-                    }
-                }
-            }
-            cfg_attr::INTERNAL_IP6_DNS => {
-                if let Ok(b) = <[u8; 16]>::try_from(v) {
-                    c.dns.push(IpAddr::V6(Ipv6Addr::from(b)));
-                }
-            }
-            cfg_attr::INTERNAL_IP4_SUBNET => {
-                if let (Some(a), Some(m)) = (v.get(..4), v.get(4..8)) {
-                    if v.len() == 8 {
-                        let m = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
-                        if m.leading_ones() + m.trailing_zeros() == 32 {
-                            let addr = Ipv4Addr::new(a[0], a[1], a[2], a[3]);
-                            if let Ok(cidr) =
-                                parse_cidr(&format!("{}/{}", Ipv4Addr::from(u32::from(addr) & m), m.leading_ones()))
-                            {
-                                c.subnets.push(cidr);
-                            }
-                        }
-                    }
-                }
-            }
-            cfg_attr::INTERNAL_IP6_SUBNET => {
-                if let (Some(a), Some(&p)) = (v.get(..16).and_then(|a| <[u8; 16]>::try_from(a).ok()), v.get(16)) {
-                    if v.len() == 17 {
-                        if let Ok(cidr) = parse_cidr(&format!("{}/{}", Ipv6Addr::from(a), p)) {
-                            c.subnets.push(cidr);
-                        }
-                    }
-                }
-            }
-            cfg_attr::INTERNAL_DNS_DOMAIN => {
-                if let Ok(s) = std::str::from_utf8(v) {
-                    if !s.is_empty() {
-                        c.dns_domains.push(s.to_string());
-                    }
-                }
-            }
-            _ => trace!(attr = a.attr_type, "ignoring configuration attribute"),
-        }
-    }
-    c
-}
-
-/// An identity as the host name an OS trust policy checks (a DNS name or an IP address), if it is one.
-fn host_name(id: &Identification) -> Option<String> {
-    matches!(id.id_type, wire::IdType::ID_FQDN | wire::IdType::ID_IPV4_ADDR | wire::IdType::ID_IPV6_ADDR)
-        .then(|| display_identity(id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_reply_parsing() {
-        let cp = ConfigPayload {
-            cfg_type: CfgType::CFG_REPLY,
-            attributes: vec![
-                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_ADDRESS, value: vec![100, 64, 0, 1] },
-                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![198, 51, 100, 53] },
-                ConfigAttribute { attr_type: cfg_attr::INTERNAL_IP4_DNS, value: vec![1, 2, 3] },
-                ConfigAttribute {
-                    attr_type: cfg_attr::INTERNAL_IP4_SUBNET,
-                    value: vec![198, 51, 100, 0, 255, 255, 255, 0],
-                },
-                ConfigAttribute {
-                    attr_type: cfg_attr::INTERNAL_IP4_SUBNET,
-                    value: vec![198, 51, 100, 0, 255, 0, 255, 0],
-                },
-            ],
-        };
-        let c = parse_config_reply(&cp);
-        assert_eq!(c.ipv4, Some(Ipv4Addr::new(100, 64, 0, 1)));
-        assert_eq!(c.dns, vec![IpAddr::V4(Ipv4Addr::new(198, 51, 100, 53))]);
-        assert_eq!(c.subnets.len(), 1);
-        assert_eq!(c.subnets[0].to_string(), "198.51.100.0/24");
-    }
 }

@@ -22,7 +22,8 @@ use tracing::{info, warn};
 
 use crate::crypto::{RevocationRequest, RevocationResponse};
 use crate::ike::{
-    ChildSa, EspSuite, Event as IkeEvent, GatewayIdentity, IkeConfig, IkeError, IkeSa, SessionInfo, State, Transmit,
+    ChildSa, CloseReason, EspSuite, Event as IkeEvent, GatewayIdentity, IkeConfig, IkeError, IkeSa, SessionInfo, State,
+    Transmit,
 };
 use crate::wire::TrafficSelector;
 
@@ -131,14 +132,15 @@ pub enum Event {
         old_spi_in: u32,
         child: ChildSummary,
     },
-    /// The tunnel failed; the next attempt starts after `delay`.
+    /// The IKE SA closed (it failed, the gateway deleted or redirected it...); the next attempt starts after
+    /// `delay`.
     Reconnecting {
         attempt: u32,
         delay: Duration,
-        reason: IkeError,
+        reason: CloseReason,
     },
-    /// The session is over; `None` after a clean disconnect.
-    Closed(Option<IkeError>),
+    /// The session is over; [`CloseReason::Local`] after a disconnect.
+    Closed(CloseReason),
 }
 
 /// What the runtime does for the session, in order.
@@ -365,7 +367,7 @@ impl Session {
                 Some(addr) => self.redirect_to(now, addr, from, GatewayIdentity::Fqdn(name)),
                 None => {
                     let e = IkeError::Config(format!("cannot resolve {name}, where the gateway redirected us"));
-                    self.finish(Some(e));
+                    self.finish(CloseReason::Error(e));
                 }
             },
             Some(Lookup::Candidate { fallback, tries }) => match addr.or(fallback) {
@@ -393,7 +395,7 @@ impl Session {
         self.closing = true;
         if self.reconnect_at.take().is_some() || self.lookup.take().is_some() {
             // Between attempts: nothing to delete.
-            self.finish(None);
+            self.finish(CloseReason::Local);
             return;
         }
         if let Some(old) = self.retiring.as_mut() {
@@ -419,7 +421,7 @@ impl Session {
         self.actions.push_back(Action::Event(e));
     }
 
-    fn finish(&mut self, reason: Option<IkeError>) {
+    fn finish(&mut self, reason: CloseReason) {
         self.finished = true;
         self.event(Event::Closed(reason));
     }
@@ -476,7 +478,7 @@ impl Session {
                             if let Some(old) = self.retiring.as_mut() {
                                 // Make-before-break: the new Child SA carries the traffic now; delete the old SAs.
                                 info!("reauthenticated: the new IKE SA carries the tunnel, deleting the old one");
-                                old.close(now);
+                                old.retire(now);
                             }
                             Event::Connected { info, child: summary }
                         }
@@ -521,23 +523,23 @@ impl Session {
     }
 
     /// The current IKE SA closed: follow a redirect, fail over, reconnect after a backoff, or end.
-    fn sa_closed(&mut self, now: Instant, mut reason: Option<IkeError>) {
-        if let (Some(IkeError::Redirected(to)), false) = (&reason, self.closing) {
+    fn sa_closed(&mut self, now: Instant, mut reason: CloseReason) {
+        if let (CloseReason::Redirected(to), false) = (&reason, self.closing) {
             match self.follow_redirect(now, &to.clone()) {
                 Ok(()) => return,
-                Err(e) => reason = Some(e),
+                Err(e) => reason = CloseReason::Error(e),
             }
         }
         // Failover: a gateway that does not answer makes way for the next of `gateway.backup` at once; after a
         // whole round without an answer the usual policy applies (from the next one).
-        if let (Some(e @ IkeError::Timeout { .. }), false) = (&reason, self.closing) {
+        if let (CloseReason::Error(IkeError::Timeout { .. }), false) = (&reason, self.closing) {
             let n = 1 + self.config.backups.len();
             if n > 1 {
                 self.candidate = (self.candidate + 1) % n;
                 if self.failovers + 1 < n {
                     self.failovers += 1;
                     warn!(from = %self.gateway, next = self.candidate, "the gateway does not answer; failing over");
-                    let ev = Event::Reconnecting { attempt: self.attempt, delay: Duration::ZERO, reason: e.clone() };
+                    let ev = Event::Reconnecting { attempt: self.attempt, delay: Duration::ZERO, reason };
                     self.event(ev);
                     self.reconnect_at = Some(now);
                     return;
@@ -545,25 +547,27 @@ impl Session {
                 self.failovers = 0;
             }
         }
-        let retry = match (&reason, self.config.reconnect) {
-            (Some(e), Some(p)) if self.connected_once && !self.closing && retriable(e) => {
-                (p.max_attempts == 0 || self.attempt < p.max_attempts).then_some((e.clone(), p))
+        // Our own close ends the session; a failure only if a new attempt can fix it; the gateway's reasons
+        // (its Delete, a redirect we could not follow) and a changed network are reconnected.
+        let worth_retrying = match &reason {
+            CloseReason::Local => false,
+            CloseReason::Error(e) => retriable(e),
+            _ => true,
+        };
+        let retry = match self.config.reconnect {
+            Some(p) if self.connected_once && !self.closing && worth_retrying => {
+                (p.max_attempts == 0 || self.attempt < p.max_attempts).then_some(p)
             }
             _ => None,
         };
         match retry {
-            Some((e, p)) => {
+            Some(p) => {
                 self.attempt += 1;
-                // Reauthentication is planned: no backoff.
-                let delay = if matches!(e, IkeError::Reauthenticate) {
-                    Duration::ZERO
-                } else {
-                    let r = (self.rng.next_u32() >> 16) as u16;
-                    p.delay(self.attempt, f64::from(r) / 65536.0)
-                };
-                warn!(%e, attempt = self.attempt, ?delay, "tunnel lost, reconnecting");
+                let r = (self.rng.next_u32() >> 16) as u16;
+                let delay = p.delay(self.attempt, f64::from(r) / 65536.0);
+                warn!(%reason, attempt = self.attempt, ?delay, "tunnel lost, reconnecting");
                 self.reconnect_at = Some(now + delay);
-                self.event(Event::Reconnecting { attempt: self.attempt, delay, reason: e });
+                self.event(Event::Reconnecting { attempt: self.attempt, delay, reason });
             }
             None => self.finish(reason),
         }
@@ -596,7 +600,7 @@ impl Session {
     fn redirect_to(&mut self, now: Instant, addr: SocketAddr, from: IpAddr, to: GatewayIdentity) {
         info!(from = %self.gateway, to = %addr, "following the gateway's redirect");
         self.redirect = Some((addr, from));
-        let reason = IkeError::Redirected(to);
+        let reason = CloseReason::Redirected(to);
         self.event(Event::Reconnecting { attempt: self.attempt, delay: Duration::ZERO, reason });
         self.reconnect_at = Some(now);
     }
@@ -643,7 +647,7 @@ impl Session {
                 info!(attempt = self.attempt, gateway = %target, "reconnecting");
                 self.sa = sa;
             }
-            Err(e) => self.finish(Some(e)),
+            Err(e) => self.finish(CloseReason::Error(e)),
         }
     }
 

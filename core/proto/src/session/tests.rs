@@ -217,7 +217,7 @@ impl Sim {
         self.events().filter(|e| matches!(e, Event::Connected { .. })).count()
     }
 
-    fn reconnecting(&self) -> Vec<(u32, Duration, IkeError)> {
+    fn reconnecting(&self) -> Vec<(u32, Duration, CloseReason)> {
         self.events()
             .filter_map(|e| match e {
                 Event::Reconnecting { attempt, delay, reason } => Some((*attempt, *delay, reason.clone())),
@@ -226,7 +226,7 @@ impl Sim {
             .collect()
     }
 
-    fn closed(&self) -> Option<&Option<IkeError>> {
+    fn closed(&self) -> Option<&CloseReason> {
         self.events().find_map(|e| match e {
             Event::Closed(r) => Some(r),
             _ => None,
@@ -256,11 +256,11 @@ fn reconnects_with_backoff_after_the_gateway_dies() {
     assert!(sim.run_until(|s| s.reconnecting().len() == 2));
     let r = sim.reconnecting();
     assert_eq!(r[0].0, 1);
-    assert!(matches!(r[0].2, IkeError::DeadPeer { .. }), "{:?}", r[0].2);
+    assert!(matches!(r[0].2, CloseReason::Error(IkeError::DeadPeer { .. })), "{:?}", r[0].2);
     assert!(r[0].1 >= Duration::from_millis(800) && r[0].1 <= Duration::from_millis(1200), "{:?}", r[0].1);
     // The second attempt timed out in IKE_SA_INIT: twice the delay (±20%).
     assert_eq!(r[1].0, 2);
-    assert!(matches!(r[1].2, IkeError::Timeout { .. }), "{:?}", r[1].2);
+    assert!(matches!(r[1].2, CloseReason::Error(IkeError::Timeout { .. })), "{:?}", r[1].2);
     assert!(r[1].1 >= Duration::from_millis(1600) && r[1].1 <= Duration::from_millis(2400), "{:?}", r[1].1);
     sim.gateways[0].config.silent = false;
     assert!(sim.run_until(|s| s.connected() == 2));
@@ -279,7 +279,7 @@ fn no_reconnect_before_the_first_success_or_after_an_authentication_failure() {
     let mut sim = Sim::new(session_config(default_config(), &[]), gateways(ResponderConfig::default()));
     sim.gateways[0].config.silent = true;
     sim.run_until(|s| s.session.is_finished());
-    assert!(matches!(sim.closed(), Some(Some(IkeError::Timeout { .. }))), "{:?}", sim.closed());
+    assert!(matches!(sim.closed(), Some(CloseReason::Error(IkeError::Timeout { .. }))), "{:?}", sim.closed());
     assert!(sim.reconnecting().is_empty());
 
     let mut ike = default_config();
@@ -292,7 +292,7 @@ fn no_reconnect_before_the_first_success_or_after_an_authentication_failure() {
     sim.gateways[0].config.silent = false;
     sim.gateways[0].config.psk = b"another key".to_vec();
     sim.run_until(|s| s.session.is_finished());
-    assert_eq!(sim.closed(), Some(&Some(IkeError::AuthenticationFailed)));
+    assert_eq!(sim.closed(), Some(&CloseReason::Error(IkeError::AuthenticationFailed)));
     assert_eq!(sim.reconnecting().len(), 1);
 }
 
@@ -310,7 +310,7 @@ fn fails_over_to_the_next_backup_that_resolves() {
     assert_eq!(sim.retargets(), vec![IpAddr::V4(GW_C)]);
     let r = sim.reconnecting();
     assert_eq!(r.len(), 1);
-    assert!(matches!(r[0].2, IkeError::Timeout { .. }) && r[0].1 == Duration::ZERO, "{r:?}");
+    assert!(matches!(r[0].2, CloseReason::Error(IkeError::Timeout { .. })) && r[0].1 == Duration::ZERO, "{r:?}");
     let asked: Vec<_> = sim
         .log
         .iter()
@@ -329,7 +329,7 @@ fn a_round_without_an_answer_ends_the_attempt() {
     let config = session_config(default_config(), &["203.0.113.2"]);
     let mut sim = Sim::new(config, gateways(ResponderConfig { silent: true, ..Default::default() }));
     sim.run_until(|s| s.session.is_finished());
-    assert!(matches!(sim.closed(), Some(Some(IkeError::Timeout { .. }))), "{:?}", sim.closed());
+    assert!(matches!(sim.closed(), Some(CloseReason::Error(IkeError::Timeout { .. }))), "{:?}", sim.closed());
     assert_eq!(sim.reconnecting().len(), 1, "one failover, then the round is over");
     assert!(!sim.gateways[0].received.is_empty() && !sim.gateways[1].received.is_empty());
 }
@@ -345,8 +345,11 @@ fn redirect_loop_is_cut_after_five() {
     sim.run_until(|s| s.session.is_finished());
     let r = sim.reconnecting();
     assert_eq!(r.len(), MAX_REDIRECTS, "{r:?}");
-    assert!(r.iter().all(|(_, d, e)| *d == Duration::ZERO && matches!(e, IkeError::Redirected(_))));
-    assert_eq!(sim.closed(), Some(&Some(IkeError::Protocol("redirected more than 5 times within 5 minutes"))));
+    assert!(r.iter().all(|(_, d, e)| *d == Duration::ZERO && matches!(e, CloseReason::Redirected(_))));
+    assert_eq!(
+        sim.closed(),
+        Some(&CloseReason::Error(IkeError::Protocol("redirected more than 5 times within 5 minutes")))
+    );
     assert!(sim.elapsed() < REDIRECT_WINDOW);
     let b = IpAddr::V4(GW_B);
     let a = IpAddr::V4(GW_A);
@@ -421,7 +424,7 @@ fn an_unanswered_revocation_fetch_times_out_as_the_policy_says() {
     strict.run_until(|s| s.session.is_finished());
     assert_eq!(
         strict.closed(),
-        Some(&Some(IkeError::Certificate(CertError::RevocationUnknown(Some(URL.into()))))),
+        Some(&CloseReason::Error(IkeError::Certificate(CertError::RevocationUnknown(Some(URL.into()))))),
         "{:?}",
         strict.closed()
     );
@@ -434,7 +437,11 @@ fn a_fetched_crl_that_revokes_the_gateway_ends_the_session() {
     let (mut sim, gw) = cert_session(Revocation::Relaxed);
     sim.crl = Some(crl(&gw.ca, &[5]));
     sim.run_until(|s| s.session.is_finished());
-    assert!(matches!(sim.closed(), Some(Some(IkeError::Certificate(CertError::Revoked)))), "{:?}", sim.closed());
+    assert!(
+        matches!(sim.closed(), Some(CloseReason::Error(IkeError::Certificate(CertError::Revoked)))),
+        "{:?}",
+        sim.closed()
+    );
     assert!(!sim.log.iter().any(|(_, s)| matches!(s, Seen::Install { .. })), "no Child SA from a revoked gateway");
 }
 
@@ -450,7 +457,7 @@ fn disconnect_while_waiting_to_reconnect_ends_at_once() {
     let now = sim.now;
     sim.session.close(now);
     sim.collect();
-    assert_eq!(sim.closed(), Some(&None));
+    assert_eq!(sim.closed(), Some(&CloseReason::Local));
     assert!(sim.session.poll_transmit().is_none());
     assert!(sim.session.poll_timeout().is_none());
 }

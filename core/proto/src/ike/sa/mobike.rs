@@ -8,21 +8,21 @@ use tracing::{info, warn};
 
 use super::{notify_of, IkeSa, RequestKind, State};
 use crate::crypto;
-use crate::ike::error::IkeError;
+use crate::ike::error::{CloseReason, IkeError};
 use crate::wire::{Notify, NotifyType, Payload};
 
 impl IkeSa {
     /// The platform reports a new local address (another network, a new DHCP lease...). With MOBIKE the SAs
-    /// move (RFC 4555 §3.5); without it the SA is closed with [`IkeError::NetworkChanged`] so the driver
+    /// move (RFC 4555 §3.5); without it the SA is closed with [`CloseReason::NetworkChanged`] so the driver
     /// reconnects. `local` is the address and port our NAT-T socket now sends from.
     pub fn network_changed(&mut self, now: Instant, local: SocketAddr) {
-        if local == self.local && self.state != State::Established {
+        if local == self.ex.local && self.state != State::Established {
             return;
         }
-        self.local = local;
+        self.ex.local = local;
         match self.state {
             State::Established if self.mobike => {
-                if self.pending.is_some() {
+                if self.ex.busy() {
                     // One request at a time (§2.3): update once the current exchange is done.
                     self.queue.push_back(super::rekey::Queued::UpdateAddresses);
                 } else {
@@ -31,7 +31,7 @@ impl IkeSa {
             }
             State::Established => {
                 info!("network changed and the gateway has no MOBIKE: reconnecting");
-                self.abandon(IkeError::NetworkChanged);
+                self.abandon(CloseReason::NetworkChanged);
             }
             // Retransmissions of the handshake simply leave from the new address.
             _ => {}
@@ -47,16 +47,16 @@ impl IkeSa {
             self.rng.fill_bytes(&mut fake);
             fake
         } else {
-            crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local).to_vec()
+            crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.local).to_vec()
         };
-        let dst = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote).to_vec();
+        let dst = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.remote).to_vec();
         let payloads = vec![
             Payload::Notify(Notify::new(NotifyType::UPDATE_SA_ADDRESSES, vec![])),
             Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)),
             Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)),
             Payload::Notify(Notify::new(NotifyType::COOKIE2, cookie2.clone())),
         ];
-        info!(local = %self.local, "MOBIKE: moving the SAs to the new address");
+        info!(local = %self.ex.local, "MOBIKE: moving the SAs to the new address");
         self.mobike_cookie2 = Some(cookie2);
         if let Err(e) =
             self.send_request(now, crate::wire::ExchangeType::INFORMATIONAL, RequestKind::UpdateAddresses, payloads)
@@ -70,8 +70,8 @@ impl IkeSa {
         if !self.mobike {
             return Vec::new();
         }
-        let src = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local).to_vec();
-        let dst = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.remote).to_vec();
+        let src = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.local).to_vec();
+        let dst = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.remote).to_vec();
         vec![
             Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src)),
             Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst)),
@@ -108,17 +108,18 @@ impl IkeSa {
             _ => None,
         }) {
             warn!(notify = %t, "gateway refused the address update: reconnecting");
-            return Err(IkeError::NetworkChanged);
+            self.abandon(CloseReason::NetworkChanged);
+            return Ok(());
         }
         if let Some(d) = notify_of(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP) {
             self.natd_seen = Some(d.data.clone());
-            let expect = crypto::nat_detection_hash(self.spi_i, self.spi_r, self.local);
+            let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.local);
             self.nat.local_behind_nat = d.data.as_slice() != expect.as_slice();
             if self.nat.local_behind_nat && self.config.keepalive.is_some() && self.next_keepalive.is_none() {
                 self.next_keepalive = self.config.keepalive.map(|k| self.last_heard + k);
             }
         }
-        info!(local = %self.local, nat = ?self.nat, "MOBIKE: SAs moved");
+        info!(local = %self.ex.local, nat = ?self.nat, "MOBIKE: SAs moved");
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! IKEv2 Redirect (RFC 5685), initiator side: announce support, and leave for the gateway a REDIRECT names,
 //! in the IKE_SA_INIT response (§3), the IKE_AUTH response (§6) or an INFORMATIONAL request (§5). The IKE SA
-//! then closes with [`IkeError::Redirected`] and the driver connects to the new gateway with REDIRECTED_FROM.
+//! then closes with [`CloseReason::Redirected`] and the driver connects to the new gateway with REDIRECTED_FROM.
 
 use std::time::Instant;
 
@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::rekey::Queued;
 use super::{notify_of, Handling, IkeSa, State};
-use crate::ike::error::IkeError;
+use crate::ike::error::CloseReason;
 use crate::ike::redirect::GatewayIdentity;
 use crate::wire::{Notify, NotifyType, Payload};
 
@@ -33,7 +33,7 @@ impl IkeSa {
             return Err(Handling::Drop("REDIRECT although we did not announce support".into()));
         }
         let (to, nonce) = GatewayIdentity::parse_redirect(&n.data).map_err(|e| Handling::Drop(e.to_string()))?;
-        if nonce != self.ni.as_slice() {
+        if nonce != self.hs.ni.as_slice() {
             return Err(Handling::Drop("REDIRECT in IKE_SA_INIT without our nonce".into()));
         }
         Ok(Some(to))
@@ -56,23 +56,23 @@ impl IkeSa {
     }
 
     /// Leave this gateway for `to`: Delete the IKE SA where the gateway has one, then close with
-    /// [`IkeError::Redirected`].
+    /// [`CloseReason::Redirected`].
     pub(super) fn leave_for(&mut self, now: Instant, to: GatewayIdentity) {
         if matches!(self.state, State::Closing | State::Closed) {
             return;
         }
         info!(%to, "the gateway redirects us");
-        self.close_reason = Some(IkeError::Redirected(to));
-        if self.peer_authenticated && self.keys.is_some() {
+        self.close_reason = Some(CloseReason::Redirected(to));
+        if self.auth.peer_authenticated && self.ex.keys.is_some() {
             self.set_state(State::Closing);
             self.queue.clear();
             self.queue.push_back(Queued::DeleteIke);
-            if self.pending.is_none() {
+            if !self.ex.busy() {
                 self.send_next_queued(now);
             }
         } else {
-            self.pending = None;
-            self.finish(None);
+            self.ex.cancel();
+            self.finish(CloseReason::Local);
         }
     }
 }

@@ -356,8 +356,8 @@ impl IkeSa {
             warn!(?ts_local, ?ts_remote, "gateway widened the traffic selectors in a Child SA rekey");
             return Err(IkeError::TsUnacceptable);
         }
-        let prf = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?.prf;
-        let keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let prf = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?.prf;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let ck = ChildKeys::derive(
             prf,
             &keys.sk_d,
@@ -447,8 +447,8 @@ impl IkeSa {
         chosen.spi = spi_in.to_be_bytes().to_vec();
         let mut nr = vec![0u8; 32];
         self.rng.fill_bytes(&mut nr);
-        let prf = self.suite.ok_or(Handling::Drop("no IKE suite".into()))?.prf;
-        let keys = self.keys.as_ref().ok_or(Handling::Drop("no IKE keys".into()))?;
+        let prf = self.ex.suite.ok_or(Handling::Drop("no IKE suite".into()))?.prf;
+        let keys = self.ex.keys.as_ref().ok_or(Handling::Drop("no IKE keys".into()))?;
         let ck = ChildKeys::derive(
             prf,
             &keys.sk_d,
@@ -480,7 +480,7 @@ impl IkeSa {
     /// Our IKE SA lifetime ran out: CREATE_CHILD_SA with a new IKE SA proposal (§1.3.2).
     pub(super) fn start_ike_rekey(&mut self, now: Instant) -> Result<(), IkeError> {
         self.ike_rekey_at = None;
-        let group = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?.group;
+        let group = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?.group;
         let ke = KeyExchange::generate(group, &mut self.rng)?;
         let mut spi = 0;
         while spi == 0 {
@@ -584,8 +584,8 @@ impl IkeSa {
         spi_nr: u64,
         we_initiated: bool,
     ) -> Result<(), IkeError> {
-        let old_suite = self.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
-        let old_keys = self.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let old_suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let old_keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let (spi_i, spi_r) = (spi_ni, spi_nr);
         let keys = IkeKeys::derive_rekey_with(
             old_suite.prf,
@@ -599,23 +599,7 @@ impl IkeSa {
             spi_i,
             spi_r,
         )?;
-        let old = super::OldIke {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            initiator: self.initiator,
-            keys: self.keys.take(),
-            next_message_id: self.next_message_id,
-        };
-        self.old_ike = Some(old);
-        self.spi_i = spi_i;
-        self.spi_r = spi_r;
-        self.initiator = we_initiated;
-        self.keys = Some(keys);
-        self.suite = Some(suite);
-        self.next_message_id = 0;
-        self.peer_next_id = 0;
-        self.last_response = None;
-        self.reassembly = None;
+        self.old_ike = Some(self.ex.rekeyed(spi_i, spi_r, we_initiated, suite, keys));
         self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
         info!(suite = %suite, spi_i = format_args!("{spi_i:016x}"), spi_r = format_args!("{spi_r:016x}"), "IKE SA rekeyed");
         if we_initiated {
@@ -648,19 +632,9 @@ impl IkeSa {
     /// Send the Delete for the old IKE SA over the old SA, fire and forget (its keys are dropped after).
     fn send_old_ike_delete(&mut self, _now: Instant) {
         let Some(old) = self.old_ike.as_mut() else { return };
-        let header = super::ike_header(
-            old.spi_i,
-            old.spi_r,
-            wire::ExchangeType::INFORMATIONAL,
-            old.initiator,
-            false,
-            old.next_message_id,
-        );
-        old.next_message_id = old.next_message_id.wrapping_add(1);
-        let Some(keys) = old.keys.as_ref() else { return };
         let payloads = [Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
-        match super::seal(keys, old.initiator, header, &payloads, &mut self.rng) {
-            Ok(msg) => self.emit(msg),
+        match old.seal_request(&payloads, &mut self.rng) {
+            Ok(msg) => self.ex.emit(msg),
             Err(e) => warn!(%e, "cannot delete the old IKE SA"),
         }
     }

@@ -131,7 +131,7 @@ impl IkeSa {
             }
             Err(e) => {
                 warn!(%e, "IKE SA failed");
-                self.abandon(e);
+                self.abandon(crate::ike::error::CloseReason::Error(e));
             }
         }
     }

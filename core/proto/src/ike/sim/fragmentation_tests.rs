@@ -382,7 +382,7 @@ fn more_than_64_fragments_are_rejected() {
             assert_eq!(names(&p), HAPPY);
             assert_eq!(theirs.len(), usize::from(count));
         } else {
-            assert!(matches!(closed_with(&p), Some(IkeError::Timeout { tries: 6, .. })));
+            assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Timeout { tries: 6, .. })));
             assert_eq!(theirs.len(), 6 * usize::from(count), "each retransmission answered, never accepted");
         }
     }
@@ -398,7 +398,7 @@ fn reassembled_size_is_limited_to_64_kib() {
             assert_eq!(names(&p), HAPPY, "{len} bytes");
             assert_keys_match(&p);
         } else {
-            assert!(matches!(closed_with(&p), Some(IkeError::Timeout { tries: 6, .. })), "{len} bytes");
+            assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Timeout { tries: 6, .. })), "{len} bytes");
         }
     }
 }
@@ -468,7 +468,7 @@ fn not_negotiated_gateway_does_not_announce() {
     assert_eq!(ours.len(), 6, "one datagram per transmission");
     assert!(ours.iter().all(|d| d.skf().is_none() && d.payload.len() > 3000));
     assert!(responses(&p, ExchangeType::IKE_AUTH).iter().all(|d| d.skf().is_some()));
-    assert!(matches!(closed_with(&p), Some(IkeError::Timeout { tries: 6, .. })));
+    assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Timeout { tries: 6, .. })));
     assert!(p.responder.reassembled.is_empty());
 
     // The same gateway without the misbehaviour: big messages whole in both directions.

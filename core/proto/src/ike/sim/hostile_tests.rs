@@ -202,7 +202,11 @@ fn hole2_eap_md5_without_gateway_auth_cannot_impersonate() {
     finish_as_attacker(&mut p);
     assert!(!reached_established(&p), "impersonated: {:?}", names(&p));
     assert!(eap_sent(&mut p).is_empty(), "no EAP response (no credential) to an unauthenticated peer");
-    assert!(matches!(p.closed(), Some((_, Some(IkeError::GatewayNotAuthenticated(_))))), "{:?}", names(&p));
+    assert!(
+        matches!(p.closed(), Some((_, CloseReason::Error(IkeError::GatewayNotAuthenticated(_))))),
+        "{:?}",
+        names(&p)
+    );
 }
 
 // Hole 3: the same gap with EAP-MSCHAPv2 sent the user's NT-Response (crackable to the NT hash).
@@ -212,7 +216,11 @@ fn hole3_mschapv2_challenge_without_gateway_auth_gets_no_nt_response() {
     let msg = p.responder.seal(1, ExchangeType::IKE_AUTH, true, &[Payload::Eap(mschapv2_challenge(1))]);
     p.inject_to_initiator(&msg);
     assert!(eap_sent(&mut p).is_empty(), "NT-Response sent to an unauthenticated peer");
-    assert!(matches!(p.closed(), Some((_, Some(IkeError::GatewayNotAuthenticated(_))))), "{:?}", names(&p));
+    assert!(
+        matches!(p.closed(), Some((_, CloseReason::Error(IkeError::GatewayNotAuthenticated(_))))),
+        "{:?}",
+        names(&p)
+    );
     // An IDr alone (no AUTH) does not count either.
     let mut p = attacker_pair(eap_config(vec![EapMethod::MsChapV2], false));
     let idr = Payload::IdR(fqdn("gw.example.net"));
@@ -251,7 +259,7 @@ fn hole2_eap_success_before_the_method_finished_is_refused() {
     let success = p.responder.seal(2, ExchangeType::IKE_AUTH, true, &[Payload::Eap(EAP_SUCCESS.to_vec())]);
     p.inject_to_initiator(&success);
     assert!(!reached_established(&p));
-    assert!(matches!(p.closed(), Some((_, Some(IkeError::Eap(_))))), "{:?}", names(&p));
+    assert!(matches!(p.closed(), Some((_, CloseReason::Error(IkeError::Eap(_))))), "{:?}", names(&p));
     // Only our MSCHAPv2 response went out (no AUTH after a premature success).
     assert_eq!(auth_requests(&mut p).len(), 2);
 }
@@ -265,7 +273,7 @@ fn hole2_eap_method_switch_and_idr_change_are_refused() {
     p.inject_to_initiator(&msg);
     let msg = p.responder.seal(2, ExchangeType::IKE_AUTH, true, &[Payload::Eap(eap_request(2, 13, &[0x20]))]);
     p.inject_to_initiator(&msg);
-    assert!(matches!(p.closed(), Some((_, Some(IkeError::Eap(_))))), "{:?}", names(&p));
+    assert!(matches!(p.closed(), Some((_, CloseReason::Error(IkeError::Eap(_))))), "{:?}", names(&p));
 
     let mut p = attacker_pair(eap_config(vec![], true));
     let idr = Payload::IdR(fqdn("gw.example.net"));
@@ -274,7 +282,7 @@ fn hole2_eap_method_switch_and_idr_change_are_refused() {
     let other = Payload::IdR(fqdn("other.example.net"));
     let msg = p.responder.seal(2, ExchangeType::IKE_AUTH, true, &[other, Payload::Eap(md5_challenge(2))]);
     p.inject_to_initiator(&msg);
-    assert!(matches!(p.closed(), Some((_, Some(IkeError::Protocol(_))))), "{:?}", names(&p));
+    assert!(matches!(p.closed(), Some((_, CloseReason::Error(IkeError::Protocol(_))))), "{:?}", names(&p));
 }
 
 /// A CA and a gateway certificate for `names`, with the policy trusting the CA.
@@ -314,7 +322,7 @@ fn hole5_certificate_must_name_the_expected_identity() {
     let vpn = || Some(fqdn("vpn.example.com"));
     // The gateway presents a valid certificate, for another name than the one we expect.
     let p = cert_pair(&["gw.example.net"], vpn(), true);
-    assert!(matches!(closed_with(&p), Some(IkeError::Certificate(CertError::IdentityMismatch { .. }))));
+    assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Certificate(CertError::IdentityMismatch { .. }))));
     // Its certificate names both: fine, whatever its IDr.
     let p = cert_pair(&["gw.example.net", "vpn.example.com"], vpn(), true);
     assert_eq!(p.initiator.state(), State::Established, "{:?}", names(&p));
@@ -323,13 +331,13 @@ fn hole5_certificate_must_name_the_expected_identity() {
     let p = cert_pair(&["gw.example.net", "203.0.113.1"], Some(ip.clone()), true);
     assert_eq!(p.initiator.state(), State::Established, "{:?}", names(&p));
     let p = cert_pair(&["gw.example.net", "203.0.113.9"], Some(ip), true);
-    assert!(matches!(closed_with(&p), Some(IkeError::Certificate(_))));
+    assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Certificate(_))));
     // A strict gateway.id: the IDr itself must match.
     let p = cert_pair(&["gw.example.net", "vpn.example.com"], vpn(), false);
-    assert!(matches!(closed_with(&p), Some(IkeError::IdentityMismatch { .. })));
+    assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::IdentityMismatch { .. })));
     // A CERT chain for another name than its IDr.
     let p = cert_pair(&["other.example.net"], None, false);
-    assert!(matches!(closed_with(&p), Some(IkeError::Certificate(CertError::IdentityMismatch { .. }))));
+    assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Certificate(CertError::IdentityMismatch { .. }))));
 }
 
 /// The message ID of our last CREATE_CHILD_SA request.
@@ -377,7 +385,7 @@ fn hole6_rekey_response_cannot_widen_selectors() {
         assert!(c.ts_r.iter().all(|t| first_r.iter().any(|f| crate::ike::ts::ts_subset(t, f))), "{:?}", c.ts_r);
         assert!(c.ts_i.iter().all(|t| first_i.iter().any(|f| crate::ike::ts::ts_subset(t, f))), "{:?}", c.ts_i);
     }
-    assert!(matches!(p.closed(), Some((_, Some(IkeError::TsUnacceptable)))), "{:?}", names(&p));
+    assert!(matches!(p.closed(), Some((_, CloseReason::Error(IkeError::TsUnacceptable)))), "{:?}", names(&p));
 }
 
 // Hole 6: a Child SA the gateway creates anew (after deleting ours) was checked against what we proposed
@@ -438,7 +446,7 @@ fn hole8_repeated_init_errors_are_reported() {
     let forged = forged_init(&p, NotifyType::NO_PROPOSAL_CHOSEN, vec![]);
     p.inject_to_initiator(&forged);
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::NoProposalChosen));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::NoProposalChosen));
 }
 
 // Hole 9: the gateway's AUTH method 1 (RSA PKCS#1 with SHA-1) was accepted although we announced SHA-2 only.
@@ -456,7 +464,7 @@ fn hole9_rsa_sha1_auth_is_refused_unless_legacy() {
     let msg = p.responder.seal(1, ExchangeType::IKE_AUTH, true, &reply);
     p.inject_to_initiator(&msg);
     match p.closed() {
-        Some((_, Some(IkeError::Protocol(why)))) => assert!(why.contains("SHA-1"), "{why}"),
+        Some((_, CloseReason::Error(IkeError::Protocol(why)))) => assert!(why.contains("SHA-1"), "{why}"),
         other => panic!("{other:?}"),
     }
 }
@@ -567,5 +575,5 @@ fn auth_keyed_with_sk_pr_is_refused() {
     let msg = p.responder.seal(1, ExchangeType::IKE_AUTH, true, &reply);
     p.inject_to_initiator(&msg);
     assert!(!reached_established(&p));
-    assert_eq!(closed_with(&p), Some(IkeError::PeerAuthenticationFailed));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::PeerAuthenticationFailed));
 }

@@ -139,10 +139,10 @@ fn legacy_only_gateway_needs_the_opt_in() {
     let modern = default_config();
     let mut p = Pair::new(modern.clone(), only("3des-sha1-modp1024", "aes256gcm16"));
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::NoProposalChosen));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::NoProposalChosen));
     let mut p = Pair::new(modern.clone(), only("aes256gcm16-prfsha256-x25519", "aes128gcm8"));
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::NoProposalChosen));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::NoProposalChosen));
     // Our defaults carry none of them either.
     let mut c = modern;
     c.ike_proposals = IkeProposal::defaults();
@@ -152,6 +152,6 @@ fn legacy_only_gateway_needs_the_opt_in() {
         p.drive();
         let refused = closed_with(&p);
         // The last suite's IKE part is modern: then the ESP part is what is refused.
-        assert_eq!(refused, Some(IkeError::NoProposalChosen), "{ike} / {esp}");
+        assert_eq!(refused, CloseReason::Error(IkeError::NoProposalChosen), "{ike} / {esp}");
     }
 }

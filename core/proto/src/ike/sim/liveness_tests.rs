@@ -136,7 +136,7 @@ fn gateway_goes_silent(p: &mut Pair, silent: bool) {
 
 fn dead_peer_after(p: &Pair) -> Duration {
     match closed_with(p) {
-        Some(IkeError::DeadPeer { waited }) => waited,
+        CloseReason::Error(IkeError::DeadPeer { waited }) => waited,
         other => panic!("expected DeadPeer, got {other:?}"),
     }
 }
@@ -236,7 +236,7 @@ fn no_dpd_before_established() {
     assert_eq!(p.initiator.poll_timeout(), Some((p.start + s(4), Timer::Retransmit)));
     p.drive();
     assert!(p.timers.iter().all(|(_, k)| *k == Timer::Retransmit));
-    assert!(matches!(closed_with(&p), Some(IkeError::Timeout { tries: 2, .. })));
+    assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Timeout { tries: 2, .. })));
     assert!(keepalives(&p).is_empty());
 }
 
@@ -294,7 +294,7 @@ fn close_while_dpd_is_outstanding() {
     assert_eq!(requests(&p, ExchangeType::INFORMATIONAL).len(), 1, "the DPD went out (and was lost)");
     p.close();
     p.drive();
-    assert_eq!(closed_with(&p), None);
+    assert_eq!(closed_with(&p), CloseReason::Local);
     assert!(p.responder.errors.is_empty(), "{:?}", p.responder.errors);
     assert!(p.responder.sa_dead(), "the gateway processed our Delete");
 }

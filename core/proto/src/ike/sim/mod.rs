@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 pub use responder::{cidr_ts, Responder, ResponderConfig};
 
-use super::{ChildSa, Event, IkeConfig, IkeError, IkeSa, SessionInfo, SocketKind, Timer};
+use super::{ChildSa, CloseReason, Event, IkeConfig, IkeError, IkeSa, SessionInfo, SocketKind, Timer};
 use crate::wire::{EncryptedFragment, Header, Message, Payload};
 
 /// Our address as the initiator knows it (the IKE socket).
@@ -366,6 +366,12 @@ impl Pair {
         self.collect();
     }
 
+    /// Close the initiator as replaced by a reauthenticated IKE SA.
+    pub fn retire(&mut self) {
+        self.initiator.retire(self.now);
+        self.collect();
+    }
+
     /// The session info of the `Established` event.
     pub fn session(&self) -> Option<&SessionInfo> {
         self.events.iter().find_map(|(_, e)| match e {
@@ -383,7 +389,7 @@ impl Pair {
     }
 
     /// The `Closed` event, with its time.
-    pub fn closed(&self) -> Option<(Duration, &Option<IkeError>)> {
+    pub fn closed(&self) -> Option<(Duration, &CloseReason)> {
         self.events.iter().find_map(|(t, e)| match e {
             Event::Closed(r) => Some((*t, r)),
             _ => None,

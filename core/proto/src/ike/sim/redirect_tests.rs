@@ -53,7 +53,7 @@ fn redirect_in_ike_sa_init() {
     let responder = ResponderConfig { redirect_init: Some(to()), ..Default::default() };
     let mut p = Pair::new(default_config(), responder);
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::Redirected(to())));
+    assert_eq!(closed_with(&p), CloseReason::Redirected(to()));
     assert_eq!(requests(&p, ExchangeType::IKE_AUTH).len(), 0, "no IKE_AUTH with the redirecting gateway");
     assert_eq!(p.elapsed(), Duration::ZERO);
 }
@@ -65,7 +65,7 @@ fn redirect_in_ike_sa_init_with_a_wrong_nonce_is_ignored() {
         ResponderConfig { redirect_init: Some(to()), redirect_nonce: Some(vec![0; 32]), ..Default::default() };
     let mut p = Pair::new(default_config(), responder);
     p.drive();
-    assert!(matches!(closed_with(&p), Some(IkeError::Timeout { .. })), "{:?}", p.events);
+    assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Timeout { .. })), "{:?}", p.events);
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn redirect_when_not_announced_is_ignored() {
     let responder = ResponderConfig { redirect_init: Some(to()), ..Default::default() };
     let mut p = Pair::new(c, responder);
     p.drive();
-    assert!(matches!(closed_with(&p), Some(IkeError::Timeout { .. })), "{:?}", p.events);
+    assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Timeout { .. })), "{:?}", p.events);
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn redirect_in_ike_auth_deletes_the_ike_sa() {
     let responder = ResponderConfig { redirect_auth: Some(fqdn.clone()), ..Default::default() };
     let mut p = Pair::new(default_config(), responder);
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::Redirected(fqdn)));
+    assert_eq!(closed_with(&p), CloseReason::Redirected(fqdn));
     // No Child SA was installed; the IKE SA the gateway has is deleted (RFC 5685 §6).
     assert!(!names(&p).iter().any(|n| n == "ChildSaInstalled" || n == "Established!"), "{:?}", names(&p));
     let (_, last) = p.responder.requests.last().expect("the gateway got our Delete");
@@ -97,7 +97,7 @@ fn redirect_in_an_active_session() {
     let mut p = established_pair(default_config(), ResponderConfig::default());
     p.responder.send_informational(vec![Payload::Notify(Notify::new(NotifyType::REDIRECT, to().encode()))]);
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::Redirected(to())));
+    assert_eq!(closed_with(&p), CloseReason::Redirected(to()));
     // We answered the INFORMATIONAL (empty), then deleted the IKE SA (RFC 5685 §5).
     let (_, answer, _) = p.responder.responses.last().expect("answered");
     assert!(answer.is_empty(), "{answer:?}");
@@ -105,7 +105,7 @@ fn redirect_in_an_active_session() {
     assert_eq!(last, &vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })]);
     assert_eq!(
         names(&p)[HAPPY.len()..],
-        ["Closing", "ChildSaDeleted", "Closed", "Closed(Some(Redirected(Addr(203.0.113.3))))"]
+        ["Closing", "ChildSaDeleted", "Closed", "Closed(Redirected(Addr(203.0.113.3)))"]
     );
 }
 

@@ -147,7 +147,7 @@ fn a_revoked_gateway_certificate_is_refused() {
     let gw = gateway();
     let mut p = start(&gw, Revocation::Relaxed);
     answer(&mut p, Some(crl(&gw.ca, &[5])));
-    assert_eq!(closed_with(&p), Some(IkeError::Certificate(CertError::Revoked)));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::Certificate(CertError::Revoked)));
     assert!(p.session().is_none());
     // The gateway, which has set up the SAs, hears of it (RFC 7296 §2.21.2): an INFORMATIONAL request, last.
     let last = p.sent(Dir::ToResponder).last().expect("sent something");
@@ -165,7 +165,10 @@ fn without_an_answer_the_policy_decides_after_the_timeout() {
 
     let mut ifuri = start(&gw, Revocation::IfUri);
     ifuri.drive();
-    assert_eq!(closed_with(&ifuri), Some(IkeError::Certificate(CertError::RevocationUnknown(Some(URL.into())))));
+    assert_eq!(
+        closed_with(&ifuri),
+        CloseReason::Error(IkeError::Certificate(CertError::RevocationUnknown(Some(URL.into()))))
+    );
     // A late answer changes nothing.
     let now = ifuri.now;
     ifuri.initiator.handle_revocation(now, vec![RevocationResponse { url: URL.into(), data: Some(crl(&gw.ca, &[])) }]);
@@ -220,5 +223,8 @@ fn a_chain_that_does_not_verify_is_not_followed_online() {
     assert!(asked(&p).is_empty(), "fetched for an untrusted chain");
     // (The stranger CA has the same name as the real one: its signature is what fails.)
     let e = closed_with(&p);
-    assert!(matches!(e, Some(IkeError::Certificate(CertError::BadSignature | CertError::UntrustedIssuer))), "{e:?}");
+    assert!(
+        matches!(e, CloseReason::Error(IkeError::Certificate(CertError::BadSignature | CertError::UntrustedIssuer))),
+        "{e:?}"
+    );
 }

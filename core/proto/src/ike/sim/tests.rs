@@ -93,7 +93,7 @@ pub(crate) fn names(p: &Pair) -> Vec<String> {
 
 pub(super) const HAPPY: [&str; 4] = ["Authenticating", "Established", "Established!", "ChildSaInstalled"];
 
-pub(crate) fn closed_with(p: &Pair) -> Option<IkeError> {
+pub(crate) fn closed_with(p: &Pair) -> CloseReason {
     let (_, r) = p.closed().expect("the IKE SA closed");
     assert_eq!(p.initiator.state(), State::Closed);
     assert_eq!(p.initiator.poll_timeout(), None, "no timer after Closed");
@@ -197,7 +197,7 @@ fn invalid_ke_payload_with_a_group_we_never_offered() {
     let responder = ResponderConfig { required_group: Some(Group::Modp3072), ..Default::default() };
     let mut p = Pair::new(config("aes256gcm16-prfsha256-x25519-ecp256", "aes256gcm16"), responder);
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::UnsupportedKeGroup(15)));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::UnsupportedKeGroup(15)));
     // Unauthenticated, so not acted on at once (§2.21.1): the same request is retransmitted, and once the
     // answer to three transmissions was the same, it counts.
     assert_eq!(ke_groups(&p), vec![31, 31, 31], "no retry with a group we do not have");
@@ -255,10 +255,10 @@ fn wrong_psk_on_our_side() {
     c.auth = AuthConfig::Psk(Zeroizing::new(b"not the gateway's key".to_vec()));
     let mut p = Pair::new(c, ResponderConfig::default());
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::AuthenticationFailed));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::AuthenticationFailed));
     assert_eq!(p.responder.peer_auth_ok, Some(false));
     assert!(p.child().is_none());
-    assert_eq!(names(&p), ["Authenticating", "Closed", "Closed(Some(AuthenticationFailed))"]);
+    assert_eq!(names(&p), ["Authenticating", "Closed", "Closed(Error(AuthenticationFailed))"]);
 }
 
 #[test]
@@ -267,7 +267,7 @@ fn gateway_signs_with_another_psk() {
     let mut p = Pair::new(default_config(), responder);
     p.drive();
     assert_eq!(p.responder.peer_auth_ok, Some(true));
-    assert_eq!(closed_with(&p), Some(IkeError::PeerAuthenticationFailed));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::PeerAuthenticationFailed));
     assert!(p.child().is_none() && p.session().is_none());
 }
 
@@ -279,7 +279,10 @@ fn identity_mismatch() {
     p.drive();
     assert_eq!(
         closed_with(&p),
-        Some(IkeError::IdentityMismatch { expected: "other.example.net".into(), got: "gw.example.net".into() })
+        CloseReason::Error(IkeError::IdentityMismatch {
+            expected: "other.example.net".into(),
+            got: "gw.example.net".into()
+        })
     );
     assert!(p.child().is_none());
 
@@ -311,7 +314,7 @@ fn retransmission_schedule_default() {
     let (at, _) = p.closed().expect("closed");
     assert_near(at, 165.061_12);
     match closed_with(&p) {
-        Some(IkeError::Timeout { tries: 6, waited }) => assert_near(waited, 165.061_12),
+        CloseReason::Error(IkeError::Timeout { tries: 6, waited }) => assert_near(waited, 165.061_12),
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert_eq!(p.responder.received.len(), 6);
@@ -327,7 +330,7 @@ fn retransmission_schedule_custom() {
     assert_eq!(sends, [0.0, 1.0, 3.0]);
     let (at, _) = p.closed().expect("closed");
     assert_eq!(at, Duration::from_secs(7));
-    assert_eq!(closed_with(&p), Some(IkeError::Timeout { tries: 3, waited: Duration::from_secs(7) }));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::Timeout { tries: 3, waited: Duration::from_secs(7) }));
 }
 
 /// Drops the first datagram matching `pred`.
@@ -574,9 +577,9 @@ fn gateway_deletes_the_ike_sa() {
     let mut p = established();
     p.responder.send_delete_ike();
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::DeletedByPeer));
+    assert_eq!(closed_with(&p), CloseReason::DeletedByPeer);
     let n = names(&p);
-    assert_eq!(n[HAPPY.len()..], ["ChildSaDeleted", "Closed", "Closed(Some(DeletedByPeer))"]);
+    assert_eq!(n[HAPPY.len()..], ["ChildSaDeleted", "Closed", "Closed(DeletedByPeer)"]);
     let (_, payloads, _) = p.responder.responses.last().expect("answered");
     assert!(payloads.is_empty());
 }
@@ -586,12 +589,22 @@ fn close_after_established() {
     let mut p = established();
     p.close();
     p.drive();
-    assert_eq!(closed_with(&p), None);
+    assert_eq!(closed_with(&p), CloseReason::Local);
     let (_, last) = p.responder.requests.last().expect("the gateway got our request");
     assert_eq!(last, &vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })]);
     assert!(p.responder.sa_dead());
-    assert_eq!(names(&p)[HAPPY.len()..], ["Closing", "ChildSaDeleted", "Closed", "Closed(None)"]);
+    assert_eq!(names(&p)[HAPPY.len()..], ["Closing", "ChildSaDeleted", "Closed", "Closed(Local)"]);
     assert_eq!(p.elapsed(), Duration::ZERO);
+}
+
+#[test]
+fn retire_after_reauthentication() {
+    let mut p = established();
+    p.retire();
+    p.drive();
+    // The same Delete as a close, but the reason says a reauthenticated IKE SA took over (RFC 7296 §2.8.3).
+    assert_eq!(closed_with(&p), CloseReason::Reauthenticated);
+    assert!(p.responder.sa_dead());
 }
 
 #[test]
@@ -600,7 +613,7 @@ fn close_with_silent_gateway() {
     p.responder.config.silent = true;
     p.close();
     p.drive();
-    assert_eq!(closed_with(&p), None);
+    assert_eq!(closed_with(&p), CloseReason::Local);
     let deletes = requests(&p, ExchangeType::INFORMATIONAL);
     assert_eq!(deletes.len(), 3, "at most 3 sends of the Delete");
     let t: Vec<f64> = deletes.iter().map(|d| secs(d.at)).collect();
@@ -613,7 +626,7 @@ fn close_before_established() {
     let mut p = Pair::new(default_config(), ResponderConfig::default());
     p.close();
     p.drive();
-    assert_eq!(closed_with(&p), None);
+    assert_eq!(closed_with(&p), CloseReason::Local);
 }
 
 #[test]
@@ -666,7 +679,7 @@ fn child_errors_close_the_sa() {
         let responder = ResponderConfig { child_error: Some(notify), ..Default::default() };
         let mut p = Pair::new(default_config(), responder);
         p.drive();
-        assert_eq!(closed_with(&p), Some(err));
+        assert_eq!(closed_with(&p), CloseReason::Error(err));
         assert!(p.child().is_none());
     }
 }
@@ -680,19 +693,19 @@ fn no_common_proposals() {
     };
     let mut p = Pair::new(default_config(), responder);
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::NoProposalChosen));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::NoProposalChosen));
     // ESP: refused in IKE_AUTH.
     let responder =
         ResponderConfig { esp_proposals: vec![EspProposal::parse("aes128-sha256").unwrap()], ..Default::default() };
     let mut p = Pair::new(default_config(), responder);
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::NoProposalChosen));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::NoProposalChosen));
     // Disjoint selectors.
     let mut c = default_config();
     c.ts_r = vec![cidr_ts("10.0.0.0/8")];
     let mut p = Pair::new(c, ResponderConfig::default());
     p.drive();
-    assert_eq!(closed_with(&p), Some(IkeError::TsUnacceptable));
+    assert_eq!(closed_with(&p), CloseReason::Error(IkeError::TsUnacceptable));
 }
 
 #[test]
@@ -745,7 +758,7 @@ fn widened_traffic_selectors_are_refused() {
             child.ts_r
         );
     } else {
-        assert_eq!(closed_with(&p), Some(IkeError::TsUnacceptable));
+        assert_eq!(closed_with(&p), CloseReason::Error(IkeError::TsUnacceptable));
     }
 }
 
@@ -767,7 +780,7 @@ fn requests_cross_while_closing() {
     p.close();
     p.responder.send_dpd();
     p.drive();
-    assert_eq!(closed_with(&p), None);
+    assert_eq!(closed_with(&p), CloseReason::Local);
     assert_eq!(p.responder.responses.len(), 1, "the DPD was answered while closing");
     let n = names(&p);
     assert_eq!(n.iter().filter(|e| *e == "ChildSaDeleted").count(), 1);
@@ -842,7 +855,7 @@ mod platform_trust {
     }
 
     fn identity_mismatch(p: &Pair) -> bool {
-        matches!(closed_with(p), Some(IkeError::Certificate(CertError::IdentityMismatch { .. })))
+        matches!(closed_with(p), CloseReason::Error(IkeError::Certificate(CertError::IdentityMismatch { .. })))
     }
 
     // Issue 12: the OS only says whether it trusts the chain; a chain it trusts for another name than the
@@ -887,12 +900,12 @@ mod platform_trust {
     #[test]
     fn distrusted_by_the_platform() {
         let (p, _) = run(false, true);
-        assert!(matches!(closed_with(&p), Some(IkeError::Untrusted(_))), "{:?}", closed_with(&p));
+        assert!(matches!(closed_with(&p), CloseReason::Error(IkeError::Untrusted(_))), "{:?}", closed_with(&p));
     }
 
     #[test]
     fn trusted_certificate_but_signature_by_another_key() {
         let (p, _) = run(true, false);
-        assert_eq!(closed_with(&p), Some(IkeError::PeerAuthenticationFailed));
+        assert_eq!(closed_with(&p), CloseReason::Error(IkeError::PeerAuthenticationFailed));
     }
 }
