@@ -3,10 +3,14 @@ package dev.ikelink.android
 import android.content.Context
 import android.content.Intent
 import android.net.VpnService
+import android.net.IpPrefix
+import android.os.Build
 import android.os.Handler
 import android.os.Looper
 import android.os.ParcelFileDescriptor
+import android.system.OsConstants
 import android.util.Log
+import java.net.InetAddress
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
@@ -89,6 +93,10 @@ open class IkelinkVpnService : VpnService() {
     /** Control thread only. */
     private var networks: UnderlyingNetworkMonitor? = null
 
+    /** The current profile's `tunnel.kill_switch` (read by [Tun] on a runtime thread). */
+    @Volatile
+    private var killSwitch = false
+
     /** Ikelink's log level for [android.util.Log]; [LogLevel.OFF] installs no log sink. */
     protected open val logLevel: LogLevel = LogLevel.INFO
 
@@ -156,10 +164,11 @@ open class IkelinkVpnService : VpnService() {
     protected open fun configure(builder: Builder, settings: TunnelSettings) {}
 
     /**
-     * Route IPv6 into the tunnel when the gateway gave an IPv4 full tunnel but no IPv6 address, so IPv6 traffic
-     * cannot leave outside the VPN (Ikelink drops it: no Child SA covers it).
+     * A family the gateway assigned no address for (usually IPv6): [UnassignedFamily.AUTO] blocks it in a full
+     * tunnel and lets it bypass the VPN in a split tunnel, as strongSwan's app does; `tunnel.kill_switch` always
+     * blocks it. Read on an Ikelink runtime thread.
      */
-    protected open val blockUnassignedIpv6: Boolean = true
+    protected open val unassignedFamily: UnassignedFamily = UnassignedFamily.AUTO
 
     /**
      * Called on the main thread when a connection starts: call [startForeground] here with your notification
@@ -286,25 +295,20 @@ open class IkelinkVpnService : VpnService() {
                     .setSession(settings.gateway)
                     .setMtu(settings.mtu.toInt())
                     .setBlocking(false)
-                settings.ipv4?.let { builder.addAddress(it.address, it.prefixLength.toInt()) }
-                settings.ipv6?.let { builder.addAddress(it.address, it.prefixLength.toInt()) }
-                for (route in settings.routes) builder.addRoute(route.address, route.prefixLength.toInt())
-                // The profile's `tunnel.exclude`: Builder.excludeRoute exists from API 33; before that these
-                // prefixes stay inside the tunnel (nothing leaks, they are just not bypassed).
-                if (android.os.Build.VERSION.SDK_INT >= 33) {
-                    for (route in settings.excludedRoutes) {
-                        val address = java.net.InetAddress.getByName(route.address)
-                        builder.excludeRoute(android.net.IpPrefix(address, route.prefixLength.toInt()))
+                val plan = TunnelPlan.of(settings, Build.VERSION.SDK_INT, unassignedFamily, killSwitch)
+                for (a in plan.addresses) builder.addAddress(a.address, a.prefixLength.toInt())
+                // Before Android 13 the profile's `tunnel.exclude` is subtracted from these routes; from 13 on
+                // Builder.excludeRoute takes it as is.
+                for (route in plan.routes) builder.addRoute(route.address, route.prefixLength.toInt())
+                if (Build.VERSION.SDK_INT >= 33) {
+                    for (route in plan.excludeRoutes) {
+                        builder.excludeRoute(IpPrefix(InetAddress.getByName(route.address), route.prefixLength.toInt()))
                     }
-                } else if (settings.excludedRoutes.isNotEmpty()) {
-                    Log.w(TAG, "excluded routes need Android 13; they use the tunnel here")
                 }
-                val fullIpv4 = settings.routes.any { it.address == "0.0.0.0" && it.prefixLength.toInt() == 0 }
-                if (blockUnassignedIpv6 && fullIpv4 && settings.ipv6 == null) {
-                    // A unique local address of our own, so the system accepts the IPv6 default route.
-                    builder.addAddress("fd00::fd02:1:1", 128)
-                    builder.addRoute("::", 0)
-                }
+                if (plan.allowIpv4) builder.allowFamily(OsConstants.AF_INET)
+                if (plan.allowIpv6) builder.allowFamily(OsConstants.AF_INET6)
+                // From Android 10 a VPN counts as metered unless told otherwise: follow the networks under it.
+                if (Build.VERSION.SDK_INT >= 29 && plan.notMetered) builder.setMetered(false)
                 for (dns in settings.dnsServers) builder.addDnsServer(dns)
                 for (domain in settings.searchDomains) builder.addSearchDomain(domain)
                 configure(builder, settings)
