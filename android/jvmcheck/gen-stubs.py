@@ -280,7 +280,7 @@ def top_of(c):
 
 # ---- class selection -------------------------------------------------------------------------------------------
 
-USE = re.compile(r"(?<![\w.])android(?:\.[a-z][a-z0-9_]*)+(?:\.[A-Z]\w*)+")
+USE = re.compile(r"(?<![\w.])android(?:\.[a-z][a-z0-9_]*)*(?:\.[A-Z]\w*)+")
 
 
 def seeds_from_sources(dirs):

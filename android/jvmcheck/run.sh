@@ -31,4 +31,4 @@ cp="$jna:$work/stubs:$junit:$hamcrest"
 "$kotlinc" -cp "$cp" "$work/ikelink_ffi.kt" "$here/coroutines-stubs/flow.kt" \
   $(find "$root/android/ikelink/src" -name '*.kt') -d "$work/shell.jar"
 stdlib="$(dirname "$(readlink -f "$(command -v "$kotlinc")")")/../lib/kotlin-stdlib.jar"
-java -cp "$cp:$work/shell.jar:$stdlib" org.junit.runner.JUnitCore dev.ikelink.android.ShellJvmTest dev.ikelink.android.TunnelPlanTest
+java -cp "$cp:$work/shell.jar:$stdlib" org.junit.runner.JUnitCore dev.ikelink.android.ShellJvmTest dev.ikelink.android.TunnelPlanTest dev.ikelink.android.LifecycleJvmTest

@@ -1,7 +1,13 @@
 package dev.ikelink.android
 
+import android.app.Notification
+import android.app.NotificationChannel
+import android.app.NotificationManager
+import android.app.PendingIntent
 import android.content.Context
 import android.content.Intent
+import android.content.pm.ServiceInfo
+import android.net.ConnectivityManager
 import android.net.VpnService
 import android.net.IpPrefix
 import android.os.Build
@@ -55,6 +61,10 @@ open class IkelinkVpnService : VpnService() {
         private const val TAG = "Ikelink"
         /** How long [onDestroy] waits for the gateway to acknowledge our Delete. */
         private const val CLOSE_WAIT_MS = 3000L
+        private const val NOTIFICATION_ID = 0x1ce
+        private const val CHANNEL_ID = "ikelink-vpn"
+        /** Where the last connected profile is kept for always-on VPN (app-private, not backed up). */
+        private const val SAVED_PROFILE = "ikelink-profile.toml"
 
         private val mutableStatus = MutableStateFlow(IkelinkStatus())
 
@@ -65,9 +75,10 @@ open class IkelinkVpnService : VpnService() {
         /** Starts [service] with [profileToml]. Call [VpnService.prepare] first and get the user's consent. */
         @JvmStatic
         fun connect(context: Context, service: Class<out IkelinkVpnService>, profileToml: String) {
-            context.startService(
-                Intent(context, service).setAction(ACTION_CONNECT).putExtra(EXTRA_PROFILE, profileToml),
-            )
+            val intent = Intent(context, service).setAction(ACTION_CONNECT).putExtra(EXTRA_PROFILE, profileToml)
+            // From Android 8 a service started for long work must be a foreground service (it calls
+            // startForeground at once, see startForegroundNotification).
+            if (Build.VERSION.SDK_INT >= 26) context.startForegroundService(intent) else context.startService(intent)
         }
 
         /** Closes the session (a Delete to the gateway); the service stops once it is closed. */
@@ -93,6 +104,19 @@ open class IkelinkVpnService : VpnService() {
     /** Control thread only. */
     private var networks: UnderlyingNetworkMonitor? = null
 
+    /** Lookups on the underlying network while reconnecting (see [ReconnectDns]). */
+    private val reconnectDns = ReconnectDns(underlying = { networks?.current() }) { network ->
+        val connectivity = getSystemService(ConnectivityManager::class.java)
+        connectivity?.bindProcessToNetwork(network) ?: false
+    }
+
+    /**
+     * Bind the process to the underlying network while reconnecting, so name lookups (Ikelink's own for the
+     * gateway, and the app's) do not go into the tunnel that is down. Set false if your app must never send
+     * outside the VPN, even its own traffic during a reconnect.
+     */
+    protected open val lookupsOutsideTunnelWhileReconnecting: Boolean = true
+
     /** The current profile's `tunnel.kill_switch` (read by [Tun] on a runtime thread). */
     @Volatile
     private var killSwitch = false
@@ -106,18 +130,21 @@ open class IkelinkVpnService : VpnService() {
     }
 
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
+        // Started with startForegroundService: startForeground must follow within seconds, whatever we do next.
+        startForegroundNotification()
         if (intent?.action == ACTION_DISCONNECT) {
-            onControl { stopSession() }
+            onControl { if (!stopSession()) main.post { stopIfIdle() } }
             return START_NOT_STICKY
         }
-        // ACTION_CONNECT, or the system starting an always-on VPN (action android.net.VpnService).
+        // ACTION_CONNECT, or the system starting an always-on VPN (action android.net.VpnService, or a restart
+        // with a null intent): then there are no extras and profileToml loads the saved profile.
         val profile = profileToml(intent)
         if (profile == null) {
             Log.w(TAG, "no profile to connect with (action ${intent?.action})")
-            if (status.value.state == TunnelState.DISCONNECTED) stopSelf(startId)
+            if (status.value.state == TunnelState.DISCONNECTED) stopIfIdle()
             return START_NOT_STICKY
         }
-        startForegroundNotification()
+        if (intent?.action == ACTION_CONNECT && rememberProfile) onControl { saveProfile(profile) }
         onControl { startSession(profile, intent) }
         return START_NOT_STICKY
     }
@@ -133,6 +160,7 @@ open class IkelinkVpnService : VpnService() {
             if (stopSession() && waitFor != null) waitFor.await(CLOSE_WAIT_MS, TimeUnit.MILLISECONDS)
             networks?.stop()
             networks = null
+            reconnectDns.release()
             // Dropping the client stops its runtime (bounded wait): never on the main thread nor a runtime thread.
             client?.destroy()
             client = null
@@ -148,7 +176,38 @@ open class IkelinkVpnService : VpnService() {
      * The profile TOML to connect with: [EXTRA_PROFILE] by default. Override to load a saved profile when the
      * system starts the service on its own (always-on VPN, `intent` without extras or null). Main thread.
      */
-    protected open fun profileToml(intent: Intent?): String? = intent?.getStringExtra(EXTRA_PROFILE)
+    protected open fun profileToml(intent: Intent?): String? =
+        intent?.getStringExtra(EXTRA_PROFILE) ?: if (startedBySystem(intent)) savedProfile() else null
+
+    /** Whether the system (always-on VPN) started us rather than [connect]. */
+    protected fun startedBySystem(intent: Intent?): Boolean =
+        intent == null || intent.action == VpnService.SERVICE_INTERFACE
+
+    /**
+     * Keep the last profile given to [connect] (in `noBackupFilesDir`, app-private) so always-on VPN can start
+     * it without the app. A profile may hold secrets (a PSK): set false and override [profileToml] to keep it
+     * elsewhere (e.g. encrypted with an AndroidKeyStore key).
+     */
+    protected open val rememberProfile: Boolean = true
+
+    /** The profile [rememberProfile] kept, or null. */
+    protected open fun savedProfile(): String? =
+        java.io.File(noBackupFilesDir, SAVED_PROFILE).takeIf { it.isFile }?.readText()
+
+    /** Control thread. */
+    protected open fun saveProfile(profile: String) {
+        try {
+            java.io.File(noBackupFilesDir, SAVED_PROFILE).writeText(profile)
+        } catch (e: Exception) {
+            Log.w(TAG, "cannot save the profile for always-on VPN: $e")
+        }
+    }
+
+    /** Android's always-on VPN is set for this app (API 29+; false before). */
+    protected fun alwaysOn(): Boolean = Build.VERSION.SDK_INT >= 29 && isAlwaysOn
+
+    /** "Block connections without VPN" (lockdown) is on for this app (API 29+; false before). */
+    protected fun lockdown(): Boolean = Build.VERSION.SDK_INT >= 29 && isLockdownEnabled
 
     /**
      * Options for `connect`: credentials from the key store ([AndroidKeystoreSigner.fromKeyChain]), the
@@ -171,10 +230,56 @@ open class IkelinkVpnService : VpnService() {
     protected open val unassignedFamily: UnassignedFamily = UnassignedFamily.AUTO
 
     /**
-     * Called on the main thread when a connection starts: call [startForeground] here with your notification
-     * (and, targeting Android 14+, the foreground service type your manifest declares). Does nothing by default.
+     * Called on the main thread each time the service is started ([connect], [disconnect], always-on): puts the
+     * service in the foreground with [notification], as type `systemExempted` on Android 14+ (the type the
+     * manifest declares for a VPN). Override to use your own notification id or type.
      */
-    protected open fun startForegroundNotification() {}
+    protected open fun startForegroundNotification() {
+        val n = notification(status.value)
+        if (Build.VERSION.SDK_INT >= 34) {
+            startForeground(NOTIFICATION_ID, n, ServiceInfo.FOREGROUND_SERVICE_TYPE_SYSTEM_EXEMPTED)
+        } else {
+            startForeground(NOTIFICATION_ID, n)
+        }
+    }
+
+    /** The small icon of the default notification; override with your app's own. */
+    protected open val notificationIcon: Int = android.R.drawable.ic_lock_lock
+
+    /** The text of the default notification for [status]. */
+    protected open fun notificationText(status: IkelinkStatus): String = when (status.state) {
+        TunnelState.CONNECTED -> "Connected" + (status.details?.virtualIpv4?.let { " ($it)" } ?: "")
+        TunnelState.RECONNECTING -> "Reconnecting"
+        TunnelState.DISCONNECTED -> "Disconnected"
+        TunnelState.DISCONNECTING -> "Disconnecting"
+        else -> "Connecting"
+    }
+
+    /**
+     * The foreground notification (channel "VPN", low importance, on Android 8+). Tapping it opens the app's
+     * launcher activity. Main thread. Android 13+ shows it only if the app holds POST_NOTIFICATIONS (the
+     * service runs either way).
+     */
+    protected open fun notification(status: IkelinkStatus): Notification {
+        val builder = if (Build.VERSION.SDK_INT >= 26) {
+            val manager = getSystemService(NotificationManager::class.java)
+            if (manager?.getNotificationChannel(CHANNEL_ID) == null) {
+                manager?.createNotificationChannel(NotificationChannel(CHANNEL_ID, "VPN", NotificationManager.IMPORTANCE_LOW))
+            }
+            Notification.Builder(this, CHANNEL_ID)
+        } else {
+            @Suppress("DEPRECATION")
+            Notification.Builder(this)
+        }
+        builder.setSmallIcon(notificationIcon)
+            .setContentTitle(applicationInfo.loadLabel(packageManager))
+            .setContentText(notificationText(status))
+            .setOngoing(true)
+        packageManager.getLaunchIntentForPackage(packageName)?.let {
+            builder.setContentIntent(PendingIntent.getActivity(this, 0, it, PendingIntent.FLAG_IMMUTABLE))
+        }
+        return builder.build()
+    }
 
     /** Every event, in order, on the main thread ([status] is already updated). */
     protected open fun onVpnEvent(event: VpnEvent) {}
@@ -184,6 +289,12 @@ open class IkelinkVpnService : VpnService() {
     /** Control thread. */
     private fun startSession(profile: String, intent: Intent?) {
         try {
+            val wantsKillSwitch = KillSwitch.requested(profile)
+            KillSwitch.refusal(wantsKillSwitch, Build.VERSION.SDK_INT, lockdown())?.let {
+                refused(VpnException.InvalidOptions(it))
+                return
+            }
+            killSwitch = wantsKillSwitch
             val c = client ?: VpnClient(Listener(), Tun(), Protector()).also { client = it }
             val latch = CountDownLatch(1)
             synchronized(lock) { closed = latch }
@@ -259,6 +370,16 @@ open class IkelinkVpnService : VpnService() {
         }
     }
 
+    /** Main thread: the foreground notification follows the state. */
+    private fun updateNotification() {
+        if (status.value.state == TunnelState.DISCONNECTED) return
+        try {
+            getSystemService(NotificationManager::class.java)?.notify(NOTIFICATION_ID, notification(status.value))
+        } catch (e: Exception) {
+            Log.w(TAG, "cannot update the notification: $e")
+        }
+    }
+
     /** Main thread. */
     private fun stopIfIdle() {
         if (status.value.state != TunnelState.DISCONNECTED) return
@@ -270,6 +391,7 @@ open class IkelinkVpnService : VpnService() {
     private inner class Listener : VpnListener {
         override fun onEvent(event: VpnEvent) {
             mutableStatus.update { it.after(event) }
+            if (lookupsOutsideTunnelWhileReconnecting) reconnectDns.onEvent(event)
             if (event is VpnEvent.Closed) {
                 // The session is over and Ikelink closed its duplicate: close ours (the interface goes away).
                 closeTun()
@@ -281,6 +403,7 @@ open class IkelinkVpnService : VpnService() {
                 if (event.error != null) Log.w(TAG, "session closed: ${event.error}")
             }
             main.post {
+                if (event is VpnEvent.StateChanged || event is VpnEvent.Connected) updateNotification()
                 onVpnEvent(event)
                 if (event is VpnEvent.Closed) stopIfIdle()
             }
