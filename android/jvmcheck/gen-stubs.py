@@ -53,6 +53,7 @@ RETURN_OVERRIDES = {
     ("android.net.Network", "getNetworkHandle"): "long",
     ("android.app.Notification.Builder", "setWhen"): None,  # takes long (parameter types are exact)
 }
+RETURN_OVERRIDES[("*", "charAt")] = "char"  # CharSequence.charAt(int): chaquopy shows a Java char as str
 FIELD_OVERRIDES = {
     ("android.app.Notification", "when"): "long",
 }
@@ -609,6 +610,8 @@ def emit_member(c, m, types, tvars, own, iface, ind):
     ret, nullable = ("void", False) if m.ret == "None" else types.java(m.ret, c, tvars, ret=True)
     if (c.fqn, m.name) in RETURN_OVERRIDES and RETURN_OVERRIDES[(c.fqn, m.name)]:
         ret = RETURN_OVERRIDES[(c.fqn, m.name)]
+    elif ("*", m.name) in RETURN_OVERRIDES and not m.params[1:]:
+        ret = RETURN_OVERRIDES[("*", m.name)]
     ann = nullable_ann if nullable else ""
     if iface and not m.static:
         return f"{ind}{ann}{tdecl}{ret} {safe(m.name)}({plist});", key

@@ -29,6 +29,6 @@ javac -nowarn -d "$work/stubs" $(find "$work/android-java" -name '*.java')
 cp "$root/bindings/generated/kotlin/uniffi/ikelink_ffi/ikelink_ffi.kt" "$work/ikelink_ffi.kt"
 cp="$jna:$work/stubs:$junit:$hamcrest"
 "$kotlinc" -cp "$cp" "$work/ikelink_ffi.kt" "$here/coroutines-stubs/flow.kt" \
-  $(find "$root/android/ikelink/src" -name '*.kt') -d "$work/shell.jar"
+  $(find "$root/android/ikelink/src" "$root/examples/android-app/src" -name '*.kt') -d "$work/shell.jar"
 stdlib="$(dirname "$(readlink -f "$(command -v "$kotlinc")")")/../lib/kotlin-stdlib.jar"
 java -cp "$cp:$work/shell.jar:$stdlib" org.junit.runner.JUnitCore dev.ikelink.android.ShellJvmTest dev.ikelink.android.TunnelPlanTest dev.ikelink.android.LifecycleJvmTest
