@@ -66,6 +66,21 @@ if [ ! -x "$kotlinc" ]; then
     fi
 fi
 
+# The Android JVM check generates its Android SDK stand-ins from the API 36 stubs of chaquopy-stubs-android
+# (android/jvmcheck/gen-stubs.py), installed with pip into target/tools/android-stubs (not committed).
+ANDROID_STUBS_VERSION=36.20260406
+android_stubs="$(dirname "$0")/../target/tools/android-stubs"
+if [ ! -f "$android_stubs/.version-$ANDROID_STUBS_VERSION" ]; then
+    echo "install-deps: installing chaquopy-stubs-android==$ANDROID_STUBS_VERSION (pip) into target/tools"
+    rm -rf "$android_stubs"
+    if python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$android_stubs" \
+        "chaquopy-stubs-android==$ANDROID_STUBS_VERSION"; then
+        touch "$android_stubs/.version-$ANDROID_STUBS_VERSION"
+    else
+        echo "install-deps: could not install chaquopy-stubs-android; the Android JVM check will be skipped" >&2
+    fi
+fi
+
 # Fuzzing (scripts/test.sh runs each cargo-fuzz target of fuzz/ for a bounded time): cargo-fuzz, when there is a
 # nightly toolchain. Failure only skips the fuzz runs; the committed corpora are replayed on stable regardless.
 if command -v rustup >/dev/null 2>&1 && rustup toolchain list | grep -q nightly; then

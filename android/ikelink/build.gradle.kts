@@ -12,7 +12,7 @@ plugins {
 
 android {
     namespace = "dev.ikelink.android"
-    compileSdk = 34
+    compileSdk = 34 // targetSdk 34 in the app: foregroundServiceType systemExempted
 
     defaultConfig {
         // 24: ConnectivityManager network callbacks with NetworkRequest capabilities, KeyChain, Builder.setBlocking.

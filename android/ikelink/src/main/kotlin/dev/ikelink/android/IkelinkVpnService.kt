@@ -1,12 +1,22 @@
 package dev.ikelink.android
 
+import android.app.Notification
+import android.app.NotificationChannel
+import android.app.NotificationManager
+import android.app.PendingIntent
 import android.content.Context
 import android.content.Intent
+import android.content.pm.ServiceInfo
+import android.net.ConnectivityManager
 import android.net.VpnService
+import android.net.IpPrefix
+import android.os.Build
 import android.os.Handler
 import android.os.Looper
 import android.os.ParcelFileDescriptor
+import android.system.OsConstants
 import android.util.Log
+import java.net.InetAddress
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
@@ -51,6 +61,10 @@ open class IkelinkVpnService : VpnService() {
         private const val TAG = "Ikelink"
         /** How long [onDestroy] waits for the gateway to acknowledge our Delete. */
         private const val CLOSE_WAIT_MS = 3000L
+        private const val NOTIFICATION_ID = 0x1ce
+        private const val CHANNEL_ID = "ikelink-vpn"
+        /** Where the last connected profile is kept for always-on VPN (app-private, not backed up). */
+        private const val SAVED_PROFILE = "ikelink-profile.toml"
 
         private val mutableStatus = MutableStateFlow(IkelinkStatus())
 
@@ -61,9 +75,10 @@ open class IkelinkVpnService : VpnService() {
         /** Starts [service] with [profileToml]. Call [VpnService.prepare] first and get the user's consent. */
         @JvmStatic
         fun connect(context: Context, service: Class<out IkelinkVpnService>, profileToml: String) {
-            context.startService(
-                Intent(context, service).setAction(ACTION_CONNECT).putExtra(EXTRA_PROFILE, profileToml),
-            )
+            val intent = Intent(context, service).setAction(ACTION_CONNECT).putExtra(EXTRA_PROFILE, profileToml)
+            // From Android 8 a service started for long work must be a foreground service (it calls
+            // startForeground at once, see startForegroundNotification).
+            if (Build.VERSION.SDK_INT >= 26) context.startForegroundService(intent) else context.startService(intent)
         }
 
         /** Closes the session (a Delete to the gateway); the service stops once it is closed. */
@@ -89,6 +104,23 @@ open class IkelinkVpnService : VpnService() {
     /** Control thread only. */
     private var networks: UnderlyingNetworkMonitor? = null
 
+    /** Lookups on the underlying network while reconnecting (see [ReconnectDns]). */
+    private val reconnectDns = ReconnectDns(underlying = { networks?.current() }) { network ->
+        val connectivity = getSystemService(ConnectivityManager::class.java)
+        connectivity?.bindProcessToNetwork(network) ?: false
+    }
+
+    /**
+     * Bind the process to the underlying network while reconnecting, so name lookups (Ikelink's own for the
+     * gateway, and the app's) do not go into the tunnel that is down. Set false if your app must never send
+     * outside the VPN, even its own traffic during a reconnect.
+     */
+    protected open val lookupsOutsideTunnelWhileReconnecting: Boolean = true
+
+    /** The current profile's `tunnel.kill_switch` (read by [Tun] on a runtime thread). */
+    @Volatile
+    private var killSwitch = false
+
     /** Ikelink's log level for [android.util.Log]; [LogLevel.OFF] installs no log sink. */
     protected open val logLevel: LogLevel = LogLevel.INFO
 
@@ -98,18 +130,21 @@ open class IkelinkVpnService : VpnService() {
     }
 
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
+        // Started with startForegroundService: startForeground must follow within seconds, whatever we do next.
+        startForegroundNotification()
         if (intent?.action == ACTION_DISCONNECT) {
-            onControl { stopSession() }
+            onControl { if (!stopSession()) main.post { stopIfIdle() } }
             return START_NOT_STICKY
         }
-        // ACTION_CONNECT, or the system starting an always-on VPN (action android.net.VpnService).
+        // ACTION_CONNECT, or the system starting an always-on VPN (action android.net.VpnService, or a restart
+        // with a null intent): then there are no extras and profileToml loads the saved profile.
         val profile = profileToml(intent)
         if (profile == null) {
             Log.w(TAG, "no profile to connect with (action ${intent?.action})")
-            if (status.value.state == TunnelState.DISCONNECTED) stopSelf(startId)
+            if (status.value.state == TunnelState.DISCONNECTED) stopIfIdle()
             return START_NOT_STICKY
         }
-        startForegroundNotification()
+        if (intent?.action == ACTION_CONNECT && rememberProfile) onControl { saveProfile(profile) }
         onControl { startSession(profile, intent) }
         return START_NOT_STICKY
     }
@@ -125,6 +160,7 @@ open class IkelinkVpnService : VpnService() {
             if (stopSession() && waitFor != null) waitFor.await(CLOSE_WAIT_MS, TimeUnit.MILLISECONDS)
             networks?.stop()
             networks = null
+            reconnectDns.release()
             // Dropping the client stops its runtime (bounded wait): never on the main thread nor a runtime thread.
             client?.destroy()
             client = null
@@ -140,7 +176,38 @@ open class IkelinkVpnService : VpnService() {
      * The profile TOML to connect with: [EXTRA_PROFILE] by default. Override to load a saved profile when the
      * system starts the service on its own (always-on VPN, `intent` without extras or null). Main thread.
      */
-    protected open fun profileToml(intent: Intent?): String? = intent?.getStringExtra(EXTRA_PROFILE)
+    protected open fun profileToml(intent: Intent?): String? =
+        intent?.getStringExtra(EXTRA_PROFILE) ?: if (startedBySystem(intent)) savedProfile() else null
+
+    /** Whether the system (always-on VPN) started us rather than [connect]. */
+    protected fun startedBySystem(intent: Intent?): Boolean =
+        intent == null || intent.action == VpnService.SERVICE_INTERFACE
+
+    /**
+     * Keep the last profile given to [connect] (in `noBackupFilesDir`, app-private) so always-on VPN can start
+     * it without the app. A profile may hold secrets (a PSK): set false and override [profileToml] to keep it
+     * elsewhere (e.g. encrypted with an AndroidKeyStore key).
+     */
+    protected open val rememberProfile: Boolean = true
+
+    /** The profile [rememberProfile] kept, or null. */
+    protected open fun savedProfile(): String? =
+        java.io.File(noBackupFilesDir, SAVED_PROFILE).takeIf { it.isFile }?.readText()
+
+    /** Control thread. */
+    protected open fun saveProfile(profile: String) {
+        try {
+            java.io.File(noBackupFilesDir, SAVED_PROFILE).writeText(profile)
+        } catch (e: Exception) {
+            Log.w(TAG, "cannot save the profile for always-on VPN: $e")
+        }
+    }
+
+    /** Android's always-on VPN is set for this app (API 29+; false before). */
+    protected fun alwaysOn(): Boolean = Build.VERSION.SDK_INT >= 29 && isAlwaysOn
+
+    /** "Block connections without VPN" (lockdown) is on for this app (API 29+; false before). */
+    protected fun lockdown(): Boolean = Build.VERSION.SDK_INT >= 29 && isLockdownEnabled
 
     /**
      * Options for `connect`: credentials from the key store ([AndroidKeystoreSigner.fromKeyChain]), the
@@ -156,16 +223,63 @@ open class IkelinkVpnService : VpnService() {
     protected open fun configure(builder: Builder, settings: TunnelSettings) {}
 
     /**
-     * Route IPv6 into the tunnel when the gateway gave an IPv4 full tunnel but no IPv6 address, so IPv6 traffic
-     * cannot leave outside the VPN (Ikelink drops it: no Child SA covers it).
+     * A family the gateway assigned no address for (usually IPv6): [UnassignedFamily.AUTO] blocks it in a full
+     * tunnel and lets it bypass the VPN in a split tunnel, as strongSwan's app does; `tunnel.kill_switch` always
+     * blocks it. Read on an Ikelink runtime thread.
      */
-    protected open val blockUnassignedIpv6: Boolean = true
+    protected open val unassignedFamily: UnassignedFamily = UnassignedFamily.AUTO
 
     /**
-     * Called on the main thread when a connection starts: call [startForeground] here with your notification
-     * (and, targeting Android 14+, the foreground service type your manifest declares). Does nothing by default.
+     * Called on the main thread each time the service is started ([connect], [disconnect], always-on): puts the
+     * service in the foreground with [notification], as type `systemExempted` on Android 14+ (the type the
+     * manifest declares for a VPN). Override to use your own notification id or type.
      */
-    protected open fun startForegroundNotification() {}
+    protected open fun startForegroundNotification() {
+        val n = notification(status.value)
+        if (Build.VERSION.SDK_INT >= 34) {
+            startForeground(NOTIFICATION_ID, n, ServiceInfo.FOREGROUND_SERVICE_TYPE_SYSTEM_EXEMPTED)
+        } else {
+            startForeground(NOTIFICATION_ID, n)
+        }
+    }
+
+    /** The small icon of the default notification; override with your app's own. */
+    protected open val notificationIcon: Int = android.R.drawable.ic_lock_lock
+
+    /** The text of the default notification for [status]. */
+    protected open fun notificationText(status: IkelinkStatus): String = when (status.state) {
+        TunnelState.CONNECTED -> "Connected" + (status.details?.virtualIpv4?.let { " ($it)" } ?: "")
+        TunnelState.RECONNECTING -> "Reconnecting"
+        TunnelState.DISCONNECTED -> "Disconnected"
+        TunnelState.DISCONNECTING -> "Disconnecting"
+        else -> "Connecting"
+    }
+
+    /**
+     * The foreground notification (channel "VPN", low importance, on Android 8+). Tapping it opens the app's
+     * launcher activity. Main thread. Android 13+ shows it only if the app holds POST_NOTIFICATIONS (the
+     * service runs either way).
+     */
+    protected open fun notification(status: IkelinkStatus): Notification {
+        val builder = if (Build.VERSION.SDK_INT >= 26) {
+            val manager = getSystemService(NotificationManager::class.java)
+            if (manager?.getNotificationChannel(CHANNEL_ID) == null) {
+                manager?.createNotificationChannel(NotificationChannel(CHANNEL_ID, "VPN", NotificationManager.IMPORTANCE_LOW))
+            }
+            Notification.Builder(this, CHANNEL_ID)
+        } else {
+            @Suppress("DEPRECATION")
+            Notification.Builder(this)
+        }
+        builder.setSmallIcon(notificationIcon)
+            .setContentTitle(applicationInfo.loadLabel(packageManager))
+            .setContentText(notificationText(status))
+            .setOngoing(true)
+        packageManager.getLaunchIntentForPackage(packageName)?.let {
+            builder.setContentIntent(PendingIntent.getActivity(this, 0, it, PendingIntent.FLAG_IMMUTABLE))
+        }
+        return builder.build()
+    }
 
     /** Every event, in order, on the main thread ([status] is already updated). */
     protected open fun onVpnEvent(event: VpnEvent) {}
@@ -175,6 +289,12 @@ open class IkelinkVpnService : VpnService() {
     /** Control thread. */
     private fun startSession(profile: String, intent: Intent?) {
         try {
+            val wantsKillSwitch = KillSwitch.requested(profile)
+            KillSwitch.refusal(wantsKillSwitch, Build.VERSION.SDK_INT, lockdown())?.let {
+                refused(VpnException.InvalidOptions(it))
+                return
+            }
+            killSwitch = wantsKillSwitch
             val c = client ?: VpnClient(Listener(), Tun(), Protector()).also { client = it }
             val latch = CountDownLatch(1)
             synchronized(lock) { closed = latch }
@@ -250,6 +370,16 @@ open class IkelinkVpnService : VpnService() {
         }
     }
 
+    /** Main thread: the foreground notification follows the state. */
+    private fun updateNotification() {
+        if (status.value.state == TunnelState.DISCONNECTED) return
+        try {
+            getSystemService(NotificationManager::class.java)?.notify(NOTIFICATION_ID, notification(status.value))
+        } catch (e: Exception) {
+            Log.w(TAG, "cannot update the notification: $e")
+        }
+    }
+
     /** Main thread. */
     private fun stopIfIdle() {
         if (status.value.state != TunnelState.DISCONNECTED) return
@@ -261,6 +391,7 @@ open class IkelinkVpnService : VpnService() {
     private inner class Listener : VpnListener {
         override fun onEvent(event: VpnEvent) {
             mutableStatus.update { it.after(event) }
+            if (lookupsOutsideTunnelWhileReconnecting) reconnectDns.onEvent(event)
             if (event is VpnEvent.Closed) {
                 // The session is over and Ikelink closed its duplicate: close ours (the interface goes away).
                 closeTun()
@@ -272,6 +403,7 @@ open class IkelinkVpnService : VpnService() {
                 if (event.error != null) Log.w(TAG, "session closed: ${event.error}")
             }
             main.post {
+                if (event is VpnEvent.StateChanged || event is VpnEvent.Connected) updateNotification()
                 onVpnEvent(event)
                 if (event is VpnEvent.Closed) stopIfIdle()
             }
@@ -286,25 +418,20 @@ open class IkelinkVpnService : VpnService() {
                     .setSession(settings.gateway)
                     .setMtu(settings.mtu.toInt())
                     .setBlocking(false)
-                settings.ipv4?.let { builder.addAddress(it.address, it.prefixLength.toInt()) }
-                settings.ipv6?.let { builder.addAddress(it.address, it.prefixLength.toInt()) }
-                for (route in settings.routes) builder.addRoute(route.address, route.prefixLength.toInt())
-                // The profile's `tunnel.exclude`: Builder.excludeRoute exists from API 33; before that these
-                // prefixes stay inside the tunnel (nothing leaks, they are just not bypassed).
-                if (android.os.Build.VERSION.SDK_INT >= 33) {
-                    for (route in settings.excludedRoutes) {
-                        val address = java.net.InetAddress.getByName(route.address)
-                        builder.excludeRoute(android.net.IpPrefix(address, route.prefixLength.toInt()))
+                val plan = TunnelPlan.of(settings, Build.VERSION.SDK_INT, unassignedFamily, killSwitch)
+                for (a in plan.addresses) builder.addAddress(a.address, a.prefixLength.toInt())
+                // Before Android 13 the profile's `tunnel.exclude` is subtracted from these routes; from 13 on
+                // Builder.excludeRoute takes it as is.
+                for (route in plan.routes) builder.addRoute(route.address, route.prefixLength.toInt())
+                if (Build.VERSION.SDK_INT >= 33) {
+                    for (route in plan.excludeRoutes) {
+                        builder.excludeRoute(IpPrefix(InetAddress.getByName(route.address), route.prefixLength.toInt()))
                     }
-                } else if (settings.excludedRoutes.isNotEmpty()) {
-                    Log.w(TAG, "excluded routes need Android 13; they use the tunnel here")
                 }
-                val fullIpv4 = settings.routes.any { it.address == "0.0.0.0" && it.prefixLength.toInt() == 0 }
-                if (blockUnassignedIpv6 && fullIpv4 && settings.ipv6 == null) {
-                    // A unique local address of our own, so the system accepts the IPv6 default route.
-                    builder.addAddress("fd00::fd02:1:1", 128)
-                    builder.addRoute("::", 0)
-                }
+                if (plan.allowIpv4) builder.allowFamily(OsConstants.AF_INET)
+                if (plan.allowIpv6) builder.allowFamily(OsConstants.AF_INET6)
+                // From Android 10 a VPN counts as metered unless told otherwise: follow the networks under it.
+                if (Build.VERSION.SDK_INT >= 29 && plan.notMetered) builder.setMetered(false)
                 for (dns in settings.dnsServers) builder.addDnsServer(dns)
                 for (domain in settings.searchDomains) builder.addSearchDomain(domain)
                 configure(builder, settings)

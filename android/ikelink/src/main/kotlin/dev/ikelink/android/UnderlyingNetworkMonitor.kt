@@ -25,7 +25,7 @@ internal class UnderlyingNetworkMonitor(context: Context, private val onChange: 
     private val lock = Any()
 
     /** Network -> its addresses. Guarded by lock (callbacks arrive on ConnectivityManager's thread). */
-    private val networks = HashMap<Network, Set<String>>()
+    private val networks = LinkedHashMap<Network, Set<String>>()
 
     /** The last fingerprint reported; null until the first (baseline) one. Main thread only. */
     private var last: Set<String>? = null
@@ -53,6 +53,9 @@ internal class UnderlyingNetworkMonitor(context: Context, private val onChange: 
         if (before != null && before != now && now.isNotEmpty()) onChange()
     }
 
+    /** The underlying network that came up last (the one the system most likely moved to), or null. */
+    fun current(): Network? = synchronized(lock) { networks.keys.lastOrNull() }
+
     fun start() {
         if (started) return
         started = true
@@ -76,7 +79,9 @@ internal class UnderlyingNetworkMonitor(context: Context, private val onChange: 
 
     private fun record(network: Network, properties: LinkProperties?) {
         val addresses = properties?.linkAddresses.orEmpty().map { it.address.hostAddress ?: it.toString() }.toSet()
-        synchronized(lock) { networks[network] = addresses }
+        synchronized(lock) {
+            if (network !in networks) networks[network] = addresses else networks[network] = addresses
+        }
         schedule()
     }
 

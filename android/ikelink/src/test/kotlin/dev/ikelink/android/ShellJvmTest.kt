@@ -2,6 +2,7 @@ package dev.ikelink.android
 
 import java.io.ByteArrayInputStream
 import java.security.KeyPairGenerator
+import java.security.KeyStore
 import java.security.Signature
 import java.security.cert.CertificateFactory
 import java.security.cert.X509Certificate
@@ -67,6 +68,36 @@ class ShellJvmTest {
     }
 
     @Test
+    fun deviceCasIncludeUserCasUnlessNarrowed() {
+        // Laid out like AndroidCAStore: "system:<hash>.<n>" for the OS's CAs, "user:<hash>.<n>" for installed ones.
+        val store = KeyStore.getInstance(KeyStore.getDefaultType()).apply {
+            load(null, null)
+            setCertificateEntry("user:0123abcd.0", ca)
+            setCertificateEntry("system:89abcdef.0", publicCa) // some other CA, not the gateway's issuer
+            setCertificateEntry("ikelink-other", ca) // neither system nor user: never selected
+        }
+        assertEquals(
+            setOf("user:0123abcd.0", "system:89abcdef.0"),
+            AndroidTrustEvaluator.selectCas(store, DeviceCas.SYSTEM_AND_USER).aliases().toList().toSet(),
+        )
+        assertEquals(listOf("system:89abcdef.0"), AndroidTrustEvaluator.selectCas(store, DeviceCas.SYSTEM).aliases().toList())
+        assertEquals(listOf("user:0123abcd.0"), AndroidTrustEvaluator.selectCas(store, DeviceCas.USER).aliases().toList())
+
+        val chain = listOf(gateway.encoded, ca.encoded)
+        // The default: a gateway under a CA the user installed is trusted.
+        AndroidTrustEvaluator.forCaStore(store, DeviceCas.SYSTEM_AND_USER).evaluate(chain, "vpn.example.org")
+        AndroidTrustEvaluator.forCaStore(store, DeviceCas.USER).evaluate(chain, "vpn.example.org")
+        // Narrowed to the OS's CAs, it is not.
+        refused { AndroidTrustEvaluator.forCaStore(store, DeviceCas.SYSTEM).evaluate(chain, "vpn.example.org") }
+        // No user CA installed: USER trusts nothing (rather than failing to build).
+        val systemOnly = KeyStore.getInstance(KeyStore.getDefaultType()).apply {
+            load(null, null)
+            setCertificateEntry("system:89abcdef.0", publicCa)
+        }
+        refused { AndroidTrustEvaluator.forCaStore(systemOnly, DeviceCas.USER).evaluate(chain, "vpn.example.org") }
+    }
+
+    @Test
     fun signsWithTheKeysOwnAlgorithm() {
         val ec = KeyPairGenerator.getInstance("EC").apply { initialize(ECGenParameterSpec("secp384r1")) }.generateKeyPair()
         val signer = AndroidKeystoreSigner(ec.private)
@@ -90,6 +121,13 @@ class ShellJvmTest {
         } catch (e: CallbackException.Failed) {
             // refused, with a message for the app
         }
+    }
+
+    /** Some public CA of the JDK's store (stands for an OS CA). */
+    private val publicCa: X509Certificate by lazy {
+        val cacerts = java.io.File(System.getProperty("java.home"), "lib/security/cacerts")
+        val store = KeyStore.getInstance(KeyStore.getDefaultType()).apply { cacerts.inputStream().use { load(it, null) } }
+        store.getCertificate(store.aliases().nextElement()) as X509Certificate
     }
 
     private fun pem(text: String): X509Certificate =

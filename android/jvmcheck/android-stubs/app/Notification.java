@@ -1,2 +1,0 @@
-package android.app;
-public class Notification {}

@@ -1,2 +1,0 @@
-package android.net;
-public class LinkAddress { public java.net.InetAddress getAddress() { return null; } }

@@ -1,2 +1,0 @@
-package android.net;
-public final class LinkProperties { public java.util.List<LinkAddress> getLinkAddresses() { return null; } }

@@ -1,2 +1,0 @@
-package android.net;
-public class Network {}

@@ -1,2 +1,0 @@
-package android.security;
-public class KeyChainException extends Exception {}
