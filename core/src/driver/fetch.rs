@@ -3,6 +3,13 @@
 //! OCSP request (RFC 6960 §A.1), over a TCP socket the platform protects like our UDP sockets (the tunnel is
 //! not up yet, and must not carry it), bounded in time and size. Responses are parsed with `httparse`;
 //! redirects are not followed.
+//!
+//! Why not an HTTP client crate: what is written here is the URL split and one request line; parsing the
+//! response head is `httparse`'s, the parser hyper itself uses. hyper's client (`hyper` + `hyper-util` for the
+//! tokio adapter + `http` + `http-body-util`, about ten crates none of which the tree has otherwise) would add
+//! HTTP/1.1 keep-alive, chunked bodies and pooling that one `Connection: close` fetch of a CRL does not use,
+//! and would still need this socket setup (the platform's protect hook before connect) and the size and time
+//! bounds around it. reqwest/ureq bring their own connectors and TLS, which would bypass the protect hook.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -15,7 +15,10 @@ use aws_lc_rs::signature::{self as lc, EcdsaKeyPair, Ed25519KeyPair, KeyPair as 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 
-use super::cert::der::{self, tag, Reader};
+use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier, UintRef};
+use der::{Decode, Encode, Sequence};
+use x509_cert::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+
 use super::CryptoError;
 use crate::wire::AuthMethod;
 
@@ -228,22 +231,16 @@ impl SigScheme {
         if let Some(s) = SigScheme::ALL.into_iter().find(|s| s.algorithm_identifier().get(1..) == Some(der)) {
             return Some(s);
         }
-        let body = der::single(der, tag::SEQUENCE).ok()?;
-        let mut r = Reader::new(body);
-        let oid = r.expect(tag::OID).ok()?;
-        match oid {
+        let ai = AlgorithmIdentifierRef::from_der(der).ok()?;
+        match (ai.oid.as_bytes(), ai.parameters) {
             // sha{256,384,512}WithRSAEncryption without the NULL parameter.
-            [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, last] if r.is_empty() => match last {
+            ([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, last], None) => match last {
                 0x0b => Some(SigScheme::RsaPkcs1Sha256),
                 0x0c => Some(SigScheme::RsaPkcs1Sha384),
                 0x0d => Some(SigScheme::RsaPkcs1Sha512),
                 _ => None,
             },
-            OID_RSASSA_PSS => {
-                let params = r.expect(tag::SEQUENCE).ok()?;
-                r.finish().ok()?;
-                parse_pss_params(params)
-            }
+            (OID_RSASSA_PSS, Some(params)) => parse_pss_params(params),
             _ => None,
         }
     }
@@ -311,27 +308,30 @@ impl SigScheme {
     }
 }
 
-/// RSASSA-PSS-params (RFC 8017 Appendix A.2.3) restricted to what aws-lc-rs verifies: hash H, MGF1(H),
-/// salt length = |H|, trailer 1.
-fn parse_pss_params(params: &[u8]) -> Option<SigScheme> {
-    let mut r = Reader::new(params);
-    let hash_ai = r.expect(tag::context_cons(0)).ok()?;
-    let hash = Hash::from_oid(parse_hash_ai(hash_ai)?)?;
-    let mgf = der::single(r.expect(tag::context_cons(1)).ok()?, tag::SEQUENCE).ok()?;
-    let mut m = Reader::new(mgf);
-    if m.expect(tag::OID).ok()? != OID_MGF1 {
+/// RSASSA-PSS-params ::= SEQUENCE { hashAlgorithm [0], maskGenAlgorithm [1], saltLength [2], trailerField [3] }
+/// (RFC 8017 Appendix A.2.3; the defaults, SHA-1 and 20, are not what we take, so they must be present).
+#[derive(Sequence)]
+struct RsaPssParams<'a> {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    hash: Option<AlgorithmIdentifierRef<'a>>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    mask_gen: Option<AlgorithmIdentifierRef<'a>>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
+    salt_length: Option<u32>,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    trailer_field: Option<u32>,
+}
+
+/// RSASSA-PSS-params restricted to what aws-lc-rs verifies: hash H, MGF1(H), salt length = |H|, trailer 1.
+fn parse_pss_params(params: AnyRef<'_>) -> Option<SigScheme> {
+    let p: RsaPssParams<'_> = params.decode_as().ok()?;
+    let hash = Hash::from_oid(parse_hash_ai(p.hash?)?.as_bytes())?;
+    let mgf = p.mask_gen?;
+    if mgf.oid.as_bytes() != OID_MGF1 {
         return None;
     }
-    let mgf_hash = Hash::from_oid(parse_hash_ai(m.read().ok()?.raw)?)?;
-    m.finish().ok()?;
-    let salt = der::single(r.expect(tag::context_cons(2)).ok()?, tag::INTEGER).ok()?;
-    if let Some(t) = r.optional(tag::context_cons(3)).ok()? {
-        if der::single(t.value, tag::INTEGER).ok()? != [1] {
-            return None;
-        }
-    }
-    r.finish().ok()?;
-    if mgf_hash != hash || salt != [hash.len() as u8] {
+    let mgf_hash = Hash::from_oid(parse_hash_ai(mgf.parameters?.decode_as().ok()?)?.as_bytes())?;
+    if p.trailer_field.is_some_and(|t| t != 1) || mgf_hash != hash || p.salt_length? != hash.len() as u32 {
         return None;
     }
     Some(match hash {
@@ -342,16 +342,8 @@ fn parse_pss_params(params: &[u8]) -> Option<SigScheme> {
 }
 
 /// The OID of a hash AlgorithmIdentifier with NULL or absent parameters.
-fn parse_hash_ai(ai: &[u8]) -> Option<&[u8]> {
-    let mut r = Reader::new(der::single(ai, tag::SEQUENCE).ok()?);
-    let oid = r.expect(tag::OID).ok()?;
-    if let Some(p) = r.optional(tag::NULL).ok()? {
-        if !p.value.is_empty() {
-            return None;
-        }
-    }
-    r.finish().ok()?;
-    Some(oid)
+fn parse_hash_ai(ai: AlgorithmIdentifierRef<'_>) -> Option<ObjectIdentifier> {
+    ai.parameters.is_none_or(|p| p == AnyRef::NULL).then_some(ai.oid)
 }
 
 /// Keys that can sign: implemented for in-memory keys here ([`KeyPairSigner`]), and by platform shells
@@ -449,37 +441,28 @@ impl KeyPairSigner {
     /// The public key as DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7).
     pub fn public_key_spki(&self) -> Vec<u8> {
         match &self.key {
-            PrivateKey::Rsa(k) => spki(rsa_algorithm_identifier(), k.public_key().as_ref()),
+            PrivateKey::Rsa(k) => spki(OID_RSA_ENCRYPTION, Some(AnyRef::NULL), k.public_key().as_ref()),
             PrivateKey::Ecdsa(k, curve) => {
                 let curve_oid = match curve {
                     Curve::P256 => OID_P256,
                     Curve::P384 => OID_P384,
                     Curve::P521 => OID_P521,
                 };
-                let mut alg = der::tlv(tag::OID, OID_EC_PUBLIC_KEY);
-                der::write_tlv(&mut alg, tag::OID, curve_oid);
-                spki(der::tlv(tag::SEQUENCE, &alg), k.public_key().as_ref())
+                let curve = ObjectIdentifier::from_bytes(curve_oid).ok();
+                spki(OID_EC_PUBLIC_KEY, curve.as_ref().map(AnyRef::from), k.public_key().as_ref())
             }
-            PrivateKey::Ed25519(k) => {
-                spki(der::tlv(tag::SEQUENCE, &der::tlv(tag::OID, OID_ED25519)), k.public_key().as_ref())
-            }
+            PrivateKey::Ed25519(k) => spki(OID_ED25519, None, k.public_key().as_ref()),
         }
     }
 }
 
-fn rsa_algorithm_identifier() -> Vec<u8> {
-    let mut alg = der::tlv(tag::OID, OID_RSA_ENCRYPTION);
-    der::write_tlv(&mut alg, tag::NULL, &[]);
-    der::tlv(tag::SEQUENCE, &alg)
-}
-
-fn spki(alg: Vec<u8>, key: &[u8]) -> Vec<u8> {
-    let mut bits = Vec::with_capacity(key.len() + 1);
-    bits.push(0);
-    bits.extend_from_slice(key);
-    let mut body = alg;
-    der::write_tlv(&mut body, tag::BIT_STRING, &bits);
-    der::tlv(tag::SEQUENCE, &body)
+/// A DER SubjectPublicKeyInfo (empty if `der` cannot encode it, which it always can for these keys).
+fn spki(alg: &[u8], parameters: Option<AnyRef<'_>>, key: &[u8]) -> Vec<u8> {
+    let encode = || -> der::Result<Vec<u8>> {
+        let algorithm = AlgorithmIdentifierRef { oid: ObjectIdentifier::from_bytes(alg)?, parameters };
+        SubjectPublicKeyInfoRef { algorithm, subject_public_key: BitStringRef::from_bytes(key)? }.to_der()
+    };
+    encode().unwrap_or_default()
 }
 
 impl Signer for KeyPairSigner {
@@ -545,31 +528,30 @@ enum PublicKey<'a> {
     Ed25519(&'a [u8]),
 }
 
-/// Parse a SubjectPublicKeyInfo, or take the one of an X.509 certificate.
-fn parse_public_key(spki_or_cert: &[u8]) -> Result<PublicKey<'_>, CryptoError> {
-    let body = der::single(spki_or_cert, tag::SEQUENCE).map_err(|_| CryptoError::KeyRejected)?;
-    // SubjectPublicKeyInfo: SEQUENCE { AlgorithmIdentifier, BIT STRING }; Certificate: SEQUENCE { tbs, ... }.
-    let mut r = Reader::new(body);
-    r.expect(tag::SEQUENCE).map_err(|_| CryptoError::KeyRejected)?;
-    let spki_body = if r.peek_tag() == Some(tag::BIT_STRING) {
-        body
-    } else {
-        let cert = super::cert::x509::parse(spki_or_cert).map_err(|_| CryptoError::KeyRejected)?;
-        der::single(cert.spki, tag::SEQUENCE).map_err(|_| CryptoError::KeyRejected)?
-    };
-    let mut r = Reader::new(spki_body);
-    let alg = r.expect(tag::SEQUENCE).map_err(|_| CryptoError::KeyRejected)?;
-    let bits = r.expect(tag::BIT_STRING).map_err(|_| CryptoError::KeyRejected)?;
-    r.finish().map_err(|_| CryptoError::KeyRejected)?;
-    let key = der::bit_string_bytes(bits).map_err(|_| CryptoError::KeyRejected)?;
-    let mut a = Reader::new(alg);
-    let oid = a.expect(tag::OID).map_err(|_| CryptoError::KeyRejected)?;
-    match oid {
+/// A DER SubjectPublicKeyInfo as it is, or the one of an X.509 certificate (SubjectPublicKeyInfo: SEQUENCE
+/// { AlgorithmIdentifier, BIT STRING }; Certificate: SEQUENCE { tbs, ... }).
+fn spki_of(spki_or_cert: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, CryptoError> {
+    if SubjectPublicKeyInfoRef::from_der(spki_or_cert).is_ok() {
+        return Ok(spki_or_cert.into());
+    }
+    let cert = super::cert::x509::parse(spki_or_cert).map_err(|_| CryptoError::KeyRejected)?;
+    Ok(cert.spki.into())
+}
+
+/// Parse a DER SubjectPublicKeyInfo.
+fn parse_public_key(spki: &[u8]) -> Result<PublicKey<'_>, CryptoError> {
+    let spki = SubjectPublicKeyInfoRef::from_der(spki).map_err(|_| CryptoError::KeyRejected)?;
+    let key = spki.subject_public_key.as_bytes().ok_or(CryptoError::KeyRejected)?;
+    match spki.algorithm.oid.as_bytes() {
         OID_RSA_ENCRYPTION => Ok(PublicKey::Rsa { key, pss_only: false }),
         OID_RSASSA_PSS => Ok(PublicKey::Rsa { key, pss_only: true }),
         OID_EC_PUBLIC_KEY => {
-            let curve_oid = a.expect(tag::OID).map_err(|_| CryptoError::Unsupported("EC key without named curve"))?;
-            let curve = Curve::from_oid(curve_oid).ok_or(CryptoError::Unsupported("EC curve"))?;
+            let curve_oid = spki
+                .algorithm
+                .parameters
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+                .ok_or(CryptoError::Unsupported("EC key without named curve"))?;
+            let curve = Curve::from_oid(curve_oid.as_bytes()).ok_or(CryptoError::Unsupported("EC curve"))?;
             Ok(PublicKey::Ec { point: key, curve })
         }
         OID_ED25519 => Ok(PublicKey::Ed25519(key)),
@@ -584,7 +566,8 @@ fn parse_public_key(spki_or_cert: &[u8]) -> Result<PublicKey<'_>, CryptoError> {
 /// RSA keys must be 2048 to 8192 bits. A wrong signature is `AuthenticationFailed`; a key that does not fit
 /// the scheme is `Unsupported`.
 pub fn verify_signature(spki_or_cert: &[u8], scheme: SigScheme, data: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
-    let key = parse_public_key(spki_or_cert)?;
+    let spki = spki_of(spki_or_cert)?;
+    let key = parse_public_key(&spki)?;
     let (alg, key_bytes): (&'static dyn lc::VerificationAlgorithm, &[u8]) = match (key, scheme) {
         (PublicKey::Rsa { key, pss_only }, s) if s.is_rsa() => {
             if pss_only && !s.is_pss() {
@@ -683,7 +666,7 @@ pub fn verify_auth(
         }
         AuthMethod::ECDSA_256 | AuthMethod::ECDSA_384 | AuthMethod::ECDSA_521 => {
             let scheme = SigScheme::from_classic_auth_method(method).ok_or(CryptoError::Internal)?;
-            let PublicKey::Ec { curve, .. } = parse_public_key(spki_or_cert)? else {
+            let PublicKey::Ec { curve, .. } = parse_public_key(&spki_of(spki_or_cert)?)? else {
                 return Err(CryptoError::Unsupported("the peer's key does not fit the AUTH method"));
             };
             if curve.scheme() != scheme {
@@ -693,7 +676,8 @@ pub fn verify_auth(
             verify_signature(spki_or_cert, scheme, octets, &sig).map(|()| Some(scheme))
         }
         AuthMethod::RSA_SIG => {
-            let PublicKey::Rsa { key, pss_only: false } = parse_public_key(spki_or_cert)? else {
+            let spki = spki_of(spki_or_cert)?;
+            let PublicKey::Rsa { key, pss_only: false } = parse_public_key(&spki)? else {
                 return Err(CryptoError::Unsupported("the peer's key does not fit the AUTH method"));
             };
             UnparsedPublicKey::new(&lc::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, key)
@@ -705,22 +689,24 @@ pub fn verify_auth(
     }
 }
 
+/// Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } (RFC 3279 §2.2.3).
+#[derive(Sequence)]
+struct EcdsaSigValue<'a> {
+    r: UintRef<'a>,
+    s: UintRef<'a>,
+}
+
 /// DER `Ecdsa-Sig-Value` to r || s, each left-padded to `n` octets (RFC 4754 §7).
 fn ecdsa_der_to_fixed(sig: &[u8], n: usize) -> Result<Vec<u8>, CryptoError> {
-    let body = der::single(sig, tag::SEQUENCE).map_err(|_| CryptoError::BadLength)?;
-    let mut r = Reader::new(body);
+    let sig = EcdsaSigValue::from_der(sig).map_err(|_| CryptoError::BadLength)?;
     let mut out = Vec::with_capacity(2 * n);
-    for _ in 0..2 {
-        let int = r.expect(tag::INTEGER).map_err(|_| CryptoError::BadLength)?;
-        let skip = int.iter().take_while(|&&b| b == 0).count();
-        let int = int.get(skip..).unwrap_or_default();
+    for int in [sig.r.as_bytes(), sig.s.as_bytes()] {
         if int.len() > n {
             return Err(CryptoError::BadLength);
         }
         out.resize(out.len() + n - int.len(), 0);
         out.extend_from_slice(int);
     }
-    r.finish().map_err(|_| CryptoError::BadLength)?;
     Ok(out)
 }
 
@@ -730,18 +716,8 @@ fn ecdsa_fixed_to_der(sig: &[u8], n: usize) -> Result<Vec<u8>, CryptoError> {
         return Err(CryptoError::BadLength);
     }
     let (r, s) = sig.split_at(n);
-    let mut body = Vec::with_capacity(2 * n + 8);
-    for int in [r, s] {
-        let skip = int.iter().take_while(|&&b| b == 0).count();
-        let int = int.get(skip..).unwrap_or_default();
-        let mut v = Vec::with_capacity(int.len() + 1);
-        if int.first().is_none_or(|&b| b & 0x80 != 0) {
-            v.push(0);
-        }
-        v.extend_from_slice(int);
-        der::write_tlv(&mut body, tag::INTEGER, &v);
-    }
-    Ok(der::tlv(tag::SEQUENCE, &body))
+    let int = |v| UintRef::new(v).map_err(|_| CryptoError::BadLength);
+    EcdsaSigValue { r: int(r)?, s: int(s)? }.to_der().map_err(|_| CryptoError::BadLength)
 }
 
 #[cfg(test)]
@@ -773,7 +749,7 @@ mod tests {
             assert_eq!(usize::from(ai[0]), ai.len() - 1, "{s:?}");
             assert_eq!(SigScheme::from_algorithm_identifier(&ai[1..]), Some(s), "{s:?}");
             // The DER is well-formed: one SEQUENCE, nothing after it.
-            der::single(&ai[1..], tag::SEQUENCE).unwrap();
+            assert_eq!(der::Tagged::tag(&AnyRef::from_der(&ai[1..]).unwrap()), der::Tag::Sequence);
             let data = encode_digital_signature(s, &[1, 2, 3]);
             assert_eq!(decode_digital_signature(&data).unwrap(), (s, &[1u8, 2, 3][..]));
         }

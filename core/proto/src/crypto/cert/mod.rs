@@ -9,7 +9,6 @@
 //! Everything here is sans-IO: the OS trust store is read by the runtime crate (`ikelink::trust`), which hands
 //! the certificates in as bytes.
 
-pub(crate) mod der;
 mod ocsp;
 #[cfg(test)]
 mod tests;
@@ -19,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
+use der::asn1::ObjectIdentifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter, VerifiedPath};
@@ -239,7 +239,7 @@ pub fn crl_urls(chain: &[&[u8]]) -> Vec<String> {
     let mut urls: Vec<String> = Vec::new();
     for cert in chain {
         let Ok(info) = x509::parse(cert) else { continue };
-        for u in info.crl_uris.iter().filter_map(|u| http_url(u)) {
+        for u in info.crl_uris.iter().filter_map(|u| http_url(u.as_bytes())) {
             if !urls.contains(&u) {
                 urls.push(u);
             }
@@ -357,10 +357,10 @@ impl ValidatedPeer {
 }
 
 // id-kp-serverAuth, id-kp-ipsecIKE (RFC 4945 §5.1.3.12), iKEIntermediate, anyExtendedKeyUsage (RFC 5280).
-const EKU_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
-const EKU_IPSEC_IKE: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x11];
-const EKU_IKE_INTERMEDIATE: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x08, 0x02, 0x02];
-const EKU_ANY: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
+const EKU_SERVER_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
+const EKU_IPSEC_IKE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.17");
+const EKU_IKE_INTERMEDIATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.8.2.2");
+const EKU_ANY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
 
 /// webpki applies its EKU check to every certificate of the path; like strongSwan we do not restrict CAs by
 /// EKU and check the end entity ourselves ([`check_eku`]). Malformed EKU extensions still fail.
@@ -421,7 +421,7 @@ pub fn spki_sha256(spki: &[u8]) -> [u8; 32] {
 /// SHA-256 of the SubjectPublicKeyInfo of a DER certificate, to configure a pin from a certificate file.
 pub fn cert_spki_sha256(cert: &[u8]) -> Result<[u8; 32], CertError> {
     let info = x509::parse(cert).map_err(|e| CertError::Malformed(e.to_string()))?;
-    Ok(spki_sha256(info.spki))
+    Ok(spki_sha256(&info.spki))
 }
 
 /// Validate the gateway's certificate chain and identity (RFC 7296 §2.15, §3.6; RFC 4945 §3.1, §5).
@@ -564,10 +564,10 @@ pub fn validate_gateway_online(
             }
             let urls = crl_urls(&[cert]);
             let Ok(issuer) = x509::parse(cert).map(|i| i.issuer) else { continue };
-            let issuer_contents = der::single(issuer, der::tag::SEQUENCE).unwrap_or(issuer);
-            let found = usable.iter().any(|(u, by)| {
-                urls.iter().any(|url| url == u) && (by.as_slice() == issuer_contents || by.as_slice() == issuer)
-            });
+            let issuer_contents = der::asn1::AnyRef::try_from(issuer.as_slice()).map_or(&[][..], |a| a.value());
+            let found = usable
+                .iter()
+                .any(|(u, by)| urls.iter().any(|url| url == u) && (by.as_slice() == issuer_contents || *by == issuer));
             if !urls.is_empty() && !found {
                 return Err(CertError::RevocationUnknown(urls.into_iter().next()));
             }
@@ -575,27 +575,25 @@ pub fn validate_gateway_online(
     }
 
     if let Some(pin) = policy.pinned_leaf_spki_sha256 {
-        if spki_sha256(info.spki) != pin {
+        if spki_sha256(&info.spki) != pin {
             return Err(CertError::PinMismatch("gateway certificate"));
         }
     }
-    if let Some(ku) = info.key_usage {
-        if ku & (x509::KU_DIGITAL_SIGNATURE | x509::KU_NON_REPUDIATION) == 0 {
-            return Err(CertError::BadKeyUsage);
-        }
+    if info.key_usage_signs == Some(false) {
+        return Err(CertError::BadKeyUsage);
     }
     check_eku(&info, policy.require_server_auth_eku)?;
     check_identity(id, &info)?;
 
     Ok(ValidatedPeer {
-        spki: info.spki.to_vec(),
-        subject: info.subject.to_vec(),
         names: info.alt_names.iter().map(GeneralName::display).collect(),
+        spki: info.spki,
+        subject: info.subject,
     })
 }
 
-fn check_eku(info: &CertInfo<'_>, require_server_auth: bool) -> Result<(), CertError> {
-    let shown = |ids: &[&[u8]]| ids.iter().map(|o| der::oid_to_string(o)).collect::<Vec<_>>();
+fn check_eku(info: &CertInfo, require_server_auth: bool) -> Result<(), CertError> {
+    let shown = |ids: &[ObjectIdentifier]| ids.iter().map(ToString::to_string).collect::<Vec<_>>();
     match (&info.ext_key_usage, require_server_auth) {
         (None, false) => Ok(()),
         (None, true) => Err(CertError::BadExtendedKeyUsage(Vec::new())),
@@ -634,18 +632,21 @@ pub fn cert_names_identity(cert_der: &[u8], id: &Identification) -> Result<(), C
 }
 
 /// RFC 4945 §3.1, §3.2: the ID must be one of the certificate's names.
-fn check_identity(id: &Identification, info: &CertInfo<'_>) -> Result<(), CertError> {
+fn check_identity(id: &Identification, info: &CertInfo) -> Result<(), CertError> {
     let matched = match id.id_type {
-        IdType::ID_FQDN => info.alt_names.iter().any(|n| matches!(n, GeneralName::Dns(d) if dns_matches(d, &id.data))),
+        IdType::ID_FQDN => {
+            info.alt_names.iter().any(|n| matches!(n, GeneralName::Dns(d) if dns_matches(d.as_bytes(), &id.data)))
+        }
         IdType::ID_IPV4_ADDR | IdType::ID_IPV6_ADDR => {
             let want = if id.id_type == IdType::ID_IPV4_ADDR { 4 } else { 16 };
             id.data.len() == want && info.alt_names.iter().any(|n| matches!(n, GeneralName::Ip(a) if *a == id.data))
         }
-        IdType::ID_RFC822_ADDR => {
-            info.alt_names.iter().any(|n| matches!(n, GeneralName::Rfc822(e) if e.eq_ignore_ascii_case(&id.data)))
-        }
+        IdType::ID_RFC822_ADDR => info
+            .alt_names
+            .iter()
+            .any(|n| matches!(n, GeneralName::Rfc822(e) if e.as_bytes().eq_ignore_ascii_case(&id.data))),
         IdType::ID_DER_ASN1_DN => {
-            info.subject == id.data.as_slice()
+            info.subject == id.data
                 || info.alt_names.iter().any(|n| matches!(n, GeneralName::Directory(d) if *d == id.data))
         }
         t => return Err(CertError::UnsupportedIdentity(t.to_string())),
@@ -653,7 +654,7 @@ fn check_identity(id: &Identification, info: &CertInfo<'_>) -> Result<(), CertEr
     if matched {
         return Ok(());
     }
-    let mut names = vec![format!("subject:{}", x509::display_name(info.subject))];
+    let mut names = vec![format!("subject:{}", x509::display_name(&info.subject))];
     names.extend(info.alt_names.iter().map(GeneralName::display));
     Err(CertError::IdentityMismatch { id: display_id(id), names })
 }
@@ -701,7 +702,7 @@ pub struct ClientCredentials {
 
 impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let subject = self.chain.first().and_then(|c| x509::parse(c).ok()).map(|i| x509::display_name(i.subject));
+        let subject = self.chain.first().and_then(|c| x509::parse(c).ok()).map(|i| x509::display_name(&i.subject));
         f.debug_struct("ClientCredentials")
             .field("subject", &subject)
             .field("chain_len", &self.chain.len())
@@ -762,6 +763,6 @@ impl ClientCredentials {
     /// ID_DER_ASN1_DN with the end-entity certificate's subject: the IDi strongSwan uses by default.
     pub fn subject_identity(&self) -> Result<Identification, CertError> {
         let info = x509::parse(self.leaf()).map_err(|e| CertError::Malformed(e.to_string()))?;
-        Ok(Identification { id_type: IdType::ID_DER_ASN1_DN, data: info.subject.to_vec() })
+        Ok(Identification { id_type: IdType::ID_DER_ASN1_DN, data: info.subject })
     }
 }
