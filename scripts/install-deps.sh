@@ -17,6 +17,8 @@ libunbound8 libcurl3-nss libcap-ng0 libaudit1 libpam0g libldap-2.5-0 libsystemd0
 util-linux openiked gcc libc6-dev"
 # The core's unit tests as Windows programs (scripts/wine-test.sh, issue 13): Wine 8 (the 64-bit loader only).
 PACKAGES="$PACKAGES wine64"
+# pip, for the Android API stubs below (chaquopy-stubs-android, PyPI).
+PACKAGES="$PACKAGES python3-pip"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
