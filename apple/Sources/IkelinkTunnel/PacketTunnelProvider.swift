@@ -177,6 +177,27 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
         }
     }
 
+    /// The device is about to sleep. Nothing is torn down: the session stays as it is (the system may suspend
+    /// the extension meanwhile, and the gateway's DPD may drop our SAs if the sleep is long).
+    override open func sleep(completionHandler: @escaping () -> Void) {
+        os_log("going to sleep", log: log, type: .info)
+        completionHandler()
+    }
+
+    /// The device woke up: reset the path, as Firezone's provider does. Ikelink is told the network changed
+    /// (`networkChanged()`), so it checks at once: with MOBIKE it sends UPDATE_SA_ADDRESSES from the current
+    /// address (the gateway's answer proves the SAs are alive; no answer ends in a reconnect), without MOBIKE it
+    /// reconnects. Ikelink's own timers cannot notice the sleep: Rust's `Instant` does not advance while an Apple
+    /// device sleeps, so DPD and lifetimes resume as if no time had passed.
+    override open func wake() {
+        os_log("woke up: checking the path", log: log, type: .info)
+        if let monitor = locked({ pathMonitor }) {
+            monitor.reset() // calls networkChanged() on the monitor's queue if the path is usable
+        } else {
+            networkChanged()
+        }
+    }
+
     /// The app's messages (`sendProviderMessage`): any message is answered with the status as JSON
     /// (`state`, `virtualIpv4`, `espSuite`, counters, `lastError`).
     override open func handleAppMessage(_ messageData: Data, completionHandler: ((Data?) -> Void)?) {
