@@ -1,5 +1,6 @@
 import Foundation
 @_exported import IkelinkFFI
+@_exported import IkelinkShared
 import NetworkExtension
 import os.log
 
@@ -11,6 +12,26 @@ public enum IkelinkTunnelError: Error {
     case closedBeforeTunnelUp
     /// A Keychain item could not be used.
     case keychain(String)
+    /// The profile says `kill_switch = true` but the saved configuration lacks `includeAllNetworks`: the
+    /// tunnel is not started rather than run without the protection the profile asks for.
+    case killSwitchNeedsIncludeAllNetworks
+}
+
+extension IkelinkTunnelError: LocalizedError {
+    public var errorDescription: String? {
+        switch self {
+        case .noProfile:
+            return "no Ikelink profile in the start options or the provider configuration"
+        case .closedBeforeTunnelUp:
+            return "the session ended before the tunnel came up"
+        case .keychain(let reason):
+            return "Keychain: \(reason)"
+        case .killSwitchNeedsIncludeAllNetworks:
+            return "the profile asks for the kill switch (tunnel.kill_switch = true) but the VPN configuration "
+                + "does not set includeAllNetworks: save it with includeAllNetworks = true, or set "
+                + "kill_switch = false"
+        }
+    }
 }
 
 /// A `NEPacketTunnelProvider` that owns one Ikelink `VpnClient`. Subclass it in your Packet Tunnel extension
@@ -126,6 +147,13 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
         }
         guard let profile = profileToml(options: options) else {
             completionHandler(IkelinkTunnelError.noProfile)
+            return
+        }
+        // The kill switch is the system's on Apple platforms (`includeAllNetworks`, set by the app when it saves
+        // the configuration); the extension cannot set it, so it refuses to run without it.
+        if IkelinkProfileInfo(toml: profile).killSwitch && !protocolConfiguration.includeAllNetworks {
+            os_log("kill_switch = true without includeAllNetworks: not starting", log: log, type: .error)
+            completionHandler(IkelinkTunnelError.killSwitchNeedsIncludeAllNetworks)
             return
         }
         do {
