@@ -68,7 +68,7 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
     // MARK: Hooks for the app
 
     /// The profile TOML (the CLI's format): `options["profile"]` from `startVPNTunnel(options:)`, else
-    /// `providerConfiguration["profile"]` (keep secrets such as a PSK in the Keychain, not there).
+    /// `providerConfiguration["profile"]` (keep secrets such as a PSK in the Keychain, not there: see `secret`).
     open func profileToml(options: [String: NSObject]?) -> String? {
         if let profile = options?["profile"] as? String { return profile }
         return (protocolConfiguration as? NETunnelProviderProtocol)?.providerConfiguration?["profile"] as? String
@@ -78,6 +78,16 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
     /// `GatewayTrust.platform(evaluator: SecTrustEvaluator())`, MTU, reconnects.
     open func connectOptions(options: [String: NSObject]?) throws -> ConnectOptions {
         ConnectOptions()
+    }
+
+    /// The PSK or EAP password (`ConnectOptions.secret`, unless `connectOptions` set it): by default the Keychain
+    /// item the configuration's `passwordReference` points to, which the app stored with `IkelinkSecretStore`
+    /// in a keychain access group the extension shares; nil when the profile carries its own secret (giving
+    /// both is refused) or there is no reference. A Keychain failure stops the start with
+    /// `IkelinkSecretError` (it never contains the secret).
+    open func secret(profile: IkelinkProfileInfo, options: [String: NSObject]?) throws -> String? {
+        guard !profile.secretInProfile, let reference = protocolConfiguration.passwordReference else { return nil }
+        return try IkelinkSecretStore.secret(persistentReference: reference)
     }
 
     /// Ikelink's log level for the unified log (`.off`: no log sink).
@@ -151,7 +161,8 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
         }
         // The kill switch is the system's on Apple platforms (`includeAllNetworks`, set by the app when it saves
         // the configuration); the extension cannot set it, so it refuses to run without it.
-        if IkelinkProfileInfo(toml: profile).killSwitch && !protocolConfiguration.includeAllNetworks {
+        let info = IkelinkProfileInfo(toml: profile)
+        if info.killSwitch && !protocolConfiguration.includeAllNetworks {
             os_log("kill_switch = true without includeAllNetworks: not starting", log: log, type: .error)
             completionHandler(IkelinkTunnelError.killSwitchNeedsIncludeAllNetworks)
             return
@@ -159,7 +170,11 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
         do {
             let client = try currentClient()
             locked { phase = .starting(completionHandler) }
-            try client.connect(profileToml: profile, options: try connectOptions(options: options))
+            var connect = try connectOptions(options: options)
+            if connect.secret == nil {
+                connect.secret = try secret(profile: info, options: options)
+            }
+            try client.connect(profileToml: profile, options: connect)
         } catch {
             // Profile, options or credentials refused before anything touched the network.
             os_log("connect refused: %{public}@", log: log, type: .error, "\(error)")
