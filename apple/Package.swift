@@ -11,15 +11,23 @@ let package = Package(
     platforms: [.iOS(.v15), .macOS(.v12)],
     products: [
         .library(name: "IkelinkTunnel", targets: ["IkelinkTunnel"]),
+        // For the app (no Rust inside): what it reads from a profile and the shared Keychain secrets.
+        .library(name: "IkelinkShared", targets: ["IkelinkShared"]),
     ],
     targets: [
         // Placeholder path: produced by build-xcframework.sh.
         .binaryTarget(name: "ikelink_ffiFFI", path: "ikelink_ffiFFI.xcframework"),
         // The generated bindings (module IkelinkFFI): VpnClient, VpnEvent, VpnError, TunProvider...
         .target(name: "IkelinkFFI", dependencies: ["ikelink_ffiFFI"], path: "Sources/IkelinkFFI", exclude: ["README.md"]),
+        // Pure Swift, shared by the app and the extension: profile facts (kill switch, gateway) and secrets.
+        .target(
+            name: "IkelinkShared",
+            path: "Sources/IkelinkShared",
+            linkerSettings: [.linkedFramework("Security")]
+        ),
         .target(
             name: "IkelinkTunnel",
-            dependencies: ["IkelinkFFI"],
+            dependencies: ["IkelinkFFI", "IkelinkShared"],
             path: "Sources/IkelinkTunnel",
             linkerSettings: [
                 .linkedFramework("NetworkExtension"),

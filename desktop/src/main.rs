@@ -69,9 +69,11 @@ enum Command {
         #[arg(long, short)]
         profile: PathBuf,
     },
-    /// Convert a strongSwan app profile (.sswan) into an Ikelink profile, written with its certificates.
+    /// Convert a strongSwan app profile (.sswan) or an Apple configuration profile (.mobileconfig, IKEv2) into an
+    /// Ikelink profile, written with its certificates.
     Import {
-        /// The .sswan file (JSON, as strongSwan's Android and Apple apps import).
+        /// The .sswan file (JSON, as strongSwan's Android and Apple apps import) or the .mobileconfig (XML or
+        /// binary property list, signed or not).
         file: PathBuf,
         /// Where to write the profile and its files (created if missing; existing files are not replaced).
         #[arg(long, default_value = ".")]
@@ -142,10 +144,21 @@ fn main() -> ExitCode {
 }
 
 fn import(file: &std::path::Path, dir: &std::path::Path) -> Result<(), String> {
-    let json = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    // Larger than any profile (a few certificates at most).
+    const MAX_SIZE: u64 = 16 << 20;
+    let size = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?.len();
+    if size > MAX_SIZE {
+        return Err(format!("{}: {size} bytes is too large for a profile", file.display()));
+    }
+    let data = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-    let imported = ikelink_desktop::sswan::import_sswan(&json, &dir).map_err(|e| e.to_string())?;
+    let imported = if is_mobileconfig(file, &data) {
+        ikelink_desktop::mobileconfig::import_mobileconfig(&data, &dir).map_err(|e| e.to_string())?
+    } else {
+        let json = String::from_utf8(data).map_err(|_| format!("{}: not a .sswan (JSON) file", file.display()))?;
+        ikelink_desktop::sswan::import_sswan(&json, &dir).map_err(|e| e.to_string())?
+    };
     let profile = dir.join(format!("{}.toml", imported.name));
     let mut outputs = vec![(profile.clone(), imported.toml.into_bytes())];
     outputs.extend(imported.files.into_iter().map(|(name, data)| (dir.join(name), data)));
@@ -163,6 +176,19 @@ fn import(file: &std::path::Path, dir: &std::path::Path) -> Result<(), String> {
     Profile::load(&profile).map_err(|e| format!("the imported profile does not load: {e}"))?;
     println!("profile: {}", profile.display());
     Ok(())
+}
+
+/// An Apple configuration profile: by its extension, else by its content (a property list or a CMS wrapper;
+/// a `.sswan` file is JSON).
+fn is_mobileconfig(file: &std::path::Path, data: &[u8]) -> bool {
+    match file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("mobileconfig") => true,
+        Some("sswan") => false,
+        _ => {
+            let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(data.len());
+            !data[start..].starts_with(b"{")
+        }
+    }
 }
 
 /// Creates a file readable only by its owner (it may hold a password or a key).

@@ -48,7 +48,7 @@ fn base64(field: &'static str, s: &str) -> Result<Vec<u8>, ImportError> {
 }
 
 /// PEM text for a certificate given as DER or already as PEM.
-fn certificate_pem(bytes: Vec<u8>) -> Vec<u8> {
+pub(crate) fn certificate_pem(bytes: Vec<u8>) -> Vec<u8> {
     if bytes.starts_with(b"-----BEGIN") {
         return bytes;
     }
@@ -63,7 +63,7 @@ fn certificate_pem(bytes: Vec<u8>) -> Vec<u8> {
 }
 
 /// A file-system friendly stem for the profile's files.
-fn stem(name: &str) -> String {
+pub(crate) fn stem(name: &str) -> String {
     let s: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
     let s = s.trim_matches('-').to_lowercase();

@@ -1,12 +1,12 @@
-//! Replays the committed corpus of the `sswan_parse` fuzz target (`fuzz/corpus/sswan_parse/*`) through its body
-//! (`ikelink_desktop::fuzzing::sswan_parse`) on stable, as an ordinary test. The fuzzer (cargo-fuzz, nightly) is in
-//! `fuzz/`; the core's targets are replayed by `core/tests/fuzz_corpus.rs`.
+//! Replays the committed corpora of the desktop's fuzz targets (`fuzz/corpus/sswan_parse/*`,
+//! `fuzz/corpus/mobileconfig_parse/*`) through their bodies (`ikelink_desktop::fuzzing`) on stable, as ordinary
+//! tests. The fuzzer (cargo-fuzz, nightly) is in `fuzz/`; the core's targets are replayed by
+//! `core/tests/fuzz_corpus.rs`.
 
 use std::path::{Path, PathBuf};
 
-#[test]
-fn sswan_parse() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sswan_parse");
+fn replay(target: &str, body: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())
@@ -16,9 +16,33 @@ fn sswan_parse() {
     assert!(!files.is_empty(), "{}: empty corpus", dir.display());
     for f in &files {
         let data = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        if std::panic::catch_unwind(|| ikelink_desktop::fuzzing::sswan_parse(&data)).is_err() {
-            panic!("fuzz target sswan_parse panicked on {}", f.display());
+        if std::panic::catch_unwind(|| body(&data)).is_err() {
+            panic!("fuzz target {target} panicked on {}", f.display());
         }
     }
-    eprintln!("sswan_parse: {} corpus inputs replayed", files.len());
+    eprintln!("{target}: {} corpus inputs replayed", files.len());
+}
+
+#[test]
+fn sswan_parse() {
+    replay("sswan_parse", ikelink_desktop::fuzzing::sswan_parse);
+}
+
+#[test]
+fn mobileconfig_parse() {
+    replay("mobileconfig_parse", ikelink_desktop::fuzzing::mobileconfig_parse);
+}
+
+/// The seeds are real imports, not only inputs that fail early: each one converts.
+#[test]
+fn mobileconfig_seeds_import() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/mobileconfig_parse");
+    for entry in std::fs::read_dir(&dir).expect("corpus") {
+        let path = entry.expect("directory entry").path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("seed-")) {
+            let data = std::fs::read(&path).expect("seed");
+            let imported = ikelink_desktop::mobileconfig::import_mobileconfig(&data, Path::new("/tmp"));
+            assert!(imported.is_ok(), "{}: {:?}", path.display(), imported.err());
+        }
+    }
 }

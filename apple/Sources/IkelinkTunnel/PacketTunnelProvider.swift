@@ -1,5 +1,6 @@
 import Foundation
 @_exported import IkelinkFFI
+@_exported import IkelinkShared
 import NetworkExtension
 import os.log
 
@@ -11,6 +12,26 @@ public enum IkelinkTunnelError: Error {
     case closedBeforeTunnelUp
     /// A Keychain item could not be used.
     case keychain(String)
+    /// The profile says `kill_switch = true` but the saved configuration lacks `includeAllNetworks`: the
+    /// tunnel is not started rather than run without the protection the profile asks for.
+    case killSwitchNeedsIncludeAllNetworks
+}
+
+extension IkelinkTunnelError: LocalizedError {
+    public var errorDescription: String? {
+        switch self {
+        case .noProfile:
+            return "no Ikelink profile in the start options or the provider configuration"
+        case .closedBeforeTunnelUp:
+            return "the session ended before the tunnel came up"
+        case .keychain(let reason):
+            return "Keychain: \(reason)"
+        case .killSwitchNeedsIncludeAllNetworks:
+            return "the profile asks for the kill switch (tunnel.kill_switch = true) but the VPN configuration "
+                + "does not set includeAllNetworks: save it with includeAllNetworks = true, or set "
+                + "kill_switch = false"
+        }
+    }
 }
 
 /// A `NEPacketTunnelProvider` that owns one Ikelink `VpnClient`. Subclass it in your Packet Tunnel extension
@@ -47,7 +68,7 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
     // MARK: Hooks for the app
 
     /// The profile TOML (the CLI's format): `options["profile"]` from `startVPNTunnel(options:)`, else
-    /// `providerConfiguration["profile"]` (keep secrets such as a PSK in the Keychain, not there).
+    /// `providerConfiguration["profile"]` (keep secrets such as a PSK in the Keychain, not there: see `secret`).
     open func profileToml(options: [String: NSObject]?) -> String? {
         if let profile = options?["profile"] as? String { return profile }
         return (protocolConfiguration as? NETunnelProviderProtocol)?.providerConfiguration?["profile"] as? String
@@ -57,6 +78,16 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
     /// `GatewayTrust.platform(evaluator: SecTrustEvaluator())`, MTU, reconnects.
     open func connectOptions(options: [String: NSObject]?) throws -> ConnectOptions {
         ConnectOptions()
+    }
+
+    /// The PSK or EAP password (`ConnectOptions.secret`, unless `connectOptions` set it): by default the Keychain
+    /// item the configuration's `passwordReference` points to, which the app stored with `IkelinkSecretStore`
+    /// in a keychain access group the extension shares; nil when the profile carries its own secret (giving
+    /// both is refused) or there is no reference. A Keychain failure stops the start with
+    /// `IkelinkSecretError` (it never contains the secret).
+    open func secret(profile: IkelinkProfileInfo, options: [String: NSObject]?) throws -> String? {
+        guard !profile.secretInProfile, let reference = protocolConfiguration.passwordReference else { return nil }
+        return try IkelinkSecretStore.secret(persistentReference: reference)
     }
 
     /// Ikelink's log level for the unified log (`.off`: no log sink).
@@ -128,10 +159,22 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
             completionHandler(IkelinkTunnelError.noProfile)
             return
         }
+        // The kill switch is the system's on Apple platforms (`includeAllNetworks`, set by the app when it saves
+        // the configuration); the extension cannot set it, so it refuses to run without it.
+        let info = IkelinkProfileInfo(toml: profile)
+        if info.killSwitch && !protocolConfiguration.includeAllNetworks {
+            os_log("kill_switch = true without includeAllNetworks: not starting", log: log, type: .error)
+            completionHandler(IkelinkTunnelError.killSwitchNeedsIncludeAllNetworks)
+            return
+        }
         do {
             let client = try currentClient()
             locked { phase = .starting(completionHandler) }
-            try client.connect(profileToml: profile, options: try connectOptions(options: options))
+            var connect = try connectOptions(options: options)
+            if connect.secret == nil {
+                connect.secret = try secret(profile: info, options: options)
+            }
+            try client.connect(profileToml: profile, options: connect)
         } catch {
             // Profile, options or credentials refused before anything touched the network.
             os_log("connect refused: %{public}@", log: log, type: .error, "\(error)")
@@ -174,6 +217,27 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
         // The gateway may not answer our Delete: complete anyway after a while.
         DispatchQueue.global().asyncAfter(deadline: .now() + stopTimeout) { [weak self] in
             self?.takeStop()?()
+        }
+    }
+
+    /// The device is about to sleep. Nothing is torn down: the session stays as it is (the system may suspend
+    /// the extension meanwhile, and the gateway's DPD may drop our SAs if the sleep is long).
+    override open func sleep(completionHandler: @escaping () -> Void) {
+        os_log("going to sleep", log: log, type: .info)
+        completionHandler()
+    }
+
+    /// The device woke up: reset the path, as Firezone's provider does. Ikelink is told the network changed
+    /// (`networkChanged()`), so it checks at once: with MOBIKE it sends UPDATE_SA_ADDRESSES from the current
+    /// address (the gateway's answer proves the SAs are alive; no answer ends in a reconnect), without MOBIKE it
+    /// reconnects. Ikelink's own timers cannot notice the sleep: Rust's `Instant` does not advance while an Apple
+    /// device sleeps, so DPD and lifetimes resume as if no time had passed.
+    override open func wake() {
+        os_log("woke up: checking the path", log: log, type: .info)
+        if let monitor = locked({ pathMonitor }) {
+            monitor.reset() // calls networkChanged() on the monitor's queue if the path is usable
+        } else {
+            networkChanged()
         }
     }
 

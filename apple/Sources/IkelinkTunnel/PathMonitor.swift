@@ -24,6 +24,20 @@ final class PathMonitor: @unchecked Sendable {
         monitor.cancel()
     }
 
+    /// Resets the path after a wake from sleep: the current path becomes the baseline and, if it is usable,
+    /// [onChange] runs at once even when the path looks the same as before the sleep (the NAT mapping, the
+    /// gateway's SAs or the address behind the same interface may not have survived it). On the monitor's
+    /// queue, so it is ordered with the path updates and one change is not reported twice.
+    func reset() {
+        queue.async { [weak self] in
+            guard let self else { return }
+            let path = self.monitor.currentPath
+            self.last = Self.fingerprint(path)
+            guard path.status == .satisfied else { return } // the next update reports the usable path
+            self.onChange()
+        }
+    }
+
     private func update(_ path: NWPath) {
         let now = Self.fingerprint(path)
         let before = last
