@@ -11,7 +11,7 @@ let package = Package(
     platforms: [.iOS(.v15), .macOS(.v12)],
     products: [
         .library(name: "IkelinkTunnel", targets: ["IkelinkTunnel"]),
-        // For the app (no Rust inside): what it reads from a profile and the shared Keychain secrets.
+        // For the app: what it needs from a profile (read by Ikelink's parser) and the shared Keychain secrets.
         .library(name: "IkelinkShared", targets: ["IkelinkShared"]),
     ],
     targets: [
@@ -19,9 +19,10 @@ let package = Package(
         .binaryTarget(name: "ikelink_ffiFFI", path: "ikelink_ffiFFI.xcframework"),
         // The generated bindings (module IkelinkFFI): VpnClient, VpnEvent, VpnError, TunProvider...
         .target(name: "IkelinkFFI", dependencies: ["ikelink_ffiFFI"], path: "Sources/IkelinkFFI", exclude: ["README.md"]),
-        // Pure Swift, shared by the app and the extension: profile facts (kill switch, gateway) and secrets.
+        // Shared by the app and the extension: profile facts (kill switch, gateway) and secrets.
         .target(
             name: "IkelinkShared",
+            dependencies: ["IkelinkFFI"],
             path: "Sources/IkelinkShared",
             linkerSettings: [.linkedFramework("Security")]
         ),

@@ -92,6 +92,7 @@ impl VpnClient {
             return Err(VpnError::InvalidOptions { reason: message });
         }
         let checked = profile::check(&profile_toml, options.client_identity, options.gateway_trust, options.secret)?;
+        profile::check_kill_switch(&checked, options.kill_switch_by_os)?;
         let session_options = SessionOptions {
             data_plane: true,
             tun_name: None,

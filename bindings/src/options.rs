@@ -57,4 +57,9 @@ pub struct ConnectOptions {
     /// without `auth.psk`/`auth.password` (or their files).
     #[uniffi(default = None)]
     pub secret: Option<String>,
+    /// The OS drops traffic outside the tunnel: Android always-on VPN with "Block connections without VPN"
+    /// (`VpnService.isLockdownEnabled`), Apple `includeAllNetworks`. A profile with `tunnel.kill_switch = true`
+    /// is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
+    #[uniffi(default = false)]
+    pub kill_switch_by_os: bool,
 }

@@ -29,6 +29,37 @@ fn credentials(message: impl ToString) -> VpnError {
     VpnError::InvalidCredentials { reason: message.to_string() }
 }
 
+/// What a shell needs to know about a profile before connecting (to configure the OS side: Apple
+/// `includeAllNetworks` for the kill switch, a password prompt or Keychain lookup for the secret), read by the
+/// same parser `connect` uses.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ProfileFacts {
+    /// `gateway.address` as written (a name or an address).
+    pub gateway_address: String,
+    /// `auth.method`: "psk", "cert" or "eap".
+    pub auth_method: String,
+    /// Whether the profile carries its own PSK or EAP password (or names a file with it); otherwise pass
+    /// `ConnectOptions.secret` for "psk" and password-based EAP.
+    pub secret_in_profile: bool,
+    /// `tunnel.kill_switch`: the OS must drop traffic outside the tunnel (`ConnectOptions.kill_switch_by_os`).
+    pub kill_switch: bool,
+}
+
+/// Reads `profile_toml` with the profile parser and reports what the shell needs before connecting. Errors
+/// are those `connect` would give for the profile's structure (`InvalidProfile`).
+#[uniffi::export]
+pub fn profile_facts(profile_toml: String) -> Result<ProfileFacts, VpnError> {
+    let toml = Zeroizing::new(profile_toml);
+    let p = Profile::parse(&toml).map_err(invalid)?;
+    let a = &p.auth;
+    Ok(ProfileFacts {
+        gateway_address: p.gateway.address.clone(),
+        auth_method: a.method.clone(),
+        secret_in_profile: a.psk.is_some() || a.psk_file.is_some() || a.password.is_some() || a.password_file.is_some(),
+        kill_switch: p.tunnel.kill_switch,
+    })
+}
+
 pub(crate) fn check(
     toml: &str,
     identity: Option<ClientIdentity>,
@@ -43,6 +74,21 @@ pub(crate) fn check(
     };
     profile.ike_config_with(&supplied).map_err(invalid)?;
     Ok(Checked { profile, supplied })
+}
+
+/// The profile's kill switch needs the OS to drop traffic outside the tunnel: Ikelink cannot do it on mobile
+/// platforms, and never ignores the setting.
+pub(crate) fn check_kill_switch(checked: &Checked, kill_switch_by_os: bool) -> Result<(), VpnError> {
+    if checked.profile.tunnel.kill_switch && !kill_switch_by_os {
+        return Err(VpnError::InvalidOptions {
+            reason: "tunnel.kill_switch: the OS must block traffic outside the VPN, and it does not say so \
+                     (ConnectOptions.kill_switch_by_os): on Android turn on always-on VPN with \"Block connections \
+                     without VPN\" (lockdown), on Apple platforms set includeAllNetworks in the VPN configuration; \
+                     or remove kill_switch from the profile"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 impl Checked {
@@ -117,6 +163,33 @@ mod tests {
     fn a_plain_profile_resolves_as_for_the_cli() {
         let r = check(PSK, None, None).and_then(Checked::resolve);
         assert!(matches!(r, Ok(ref r) if matches!(r.ike.auth, AuthConfig::Psk(_))), "{:?}", r.err());
+    }
+
+    // Issue 13: a kill switch is never ignored on mobile: refused unless the OS enforces it; the shells learn
+    // about it (and whether to supply a secret) from the same parser.
+    #[test]
+    fn kill_switch_needs_the_os_and_facts_come_from_the_parser() {
+        let ks = format!("{PSK}[tunnel]\nkill_switch = true\n");
+        let checked = check(&ks, None, None).unwrap();
+        let e = check_kill_switch(&checked, false).unwrap_err();
+        assert!(matches!(&e, VpnError::InvalidOptions { reason } if reason.starts_with("tunnel.kill_switch")), "{e:?}");
+        assert!(check_kill_switch(&checked, true).is_ok());
+        assert!(check_kill_switch(&check(PSK, None, None).unwrap(), false).is_ok());
+        let f = profile_facts(ks).unwrap();
+        assert_eq!(
+            f,
+            ProfileFacts {
+                gateway_address: "203.0.113.2".into(),
+                auth_method: "psk".into(),
+                secret_in_profile: true,
+                kill_switch: true
+            }
+        );
+        // Dotted keys and inline tables are TOML too.
+        let f = profile_facts(format!("tunnel = {{ kill_switch = true }}\n{}", PSK.replace("psk = \"secret\"\n", "")))
+            .unwrap();
+        assert!(f.kill_switch && !f.secret_in_profile);
+        assert!(matches!(profile_facts("[gateway".into()), Err(VpnError::InvalidProfile { .. })));
     }
 
     #[test]

@@ -12,9 +12,6 @@ public enum IkelinkTunnelError: Error {
     case closedBeforeTunnelUp
     /// A Keychain item could not be used.
     case keychain(String)
-    /// The profile says `kill_switch = true` but the saved configuration lacks `includeAllNetworks`: the
-    /// tunnel is not started rather than run without the protection the profile asks for.
-    case killSwitchNeedsIncludeAllNetworks
 }
 
 extension IkelinkTunnelError: LocalizedError {
@@ -26,10 +23,6 @@ extension IkelinkTunnelError: LocalizedError {
             return "the session ended before the tunnel came up"
         case .keychain(let reason):
             return "Keychain: \(reason)"
-        case .killSwitchNeedsIncludeAllNetworks:
-            return "the profile asks for the kill switch (tunnel.kill_switch = true) but the VPN configuration "
-                + "does not set includeAllNetworks: save it with includeAllNetworks = true, or set "
-                + "kill_switch = false"
         }
     }
 }
@@ -159,18 +152,15 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
             completionHandler(IkelinkTunnelError.noProfile)
             return
         }
-        // The kill switch is the system's on Apple platforms (`includeAllNetworks`, set by the app when it saves
-        // the configuration); the extension cannot set it, so it refuses to run without it.
-        let info = IkelinkProfileInfo(toml: profile)
-        if info.killSwitch && !protocolConfiguration.includeAllNetworks {
-            os_log("kill_switch = true without includeAllNetworks: not starting", log: log, type: .error)
-            completionHandler(IkelinkTunnelError.killSwitchNeedsIncludeAllNetworks)
-            return
-        }
         do {
+            let info = try IkelinkProfileInfo(toml: profile)
             let client = try currentClient()
             locked { phase = .starting(completionHandler) }
             var connect = try connectOptions(options: options)
+            // The kill switch is the system's on Apple platforms (`includeAllNetworks`, set by the app when it
+            // saves the configuration; the extension cannot set it): the core refuses a `kill_switch = true`
+            // profile unless the configuration has it.
+            connect.killSwitchByOs = protocolConfiguration.includeAllNetworks
             if connect.secret == nil {
                 connect.secret = try secret(profile: info, options: options)
             }

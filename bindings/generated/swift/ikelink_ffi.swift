@@ -2210,6 +2210,12 @@ public struct ConnectOptions {
      * without `auth.psk`/`auth.password` (or their files).
      */
     public var secret: String?
+    /**
+     * The OS drops traffic outside the tunnel: Android always-on VPN with "Block connections without VPN"
+     * (`VpnService.isLockdownEnabled`), Apple `includeAllNetworks`. A profile with `tunnel.kill_switch = true`
+     * is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
+     */
+    public var killSwitchByOs: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2235,7 +2241,12 @@ public struct ConnectOptions {
         /**
          * The pre-shared key (`auth.method = "psk"`) or the EAP password, from the app's key store, for profiles
          * without `auth.psk`/`auth.password` (or their files).
-         */secret: String? = nil) {
+         */secret: String? = nil, 
+        /**
+         * The OS drops traffic outside the tunnel: Android always-on VPN with "Block connections without VPN"
+         * (`VpnService.isLockdownEnabled`), Apple `includeAllNetworks`. A profile with `tunnel.kill_switch = true`
+         * is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
+         */killSwitchByOs: Bool = false) {
         self.mtu = mtu
         self.statsIntervalSecs = statsIntervalSecs
         self.reconnect = reconnect
@@ -2243,6 +2254,7 @@ public struct ConnectOptions {
         self.clientIdentity = clientIdentity
         self.gatewayTrust = gatewayTrust
         self.secret = secret
+        self.killSwitchByOs = killSwitchByOs
     }
 
     
@@ -2267,7 +2279,8 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
                 reconnectMaxDelaySecs: FfiConverterUInt32.read(from: &buf), 
                 clientIdentity: FfiConverterOptionTypeClientIdentity.read(from: &buf), 
                 gatewayTrust: FfiConverterOptionTypeGatewayTrust.read(from: &buf), 
-                secret: FfiConverterOptionString.read(from: &buf)
+                secret: FfiConverterOptionString.read(from: &buf), 
+                killSwitchByOs: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2279,6 +2292,7 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
         FfiConverterOptionTypeClientIdentity.write(value.clientIdentity, into: &buf)
         FfiConverterOptionTypeGatewayTrust.write(value.gatewayTrust, into: &buf)
         FfiConverterOptionString.write(value.secret, into: &buf)
+        FfiConverterBool.write(value.killSwitchByOs, into: &buf)
     }
 }
 
@@ -2352,6 +2366,99 @@ public func FfiConverterTypeIpPrefix_lift(_ buf: RustBuffer) throws -> IpPrefix 
 #endif
 public func FfiConverterTypeIpPrefix_lower(_ value: IpPrefix) -> RustBuffer {
     return FfiConverterTypeIpPrefix.lower(value)
+}
+
+
+/**
+ * What a shell needs to know about a profile before connecting (to configure the OS side: Apple
+ * `includeAllNetworks` for the kill switch, a password prompt or Keychain lookup for the secret), read by the
+ * same parser `connect` uses.
+ */
+public struct ProfileFacts: Equatable, Hashable {
+    /**
+     * `gateway.address` as written (a name or an address).
+     */
+    public var gatewayAddress: String
+    /**
+     * `auth.method`: "psk", "cert" or "eap".
+     */
+    public var authMethod: String
+    /**
+     * Whether the profile carries its own PSK or EAP password (or names a file with it); otherwise pass
+     * `ConnectOptions.secret` for "psk" and password-based EAP.
+     */
+    public var secretInProfile: Bool
+    /**
+     * `tunnel.kill_switch`: the OS must drop traffic outside the tunnel (`ConnectOptions.kill_switch_by_os`).
+     */
+    public var killSwitch: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `gateway.address` as written (a name or an address).
+         */gatewayAddress: String, 
+        /**
+         * `auth.method`: "psk", "cert" or "eap".
+         */authMethod: String, 
+        /**
+         * Whether the profile carries its own PSK or EAP password (or names a file with it); otherwise pass
+         * `ConnectOptions.secret` for "psk" and password-based EAP.
+         */secretInProfile: Bool, 
+        /**
+         * `tunnel.kill_switch`: the OS must drop traffic outside the tunnel (`ConnectOptions.kill_switch_by_os`).
+         */killSwitch: Bool) {
+        self.gatewayAddress = gatewayAddress
+        self.authMethod = authMethod
+        self.secretInProfile = secretInProfile
+        self.killSwitch = killSwitch
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ProfileFacts: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProfileFacts: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProfileFacts {
+        return
+            try ProfileFacts(
+                gatewayAddress: FfiConverterString.read(from: &buf), 
+                authMethod: FfiConverterString.read(from: &buf), 
+                secretInProfile: FfiConverterBool.read(from: &buf), 
+                killSwitch: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ProfileFacts, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.gatewayAddress, into: &buf)
+        FfiConverterString.write(value.authMethod, into: &buf)
+        FfiConverterBool.write(value.secretInProfile, into: &buf)
+        FfiConverterBool.write(value.killSwitch, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProfileFacts_lift(_ buf: RustBuffer) throws -> ProfileFacts {
+    return try FfiConverterTypeProfileFacts.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProfileFacts_lower(_ value: ProfileFacts) -> RustBuffer {
+    return FfiConverterTypeProfileFacts.lower(value)
 }
 
 
@@ -3962,6 +4069,18 @@ public func setLogger(level: LogLevel, sink: LogSink)throws   {try rustCallWithE
     )
 }
 }
+/**
+ * Reads `profile_toml` with the profile parser and reports what the shell needs before connecting. Errors
+ * are those `connect` would give for the profile's structure (`InvalidProfile`).
+ */
+public func profileFacts(profileToml: String)throws  -> ProfileFacts  {
+    return try  FfiConverterTypeProfileFacts_lift(try rustCallWithError(FfiConverterTypeVpnError_lift) {
+        uniffiCallStatus in
+    uniffi_ikelink_ffi_fn_func_profile_facts(
+        FfiConverterString.lower(profileToml),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -3979,6 +4098,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.contractVersionMismatch
     }
     if (uniffi_ikelink_ffi_checksum_func_set_logger() != 43191) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_ikelink_ffi_checksum_func_profile_facts() != 9236) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_ikelink_ffi_checksum_method_vpnclient_connect() != 38721) {

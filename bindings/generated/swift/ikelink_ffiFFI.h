@@ -517,6 +517,11 @@ void uniffi_ikelink_ffi_fn_method_vpnlistener_on_event(uint64_t ptr, RustBuffer 
 void uniffi_ikelink_ffi_fn_func_set_logger(RustBuffer level, uint64_t sink, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_FUNC_PROFILE_FACTS
+#define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_FUNC_PROFILE_FACTS
+RustBuffer uniffi_ikelink_ffi_fn_func_profile_facts(RustBuffer profile_toml, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_IKELINK_FFI_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_IKELINK_FFI_RUSTBUFFER_ALLOC
 RustBuffer ffi_ikelink_ffi_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -780,6 +785,12 @@ void ffi_ikelink_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *
 #ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_FUNC_SET_LOGGER
 #define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_FUNC_SET_LOGGER
 uint16_t uniffi_ikelink_ffi_checksum_func_set_logger(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_FUNC_PROFILE_FACTS
+#define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_FUNC_PROFILE_FACTS
+uint16_t uniffi_ikelink_ffi_checksum_func_profile_facts(void
     
 );
 #endif

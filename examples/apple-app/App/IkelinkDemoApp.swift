@@ -54,12 +54,10 @@ struct ContentView: View {
 }
 
 enum DemoError: LocalizedError {
-    case noGateway
     case secretNeeded
 
     var errorDescription: String? {
         switch self {
-        case .noGateway: return "the profile has no gateway.address"
         case .secretNeeded: return "the profile has no PSK or EAP password: type it before importing"
         }
     }
@@ -119,8 +117,8 @@ final class TunnelController: ObservableObject {
             let scoped = url.startAccessingSecurityScopedResource()
             defer { if scoped { url.stopAccessingSecurityScopedResource() } }
             let toml = try String(contentsOf: url, encoding: .utf8)
-            let info = IkelinkProfileInfo(toml: toml)
-            guard let address = info.gatewayAddress else { throw DemoError.noGateway }
+            let info = try IkelinkProfileInfo(toml: toml)
+            let address = info.gatewayAddress
             let name = url.deletingPathExtension().lastPathComponent
 
             let proto = NETunnelProviderProtocol()

@@ -11,7 +11,7 @@ final class PacketTunnelProvider: IkelinkPacketTunnelProvider {
         // A gateway with a certificate: the system's trust store judges its chain (Ikelink checks that the
         // certificate names the gateway). A PSK gateway needs no trust, and Ikelink refuses one given; so does a
         // profile naming `gateway.ca` files (an app has none: give `.caCertificates(pem:)` from the app group).
-        let info = profileToml(options: options).map(IkelinkProfileInfo.init(toml:))
+        let info = try profileToml(options: options).map(IkelinkProfileInfo.init(toml:))
         if let info, info.authMethod != "psk" {
             connect.gatewayTrust = .platform(evaluator: SecTrustEvaluator())
         }

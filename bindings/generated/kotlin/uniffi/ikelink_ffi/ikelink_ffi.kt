@@ -815,6 +815,8 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_ikelink_ffi_checksum_func_set_logger(
     ): Int
+    external fun uniffi_ikelink_ffi_checksum_func_profile_facts(
+    ): Int
     external fun uniffi_ikelink_ffi_checksum_method_vpnclient_connect(
     ): Int
     external fun uniffi_ikelink_ffi_checksum_method_vpnclient_disconnect(
@@ -935,6 +937,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_ikelink_ffi_fn_func_set_logger(`level`: RustBuffer.ByValue,`sink`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_ikelink_ffi_fn_func_profile_facts(`profileToml`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun ffi_ikelink_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_ikelink_ffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1055,6 +1059,9 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_ikelink_ffi_checksum_func_set_logger() and 0xFFFF) != 43191) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_ikelink_ffi_checksum_func_profile_facts() and 0xFFFF) != 9236) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_ikelink_ffi_checksum_method_vpnclient_connect() and 0xFFFF) != 38721) {
@@ -3949,6 +3956,13 @@ data class ConnectOptions (
      * without `auth.psk`/`auth.password` (or their files).
      */
     var `secret`: kotlin.String? = null 
+    , 
+    /**
+     * The OS drops traffic outside the tunnel: Android always-on VPN with "Block connections without VPN"
+     * (`VpnService.isLockdownEnabled`), Apple `includeAllNetworks`. A profile with `tunnel.kill_switch = true`
+     * is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
+     */
+    var `killSwitchByOs`: kotlin.Boolean = false 
     
 ): Disposable{
     
@@ -3966,7 +3980,8 @@ data class ConnectOptions (
         this.`reconnectMaxDelaySecs`,
         this.`clientIdentity`,
         this.`gatewayTrust`,
-        this.`secret`
+        this.`secret`,
+        this.`killSwitchByOs`
     )
     }
     
@@ -3986,6 +4001,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterOptionalTypeClientIdentity.read(buf),
             FfiConverterOptionalTypeGatewayTrust.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -3996,7 +4012,8 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterUInt.allocationSize(value.`reconnectMaxDelaySecs`) +
             FfiConverterOptionalTypeClientIdentity.allocationSize(value.`clientIdentity`) +
             FfiConverterOptionalTypeGatewayTrust.allocationSize(value.`gatewayTrust`) +
-            FfiConverterOptionalString.allocationSize(value.`secret`)
+            FfiConverterOptionalString.allocationSize(value.`secret`) +
+            FfiConverterBoolean.allocationSize(value.`killSwitchByOs`)
     )
 
     override fun write(value: ConnectOptions, buf: ByteBuffer) {
@@ -4007,6 +4024,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterOptionalTypeClientIdentity.write(value.`clientIdentity`, buf)
             FfiConverterOptionalTypeGatewayTrust.write(value.`gatewayTrust`, buf)
             FfiConverterOptionalString.write(value.`secret`, buf)
+            FfiConverterBoolean.write(value.`killSwitchByOs`, buf)
     }
 }
 
@@ -4048,6 +4066,72 @@ public object FfiConverterTypeIpPrefix: FfiConverterRustBuffer<IpPrefix> {
     override fun write(value: IpPrefix, buf: ByteBuffer) {
             FfiConverterString.write(value.`address`, buf)
             FfiConverterUByte.write(value.`prefixLength`, buf)
+    }
+}
+
+
+
+/**
+ * What a shell needs to know about a profile before connecting (to configure the OS side: Apple
+ * `includeAllNetworks` for the kill switch, a password prompt or Keychain lookup for the secret), read by the
+ * same parser `connect` uses.
+ */
+data class ProfileFacts (
+    /**
+     * `gateway.address` as written (a name or an address).
+     */
+    var `gatewayAddress`: kotlin.String
+    , 
+    /**
+     * `auth.method`: "psk", "cert" or "eap".
+     */
+    var `authMethod`: kotlin.String
+    , 
+    /**
+     * Whether the profile carries its own PSK or EAP password (or names a file with it); otherwise pass
+     * `ConnectOptions.secret` for "psk" and password-based EAP.
+     */
+    var `secretInProfile`: kotlin.Boolean
+    , 
+    /**
+     * `tunnel.kill_switch`: the OS must drop traffic outside the tunnel (`ConnectOptions.kill_switch_by_os`).
+     */
+    var `killSwitch`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeProfileFacts: FfiConverterRustBuffer<ProfileFacts> {
+    override fun read(buf: ByteBuffer): ProfileFacts {
+        return ProfileFacts(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ProfileFacts) = (
+            FfiConverterString.allocationSize(value.`gatewayAddress`) +
+            FfiConverterString.allocationSize(value.`authMethod`) +
+            FfiConverterBoolean.allocationSize(value.`secretInProfile`) +
+            FfiConverterBoolean.allocationSize(value.`killSwitch`)
+    )
+
+    override fun write(value: ProfileFacts, buf: ByteBuffer) {
+            FfiConverterString.write(value.`gatewayAddress`, buf)
+            FfiConverterString.write(value.`authMethod`, buf)
+            FfiConverterBoolean.write(value.`secretInProfile`, buf)
+            FfiConverterBoolean.write(value.`killSwitch`, buf)
     }
 }
 
@@ -5738,6 +5822,22 @@ public object FfiConverterSequenceTypeSignatureAlgorithm: FfiConverterRustBuffer
         FfiConverterTypeLogSink.lower(`sink`),_status)
 }
     
+    
+
+        /**
+         * Reads `profile_toml` with the profile parser and reports what the shell needs before connecting. Errors
+         * are those `connect` would give for the profile's structure (`InvalidProfile`).
+         */
+    @Throws(VpnException::class) fun `profileFacts`(`profileToml`: kotlin.String): ProfileFacts {
+            return FfiConverterTypeProfileFacts.lift(
+    uniffiRustCallWithError(VpnException) { _status ->
+    UniffiLib.uniffi_ikelink_ffi_fn_func_profile_facts(
+    
+        
+        FfiConverterString.lower(`profileToml`),_status)
+}
+    )
+    }
     
 
 

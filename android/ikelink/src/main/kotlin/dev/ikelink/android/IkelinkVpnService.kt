@@ -29,6 +29,7 @@ import kotlinx.coroutines.flow.update
 import uniffi.ikelink_ffi.CallbackException
 import uniffi.ikelink_ffi.ConnectOptions
 import uniffi.ikelink_ffi.LogLevel
+import uniffi.ikelink_ffi.profileFacts
 import uniffi.ikelink_ffi.SocketProtector
 import uniffi.ikelink_ffi.TunProvider
 import uniffi.ikelink_ffi.TunnelSettings
@@ -289,16 +290,15 @@ open class IkelinkVpnService : VpnService() {
     /** Control thread. */
     private fun startSession(profile: String, intent: Intent?) {
         try {
-            val wantsKillSwitch = KillSwitch.requested(profile)
-            KillSwitch.refusal(wantsKillSwitch, Build.VERSION.SDK_INT, lockdown())?.let {
-                refused(VpnException.InvalidOptions(it))
-                return
-            }
-            killSwitch = wantsKillSwitch
+            // `tunnel.kill_switch` is read by the core's profile parser; Android enforces it only with always-on
+            // VPN and "Block connections without VPN" (lockdown), so the core refuses such a profile unless
+            // lockdown is on (it cannot be checked before Android 10): never silently ignored.
+            killSwitch = profileFacts(profile).killSwitch
+            val options = connectOptions(intent).also { it.killSwitchByOs = lockdown() }
             val c = client ?: VpnClient(Listener(), Tun(), Protector()).also { client = it }
             val latch = CountDownLatch(1)
             synchronized(lock) { closed = latch }
-            c.connect(profile, connectOptions(intent))
+            c.connect(profile, options)
             if (networks == null) {
                 networks = UnderlyingNetworkMonitor(this) { onControl { networkChanged() } }.also { it.start() }
             }

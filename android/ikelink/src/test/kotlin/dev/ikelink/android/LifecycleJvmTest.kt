@@ -37,24 +37,4 @@ class LifecycleJvmTest {
         dns.onEvent(VpnEvent.Closed(reason))
         assertEquals(listOf<String?>("wifi", "mobile", null, "wifi", null), calls)
     }
-
-    @Test
-    fun killSwitchIsReadFromTheProfile() {
-        assertTrue(KillSwitch.requested("[gateway]\naddress = \"vpn\"\n[tunnel]\nkill_switch = true # always\n"))
-        assertFalse(KillSwitch.requested("[tunnel]\nkill_switch = false\n"))
-        assertFalse(KillSwitch.requested("[gateway]\nkill_switch = true\n")) // another table's key
-        assertFalse(KillSwitch.requested("[tunnel]\n# kill_switch = true\n"))
-        assertTrue(KillSwitch.requested("tunnel.kill_switch = true\n[gateway]\naddress = \"vpn\"\n"))
-        assertTrue(KillSwitch.requested("tunnel = { dns = true, kill_switch = true }\n"))
-        assertFalse(KillSwitch.requested("[gateway]\naddress = \"vpn\"\n"))
-    }
-
-    @Test
-    fun killSwitchNeedsLockdown() {
-        assertNull(KillSwitch.refusal(requested = false, sdk = 24, lockdown = false))
-        assertNull(KillSwitch.refusal(requested = true, sdk = 34, lockdown = true))
-        assertNotNull(KillSwitch.refusal(requested = true, sdk = 34, lockdown = false))
-        assertTrue(KillSwitch.refusal(requested = true, sdk = 34, lockdown = false)!!.contains("Block connections without VPN"))
-        assertNotNull(KillSwitch.refusal(requested = true, sdk = 28, lockdown = false))
-    }
 }
