@@ -17,8 +17,13 @@ libunbound8 libcurl3-nss libcap-ng0 libaudit1 libpam0g libldap-2.5-0 libsystemd0
 util-linux openiked gcc libc6-dev"
 # The core's unit tests as Windows programs (scripts/wine-test.sh, issue 13): Wine 8 (the 64-bit loader only).
 PACKAGES="$PACKAGES wine64"
-# pip, for the Android API stubs below (chaquopy-stubs-android, PyPI).
+# pip, for the Android JVM check's API stubs below (chaquopy-stubs-android from PyPI).
 PACKAGES="$PACKAGES python3-pip"
+# npm (kotlin-compiler from the npm registry, below): Debian's nodejs and npm, unless the machine already has an
+# npm (another Node.js build, whose nodejs package would conflict with Debian's npm).
+if ! command -v npm >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES nodejs npm"
+fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -37,7 +37,9 @@ kotlinc=target/tools/node_modules/kotlin-compiler/bin/kotlinc
 if [ -x "$kotlinc" ] && [ -d target/tools/android-stubs/android-stubs ]; then
   KOTLINC="$PWD/$kotlinc" android/jvmcheck/run.sh
 else
-  echo "test.sh: kotlinc or the Android API stubs missing; Android JVM check skipped" >&2
+  # install-deps.sh installs both (npm, pip); a machine without them would pass without checking the shell.
+  echo "test.sh: kotlinc or the Android API stubs missing (scripts/install-deps.sh installs them)" >&2
+  exit 1
 fi
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2
 # Fuzzing (fuzz/, cargo-fuzz on nightly; fuzz/README.md): the committed corpora were replayed above on stable
