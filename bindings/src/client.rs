@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::error::VpnError;
 use crate::options::ConnectOptions;
-use crate::platform::{guard, ProtectAdapter, SocketProtector, TunAdapter, TunProvider, VpnListener};
+use crate::platform::{guard, ProtectAdapter, ResolverAdapter, SocketProtector, TunAdapter, TunProvider, VpnListener};
 use crate::profile;
 use crate::types::{SessionDetails, TunnelState, VpnEvent, VpnStatus};
 
@@ -75,6 +75,7 @@ impl VpnClient {
         let hooks = PlatformHooks {
             tun: Some(Arc::new(TunAdapter(tun_provider))),
             protect: socket_protector.map(|p| Arc::new(ProtectAdapter(p)) as _),
+            resolve: None,
         };
         let status =
             VpnStatus { state: TunnelState::Disconnected, details: None, stats: Default::default(), last_error: None };
@@ -131,7 +132,9 @@ impl VpnClient {
             generation,
             state: TunnelState::Disconnected,
         };
-        runtime.spawn(task.run(checked, session_options, self.hooks.clone(), rx));
+        let mut hooks = self.hooks.clone();
+        hooks.resolve = options.resolver.map(|r| Arc::new(ResolverAdapter(r)) as _);
+        runtime.spawn(task.run(checked, session_options, hooks, rx));
         Ok(())
     }
 
@@ -215,7 +218,8 @@ impl Task {
     ) {
         self.set_state(TunnelState::Connecting);
         // Resolving may query DNS: off the runtime's threads, and abandoned if the app disconnects meanwhile.
-        let resolving = tokio::task::spawn_blocking(move || checked.resolve());
+        let resolver = hooks.resolve.clone();
+        let resolving = tokio::task::spawn_blocking(move || checked.resolve(resolver.as_deref()));
         let resolved = tokio::select! {
             r = resolving => match r {
                 Ok(Ok(r)) => r,

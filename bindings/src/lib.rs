@@ -26,7 +26,7 @@ pub use client::VpnClient;
 pub use error::{CallbackError, VpnError};
 pub use logging::{set_logger, LogLevel, LogSink};
 pub use options::{ClientIdentity, ConnectOptions, GatewayTrust};
-pub use platform::{KeystoreSigner, SocketProtector, TrustEvaluator, TunProvider, VpnListener};
+pub use platform::{KeystoreSigner, NameResolver, SocketProtector, TrustEvaluator, TunProvider, VpnListener};
 pub use profile::{profile_facts, ProfileFacts};
 pub use types::{
     IpPrefix, SessionDetails, SignatureAlgorithm, TrafficStats, TunnelSettings, TunnelState, VpnEvent, VpnStatus,

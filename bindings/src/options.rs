@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::platform::{KeystoreSigner, TrustEvaluator};
+use crate::platform::{KeystoreSigner, NameResolver, TrustEvaluator};
 
 /// Our certificate and private key, when the profile says `auth.method = "cert"` (or EAP-TLS) and the app holds
 /// them (apps have no files: these replace the profile's `auth.cert`/`auth.key`/`auth.pkcs12` paths).
@@ -62,4 +62,7 @@ pub struct ConnectOptions {
     /// is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
     #[uniffi(default = false)]
     pub kill_switch_by_os: bool,
+    /// Resolves names outside the tunnel (Android: on the underlying network); null: the system resolver.
+    #[uniffi(default = None)]
+    pub resolver: Option<Arc<dyn NameResolver>>,
 }

@@ -59,6 +59,15 @@ pub trait TrustEvaluator: Send + Sync {
     fn evaluate(&self, chain: Vec<Vec<u8>>, host_name: Option<String>) -> Result<(), CallbackError>;
 }
 
+/// Looks a host name up outside the tunnel (Android: `Network.getAllByName` on the underlying network; Apple
+/// needs none). Ikelink's own lookups (the gateway's name, backups, redirect targets, CRL and OCSP hosts) then
+/// do not go into the tunnel while a reconnecting session's TUN is up. Return IP address literals, preferred
+/// first; throw if the name has none. Called off the UI thread; it may block.
+#[uniffi::export(with_foreign)]
+pub trait NameResolver: Send + Sync {
+    fn resolve(&self, host: String) -> Result<Vec<String>, CallbackError>;
+}
+
 /// Calls into the app, turning a panic on the way into an error.
 pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, CallbackError>) -> Result<T, CallbackError> {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -96,6 +105,23 @@ impl ikelink::platform::SocketProtector for ProtectAdapter {
     fn protect(&self, socket: BorrowedFd<'_>) -> io::Result<()> {
         let fd = socket.as_raw_fd();
         guard("protect", || self.0.protect(fd)).map_err(|e| io::Error::other(e.message()))
+    }
+}
+
+/// The app's [`NameResolver`] as the core's.
+pub(crate) struct ResolverAdapter(pub Arc<dyn NameResolver>);
+
+impl ikelink::platform::Resolver for ResolverAdapter {
+    fn resolve(&self, host: &str) -> io::Result<Vec<std::net::IpAddr>> {
+        let names = guard("resolve", || self.0.resolve(host.to_owned())).map_err(|e| io::Error::other(e.message()))?;
+        let addrs: Vec<std::net::IpAddr> = names.iter().filter_map(|a| a.trim().parse().ok()).collect();
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("the app's resolver gave no address for `{host}`"),
+            ));
+        }
+        Ok(addrs)
     }
 }
 

@@ -92,9 +92,15 @@ pub(crate) fn check_kill_switch(checked: &Checked, kill_switch_by_os: bool) -> R
 }
 
 impl Checked {
-    /// Resolves the gateway's address (may query DNS: call off the UI thread).
-    pub(crate) fn resolve(self) -> Result<Resolved, VpnError> {
-        self.profile.resolve_with(&self.supplied).map_err(invalid)
+    /// Resolves the gateway's address (may query DNS: call off the UI thread), with the app's resolver if any.
+    pub(crate) fn resolve(self, resolver: Option<&dyn ikelink::platform::Resolver>) -> Result<Resolved, VpnError> {
+        match resolver {
+            Some(r) => self.profile.resolve_by(&self.supplied, &|host, port| {
+                Ok(r.resolve(host)?.into_iter().map(|ip| std::net::SocketAddr::new(ip, port)).collect())
+            }),
+            None => self.profile.resolve_with(&self.supplied),
+        }
+        .map_err(invalid)
     }
 }
 
@@ -161,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_plain_profile_resolves_as_for_the_cli() {
-        let r = check(PSK, None, None).and_then(Checked::resolve);
+        let r = check(PSK, None, None).and_then(|c| c.resolve(None));
         assert!(matches!(r, Ok(ref r) if matches!(r.ike.auth, AuthConfig::Psk(_))), "{:?}", r.err());
     }
 
@@ -192,6 +198,27 @@ mod tests {
         assert!(matches!(profile_facts("[gateway".into()), Err(VpnError::InvalidProfile { .. })));
     }
 
+    // Issue 13: the gateway's name is looked up by the app's resolver (outside the tunnel) when it gives one.
+    #[test]
+    fn the_apps_resolver_looks_up_the_gateway() {
+        struct Fixed;
+        impl crate::platform::NameResolver for Fixed {
+            fn resolve(&self, host: String) -> Result<Vec<String>, crate::error::CallbackError> {
+                match host.as_str() {
+                    "vpn.ikelink.invalid" => Ok(vec!["not an address".into(), "203.0.113.9".into()]),
+                    _ => Err(crate::error::CallbackError::Failed { reason: format!("unknown {host}") }),
+                }
+            }
+        }
+        let adapter = crate::platform::ResolverAdapter(Arc::new(Fixed));
+        let named = PSK.replace("203.0.113.2", "vpn.ikelink.invalid");
+        let r = check(&named, None, None).and_then(|c| c.resolve(Some(&adapter))).unwrap();
+        assert_eq!(r.gateway.to_string(), "203.0.113.9:500");
+        let other = PSK.replace("203.0.113.2", "other.ikelink.invalid");
+        let e = check(&other, None, None).and_then(|c| c.resolve(Some(&adapter))).unwrap_err();
+        assert!(matches!(&e, VpnError::InvalidProfile { reason } if reason.contains("unknown other")), "{e:?}");
+    }
+
     #[test]
     fn bad_profiles_are_typed_errors() {
         assert!(matches!(check("nonsense", None, None), Err(VpnError::InvalidProfile { .. })));
@@ -207,7 +234,7 @@ mod tests {
     fn certificate_identity_and_ca_from_bytes() {
         let (identity, ca) = pem_identity();
         let checked = check(CERT, Some(identity), Some(GatewayTrust::CaCertificates { pem: ca }));
-        let r = checked.and_then(Checked::resolve).unwrap();
+        let r = checked.and_then(|c| c.resolve(None)).unwrap();
         assert!(matches!(r.ike.auth, AuthConfig::Certificate(_)));
         assert!(matches!(r.ike.gateway_auth, GatewayAuth::Certificate(_)));
         assert_eq!(r.ike.local_id.id_type, ikelink::wire::IdType::ID_DER_ASN1_DN, "the certificate's subject");
@@ -275,7 +302,7 @@ mod tests {
     fn platform_trust_reaches_the_app() {
         let (identity, _) = pem_identity();
         let trust = GatewayTrust::Platform { evaluator: Arc::new(Judge) };
-        let r = check(CERT, Some(identity), Some(trust)).and_then(Checked::resolve).unwrap();
+        let r = check(CERT, Some(identity), Some(trust)).and_then(|c| c.resolve(None)).unwrap();
         // The core matches the identity; the app's evaluator answers for the chain, with the host name.
         assert_eq!((r.ike.remote_id, r.ike.remote_id_loose), (Some(parse_identity("gw.ikelink.test").unwrap()), true));
         let GatewayAuth::Platform(evaluator) = r.ike.gateway_auth else { panic!("platform trust expected") };
@@ -296,7 +323,7 @@ mod tests {
         let (_, ca) = pem_identity();
         // EAP-MSCHAPv2, the road-warrior setup: the gateway's CA from the app, the password from the profile.
         let r = check(&eap("mschapv2"), None, Some(GatewayTrust::CaCertificates { pem: ca.clone() }))
-            .and_then(Checked::resolve)
+            .and_then(|c| c.resolve(None))
             .unwrap();
         let AuthConfig::Eap(c) = &r.ike.auth else { panic!("EAP expected") };
         assert!(matches!(c.credentials, EapCredentials::Password { .. }));
@@ -304,11 +331,11 @@ mod tests {
         assert!(matches!(r.ike.gateway_auth, GatewayAuth::Certificate(_)));
         // With the platform deciding about the gateway.
         let trust = GatewayTrust::Platform { evaluator: Arc::new(Judge) };
-        let r = check(&eap("mschapv2"), None, Some(trust)).and_then(Checked::resolve).unwrap();
+        let r = check(&eap("mschapv2"), None, Some(trust)).and_then(|c| c.resolve(None)).unwrap();
         assert!(matches!(r.ike.gateway_auth, GatewayAuth::Platform(_)));
         // EAP-TTLS: the app's CAs also vouch for the EAP server.
         let r = check(&eap("ttls"), None, Some(GatewayTrust::CaCertificates { pem: ca }))
-            .and_then(Checked::resolve)
+            .and_then(|c| c.resolve(None))
             .unwrap();
         let AuthConfig::Eap(c) = &r.ike.auth else { panic!("EAP expected") };
         let EapCredentials::Ttls(t) = &c.credentials else { panic!("TTLS expected") };
@@ -318,7 +345,7 @@ mod tests {
                    eap_method = \"tls\"\neap_identity = \"client.ikelink.test\"\n";
         let (identity, ca) = pem_identity();
         let r = check(tls, Some(identity), Some(GatewayTrust::CaCertificates { pem: ca.clone() }))
-            .and_then(Checked::resolve)
+            .and_then(|c| c.resolve(None))
             .unwrap();
         let AuthConfig::Eap(c) = &r.ike.auth else { panic!("EAP expected") };
         let EapCredentials::Tls(t) = &c.credentials else { panic!("EAP-TLS expected") };
@@ -339,7 +366,7 @@ mod tests {
     fn secrets_from_the_key_store() {
         let no_psk = PSK.replace("psk = \"secret\"\n", "");
         let secret = || Some("a pre-shared key from the key store".to_string());
-        let r = super::check(&no_psk, None, None, secret()).and_then(Checked::resolve).unwrap();
+        let r = super::check(&no_psk, None, None, secret()).and_then(|c| c.resolve(None)).unwrap();
         assert!(matches!(&r.ike.auth, AuthConfig::Psk(k) if k.as_slice() == b"a pre-shared key from the key store"));
         let e = super::check(PSK, None, None, secret()).err().unwrap();
         assert!(matches!(&e, VpnError::InvalidProfile { reason } if reason.starts_with("auth.psk")), "{e:?}");

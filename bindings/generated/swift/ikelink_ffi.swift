@@ -1106,6 +1106,218 @@ public func FfiConverterTypeLogSink_lower(_ value: LogSink) -> UInt64 {
 
 
 /**
+ * Looks a host name up outside the tunnel (Android: `Network.getAllByName` on the underlying network; Apple
+ * needs none). Ikelink's own lookups (the gateway's name, backups, redirect targets, CRL and OCSP hosts) then
+ * do not go into the tunnel while a reconnecting session's TUN is up. Return IP address literals, preferred
+ * first; throw if the name has none. Called off the UI thread; it may block.
+ */
+public protocol NameResolver: AnyObject, Sendable {
+    
+    func resolve(host: String) throws  -> [String]
+    
+}
+/**
+ * Looks a host name up outside the tunnel (Android: `Network.getAllByName` on the underlying network; Apple
+ * needs none). Ikelink's own lookups (the gateway's name, backups, redirect targets, CRL and OCSP hosts) then
+ * do not go into the tunnel while a reconnecting session's TUN is up. Return IP address literals, preferred
+ * first; throw if the name has none. Called off the UI thread; it may block.
+ */
+open class NameResolverImpl: NameResolver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_ikelink_ffi_fn_clone_nameresolver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_ikelink_ffi_fn_free_nameresolver(handle, $0) }
+    }
+
+    
+
+    
+open func resolve(host: String)throws  -> [String]  {
+    return try  FfiConverterSequenceString.lift(try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_ikelink_ffi_fn_method_nameresolver_resolve(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(host),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceNameResolver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceNameResolver = UniffiVTableCallbackInterfaceNameResolver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeNameResolver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface NameResolver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeNameResolver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface NameResolver: handle missing in uniffiClone")
+            }
+        },
+        resolve: { (
+            uniffiHandle: UInt64,
+            host: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> [String] in
+                guard let uniffiObj = try? FfiConverterTypeNameResolver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.resolve(
+                     host: try FfiConverterString.lift(host)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterSequenceString.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceNameResolver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceNameResolver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitNameResolver() {
+    uniffi_ikelink_ffi_fn_init_callback_vtable_nameresolver(UniffiCallbackInterfaceNameResolver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNameResolver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<NameResolver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = NameResolver
+
+    public static func lift(_ handle: UInt64) throws -> NameResolver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return NameResolverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: NameResolver) -> UInt64 {
+         if let rustImpl = value as? NameResolverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NameResolver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: NameResolver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNameResolver_lift(_ handle: UInt64) throws -> NameResolver {
+    return try FfiConverterTypeNameResolver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNameResolver_lower(_ value: NameResolver) -> UInt64 {
+    return FfiConverterTypeNameResolver.lower(value)
+}
+
+
+
+
+
+
+/**
  * Keeps a UDP socket of Ikelink out of the tunnel (Android: `VpnService.protect(fd)`, throw if it returns
  * false). Called for every socket before it sends anything.
  */
@@ -2216,6 +2428,10 @@ public struct ConnectOptions {
      * is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
      */
     public var killSwitchByOs: Bool
+    /**
+     * Resolves names outside the tunnel (Android: on the underlying network); null: the system resolver.
+     */
+    public var resolver: NameResolver?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2246,7 +2462,10 @@ public struct ConnectOptions {
          * The OS drops traffic outside the tunnel: Android always-on VPN with "Block connections without VPN"
          * (`VpnService.isLockdownEnabled`), Apple `includeAllNetworks`. A profile with `tunnel.kill_switch = true`
          * is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
-         */killSwitchByOs: Bool = false) {
+         */killSwitchByOs: Bool = false, 
+        /**
+         * Resolves names outside the tunnel (Android: on the underlying network); null: the system resolver.
+         */resolver: NameResolver? = nil) {
         self.mtu = mtu
         self.statsIntervalSecs = statsIntervalSecs
         self.reconnect = reconnect
@@ -2255,6 +2474,7 @@ public struct ConnectOptions {
         self.gatewayTrust = gatewayTrust
         self.secret = secret
         self.killSwitchByOs = killSwitchByOs
+        self.resolver = resolver
     }
 
     
@@ -2280,7 +2500,8 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
                 clientIdentity: FfiConverterOptionTypeClientIdentity.read(from: &buf), 
                 gatewayTrust: FfiConverterOptionTypeGatewayTrust.read(from: &buf), 
                 secret: FfiConverterOptionString.read(from: &buf), 
-                killSwitchByOs: FfiConverterBool.read(from: &buf)
+                killSwitchByOs: FfiConverterBool.read(from: &buf), 
+                resolver: FfiConverterOptionTypeNameResolver.read(from: &buf)
         )
     }
 
@@ -2293,6 +2514,7 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
         FfiConverterOptionTypeGatewayTrust.write(value.gatewayTrust, into: &buf)
         FfiConverterOptionString.write(value.secret, into: &buf)
         FfiConverterBool.write(value.killSwitchByOs, into: &buf)
+        FfiConverterOptionTypeNameResolver.write(value.resolver, into: &buf)
     }
 }
 
@@ -3817,6 +4039,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeNameResolver: FfiConverterRustBuffer {
+    typealias SwiftType = NameResolver?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeNameResolver.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeNameResolver.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeSocketProtector: FfiConverterRustBuffer {
     typealias SwiftType = SocketProtector?
 
@@ -4127,6 +4373,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_ikelink_ffi_checksum_method_keystoresigner_sign() != 6976) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_ikelink_ffi_checksum_method_nameresolver_resolve() != 45204) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_ikelink_ffi_checksum_method_socketprotector_protect() != 48722) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4145,6 +4394,7 @@ private let initializationResult: InitializationResult = {
 
     uniffiCallbackInitKeystoreSigner()
     uniffiCallbackInitLogSink()
+    uniffiCallbackInitNameResolver()
     uniffiCallbackInitSocketProtector()
     uniffiCallbackInitTrustEvaluator()
     uniffiCallbackInitTunProvider()

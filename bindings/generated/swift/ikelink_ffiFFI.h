@@ -264,6 +264,13 @@ typedef void (*UniffiCallbackInterfaceKeystoreSignerMethod1)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_NAME_RESOLVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_NAME_RESOLVER_METHOD0
+typedef void (*UniffiCallbackInterfaceNameResolverMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SOCKET_PROTECTOR_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SOCKET_PROTECTOR_METHOD0
 typedef void (*UniffiCallbackInterfaceSocketProtectorMethod0)(uint64_t, int32_t, void* _Nonnull, 
@@ -309,6 +316,15 @@ typedef struct UniffiVTableCallbackInterfaceKeystoreSigner {
     UniffiCallbackInterfaceKeystoreSignerMethod0 _Nonnull algorithms;
     UniffiCallbackInterfaceKeystoreSignerMethod1 _Nonnull sign;
 } UniffiVTableCallbackInterfaceKeystoreSigner;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_NAME_RESOLVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_NAME_RESOLVER
+typedef struct UniffiVTableCallbackInterfaceNameResolver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceNameResolverMethod0 _Nonnull resolve;
+} UniffiVTableCallbackInterfaceNameResolver;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_SOCKET_PROTECTOR
@@ -430,6 +446,26 @@ RustBuffer uniffi_ikelink_ffi_fn_method_keystoresigner_algorithms(uint64_t ptr, 
 #ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_METHOD_KEYSTORESIGNER_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_METHOD_KEYSTORESIGNER_SIGN
 RustBuffer uniffi_ikelink_ffi_fn_method_keystoresigner_sign(uint64_t ptr, RustBuffer algorithm, RustBuffer data, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_CLONE_NAMERESOLVER
+#define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_CLONE_NAMERESOLVER
+uint64_t uniffi_ikelink_ffi_fn_clone_nameresolver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_FREE_NAMERESOLVER
+#define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_FREE_NAMERESOLVER
+void uniffi_ikelink_ffi_fn_free_nameresolver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_INIT_CALLBACK_VTABLE_NAMERESOLVER
+#define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_INIT_CALLBACK_VTABLE_NAMERESOLVER
+void uniffi_ikelink_ffi_fn_init_callback_vtable_nameresolver(const UniffiVTableCallbackInterfaceNameResolver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_METHOD_NAMERESOLVER_RESOLVE
+#define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_METHOD_NAMERESOLVER_RESOLVE
+RustBuffer uniffi_ikelink_ffi_fn_method_nameresolver_resolve(uint64_t ptr, RustBuffer host, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_CLONE_SOCKETPROTECTOR
@@ -839,6 +875,12 @@ uint16_t uniffi_ikelink_ffi_checksum_method_keystoresigner_algorithms(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_METHOD_KEYSTORESIGNER_SIGN
 #define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_METHOD_KEYSTORESIGNER_SIGN
 uint16_t uniffi_ikelink_ffi_checksum_method_keystoresigner_sign(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_METHOD_NAMERESOLVER_RESOLVE
+#define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_METHOD_NAMERESOLVER_RESOLVE
+uint16_t uniffi_ikelink_ffi_checksum_method_nameresolver_resolve(void
     
 );
 #endif

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info};
 
-use super::{protect, PlatformHooks};
+use super::{lookup, protect, PlatformHooks};
 use crate::crypto::{RevocationRequest, RevocationResponse};
 
 /// The largest CRL we accept.
@@ -108,11 +108,7 @@ fn parse_response(raw: &[u8]) -> Result<&[u8], FetchError> {
 /// GET `url`, or POST `ocsp_request` to it.
 async fn fetch(url: &str, ocsp_request: Option<&[u8]>, hooks: &PlatformHooks) -> Result<Vec<u8>, FetchError> {
     let (host, port, path) = split_url(url)?;
-    let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|_| FetchError::Resolve(host.clone()))?
-        .next()
-        .ok_or_else(|| FetchError::Resolve(host.clone()))?;
+    let addr: SocketAddr = lookup(hooks, &host, port).await.map_err(|_| FetchError::Resolve(host.clone()))?;
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     protect(hooks, &socket).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut stream = socket.connect(addr).await?;

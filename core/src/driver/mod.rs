@@ -475,10 +475,10 @@ impl Driver {
                     let _ = self.events.send(SessionEvent::from(e)).await;
                 }
                 Action::Resolve { name, port } => {
-                    let tx = answers.clone();
+                    let (tx, hooks) = (answers.clone(), self.hooks.clone());
                     tokio::spawn(async move {
-                        let addr = match tokio::net::lookup_host((name.as_str(), port)).await {
-                            Ok(mut a) => a.next(),
+                        let addr = match lookup(&hooks, &name, port).await {
+                            Ok(a) => Some(a),
                             Err(e) => {
                                 debug!(%e, name, "cannot resolve");
                                 None
@@ -712,6 +712,20 @@ fn protect(hooks: &PlatformHooks, socket: &impl std::os::fd::AsFd) -> Result<(),
     hooks.protect(socket.as_fd()).map_err(DriverError::Protect)
 }
 
+/// Resolves a name through the embedder's resolver (Unix) or the system's.
+#[cfg(unix)]
+pub(crate) async fn lookup(hooks: &PlatformHooks, host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    hooks.lookup(host, port).await
+}
+
+#[cfg(not(unix))]
+pub(crate) async fn lookup(_hooks: &PlatformHooks, host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("`{host}` has no address")))
+}
+
 /// No platform hooks outside Unix (the mobile VPN APIs are Android's and Apple's).
 #[cfg(not(unix))]
 #[derive(Clone, Debug, Default)]
@@ -780,7 +794,7 @@ mod hook_tests {
     #[tokio::test]
     async fn every_socket_is_protected_before_it_sends() {
         let (rec, gateway) = recorder(false);
-        let hooks = PlatformHooks { tun: Some(Arc::new(NoTun)), protect: Some(rec.clone()) };
+        let hooks = PlatformHooks { tun: Some(Arc::new(NoTun)), protect: Some(rec.clone()), resolve: None };
         let options = SessionOptions { watch_network: None, ..SessionOptions::default() };
         let (tx, _rx) = mpsc::channel(16);
         let port = gateway.local_addr().unwrap().port();
@@ -800,7 +814,7 @@ mod hook_tests {
     #[tokio::test]
     async fn a_refused_protect_is_an_error() {
         let (rec, gateway) = recorder(true);
-        let hooks = PlatformHooks { tun: None, protect: Some(rec) };
+        let hooks = PlatformHooks { tun: None, protect: Some(rec), resolve: None };
         let (tx, _rx) = mpsc::channel(16);
         let port = gateway.local_addr().unwrap().port();
         let r = Session::start_with_hooks(profile(port), SessionOptions::default(), hooks, tx).await;

@@ -53,6 +53,16 @@ pub trait SocketProtector: Send + Sync {
     fn protect(&self, socket: BorrowedFd<'_>) -> io::Result<()>;
 }
 
+/// Looks up a host name outside the tunnel (Android: `Network.getAllByName` on the underlying network). The
+/// driver's own lookups (the gateway's name, backups, redirect targets, CRL and OCSP hosts) go through it, so
+/// that while the TUN of a reconnecting session is up they do not enter the tunnel that is down. Blocking:
+/// called off the runtime's worker threads.
+#[cfg(unix)]
+pub trait Resolver: Send + Sync {
+    /// The host's addresses, preferred first; an error if it has none.
+    fn resolve(&self, host: &str) -> io::Result<Vec<IpAddr>>;
+}
+
 /// The hooks an embedder gives [`Session::start_with_hooks`](crate::driver::Session::start_with_hooks).
 /// Default: none, the driver opens its own TUN and sets routes and DNS (the desktop client).
 #[cfg(unix)]
@@ -62,6 +72,8 @@ pub struct PlatformHooks {
     pub tun: Option<Arc<dyn TunProvider>>,
     /// Protects the driver's sockets.
     pub protect: Option<Arc<dyn SocketProtector>>,
+    /// Resolves names outside the tunnel; `None`: the system resolver.
+    pub resolve: Option<Arc<dyn Resolver>>,
 }
 
 #[cfg(unix)]
@@ -73,6 +85,25 @@ impl PlatformHooks {
             None => Ok(()),
         }
     }
+
+    /// The first address of `host` (a name or an address literal) with `port`: through the embedder's
+    /// [`Resolver`] if there is one, else the system resolver.
+    pub async fn lookup(&self, host: &str, port: u16) -> io::Result<std::net::SocketAddr> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(std::net::SocketAddr::new(ip, port));
+        }
+        let first = match &self.resolve {
+            Some(r) => {
+                let (r, name) = (r.clone(), host.to_owned());
+                let addrs = tokio::task::spawn_blocking(move || r.resolve(&name))
+                    .await
+                    .map_err(|e| io::Error::other(format!("resolver task failed: {e}")))??;
+                addrs.first().map(|&ip| std::net::SocketAddr::new(ip, port))
+            }
+            None => tokio::net::lookup_host((host, port)).await?.next(),
+        };
+        first.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("`{host}` has no address")))
+    }
 }
 
 #[cfg(unix)]
@@ -81,6 +112,41 @@ impl fmt::Debug for PlatformHooks {
         f.debug_struct("PlatformHooks")
             .field("tun", &self.tun.is_some())
             .field("protect", &self.protect.is_some())
+            .field("resolve", &self.resolve.is_some())
             .finish()
+    }
+}
+
+#[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records the names it is asked for; knows one.
+    struct Recording(Mutex<Vec<String>>);
+
+    impl Resolver for Recording {
+        fn resolve(&self, host: &str) -> io::Result<Vec<IpAddr>> {
+            self.0.lock().unwrap().push(host.to_owned());
+            match host {
+                "gw.ikelink.invalid" => Ok(vec![IpAddr::from([203, 0, 113, 7]), IpAddr::from([203, 0, 113, 8])]),
+                "empty.ikelink.invalid" => Ok(Vec::new()),
+                _ => Err(io::Error::new(io::ErrorKind::NotFound, "unknown")),
+            }
+        }
+    }
+
+    // Issue 13: with a resolver, every name the driver looks up goes through it (never the system's, which
+    // would ask through the tunnel); address literals need no lookup.
+    #[tokio::test]
+    async fn names_go_through_the_embedders_resolver() {
+        let r = Arc::new(Recording(Mutex::new(Vec::new())));
+        let hooks = PlatformHooks { resolve: Some(r.clone()), ..PlatformHooks::default() };
+        assert_eq!(hooks.lookup("gw.ikelink.invalid", 4500).await.unwrap().to_string(), "203.0.113.7:4500");
+        assert_eq!(hooks.lookup("198.51.100.1", 80).await.unwrap().to_string(), "198.51.100.1:80");
+        assert_eq!(hooks.lookup("empty.ikelink.invalid", 80).await.unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(hooks.lookup("nothing.ikelink.invalid", 80).await.is_err());
+        assert_eq!(*r.0.lock().unwrap(), ["gw.ikelink.invalid", "empty.ikelink.invalid", "nothing.ikelink.invalid"]);
     }
 }

@@ -48,7 +48,7 @@ use tun::AbstractDevice;
 pub use crate::datapath::mss_clamp;
 pub use hooks::TunnelSettings;
 #[cfg(unix)]
-pub use hooks::{PlatformHooks, SocketProtector, TunProvider};
+pub use hooks::{PlatformHooks, Resolver, SocketProtector, TunProvider};
 pub use offload::{OffloadError, Segments, VNET_HDR_LEN};
 pub use plan::parse_prefix;
 

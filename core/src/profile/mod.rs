@@ -432,6 +432,16 @@ impl Profile {
 
     /// Like [`Profile::resolve`], with trust an embedding app supplies instead of files and the system store.
     pub fn resolve_with(&self, supplied: &Supplied) -> Result<Resolved, ProfileError> {
+        self.resolve_by(supplied, &|host, port| (host, port).to_socket_addrs().map(Iterator::collect))
+    }
+
+    /// Like [`Profile::resolve_with`], looking the gateway's name up with `lookup` (an embedder's resolver, which
+    /// asks the network outside the tunnel).
+    pub fn resolve_by(
+        &self,
+        supplied: &Supplied,
+        lookup: &dyn Fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>,
+    ) -> Result<Resolved, ProfileError> {
         let ike = self.ike_config_with(supplied)?;
         let excluded = self.excluded()?;
         let addr = &self.gateway.address;
@@ -440,9 +450,9 @@ impl Profile {
         }
         let gateway = match addr.parse::<IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, self.gateway.port),
-            Err(_) => (addr.as_str(), self.gateway.port)
-                .to_socket_addrs()
+            Err(_) => lookup(addr, self.gateway.port)
                 .map_err(|e| field("gateway.address", format!("cannot resolve `{addr}`: {e}")))?
+                .into_iter()
                 .next()
                 .ok_or_else(|| field("gateway.address", format!("`{addr}` has no address")))?,
         };

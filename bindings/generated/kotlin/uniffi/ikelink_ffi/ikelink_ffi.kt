@@ -659,6 +659,9 @@ internal interface UniffiCallbackInterfaceKeystoreSignerMethod0 : com.sun.jna.Ca
 internal interface UniffiCallbackInterfaceKeystoreSignerMethod1 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`algorithm`: RustBuffer.ByValue,`data`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceNameResolverMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`host`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceSocketProtectorMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`fd`: Int,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -709,6 +712,25 @@ internal open class UniffiVTableCallbackInterfaceKeystoreSigner(
         `uniffiClone` = other.`uniffiClone`
         `algorithms` = other.`algorithms`
         `sign` = other.`sign`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "resolve")
+internal open class UniffiVTableCallbackInterfaceNameResolver(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `resolve`: UniffiCallbackInterfaceNameResolverMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `resolve`: UniffiCallbackInterfaceNameResolverMethod0? = null,
+    ): UniffiVTableCallbackInterfaceNameResolver(`uniffiFree`,`uniffiClone`,`resolve`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceNameResolver) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `resolve` = other.`resolve`
     }
 
 }
@@ -833,6 +855,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_ikelink_ffi_checksum_method_keystoresigner_sign(
     ): Int
+    external fun uniffi_ikelink_ffi_checksum_method_nameresolver_resolve(
+    ): Int
     external fun uniffi_ikelink_ffi_checksum_method_socketprotector_protect(
     ): Int
     external fun uniffi_ikelink_ffi_checksum_method_trustevaluator_evaluate(
@@ -861,6 +885,7 @@ internal object UniffiLib {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "ikelink_ffi"))
         uniffiCallbackInterfaceKeystoreSigner.register(this)
         uniffiCallbackInterfaceLogSink.register(this)
+        uniffiCallbackInterfaceNameResolver.register(this)
         uniffiCallbackInterfaceSocketProtector.register(this)
         uniffiCallbackInterfaceTrustEvaluator.register(this)
         uniffiCallbackInterfaceTunProvider.register(this)
@@ -902,6 +927,14 @@ internal object UniffiLib {
     external fun uniffi_ikelink_ffi_fn_method_keystoresigner_algorithms(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_ikelink_ffi_fn_method_keystoresigner_sign(`ptr`: Long,`algorithm`: RustBuffer.ByValue,`data`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_ikelink_ffi_fn_clone_nameresolver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_ikelink_ffi_fn_free_nameresolver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_ikelink_ffi_fn_init_callback_vtable_nameresolver(`vtable`: UniffiVTableCallbackInterfaceNameResolver,
+    ): Unit
+    external fun uniffi_ikelink_ffi_fn_method_nameresolver_resolve(`ptr`: Long,`host`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_ikelink_ffi_fn_clone_socketprotector(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1086,6 +1119,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_ikelink_ffi_checksum_method_keystoresigner_sign() and 0xFFFF) != 6976) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_ikelink_ffi_checksum_method_nameresolver_resolve() and 0xFFFF) != 45204) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_ikelink_ffi_checksum_method_socketprotector_protect() and 0xFFFF) != 48722) {
@@ -2207,6 +2243,336 @@ public object FfiConverterTypeLogSink: FfiConverter<LogSink, Long> {
     override fun allocationSize(value: LogSink) = 8UL
 
     override fun write(value: LogSink, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Looks a host name up outside the tunnel (Android: `Network.getAllByName` on the underlying network; Apple
+ * needs none). Ikelink's own lookups (the gateway's name, backups, redirect targets, CRL and OCSP hosts) then
+ * do not go into the tunnel while a reconnecting session's TUN is up. Return IP address literals, preferred
+ * first; throw if the name has none. Called off the UI thread; it may block.
+ */
+public interface NameResolver {
+    
+    fun `resolve`(`host`: kotlin.String): List<kotlin.String>
+    
+    companion object
+}
+
+/**
+ * Looks a host name up outside the tunnel (Android: `Network.getAllByName` on the underlying network; Apple
+ * needs none). Ikelink's own lookups (the gateway's name, backups, redirect targets, CRL and OCSP hosts) then
+ * do not go into the tunnel while a reconnecting session's TUN is up. Return IP address literals, preferred
+ * first; throw if the name has none. Called off the UI thread; it may block.
+ */
+open class NameResolverImpl: Disposable, AutoCloseable, NameResolver
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_ikelink_ffi_fn_free_nameresolver(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_ikelink_ffi_fn_clone_nameresolver(handle, status)
+        }
+    }
+
+    
+    @Throws(CallbackException::class)override fun `resolve`(`host`: kotlin.String): List<kotlin.String> {
+            return FfiConverterSequenceString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(CallbackException) { _status ->
+    UniffiLib.uniffi_ikelink_ffi_fn_method_nameresolver_resolve(
+        it,
+        
+        FfiConverterString.lower(`host`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceNameResolver {
+    internal object `resolve`: UniffiCallbackInterfaceNameResolverMethod0 {
+        override fun callback(`uniffiHandle`: Long,`host`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeNameResolver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`resolve`(
+                    FfiConverterString.lift(`host`),
+                )
+            }
+            val writeReturn = { value: List<kotlin.String> -> uniffiOutReturn.setValue(FfiConverterSequenceString.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: CallbackException -> FfiConverterTypeCallbackError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeNameResolver.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeNameResolver.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceNameResolver.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `resolve`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_ikelink_ffi_fn_init_callback_vtable_nameresolver(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNameResolver: FfiConverter<NameResolver, Long> {
+    internal val handleMap = UniffiHandleMap<NameResolver>()
+
+    override fun lower(value: NameResolver): Long {
+        if (value is NameResolverImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): NameResolver {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return NameResolverImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): NameResolver {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: NameResolver) = 8UL
+
+    override fun write(value: NameResolver, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -3963,6 +4329,11 @@ data class ConnectOptions (
      * is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
      */
     var `killSwitchByOs`: kotlin.Boolean = false 
+    , 
+    /**
+     * Resolves names outside the tunnel (Android: on the underlying network); null: the system resolver.
+     */
+    var `resolver`: NameResolver? = null 
     
 ): Disposable{
     
@@ -3981,7 +4352,8 @@ data class ConnectOptions (
         this.`clientIdentity`,
         this.`gatewayTrust`,
         this.`secret`,
-        this.`killSwitchByOs`
+        this.`killSwitchByOs`,
+        this.`resolver`
     )
     }
     
@@ -4002,6 +4374,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterOptionalTypeGatewayTrust.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeNameResolver.read(buf),
         )
     }
 
@@ -4013,7 +4386,8 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterOptionalTypeClientIdentity.allocationSize(value.`clientIdentity`) +
             FfiConverterOptionalTypeGatewayTrust.allocationSize(value.`gatewayTrust`) +
             FfiConverterOptionalString.allocationSize(value.`secret`) +
-            FfiConverterBoolean.allocationSize(value.`killSwitchByOs`)
+            FfiConverterBoolean.allocationSize(value.`killSwitchByOs`) +
+            FfiConverterOptionalTypeNameResolver.allocationSize(value.`resolver`)
     )
 
     override fun write(value: ConnectOptions, buf: ByteBuffer) {
@@ -4025,6 +4399,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterOptionalTypeGatewayTrust.write(value.`gatewayTrust`, buf)
             FfiConverterOptionalString.write(value.`secret`, buf)
             FfiConverterBoolean.write(value.`killSwitchByOs`, buf)
+            FfiConverterOptionalTypeNameResolver.write(value.`resolver`, buf)
     }
 }
 
@@ -5501,6 +5876,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
         } else {
             buf.put(1)
             FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeNameResolver: FfiConverterRustBuffer<NameResolver?> {
+    override fun read(buf: ByteBuffer): NameResolver? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeNameResolver.read(buf)
+    }
+
+    override fun allocationSize(value: NameResolver?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeNameResolver.allocationSize(value)
+        }
+    }
+
+    override fun write(value: NameResolver?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeNameResolver.write(value, buf)
         }
     }
 }

@@ -7,7 +7,6 @@ import android.app.PendingIntent
 import android.content.Context
 import android.content.Intent
 import android.content.pm.ServiceInfo
-import android.net.ConnectivityManager
 import android.net.VpnService
 import android.net.IpPrefix
 import android.os.Build
@@ -105,18 +104,8 @@ open class IkelinkVpnService : VpnService() {
     /** Control thread only. */
     private var networks: UnderlyingNetworkMonitor? = null
 
-    /** Lookups on the underlying network while reconnecting (see [ReconnectDns]). */
-    private val reconnectDns = ReconnectDns(underlying = { networks?.current() }) { network ->
-        val connectivity = getSystemService(ConnectivityManager::class.java)
-        connectivity?.bindProcessToNetwork(network) ?: false
-    }
-
-    /**
-     * Bind the process to the underlying network while reconnecting, so name lookups (Ikelink's own for the
-     * gateway, and the app's) do not go into the tunnel that is down. Set false if your app must never send
-     * outside the VPN, even its own traffic during a reconnect.
-     */
-    protected open val lookupsOutsideTunnelWhileReconnecting: Boolean = true
+    /** Ikelink's name lookups, on the underlying network (see [UnderlyingResolver]). */
+    private val resolver = UnderlyingResolver(underlying = { networks?.current() }, onNetwork = { n, host -> n.getAllByName(host) })
 
     /** The current profile's `tunnel.kill_switch` (read by [Tun] on a runtime thread). */
     @Volatile
@@ -161,7 +150,6 @@ open class IkelinkVpnService : VpnService() {
             if (stopSession() && waitFor != null) waitFor.await(CLOSE_WAIT_MS, TimeUnit.MILLISECONDS)
             networks?.stop()
             networks = null
-            reconnectDns.release()
             // Dropping the client stops its runtime (bounded wait): never on the main thread nor a runtime thread.
             client?.destroy()
             client = null
@@ -294,7 +282,10 @@ open class IkelinkVpnService : VpnService() {
             // VPN and "Block connections without VPN" (lockdown), so the core refuses such a profile unless
             // lockdown is on (it cannot be checked before Android 10): never silently ignored.
             killSwitch = profileFacts(profile).killSwitch
-            val options = connectOptions(intent).also { it.killSwitchByOs = lockdown() }
+            val options = connectOptions(intent).also {
+                it.killSwitchByOs = lockdown()
+                if (it.resolver == null) it.resolver = resolver
+            }
             val c = client ?: VpnClient(Listener(), Tun(), Protector()).also { client = it }
             val latch = CountDownLatch(1)
             synchronized(lock) { closed = latch }
@@ -391,7 +382,6 @@ open class IkelinkVpnService : VpnService() {
     private inner class Listener : VpnListener {
         override fun onEvent(event: VpnEvent) {
             mutableStatus.update { it.after(event) }
-            if (lookupsOutsideTunnelWhileReconnecting) reconnectDns.onEvent(event)
             if (event is VpnEvent.Closed) {
                 // The session is over and Ikelink closed its duplicate: close ours (the interface goes away).
                 closeTun()

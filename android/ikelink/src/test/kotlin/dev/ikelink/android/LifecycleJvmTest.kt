@@ -5,36 +5,36 @@ import org.junit.Assert.assertFalse
 import org.junit.Assert.assertNotNull
 import org.junit.Assert.assertNull
 import org.junit.Assert.assertTrue
+import org.junit.Assert.fail
 import org.junit.Test
+import java.net.InetAddress
+import uniffi.ikelink_ffi.CallbackException
 import uniffi.ikelink_ffi.TunnelState
 import uniffi.ikelink_ffi.VpnEvent
 import uniffi.ikelink_ffi.VpnException
 
-/** Lookups while reconnecting, and the kill switch's refusal. */
+/** Ikelink's name lookups on the underlying network. */
 class LifecycleJvmTest {
     @Test
-    fun lookupsUseTheUnderlyingNetworkOnlyWhileReconnecting() {
-        val calls = mutableListOf<String?>()
-        var underlying: String? = "wifi"
-        val dns = ReconnectDns(underlying = { underlying }) { n -> calls += n; true }
-        dns.onEvent(VpnEvent.StateChanged(TunnelState.CONNECTING))
-        assertEquals(emptyList<String?>(), calls)
-        val reason = VpnException.Unreachable("dpd")
-        dns.onEvent(VpnEvent.Reconnecting(1u, 0uL, reason))
-        dns.onEvent(VpnEvent.Reconnecting(2u, 1000uL, reason)) // same network: bound once
-        assertEquals(listOf<String?>("wifi"), calls)
-        underlying = "mobile"
-        dns.onEvent(VpnEvent.Reconnecting(3u, 2000uL, reason)) // moved: bound to the new one
-        dns.onEvent(VpnEvent.StateChanged(TunnelState.CONNECTED))
-        assertEquals(listOf<String?>("wifi", "mobile", null), calls)
-        dns.onEvent(VpnEvent.Closed(null)) // nothing bound: nothing to undo
-        assertEquals(3, calls.size)
-        underlying = null
-        dns.onEvent(VpnEvent.Reconnecting(1u, 0uL, reason)) // no underlying network: leave the process as is
-        assertEquals(3, calls.size)
+    fun lookupsUseTheUnderlyingNetwork() {
+        val asked = mutableListOf<String>()
+        var underlying: String? = null
+        val addr = { a: String -> arrayOf(InetAddress.getByName(a)) }
+        val r = UnderlyingResolver(
+            underlying = { underlying },
+            onNetwork = { n, host -> asked += "$n:$host"; if (host == "gw.test") addr("203.0.113.7") else emptyArray() },
+            system = { host -> asked += "system:$host"; addr("198.51.100.1") },
+        )
+        // Before the monitor knows a network (the first lookup, before the tunnel is up): the default network.
+        assertEquals(listOf("198.51.100.1"), r.resolve("gw.test"))
         underlying = "wifi"
-        dns.onEvent(VpnEvent.Reconnecting(1u, 0uL, reason))
-        dns.onEvent(VpnEvent.Closed(reason))
-        assertEquals(listOf<String?>("wifi", "mobile", null, "wifi", null), calls)
+        assertEquals(listOf("203.0.113.7"), r.resolve("gw.test"))
+        try {
+            r.resolve("none.test")
+            fail("a name without addresses is an error")
+        } catch (e: CallbackException.Failed) {
+            assertTrue(e.reason.contains("none.test"))
+        }
+        assertEquals(listOf("system:gw.test", "wifi:gw.test", "wifi:none.test"), asked)
     }
 }
