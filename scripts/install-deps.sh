@@ -15,6 +15,8 @@ libjna-java junit4 default-jdk-headless freeradius openssl debootstrap"
 PACKAGES="$PACKAGES libnss3-tools libnss3 libnspr4 libevent-core-2.1-7 libevent-pthreads-2.1-7 libldns3 \
 libunbound8 libcurl3-nss libcap-ng0 libaudit1 libpam0g libldap-2.5-0 libsystemd0 libselinux1 libcrypt1 \
 util-linux openiked gcc libc6-dev"
+# libFuzzer (cargo-fuzz's libfuzzer-sys) is C++.
+PACKAGES="$PACKAGES g++"
 # The core's unit tests as Windows programs (scripts/wine-test.sh, issue 13): Wine 8 (the 64-bit loader only).
 PACKAGES="$PACKAGES wine64"
 # pip, for the Android JVM check's API stubs below (chaquopy-stubs-android from PyPI).
