@@ -8,9 +8,9 @@ set -eu
 cd "$(dirname "$0")/.."
 install=${1:-scripts/install-deps.sh}
 
-# The install list: the words of the PACKAGES variable (and any later `PACKAGES="$PACKAGES ..."` additions).
-# A package counts as installed by the script if it is listed or a dependency of one that is.
-listed=$(sed -n '/^PACKAGES=/,/"$/p; /^PACKAGES="\$PACKAGES/,/"$/p' "$install" | tr -d '\\"' | sed 's/PACKAGES=//; s/\$PACKAGES//' | tr -s ' \n' '\n')
+# The install list, as the install script reports it (`--list`). A package counts as installed by the script if
+# it is listed or a dependency of one that is.
+listed=$(sh "$install" --list | tr -s ' ' '\n')
 
 # What installing them brings along: the listed packages and their dependencies (recursively, as installed).
 # shellcheck disable=SC2086

@@ -26,6 +26,11 @@ PACKAGES="$PACKAGES python3-pip"
 if ! command -v npm >/dev/null 2>&1; then
     PACKAGES="$PACKAGES nodejs npm"
 fi
+# `install-deps.sh --list`: the Debian packages it installs on this machine (scripts/check-deps.sh reads them).
+if [ "${1:-}" = --list ]; then
+    echo $PACKAGES
+    exit 0
+fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
