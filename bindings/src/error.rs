@@ -36,6 +36,16 @@ pub enum VpnError {
     /// The operating system failed us: sockets, protecting them, opening the TUN.
     #[error("platform failure: {reason}")]
     Platform { reason: String },
+    /// The gateway ended the session: it deleted the IKE SA (an administrator, a gateway restart or shutdown).
+    #[error("closed by the gateway: {reason}")]
+    ClosedByGateway { reason: String },
+    /// The gateway sent us to another gateway (RFC 5685); reported when that ends the session (the redirect
+    /// limit, or a reconnect follows).
+    #[error("redirected: {reason}")]
+    Redirected { reason: String },
+    /// The network changed and the session could not move with it (the gateway has no MOBIKE).
+    #[error("network changed: {reason}")]
+    NetworkChanged { reason: String },
     /// The gateway broke the protocol, or the tunnel ended for another protocol reason.
     #[error("protocol error: {reason}")]
     Protocol { reason: String },
@@ -96,10 +106,11 @@ impl VpnError {
         match reason {
             CloseReason::Local => None,
             CloseReason::Error(e) => Some(VpnError::from(e)),
-            CloseReason::DeletedByPeer
-            | CloseReason::Redirected(_)
-            | CloseReason::NetworkChanged
-            | CloseReason::Reauthenticated => Some(VpnError::Protocol { reason: reason.to_string() }),
+            CloseReason::DeletedByPeer => Some(VpnError::ClosedByGateway { reason: reason.to_string() }),
+            CloseReason::Redirected(_) => Some(VpnError::Redirected { reason: reason.to_string() }),
+            CloseReason::NetworkChanged => Some(VpnError::NetworkChanged { reason: reason.to_string() }),
+            // Only an old IKE SA retired by a reauthentication says so; the session does not end with it.
+            CloseReason::Reauthenticated => Some(VpnError::Protocol { reason: reason.to_string() }),
         }
     }
 
@@ -135,5 +146,27 @@ impl CallbackError {
         match self {
             CallbackError::Failed { reason: message } => message,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    // Issue 12: close reasons reach the app as their own kinds, not as protocol errors.
+    #[test]
+    fn close_reasons_have_their_own_kinds() {
+        let close = |r: CloseReason| VpnError::of_close(&r);
+        assert_eq!(close(CloseReason::Local), None);
+        assert!(matches!(close(CloseReason::DeletedByPeer), Some(VpnError::ClosedByGateway { .. })));
+        assert!(matches!(close(CloseReason::NetworkChanged), Some(VpnError::NetworkChanged { .. })));
+        let to = ikelink::ike::GatewayIdentity::Addr("203.0.113.9".parse().unwrap());
+        assert!(matches!(close(CloseReason::Redirected(to)), Some(VpnError::Redirected { .. })));
+        assert!(matches!(
+            close(CloseReason::Error(IkeError::NoProposalChosen)),
+            Some(VpnError::NegotiationFailed { .. })
+        ));
+        assert!(matches!(VpnError::of_reconnect(&CloseReason::DeletedByPeer), VpnError::ClosedByGateway { .. }));
     }
 }

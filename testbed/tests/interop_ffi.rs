@@ -245,7 +245,7 @@ fn python_app_connects_through_the_ffi_and_carries_traffic() {
     // The gateway drops us: the session reconnects by itself, and keeps the TUN if nothing changed.
     gw.terminate_all().unwrap();
     let reconnecting = app.wait("reconnecting", 1);
-    assert_eq!(reconnecting["reason"]["type"], "Protocol", "{reconnecting}");
+    assert_eq!(reconnecting["reason"]["type"], "ClosedByGateway", "{reconnecting}");
     let again = app.wait("connected", 2);
     assert_eq!(again["virtual_ipv4"], connected["virtual_ipv4"], "strongSwan leases the same address again");
     assert_eq!(app.all("open_tun").len(), 1, "same settings: the TUN is reused\n{}", app.transcript());

@@ -3711,6 +3711,22 @@ enum VpnError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Platform(reason: String
     )
     /**
+     * The gateway ended the session: it deleted the IKE SA (an administrator, a gateway restart or shutdown).
+     */
+    case ClosedByGateway(reason: String
+    )
+    /**
+     * The gateway sent us to another gateway (RFC 5685); reported when that ends the session (the redirect
+     * limit, or a reconnect follows).
+     */
+    case Redirected(reason: String
+    )
+    /**
+     * The network changed and the session could not move with it (the gateway has no MOBIKE).
+     */
+    case NetworkChanged(reason: String
+    )
+    /**
      * The gateway broke the protocol, or the tunnel ended for another protocol reason.
      */
     case Protocol(reason: String
@@ -3775,10 +3791,19 @@ public struct FfiConverterTypeVpnError: FfiConverterRustBuffer {
         case 10: return .Platform(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Protocol(
+        case 11: return .ClosedByGateway(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .Internal(
+        case 12: return .Redirected(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 13: return .NetworkChanged(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 14: return .Protocol(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 15: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -3841,13 +3866,28 @@ public struct FfiConverterTypeVpnError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Protocol(reason):
+        case let .ClosedByGateway(reason):
             writeInt(&buf, Int32(11))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .Redirected(reason):
             writeInt(&buf, Int32(12))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .NetworkChanged(reason):
+            writeInt(&buf, Int32(13))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Protocol(reason):
+            writeInt(&buf, Int32(14))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(15))
             FfiConverterString.write(reason, into: &buf)
             
         }

@@ -5411,6 +5411,40 @@ sealed class VpnException: kotlin.Exception() {
     }
     
     /**
+     * The gateway ended the session: it deleted the IKE SA (an administrator, a gateway restart or shutdown).
+     */
+    class ClosedByGateway(
+        
+        val `reason`: kotlin.String
+        ) : VpnException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The gateway sent us to another gateway (RFC 5685); reported when that ends the session (the redirect
+     * limit, or a reconnect follows).
+     */
+    class Redirected(
+        
+        val `reason`: kotlin.String
+        ) : VpnException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The network changed and the session could not move with it (the gateway has no MOBIKE).
+     */
+    class NetworkChanged(
+        
+        val `reason`: kotlin.String
+        ) : VpnException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * The gateway broke the protocol, or the tunnel ended for another protocol reason.
      */
     class Protocol(
@@ -5477,10 +5511,19 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
             10 -> VpnException.Platform(
                 FfiConverterString.read(buf),
                 )
-            11 -> VpnException.Protocol(
+            11 -> VpnException.ClosedByGateway(
                 FfiConverterString.read(buf),
                 )
-            12 -> VpnException.Internal(
+            12 -> VpnException.Redirected(
+                FfiConverterString.read(buf),
+                )
+            13 -> VpnException.NetworkChanged(
+                FfiConverterString.read(buf),
+                )
+            14 -> VpnException.Protocol(
+                FfiConverterString.read(buf),
+                )
+            15 -> VpnException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -5533,6 +5576,21 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is VpnException.Platform -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is VpnException.ClosedByGateway -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is VpnException.Redirected -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is VpnException.NetworkChanged -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -5600,13 +5658,28 @@ public object FfiConverterTypeVpnError : FfiConverterRustBuffer<VpnException> {
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is VpnException.Protocol -> {
+            is VpnException.ClosedByGateway -> {
                 buf.putInt(11)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is VpnException.Internal -> {
+            is VpnException.Redirected -> {
                 buf.putInt(12)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is VpnException.NetworkChanged -> {
+                buf.putInt(13)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is VpnException.Protocol -> {
+                buf.putInt(14)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is VpnException.Internal -> {
+                buf.putInt(15)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
