@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::error::VpnError;
 use crate::options::ConnectOptions;
-use crate::platform::{guard, ProtectAdapter, ResolverAdapter, SocketProtector, TunAdapter, TunProvider, VpnListener};
+use crate::platform::{guard, ResolverAdapter, SocketProtector, TunProvider, VpnListener};
+#[cfg(unix)]
+use crate::platform::{ProtectAdapter, TunAdapter};
 use crate::profile;
 use crate::types::{SessionDetails, TunnelState, VpnEvent, VpnStatus};
 
@@ -34,6 +36,9 @@ pub struct VpnClient {
     runtime: Option<tokio::runtime::Runtime>,
     listener: Arc<dyn VpnListener>,
     hooks: PlatformHooks,
+    /// Ikelink opens its own TUN and sets routes and DNS ([`VpnClient::desktop`]), instead of the OS doing it
+    /// through the app's TUN provider.
+    manages_network: bool,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -52,19 +57,11 @@ enum Command {
     Stats,
 }
 
-fn lock(shared: &Mutex<Shared>) -> Result<MutexGuard<'_, Shared>, VpnError> {
-    shared.lock().map_err(|_| VpnError::Internal { reason: "client state poisoned".into() })
-}
-
-#[uniffi::export]
 impl VpnClient {
-    /// A client that reports to `listener`, opens its TUN through `tun_provider` and, on Android, protects
-    /// its sockets through `socket_protector` (Apple platforms need none: pass null/nil).
-    #[uniffi::constructor]
-    pub fn new(
+    fn with_hooks(
         listener: Arc<dyn VpnListener>,
-        tun_provider: Arc<dyn TunProvider>,
-        socket_protector: Option<Arc<dyn SocketProtector>>,
+        hooks: PlatformHooks,
+        manages_network: bool,
     ) -> Result<Arc<Self>, VpnError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -72,15 +69,52 @@ impl VpnClient {
             .enable_all()
             .build()
             .map_err(|e| VpnError::Platform { reason: format!("cannot start the runtime: {e}") })?;
-        let hooks = PlatformHooks {
-            tun: Some(Arc::new(TunAdapter(tun_provider))),
-            protect: socket_protector.map(|p| Arc::new(ProtectAdapter(p)) as _),
-            resolve: None,
-        };
         let status =
             VpnStatus { state: TunnelState::Disconnected, details: None, stats: Default::default(), last_error: None };
         let shared = Arc::new(Mutex::new(Shared { status, commands: None, generation: 0 }));
-        Ok(Arc::new(VpnClient { runtime: Some(runtime), listener, hooks, shared }))
+        Ok(Arc::new(VpnClient { runtime: Some(runtime), listener, hooks, manages_network, shared }))
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> Result<MutexGuard<'_, Shared>, VpnError> {
+    shared.lock().map_err(|_| VpnError::Internal { reason: "client state poisoned".into() })
+}
+
+#[uniffi::export]
+impl VpnClient {
+    /// A client that reports to `listener`, opens its TUN through `tun_provider` and, on Android, protects
+    /// its sockets through `socket_protector` (Apple platforms need none: pass null/nil). Android and Apple
+    /// platforms; elsewhere use `VpnClient.desktop`.
+    #[uniffi::constructor]
+    pub fn new(
+        listener: Arc<dyn VpnListener>,
+        tun_provider: Arc<dyn TunProvider>,
+        socket_protector: Option<Arc<dyn SocketProtector>>,
+    ) -> Result<Arc<Self>, VpnError> {
+        #[cfg(unix)]
+        {
+            let hooks = PlatformHooks {
+                tun: Some(Arc::new(TunAdapter(tun_provider))),
+                protect: socket_protector.map(|p| Arc::new(ProtectAdapter(p)) as _),
+                resolve: None,
+            };
+            Self::with_hooks(listener, hooks, false)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (listener, tun_provider, socket_protector);
+            Err(VpnError::Platform {
+                reason: "a TUN provider is for Android and Apple platforms: use VpnClient.desktop here".into(),
+            })
+        }
+    }
+
+    /// A client for desktop apps (Linux, macOS, Windows): Ikelink opens its own TUN (Wintun on Windows) and
+    /// sets the routes and DNS itself, as the `ikelink` command does, undoing them when the session ends; it
+    /// needs the rights for that (root, Administrator).
+    #[uniffi::constructor]
+    pub fn desktop(listener: Arc<dyn VpnListener>) -> Result<Arc<Self>, VpnError> {
+        Self::with_hooks(listener, PlatformHooks::default(), true)
     }
 
     /// Starts a session with `profile_toml` (the CLI's profile format). Profile and credential errors are
@@ -98,17 +132,18 @@ impl VpnClient {
             data_plane: true,
             tun_name: None,
             mtu: options.mtu,
-            // The OS applies routes and DNS through the TUN provider.
-            configure_network: false,
-            state_dir: std::env::temp_dir(),
+            // With a TUN provider the OS applies routes and DNS; a desktop client sets them itself, journaled in
+            // the platform's state directory so that a crash is undone on the next start.
+            configure_network: self.manages_network,
+            state_dir: if self.manages_network { ikelink::platform::default_state_dir() } else { std::env::temp_dir() },
             stats_interval: (options.stats_interval_secs > 0)
                 .then(|| Duration::from_secs(u64::from(options.stats_interval_secs))),
             reconnect: options.reconnect.then(|| ReconnectPolicy {
                 max_delay: Duration::from_secs(u64::from(options.reconnect_max_delay_secs.max(1))),
                 ..ReconnectPolicy::default()
             }),
-            // The app reports network changes (`network_changed`).
-            watch_network: None,
+            // A mobile app reports network changes (`network_changed`); a desktop client watches them itself.
+            watch_network: self.manages_network.then(|| Duration::from_secs(1)),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let generation = {

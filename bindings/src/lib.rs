@@ -1,6 +1,8 @@
 //! Ikelink for mobile VPN apps, through UniFFI (Kotlin for Android, Swift for iOS/macOS).
 //!
-//! One object, [`VpnClient`], owns a tokio runtime and at most one session; everything it has to say arrives
+//! One object, [`VpnClient`], owns a tokio runtime and at most one session (`VpnClient::new` with the OS's TUN
+//! for Android and Apple; `VpnClient::desktop` where Ikelink opens its own TUN and sets routes and DNS: Linux,
+//! macOS, Windows); everything it has to say arrives
 //! as a [`VpnEvent`] on one [`VpnListener`]. Foreign traits cover only what the OS alone can do:
 //! - [`TunProvider`]: open the TUN for the negotiated [`TunnelSettings`] (Android `VpnService.Builder`,
 //!   Apple `NEPacketTunnelNetworkSettings` + the utun descriptor); the OS applies routes and DNS.

@@ -2,6 +2,7 @@
 //! Every call into the app is guarded: a failure or a panic becomes an error, never an unwinding panic.
 
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -77,8 +78,10 @@ pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, CallbackError>)
 }
 
 /// The app's [`TunProvider`] as the core's.
+#[cfg(unix)]
 pub(crate) struct TunAdapter(pub Arc<dyn TunProvider>);
 
+#[cfg(unix)]
 impl ikelink::platform::TunProvider for TunAdapter {
     fn open_tun(&self, settings: &ikelink::platform::TunnelSettings) -> io::Result<OwnedFd> {
         let fd = guard("open_tun", || self.0.open_tun(settings.into())).map_err(|e| io::Error::other(e.message()))?;
@@ -87,6 +90,7 @@ impl ikelink::platform::TunProvider for TunAdapter {
 }
 
 /// Our own copy of the app's descriptor `fd`.
+#[cfg(unix)]
 fn duplicate(fd: i32) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid TUN descriptor {fd}")));
@@ -99,8 +103,10 @@ fn duplicate(fd: i32) -> io::Result<OwnedFd> {
 }
 
 /// The app's [`SocketProtector`] as the core's.
+#[cfg(unix)]
 pub(crate) struct ProtectAdapter(pub Arc<dyn SocketProtector>);
 
+#[cfg(unix)]
 impl ikelink::platform::SocketProtector for ProtectAdapter {
     fn protect(&self, socket: BorrowedFd<'_>) -> io::Result<()> {
         let fd = socket.as_raw_fd();
@@ -157,7 +163,7 @@ impl ikelink::ike::TrustEvaluator for TrustAdapter {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;

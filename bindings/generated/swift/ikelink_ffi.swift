@@ -2047,7 +2047,8 @@ open class VpnClient: VpnClientProtocol, @unchecked Sendable {
     }
     /**
      * A client that reports to `listener`, opens its TUN through `tun_provider` and, on Android, protects
-     * its sockets through `socket_protector` (Apple platforms need none: pass null/nil).
+     * its sockets through `socket_protector` (Apple platforms need none: pass null/nil). Android and Apple
+     * platforms; elsewhere use `VpnClient.desktop`.
      */
 public convenience init(listener: VpnListener, tunProvider: TunProvider, socketProtector: SocketProtector?)throws  {
     let handle =
@@ -2071,6 +2072,20 @@ public convenience init(listener: VpnListener, tunProvider: TunProvider, socketP
         try! rustCall { uniffi_ikelink_ffi_fn_free_vpnclient(handle, $0) }
     }
 
+    
+    /**
+     * A client for desktop apps (Linux, macOS, Windows): Ikelink opens its own TUN (Wintun on Windows) and
+     * sets the routes and DNS itself, as the `ikelink` command does, undoing them when the session ends; it
+     * needs the rights for that (root, Administrator).
+     */
+public static func desktop(listener: VpnListener)throws  -> VpnClient  {
+    return try  FfiConverterTypeVpnClient_lift(try rustCallWithError(FfiConverterTypeVpnError_lift) {
+        uniffiCallStatus in
+    uniffi_ikelink_ffi_fn_constructor_vpnclient_desktop(
+        FfiConverterTypeVpnListener_lower(listener),uniffiCallStatus
+    )
+})
+}
     
 
     
@@ -4428,7 +4443,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_ikelink_ffi_checksum_method_vpnlistener_on_event() != 11567) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_ikelink_ffi_checksum_constructor_vpnclient_new() != 27594) {
+    if (uniffi_ikelink_ffi_checksum_constructor_vpnclient_desktop() != 17618) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_ikelink_ffi_checksum_constructor_vpnclient_new() != 36258) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -373,6 +373,11 @@ uint64_t uniffi_ikelink_ffi_fn_clone_vpnclient(uint64_t handle, RustCallStatus *
 void uniffi_ikelink_ffi_fn_free_vpnclient(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_CONSTRUCTOR_VPNCLIENT_DESKTOP
+#define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_CONSTRUCTOR_VPNCLIENT_DESKTOP
+uint64_t uniffi_ikelink_ffi_fn_constructor_vpnclient_desktop(uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_CONSTRUCTOR_VPNCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_FN_CONSTRUCTOR_VPNCLIENT_NEW
 uint64_t uniffi_ikelink_ffi_fn_constructor_vpnclient_new(uint64_t listener, uint64_t tun_provider, RustBuffer socket_protector, RustCallStatus *_Nonnull out_status
@@ -905,6 +910,12 @@ uint16_t uniffi_ikelink_ffi_checksum_method_tunprovider_open_tun(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_METHOD_VPNLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_METHOD_VPNLISTENER_ON_EVENT
 uint16_t uniffi_ikelink_ffi_checksum_method_vpnlistener_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_CONSTRUCTOR_VPNCLIENT_DESKTOP
+#define UNIFFI_FFIDEF_UNIFFI_IKELINK_FFI_CHECKSUM_CONSTRUCTOR_VPNCLIENT_DESKTOP
+uint16_t uniffi_ikelink_ffi_checksum_constructor_vpnclient_desktop(void
     
 );
 #endif

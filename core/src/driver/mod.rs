@@ -26,7 +26,6 @@ pub use ikelink_proto::session::{ChildSummary, ReconnectPolicy};
 
 use crate::esp::EspSa;
 use crate::ike::{ts_to_cidrs, ChildSa, CloseReason, IkeError, SessionInfo, SocketKind, State};
-#[cfg(unix)]
 use crate::platform::PlatformHooks;
 use crate::platform::{self, AppliedNetwork, NetworkConfig, Tun, TunConfig, TunnelSettings};
 use crate::profile::Resolved;
@@ -211,7 +210,6 @@ impl Session {
     /// Like [`Session::start`], with the embedding OS opening the TUN and protecting our sockets (mobile
     /// VPN APIs). With a TUN provider the session sets no routes or DNS itself (`configure_network`,
     /// `tun_name` and `state_dir` are ignored): the OS applies the [`TunnelSettings`] it is given.
-    #[cfg(unix)]
     pub async fn start_with_hooks(
         profile: Resolved,
         options: SessionOptions,
@@ -712,27 +710,12 @@ fn protect(hooks: &PlatformHooks, socket: &impl std::os::fd::AsFd) -> Result<(),
     hooks.protect(socket.as_fd()).map_err(DriverError::Protect)
 }
 
-/// Resolves a name through the embedder's resolver (Unix) or the system's.
-#[cfg(unix)]
+/// Resolves a name through the embedder's resolver or the system's.
 pub(crate) async fn lookup(hooks: &PlatformHooks, host: &str, port: u16) -> std::io::Result<SocketAddr> {
     hooks.lookup(host, port).await
 }
 
-#[cfg(not(unix))]
-pub(crate) async fn lookup(_hooks: &PlatformHooks, host: &str, port: u16) -> std::io::Result<SocketAddr> {
-    tokio::net::lookup_host((host, port))
-        .await?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("`{host}` has no address")))
-}
-
-/// No platform hooks outside Unix (the mobile VPN APIs are Android's and Apple's).
-#[cfg(not(unix))]
-#[derive(Clone, Debug, Default)]
-struct PlatformHooks {
-    tun: Option<std::convert::Infallible>,
-}
-
+/// No socket protection outside Unix (the mobile VPN APIs are Android's and Apple's).
 #[cfg(not(unix))]
 fn protect<S>(_hooks: &PlatformHooks, _socket: &S) -> Result<(), DriverError> {
     Ok(())

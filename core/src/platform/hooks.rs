@@ -3,14 +3,11 @@
 //! tunnel (Android `VpnService.protect(fd)`). With these hooks the driver configures no routes or DNS itself:
 //! the OS applies the [`TunnelSettings`] it was given when it opened the device.
 
-#[cfg(unix)]
 use std::fmt;
-#[cfg(unix)]
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 #[cfg(unix)]
 use std::os::fd::{BorrowedFd, OwnedFd};
-#[cfg(unix)]
 use std::sync::Arc;
 
 /// What the OS needs to open the tunnel device (Android `VpnService.Builder`, Apple
@@ -57,28 +54,32 @@ pub trait SocketProtector: Send + Sync {
 /// driver's own lookups (the gateway's name, backups, redirect targets, CRL and OCSP hosts) go through it, so
 /// that while the TUN of a reconnecting session is up they do not enter the tunnel that is down. Blocking:
 /// called off the runtime's worker threads.
-#[cfg(unix)]
 pub trait Resolver: Send + Sync {
     /// The host's addresses, preferred first; an error if it has none.
     fn resolve(&self, host: &str) -> io::Result<Vec<IpAddr>>;
 }
 
 /// The hooks an embedder gives [`Session::start_with_hooks`](crate::driver::Session::start_with_hooks).
-/// Default: none, the driver opens its own TUN and sets routes and DNS (the desktop client).
-#[cfg(unix)]
+/// Default: none, the driver opens its own TUN and sets routes and DNS (the desktop client). The TUN provider
+/// and the socket protector exist on Unix only (Android, Apple); a resolver everywhere.
 #[derive(Clone, Default)]
 pub struct PlatformHooks {
     /// Opens the TUN; the driver then leaves routes and DNS to the OS.
+    #[cfg(unix)]
     pub tun: Option<Arc<dyn TunProvider>>,
+    /// Off Unix there is no TUN provider: always `None`.
+    #[cfg(not(unix))]
+    pub tun: Option<std::convert::Infallible>,
     /// Protects the driver's sockets.
+    #[cfg(unix)]
     pub protect: Option<Arc<dyn SocketProtector>>,
     /// Resolves names outside the tunnel; `None`: the system resolver.
     pub resolve: Option<Arc<dyn Resolver>>,
 }
 
-#[cfg(unix)]
 impl PlatformHooks {
     /// Protects `socket` if a protector is set.
+    #[cfg(unix)]
     pub fn protect(&self, socket: BorrowedFd<'_>) -> io::Result<()> {
         match &self.protect {
             Some(p) => p.protect(socket),
@@ -106,14 +107,13 @@ impl PlatformHooks {
     }
 }
 
-#[cfg(unix)]
 impl fmt::Debug for PlatformHooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlatformHooks")
-            .field("tun", &self.tun.is_some())
-            .field("protect", &self.protect.is_some())
-            .field("resolve", &self.resolve.is_some())
-            .finish()
+        let mut d = f.debug_struct("PlatformHooks");
+        d.field("tun", &self.tun.is_some());
+        #[cfg(unix)]
+        d.field("protect", &self.protect.is_some());
+        d.field("resolve", &self.resolve.is_some()).finish()
     }
 }
 

@@ -47,8 +47,9 @@ use tun::AbstractDevice;
 
 pub use crate::datapath::mss_clamp;
 pub use hooks::TunnelSettings;
+pub use hooks::{PlatformHooks, Resolver};
 #[cfg(unix)]
-pub use hooks::{PlatformHooks, Resolver, SocketProtector, TunProvider};
+pub use hooks::{SocketProtector, TunProvider};
 pub use offload::{OffloadError, Segments, VNET_HDR_LEN};
 pub use plan::parse_prefix;
 

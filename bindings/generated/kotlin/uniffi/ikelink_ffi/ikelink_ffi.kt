@@ -865,6 +865,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_ikelink_ffi_checksum_method_vpnlistener_on_event(
     ): Int
+    external fun uniffi_ikelink_ffi_checksum_constructor_vpnclient_desktop(
+    ): Int
     external fun uniffi_ikelink_ffi_checksum_constructor_vpnclient_new(
     ): Int
     external fun ffi_ikelink_ffi_uniffi_contract_version(
@@ -898,6 +900,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_ikelink_ffi_fn_free_vpnclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_ikelink_ffi_fn_constructor_vpnclient_desktop(`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_ikelink_ffi_fn_constructor_vpnclient_new(`listener`: Long,`tunProvider`: Long,`socketProtector`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_ikelink_ffi_fn_method_vpnclient_connect(`ptr`: Long,`profileToml`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1136,7 +1140,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_ikelink_ffi_checksum_method_vpnlistener_on_event() and 0xFFFF) != 11567) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_ikelink_ffi_checksum_constructor_vpnclient_new() and 0xFFFF) != 27594) {
+    if ((lib.uniffi_ikelink_ffi_checksum_constructor_vpnclient_desktop() and 0xFFFF) != 17618) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_ikelink_ffi_checksum_constructor_vpnclient_new() and 0xFFFF) != 36258) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -3743,7 +3750,8 @@ open class VpnClient: Disposable, AutoCloseable, VpnClientInterface
     }
     /**
      * A client that reports to `listener`, opens its TUN through `tun_provider` and, on Android, protects
-     * its sockets through `socket_protector` (Apple platforms need none: pass null/nil).
+     * its sockets through `socket_protector` (Apple platforms need none: pass null/nil). Android and Apple
+     * platforms; elsewhere use `VpnClient.desktop`.
      */
     constructor(`listener`: VpnListener, `tunProvider`: TunProvider, `socketProtector`: SocketProtector?) :
         this(UniffiWithHandle, 
@@ -3924,11 +3932,27 @@ open class VpnClient: Disposable, AutoCloseable, VpnClientInterface
 
 
     
-    
+    companion object {
+        
     /**
-     * @suppress
+     * A client for desktop apps (Linux, macOS, Windows): Ikelink opens its own TUN (Wintun on Windows) and
+     * sets the routes and DNS itself, as the `ikelink` command does, undoing them when the session ends; it
+     * needs the rights for that (root, Administrator).
      */
-    companion object
+    @Throws(VpnException::class) fun `desktop`(`listener`: VpnListener): VpnClient {
+            return FfiConverterTypeVpnClient.lift(
+    uniffiRustCallWithError(VpnException) { _status ->
+    UniffiLib.uniffi_ikelink_ffi_fn_constructor_vpnclient_desktop(
+    
+        
+        FfiConverterTypeVpnListener.lower(`listener`),_status)
+}
+    )
+    }
+    
+
+        
+    }
     
 }
 
