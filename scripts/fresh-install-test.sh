@@ -57,13 +57,26 @@ else
     cp testbed/src/harness/charon.rs "$work/testbed/src/harness/"
 fi
 
+# The machine's own network trust, as the machine running CI has it (a proxy on the way to the registries may
+# need its CA): not a package, so not the install script's business. The variables this machine sets to point
+# pip, npm, curl... at its CA bundle are set in the fresh system too, to a copy of that bundle.
+trust_env=""
+for var in SSL_CERT_FILE PIP_CERT NODE_EXTRA_CA_CERTS REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT_SSL_CAINFO; do
+    file=$(printenv "$var" || true)
+    if [ -n "$file" ] && [ -f "$file" ]; then
+        cp "$file" "$root/etc/ikelink-host-ca.crt"
+        trust_env="$trust_env $var=/etc/ikelink-host-ca.crt"
+    fi
+done
+
 echo "fresh-install-test: scripts/install-deps.sh in the fresh system"
-chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root sh -c 'cd /ikelink && ./scripts/install-deps.sh'
+# shellcheck disable=SC2086
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root $trust_env \
+    sh -c 'cd /ikelink && ./scripts/install-deps.sh'
 echo "fresh-install-test: scripts/check-deps.sh in the fresh system"
 chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root sh -c 'cd /ikelink && ./scripts/check-deps.sh'
 if [ "${1:-}" = --full ]; then
-    # The machine's own network trust (CAs a proxy on the way to the package registries needs), as the machine
-    # running CI has it: not a package, so not the install script's business.
+    # The same trust for what reads the system store (cargo, git).
     if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
         mkdir -p "$root/usr/local/share/ca-certificates"
         cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
@@ -78,8 +91,9 @@ if [ "${1:-}" = --full ]; then
         fi
     done
     echo "fresh-install-test: scripts/test.sh in the fresh system"
+    # shellcheck disable=SC2086
     chroot "$root" /usr/bin/env -i PATH=/root/.cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root IKELINK_FRESH=0 \
-        sh -c 'cd /ikelink && ./scripts/test.sh'
+        $trust_env sh -c 'cd /ikelink && ./scripts/test.sh'
 fi
 remove_root
 echo "fresh-install-test: ok"
