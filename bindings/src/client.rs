@@ -66,6 +66,7 @@ impl VpnClient {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("ikelink")
+            .on_thread_start(crate::logging::attach_to_thread)
             .enable_all()
             .build()
             .map_err(|e| VpnError::Platform { reason: format!("cannot start the runtime: {e}") })?;

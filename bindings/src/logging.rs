@@ -47,29 +47,40 @@ pub trait LogSink: Send + Sync {
 type Sink = Mutex<Option<Arc<dyn LogSink>>>;
 
 static SINK: Sink = Mutex::new(None);
-static FILTER: OnceLock<reload::Handle<LevelFilter, tracing_subscriber::Registry>> = OnceLock::new();
+/// Ikelink's subscriber (off until [`set_logger`]) and the handle that sets its level.
+static LOGGER: OnceLock<(tracing::Dispatch, reload::Handle<LevelFilter, tracing_subscriber::Registry>)> =
+    OnceLock::new();
 
-/// Sends Ikelink's logs at `level` and above to `sink`; call again to change either. Installs Ikelink's
-/// log subscriber for the process the first time (fails if the process already has another one).
+fn logger() -> &'static (tracing::Dispatch, reload::Handle<LevelFilter, tracing_subscriber::Registry>) {
+    LOGGER.get_or_init(|| {
+        let (filter, handle) = reload::Layer::new(LevelFilter::OFF);
+        (tracing::Dispatch::new(tracing_subscriber::registry().with(filter).with(SinkLayer)), handle)
+    })
+}
+
+/// Makes Ikelink's subscriber the default of the calling thread for its whole life: every thread of a
+/// `VpnClient`'s runtime starts with this, so Ikelink's logs reach the sink whatever the process's global
+/// subscriber is (a host app may have its own `tracing` setup, which keeps everything else).
+pub(crate) fn attach_to_thread() {
+    let guard = tracing::dispatcher::set_default(&logger().0);
+    // The default stays for the thread's lifetime (runtime threads end with the runtime).
+    std::mem::forget(guard);
+}
+
+/// Sends Ikelink's logs at `level` and above to `sink`; call again to change either. Ikelink's threads log to
+/// it whatever subscriber the process has; if the process has none, Ikelink's becomes the global one (so lines
+/// from the app's calls into Ikelink arrive too).
 #[uniffi::export]
 pub fn set_logger(level: LogLevel, sink: Arc<dyn LogSink>) -> Result<(), VpnError> {
     if let Ok(mut s) = SINK.lock() {
         *s = Some(sink);
     }
-    let handle = match FILTER.get() {
-        Some(h) => h.clone(),
-        None => {
-            let (filter, handle) = reload::Layer::new(LevelFilter::from(level));
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(SinkLayer)
-                .try_init()
-                .map_err(|e| VpnError::Internal { reason: format!("cannot install the log subscriber: {e}") })?;
-            let _ = FILTER.set(handle.clone());
-            handle
-        }
-    };
-    handle.reload(LevelFilter::from(level)).map_err(|e| VpnError::Internal { reason: e.to_string() })
+    let (dispatch, handle) = logger();
+    // Fails when the host app installed its own global subscriber: fine, the runtime's threads still use ours.
+    let _ = tracing::dispatcher::set_global_default(dispatch.clone());
+    handle.reload(LevelFilter::from(level)).map_err(|e| VpnError::Internal { reason: e.to_string() })?;
+    tracing::callsite::rebuild_interest_cache();
+    Ok(())
 }
 
 struct SinkLayer;
@@ -112,5 +123,40 @@ impl Visit for Line {
         } else {
             let _ = write!(self.0, " {}={value}", field.name());
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    struct Collect(Mutex<Vec<String>>);
+
+    impl LogSink for Collect {
+        fn log(&self, _level: LogLevel, _target: String, message: String) -> Result<(), CallbackError> {
+            self.0.lock().unwrap().push(message);
+            Ok(())
+        }
+    }
+
+    // Issue 13: a host app with its own tracing subscriber keeps it, and Ikelink's threads still log to the
+    // app's sink.
+    #[test]
+    fn coexists_with_the_host_apps_subscriber() {
+        let host = tracing_subscriber::registry().with(LevelFilter::OFF);
+        // The test binary's first global subscriber (no other test in this crate installs one).
+        tracing::subscriber::set_global_default(host).unwrap();
+        let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+        set_logger(LogLevel::Info, sink.clone()).unwrap();
+        std::thread::spawn(|| {
+            attach_to_thread();
+            tracing::info!("from an Ikelink thread");
+            tracing::debug!("below the level");
+        })
+        .join()
+        .unwrap();
+        tracing::info!("from the host's thread");
+        assert_eq!(*sink.0.lock().unwrap(), ["from an Ikelink thread"]);
     }
 }

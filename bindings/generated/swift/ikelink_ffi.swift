@@ -4359,8 +4359,9 @@ fileprivate struct FfiConverterSequenceTypeSignatureAlgorithm: FfiConverterRustB
     }
 }
 /**
- * Sends Ikelink's logs at `level` and above to `sink`; call again to change either. Installs Ikelink's
- * log subscriber for the process the first time (fails if the process already has another one).
+ * Sends Ikelink's logs at `level` and above to `sink`; call again to change either. Ikelink's threads log to
+ * it whatever subscriber the process has; if the process has none, Ikelink's becomes the global one (so lines
+ * from the app's calls into Ikelink arrive too).
  */
 public func setLogger(level: LogLevel, sink: LogSink)throws   {try rustCallWithError(FfiConverterTypeVpnError_lift) {
         uniffiCallStatus in
@@ -4398,7 +4399,7 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_ikelink_ffi_checksum_func_set_logger() != 43191) {
+    if (uniffi_ikelink_ffi_checksum_func_set_logger() != 12286) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_ikelink_ffi_checksum_func_profile_facts() != 9236) {

@@ -1095,7 +1095,7 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_ikelink_ffi_checksum_func_set_logger() and 0xFFFF) != 43191) {
+    if ((lib.uniffi_ikelink_ffi_checksum_func_set_logger() and 0xFFFF) != 12286) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_ikelink_ffi_checksum_func_profile_facts() and 0xFFFF) != 9236) {
@@ -6313,8 +6313,9 @@ public object FfiConverterSequenceTypeSignatureAlgorithm: FfiConverterRustBuffer
     }
 }
         /**
-         * Sends Ikelink's logs at `level` and above to `sink`; call again to change either. Installs Ikelink's
-         * log subscriber for the process the first time (fails if the process already has another one).
+         * Sends Ikelink's logs at `level` and above to `sink`; call again to change either. Ikelink's threads log to
+         * it whatever subscriber the process has; if the process has none, Ikelink's becomes the global one (so lines
+         * from the app's calls into Ikelink arrive too).
          */
     @Throws(VpnException::class) fun `setLogger`(`level`: LogLevel, `sink`: LogSink)
         = 
