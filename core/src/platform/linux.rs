@@ -10,6 +10,7 @@ use super::journal::{
     backup_path, create_state_dir, io_error, journal_path, owner_alive_with, read_private, recover_with,
     remove_optional, write_atomic, DnsChange, Journal, RouteEntry, UndoStats, JOURNAL_VERSION,
 };
+use super::linux_plan::{self, firewall_table, GatewayPath, LinuxFacts, LinuxPlan};
 use super::plan;
 use super::{
     validate_domain, validate_interface_name, DnsBackend, NetworkConfig, PlatformError, RecoveryReport, ROUTE_PROTOCOL,
@@ -78,13 +79,6 @@ fn parse_addr_show(out: &str) -> Vec<(IpAddr, u8)> {
         }
     }
     prefixes
-}
-
-/// Where packets to the gateway currently go.
-#[derive(Debug, PartialEq, Eq)]
-struct GatewayPath {
-    via: Option<IpAddr>,
-    dev: String,
 }
 
 /// Looks up the current path to `gateway` (`ip route get`); `None` if the gateway is a local address.
@@ -220,44 +214,9 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
         validate_domain(d)?;
     }
     let tun = cfg.tun_name.as_str();
-    let connected = connected_prefixes(tun)?;
-    let prefixes = plan::tunnel_prefixes(&cfg.routes, &connected)?;
-    let full_tunnel = plan::is_full_tunnel(&cfg.routes);
-
-    // The gateway host route goes first, so IKE/ESP never enter the tunnel.
-    let mut routes = Vec::new();
-    if plan::gateway_needs_host_route(cfg.gateway, &prefixes) {
-        if let Some(path) = gateway_path(cfg.gateway, tun)? {
-            routes.push(RouteEntry {
-                destination: cfg.gateway,
-                prefix_len: plan::max_len(cfg.gateway),
-                dev: path.dev,
-                via: path.via,
-                luid: None,
-            });
-        }
-    }
-    // Excluded prefixes keep the path they have now (more specific than the tunnel's routes).
-    let mut bypass = Vec::new();
-    for &(addr, len) in &cfg.excluded {
-        let net = plan::network(addr, len)
-            .filter(|_| len > 0)
-            .ok_or_else(|| PlatformError::InvalidPrefix(format!("{addr}/{len}")))?;
-        bypass.push(format!("{net}/{len}"));
-        match gateway_path(net, tun)? {
-            Some(path) => {
-                routes.push(RouteEntry { destination: net, prefix_len: len, dev: path.dev, via: path.via, luid: None })
-            }
-            None => tracing::info!(prefix = %format_args!("{net}/{len}"), "excluded prefix is local: nothing to route"),
-        }
-    }
-    routes.extend(prefixes.iter().map(|&(destination, prefix_len)| RouteEntry {
-        destination,
-        prefix_len,
-        dev: tun.to_owned(),
-        via: None,
-        luid: None,
-    }));
+    let lookup = |addr: IpAddr| gateway_path(addr, tun);
+    let facts = LinuxFacts { connected: connected_prefixes(tun)?, path: &lookup, resolved_running: resolved_running() };
+    let LinuxPlan { routes, bypass, full_tunnel, dns, firewall } = linux_plan::plan(cfg, &facts)?;
 
     create_state_dir(state_dir)?;
     let jpath = journal_path(state_dir, tun);
@@ -265,13 +224,7 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
         return Err(PlatformError::JournalExists(jpath));
     }
 
-    let backend = match cfg.dns_backend {
-        _ if cfg.dns.is_empty() => None,
-        DnsBackend::Auto if resolved_running() => Some(DnsBackend::SystemdResolved),
-        DnsBackend::Auto => Some(DnsBackend::ResolvConf),
-        b => Some(b),
-    };
-    let (dns_plan, dns_change) = match backend {
+    let (dns_plan, dns_change) = match dns {
         None | Some(DnsBackend::Auto) => (DnsPlan::None, None),
         Some(DnsBackend::SystemdResolved) => (DnsPlan::Resolved, Some(DnsChange::Resolved { link: tun.to_owned() })),
         Some(DnsBackend::ResolvConf) => {
@@ -299,17 +252,10 @@ pub(crate) fn apply(cfg: &NetworkConfig, state_dir: &Path) -> Result<(PathBuf, J
         owner_start: process_start(std::process::id()),
         routes,
         dns: dns_change,
-        firewall: None,
+        firewall,
         metrics: Vec::new(),
         bypass,
     };
-    if cfg.kill_switch {
-        if full_tunnel {
-            journal.firewall = Some(firewall_table(tun));
-        } else {
-            tracing::warn!("kill switch ignored: it needs a full tunnel (the routes cover only some networks)");
-        }
-    }
     if let Err(e) = journal.save(&jpath) {
         if let Some(DnsChange::ResolvConf { backup: Some(b), .. }) = &journal.dns {
             let _ = remove_optional(b);
@@ -383,13 +329,6 @@ pub(crate) fn move_gateway(jpath: &Path, journal: &mut Journal, old: IpAddr, new
         tracing::info!(gateway = %old, "old gateway host route removed");
     }
     Ok(())
-}
-
-/// The kill switch's nftables table for TUN `tun`: `ikelink_` and the name with anything but letters, digits
-/// and `_` replaced.
-pub(crate) fn firewall_table(tun: &str) -> String {
-    let safe: String = tun.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    format!("ikelink_{safe}")
 }
 
 /// The kill switch (nftables, family inet, output hook): while the tunnel is up nothing leaves the host but

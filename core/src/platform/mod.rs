@@ -27,6 +27,8 @@ mod hooks;
 mod journal;
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(any(target_os = "linux", test))]
+mod linux_plan;
 mod offload;
 #[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 mod plan;
