@@ -144,6 +144,40 @@ pub struct SessionInfo {
     pub config: VirtualConfig,
 }
 
+impl SessionInfo {
+    /// The additional key exchanges (RFC 9370) in strongSwan's names, in order: `["ke1_mlkem768"]`.
+    pub fn additional_key_exchanges(&self) -> Vec<String> {
+        let names = super::proposal::addke_names(&self.ike_suite.addke);
+        names.split('-').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    }
+
+    /// The post-quantum facts of the status line: ` pq-fallback=classical` when the gateway did none of the
+    /// additional key exchanges we asked for, ` ppk=used` / ` ppk=not-used` with a PPK in the profile.
+    pub fn post_quantum_summary(&self) -> String {
+        let mut out = String::new();
+        if self.pq_fallback {
+            out.push_str(" pq-fallback=classical");
+        }
+        match self.ppk {
+            PpkStatus::NotConfigured => {}
+            PpkStatus::Used => out.push_str(" ppk=used"),
+            PpkStatus::NotUsed => out.push_str(" ppk=not-used"),
+        }
+        out
+    }
+}
+
+impl PpkStatus {
+    /// `none`, `used` or `not-used`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PpkStatus::NotConfigured => "none",
+            PpkStatus::Used => "used",
+            PpkStatus::NotUsed => "not-used",
+        }
+    }
+}
+
 /// What became of the profile's postquantum preshared key (RFC 8784).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PpkStatus {
