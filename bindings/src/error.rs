@@ -61,6 +61,7 @@ impl From<&IkeError> for VpnError {
             IkeError::AuthenticationFailed
             | IkeError::PeerAuthenticationFailed
             | IkeError::ClientCertificateRequired
+            | IkeError::PpkAuthenticationFailed
             | IkeError::Eap(_) => VpnError::AuthenticationFailed { reason: message },
             IkeError::Untrusted(_)
             | IkeError::Certificate(_)
@@ -71,6 +72,8 @@ impl From<&IkeError> for VpnError {
             | IkeError::InternalAddressFailure
             | IkeError::FailedCpRequired
             | IkeError::UnsupportedKeGroup(_)
+            | IkeError::PostQuantumRefused(_)
+            | IkeError::PpkNotUsed(_)
             | IkeError::Proposal(_) => VpnError::NegotiationFailed { reason: message },
             IkeError::Timeout { .. } | IkeError::DeadPeer { .. } => VpnError::Unreachable { reason: message },
             IkeError::Config(_) => VpnError::InvalidProfile { reason: message },

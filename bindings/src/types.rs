@@ -138,6 +138,14 @@ pub struct SessionDetails {
     pub remote_id: String,
     /// A NAT was detected on the path (ESP goes over UDP 4500).
     pub behind_nat: bool,
+    /// The additional (post-quantum) key exchanges of the IKE SA (RFC 9370), e.g. `["ke1_mlkem768"]`.
+    pub additional_key_exchanges: Vec<String>,
+    /// The profile asked for additional key exchanges, the gateway did none, and `ike.pq_fallback` let the
+    /// session go on with classical key exchange only.
+    pub pq_fallback: bool,
+    /// The postquantum preshared key (RFC 8784): `none` (not in the profile), `used`, `not-used` (optional, and
+    /// the gateway did not use it).
+    pub ppk: String,
 }
 
 impl SessionDetails {
@@ -154,6 +162,9 @@ impl SessionDetails {
             local_id: info.local_id.clone(),
             remote_id: info.remote_id.clone(),
             behind_nat: info.nat.local_behind_nat || info.nat.remote_behind_nat,
+            additional_key_exchanges: info.additional_key_exchanges(),
+            pq_fallback: info.pq_fallback,
+            ppk: info.ppk.as_str().to_string(),
         }
     }
 }

@@ -332,7 +332,16 @@ async fn connect(path: PathBuf, options: SessionOptions, print_stats: bool) -> R
                 Some(SessionEvent::Connected { info, child }) => {
                     status.connection.retain(|l| l.starts_with("tunnel:"));
                     let st = &mut status;
-                    say(st, format!("ike: {} spi_i={:016x} spi_r={:016x}", info.ike_suite, info.spi_i, info.spi_r));
+                    say(
+                        st,
+                        format!(
+                            "ike: {} spi_i={:016x} spi_r={:016x}{}",
+                            info.ike_suite,
+                            info.spi_i,
+                            info.spi_r,
+                            info.post_quantum_summary()
+                        ),
+                    );
                     say(st, format!("esp: {} spi_in={:08x} spi_out={:08x}", child.suite, child.spi_in, child.spi_out));
                     say(st, format!("local-id: {}", info.local_id));
                     say(st, format!("remote-id: {}", info.remote_id));

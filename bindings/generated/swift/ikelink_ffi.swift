@@ -2723,6 +2723,20 @@ public struct SessionDetails: Equatable, Hashable {
      * A NAT was detected on the path (ESP goes over UDP 4500).
      */
     public var behindNat: Bool
+    /**
+     * The additional (post-quantum) key exchanges of the IKE SA (RFC 9370), e.g. `["ke1_mlkem768"]`.
+     */
+    public var additionalKeyExchanges: [String]
+    /**
+     * The profile asked for additional key exchanges, the gateway did none, and `ike.pq_fallback` let the
+     * session go on with classical key exchange only.
+     */
+    public var pqFallback: Bool
+    /**
+     * The postquantum preshared key (RFC 8784): `none` (not in the profile), `used`, `not-used` (optional, and
+     * the gateway did not use it).
+     */
+    public var ppk: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2735,7 +2749,18 @@ public struct SessionDetails: Equatable, Hashable {
          */ikeSuite: String, espSuite: String, localId: String, remoteId: String, 
         /**
          * A NAT was detected on the path (ESP goes over UDP 4500).
-         */behindNat: Bool) {
+         */behindNat: Bool, 
+        /**
+         * The additional (post-quantum) key exchanges of the IKE SA (RFC 9370), e.g. `["ke1_mlkem768"]`.
+         */additionalKeyExchanges: [String], 
+        /**
+         * The profile asked for additional key exchanges, the gateway did none, and `ike.pq_fallback` let the
+         * session go on with classical key exchange only.
+         */pqFallback: Bool, 
+        /**
+         * The postquantum preshared key (RFC 8784): `none` (not in the profile), `used`, `not-used` (optional, and
+         * the gateway did not use it).
+         */ppk: String) {
         self.gateway = gateway
         self.virtualIpv4 = virtualIpv4
         self.virtualIpv6 = virtualIpv6
@@ -2747,6 +2772,9 @@ public struct SessionDetails: Equatable, Hashable {
         self.localId = localId
         self.remoteId = remoteId
         self.behindNat = behindNat
+        self.additionalKeyExchanges = additionalKeyExchanges
+        self.pqFallback = pqFallback
+        self.ppk = ppk
     }
 
     
@@ -2775,7 +2803,10 @@ public struct FfiConverterTypeSessionDetails: FfiConverterRustBuffer {
                 espSuite: FfiConverterString.read(from: &buf), 
                 localId: FfiConverterString.read(from: &buf), 
                 remoteId: FfiConverterString.read(from: &buf), 
-                behindNat: FfiConverterBool.read(from: &buf)
+                behindNat: FfiConverterBool.read(from: &buf), 
+                additionalKeyExchanges: FfiConverterSequenceString.read(from: &buf), 
+                pqFallback: FfiConverterBool.read(from: &buf), 
+                ppk: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -2791,6 +2822,9 @@ public struct FfiConverterTypeSessionDetails: FfiConverterRustBuffer {
         FfiConverterString.write(value.localId, into: &buf)
         FfiConverterString.write(value.remoteId, into: &buf)
         FfiConverterBool.write(value.behindNat, into: &buf)
+        FfiConverterSequenceString.write(value.additionalKeyExchanges, into: &buf)
+        FfiConverterBool.write(value.pqFallback, into: &buf)
+        FfiConverterString.write(value.ppk, into: &buf)
     }
 }
 

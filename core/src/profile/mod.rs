@@ -101,6 +101,81 @@ pub struct Profile {
     pub nat: NatSection,
     #[serde(default)]
     pub ike: IkeSection,
+    /// A postquantum preshared key (RFC 8784).
+    pub ppk: Option<PpkSection>,
+}
+
+/// `[ppk]`: a postquantum preshared key (RFC 8784), as strongSwan's `ppk_id` / `ppk_required` and its PPK
+/// secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PpkSection {
+    /// The PPK_ID the gateway knows the key by.
+    pub id: String,
+    /// The key: text, or `0x` and hex as in strongSwan's secrets; or a file holding it.
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    /// Refuse a gateway that does not use the PPK (default); `false` connects without it and says so.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+impl std::fmt::Debug for PpkSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PpkSection")
+            .field("id", &self.id)
+            .field("secret_file", &self.secret_file)
+            .field("required", &self.required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PpkSection {
+    fn drop(&mut self) {
+        if let Some(s) = self.secret.take() {
+            drop(Zeroizing::new(s));
+        }
+    }
+}
+
+/// Hex digits (strongSwan's `0x...` secrets) to bytes.
+fn decode_hex(h: &[u8]) -> Option<Vec<u8>> {
+    if !h.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    h.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+}
+
+impl PpkSection {
+    /// The PPK for the IKE SA; at least 32 bytes (RFC 8784 §6 asks for enough entropy).
+    fn resolve(&self) -> Result<crate::ike::Ppk, ProfileError> {
+        if self.id.is_empty() {
+            return Err(field("ppk.id", "must not be empty"));
+        }
+        let raw = match (&self.secret, &self.secret_file) {
+            (Some(s), None) => Zeroizing::new(s.as_bytes().to_vec()),
+            (None, Some(f)) => {
+                let mut v =
+                    Zeroizing::new(std::fs::read(f).map_err(|e| field("ppk.secret_file", format!("{f}: {e}")))?);
+                while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    v.pop();
+                }
+                v
+            }
+            _ => return Err(field("ppk.secret", "give either secret or secret_file")),
+        };
+        let secret = match raw.strip_prefix(b"0x") {
+            Some(h) => Zeroizing::new(
+                decode_hex(h).ok_or_else(|| field("ppk.secret", "0x must be followed by pairs of hex digits"))?,
+            ),
+            None => raw,
+        };
+        if secret.len() < 32 {
+            return Err(field("ppk.secret", "must be at least 32 bytes (RFC 8784 §6)"));
+        }
+        Ok(crate::ike::Ppk { id: self.id.as_bytes().to_vec(), secret, required: self.required })
+    }
 }
 
 /// IKE protocol options.
@@ -119,6 +194,11 @@ pub struct IkeSection {
     /// Accept a gateway signature with RSA and SHA-1 (AUTH method 1): only for legacy gateways.
     #[serde(default)]
     pub legacy_rsa_sha1: bool,
+    /// With additional (post-quantum) key exchanges in the proposals (`ke1_mlkem768`, RFC 9370): also
+    /// connect to a gateway that does only classical key exchange (reported), like Apple's
+    /// `allowPostQuantumKeyExchangeFallback`. Default: refuse it.
+    #[serde(default)]
+    pub pq_fallback: bool,
 }
 
 fn default_fragment_mtu() -> u16 {
@@ -127,7 +207,13 @@ fn default_fragment_mtu() -> u16 {
 
 impl Default for IkeSection {
     fn default() -> Self {
-        IkeSection { fragment_mtu: default_fragment_mtu(), mobike: true, redirect: true, legacy_rsa_sha1: false }
+        IkeSection {
+            fragment_mtu: default_fragment_mtu(),
+            mobike: true,
+            redirect: true,
+            legacy_rsa_sha1: false,
+            pq_fallback: false,
+        }
     }
 }
 
@@ -541,6 +627,8 @@ impl Profile {
             redirected_from: None,
             initial_contact: true,
             fragment_mtu,
+            pq_fallback: self.ike.pq_fallback,
+            ppk: self.ppk.as_ref().map(PpkSection::resolve).transpose()?,
         })
     }
 }

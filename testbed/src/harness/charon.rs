@@ -93,6 +93,21 @@ impl Charon {
         kernel_esp: bool,
         prepare: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<Charon> {
+        Self::start_in(tb, role, what, swanctl_conf, kernel_esp, None, prepare)
+    }
+
+    /// [`Charon::start_with`]; with `root`, the charon of another Debian release installed there (e.g.
+    /// strongSwan 6.0.1 from [`strongswan6_root`]) runs chrooted into it, its directory bind-mounted at the same
+    /// path. The mounts live in the private mount namespace `ip netns exec` gives the process and vanish with it.
+    pub(crate) fn start_in(
+        tb: &Testbed,
+        role: Role,
+        what: &str,
+        swanctl_conf: &str,
+        kernel_esp: bool,
+        root: Option<&Path>,
+        prepare: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Charon> {
         let dir = TempDir::new(&format!("{}-{}-charon", tb.prefix(), role.as_str()))?;
         let d = dir.path().to_path_buf();
         let vici = format!("unix://{}", d.join("charon.vici").display());
@@ -101,14 +116,31 @@ impl Charon {
             let p = swanctl.join(sub);
             std::fs::create_dir_all(&p).map_err(|e| HarnessError::io(&p, e))?;
         }
-        write(&d.join("strongswan.conf"), &strongswan_conf(&d, &vici, kernel_esp))?;
+        write(&d.join("strongswan.conf"), &strongswan_conf(&d, &vici, kernel_esp, root))?;
         write(&swanctl.join("swanctl.conf"), swanctl_conf)?;
         prepare(&swanctl)?;
 
         let out = std::fs::File::create(d.join("stdout.log")).map_err(|e| HarnessError::io(d.join("stdout.log"), e))?;
         let err = out.try_clone().map_err(|e| HarnessError::io(d.join("stdout.log"), e))?;
-        let mut cmd = tb.command(role, CHARON_SYSTEMD);
-        cmd.env("STRONGSWAN_CONF", d.join("strongswan.conf")).stdin(Stdio::null()).stdout(out).stderr(err);
+        let mut cmd = match root {
+            None => {
+                let mut cmd = tb.command(role, CHARON_SYSTEMD);
+                cmd.env("STRONGSWAN_CONF", d.join("strongswan.conf"));
+                cmd
+            }
+            Some(r) => {
+                let (r, dd) = (r.display(), d.display());
+                let script = format!(
+                    "mount -t proc proc {r}/proc && mount --bind /dev {r}/dev && mount -t sysfs sysfs {r}/sys && \
+                     mkdir -p {r}{dd} && mount --bind {dd} {r}{dd} && exec chroot {r} env -i \
+                     PATH=/usr/sbin:/usr/bin:/sbin:/bin STRONGSWAN_CONF={dd}/strongswan.conf {CHARON_SYSTEMD}"
+                );
+                let mut cmd = tb.command(role, "sh");
+                cmd.args(["-c", &script]);
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let command = process::describe(&cmd);
         let child = cmd.spawn().map_err(|source| HarnessError::Spawn { command, source })?;
         let mut charon = Charon { what: what.to_string(), ns: tb.ns(role).to_string(), child: Some(child), dir, vici };
@@ -258,9 +290,29 @@ fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|e| HarnessError::io(path, e))
 }
 
-fn strongswan_conf(dir: &Path, vici: &str, kernel_esp: bool) -> String {
+/// The Debian 13 root with strongSwan 6.0.1 (RFC 9370, IKE_INTERMEDIATE, PPK) under the workspace's `target/`,
+/// made by `scripts/strongswan6-root.sh` on first use (debootstrap, ~40 s, ~300 MB) and reused.
+pub fn strongswan6_root() -> Result<PathBuf> {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = ws.join("target/strongswan6-trixie");
+    if !root.join("usr/sbin/charon-systemd").exists() {
+        let mut cmd = Command::new("bash");
+        cmd.arg(ws.join("scripts/strongswan6-root.sh")).arg(&root);
+        process::run(&mut cmd, Duration::from_secs(600))?;
+    }
+    Ok(root)
+}
+
+fn strongswan_conf(dir: &Path, vici: &str, kernel_esp: bool, root: Option<&Path>) -> String {
     let d = dir.display();
-    let mut plugins = available_plugins();
+    let mut plugins: Vec<&str> = match root {
+        None => available_plugins(),
+        Some(r) => PLUGINS
+            .iter()
+            .copied()
+            .filter(|p| r.join(PLUGIN_DIR.trim_start_matches('/')).join(format!("libstrongswan-{p}.so")).exists())
+            .collect(),
+    };
     if kernel_esp {
         plugins.retain(|p| *p != "kernel-libipsec");
     }
@@ -360,8 +412,8 @@ mod tests {
     fn kernel_esp_leaves_out_libipsec() {
         let load = |conf: &str| conf.lines().find(|l| l.trim_start().starts_with("load = ")).unwrap().to_string();
         let vici = "unix:///tmp/x/charon.vici";
-        let userspace = load(&strongswan_conf(Path::new("/tmp/x"), vici, false));
-        let kernel = load(&strongswan_conf(Path::new("/tmp/x"), vici, true));
+        let userspace = load(&strongswan_conf(Path::new("/tmp/x"), vici, false, None));
+        let kernel = load(&strongswan_conf(Path::new("/tmp/x"), vici, true, None));
         assert!(!kernel.contains("kernel-libipsec"), "{kernel}");
         assert_eq!(userspace.contains("kernel-libipsec"), available_plugins().contains(&"kernel-libipsec"));
         assert_eq!(userspace.contains("kernel-netlink"), kernel.contains("kernel-netlink"));

@@ -92,6 +92,9 @@ pub struct GatewayConfig {
     pub extra_child: String,
     /// Raw top-level swanctl.conf text appended at the end.
     pub extra_swanctl: String,
+    /// Run strongSwan 6.0.1 (Debian 13, in the chroot of [`super::charon::strongswan6_root`]) instead of the
+    /// host's 5.9.8: RFC 9370 additional key exchanges, IKE_INTERMEDIATE, PPK.
+    pub strongswan6: bool,
 }
 
 impl Default for GatewayConfig {
@@ -124,6 +127,7 @@ impl Default for GatewayConfig {
             extra_conn: String::new(),
             extra_child: String::new(),
             extra_swanctl: String::new(),
+            strongswan6: false,
         }
     }
 }
@@ -256,12 +260,14 @@ impl Gateway {
     /// Starts charon in `gw` with `config` loaded (≤ 10 s for the daemon to come up).
     pub fn start(tb: &Testbed, config: &GatewayConfig) -> Result<Gateway> {
         let conf = config.swanctl_conf();
-        let charon = Charon::start_with(tb, Role::Gw, "strongSwan gateway", &conf, config.kernel_esp, |dir| {
-            if let GatewayAuth::Cert { pki, .. } = &config.auth {
-                pki.install_gateway(dir)?;
-            }
-            Ok(())
-        })?;
+        let root = if config.strongswan6 { Some(super::charon::strongswan6_root()?) } else { None };
+        let charon =
+            Charon::start_in(tb, Role::Gw, "strongSwan gateway", &conf, config.kernel_esp, root.as_deref(), |dir| {
+                if let GatewayAuth::Cert { pki, .. } = &config.auth {
+                    pki.install_gateway(dir)?;
+                }
+                Ok(())
+            })?;
         Ok(Gateway { charon, config: config.clone() })
     }
 

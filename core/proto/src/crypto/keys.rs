@@ -88,8 +88,39 @@ impl IkeKeys {
         spi_i: u64,
         spi_r: u64,
     ) -> Result<IkeKeys, CryptoError> {
-        let skeyseed = old_prf.prf_parts(old_sk_d, &[shared, ni, nr]);
+        Self::derive_rekey_hybrid(old_prf, old_sk_d, prf, encr, integ, shared, ni, nr, &[], spi_i, spi_r)
+    }
+
+    /// IKE SA rekey with additional key exchanges (RFC 9370 §2.2.4):
+    /// SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | ... | SK(n)), `additional` being SK(1) | ... | SK(n).
+    /// With `additional` empty this is [`Self::derive_rekey_with`]; with `old_sk_d` = SK_d(n-1) and `shared` =
+    /// SK(n) it is the key update after the n-th IKE_INTERMEDIATE exchange (RFC 9370 §2.2.2).
+    #[allow(clippy::too_many_arguments)]
+    pub fn derive_rekey_hybrid(
+        old_prf: Prf,
+        old_sk_d: &[u8],
+        prf: Prf,
+        encr: Encr,
+        integ: Option<Integ>,
+        shared: &[u8],
+        ni: &[u8],
+        nr: &[u8],
+        additional: &[u8],
+        spi_i: u64,
+        spi_r: u64,
+    ) -> Result<IkeKeys, CryptoError> {
+        let skeyseed = old_prf.prf_parts(old_sk_d, &[shared, ni, nr, additional]);
         Self::expand(prf, encr, integ, &skeyseed, ni, nr, spi_i, spi_r)
+    }
+
+    /// Mix a postquantum preshared key into SK_d, SK_pi and SK_pr (RFC 8784 §3):
+    /// SK_x' = prf+(PPK, SK_x), each as long as before.
+    pub fn apply_ppk(&mut self, ppk: &[u8]) {
+        let prf = self.prf;
+        for k in [&mut self.sk_d, &mut self.sk_pi, &mut self.sk_pr] {
+            let new = prf.prf_plus(ppk, k, k.len());
+            *k = new;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -180,12 +211,29 @@ impl ChildKeys {
         encr: Encr,
         integ: Option<Integ>,
     ) -> ChildKeys {
+        Self::derive_hybrid(prf, sk_d, shared, ni, nr, &[], encr, integ)
+    }
+
+    /// Child SA keys after additional key exchanges (RFC 9370 §2.2.4):
+    /// KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n)), `additional` being SK(1) | ... | SK(n).
+    #[allow(clippy::too_many_arguments)]
+    pub fn derive_hybrid(
+        prf: Prf,
+        sk_d: &[u8],
+        shared: Option<&[u8]>,
+        ni: &[u8],
+        nr: &[u8],
+        additional: &[u8],
+        encr: Encr,
+        integ: Option<Integ>,
+    ) -> ChildKeys {
         let e = encr.keymat_len();
         let a = integ.map_or(0, Integ::key_len);
         let mut seed = Zeroizing::new(Vec::new());
         seed.extend_from_slice(shared.unwrap_or_default());
         seed.extend_from_slice(ni);
         seed.extend_from_slice(nr);
+        seed.extend_from_slice(additional);
         // At most 2 * (36 + 64) bytes, far below prf+'s 255 blocks.
         let keymat = prf.prf_plus(sk_d, &seed, 2 * (e + a));
         let part = |from: usize, len: usize| Zeroizing::new(keymat.get(from..from + len).unwrap_or_default().to_vec());

@@ -216,6 +216,8 @@ impl Scenario {
             redirect: true,
             redirected_from: None,
             initial_contact: true,
+            pq_fallback: false,
+            ppk: None,
         }
     }
 }

@@ -150,4 +150,26 @@ pub struct IkeConfig {
     /// Send INITIAL_CONTACT in IKE_AUTH (§2.4): this is the only IKE SA with the gateway, so it may drop any
     /// older ones of ours. Off for the new IKE SA of a make-before-break reauthentication.
     pub initial_contact: bool,
+    /// When the proposals name additional key exchanges (RFC 9370, post-quantum hybrids): also offer them
+    /// without, and accept a gateway that only does classical key exchange (reported in the session info).
+    /// Off: such a gateway is refused.
+    pub pq_fallback: bool,
+    /// A postquantum preshared key (RFC 8784) mixed into the IKE SA's keys.
+    pub ppk: Option<Ppk>,
+}
+
+/// A postquantum preshared key (RFC 8784 §3) and its identity, as strongSwan's `ppk_id` / `ppk_required`.
+#[derive(Clone)]
+pub struct Ppk {
+    /// PPK_ID (sent as PPK_ID_FIXED, RFC 8784 §3.1).
+    pub id: Vec<u8>,
+    pub secret: Zeroizing<Vec<u8>>,
+    /// Refuse a gateway that does not use the PPK; otherwise connect without it (reported).
+    pub required: bool,
+}
+
+impl std::fmt::Debug for Ppk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ppk").field("id", &String::from_utf8_lossy(&self.id)).field("required", &self.required).finish()
+    }
 }

@@ -43,6 +43,21 @@ pub enum IkeError {
     InternalAddressFailure,
     #[error("the gateway requires a configuration request (FAILED_CP_REQUIRED)")]
     FailedCpRequired,
+    /// The profile requires additional key exchanges (RFC 9370) and the gateway took none (`pq_fallback` off).
+    #[error(
+        "the gateway does not do the additional (post-quantum) key exchanges of our proposals ({0}); \
+             set `ike.pq_fallback = true` to connect with classical key exchange only"
+    )]
+    PostQuantumRefused(&'static str),
+    /// The postquantum preshared key (RFC 8784) was required and the gateway did not use it.
+    #[error("the gateway did not use our postquantum preshared key (RFC 8784): {0}; it is required (`ppk.required`)")]
+    PpkNotUsed(&'static str),
+    /// The gateway rejected an AUTH computed with our postquantum preshared key.
+    #[error(
+        "the gateway rejected our authentication with the postquantum preshared key (AUTHENTICATION_FAILED): \
+             check `ppk.id` and the PPK secret, then the pre-shared key or credentials"
+    )]
+    PpkAuthenticationFailed,
     #[error("the gateway asked for key exchange group {0}, which we do not offer")]
     UnsupportedKeGroup(u16),
     #[error("the gateway sent error notification {0}")]

@@ -17,12 +17,13 @@ pub(crate) mod sim;
 mod ts;
 
 pub use child::ChildSa;
-pub use config::{AuthConfig, GatewayAuth, IkeConfig, Retransmit, TrustEvaluator};
+pub use config::{AuthConfig, GatewayAuth, IkeConfig, Ppk, Retransmit, TrustEvaluator};
 pub use error::{CloseReason, IkeError};
 pub use identity::{display_identity, parse_identity};
 pub use proposal::{EspProposal, EspSuite, IkeProposal, IkeSuite};
 pub use redirect::{GatewayIdentity, RedirectError};
 pub use sa::{
-    Event, IkeSa, NatStatus, SessionInfo, SocketKind, State, Timer, Transmit, VirtualConfig, REVOCATION_FETCH_TIMEOUT,
+    Event, IkeSa, NatStatus, PpkStatus, SessionInfo, SocketKind, State, Timer, Transmit, VirtualConfig,
+    REVOCATION_FETCH_TIMEOUT,
 };
 pub use ts::{parse_cidr, ts_contains, ts_to_cidrs, Cidr};

@@ -28,6 +28,36 @@ pub enum ProposalError {
     NoPrf(String),
     #[error("the peer chose a proposal we did not offer: {0}")]
     NotOffered(&'static str),
+    #[error("additional key exchange `{0}` in proposal `{1}`: expected ke1_ .. ke7_ followed by a group or `none`")]
+    BadAdditionalKe(String, String),
+}
+
+/// The key exchange methods of the additional key exchanges ADDKE1..ADDKE7 (RFC 9370 §2.2.1) a peer chose:
+/// `None` where it chose NONE or the type is not negotiated.
+pub type AddKe = [Option<Group>; 7];
+
+/// The methods of ADDKE1..ADDKE7 one proposal offers (RFC 9370 §2.2.1): per type the acceptable groups,
+/// `None` standing for NONE (transform ID 0: the exchange is optional). An empty list: the type is not offered.
+pub type AddKeOffer = [Vec<Option<Group>>; 7];
+
+/// Whether a proposal's additional key exchange offer contains at least one required (non-optional) exchange.
+pub fn addke_required(offer: &AddKeOffer) -> bool {
+    offer.iter().any(|o| !o.is_empty() && !o.contains(&None))
+}
+
+/// The groups of the additional key exchanges a peer chose, in order (RFC 9370 §2.2.2: ADDKE1 first).
+pub fn addke_groups(chosen: &AddKe) -> Vec<Group> {
+    chosen.iter().flatten().copied().collect()
+}
+
+/// strongSwan's names of the chosen additional key exchanges: `ke1_mlkem768-ke2_ecp384`.
+pub fn addke_names(chosen: &AddKe) -> String {
+    chosen
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| g.map(|g| format!("ke{}_{}", i + 1, group_name(g))))
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// One IKE SA proposal: every listed algorithm is acceptable with every other (§3.3).
@@ -37,6 +67,8 @@ pub struct IkeProposal {
     pub integ: Vec<Integ>,
     pub prf: Vec<Prf>,
     pub groups: Vec<Group>,
+    /// Additional key exchanges (RFC 9370), `ke1_mlkem768` in strongSwan's syntax.
+    pub addke: AddKeOffer,
 }
 
 /// One ESP proposal for a Child SA. `groups` is only used for PFS in CREATE_CHILD_SA.
@@ -46,6 +78,8 @@ pub struct EspProposal {
     pub integ: Vec<Integ>,
     pub groups: Vec<Group>,
     pub esn: Vec<bool>,
+    /// Additional key exchanges for Child SA rekeys with PFS (RFC 9370 §2.2.4).
+    pub addke: AddKeOffer,
 }
 
 /// The suite the gateway picked for the IKE SA.
@@ -55,6 +89,8 @@ pub struct IkeSuite {
     pub integ: Option<Integ>,
     pub prf: Prf,
     pub group: Group,
+    /// The additional key exchanges (RFC 9370), in the order they run.
+    pub addke: AddKe,
 }
 
 /// The suite the gateway picked for a Child SA.
@@ -64,6 +100,8 @@ pub struct EspSuite {
     pub integ: Option<Integ>,
     pub group: Option<Group>,
     pub esn: bool,
+    /// The additional key exchanges of a rekey with PFS (RFC 9370 §2.2.4).
+    pub addke: AddKe,
 }
 
 #[derive(Default)]
@@ -73,13 +111,62 @@ struct Tokens {
     prf: Vec<Prf>,
     groups: Vec<Group>,
     esn: Vec<bool>,
+    addke: AddKeOffer,
+}
+
+/// A key exchange method by strongSwan's name (not the legacy ones, which [`parse_tokens`] knows).
+fn group_by_name(name: &str) -> Option<Group> {
+    Some(match name {
+        "modp2048" => Group::Modp2048,
+        "modp3072" => Group::Modp3072,
+        "modp4096" => Group::Modp4096,
+        "ecp256" => Group::Ecp256,
+        "ecp384" => Group::Ecp384,
+        "ecp521" => Group::Ecp521,
+        "x25519" | "curve25519" => Group::Curve25519,
+        "mlkem512" => Group::MlKem512,
+        "mlkem768" => Group::MlKem768,
+        "mlkem1024" => Group::MlKem1024,
+        "modp1024" => Group::Modp1024,
+        "modp1536" => Group::Modp1536,
+        "ecp256bp" => Group::EcpBp256,
+        "ecp384bp" => Group::EcpBp384,
+        "x448" | "curve448" => Group::Curve448,
+        _ => return None,
+    })
+}
+
+/// `keN_method` (strongSwan's syntax for RFC 9370's ADDKEn, N = 1..7; `none` makes it optional).
+fn parse_addke(s: &str, tok: &str, t: &mut Tokens) -> Result<(), ProposalError> {
+    let bad = || ProposalError::BadAdditionalKe(tok.to_string(), s.to_string());
+    let rest = tok.strip_prefix("ke").ok_or_else(bad)?;
+    let (n, method) = rest.split_once('_').ok_or_else(bad)?;
+    let n: usize = n.parse().map_err(|_| bad())?;
+    if !(1..=7).contains(&n) {
+        return Err(bad());
+    }
+    let g = match method {
+        "none" => None,
+        m => Some(group_by_name(m).ok_or_else(bad)?),
+    };
+    if !t.addke[n - 1].contains(&g) {
+        t.addke[n - 1].push(g);
+    }
+    Ok(())
 }
 
 fn parse_tokens(s: &str) -> Result<Tokens, ProposalError> {
     let mut t = Tokens::default();
     for tok in s.split('-').map(str::trim).filter(|t| !t.is_empty()) {
         let tok = tok.to_ascii_lowercase();
+        if tok.starts_with("ke") && tok.contains('_') {
+            parse_addke(s, &tok, &mut t)?;
+            continue;
+        }
         match tok.as_str() {
+            "mlkem512" => t.groups.push(Group::MlKem512),
+            "mlkem768" => t.groups.push(Group::MlKem768),
+            "mlkem1024" => t.groups.push(Group::MlKem1024),
             "aes128" => t.encr.push(Encr::AesCbc { key_len: 16 }),
             "aes256" => t.encr.push(Encr::AesCbc { key_len: 32 }),
             "aes128gcm16" | "aes128gcm128" | "aes128gcm" => t.encr.push(Encr::AesGcm16 { key_len: 16 }),
@@ -169,7 +256,7 @@ impl IkeProposal {
         if t.prf.is_empty() {
             return Err(ProposalError::NoPrf(s.into()));
         }
-        Ok(IkeProposal { encr: t.encr, integ: t.integ, prf: t.prf, groups: t.groups })
+        Ok(IkeProposal { encr: t.encr, integ: t.integ, prf: t.prf, groups: t.groups, addke: t.addke })
     }
 
     /// A modern default list like strongSwan's: one AEAD and one non-AEAD proposal.
@@ -181,12 +268,14 @@ impl IkeProposal {
                 integ: vec![],
                 prf: vec![Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512],
                 groups: groups.clone(),
+                addke: Default::default(),
             },
             IkeProposal {
                 encr: vec![Encr::AesCbc { key_len: 32 }, Encr::AesCbc { key_len: 16 }],
                 integ: vec![Integ::HmacSha256_128, Integ::HmacSha384_192, Integ::HmacSha512_256],
                 prf: vec![Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512],
                 groups,
+                addke: Default::default(),
             },
         ]
     }
@@ -198,8 +287,41 @@ impl IkeProposal {
         transforms.extend(self.prf.iter().map(|p| tf(TransformType::PRF, p.id())));
         transforms.extend(self.integ.iter().map(|i| tf(TransformType::INTEG, i.id())));
         transforms.extend(self.groups.iter().map(|g| tf(TransformType::DH, g.id())));
+        push_addke(&mut transforms, &self.addke);
         wire::Proposal { number, protocol: ProtocolId::IKE, spi, transforms }
     }
+
+    /// This proposal without its additional key exchanges (the classical fallback, RFC 9370 §2.2.1).
+    pub fn classical(&self) -> IkeProposal {
+        IkeProposal { addke: Default::default(), ..self.clone() }
+    }
+}
+
+fn push_addke(out: &mut Vec<Transform>, addke: &AddKeOffer) {
+    for (i, offer) in addke.iter().enumerate() {
+        out.extend(offer.iter().map(|g| tf(TransformType::addke(i + 1), g.map_or(wire::dh::NONE, |g| g.id()))));
+    }
+}
+
+/// The peer's choice of ADDKE1..ADDKE7 (RFC 9370 §2.2.1) from our `offer`: one transform per offered type,
+/// among ours; an omitted type counts as NONE only where we offered NONE.
+fn addke_choice(p: &wire::Proposal, offer: &AddKeOffer) -> Result<AddKe, ProposalError> {
+    let mut chosen: AddKe = [None; 7];
+    for (i, ours) in offer.iter().enumerate() {
+        let g = match single(p, TransformType::addke(i + 1))? {
+            None if ours.is_empty() || ours.contains(&None) => None,
+            None => return Err(ProposalError::NotOffered("a required additional key exchange is missing")),
+            Some(_) if ours.is_empty() => return Err(ProposalError::NotOffered("additional key exchange")),
+            Some(t) if t.id == wire::dh::NONE && ours.contains(&None) => None,
+            Some(t) => Some(
+                Group::from_id(t.id)
+                    .filter(|g| ours.contains(&Some(*g)))
+                    .ok_or(ProposalError::NotOffered("additional key exchange method"))?,
+            ),
+        };
+        chosen[i] = g;
+    }
+    Ok(chosen)
 }
 
 impl EspProposal {
@@ -214,7 +336,7 @@ impl EspProposal {
         }
         check_aead_mix(s, &t.encr, &t.integ)?;
         let esn = if t.esn.is_empty() { vec![false] } else { t.esn };
-        Ok(EspProposal { encr: t.encr, integ: t.integ, groups: t.groups, esn })
+        Ok(EspProposal { encr: t.encr, integ: t.integ, groups: t.groups, esn, addke: t.addke })
     }
 
     /// strongSwan-like defaults: AEAD first, then AES-CBC with HMAC-SHA2.
@@ -225,12 +347,14 @@ impl EspProposal {
                 integ: vec![],
                 groups: vec![],
                 esn: vec![false, true],
+                addke: Default::default(),
             },
             EspProposal {
                 encr: vec![Encr::AesCbc { key_len: 32 }, Encr::AesCbc { key_len: 16 }],
                 integ: vec![Integ::HmacSha256_128, Integ::HmacSha384_192, Integ::HmacSha512_256],
                 groups: vec![],
                 esn: vec![false, true],
+                addke: Default::default(),
             },
         ]
     }
@@ -243,6 +367,7 @@ impl EspProposal {
         transforms.extend(self.integ.iter().map(|i| tf(TransformType::INTEG, i.id())));
         if with_groups {
             transforms.extend(self.groups.iter().map(|g| tf(TransformType::DH, g.id())));
+            push_addke(&mut transforms, &self.addke);
         }
         for &e in &self.esn {
             transforms.push(tf(TransformType::ESN, if e { wire::esn::YES } else { wire::esn::NO }));
@@ -317,7 +442,8 @@ pub fn select_ike(offered: &[IkeProposal], sa: &[wire::Proposal]) -> Result<IkeS
     if single(p, TransformType::ESN)?.is_some() {
         return Err(ProposalError::NotOffered("ESN transform in an IKE proposal"));
     }
-    let suite = IkeSuite { encr, integ, prf, group };
+    let addke = addke_choice(p, &ours.addke)?;
+    let suite = IkeSuite { encr, integ, prf, group, addke };
     suite.warn_if_legacy();
     Ok(suite)
 }
@@ -356,7 +482,15 @@ pub fn select_esp(offered: &[EspProposal], sa: &[wire::Proposal], pfs: bool) -> 
             e
         }
     };
-    let suite = EspSuite { encr, integ, group, esn };
+    let addke = if pfs && group.is_some() {
+        addke_choice(p, &ours.addke)?
+    } else {
+        if (1..=7).any(|n| p.transforms.iter().any(|t| t.kind == TransformType::addke(n) && t.id != 0)) {
+            return Err(ProposalError::NotOffered("additional key exchange without PFS"));
+        }
+        [None; 7]
+    };
+    let suite = EspSuite { encr, integ, group, esn, addke };
     suite.warn_if_legacy();
     Ok((suite, spi))
 }
@@ -417,7 +551,11 @@ impl std::fmt::Display for IkeSuite {
         if let Some(i) = self.integ {
             write!(f, "-{}", integ_name(i))?;
         }
-        write!(f, "-{}-{}", prf_name(self.prf), group_name(self.group))
+        write!(f, "-{}-{}", prf_name(self.prf), group_name(self.group))?;
+        if self.addke.iter().any(Option::is_some) {
+            write!(f, "-{}", addke_names(&self.addke))?;
+        }
+        Ok(())
     }
 }
 
@@ -429,6 +567,9 @@ impl std::fmt::Display for EspSuite {
         }
         if let Some(g) = self.group {
             write!(f, "-{}", group_name(g))?;
+        }
+        if self.addke.iter().any(Option::is_some) {
+            write!(f, "-{}", addke_names(&self.addke))?;
         }
         if self.esn {
             write!(f, "-esn")?;

@@ -129,13 +129,65 @@ pub struct VirtualConfig {
 /// A summary of an established IKE SA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
+    /// The negotiated suite, with its additional key exchanges (RFC 9370) if any.
     pub ike_suite: IkeSuite,
+    /// The profile asked for additional (post-quantum) key exchanges, the gateway did none, and
+    /// `pq_fallback` let the connection go on classically.
+    pub pq_fallback: bool,
+    /// Whether a postquantum preshared key (RFC 8784) went into the keys.
+    pub ppk: PpkStatus,
     pub spi_i: u64,
     pub spi_r: u64,
     pub local_id: String,
     pub remote_id: String,
     pub nat: NatStatus,
     pub config: VirtualConfig,
+}
+
+impl SessionInfo {
+    /// The additional key exchanges (RFC 9370) in strongSwan's names, in order: `["ke1_mlkem768"]`.
+    pub fn additional_key_exchanges(&self) -> Vec<String> {
+        let names = super::proposal::addke_names(&self.ike_suite.addke);
+        names.split('-').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    }
+
+    /// The post-quantum facts of the status line: ` pq-fallback=classical` when the gateway did none of the
+    /// additional key exchanges we asked for, ` ppk=used` / ` ppk=not-used` with a PPK in the profile.
+    pub fn post_quantum_summary(&self) -> String {
+        let mut out = String::new();
+        if self.pq_fallback {
+            out.push_str(" pq-fallback=classical");
+        }
+        match self.ppk {
+            PpkStatus::NotConfigured => {}
+            PpkStatus::Used => out.push_str(" ppk=used"),
+            PpkStatus::NotUsed => out.push_str(" ppk=not-used"),
+        }
+        out
+    }
+}
+
+impl PpkStatus {
+    /// `none`, `used` or `not-used`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PpkStatus::NotConfigured => "none",
+            PpkStatus::Used => "used",
+            PpkStatus::NotUsed => "not-used",
+        }
+    }
+}
+
+/// What became of the profile's postquantum preshared key (RFC 8784).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PpkStatus {
+    /// The profile has none.
+    #[default]
+    NotConfigured,
+    /// Both sides mixed it into the IKE SA's keys.
+    Used,
+    /// Optional, and the gateway did not use it: the keys are classical.
+    NotUsed,
 }
 
 /// Something the caller should know about.
@@ -177,6 +229,10 @@ enum RequestKind {
     DeleteChild(u32),
     /// MOBIKE UPDATE_SA_ADDRESSES (RFC 4555 §3.5).
     UpdateAddresses,
+    /// An additional key exchange after IKE_SA_INIT (RFC 9242, RFC 9370 §2.2.1).
+    Intermediate,
+    /// An additional key exchange of a rekey (RFC 9370 §2.2.4).
+    FollowupKe,
 }
 
 impl RequestKind {
@@ -185,6 +241,8 @@ impl RequestKind {
         match self {
             RequestKind::Init => ExchangeType::IKE_SA_INIT,
             RequestKind::Auth => ExchangeType::IKE_AUTH,
+            RequestKind::Intermediate => ExchangeType::IKE_INTERMEDIATE,
+            RequestKind::FollowupKe => ExchangeType::IKE_FOLLOWUP_KE,
             RequestKind::RekeyChild | RequestKind::RekeyIke => ExchangeType::CREATE_CHILD_SA,
             RequestKind::Delete | RequestKind::Dpd | RequestKind::DeleteChild(_) | RequestKind::UpdateAddresses => {
                 ExchangeType::INFORMATIONAL
@@ -554,6 +612,9 @@ impl IkeSa {
         }
         let payloads = self.ex.open_response(data, &msg, kind.exchange())?;
         self.last_heard = self.last_heard.max(now);
+        if kind == RequestKind::Intermediate {
+            return self.handle_intermediate_response(now, &h, payloads).map_err(Handling::Fatal);
+        }
         self.handle_response(now, kind, payloads)
     }
 
@@ -565,7 +626,8 @@ impl IkeSa {
                 self.finish(CloseReason::Local);
                 Ok(())
             }
-            RequestKind::Init => Ok(()),
+            RequestKind::Init | RequestKind::Intermediate => Ok(()),
+            RequestKind::FollowupKe => self.handle_followup_response(now, payloads).map_err(Handling::Fatal),
             RequestKind::Dpd => {
                 self.check_nat_mapping(&payloads);
                 Ok(())
@@ -645,7 +707,7 @@ impl IkeSa {
         self.ex.respond(&h, &reply, &mut self.rng).map_err(Handling::Fatal)?;
         if let Some(sw) = self.pending_switch.take() {
             // Our answer to the gateway's IKE rekey is out: the new IKE SA is the gateway's (§2.18).
-            self.switch_ike_sa(now, sw.suite, &sw.shared, &sw.ni, &sw.nr, sw.spi_i, sw.spi_r, false)
+            self.switch_ike_sa(now, sw.suite, &sw.shared, &[], &sw.ni, &sw.nr, sw.spi_i, sw.spi_r, false)
                 .map_err(Handling::Fatal)?;
         }
         if let Some(reason) = close {

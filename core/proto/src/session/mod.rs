@@ -116,6 +116,8 @@ impl ChildSummary {
 
 /// What the application is told.
 #[derive(Debug, Clone)]
+// `Connected` is sent once per session; boxing it would only complicate every consumer.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     State(State),
     /// IKE SA up; `child` describes the first Child SA.

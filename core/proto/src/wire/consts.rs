@@ -55,6 +55,10 @@ number!(
     IKE_AUTH = 35,
     CREATE_CHILD_SA = 36,
     INFORMATIONAL = 37,
+    /// RFC 9242: between IKE_SA_INIT and IKE_AUTH (here: one per additional key exchange, RFC 9370 §2.2.1).
+    IKE_INTERMEDIATE = 43,
+    /// RFC 9370 §2.2.4: the additional key exchanges of a CREATE_CHILD_SA.
+    IKE_FOLLOWUP_KE = 44,
 });
 
 number!(
@@ -74,7 +78,22 @@ number!(
     /// Diffie-Hellman group; "Key Exchange Method" in RFC 9370.
     DH = 4,
     ESN = 5,
+    /// Additional key exchanges 1-7 (RFC 9370 §2.2.1).
+    ADDKE1 = 6,
+    ADDKE2 = 7,
+    ADDKE3 = 8,
+    ADDKE4 = 9,
+    ADDKE5 = 10,
+    ADDKE6 = 11,
+    ADDKE7 = 12,
 });
+
+impl TransformType {
+    /// The transform type of additional key exchange `n` (1-7, RFC 9370 §2.2.1).
+    pub fn addke(n: usize) -> TransformType {
+        TransformType(5 + n as u8)
+    }
+}
 
 /// Transform IDs for ENCR (§3.3.2, RFC 5282, RFC 7634).
 pub mod encr {
@@ -167,6 +186,8 @@ number!(
     INVALID_SELECTORS = 39,
     TEMPORARY_FAILURE = 43,
     CHILD_SA_NOT_FOUND = 44,
+    /// RFC 9370 §2.2.4: the responder lost the state of an IKE_FOLLOWUP_KE exchange.
+    STATE_NOT_FOUND = 47,
     INITIAL_CONTACT = 16384,
     SET_WINDOW_SIZE = 16385,
     ADDITIONAL_TS_POSSIBLE = 16386,
@@ -193,6 +214,14 @@ number!(
     EAP_ONLY_AUTHENTICATION = 16417,
     IKEV2_FRAGMENTATION_SUPPORTED = 16430,
     SIGNATURE_HASH_ALGORITHMS = 16431,
+    /// RFC 8784 §3 (postquantum preshared keys).
+    USE_PPK = 16435,
+    PPK_IDENTITY = 16436,
+    NO_PPK_AUTH = 16437,
+    /// RFC 9242 §3.
+    INTERMEDIATE_EXCHANGE_SUPPORTED = 16438,
+    /// RFC 9370 §2.2.4: links a CREATE_CHILD_SA to its IKE_FOLLOWUP_KE exchanges.
+    ADDITIONAL_KEY_EXCHANGE = 16441,
 });
 
 impl NotifyType {

@@ -4570,6 +4570,23 @@ data class SessionDetails (
      * A NAT was detected on the path (ESP goes over UDP 4500).
      */
     var `behindNat`: kotlin.Boolean
+    , 
+    /**
+     * The additional (post-quantum) key exchanges of the IKE SA (RFC 9370), e.g. `["ke1_mlkem768"]`.
+     */
+    var `additionalKeyExchanges`: List<kotlin.String>
+    , 
+    /**
+     * The profile asked for additional key exchanges, the gateway did none, and `ike.pq_fallback` let the
+     * session go on with classical key exchange only.
+     */
+    var `pqFallback`: kotlin.Boolean
+    , 
+    /**
+     * The postquantum preshared key (RFC 8784): `none` (not in the profile), `used`, `not-used` (optional, and
+     * the gateway did not use it).
+     */
+    var `ppk`: kotlin.String
     
 ){
     
@@ -4597,6 +4614,9 @@ public object FfiConverterTypeSessionDetails: FfiConverterRustBuffer<SessionDeta
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
@@ -4611,7 +4631,10 @@ public object FfiConverterTypeSessionDetails: FfiConverterRustBuffer<SessionDeta
             FfiConverterString.allocationSize(value.`espSuite`) +
             FfiConverterString.allocationSize(value.`localId`) +
             FfiConverterString.allocationSize(value.`remoteId`) +
-            FfiConverterBoolean.allocationSize(value.`behindNat`)
+            FfiConverterBoolean.allocationSize(value.`behindNat`) +
+            FfiConverterSequenceString.allocationSize(value.`additionalKeyExchanges`) +
+            FfiConverterBoolean.allocationSize(value.`pqFallback`) +
+            FfiConverterString.allocationSize(value.`ppk`)
     )
 
     override fun write(value: SessionDetails, buf: ByteBuffer) {
@@ -4626,6 +4649,9 @@ public object FfiConverterTypeSessionDetails: FfiConverterRustBuffer<SessionDeta
             FfiConverterString.write(value.`localId`, buf)
             FfiConverterString.write(value.`remoteId`, buf)
             FfiConverterBoolean.write(value.`behindNat`, buf)
+            FfiConverterSequenceString.write(value.`additionalKeyExchanges`, buf)
+            FfiConverterBoolean.write(value.`pqFallback`, buf)
+            FfiConverterString.write(value.`ppk`, buf)
     }
 }
 

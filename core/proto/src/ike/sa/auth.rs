@@ -8,7 +8,7 @@ use tracing::{debug, info, trace, warn};
 use zeroize::Zeroizing;
 
 use super::{
-    first_error_notify, notify_of, ts_within, Event, IkeSa, RequestKind, SessionInfo, State, VirtualConfig,
+    first_error_notify, notify_of, ts_within, Event, IkeSa, PpkStatus, RequestKind, SessionInfo, State, VirtualConfig,
     MIN_AUTH_LIFETIME,
 };
 use crate::crypto::{self, ChildKeys, SigScheme};
@@ -82,6 +82,11 @@ pub(super) struct Authentication {
 
 impl IkeSa {
     pub(super) fn send_auth(&mut self, now: Instant) -> Result<(), IkeError> {
+        // IntAuth ends with the message ID of this first IKE_AUTH request (RFC 9242 §3.3.2).
+        self.hs.auth_mid = self.ex.next_message_id();
+        if self.hs.use_ppk && matches!(self.config.auth, AuthConfig::Eap(_)) {
+            return Err(IkeError::Config("a postquantum preshared key (RFC 8784) with EAP is not supported".into()));
+        }
         let idi = self.config.local_id.clone();
         let mut payloads = vec![Payload::IdI(idi)];
         if let AuthConfig::Certificate(creds) = &self.config.auth {
@@ -112,6 +117,10 @@ impl IkeSa {
             AuthConfig::Psk(psk) => {
                 let psk = psk.clone();
                 payloads.push(Payload::Auth(self.shared_key_auth(Some(&psk))?));
+                if self.hs.use_ppk {
+                    let no_ppk = self.without_ppk(|sa| sa.shared_key_auth(Some(&psk)))?;
+                    self.push_ppk_notifies(&mut payloads, no_ppk.data);
+                }
             }
             AuthConfig::Certificate(creds) => {
                 let ours = creds.signer.schemes();
@@ -123,6 +132,12 @@ impl IkeSa {
                 let octets = self.initiator_octets()?;
                 let data = crypto::sign_auth(creds.signer.as_ref(), AuthMethod::DIGITAL_SIGNATURE, scheme, &octets)?;
                 payloads.push(Payload::Auth(AuthPayload { method: AuthMethod::DIGITAL_SIGNATURE, data }));
+                if self.hs.use_ppk {
+                    let signer = creds.signer.clone();
+                    let octets = self.without_ppk(|sa| sa.initiator_octets())?;
+                    let data = crypto::sign_auth(signer.as_ref(), AuthMethod::DIGITAL_SIGNATURE, scheme, &octets)?;
+                    self.push_ppk_notifies(&mut payloads, data);
+                }
             }
             AuthConfig::Eap(cfg) => {
                 // No AUTH payload: we want EAP (§2.16).
@@ -176,7 +191,15 @@ impl IkeSa {
             return self.continue_eap(now, &r, pkt);
         }
         self.check_auth_refused(&r)?;
+        self.settle_ppk(&r)?;
         let idr = self.authenticate_gateway(now, &r)?;
+        if self.hs.use_ppk {
+            // RFC 8784 §3: from now on SK_d, SK_pi and SK_pr are the PPK-mixed ones.
+            if let (Some(keys), Some(ppk)) = (self.ex.keys.as_mut(), self.config.ppk.as_ref()) {
+                keys.apply_ppk(&ppk.secret);
+            }
+            info!("postquantum preshared key (RFC 8784) in use");
+        }
         let remote_id = display_identity(&idr);
         info!(remote_id, "gateway authenticated");
         if let Some(to) = self.authenticated_redirect(r.payloads) {
@@ -254,6 +277,9 @@ impl IkeSa {
     /// the IKE SA itself come before those about the Child SA.
     fn check_auth_refused(&self, r: &AuthResponse<'_>) -> Result<(), IkeError> {
         if notify_of(r.payloads, NotifyType::AUTHENTICATION_FAILED).is_some() {
+            if self.hs.use_ppk {
+                return Err(IkeError::PpkAuthenticationFailed);
+            }
             let no_cert = !matches!(self.config.auth, AuthConfig::Certificate(_));
             if no_cert && self.hs.gateway_sent_certreq && self.auth.gateway_id.is_none() {
                 // Refused before any EAP started although it asked for certificates: it wants ours.
@@ -328,8 +354,15 @@ impl IkeSa {
         let ike_suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
         let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let ck = ChildKeys::derive(ike_suite.prf, &keys.sk_d, None, &self.hs.ni, &self.hs.nr, suite.encr, suite.integ);
+        let ppk = match (&self.config.ppk, self.hs.use_ppk) {
+            (None, _) => PpkStatus::NotConfigured,
+            (Some(_), true) => PpkStatus::Used,
+            (Some(_), false) => PpkStatus::NotUsed,
+        };
         let info = SessionInfo {
             ike_suite,
+            pq_fallback: self.hs.pq_fallback,
+            ppk,
             spi_i: self.ex.spi_i,
             spi_r: self.ex.spi_r,
             local_id: display_identity(&self.config.local_id),
@@ -380,18 +413,78 @@ impl IkeSa {
         }
     }
 
-    /// The responder's signed octets: RealMessage2 | Ni | prf(SK_pr, IDr') (§2.15).
+    /// The responder's signed octets: RealMessage2 | Ni | prf(SK_pr, IDr') (§2.15) | IntAuth (RFC 9242 §3.3).
     pub(super) fn responder_octets(&self, idr: &Identification) -> Result<Vec<u8>, IkeError> {
         let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
         let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        Ok(signed_octets(suite.prf, &keys.sk_pr, &self.hs.response, &self.hs.ni, idr))
+        let sk_pr = self.ppk_key(&keys.sk_pr);
+        let mut octets = signed_octets(suite.prf, &sk_pr, &self.hs.response, &self.hs.ni, idr);
+        self.append_int_auth(&mut octets);
+        Ok(octets)
     }
 
-    /// Our signed octets: RealMessage1 | Nr | prf(SK_pi, IDi') (§2.15).
+    /// Our signed octets: RealMessage1 | Nr | prf(SK_pi, IDi') (§2.15) | IntAuth (RFC 9242 §3.3).
     pub(super) fn initiator_octets(&self) -> Result<Vec<u8>, IkeError> {
         let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
         let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        Ok(signed_octets(suite.prf, &keys.sk_pi, &self.hs.request, &self.hs.nr, &self.config.local_id))
+        let sk_pi = self.ppk_key(&keys.sk_pi);
+        let mut octets = signed_octets(suite.prf, &sk_pi, &self.hs.request, &self.hs.nr, &self.config.local_id);
+        self.append_int_auth(&mut octets);
+        Ok(octets)
+    }
+
+    /// IntAuth = IntAuth_iN | IntAuth_rN | IKE_AUTH_MID when IKE_INTERMEDIATE exchanges ran (RFC 9242 §3.3.2).
+    fn append_int_auth(&self, octets: &mut Vec<u8>) {
+        if let Some((i, r)) = &self.hs.int_auth {
+            octets.extend_from_slice(i);
+            octets.extend_from_slice(r);
+            octets.extend_from_slice(&self.hs.auth_mid.to_be_bytes());
+        }
+    }
+
+    /// SK_pi / SK_pr for the AUTH payloads: with a PPK in play prf+(PPK, SK_p) (RFC 8784 §3), else as is.
+    fn ppk_key(&self, sk_p: &[u8]) -> Zeroizing<Vec<u8>> {
+        match (&self.config.ppk, self.hs.use_ppk, self.ex.keys.as_ref()) {
+            (Some(ppk), true, Some(keys)) => keys.prf.prf_plus(&ppk.secret, sk_p, sk_p.len()),
+            _ => Zeroizing::new(sk_p.to_vec()),
+        }
+    }
+
+    /// Compute something as if no PPK were in play (NO_PPK_AUTH, RFC 8784 §3).
+    fn without_ppk<T>(&mut self, f: impl FnOnce(&Self) -> Result<T, IkeError>) -> Result<T, IkeError> {
+        let saved = std::mem::replace(&mut self.hs.use_ppk, false);
+        let out = f(self);
+        self.hs.use_ppk = saved;
+        out
+    }
+
+    /// PPK_IDENTITY (PPK_ID_FIXED, RFC 8784 §3.1) and, with an optional PPK, NO_PPK_AUTH with the AUTH data
+    /// computed without it.
+    fn push_ppk_notifies(&self, payloads: &mut Vec<Payload>, no_ppk_auth: Vec<u8>) {
+        let Some(ppk) = &self.config.ppk else { return };
+        let mut id = vec![2u8];
+        id.extend_from_slice(&ppk.id);
+        payloads.push(Payload::Notify(Notify::new(NotifyType::PPK_IDENTITY, id)));
+        if !ppk.required {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::NO_PPK_AUTH, no_ppk_auth)));
+        }
+    }
+
+    /// The gateway's final IKE_AUTH response says whether it used our PPK (a PPK_IDENTITY, RFC 8784 §3): if
+    /// not, it verified our NO_PPK_AUTH, and its AUTH is classical; refused when the PPK is required.
+    fn settle_ppk(&mut self, r: &AuthResponse<'_>) -> Result<(), IkeError> {
+        let Some(ppk) = &self.config.ppk else { return Ok(()) };
+        if !self.hs.use_ppk || r.auth.is_none() {
+            return Ok(());
+        }
+        if notify_of(r.payloads, NotifyType::PPK_IDENTITY).is_none() {
+            if ppk.required {
+                return Err(IkeError::PpkNotUsed("its IKE_AUTH response has no PPK_IDENTITY"));
+            }
+            warn!("the gateway did not use our postquantum preshared key; the IKE SA's keys are classical");
+            self.hs.use_ppk = false;
+        }
+        Ok(())
     }
 
     /// Our shared-key AUTH (§2.15) with `key`, or SK_pi when there is none (EAP methods without MSK, §2.16).

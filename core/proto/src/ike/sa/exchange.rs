@@ -207,6 +207,16 @@ impl Exchange {
         self.next_message_id = 1;
     }
 
+    /// The message ID our next request will carry (§2.2).
+    pub fn next_message_id(&self) -> u32 {
+        self.next_message_id
+    }
+
+    /// New keys for this IKE SA: after each additional key exchange (RFC 9370 §2.2.2) or a PPK (RFC 8784).
+    pub fn update_keys(&mut self, keys: IkeKeys) {
+        self.keys = Some(keys);
+    }
+
     /// Move to a new IKE SA (§2.18): new SPIs and keys, message IDs from zero. Returns the old one.
     pub fn rekeyed(&mut self, spi_i: u64, spi_r: u64, initiator: bool, suite: IkeSuite, keys: IkeKeys) -> OldIke {
         let old = OldIke {

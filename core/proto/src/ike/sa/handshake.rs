@@ -12,8 +12,8 @@ use super::{
 };
 use crate::crypto::{self, Group, IkeKeys, KeyExchange};
 use crate::ike::error::{CloseReason, IkeError};
-use crate::ike::proposal::select_ike;
-use crate::wire::{self, ExchangeType, KePayload, Message, Notify, NotifyType, Payload};
+use crate::ike::proposal::{addke_groups, addke_names, addke_required, select_ike, IkeProposal};
+use crate::wire::{self, ExchangeType, Header, KePayload, Message, Notify, NotifyType, Payload};
 
 /// The state of IKE_SA_INIT, and what IKE_AUTH needs of it.
 pub(super) struct Handshake {
@@ -36,6 +36,18 @@ pub(super) struct Handshake {
     pub peer_hash_algorithms: Vec<u16>,
     /// The gateway sent CERTREQ in IKE_SA_INIT (it asks for certificates).
     pub gateway_sent_certreq: bool,
+    /// The additional key exchanges still to run in IKE_INTERMEDIATE exchanges (RFC 9370 §2.2.1), in order,
+    /// and our half of the one in flight.
+    pub addke_pending: Vec<Group>,
+    pub addke_ke: Option<KeyExchange>,
+    /// IntAuth_iN and IntAuth_rN over the IKE_INTERMEDIATE messages (RFC 9242 §3.3.1), and the message ID of
+    /// our first IKE_AUTH request: both AUTH payloads cover them (RFC 9242 §3.3).
+    pub int_auth: Option<(Vec<u8>, Vec<u8>)>,
+    pub auth_mid: u32,
+    /// We proposed additional key exchanges, the gateway chose none, and `pq_fallback` allowed it.
+    pub pq_fallback: bool,
+    /// Our PPK (RFC 8784) is in play: the gateway answered USE_PPK; cleared when it does not use it after all.
+    pub use_ppk: bool,
 }
 
 impl Handshake {
@@ -51,6 +63,12 @@ impl Handshake {
             error: None,
             peer_hash_algorithms: Vec::new(),
             gateway_sent_certreq: false,
+            addke_pending: Vec::new(),
+            addke_ke: None,
+            int_auth: None,
+            auth_mid: 0,
+            pq_fallback: false,
+            use_ppk: false,
         }
     }
 }
@@ -85,6 +103,12 @@ impl IkeSa {
         if let Some(n) = self.redirect_notify() {
             payloads.push(Payload::Notify(n));
         }
+        if self.config.ike_proposals.iter().any(|p| p.addke.iter().any(|o| !o.is_empty())) {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED, vec![])));
+        }
+        if self.config.ppk.is_some() {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::USE_PPK, vec![])));
+        }
         let header = ike_header(self.ex.spi_i, 0, ExchangeType::IKE_SA_INIT, true, false, 0);
         let bytes = Message { header, payloads }.encode();
         self.hs.request = bytes.clone();
@@ -117,7 +141,7 @@ impl IkeSa {
                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
                 .ok_or(Handling::Drop("INVALID_KE_PAYLOAD without group".into()))?;
             let Some(group) =
-                Group::from_id(wanted).filter(|g| self.config.ike_proposals.iter().any(|p| p.groups.contains(g)))
+                Group::from_id(wanted).filter(|g| self.offered_ike().iter().any(|p| p.groups.contains(g)))
             else {
                 return self.note_init_error(IkeError::UnsupportedKeGroup(wanted));
             };
@@ -132,6 +156,10 @@ impl IkeSa {
             return Ok(());
         }
         if let Some(t) = first_error_notify(payloads) {
+            if t == NotifyType::NO_PROPOSAL_CHOSEN && self.pq_only() {
+                // Only proposals with required additional key exchanges went out (pq_fallback off).
+                return self.note_init_error(IkeError::PostQuantumRefused("NO_PROPOSAL_CHOSEN"));
+            }
             return self.note_init_error(IkeError::from_notify(t));
         }
         if msg.header.spi_r == 0 {
@@ -161,7 +189,30 @@ impl IkeSa {
         let (Some(sa), Some(ke_p), Some(nonce)) = (sa, ke, nonce) else {
             return Err(Handling::Fatal(IkeError::Protocol("IKE_SA_INIT response lacks SA, KE or Nonce")));
         };
-        let suite = select_ike(&self.config.ike_proposals, sa).map_err(|e| Handling::Fatal(e.into()))?;
+        let suite = select_ike(&self.offered_ike(), sa).map_err(|e| Handling::Fatal(e.into()))?;
+        let addke = addke_groups(&suite.addke);
+        if addke.is_empty() && self.config.ike_proposals.iter().any(|p| addke_required(&p.addke)) {
+            if !self.config.pq_fallback {
+                return Err(Handling::Fatal(IkeError::PostQuantumRefused("it chose a proposal without them")));
+            }
+            warn!(suite = %suite, "the gateway chose classical key exchange only; connecting without the \
+                   additional (post-quantum) key exchanges as ike.pq_fallback allows");
+            self.hs.pq_fallback = true;
+        }
+        if !addke.is_empty() && notify_of(payloads, NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED).is_none() {
+            return Err(Handling::Fatal(IkeError::Protocol(
+                "the gateway chose additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED (RFC 9242)",
+            )));
+        }
+        if let Some(ppk) = &self.config.ppk {
+            self.hs.use_ppk = notify_of(payloads, NotifyType::USE_PPK).is_some();
+            if !self.hs.use_ppk {
+                if ppk.required {
+                    return Err(Handling::Fatal(IkeError::PpkNotUsed("it did not answer USE_PPK in IKE_SA_INIT")));
+                }
+                warn!("the gateway does not support postquantum preshared keys (no USE_PPK); continuing without");
+            }
+        }
         let ours = self.hs.ke.take().ok_or(Handling::Fatal(IkeError::Protocol("no key exchange state")))?;
         if suite.group != ours.group() || ke_p.group != ours.group().id() {
             return Err(Handling::Fatal(IkeError::Protocol("KE group differs from the chosen group")));
@@ -209,7 +260,117 @@ impl IkeSa {
             warn!("gateway does not support NAT traversal; cannot force UDP encapsulation");
         }
         info!(suite = %suite, nat = ?self.nat, "IKE_SA_INIT done");
+        if !addke.is_empty() {
+            info!(additional = %addke_names(&suite.addke), "running the additional key exchanges (RFC 9370)");
+            self.hs.addke_pending = addke;
+            return self.send_intermediate(now).map_err(Handling::Fatal);
+        }
         self.send_auth(now).map_err(Handling::Fatal)
+    }
+
+    /// The IKE proposals we offer: the profile's, and with `pq_fallback` each one with additional key
+    /// exchanges once more without them (after all of them), for gateways without RFC 9370.
+    pub(super) fn offered_ike(&self) -> Vec<IkeProposal> {
+        let mut out = self.config.ike_proposals.clone();
+        if self.config.pq_fallback {
+            for p in &self.config.ike_proposals {
+                let c = p.classical();
+                if addke_required(&p.addke) && !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every proposal we offer requires additional key exchanges.
+    fn pq_only(&self) -> bool {
+        self.offered_ike().iter().all(|p| addke_required(&p.addke))
+    }
+
+    /// The next additional key exchange in an IKE_INTERMEDIATE request (RFC 9370 §2.2.1), protected with the
+    /// keys so far; its IntAuth_i is computed as it goes out (RFC 9242 §3.3.1).
+    pub(super) fn send_intermediate(&mut self, now: Instant) -> Result<(), IkeError> {
+        let group = *self.hs.addke_pending.first().ok_or(IkeError::Protocol("no additional key exchange left"))?;
+        let ke = KeyExchange::generate(group, &mut self.rng)?;
+        let payloads = vec![Payload::Ke(KePayload { group: group.id(), data: ke.public_value().to_vec() })];
+        let header = self.ex.request_header(ExchangeType::IKE_INTERMEDIATE);
+        self.note_int_auth(true, &header, &payloads)?;
+        self.hs.addke_ke = Some(ke);
+        self.send_request(now, ExchangeType::IKE_INTERMEDIATE, RequestKind::Intermediate, payloads)
+    }
+
+    /// Chain one IKE_INTERMEDIATE message into IntAuth (RFC 9242 §3.3.1-§3.3.2): for our request (`ours`)
+    /// IntAuth_i = prf(SK_pi, IntAuth_i(prev) | A | P), for the gateway's response the same with SK_pr and
+    /// IntAuth_r, the SK_p being those protecting this exchange. A is the IKE header and the Encrypted
+    /// payload's header with the lengths counting only the plaintext P (no IV, padding or ICV, as strongSwan
+    /// computes them), P the inner payloads.
+    fn note_int_auth(&mut self, ours: bool, header: &Header, payloads: &[Payload]) -> Result<(), IkeError> {
+        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let mut plain = zeroize::Zeroizing::new(Vec::new());
+        let first = wire::encode_chain(payloads, &mut plain);
+        let a = wire::encode_sk_prefix(header, first, plain.len());
+        let (i, r) = self.hs.int_auth.get_or_insert_with(Default::default);
+        let (key, chain) = if ours { (&keys.sk_pi, i) } else { (&keys.sk_pr, r) };
+        let next = suite.prf.prf_parts(key, &[chain, &a, &plain]);
+        *chain = next.to_vec();
+        Ok(())
+    }
+
+    /// The gateway's half of an additional key exchange (RFC 9370 §2.2.1): its KE for the method it chose, then
+    /// SKEYSEED(n) = prf(SK_d(n-1), SK(n) | Ni | Nr) and the new keys (§2.2.2); the next exchange or IKE_AUTH.
+    pub(super) fn handle_intermediate_response(
+        &mut self,
+        now: Instant,
+        header: &Header,
+        payloads: Vec<Payload>,
+    ) -> Result<(), IkeError> {
+        let group = *self.hs.addke_pending.first().ok_or(IkeError::Protocol("unexpected IKE_INTERMEDIATE response"))?;
+        if let Some(t) = first_error_notify(&payloads) {
+            if t == NotifyType::INVALID_KE_PAYLOAD {
+                // The method was agreed in IKE_SA_INIT: there is nothing else to retry with (RFC 9370 §2.2.1).
+                return Err(IkeError::Protocol(
+                    "the gateway refused the additional key exchange method it chose itself (INVALID_KE_PAYLOAD)",
+                ));
+            }
+            return Err(IkeError::from_notify(t));
+        }
+        let kp = payloads
+            .iter()
+            .find_map(|p| match p {
+                Payload::Ke(k) => Some(k),
+                _ => None,
+            })
+            .ok_or(IkeError::Protocol("IKE_INTERMEDIATE response lacks KE"))?;
+        if kp.group != group.id() {
+            return Err(IkeError::Protocol("IKE_INTERMEDIATE response KE is not the chosen additional method"));
+        }
+        let ke = self.hs.addke_ke.take().ok_or(IkeError::Protocol("no additional key exchange in flight"))?;
+        let shared = ke.shared_secret(&kp.data)?;
+        self.note_int_auth(false, header, &payloads)?;
+        let suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let new = IkeKeys::derive_rekey_with(
+            suite.prf,
+            &keys.sk_d,
+            suite.prf,
+            suite.encr,
+            suite.integ,
+            &shared,
+            &self.hs.ni,
+            &self.hs.nr,
+            self.ex.spi_i,
+            self.ex.spi_r,
+        )?;
+        self.ex.update_keys(new);
+        self.hs.addke_pending.remove(0);
+        info!(group = %crate::ike::proposal::group_name(group), "additional key exchange done, keys updated");
+        if self.hs.addke_pending.is_empty() {
+            self.send_auth(now)
+        } else {
+            self.send_intermediate(now)
+        }
     }
 
     /// An IKE_SA_INIT response we cannot go on with (an error notification, a bad COOKIE...) is not
@@ -234,8 +395,7 @@ impl IkeSa {
     /// Our IKE SA proposals with `group` moved first in each, so the gateway can take the KE we send along;
     /// `spi` is empty in IKE_SA_INIT and our new SPI in an IKE SA rekey.
     pub(super) fn ike_proposals_for(&self, group: Group, spi: Vec<u8>) -> Vec<wire::Proposal> {
-        self.config
-            .ike_proposals
+        self.offered_ike()
             .iter()
             .enumerate()
             .map(|(i, p)| {

@@ -11,7 +11,7 @@ use crate::crypto::{ChildKeys, Encr, Group, IkeKeys, Integ, KeyExchange, Prf};
 use crate::esp::EspParams;
 use crate::ike::child::ChildSa;
 use crate::ike::error::IkeError;
-use crate::ike::proposal::{select_esp, select_ike, EspProposal, EspSuite, IkeProposal, IkeSuite};
+use crate::ike::proposal::{addke_groups, select_esp, select_ike, EspProposal, EspSuite, IkeProposal, IkeSuite};
 use crate::wire::{
     self, Delete, KePayload, Notify, NotifyType, Payload, ProtocolId, TrafficSelector, Transform, TransformType,
 };
@@ -32,8 +32,61 @@ pub(super) struct ChildState {
 
 /// A rekey we started and whose response we wait for.
 pub(super) enum Rekey {
-    Child { old_in: u32, spi_in: u32, nonce: Vec<u8>, ke: Option<KeyExchange> },
-    Ike { spi: u64, nonce: Vec<u8>, ke: KeyExchange },
+    Child {
+        old_in: u32,
+        spi_in: u32,
+        nonce: Vec<u8>,
+        ke: Option<KeyExchange>,
+    },
+    Ike {
+        spi: u64,
+        nonce: Vec<u8>,
+        ke: KeyExchange,
+    },
+    /// CREATE_CHILD_SA answered; its additional key exchanges run in IKE_FOLLOWUP_KE (RFC 9370 §2.2.4).
+    Followup(Box<Followup>),
+}
+
+/// A rekey between its CREATE_CHILD_SA and the last of its IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4).
+pub(super) struct Followup {
+    /// What is being rekeyed, with what the CREATE_CHILD_SA settled.
+    pub target: FollowupTarget,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    /// SK(0) of the CREATE_CHILD_SA and SK(1) | ... | SK(n) so far.
+    pub shared: zeroize::Zeroizing<Vec<u8>>,
+    pub additional: zeroize::Zeroizing<Vec<u8>>,
+    /// The methods still to run, our half of the one in flight, and the gateway's link data (the
+    /// ADDITIONAL_KEY_EXCHANGE notify) to send with it.
+    pub pending: Vec<Group>,
+    pub ke: Option<KeyExchange>,
+    pub link: Vec<u8>,
+}
+
+pub(super) enum FollowupTarget {
+    Child {
+        old_in: u32,
+        spi_in: u32,
+        spi_out: u32,
+        suite: EspSuite,
+        ts_local: Vec<TrafficSelector>,
+        ts_remote: Vec<TrafficSelector>,
+    },
+    Ike {
+        spi: u64,
+        their_spi: u64,
+        suite: IkeSuite,
+    },
+}
+
+/// The link data of an ADDITIONAL_KEY_EXCHANGE notify (RFC 9370 §2.2.4): opaque, at most a sane size.
+fn addke_link(payloads: &[Payload]) -> Option<Vec<u8>> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type == NotifyType::ADDITIONAL_KEY_EXCHANGE && n.data.len() <= 256 => {
+            Some(n.data.clone())
+        }
+        _ => None,
+    })
 }
 
 /// Draw a non-reserved ESP SPI (RFC 4303 §2.1: 1-255 are reserved).
@@ -101,6 +154,8 @@ fn choose_esp(ours: &[EspProposal], theirs: &[wire::Proposal]) -> Option<(EspSui
                 })
             };
             let Some((esn, te_esn)) = esn else { continue };
+            // Additional key exchanges (RFC 9370) in a gateway's rekey: only where NONE is acceptable.
+            let Some(none_addke) = optional_addke(p) else { continue };
             let mut transforms = vec![te];
             if let Some((_, t)) = integ {
                 transforms.push(t);
@@ -111,8 +166,10 @@ fn choose_esp(ours: &[EspProposal], theirs: &[wire::Proposal]) -> Option<(EspSui
             if let Some(t) = te_esn {
                 transforms.push(t);
             }
+            transforms.extend(none_addke);
             let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::ESP, spi: vec![], transforms };
-            let suite = EspSuite { encr, integ: integ.map(|(i, _)| i), group: group.map(|(g, _)| g), esn };
+            let suite =
+                EspSuite { encr, integ: integ.map(|(i, _)| i), group: group.map(|(g, _)| g), esn, addke: [None; 7] };
             suite.warn_if_legacy();
             return Some((suite, spi, chosen));
         }
@@ -154,18 +211,35 @@ fn choose_ike(ours: &[IkeProposal], theirs: &[wire::Proposal]) -> Option<(IkeSui
             else {
                 continue;
             };
+            let Some(none_addke) = optional_addke(p) else { continue };
             let mut transforms = vec![te, tp];
             if let Some((_, t)) = integ {
                 transforms.push(t);
             }
             transforms.push(tg);
+            transforms.extend(none_addke);
             let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::IKE, spi: vec![], transforms };
-            let suite = IkeSuite { encr, integ: integ.map(|(i, _)| i), prf, group };
+            let suite = IkeSuite { encr, integ: integ.map(|(i, _)| i), prf, group, addke: [None; 7] };
             suite.warn_if_legacy();
             return Some((suite, spi, chosen));
         }
     }
     None
+}
+
+/// As responder of a gateway's rekey we run no additional key exchanges (RFC 9370 §2.2.4): a proposal is
+/// acceptable only if each ADDKE type it has offers NONE; returns the NONE transforms to answer with.
+fn optional_addke(p: &wire::Proposal) -> Option<Vec<Transform>> {
+    let mut out = Vec::new();
+    for n in 1..=7 {
+        let kind = TransformType::addke(n);
+        let mut of_type = p.transforms.iter().filter(|t| t.kind == kind).peekable();
+        if of_type.peek().is_none() {
+            continue;
+        }
+        out.push(*of_type.find(|t| t.id == wire::dh::NONE)?);
+    }
+    Some(out)
 }
 
 fn nonce_of(payloads: &[Payload]) -> Option<&Vec<u8>> {
@@ -356,21 +430,143 @@ impl IkeSa {
             warn!(?ts_local, ?ts_remote, "gateway widened the traffic selectors in a Child SA rekey");
             return Err(IkeError::TsUnacceptable);
         }
-        let prf = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?.prf;
-        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
-        let ck = ChildKeys::derive(
-            prf,
-            &keys.sk_d,
-            shared.as_deref().map(|s| s.as_slice()),
+        let pending = addke_groups(&suite.addke);
+        if let (false, Some(shared)) = (pending.is_empty(), shared.clone()) {
+            let target = FollowupTarget::Child { old_in, spi_in, spi_out, suite, ts_local, ts_remote };
+            return self.start_followup(now, target, nonce, nr, shared, pending, &payloads);
+        }
+        self.finish_child_rekey(
+            now,
+            old_in,
+            spi_in,
+            spi_out,
+            suite,
             &nonce,
             &nr,
-            suite.encr,
-            suite.integ,
-        );
+            shared.as_deref().map(|s| s.as_slice()),
+            &[],
+            ts_local,
+            ts_remote,
+        )
+    }
+
+    /// Install the rekeyed Child SA (with the secrets of its additional key exchanges, RFC 9370 §2.2.4) and
+    /// queue the old one's Delete.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_child_rekey(
+        &mut self,
+        now: Instant,
+        old_in: u32,
+        spi_in: u32,
+        spi_out: u32,
+        suite: EspSuite,
+        ni: &[u8],
+        nr: &[u8],
+        shared: Option<&[u8]>,
+        additional: &[u8],
+        ts_local: Vec<TrafficSelector>,
+        ts_remote: Vec<TrafficSelector>,
+    ) -> Result<(), IkeError> {
+        let prf = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?.prf;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let ck = ChildKeys::derive_hybrid(prf, &keys.sk_d, shared, ni, nr, additional, suite.encr, suite.integ);
         self.install_child(now, suite, spi_in, spi_out, ck, true, ts_local, ts_remote, Some(old_in));
         // Make-before-break: the new SA is in place; now delete the old one (§1.3.3).
         self.queue.push_back(Queued::DeleteChild(old_in));
         Ok(())
+    }
+
+    /// The CREATE_CHILD_SA of a rekey chose additional key exchanges: run them in IKE_FOLLOWUP_KE exchanges,
+    /// each carrying the gateway's link data (RFC 9370 §2.2.4).
+    #[allow(clippy::too_many_arguments)]
+    fn start_followup(
+        &mut self,
+        now: Instant,
+        target: FollowupTarget,
+        ni: Vec<u8>,
+        nr: Vec<u8>,
+        shared: zeroize::Zeroizing<Vec<u8>>,
+        pending: Vec<Group>,
+        payloads: &[Payload],
+    ) -> Result<(), IkeError> {
+        let link = addke_link(payloads)
+            .ok_or(IkeError::Protocol("rekey with additional key exchanges but no ADDITIONAL_KEY_EXCHANGE notify"))?;
+        let f = Followup { target, ni, nr, shared, additional: Default::default(), pending, ke: None, link };
+        self.send_followup(now, f)
+    }
+
+    fn send_followup(&mut self, now: Instant, mut f: Followup) -> Result<(), IkeError> {
+        let group = *f.pending.first().ok_or(IkeError::Protocol("no additional key exchange left"))?;
+        let ke = KeyExchange::generate(group, &mut self.rng)?;
+        let payloads = vec![
+            Payload::Ke(KePayload { group: group.id(), data: ke.public_value().to_vec() }),
+            Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, f.link.clone())),
+        ];
+        f.ke = Some(ke);
+        self.rekey = Some(Rekey::Followup(Box::new(f)));
+        self.send_request(now, wire::ExchangeType::IKE_FOLLOWUP_KE, RequestKind::FollowupKe, payloads)
+    }
+
+    /// The gateway's half of one additional key exchange of a rekey (RFC 9370 §2.2.4); after the last one the
+    /// new Child SA or IKE SA with keys from all of them.
+    pub(super) fn handle_followup_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
+        let Some(Rekey::Followup(mut f)) = self.rekey.take() else {
+            return Err(IkeError::Protocol("IKE_FOLLOWUP_KE response without our rekey"));
+        };
+        if let Some(t) = payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.notify_type.is_error() => Some(n.notify_type),
+            _ => None,
+        }) {
+            // The gateway lost the exchange (STATE_NOT_FOUND) or refused it: the old SA stays, try again later.
+            warn!(notify = %t, "gateway refused an additional key exchange of our rekey; retrying later");
+            let retry = now + std::time::Duration::from_secs(10 + u64::from(self.rng.next_u32() % 20));
+            match f.target {
+                FollowupTarget::Child { old_in, .. } => {
+                    if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == old_in) {
+                        c.rekey_at = Some(retry);
+                    }
+                }
+                FollowupTarget::Ike { .. } => self.ike_rekey_at = Some(retry),
+            }
+            return Ok(());
+        }
+        let group = f.pending.remove(0);
+        let kp = ke_of(&payloads).ok_or(IkeError::Protocol("IKE_FOLLOWUP_KE response lacks KE"))?;
+        if kp.group != group.id() {
+            return Err(IkeError::Protocol("IKE_FOLLOWUP_KE response KE is not the chosen additional method"));
+        }
+        let ke = f.ke.take().ok_or(IkeError::Protocol("no additional key exchange in flight"))?;
+        let secret = ke.shared_secret(&kp.data)?;
+        f.additional.extend_from_slice(&secret);
+        if !f.pending.is_empty() {
+            f.link = addke_link(&payloads)
+                .ok_or(IkeError::Protocol("IKE_FOLLOWUP_KE response lacks the next ADDITIONAL_KEY_EXCHANGE"))?;
+            return self.send_followup(now, *f);
+        }
+        let Followup { target, ni, nr, shared, additional, .. } = *f;
+        match target {
+            FollowupTarget::Child { old_in, spi_in, spi_out, suite, ts_local, ts_remote } => {
+                if !self.children.iter().any(|c| c.spi_in == old_in) {
+                    return Ok(()); // deleted meanwhile
+                }
+                self.finish_child_rekey(
+                    now,
+                    old_in,
+                    spi_in,
+                    spi_out,
+                    suite,
+                    &ni,
+                    &nr,
+                    Some(&shared),
+                    &additional,
+                    ts_local,
+                    ts_remote,
+                )
+            }
+            FollowupTarget::Ike { spi, their_spi, suite } => {
+                self.switch_ike_sa(now, suite, &shared, &additional, &ni, &nr, spi, their_spi, true)
+            }
+        }
     }
 
     /// The gateway's CREATE_CHILD_SA request: rekey of a Child SA or of the IKE SA. Returns our reply payloads.
@@ -513,7 +709,7 @@ impl IkeSa {
             return Ok(());
         }
         let sa = sa_of(&payloads).ok_or(IkeError::Protocol("IKE rekey response lacks SA"))?;
-        let suite = select_ike(&self.config.ike_proposals, sa)?;
+        let suite = select_ike(&self.offered_ike(), sa)?;
         let their_spi = sa
             .first()
             .and_then(|p| <[u8; 8]>::try_from(p.spi.as_slice()).ok())
@@ -526,7 +722,12 @@ impl IkeSa {
             return Err(IkeError::Protocol("IKE rekey KE group mismatch"));
         }
         let shared = ke.shared_secret(&kp.data)?;
-        self.switch_ike_sa(now, suite, &shared, &nonce, &nr, spi, their_spi, true)?;
+        let pending = addke_groups(&suite.addke);
+        if !pending.is_empty() {
+            let target = FollowupTarget::Ike { spi, their_spi, suite };
+            return self.start_followup(now, target, nonce, nr, shared, pending, &payloads);
+        }
+        self.switch_ike_sa(now, suite, &shared, &[], &nonce, &nr, spi, their_spi, true)?;
         Ok(())
     }
 
@@ -538,7 +739,7 @@ impl IkeSa {
         payloads: &[Payload],
     ) -> Result<Vec<Payload>, Handling> {
         let no = |t: NotifyType| Ok(vec![Payload::Notify(Notify::new(t, vec![]))]);
-        let Some((suite, their_spi, mut chosen)) = choose_ike(&self.config.ike_proposals, sa) else {
+        let Some((suite, their_spi, mut chosen)) = choose_ike(&self.offered_ike(), sa) else {
             return no(NotifyType::NO_PROPOSAL_CHOSEN);
         };
         let Some(kp) = ke_of(payloads) else { return no(NotifyType::INVALID_SYNTAX) };
@@ -578,6 +779,7 @@ impl IkeSa {
         now: Instant,
         suite: IkeSuite,
         shared: &[u8],
+        additional: &[u8],
         ni: &[u8],
         nr: &[u8],
         spi_ni: u64,
@@ -587,7 +789,7 @@ impl IkeSa {
         let old_suite = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?;
         let old_keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
         let (spi_i, spi_r) = (spi_ni, spi_nr);
-        let keys = IkeKeys::derive_rekey_with(
+        let keys = IkeKeys::derive_rekey_hybrid(
             old_suite.prf,
             &old_keys.sk_d,
             suite.prf,
@@ -596,6 +798,7 @@ impl IkeSa {
             shared,
             ni,
             nr,
+            additional,
             spi_i,
             spi_r,
         )?;

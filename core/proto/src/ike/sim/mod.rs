@@ -8,6 +8,8 @@ mod fragmentation_tests;
 mod hostile_tests;
 mod legacy_tests;
 mod liveness_tests;
+#[cfg(test)]
+mod pq_tests;
 mod redirect_tests;
 pub(crate) mod responder;
 pub(crate) mod revocation_tests;

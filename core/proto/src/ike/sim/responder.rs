@@ -94,6 +94,20 @@ pub struct ResponderConfig {
     pub auth_lifetime: Option<u32>,
     /// Announce MOBIKE_SUPPORTED in the IKE_AUTH response (RFC 4555 §3.3).
     pub mobike: bool,
+    /// It implements RFC 9370 and RFC 9242 (additional key exchanges in IKE_INTERMEDIATE and
+    /// IKE_FOLLOWUP_KE); without, it skips proposals with ADDKE transforms (unknown transform types, RFC 7296
+    /// §3.3.6) and does not announce INTERMEDIATE_EXCHANGE_SUPPORTED.
+    pub addke: bool,
+    /// Misbehave in IKE_INTERMEDIATE: answer with a KE of this group number, without KE, or with
+    /// INVALID_KE_PAYLOAD.
+    pub intermediate_ke_group: Option<u16>,
+    pub intermediate_omit_ke: bool,
+    pub intermediate_invalid_ke: bool,
+    /// Misbehave: compute its own AUTH over an IntAuth that is not the one of the exchanges (RFC 9242 §3.3).
+    pub tamper_int_auth: bool,
+    /// Its postquantum preshared key (RFC 8784): PPK_ID and secret; and whether it requires one.
+    pub ppk: Option<(Vec<u8>, Vec<u8>)>,
+    pub ppk_required: bool,
 }
 
 /// The responder's certificate (DER) and its signer.
@@ -139,6 +153,13 @@ impl Default for ResponderConfig {
             redirect_auth: None,
             auth_lifetime: None,
             mobike: false,
+            addke: true,
+            intermediate_ke_group: None,
+            intermediate_omit_ke: false,
+            intermediate_invalid_ke: false,
+            tamper_int_auth: false,
+            ppk: None,
+            ppk_required: false,
         }
     }
 }
@@ -195,6 +216,33 @@ struct Sa {
     fragmentation: bool,
     /// The SKF fragments of the message being reassembled (RFC 7383 §2.6).
     reassembly: Option<Reassembly>,
+    /// Additional key exchanges still to run in IKE_INTERMEDIATE (RFC 9370 §2.2.1).
+    addke_pending: Vec<Group>,
+    /// IntAuth_i and IntAuth_r so far (RFC 9242 §3.3.1), and the message ID of the first IKE_AUTH request.
+    int_auth: Option<(Vec<u8>, Vec<u8>)>,
+    auth_mid: u32,
+    /// Keys to switch to once the current response is out (after an additional key exchange).
+    next_keys: Option<IkeKeys>,
+    /// The initiator announced USE_PPK and we answered it (RFC 8784 §3).
+    use_ppk: bool,
+    /// A rekey waiting for its IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4).
+    followup: Option<RespFollowup>,
+}
+
+/// A rekey between CREATE_CHILD_SA and its last IKE_FOLLOWUP_KE, from the responder's side.
+struct RespFollowup {
+    link: Vec<u8>,
+    pending: Vec<Group>,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    shared: Zeroizing<Vec<u8>>,
+    additional: Zeroizing<Vec<u8>>,
+    target: RespTarget,
+}
+
+enum RespTarget {
+    Child { spi_in: u32, spi_out: u32, suite: EspSuite, ts_i: Vec<TrafficSelector>, ts_r: Vec<TrafficSelector> },
+    Ike { spi_i: u64, spi_r: u64, suite: IkeSuite },
 }
 
 /// Our answer to the last request: its datagrams (one, or its fragments), and what it said, for re-fragmenting.
@@ -351,11 +399,19 @@ impl Sa {
 /// signed (RFC 7427) with its certificate's key, or keyed with `key` (default: its PSK, or `sign_psk`).
 fn identity_payloads(sa: &Sa, config: &ResponderConfig, key: Option<&[u8]>) -> Vec<Payload> {
     let prf = sa.suite.prf;
+    let sk_pr = sa_sk_p(sa, config, false);
+    let mut int_auth = int_auth_octets(sa);
+    if config.tamper_int_auth {
+        if let Some(b) = int_auth.first_mut() {
+            *b ^= 1;
+        }
+    }
     match (&config.cert, key) {
         (Some(ResponderCert(cert, signer)), None) => {
             let mut octets = sa.init_response.clone();
             octets.extend_from_slice(&sa.ni);
-            octets.extend_from_slice(&prf.prf(&sa.keys.sk_pr, &config.id.auth_octets()));
+            octets.extend_from_slice(&prf.prf(&sk_pr, &config.id.auth_octets()));
+            octets.extend_from_slice(&int_auth);
             let scheme = signer.schemes()[0];
             let data = crypto::sign_auth(signer.as_ref(), AuthMethod::DIGITAL_SIGNATURE, scheme, &octets)
                 .expect("responder signs");
@@ -370,7 +426,7 @@ fn identity_payloads(sa: &Sa, config: &ResponderConfig, key: Option<&[u8]>) -> V
         }
         _ => {
             let psk = key.unwrap_or(config.sign_psk.as_ref().unwrap_or(&config.psk));
-            let my_auth = psk_auth(prf, psk, &sa.keys.sk_pr, &sa.init_response, &sa.ni, &config.id);
+            let my_auth = psk_auth(prf, psk, &sk_pr, &sa.init_response, &sa.ni, &config.id, &int_auth);
             vec![
                 Payload::IdR(config.id.clone()),
                 Payload::Auth(AuthPayload { method: AuthMethod::SHARED_KEY_MIC, data: my_auth }),
@@ -429,6 +485,18 @@ pub struct Responder {
     pub retransmissions_answered: usize,
     /// Senders of NAT keepalives (RFC 3948 §2.3) it received on port 4500, in order.
     pub keepalives: Vec<SocketAddr>,
+    /// IKE_INTERMEDIATE exchanges (RFC 9242) and IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4) it answered with a
+    /// key exchange, and CREATE_CHILD_SA requests it answered.
+    pub intermediate_exchanges: usize,
+    pub followups: usize,
+    pub rekeys: usize,
+    /// Whether the initiator's AUTH verified with the PPK mixed in (RFC 8784).
+    pub ppk_used: Option<bool>,
+    /// Child SAs replaced by rekeys.
+    pub old_children: Vec<ChildSa>,
+    /// The IKE SA rekeyed away from (kept for its Delete), and the new one waiting for our answer to go out.
+    old_sa: Option<Sa>,
+    pending_sa: Option<Sa>,
 }
 
 fn transform(kind: TransformType, id: u16, key_len: Option<u16>) -> Transform {
@@ -437,12 +505,97 @@ fn transform(kind: TransformType, id: u16, key_len: Option<u16>) -> Transform {
 
 /// AUTH for a PSK (§2.15), written out here independently of `ike::auth`:
 /// prf(prf(PSK, "Key Pad for IKEv2"), RealMessage | Nonce | prf(SK_p, IDType | RESERVED | IDData)).
-fn psk_auth(prf: Prf, psk: &[u8], sk_p: &[u8], message: &[u8], nonce: &[u8], id: &Identification) -> Vec<u8> {
+/// With IKE_INTERMEDIATE exchanges the octets end with IntAuth (RFC 9242 §3.3).
+fn psk_auth(
+    prf: Prf,
+    psk: &[u8],
+    sk_p: &[u8],
+    message: &[u8],
+    nonce: &[u8],
+    id: &Identification,
+    int_auth: &[u8],
+) -> Vec<u8> {
     let mut id_body = vec![id.id_type.0, 0, 0, 0];
     id_body.extend_from_slice(&id.data);
     let maced = prf.prf(sk_p, &id_body);
     let key = prf.prf(psk, b"Key Pad for IKEv2");
-    prf.prf_parts(&key, &[message, nonce, &maced]).to_vec()
+    prf.prf_parts(&key, &[message, nonce, &maced, int_auth]).to_vec()
+}
+
+/// IntAuth_iN | IntAuth_rN | IKE_AUTH_MID (RFC 9242 §3.3.2), empty without IKE_INTERMEDIATE.
+fn int_auth_octets(sa: &Sa) -> Vec<u8> {
+    match &sa.int_auth {
+        Some((i, r)) => [i.as_slice(), r, &sa.auth_mid.to_be_bytes()].concat(),
+        None => Vec::new(),
+    }
+}
+
+/// SK_pi (`initiator`) or SK_pr as the AUTH payloads use them: with the PPK in use prf+(PPK, SK_p) (RFC 8784 §3).
+fn sa_sk_p(sa: &Sa, config: &ResponderConfig, initiator: bool) -> Vec<u8> {
+    let k = if initiator { &sa.keys.sk_pi } else { &sa.keys.sk_pr };
+    match (&config.ppk, sa.use_ppk) {
+        (Some((_, secret)), true) => sa.suite.prf.prf_plus(secret, k, k.len()).to_vec(),
+        _ => k.to_vec(),
+    }
+}
+
+/// One step of IntAuth (RFC 9242 §3.3.1): prf(SK_p, IntAuth(prev) | A | P), A being the IKE header and the
+/// Encrypted payload header with lengths that count the plaintext only, P the inner payloads; written out here
+/// independently of `ike::sa`.
+fn int_auth_step(prf: Prf, sk_p: &[u8], prev: &[u8], header: Header, payloads: &[Payload]) -> Vec<u8> {
+    let mut plain = Vec::new();
+    let first = wire::encode_chain(payloads, &mut plain);
+    let mut h = header;
+    h.next_payload = wire::payload_type::SK;
+    h.length = (wire::HEADER_LEN + 4 + plain.len()) as u32;
+    let mut a = Vec::new();
+    h.encode(&mut a);
+    a.push(first);
+    a.push(0);
+    a.extend_from_slice(&((4 + plain.len()) as u16).to_be_bytes());
+    prf.prf_parts(sk_p, &[prev, &a, &plain]).to_vec()
+}
+
+/// The groups of the ADDKE transforms in a chosen proposal, in order (RFC 9370 §2.2.2).
+fn addke_of(chosen: &wire::Proposal) -> crate::ike::proposal::AddKe {
+    let mut out = [None; 7];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = of_kind(chosen, TransformType::addke(i + 1)).find_map(|t| Group::from_id(t.id));
+    }
+    out
+}
+
+/// The responder's choice for ADDKE1..7 (RFC 9370 §2.2.1): per type the initiator offered, the first method we
+/// accept (NONE if offered and we do not need that type); a type we require but the initiator did not offer
+/// fails. Without RFC 9370 support any ADDKE transform makes the proposal unacceptable.
+fn choose_addke(
+    p: &wire::Proposal,
+    ours: &crate::ike::proposal::AddKeOffer,
+    supported: bool,
+) -> Option<Vec<Transform>> {
+    let mut out = Vec::new();
+    for (i, ours) in ours.iter().enumerate() {
+        let kind = TransformType::addke(i + 1);
+        let theirs: Vec<u16> = of_kind(p, kind).map(|t| t.id).collect();
+        if theirs.is_empty() {
+            if !ours.is_empty() && !ours.contains(&None) {
+                return None;
+            }
+            continue;
+        }
+        if !supported {
+            return None;
+        }
+        let pick = theirs.iter().copied().find(|&id| {
+            if id == wire::dh::NONE {
+                ours.is_empty() || ours.contains(&None)
+            } else {
+                Group::from_id(id).is_some_and(|g| ours.contains(&Some(g)))
+            }
+        })?;
+        out.push(transform(kind, pick, None));
+    }
+    Some(out)
 }
 
 /// Intersection of two selectors (§2.9), if any.
@@ -496,6 +649,7 @@ fn choose_ike(
     accepted: &[IkeProposal],
     ke_group: u16,
     required: Option<Group>,
+    addke_supported: bool,
 ) -> Option<(wire::Proposal, IkeSuite)> {
     for p in offered.iter().filter(|p| p.protocol == ProtocolId::IKE) {
         for a in accepted {
@@ -528,14 +682,17 @@ fn choose_ike(
             let Some(group) = groups.iter().copied().find(|g| g.id() == ke_group).or(groups.first().copied()) else {
                 continue;
             };
+            let Some(addke) = choose_addke(p, &a.addke, addke_supported) else { continue };
             let mut transforms = vec![transform(TransformType::ENCR, encr.id(), encr.key_len_bits())];
             transforms.push(transform(TransformType::PRF, prf.id(), None));
             if let Some(i) = integ {
                 transforms.push(transform(TransformType::INTEG, i.id(), None));
             }
             transforms.push(transform(TransformType::DH, group.id(), None));
+            transforms.extend(addke);
             let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::IKE, spi: vec![], transforms };
-            return Some((chosen, IkeSuite { encr, integ, prf, group }));
+            let addke = addke_of(&chosen);
+            return Some((chosen, IkeSuite { encr, integ, prf, group, addke }));
         }
     }
     None
@@ -543,6 +700,17 @@ fn choose_ike(
 
 /// The responder's ESP proposal choice: the chosen proposal (without our SPI yet), the initiator's SPI, the suite.
 fn choose_esp(offered: &[wire::Proposal], accepted: &[EspProposal]) -> Option<(wire::Proposal, u32, EspSuite)> {
+    choose_esp_pfs(offered, accepted, None, false)
+}
+
+/// As [`choose_esp`], for a CREATE_CHILD_SA: with the initiator's KE group `ke_group` (PFS) the proposal's DH
+/// group and additional key exchanges (RFC 9370 §2.2.4) are chosen too.
+fn choose_esp_pfs(
+    offered: &[wire::Proposal],
+    accepted: &[EspProposal],
+    ke_group: Option<u16>,
+    addke_supported: bool,
+) -> Option<(wire::Proposal, u32, EspSuite)> {
     for p in offered.iter().filter(|p| p.protocol == ProtocolId::ESP) {
         let Ok(spi) = <[u8; 4]>::try_from(p.spi.as_slice()) else { continue };
         for a in accepted {
@@ -572,15 +740,38 @@ fn choose_esp(offered: &[wire::Proposal], accepted: &[EspProposal]) -> Option<(w
                     None => continue,
                 }
             };
+            let groups: Vec<Group> = of_kind(p, TransformType::DH)
+                .filter_map(|t| Group::from_id(t.id))
+                .filter(|g| a.groups.contains(g))
+                .collect();
+            let group = match ke_group {
+                None => None,
+                Some(k) => match groups.iter().copied().find(|g| g.id() == k).or(groups.first().copied()) {
+                    Some(g) => Some(g),
+                    None => continue,
+                },
+            };
+            let addke = match group {
+                Some(_) => match choose_addke(p, &a.addke, addke_supported) {
+                    Some(t) => t,
+                    None => continue,
+                },
+                None => Vec::new(),
+            };
             let mut transforms = vec![transform(TransformType::ENCR, encr.id(), encr.key_len_bits())];
             if let Some(i) = integ {
                 transforms.push(transform(TransformType::INTEG, i.id(), None));
             }
+            if let Some(g) = group {
+                transforms.push(transform(TransformType::DH, g.id(), None));
+            }
             if let Some(e) = esn {
                 transforms.push(transform(TransformType::ESN, e, None));
             }
+            transforms.extend(addke);
             let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::ESP, spi: vec![], transforms };
-            let suite = EspSuite { encr, integ, group: None, esn: esn == Some(wire::esn::YES) };
+            let addke = addke_of(&chosen);
+            let suite = EspSuite { encr, integ, group, esn: esn == Some(wire::esn::YES), addke };
             return Some((chosen, u32::from_be_bytes(spi), suite));
         }
     }
@@ -614,6 +805,13 @@ impl Responder {
             reassembled: Vec::new(),
             retransmissions_answered: 0,
             keepalives: Vec::new(),
+            intermediate_exchanges: 0,
+            followups: 0,
+            rekeys: 0,
+            ppk_used: None,
+            old_children: Vec::new(),
+            old_sa: None,
+            pending_sa: None,
         }
     }
 
@@ -762,7 +960,8 @@ impl Responder {
                 );
             }
         }
-        let Some((chosen, suite)) = choose_ike(sa_p, &self.config.ike_proposals, ke.group, self.config.required_group)
+        let Some((chosen, suite)) =
+            choose_ike(sa_p, &self.config.ike_proposals, ke.group, self.config.required_group, self.config.addke)
         else {
             return self.init_notify(src, port, h.spi_i, NotifyType::NO_PROPOSAL_CHOSEN, vec![]);
         };
@@ -770,17 +969,21 @@ impl Responder {
             let g = suite.group.id().to_be_bytes().to_vec();
             return self.init_notify(src, port, h.spi_i, NotifyType::INVALID_KE_PAYLOAD, g);
         }
-        let kx = match KeyExchange::generate(suite.group, &mut self.rng) {
+        let (ke_r, shared) = match KeyExchange::respond(suite.group, &ke.data, &mut self.rng) {
             Ok(k) => k,
-            Err(e) => panic!("responder key generation failed: {e}"),
-        };
-        let shared = match kx.shared_secret(&ke.data) {
-            Ok(s) => s,
             Err(e) => {
                 self.errors.push(format!("bad KE from the initiator: {e}"));
                 return self.init_notify(src, port, h.spi_i, NotifyType::INVALID_SYNTAX, vec![]);
             }
         };
+        let has = |t: NotifyType| payloads.iter().any(|p| matches!(p, Payload::Notify(n) if n.notify_type == t));
+        let addke_pending = crate::ike::proposal::addke_groups(&suite.addke);
+        let intermediate = self.config.addke && has(NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED);
+        if !addke_pending.is_empty() && !intermediate {
+            self.errors.push("additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED".into());
+            return self.init_notify(src, port, h.spi_i, NotifyType::NO_PROPOSAL_CHOSEN, vec![]);
+        }
+        let use_ppk = self.config.ppk.is_some() && has(NotifyType::USE_PPK);
         let mut spi_r = 0;
         while spi_r == 0 {
             spi_r = self.rng.next_u64();
@@ -799,9 +1002,15 @@ impl Responder {
         let nat_d = crypto::nat_detection_hash(h.spi_i, spi_r, self.seen(src)).to_vec();
         let mut payloads = vec![
             Payload::Sa(vec![chosen]),
-            Payload::Ke(KePayload { group: suite.group.id(), data: kx.public_value().to_vec() }),
+            Payload::Ke(KePayload { group: suite.group.id(), data: ke_r }),
             Payload::Nonce(nr.clone()),
         ];
+        if intermediate {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED, vec![])));
+        }
+        if use_ppk {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::USE_PPK, vec![])));
+        }
         if self.config.nat_detection {
             payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, nat_s)));
             payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_d)));
@@ -836,11 +1045,32 @@ impl Responder {
             dead: false,
             fragmentation: self.config.fragmentation && peer_fragmentation,
             reassembly: None,
+            addke_pending,
+            int_auth: None,
+            auth_mid: 0,
+            next_keys: None,
+            use_ppk,
+            followup: None,
         });
         self.send(port, src, resp);
     }
 
     fn handle_request(&mut self, src: SocketAddr, port: u16, raw: &[u8], msg: &Message) {
+        let h = msg.header;
+        if self.old_sa.as_ref().is_some_and(|o| o.spi_i == h.spi_i && o.spi_r == h.spi_r) {
+            // A request on the IKE SA rekeyed away from (its Delete, §1.3.2): answer it there.
+            std::mem::swap(&mut self.sa, &mut self.old_sa);
+            self.handle_request_inner(src, port, raw, msg);
+            std::mem::swap(&mut self.sa, &mut self.old_sa);
+            if self.old_sa.as_ref().is_some_and(|o| o.dead) {
+                self.old_sa = None;
+            }
+            return;
+        }
+        self.handle_request_inner(src, port, raw, msg);
+    }
+
+    fn handle_request_inner(&mut self, src: SocketAddr, port: u16, raw: &[u8], msg: &Message) {
         let h = msg.header;
         let Some(sa) = self.sa.as_mut() else {
             self.errors.push("request without an IKE SA".into());
@@ -900,7 +1130,10 @@ impl Responder {
         sa.peer = src;
         sa.port = port;
         let mut reply = match h.exchange {
-            ExchangeType::IKE_AUTH if !sa.established => self.auth(&payloads),
+            ExchangeType::IKE_INTERMEDIATE if !sa.established => self.intermediate(h, &payloads),
+            ExchangeType::CREATE_CHILD_SA if sa.established => self.create_child(&payloads),
+            ExchangeType::IKE_FOLLOWUP_KE if sa.established => self.followup(&payloads),
+            ExchangeType::IKE_AUTH if !sa.established => self.auth(h.message_id, &payloads),
             ExchangeType::INFORMATIONAL => {
                 let natd = payloads
                     .iter()
@@ -937,11 +1170,327 @@ impl Responder {
         for d in datagrams {
             self.send(port, src, d);
         }
+        // The keys of an additional key exchange apply from the next message on (RFC 9370 §2.2.2).
+        if let Some(sa) = self.sa.as_mut() {
+            if let Some(k) = sa.next_keys.take() {
+                sa.keys = k;
+            }
+        }
+        if let Some(new) = self.pending_sa.take() {
+            // Our answer to an IKE SA rekey is out: the new SA takes over (§2.18).
+            self.ike_suite = Some(new.suite);
+            self.old_sa = self.sa.replace(new);
+        }
+    }
+
+    /// One additional key exchange in IKE_INTERMEDIATE (RFC 9370 §2.2.1): the initiator's KE must be for the
+    /// next negotiated method; both messages are chained into IntAuth (RFC 9242 §3.3.1) with the keys protecting
+    /// them, and the new keys, SKEYSEED(n) = prf(SK_d(n-1), SK(n) | Ni | Nr), apply after our answer.
+    fn intermediate(&mut self, h: Header, payloads: &[Payload]) -> Vec<Payload> {
+        let Some(sa) = self.sa.as_mut() else { return vec![] };
+        let Some(&group) = sa.addke_pending.first() else {
+            self.errors.push("IKE_INTERMEDIATE without a pending additional key exchange".into());
+            return vec![Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, vec![]))];
+        };
+        let ke = payloads.iter().find_map(|p| match p {
+            Payload::Ke(k) => Some(k),
+            _ => None,
+        });
+        let Some(ke) = ke.filter(|k| k.group == group.id()) else {
+            self.errors.push("IKE_INTERMEDIATE request without a KE for the negotiated method".into());
+            return vec![Payload::Notify(Notify::new(
+                NotifyType::INVALID_KE_PAYLOAD,
+                group.id().to_be_bytes().to_vec(),
+            ))];
+        };
+        let prf = sa.suite.prf;
+        let (i_prev, r_prev) = sa.int_auth.take().unwrap_or_default();
+        let i_new = int_auth_step(prf, &sa.keys.sk_pi, &i_prev, h, payloads);
+        let (data, secret) = match KeyExchange::respond(group, &ke.data, &mut self.rng) {
+            Ok(x) => x,
+            Err(e) => {
+                self.errors.push(format!("bad additional KE: {e}"));
+                sa.int_auth = Some((i_new, r_prev));
+                return vec![Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, vec![]))];
+            }
+        };
+        let reply = if self.config.intermediate_invalid_ke {
+            vec![Payload::Notify(Notify::new(NotifyType::INVALID_KE_PAYLOAD, group.id().to_be_bytes().to_vec()))]
+        } else if self.config.intermediate_omit_ke {
+            vec![]
+        } else {
+            let g = self.config.intermediate_ke_group.unwrap_or(group.id());
+            vec![Payload::Ke(KePayload { group: g, data })]
+        };
+        let rh = Self::header(sa.spi_i, sa.spi_r, ExchangeType::IKE_INTERMEDIATE, true, h.message_id);
+        let r_new = int_auth_step(prf, &sa.keys.sk_pr, &r_prev, rh, &reply);
+        sa.int_auth = Some((i_new, r_new));
+        let s = sa.suite;
+        match IkeKeys::derive_rekey_with(
+            prf,
+            &sa.keys.sk_d,
+            prf,
+            s.encr,
+            s.integ,
+            &secret,
+            &sa.ni,
+            &sa.nr,
+            sa.spi_i,
+            sa.spi_r,
+        ) {
+            Ok(k) => sa.next_keys = Some(k),
+            Err(e) => panic!("responder key derivation failed: {e}"),
+        }
+        sa.addke_pending.remove(0);
+        self.intermediate_exchanges += 1;
+        reply
+    }
+
+    /// CREATE_CHILD_SA from the initiator (§1.3): a Child SA rekey (REKEY_SA) or an IKE SA rekey, with PFS and
+    /// additional key exchanges that continue in IKE_FOLLOWUP_KE (RFC 9370 §2.2.4).
+    fn create_child(&mut self, payloads: &[Payload]) -> Vec<Payload> {
+        let no = |t: NotifyType| vec![Payload::Notify(Notify::new(t, vec![]))];
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut ni = None;
+        let (mut tsi, mut tsr) = (None, None);
+        for p in payloads {
+            match p {
+                Payload::Sa(s) => sa_p = Some(s),
+                Payload::Ke(k) => ke = Some(k),
+                Payload::Nonce(n) => ni = Some(n.clone()),
+                Payload::TsI(t) => tsi = Some(t.clone()),
+                Payload::TsR(t) => tsr = Some(t.clone()),
+                _ => {}
+            }
+        }
+        let (Some(sa_p), Some(ni)) = (sa_p, ni) else {
+            self.errors.push("CREATE_CHILD_SA without SA or Nonce".into());
+            return no(NotifyType::INVALID_SYNTAX);
+        };
+        self.rekeys += 1;
+        let mut nr = vec![0u8; 32];
+        self.rng.fill_bytes(&mut nr);
+        let ike = sa_p.iter().any(|p| p.protocol == ProtocolId::IKE);
+        let ke_group = ke.map(|k| k.group);
+        let (mut reply, target, suite_group, pending) = if ike {
+            let Some(ke) = ke else { return no(NotifyType::INVALID_SYNTAX) };
+            let Some((mut chosen, suite)) =
+                choose_ike(sa_p, &self.config.ike_proposals, ke.group, None, self.config.addke)
+            else {
+                return no(NotifyType::NO_PROPOSAL_CHOSEN);
+            };
+            let their = sa_p.iter().find(|p| p.number == chosen.number).map(|p| p.spi.clone()).unwrap_or_default();
+            let Ok(their) = <[u8; 8]>::try_from(their.as_slice()) else { return no(NotifyType::INVALID_SYNTAX) };
+            let mut spi_r = 0;
+            while spi_r == 0 {
+                spi_r = self.rng.next_u64();
+            }
+            chosen.spi = spi_r.to_be_bytes().to_vec();
+            let target = RespTarget::Ike { spi_i: u64::from_be_bytes(their), spi_r, suite };
+            (
+                vec![Payload::Sa(vec![chosen])],
+                target,
+                Some(suite.group),
+                crate::ike::proposal::addke_groups(&suite.addke),
+            )
+        } else {
+            let Some((mut chosen, spi_out, suite)) =
+                choose_esp_pfs(sa_p, &self.config.esp_proposals, ke_group, self.config.addke)
+            else {
+                return no(NotifyType::NO_PROPOSAL_CHOSEN);
+            };
+            let mut spi_in = 0;
+            while spi_in < 256 {
+                spi_in = self.rng.next_u32();
+            }
+            chosen.spi = spi_in.to_be_bytes().to_vec();
+            let (Some(tsi), Some(tsr)) = (tsi, tsr) else { return no(NotifyType::INVALID_SYNTAX) };
+            let target = RespTarget::Child { spi_in, spi_out, suite, ts_i: tsi, ts_r: tsr };
+            (vec![Payload::Sa(vec![chosen])], target, suite.group, crate::ike::proposal::addke_groups(&suite.addke))
+        };
+        reply.push(Payload::Nonce(nr.clone()));
+        let shared = match (suite_group, ke) {
+            (Some(g), Some(k)) if k.group == g.id() => match KeyExchange::respond(g, &k.data, &mut self.rng) {
+                Ok((data, secret)) => {
+                    reply.push(Payload::Ke(KePayload { group: g.id(), data }));
+                    secret
+                }
+                Err(e) => {
+                    self.errors.push(format!("bad KE in CREATE_CHILD_SA: {e}"));
+                    return no(NotifyType::INVALID_SYNTAX);
+                }
+            },
+            (Some(g), _) => {
+                return vec![Payload::Notify(Notify::new(
+                    NotifyType::INVALID_KE_PAYLOAD,
+                    g.id().to_be_bytes().to_vec(),
+                ))]
+            }
+            (None, _) => Zeroizing::new(Vec::new()),
+        };
+        if let RespTarget::Child { ts_i, ts_r, .. } = &target {
+            reply.push(Payload::TsI(ts_i.clone()));
+            reply.push(Payload::TsR(ts_r.clone()));
+        }
+        let mut f =
+            RespFollowup { link: Vec::new(), pending, ni, nr, shared, additional: Zeroizing::new(Vec::new()), target };
+        if f.pending.is_empty() {
+            self.finish_rekey(f);
+        } else {
+            let mut link = vec![0u8; 8];
+            self.rng.fill_bytes(&mut link);
+            f.link.clone_from(&link);
+            reply.push(Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link)));
+            if let Some(sa) = self.sa.as_mut() {
+                sa.followup = Some(f);
+            }
+        }
+        reply
+    }
+
+    /// One IKE_FOLLOWUP_KE exchange (RFC 9370 §2.2.4): the link data must be ours, the KE the next method.
+    fn followup(&mut self, payloads: &[Payload]) -> Vec<Payload> {
+        let Some(sa) = self.sa.as_mut() else { return vec![] };
+        let link = payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.notify_type == NotifyType::ADDITIONAL_KEY_EXCHANGE => Some(n.data.clone()),
+            _ => None,
+        });
+        let Some(mut f) = sa.followup.take().filter(|f| Some(&f.link) == link.as_ref()) else {
+            self.errors.push("IKE_FOLLOWUP_KE without a matching ADDITIONAL_KEY_EXCHANGE".into());
+            return vec![Payload::Notify(Notify::new(NotifyType::STATE_NOT_FOUND, vec![]))];
+        };
+        let group = f.pending.remove(0);
+        let ke = payloads.iter().find_map(|p| match p {
+            Payload::Ke(k) if k.group == group.id() => Some(k),
+            _ => None,
+        });
+        let Some(ke) = ke else {
+            self.errors.push("IKE_FOLLOWUP_KE without a KE for the negotiated method".into());
+            return vec![Payload::Notify(Notify::new(
+                NotifyType::INVALID_KE_PAYLOAD,
+                group.id().to_be_bytes().to_vec(),
+            ))];
+        };
+        let (data, secret) = match KeyExchange::respond(group, &ke.data, &mut self.rng) {
+            Ok(x) => x,
+            Err(e) => {
+                self.errors.push(format!("bad KE in IKE_FOLLOWUP_KE: {e}"));
+                return vec![Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, vec![]))];
+            }
+        };
+        f.additional.extend_from_slice(&secret);
+        self.followups += 1;
+        let mut reply = vec![Payload::Ke(KePayload { group: group.id(), data })];
+        if f.pending.is_empty() {
+            self.finish_rekey(f);
+        } else {
+            let mut link = vec![0u8; 8];
+            self.rng.fill_bytes(&mut link);
+            f.link.clone_from(&link);
+            reply.push(Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link)));
+            sa.followup = Some(f);
+        }
+        reply
+    }
+
+    /// All key exchanges of a rekey are done: the new Child SA, or the new IKE SA once our answer is out, keyed
+    /// from SK(0) | Ni | Nr | SK(1) | ... | SK(n) (RFC 9370 §2.2.4).
+    fn finish_rekey(&mut self, f: RespFollowup) {
+        let Some(sa) = self.sa.as_ref() else { return };
+        let prf = sa.suite.prf;
+        match f.target {
+            RespTarget::Child { spi_in, spi_out, suite, ts_i, ts_r } => {
+                let shared = (!f.shared.is_empty()).then_some(f.shared.as_slice());
+                let ck = ChildKeys::derive_hybrid(
+                    prf,
+                    &sa.keys.sk_d,
+                    shared,
+                    &f.ni,
+                    &f.nr,
+                    &f.additional,
+                    suite.encr,
+                    suite.integ,
+                );
+                let params = |spi: u32, enc: &[u8], integ: &[u8]| EspParams {
+                    spi,
+                    encr: suite.encr,
+                    integ: suite.integ,
+                    enc_key: crypto::Zeroizing::new(enc.to_vec()),
+                    integ_key: crypto::Zeroizing::new(integ.to_vec()),
+                    esn: suite.esn,
+                };
+                let new = ChildSa {
+                    suite,
+                    inbound: params(spi_in, &ck.enc_i2r, &ck.integ_i2r),
+                    outbound: params(spi_out, &ck.enc_r2i, &ck.integ_r2i),
+                    ts_i,
+                    ts_r,
+                    replaces: self.child.as_ref().map(|c| c.inbound.spi),
+                    outbound_now: false,
+                };
+                if let Some(old) = self.child.replace(new) {
+                    self.old_children.push(old);
+                }
+            }
+            RespTarget::Ike { spi_i, spi_r, suite } => {
+                let keys = match IkeKeys::derive_rekey_hybrid(
+                    prf,
+                    &sa.keys.sk_d,
+                    suite.prf,
+                    suite.encr,
+                    suite.integ,
+                    &f.shared,
+                    &f.ni,
+                    &f.nr,
+                    &f.additional,
+                    spi_i,
+                    spi_r,
+                ) {
+                    Ok(k) => k,
+                    Err(e) => panic!("responder key derivation failed: {e}"),
+                };
+                self.pending_sa = Some(Sa {
+                    spi_i,
+                    spi_r,
+                    suite,
+                    keys,
+                    ni: f.ni,
+                    nr: f.nr,
+                    init_request: sa.init_request.clone(),
+                    init_response: sa.init_response.clone(),
+                    peer: sa.peer,
+                    port: sa.port,
+                    expect_id: 0,
+                    last_response: None,
+                    next_id: 0,
+                    last_request: None,
+                    established: true,
+                    dead: false,
+                    fragmentation: sa.fragmentation,
+                    reassembly: None,
+                    addke_pending: Vec::new(),
+                    int_auth: None,
+                    auth_mid: 0,
+                    next_keys: None,
+                    use_ppk: false,
+                    followup: None,
+                });
+            }
+        }
     }
 
     /// The IKE_AUTH response (§1.2): verify AUTH, answer with IDr, AUTH, CP, SA, TSi, TSr.
-    fn auth(&mut self, payloads: &[Payload]) -> Vec<Payload> {
+    fn auth(&mut self, message_id: u32, payloads: &[Payload]) -> Vec<Payload> {
         let Some(sa) = self.sa.as_mut() else { return vec![] };
+        if !sa.addke_pending.is_empty() {
+            self.errors.push("IKE_AUTH before the additional key exchanges".into());
+            sa.dead = true;
+            return vec![Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, vec![]))];
+        }
+        if sa.auth_mid == 0 {
+            sa.auth_mid = message_id;
+        }
         let mut idi = None;
         let mut auth = None;
         let mut cp = None;
@@ -960,20 +1509,49 @@ impl Responder {
             }
         }
         let prf = sa.suite.prf;
+        // RFC 8784 §3: the initiator's PPK_ID must name our PPK; otherwise only its NO_PPK_AUTH can do.
+        let notify = |t: NotifyType| {
+            payloads.iter().find_map(|p| match p {
+                Payload::Notify(n) if n.notify_type == t => Some(n.data.clone()),
+                _ => None,
+            })
+        };
+        let ppk_id = notify(NotifyType::PPK_IDENTITY);
+        let known = match (&self.config.ppk, &ppk_id) {
+            (Some((id, _)), Some(got)) => got.first() == Some(&2) && got[1..] == id[..],
+            _ => false,
+        };
+        let no_ppk_auth = notify(NotifyType::NO_PPK_AUTH);
+        sa.use_ppk = sa.use_ppk && known;
+        let int_auth = int_auth_octets(sa);
         let ok = match (idi, auth) {
             (Some(idi), Some(auth)) => {
-                let expect = psk_auth(prf, &self.config.psk, &sa.keys.sk_pi, &sa.init_request, &sa.nr, idi);
-                auth.method == AuthMethod::SHARED_KEY_MIC && crypto::constant_time_eq(&expect, &auth.data)
+                let sk_pi = sa_sk_p(sa, &self.config, true);
+                let data = match (&self.config.ppk, known, &no_ppk_auth) {
+                    // We have a PPK but not the one it names (or it sent none): its AUTH without PPK.
+                    (Some(_), false, Some(n)) if !self.config.ppk_required => Some(n.clone()),
+                    (Some(_), false, _) if self.config.ppk_required => None,
+                    _ => Some(auth.data.clone()),
+                };
+                let expect = psk_auth(prf, &self.config.psk, &sk_pi, &sa.init_request, &sa.nr, idi, &int_auth);
+                auth.method == AuthMethod::SHARED_KEY_MIC && data.is_some_and(|d| crypto::constant_time_eq(&expect, &d))
             }
             _ => false,
         };
         self.peer_auth_ok = Some(ok);
+        self.ppk_used = Some(ok && sa.use_ppk);
         if !ok {
             sa.dead = true;
             return vec![Payload::Notify(Notify::new(NotifyType::AUTHENTICATION_FAILED, vec![]))];
         }
         sa.established = true;
         let mut reply = identity_payloads(sa, &self.config, None);
+        if sa.use_ppk {
+            reply.push(Payload::Notify(Notify::new(NotifyType::PPK_IDENTITY, vec![])));
+            if let Some((_, secret)) = &self.config.ppk {
+                sa.keys.apply_ppk(secret);
+            }
+        }
         if let Some(e) = self.config.child_error {
             reply.push(Payload::Notify(Notify::new(e, vec![])));
             return reply;
@@ -1067,9 +1645,16 @@ impl Responder {
                     }
                 }
                 Payload::Delete(d) if d.protocol == ProtocolId::ESP => {
-                    let ours = self.child.as_ref().and_then(|c| {
-                        d.spis.iter().any(|s| s.as_slice() == c.outbound.spi.to_be_bytes()).then_some(c.inbound.spi)
-                    });
+                    let hit = |c: &ChildSa| d.spis.iter().any(|s| s.as_slice() == c.outbound.spi.to_be_bytes());
+                    if let Some(pos) = self.old_children.iter().position(&hit) {
+                        let old = self.old_children.remove(pos);
+                        reply.push(Payload::Delete(Delete {
+                            protocol: ProtocolId::ESP,
+                            spis: vec![old.inbound.spi.to_be_bytes().to_vec()],
+                        }));
+                        continue;
+                    }
+                    let ours = self.child.as_ref().and_then(|c| hit(c).then_some(c.inbound.spi));
                     if let Some(spi) = ours {
                         self.child = None;
                         reply.push(Payload::Delete(Delete {

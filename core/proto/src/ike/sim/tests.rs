@@ -51,6 +51,8 @@ pub(crate) fn config(ike: &str, esp: &str) -> IkeConfig {
         redirect: true,
         redirected_from: None,
         initial_contact: true,
+        pq_fallback: false,
+        ppk: None,
     }
 }
 
