@@ -138,6 +138,9 @@ pub struct SessionDetails {
     pub remote_id: String,
     /// A NAT was detected on the path (ESP goes over UDP 4500).
     pub behind_nat: bool,
+    /// What carries IKE and ESP: "udp", or "tcp" (RFC 9329; the profile's `gateway.transport`, with "auto"
+    /// the one that answered).
+    pub transport: String,
 }
 
 impl SessionDetails {
@@ -154,6 +157,7 @@ impl SessionDetails {
             local_id: info.local_id.clone(),
             remote_id: info.remote_id.clone(),
             behind_nat: info.nat.local_behind_nat || info.nat.remote_behind_nat,
+            transport: info.transport.to_string(),
         }
     }
 }

@@ -2723,6 +2723,11 @@ public struct SessionDetails: Equatable, Hashable {
      * A NAT was detected on the path (ESP goes over UDP 4500).
      */
     public var behindNat: Bool
+    /**
+     * What carries IKE and ESP: "udp", or "tcp" (RFC 9329; the profile's `gateway.transport`, with "auto"
+     * the one that answered).
+     */
+    public var transport: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2735,7 +2740,11 @@ public struct SessionDetails: Equatable, Hashable {
          */ikeSuite: String, espSuite: String, localId: String, remoteId: String, 
         /**
          * A NAT was detected on the path (ESP goes over UDP 4500).
-         */behindNat: Bool) {
+         */behindNat: Bool, 
+        /**
+         * What carries IKE and ESP: "udp", or "tcp" (RFC 9329; the profile's `gateway.transport`, with "auto"
+         * the one that answered).
+         */transport: String) {
         self.gateway = gateway
         self.virtualIpv4 = virtualIpv4
         self.virtualIpv6 = virtualIpv6
@@ -2747,6 +2756,7 @@ public struct SessionDetails: Equatable, Hashable {
         self.localId = localId
         self.remoteId = remoteId
         self.behindNat = behindNat
+        self.transport = transport
     }
 
     
@@ -2775,7 +2785,8 @@ public struct FfiConverterTypeSessionDetails: FfiConverterRustBuffer {
                 espSuite: FfiConverterString.read(from: &buf), 
                 localId: FfiConverterString.read(from: &buf), 
                 remoteId: FfiConverterString.read(from: &buf), 
-                behindNat: FfiConverterBool.read(from: &buf)
+                behindNat: FfiConverterBool.read(from: &buf), 
+                transport: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -2791,6 +2802,7 @@ public struct FfiConverterTypeSessionDetails: FfiConverterRustBuffer {
         FfiConverterString.write(value.localId, into: &buf)
         FfiConverterString.write(value.remoteId, into: &buf)
         FfiConverterBool.write(value.behindNat, into: &buf)
+        FfiConverterString.write(value.transport, into: &buf)
     }
 }
 

@@ -4570,6 +4570,12 @@ data class SessionDetails (
      * A NAT was detected on the path (ESP goes over UDP 4500).
      */
     var `behindNat`: kotlin.Boolean
+    , 
+    /**
+     * What carries IKE and ESP: "udp", or "tcp" (RFC 9329; the profile's `gateway.transport`, with "auto"
+     * the one that answered).
+     */
+    var `transport`: kotlin.String
     
 ){
     
@@ -4597,6 +4603,7 @@ public object FfiConverterTypeSessionDetails: FfiConverterRustBuffer<SessionDeta
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
@@ -4611,7 +4618,8 @@ public object FfiConverterTypeSessionDetails: FfiConverterRustBuffer<SessionDeta
             FfiConverterString.allocationSize(value.`espSuite`) +
             FfiConverterString.allocationSize(value.`localId`) +
             FfiConverterString.allocationSize(value.`remoteId`) +
-            FfiConverterBoolean.allocationSize(value.`behindNat`)
+            FfiConverterBoolean.allocationSize(value.`behindNat`) +
+            FfiConverterString.allocationSize(value.`transport`)
     )
 
     override fun write(value: SessionDetails, buf: ByteBuffer) {
@@ -4626,6 +4634,7 @@ public object FfiConverterTypeSessionDetails: FfiConverterRustBuffer<SessionDeta
             FfiConverterString.write(value.`localId`, buf)
             FfiConverterString.write(value.`remoteId`, buf)
             FfiConverterBoolean.write(value.`behindNat`, buf)
+            FfiConverterString.write(value.`transport`, buf)
     }
 }
 
