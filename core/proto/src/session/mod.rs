@@ -322,6 +322,7 @@ impl Session {
         if self.finished {
             return;
         }
+        self.stream_heard();
         let spi_i = data.first_chunk::<8>().map(|b| u64::from_be_bytes(*b));
         match self.retiring.as_mut() {
             Some(old) if spi_i == Some(old.spi_i()) => old.handle_datagram(now, data),

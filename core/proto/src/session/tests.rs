@@ -56,6 +56,8 @@ struct Sim {
     opening: Option<(Instant, u64)>,
     udp_blocked: bool,
     tcp_blocked: bool,
+    /// The gateway accepts each stream and closes it at once (pluto without the kernel's espintcp).
+    tcp_reset: bool,
 }
 
 enum Hop {
@@ -113,6 +115,7 @@ impl Sim {
             opening: None,
             udp_blocked: false,
             tcp_blocked: false,
+            tcp_reset: false,
         }
     }
 
@@ -230,6 +233,10 @@ impl Sim {
                     } else {
                         self.stream = Some(id);
                         self.session.stream_opened(self.now, id, INITIATOR_NATT);
+                        if self.tcp_reset {
+                            self.collect();
+                            self.cut_stream();
+                        }
                     }
                 }
             }
@@ -617,4 +624,20 @@ fn a_cut_stream_is_reopened_and_the_ike_sa_kept() {
     sim.tcp_blocked = false;
     assert!(sim.run_until(|s| s.connected() == 2));
     assert_eq!(connected_transport(&sim), vec![Transport::Tcp, Transport::Tcp]);
+}
+
+/// A gateway that accepts every stream and closes it at once (pluto on a kernel without espintcp) gets a
+/// bounded number of new streams: the backoff only starts over once the gateway answered on one.
+#[test]
+fn a_gateway_that_closes_every_stream_is_not_reconnected_in_a_loop() {
+    let mut sim = Sim::new(transport_config(TransportMode::Tcp), gateways(ResponderConfig::default()));
+    sim.tcp_reset = true;
+    sim.run_until(|s| s.session.is_finished());
+    let opened = sim.streams_opened();
+    // IKE_SA_INIT's retransmissions run out (about 2 minutes); 0, 1, 2, 4, 8, 10, 10... s apart.
+    assert!(matches!(sim.closed(), Some(CloseReason::Error(IkeError::Timeout { .. }))), "{:?}", sim.closed());
+    assert!(opened.len() <= 20, "{} streams: {opened:?}", opened.len());
+    for w in opened.windows(3) {
+        assert!(w[2] - w[0] >= Duration::from_secs(1), "no storm: {opened:?}");
+    }
 }

@@ -130,8 +130,9 @@ impl Session {
             return;
         }
         debug!(id, %local, "TCP stream open");
+        // `tries` stays until the gateway answers on the stream: one that accepts and closes at once (pluto
+        // without the kernel's espintcp) must not be reconnected in a loop.
         self.link.stream = Stream::Open;
-        self.link.tries = 0;
         self.link.retry_at = None;
         if std::mem::take(&mut self.link.moved) {
             // A new network: MOBIKE moves the SAs (or, without it, the IKE SA reconnects).
@@ -143,6 +144,13 @@ impl Session {
             old.stream_reestablished(now);
         }
         self.process(now);
+    }
+
+    /// Something arrived from the gateway: over TCP the stream works, its reopening backoff starts over.
+    pub(super) fn stream_heard(&mut self) {
+        if self.link.transport == Transport::Tcp && self.link.stream == Stream::Open {
+            self.link.tries = 0;
+        }
     }
 
     /// The TCP stream `id` could not be opened, or broke: open another one while the IKE SA lives.
