@@ -72,6 +72,9 @@ if [ "${IKELINK_VM:-0}" = 1 ]; then
   if [ -f testbed/tests/interop_libreswan.rs ]; then
     vm_tests="$vm_tests --test interop_libreswan"
   fi
+  if [ -f testbed/tests/interop_tcp.rs ]; then
+    vm_tests="$vm_tests --test interop_tcp"
+  fi
   # The executables of one target kind (bin, test) in cargo's JSON messages.
   executables='
 import json, sys

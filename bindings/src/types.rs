@@ -146,6 +146,9 @@ pub struct SessionDetails {
     /// The postquantum preshared key (RFC 8784): `none` (not in the profile), `used`, `not-used` (optional, and
     /// the gateway did not use it).
     pub ppk: String,
+    /// What carries IKE and ESP: "udp", or "tcp" (RFC 9329; the profile's `gateway.transport`, with "auto"
+    /// the one that answered).
+    pub transport: String,
 }
 
 impl SessionDetails {
@@ -165,6 +168,7 @@ impl SessionDetails {
             additional_key_exchanges: info.additional_key_exchanges(),
             pq_fallback: info.pq_fallback,
             ppk: info.ppk.as_str().to_string(),
+            transport: info.transport.to_string(),
         }
     }
 }

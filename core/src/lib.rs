@@ -12,7 +12,7 @@
 #![cfg_attr(not(windows), forbid(unsafe_code))]
 #![cfg_attr(windows, deny(unsafe_code))]
 
-pub use ikelink_proto::{crypto, datapath, eap, esp, ike, wire};
+pub use ikelink_proto::{crypto, datapath, eap, esp, ike, session, tcp, wire};
 
 pub mod driver;
 #[doc(hidden)]

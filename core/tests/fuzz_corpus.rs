@@ -60,6 +60,11 @@ fn esp_open() {
 }
 
 #[test]
+fn tcp_deframe() {
+    replay("tcp_deframe");
+}
+
+#[test]
 fn profile_parse() {
     replay("profile_parse");
 }

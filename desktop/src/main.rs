@@ -358,6 +358,7 @@ async fn connect(path: PathBuf, options: SessionOptions, print_stats: bool) -> R
                     say(st, format!("ts: local={} remote={}", fmt_ts(&child.ts_i), fmt_ts(&child.ts_r)));
                     let nat = &info.nat;
                     say(st, format!("nat: local={} remote={} encap={}", nat.local_behind_nat, nat.remote_behind_nat, nat.any()));
+                    say(st, format!("transport: {}", info.transport));
                     say(st, "connected".into());
                     st.write();
                 }

@@ -2737,6 +2737,11 @@ public struct SessionDetails: Equatable, Hashable {
      * the gateway did not use it).
      */
     public var ppk: String
+    /**
+     * What carries IKE and ESP: "udp", or "tcp" (RFC 9329; the profile's `gateway.transport`, with "auto"
+     * the one that answered).
+     */
+    public var transport: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2760,7 +2765,11 @@ public struct SessionDetails: Equatable, Hashable {
         /**
          * The postquantum preshared key (RFC 8784): `none` (not in the profile), `used`, `not-used` (optional, and
          * the gateway did not use it).
-         */ppk: String) {
+         */ppk: String, 
+        /**
+         * What carries IKE and ESP: "udp", or "tcp" (RFC 9329; the profile's `gateway.transport`, with "auto"
+         * the one that answered).
+         */transport: String) {
         self.gateway = gateway
         self.virtualIpv4 = virtualIpv4
         self.virtualIpv6 = virtualIpv6
@@ -2775,6 +2784,7 @@ public struct SessionDetails: Equatable, Hashable {
         self.additionalKeyExchanges = additionalKeyExchanges
         self.pqFallback = pqFallback
         self.ppk = ppk
+        self.transport = transport
     }
 
     
@@ -2806,7 +2816,8 @@ public struct FfiConverterTypeSessionDetails: FfiConverterRustBuffer {
                 behindNat: FfiConverterBool.read(from: &buf), 
                 additionalKeyExchanges: FfiConverterSequenceString.read(from: &buf), 
                 pqFallback: FfiConverterBool.read(from: &buf), 
-                ppk: FfiConverterString.read(from: &buf)
+                ppk: FfiConverterString.read(from: &buf), 
+                transport: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -2825,6 +2836,7 @@ public struct FfiConverterTypeSessionDetails: FfiConverterRustBuffer {
         FfiConverterSequenceString.write(value.additionalKeyExchanges, into: &buf)
         FfiConverterBool.write(value.pqFallback, into: &buf)
         FfiConverterString.write(value.ppk, into: &buf)
+        FfiConverterString.write(value.transport, into: &buf)
     }
 }
 

@@ -24,4 +24,5 @@ pub mod esp;
 pub mod fuzzing;
 pub mod ike;
 pub mod session;
+pub mod tcp;
 pub mod wire;

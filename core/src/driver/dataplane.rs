@@ -23,8 +23,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, trace, warn};
 
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+
+use super::stream::StreamWriter;
 use crate::datapath::{ChildHalf, DropReason, Inbound, Outbound, Verdict};
 use crate::platform::{Segments, Tun, VNET_HDR_LEN};
+use crate::tcp::{esp_length_prefix, Deframer, Frame, LENGTH_LEN};
 
 /// Downlink receive buffer: the largest UDP datagram.
 const BUF_LEN: usize = 65536;
@@ -119,6 +124,10 @@ pub enum Update {
     Remove(u32),
     /// Deliver inbound packets to this TUN (downlink only).
     Tun(Arc<Tun>),
+    /// Over TCP (RFC 9329), send ESP on this stream instead of UDP, or UDP again with `None` (uplink only).
+    Writer(Option<Arc<StreamWriter>>),
+    /// Read this TCP stream (its id), replacing any other; report it broken on the sender (downlink only).
+    Stream(u64, OwnedReadHalf, mpsc::Sender<u64>),
 }
 
 /// Sends one datagram, or with `segment` a run of datagrams of that size (the last may be shorter) with one
@@ -342,9 +351,12 @@ pub async fn uplink(
     let mut lens: Vec<(usize, usize)> = Vec::with_capacity(MAX_BATCH);
     let mut sender = BatchSender::new();
     let mut out = Outbound::default();
+    // Over TCP: each ESP packet behind its 2-byte length, the batch in one write.
+    let mut writer: Option<Arc<StreamWriter>> = None;
     loop {
         // The first read is awaited; without offload its slot starts at 0 (the batch is empty here).
-        let off = out.payload_offset();
+        let pre = if writer.is_some() { LENGTH_LEN } else { 0 };
+        let off = out.payload_offset() + pre;
         let first = {
             let buf = if offload { &mut staging[..] } else { batch.get_mut(off..).unwrap_or_default() };
             tokio::select! {
@@ -353,7 +365,8 @@ pub async fn uplink(
                     match u {
                         Some(Update::Install(h)) => out.install(*h),
                         Some(Update::Remove(spi)) => out.remove(spi),
-                        Some(Update::Tun(_)) => {}
+                        Some(Update::Writer(w)) => writer = w,
+                        Some(Update::Tun(_)) | Some(Update::Stream(..)) => {}
                         None => return,
                     }
                     continue;
@@ -385,17 +398,19 @@ pub async fn uplink(
                 match Segments::new(staging.get_mut(..n).unwrap_or_default()) {
                     Ok(mut segments) => loop {
                         if lens.len() >= MAX_BATCH || pos >= GSO_MAX_BYTES {
-                            sender.flush(&natt, batch.get(..pos).unwrap_or_default(), &lens, &counters).await;
+                            let data = batch.get(..pos).unwrap_or_default();
+                            send_batch(&mut sender, writer.as_deref(), &natt, data, &lens, &counters).await;
                             lens.clear();
                             pos = 0;
                         }
-                        let slot = batch.get_mut(pos..).unwrap_or_default();
-                        match segments.next_into(slot.get_mut(off..).unwrap_or_default()) {
+                        let slot = batch.get_mut(pos + pre..).unwrap_or_default();
+                        match segments.next_into(slot.get_mut(off - pre..).unwrap_or_default()) {
                             None => break,
                             Some(Ok(len)) => {
                                 if let Some(esp) = seal_packet(&mut out, slot, len, max_mss, &mut rng, &counters) {
-                                    lens.push((esp, len));
-                                    pos += esp;
+                                    put_length(&mut batch, pos, pre, esp);
+                                    lens.push((esp + pre, len));
+                                    pos += esp + pre;
                                 }
                             }
                             Some(Err(e)) => {
@@ -411,10 +426,11 @@ pub async fn uplink(
                     }
                 }
             } else {
-                let slot = batch.get_mut(pos..).unwrap_or_default();
+                let slot = batch.get_mut(pos + pre..).unwrap_or_default();
                 if let Some(esp) = seal_packet(&mut out, slot, n, max_mss, &mut rng, &counters) {
-                    lens.push((esp, n));
-                    pos += esp;
+                    put_length(&mut batch, pos, pre, esp);
+                    lens.push((esp + pre, n));
+                    pos += esp + pre;
                 }
             }
             if lens.len() >= MAX_BATCH || pos >= GSO_MAX_BYTES {
@@ -424,9 +440,42 @@ pub async fn uplink(
             read = tun.try_recv(buf);
         }
         if !lens.is_empty() {
-            sender.flush(&natt, batch.get(..pos).unwrap_or_default(), &lens, &counters).await;
+            send_batch(&mut sender, writer.as_deref(), &natt, batch.get(..pos).unwrap_or_default(), &lens, &counters)
+                .await;
             lens.clear();
         }
+    }
+}
+
+/// Over TCP: the length field of the ESP packet of `esp` bytes sealed behind it at `batch[pos + pre..]`.
+fn put_length(batch: &mut [u8], pos: usize, pre: usize, esp: usize) {
+    if pre == 0 {
+        return;
+    }
+    if let (Ok(len), Some(dst)) = (esp_length_prefix(esp), batch.get_mut(pos..pos + LENGTH_LEN)) {
+        dst.copy_from_slice(&len);
+    }
+}
+
+/// Sends a batch: over TCP all frames with one write, else as UDP datagrams (GSO runs).
+async fn send_batch(
+    sender: &mut BatchSender,
+    writer: Option<&StreamWriter>,
+    natt: &UdpSocket,
+    data: &[u8],
+    lens: &[(usize, usize)],
+    counters: &Counters,
+) {
+    match writer {
+        Some(w) => {
+            if w.write(data).await {
+                counters.packets_out.fetch_add(lens.len() as u64, Relaxed);
+                counters.bytes_out.fetch_add(lens.iter().map(|&(_, n)| n as u64).sum(), Relaxed);
+            } else {
+                counters.drop_other.fetch_add(lens.len() as u64, Relaxed);
+            }
+        }
+        None => sender.flush(natt, data, lens, counters).await,
     }
 }
 
@@ -532,6 +581,9 @@ pub async fn downlink(
     // Current and previous inbound SA: the previous one keeps working until the gateway switches (rekey).
     let mut sas = Inbound::default();
     let mut tun = tun;
+    // Over TCP: the stream being read (its id and where to report it broken), reassembled in one buffer.
+    let mut stream: Option<(u64, OwnedReadHalf, mpsc::Sender<u64>)> = None;
+    let mut deframer = Deframer::new(2 * BUF_LEN);
     loop {
         let first = tokio::select! {
             biased;
@@ -540,7 +592,38 @@ pub async fn downlink(
                     Some(Update::Install(h)) => sas.install(*h),
                     Some(Update::Remove(spi)) => sas.remove(spi),
                     Some(Update::Tun(t)) => tun = Some(t),
+                    Some(Update::Stream(id, r, broken)) => {
+                        stream = Some((id, r, broken));
+                        deframer.reset();
+                    }
+                    Some(Update::Writer(_)) => {}
                     None => return,
+                }
+                continue;
+            }
+            n = read_stream(&mut stream, &mut deframer) => {
+                let ok = match n {
+                    Ok(0) => false,
+                    Ok(n) => {
+                        deframer.filled(n);
+                        match stream_frames(&mut deframer, &mut sas, &mut tun, &ike, &counters, max_mss).await {
+                            Ok(alive) => alive || return,
+                            Err(e) => {
+                                debug!(%e, "TCP stream from the gateway malformed");
+                                false
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        debug!(%e, "TCP stream read failed");
+                        false
+                    }
+                };
+                if !ok {
+                    if let Some((id, _, broken)) = stream.take() {
+                        debug!(id, "TCP stream to the gateway closed");
+                        let _ = broken.send(id).await;
+                    }
                 }
                 continue;
             }
@@ -569,6 +652,49 @@ pub async fn downlink(
             r = rx.try_recv(&natt, &mut buf);
         }
     }
+}
+
+/// Reads the stream into the deframer; never completes without a stream.
+async fn read_stream(
+    stream: &mut Option<(u64, OwnedReadHalf, mpsc::Sender<u64>)>,
+    d: &mut Deframer,
+) -> std::io::Result<usize> {
+    match stream {
+        Some((_, r, _)) => r.read(d.spare()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Every complete frame of the stream: IKE to the IKE task, ESP opened in place and written to the TUN.
+/// `Ok(false)` once the IKE task is gone.
+async fn stream_frames(
+    d: &mut Deframer,
+    sas: &mut Inbound,
+    tun: &mut Option<Arc<Tun>>,
+    ike: &mpsc::Sender<Vec<u8>>,
+    counters: &Counters,
+    max_mss: u16,
+) -> Result<bool, crate::tcp::TcpError> {
+    let from = SocketAddr::from(([0, 0, 0, 0], 0));
+    while let Some(f) = d.next_frame()? {
+        match f {
+            Frame::Ike(m) => {
+                if ike.send(m.to_vec()).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            Frame::Esp(p) => {
+                if !inbound(p, from, sas, tun, ike, counters, max_mss).await {
+                    return Ok(false);
+                }
+            }
+            Frame::Keepalive => {
+                counters.keepalives_in.fetch_add(1, Relaxed);
+            }
+            Frame::Runt => counters.count(DropReason::Malformed),
+        }
+    }
+    Ok(true)
 }
 
 /// One datagram from UDP 4500: IKE to the IKE task, ESP opened and written to the TUN. `false` once the IKE

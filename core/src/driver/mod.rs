@@ -6,6 +6,7 @@
 
 mod dataplane;
 mod fetch;
+mod stream;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -21,8 +22,9 @@ use crate::datapath::ChildHalf;
 pub use dataplane::Stats;
 use dataplane::{Counters, Update};
 
-use ikelink_proto::session::{Action, Event as PolicyEvent, Session as Policy, SessionConfig};
+use ikelink_proto::session::{Action, Event as PolicyEvent, Session as Policy, SessionConfig, TransportMode};
 pub use ikelink_proto::session::{ChildSummary, ReconnectPolicy};
+use ikelink_proto::tcp::{frame_datagram, Transport, MAX_FRAME, TCP_ESP_OVERHEAD};
 
 use crate::esp::EspSa;
 use crate::ike::{ts_to_cidrs, ChildSa, CloseReason, IkeError, SessionInfo, SocketKind, State};
@@ -279,6 +281,7 @@ impl Session {
             reconnect: options.reconnect,
             local,
             natt_port,
+            transport: profile.transport,
         };
         let policy = Policy::new(config, Instant::now(), unix_now(), seed)?;
         let (tx, rx) = mpsc::channel(4);
@@ -301,6 +304,9 @@ impl Session {
             uplink: None,
             downlink: None,
             crl_cache: Default::default(),
+            stream: None,
+            stream_wanted: 0,
+            frame_buf: vec![0u8; MAX_FRAME],
         };
         let task = tokio::spawn(driver.run(rx));
         Ok(Session { commands: tx, task })
@@ -359,10 +365,16 @@ struct Driver {
     uplink: Option<mpsc::Sender<Update>>,
     downlink: Option<mpsc::Sender<Update>>,
     crl_cache: fetch::CrlCache,
+    /// The TCP stream (RFC 9329) when the session runs over TCP, and the one last asked for.
+    stream: Option<Arc<stream::StreamWriter>>,
+    stream_wanted: u64,
+    /// IKE messages framed for the stream.
+    frame_buf: Vec<u8>,
 }
 
 /// What the run loop's background work reports back.
 enum Answer {
+    StreamOpened(u64, tokio::net::TcpStream),
     Fetched(u64, Vec<crate::crypto::RevocationRequest>, Vec<crate::crypto::RevocationResponse>),
     Resolved(Option<SocketAddr>),
 }
@@ -371,7 +383,7 @@ impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> Result<(), DriverError> {
         let (ike_tx, mut ike_rx) = mpsc::channel::<Vec<u8>>(16);
         let (down_tx, down_rx) = mpsc::channel(8);
-        let max_mss = self.options.mtu.saturating_sub(40);
+        let max_mss = self.max_mss();
         tokio::spawn(dataplane::downlink(None, self.natt.clone(), down_rx, ike_tx, self.counters.clone(), max_mss));
         self.downlink = Some(down_tx);
         let mut buf = vec![0u8; 65536];
@@ -380,9 +392,11 @@ impl Driver {
         let mut stats_tick = self.options.stats_interval.map(tokio::time::interval);
         let mut net_tick = self.options.watch_network.map(tokio::time::interval);
         let (answer_tx, mut answer_rx) = mpsc::channel::<Answer>(4);
+        // Streams that broke or could not be opened, by id.
+        let (broken_tx, mut broken_rx) = mpsc::channel::<u64>(8);
         let result = loop {
             self.flush().await;
-            if let Err(e) = self.execute(&answer_tx).await {
+            if let Err(e) = self.execute(&answer_tx, &broken_tx).await {
                 // The tunnel cannot work: close the IKE SA and report why.
                 warn!(%e, "the tunnel cannot be set up");
                 self.policy.abort(Instant::now());
@@ -432,7 +446,14 @@ impl Driver {
                         self.policy.revocation_fetched(Instant::now(), spi, fetched);
                     }
                     Some(Answer::Resolved(addr)) => self.policy.resolved(Instant::now(), addr),
+                    Some(Answer::StreamOpened(id, s)) => self.stream_opened(id, s, &broken_tx).await,
                     None => {}
+                },
+                id = broken_rx.recv() => if let Some(id) = id {
+                    if self.stream.as_ref().is_some_and(|w| w.id == id) {
+                        self.drop_stream().await;
+                    }
+                    self.policy.stream_closed(Instant::now(), id);
                 },
                 _ = sleep => {
                     // ESP from the gateway counts as a sign of life: no DPD needed then.
@@ -462,7 +483,7 @@ impl Driver {
     }
 
     /// Carry out the session policy's actions, in order.
-    async fn execute(&mut self, answers: &mpsc::Sender<Answer>) -> Result<(), DriverError> {
+    async fn execute(&mut self, answers: &mpsc::Sender<Answer>, broken: &mpsc::Sender<u64>) -> Result<(), DriverError> {
         while let Some(action) = self.policy.poll_action() {
             match action {
                 Action::Event(PolicyEvent::Closed(reason)) => {
@@ -495,6 +516,23 @@ impl Driver {
                     }
                 }
                 Action::Retarget { to, .. } => self.retarget(to)?,
+                Action::OpenStream { id, to } => {
+                    // The new stream replaces the old one at once.
+                    self.drop_stream().await;
+                    self.stream_wanted = id;
+                    let (tx, broken, hooks) = (answers.clone(), broken.clone(), self.hooks.clone());
+                    tokio::spawn(async move {
+                        match stream::open(&hooks, to).await {
+                            Ok(s) => {
+                                let _ = tx.send(Answer::StreamOpened(id, s)).await;
+                            }
+                            Err(e) => {
+                                info!(%e, %to, "cannot open the TCP stream to the gateway");
+                                let _ = broken.send(id).await;
+                            }
+                        }
+                    });
+                }
                 Action::FetchRevocation { spi, requests } => {
                     let (cache, hooks, tx) = (self.crl_cache.clone(), self.hooks.clone(), answers.clone());
                     tokio::spawn(async move {
@@ -505,6 +543,48 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// The inner TCP MSS: the TUN MTU minus IP and TCP headers, and over TCP encapsulation (possible with
+    /// `tcp` and `auto`) minus its extra framing, so a lone sealed packet fits one outer segment.
+    fn max_mss(&self) -> u16 {
+        let tcp = if self.profile.transport.mode == TransportMode::Udp { 0 } else { TCP_ESP_OVERHEAD };
+        self.options.mtu.saturating_sub(40 + tcp)
+    }
+
+    /// The stream asked for is connected: IKE and ESP go over it from now on.
+    async fn stream_opened(&mut self, id: u64, s: tokio::net::TcpStream, broken: &mpsc::Sender<u64>) {
+        if id != self.stream_wanted {
+            return;
+        }
+        let local = match s.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                debug!(%e, "TCP stream without a local address");
+                let _ = broken.send(id).await;
+                return;
+            }
+        };
+        info!(%local, peer = ?s.peer_addr().ok(), "TCP stream to the gateway open (RFC 9329)");
+        let (read, write) = s.into_split();
+        let writer = Arc::new(stream::StreamWriter::new(id, write, broken.clone()));
+        if let Some(d) = &self.downlink {
+            let _ = d.send(Update::Stream(id, read, broken.clone())).await;
+        }
+        if let Some(u) = &self.uplink {
+            let _ = u.send(Update::Writer(Some(writer.clone()))).await;
+        }
+        self.stream = Some(writer);
+        self.policy.stream_opened(Instant::now(), id, local);
+    }
+
+    /// Stop writing to the current stream (its read half ends in the downlink when replaced).
+    async fn drop_stream(&mut self) {
+        if self.stream.take().is_some() {
+            if let Some(u) = &self.uplink {
+                let _ = u.send(Update::Writer(None)).await;
+            }
+        }
     }
 
     /// Byte lifetimes: tell the IKE SA how much the current Child SA has carried.
@@ -645,7 +725,7 @@ impl Driver {
             self.network = Some(applied);
         }
         let (up_tx, up_rx) = mpsc::channel(8);
-        let max_mss = self.options.mtu.saturating_sub(40);
+        let max_mss = self.max_mss();
         tokio::spawn(dataplane::uplink(
             tun.clone(),
             self.natt.clone(),
@@ -654,6 +734,9 @@ impl Driver {
             self.plane_seed,
             max_mss,
         ));
+        if let Some(w) = &self.stream {
+            let _ = up_tx.send(Update::Writer(Some(w.clone()))).await;
+        }
         self.uplink = Some(up_tx);
         // The downlink task runs from the start (IKE arrives on the NAT-T socket too); give it the TUN now.
         if let Some(d) = &self.downlink {
@@ -675,6 +758,17 @@ impl Driver {
     /// Send what the IKE SAs (the current one, and one a reauthentication retires) want sent.
     async fn flush(&mut self) {
         while let Some(t) = self.policy.poll_transmit() {
+            if self.policy.transport() == Transport::Tcp {
+                let Some(w) = self.stream.clone() else { continue };
+                match frame_datagram(&t.payload, t.socket == SocketKind::NatT, &mut self.frame_buf) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        w.write(self.frame_buf.get(..n).unwrap_or_default()).await;
+                    }
+                    Err(e) => warn!(%e, "IKE message not sent"),
+                }
+                continue;
+            }
             let sock = match t.socket {
                 SocketKind::Ike => &self.ike,
                 SocketKind::NatT => &self.natt,
@@ -791,6 +885,52 @@ mod hook_tests {
         assert_eq!(seen.len(), 3, "IKE, NAT-T and the route probe: {seen:?}");
         assert!(seen.iter().all(|(fd, _, sent)| *fd >= 0 && !sent), "protected before anything was sent: {seen:?}");
         assert!(seen.iter().any(|(_, p, _)| *p == from.port()), "{from} not among {seen:?}");
+        tokio::time::timeout(Duration::from_secs(5), session.disconnect()).await.unwrap().unwrap();
+    }
+
+    /// `transport = "tcp"` (RFC 9329): the client connects to the TCP port from a protected socket, sends
+    /// `IKETCP` and then IKE_SA_INIT as a length-framed message with the non-ESP marker; when the gateway closes
+    /// the stream, the client opens a new one and sends the request in flight again on it.
+    #[tokio::test]
+    async fn tcp_transport_frames_ike_and_reopens_a_closed_stream() {
+        use tokio::io::AsyncReadExt;
+        let (rec, udp_gw) = recorder(false);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp_port = listener.local_addr().unwrap().port();
+        let udp_port = udp_gw.local_addr().unwrap().port();
+        let text = format!(
+            "[gateway]\naddress = \"127.0.0.1\"\nport = {udp_port}\ntransport = \"tcp\"\ntcp_port = {tcp_port}\n\
+             [local]\nid = \"c@ikelink.test\"\nike_port = 0\nnatt_port = 0\n[auth]\nmethod = \"psk\"\npsk = \"secret\"\n"
+        );
+        let profile = crate::profile::Profile::parse(&text).unwrap().resolve().unwrap();
+        let hooks = PlatformHooks { tun: Some(Arc::new(NoTun)), protect: Some(rec.clone()), resolve: None };
+        let options = SessionOptions { watch_network: None, ..SessionOptions::default() };
+        let (tx, _rx) = mpsc::channel(16);
+        let session = Session::start_with_hooks(profile, options, hooks, tx).await.unwrap();
+        let t = Duration::from_secs(5);
+        let mut spis = Vec::new();
+        for round in 0..2 {
+            let (mut conn, from) = tokio::time::timeout(t, listener.accept()).await.unwrap().unwrap();
+            let mut head = [0u8; 6 + 2 + 4 + 28];
+            tokio::time::timeout(t, conn.read_exact(&mut head)).await.unwrap().unwrap();
+            assert_eq!(&head[..6], b"IKETCP", "round {round}");
+            let len = usize::from(u16::from_be_bytes([head[6], head[7]]));
+            assert_eq!(&head[8..12], &[0, 0, 0, 0], "the non-ESP marker");
+            let ike = &head[12..];
+            assert_eq!(ike[18], 34, "IKE_SA_INIT");
+            assert_eq!(usize::from(u16::from_be_bytes([ike[26], ike[27]])) + 6, len, "the frame holds the message");
+            spis.push(ike[..8].to_vec());
+            // IKE, NAT-T and the route probe, then each stream's socket before it connected (unbound then).
+            let _ = from;
+            let seen = rec.seen.lock().unwrap().clone();
+            assert_eq!(seen.len(), 4 + round, "the stream's socket was protected: {seen:?}");
+            assert_eq!(seen.last().map(|s| s.1), Some(0), "protected before it connected: {seen:?}");
+            // Cut the stream: the client opens another one and resends IKE_SA_INIT there.
+            drop(conn);
+        }
+        assert_eq!(spis[0], spis[1], "the same IKE SA goes on over the new stream");
+        let mut buf = [0u8; 16];
+        assert!(udp_gw.recv_from(&mut buf).is_err(), "nothing over UDP");
         tokio::time::timeout(Duration::from_secs(5), session.disconnect()).await.unwrap().unwrap();
     }
 

@@ -10,7 +10,9 @@
 
 mod profile_parse;
 
-pub use ikelink_proto::fuzzing::{cert_parse, eap_peer, epoch, esp_open, ike_sa, seeds, wire_decode, Body};
+pub use ikelink_proto::fuzzing::{
+    cert_parse, eap_peer, epoch, esp_open, ike_sa, seeds, tcp_deframe, wire_decode, Body,
+};
 pub use profile_parse::profile_parse;
 
 /// Every target by name, as the replay test walks `fuzz/corpus/<name>/`.
@@ -20,5 +22,6 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("eap_peer", eap_peer),
     ("cert_parse", cert_parse),
     ("esp_open", esp_open),
+    ("tcp_deframe", tcp_deframe),
     ("profile_parse", profile_parse),
 ];

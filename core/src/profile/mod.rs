@@ -40,6 +40,7 @@ use zeroize::Zeroizing;
 pub use auth::{load_crls, root_store_from_pem, Supplied, SuppliedTrust};
 
 use crate::ike::IkeConfig;
+use ikelink_proto::session::{TransportMode, TransportPolicy, DEFAULT_TCP_PORT};
 
 /// What to do about a Windows path in a double-quoted TOML string, where `\` starts an escape.
 pub(crate) const WINDOWS_PATH_HINT: &str = "a backslash in a double-quoted string starts an escape (`\\t` is a tab); \
@@ -233,6 +234,12 @@ pub struct GatewaySection {
     pub backup: Vec<String>,
     /// How the gateway authenticates: "psk" or "cert". Default: "psk" with `auth.method = "psk"`, else "cert".
     pub auth: Option<String>,
+    /// What carries IKE and ESP: "udp" (default), "tcp" (RFC 9329 TCP encapsulation, one stream to
+    /// `tcp_port`), or "auto" (UDP; TCP when IKE_SA_INIT gets no answer over UDP within 6 s, remembered per
+    /// network for the session's reconnects).
+    pub transport: Option<String>,
+    /// The gateway's TCP port for `transport = "tcp" | "auto"` (default 4500).
+    pub tcp_port: Option<u16>,
     /// CA certificates (PEM files) the gateway's certificate must chain to; they replace the system store.
     #[serde(default)]
     pub ca: Vec<String>,
@@ -488,6 +495,8 @@ pub struct Resolved {
     pub kill_switch: bool,
     /// Prefixes kept out of the tunnel ([`crate::platform::NetworkConfig::excluded`]).
     pub excluded: Vec<(IpAddr, u8)>,
+    /// `gateway.transport` and `gateway.tcp_port`.
+    pub transport: TransportPolicy,
 }
 
 impl Profile {
@@ -547,7 +556,9 @@ impl Profile {
         if backups.iter().any(|b| b.is_empty() || b.contains(char::is_whitespace)) {
             return Err(field("gateway.backup", "an entry is empty or has spaces"));
         }
+        let transport = self.transport()?;
         Ok(Resolved {
+            transport,
             gateway,
             gateway_name,
             backups,
@@ -557,6 +568,24 @@ impl Profile {
             kill_switch: self.tunnel.kill_switch,
             excluded,
         })
+    }
+
+    /// `gateway.transport` and `gateway.tcp_port`.
+    pub fn transport(&self) -> Result<TransportPolicy, ProfileError> {
+        let mode = match self.gateway.transport.as_deref().map(str::trim) {
+            None | Some("udp") => TransportMode::Udp,
+            Some("tcp") => TransportMode::Tcp,
+            Some("auto") => TransportMode::Auto,
+            Some(other) => {
+                return Err(field("gateway.transport", format!("`{other}`: expected \"udp\", \"tcp\" or \"auto\"")))
+            }
+        };
+        let tcp_port = match self.gateway.tcp_port {
+            Some(0) => return Err(field("gateway.tcp_port", "must not be 0")),
+            Some(p) => p,
+            None => DEFAULT_TCP_PORT,
+        };
+        Ok(TransportPolicy { mode, tcp_port, ..TransportPolicy::default() })
     }
 
     /// `tunnel.exclude` as prefixes (host bits cleared; /0 is refused: that would be no tunnel at all).
@@ -770,6 +799,21 @@ psk = "secret"
             assert!(weak_psk(weak.as_bytes()).is_some(), "{weak}");
         }
         assert_eq!(weak_psk(b"Tr0ub4dor&3-correct-horse-battery"), None);
+    }
+
+    #[test]
+    fn transport_policy() {
+        let t = Profile::parse(MINIMAL).unwrap().transport().unwrap();
+        assert_eq!((t.mode, t.tcp_port), (TransportMode::Udp, 4500));
+        let with = |extra: &str| MINIMAL.replacen("[gateway]\n", &format!("[gateway]\n{extra}\n"), 1);
+        let t = Profile::parse(&with("transport = \"tcp\"\ntcp_port = 10443")).unwrap().transport().unwrap();
+        assert_eq!((t.mode, t.tcp_port), (TransportMode::Tcp, 10443));
+        let t = Profile::parse(&with("transport = \"auto\"")).unwrap().resolve().unwrap().transport;
+        assert_eq!((t.mode, t.tcp_port), (TransportMode::Auto, 4500));
+        let e = Profile::parse(&with("transport = \"quic\"")).unwrap().transport().unwrap_err().to_string();
+        assert!(e.contains("gateway.transport"), "{e}");
+        let e = Profile::parse(&with("tcp_port = 0")).unwrap().transport().unwrap_err().to_string();
+        assert!(e.contains("gateway.tcp_port"), "{e}");
     }
 }
 

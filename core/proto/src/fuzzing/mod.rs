@@ -12,6 +12,7 @@
 //! | `eap_peer`      | a configuration byte, then EAP packets from the gateway (MD5, MSCHAPv2, TLS, TTLS, PEAP) |
 //! | `cert_parse`    | a mode byte, then certificates, chains, CRLs, OCSP responses, PEM, keys, signatures      |
 //! | `esp_open`      | a suite byte, then ESP packets: raw, sealed by us, or forged with the SA's keys         |
+//! | `tcp_deframe`   | a control byte (prefix expected, read size), then a TCP stream (RFC 9329 framing)       |
 //!
 //! The profile target (`profile_parse`) lives in the runtime crate (`ikelink::fuzzing`), beside the profile; the
 //! `.sswan` import in the desktop client's crate.
@@ -21,6 +22,7 @@ mod eap_peer;
 mod esp_open;
 mod ike_sa;
 mod seeds;
+mod tcp_deframe;
 mod wire_decode;
 
 pub use cert_parse::cert_parse;
@@ -28,6 +30,7 @@ pub use eap_peer::eap_peer;
 pub use esp_open::esp_open;
 pub use ike_sa::ike_sa;
 pub use seeds::seeds;
+pub use tcp_deframe::tcp_deframe;
 pub use wire_decode::wire_decode;
 
 /// The time base of every target: one `Instant` per process. Test support only: the protocol code itself never

@@ -26,7 +26,22 @@ pub fn seeds() -> Vec<Seed> {
     eap(&mut out);
     cert(&mut out);
     esp(&mut out);
+    tcp(&mut out);
     out
+}
+
+/// TCP streams: IKE and ESP frames, a keepalive, a runt, with and without the prefix, and a broken length.
+fn tcp(out: &mut Vec<Seed>) {
+    let mut stream = vec![0, 10, 0, 0, 0, 0, 1, 2, 3, 4, 0, 3, 0xff, 0, 4, 1, 2];
+    stream.extend_from_slice(&[0, 14, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9, 9, 9]);
+    let mut v = vec![0];
+    v.extend_from_slice(&stream);
+    push(out, "tcp_deframe", "frames", v);
+    let mut v = vec![1 | 2 << 1];
+    v.extend_from_slice(b"IKETCP");
+    v.extend_from_slice(&stream);
+    push(out, "tcp_deframe", "prefixed", v);
+    push(out, "tcp_deframe", "bad-length", vec![0, 0, 1, 0]);
 }
 
 fn push(out: &mut Vec<Seed>, target: &'static str, name: &str, bytes: Vec<u8>) {

@@ -17,6 +17,7 @@ mod reassembly;
 mod redirect;
 mod rekey;
 mod revocation;
+mod stream;
 
 pub use revocation::REVOCATION_FETCH_TIMEOUT;
 
@@ -142,6 +143,8 @@ pub struct SessionInfo {
     pub remote_id: String,
     pub nat: NatStatus,
     pub config: VirtualConfig,
+    /// UDP or TCP (RFC 9329); set by the session, which owns the transport.
+    pub transport: crate::tcp::Transport,
 }
 
 impl SessionInfo {

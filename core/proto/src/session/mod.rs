@@ -11,6 +11,10 @@
 
 #[cfg(test)]
 mod tests;
+mod transport;
+
+use transport::Link;
+pub use transport::{Transport, TransportMode, TransportPolicy, AUTO_UDP_BUDGET, DEFAULT_TCP_PORT, STREAM_RETRY_MAX};
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -90,6 +94,8 @@ pub struct SessionConfig {
     /// Our address towards the gateway (for NAT detection) and our NAT-T port.
     pub local: SocketAddr,
     pub natt_port: u16,
+    /// UDP, TCP (RFC 9329) or `auto`.
+    pub transport: TransportPolicy,
 }
 
 /// A Child SA without its keys.
@@ -161,6 +167,10 @@ pub enum Action {
     Retarget { from: IpAddr, to: IpAddr },
     /// Fetch these CRLs/OCSP answers and answer with [`Session::revocation_fetched`] (with this `spi`).
     FetchRevocation { spi: u64, requests: Vec<RevocationRequest> },
+    /// Open a TCP stream to `to` (RFC 9329: send `IKETCP` first), replacing any other; IKE and ESP go over it
+    /// from now on ([`Session::transport`]). Answer with [`Session::stream_opened`] or
+    /// [`Session::stream_closed`] (also later, when it breaks), with this `id`.
+    OpenStream { id: u64, to: SocketAddr },
 }
 
 /// A name lookup the session waits for.
@@ -204,6 +214,8 @@ pub struct Session {
     candidate: usize,
     failovers: usize,
     actions: VecDeque<Action>,
+    /// UDP or TCP, and the TCP stream.
+    link: Link,
 }
 
 impl Session {
@@ -213,8 +225,9 @@ impl Session {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let gateway = config.gateway;
         let local = config.local;
-        let sa = new_sa(&config, config.ike.clone(), local, gateway, &mut rng, (now, unix_now), now)?;
-        Ok(Session {
+        let transport = Link::initial(config.transport.mode);
+        let sa = new_sa(&config, config.ike.clone(), local, gateway, &mut rng, (now, unix_now), now, transport)?;
+        let mut session = Session {
             config,
             sa,
             retiring: None,
@@ -234,7 +247,10 @@ impl Session {
             candidate: 0,
             failovers: 0,
             actions: VecDeque::new(),
-        })
+            link: Link::new(transport),
+        };
+        session.pick_transport(now);
+        Ok(session)
     }
 
     /// The wall clock now (seconds since 1970), for the certificate checks of the IKE SAs started later.
@@ -268,8 +284,21 @@ impl Session {
     }
 
     /// The next datagram to send: the retiring IKE SA's first, then the current one's.
+    /// Over TCP nothing goes out while the stream is not open: what the IKE SAs queue meanwhile is dropped, and
+    /// their request in flight is sent again once it is ([`Session::stream_opened`]).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.retiring.as_mut().and_then(IkeSa::poll_transmit).or_else(|| self.sa.poll_transmit())
+        if !self.link.can_send() {
+            while self.retiring.as_mut().and_then(IkeSa::poll_transmit).or_else(|| self.sa.poll_transmit()).is_some() {}
+            return None;
+        }
+        loop {
+            let t = self.retiring.as_mut().and_then(IkeSa::poll_transmit).or_else(|| self.sa.poll_transmit())?;
+            // No NAT keepalives over TCP (RFC 9329 §3): the stream has its own, and DPD covers liveness.
+            if self.link.transport == Transport::Tcp && t.payload == crate::esp::udp::NAT_KEEPALIVE {
+                continue;
+            }
+            return Some(t);
+        }
     }
 
     /// The next action, in the order the session decided them.
@@ -287,7 +316,7 @@ impl Session {
         }
         let old = self.retiring.as_ref().and_then(|o| o.poll_timeout()).map(|(t, _)| t);
         let new = self.sa.poll_timeout().map(|(t, _)| t);
-        [old, new].into_iter().flatten().min()
+        [old, new, self.link.deadline()].into_iter().flatten().min()
     }
 
     /// An IKE message from the network, to the IKE SA it belongs to (by the initiator's SPI, RFC 7296 §3.1).
@@ -295,6 +324,7 @@ impl Session {
         if self.finished {
             return;
         }
+        self.stream_heard();
         let spi_i = data.first_chunk::<8>().map(|b| u64::from_be_bytes(*b));
         match self.retiring.as_mut() {
             Some(old) if spi_i == Some(old.spi_i()) => old.handle_datagram(now, data),
@@ -315,6 +345,10 @@ impl Session {
             }
             Some(_) => {}
             None => {
+                self.transport_timeout(now);
+                if self.finished {
+                    return;
+                }
                 if let Some(old) = self.retiring.as_mut() {
                     old.handle_timeout(now);
                 }
@@ -347,7 +381,7 @@ impl Session {
         }
         info!(old = %self.local.ip(), new = %ip, "local address changed");
         self.local.set_ip(ip);
-        if self.reconnect_at.is_none() && self.lookup.is_none() {
+        if self.reconnect_at.is_none() && self.lookup.is_none() && !self.stream_network_changed() {
             self.sa.network_changed(now, SocketAddr::new(ip, self.config.natt_port));
         }
         self.process(now);
@@ -433,6 +467,7 @@ impl Session {
         if self.finished {
             return;
         }
+        self.transport_progress();
         self.process_retiring();
         while let Some(ev) = self.sa.poll_event() {
             let out = match ev {
@@ -452,7 +487,8 @@ impl Session {
                     }
                     continue;
                 }
-                IkeEvent::Established(info) => {
+                IkeEvent::Established(mut info) => {
+                    info.transport = self.link.transport;
                     self.info = Some(info);
                     continue;
                 }
@@ -526,6 +562,7 @@ impl Session {
 
     /// The current IKE SA closed: follow a redirect, fail over, reconnect after a backoff, or end.
     fn sa_closed(&mut self, now: Instant, mut reason: CloseReason) {
+        self.transport_idle();
         if let (CloseReason::Redirected(to), false) = (&reason, self.closing) {
             match self.follow_redirect(now, &to.clone()) {
                 Ok(()) => return,
@@ -644,7 +681,8 @@ impl Session {
         self.gateway = target;
         let mut ike = self.config.ike.clone();
         ike.redirected_from = redirected_from;
-        match new_sa(&self.config, ike, self.local, target, &mut self.rng, self.clock, now) {
+        let transport = self.pick_transport(now);
+        match new_sa(&self.config, ike, self.local, target, &mut self.rng, self.clock, now, transport) {
             Ok(sa) => {
                 info!(attempt = self.attempt, gateway = %target, "reconnecting");
                 self.sa = sa;
@@ -661,7 +699,8 @@ impl Session {
         }
         let mut ike = self.config.ike.clone();
         ike.initial_contact = false;
-        match new_sa(&self.config, ike, self.local, self.gateway, &mut self.rng, self.clock, now) {
+        let transport = self.link.transport;
+        match new_sa(&self.config, ike, self.local, self.gateway, &mut self.rng, self.clock, now, transport) {
             Ok(sa) => {
                 info!(gateway = %self.gateway, "reauthenticating: a new IKE SA while the current one carries traffic");
                 self.retiring = Some(std::mem::replace(&mut self.sa, sa));
@@ -671,16 +710,22 @@ impl Session {
     }
 }
 
-/// A new IKE SA with a fresh seed from `rng` and the wall clock carried forward from `clock`.
+/// A new IKE SA with a fresh seed from `rng` and the wall clock carried forward from `clock`. Over TCP it does
+/// not fragment (RFC 9329 §7: the stream carries messages of any size).
+#[allow(clippy::too_many_arguments)]
 fn new_sa(
     config: &SessionConfig,
-    ike: IkeConfig,
+    mut ike: IkeConfig,
     local: SocketAddr,
     gateway: SocketAddr,
     rng: &mut ChaCha20Rng,
     clock: (Instant, u64),
     now: Instant,
+    transport: Transport,
 ) -> Result<IkeSa, IkeError> {
+    if transport == Transport::Tcp {
+        ike.fragment_mtu = 0;
+    }
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let mut sa = IkeSa::new(ike, local, gateway, now, seed)?;

@@ -32,6 +32,7 @@ enum Seen {
     Remove,
     Retarget(IpAddr),
     Fetch,
+    OpenStream,
 }
 
 struct Sim {
@@ -50,11 +51,18 @@ struct Sim {
     fetches: Vec<(Instant, u64)>,
     seq: u64,
     steps: usize,
+    /// The TCP stream that is open (RFC 9329), one being opened, and what the path lets through.
+    stream: Option<u64>,
+    opening: Option<(Instant, u64)>,
+    udp_blocked: bool,
+    tcp_blocked: bool,
+    /// The gateway accepts each stream and closes it at once (pluto without the kernel's espintcp).
+    tcp_reset: bool,
 }
 
 enum Hop {
-    ToGateway { gw: usize, port: u16, src: SocketAddr, ike: Vec<u8> },
-    ToSession { ike: Vec<u8> },
+    ToGateway { gw: usize, port: u16, src: SocketAddr, ike: Vec<u8>, stream: Option<u64> },
+    ToSession { ike: Vec<u8>, stream: Option<u64> },
 }
 
 fn session_config(ike: IkeConfig, backups: &[&str]) -> SessionConfig {
@@ -66,6 +74,7 @@ fn session_config(ike: IkeConfig, backups: &[&str]) -> SessionConfig {
         reconnect: Some(ReconnectPolicy::default()),
         local: INITIATOR,
         natt_port: INITIATOR_NATT.port(),
+        transport: TransportPolicy::default(),
     }
 }
 
@@ -102,7 +111,23 @@ impl Sim {
             fetches: Vec::new(),
             seq: 0,
             steps: 0,
+            stream: None,
+            opening: None,
+            udp_blocked: false,
+            tcp_blocked: false,
+            tcp_reset: false,
         }
+    }
+
+    /// The path cuts the TCP stream: the runtime reports it broken.
+    fn cut_stream(&mut self) {
+        if let Some(id) = self.stream.take() {
+            self.session.stream_closed(self.now, id);
+        }
+    }
+
+    fn streams_opened(&self) -> Vec<Duration> {
+        self.log.iter().filter(|(_, s)| matches!(s, Seen::OpenStream)).map(|(t, _)| *t).collect()
     }
 
     fn elapsed(&self) -> Duration {
@@ -118,18 +143,32 @@ impl Sim {
     fn collect(&mut self) {
         while let Some(t) = self.session.poll_transmit() {
             let (src, ike) = match t.socket {
-                SocketKind::Ike => (INITIATOR, t.payload),
+                SocketKind::Ike => (INITIATOR, t.payload.clone()),
                 SocketKind::NatT => (INITIATOR_NATT, t.payload.get(4..).unwrap_or_default().to_vec()),
             };
             let gw = self.gateways.iter().position(|g| g.addr().ip() == t.remote.ip());
+            let tcp = self.session.transport() == Transport::Tcp;
+            assert!(!tcp || self.stream.is_some(), "sent over TCP without a stream");
+            if tcp && t.payload == [0xff] {
+                panic!("a NAT keepalive over TCP");
+            }
             if let Some(gw) = gw {
-                self.send(Hop::ToGateway { gw, port: t.remote.port(), src, ike });
+                if tcp {
+                    // Over the stream, to the gateway's TCP port; the gateway answers on it.
+                    self.send(Hop::ToGateway { gw, port: 4500, src: INITIATOR_NATT, ike, stream: self.stream });
+                } else if !self.udp_blocked {
+                    self.send(Hop::ToGateway { gw, port: t.remote.port(), src, ike, stream: None });
+                }
             }
         }
         for i in 0..self.gateways.len() {
             while let Some(t) = self.gateways[i].poll_transmit() {
                 let ike = if t.from_port == 4500 { t.payload.get(4..).unwrap_or_default().to_vec() } else { t.payload };
-                self.send(Hop::ToSession { ike });
+                let stream = if self.session.transport() == Transport::Tcp { self.stream } else { None };
+                if stream.is_none() && self.udp_blocked {
+                    continue;
+                }
+                self.send(Hop::ToSession { ike, stream });
             }
         }
         while let Some(a) = self.session.poll_action() {
@@ -148,6 +187,12 @@ impl Sim {
                     self.fetches.push((self.now + LATENCY, spi));
                     Seen::Fetch
                 }
+                Action::OpenStream { id, to } => {
+                    assert_eq!(to.port(), DEFAULT_TCP_PORT);
+                    self.stream = None;
+                    self.opening = Some((self.now + LATENCY, id));
+                    Seen::OpenStream
+                }
             };
             self.log.push((at, seen));
         }
@@ -165,6 +210,7 @@ impl Sim {
             self.lookup.as_ref().map(|l| (l.0, 1)),
             fetch.map(|t| (t, 2)),
             self.session.poll_timeout().map(|t| (t, 3)),
+            self.opening.map(|o| (o.0, 4)),
         ];
         let Some((at, kind)) = candidates.into_iter().flatten().min() else { return false };
         self.now = self.now.max(at);
@@ -173,8 +219,25 @@ impl Sim {
                 let Some((_, i)) = delivery else { return false };
                 let (_, _, hop) = self.in_flight.swap_remove(i);
                 match hop {
-                    Hop::ToGateway { gw, port, src, ike } => self.gateways[gw].handle(src, port, &ike),
-                    Hop::ToSession { ike } => self.session.handle_datagram(self.now, &ike),
+                    // What was on a stream that broke since is gone.
+                    Hop::ToGateway { stream: Some(id), .. } | Hop::ToSession { stream: Some(id), .. }
+                        if self.stream != Some(id) => {}
+                    Hop::ToGateway { gw, port, src, ike, .. } => self.gateways[gw].handle(src, port, &ike),
+                    Hop::ToSession { ike, .. } => self.session.handle_datagram(self.now, &ike),
+                }
+            }
+            4 => {
+                if let Some((_, id)) = self.opening.take() {
+                    if self.tcp_blocked {
+                        self.session.stream_closed(self.now, id);
+                    } else {
+                        self.stream = Some(id);
+                        self.session.stream_opened(self.now, id, INITIATOR_NATT);
+                        if self.tcp_reset {
+                            self.collect();
+                            self.cut_stream();
+                        }
+                    }
                 }
             }
             1 => {
@@ -460,4 +523,121 @@ fn disconnect_while_waiting_to_reconnect_ends_at_once() {
     assert_eq!(sim.closed(), Some(&CloseReason::Local));
     assert!(sim.session.poll_transmit().is_none());
     assert!(sim.session.poll_timeout().is_none());
+}
+
+fn transport_config(mode: TransportMode) -> SessionConfig {
+    let mut ike = default_config();
+    ike.dpd = Some(Duration::from_secs(30));
+    ike.keepalive = Some(Duration::from_secs(20));
+    let mut c = session_config(ike, &[]);
+    c.transport.mode = mode;
+    c
+}
+
+fn connected_transport(sim: &Sim) -> Vec<Transport> {
+    sim.events()
+        .filter_map(|e| match e {
+            Event::Connected { info, .. } => Some(info.transport),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `transport = "tcp"`: the stream is opened first, nothing is sent before it is open, IKE goes over it (no
+/// NAT keepalives, the simulator panics on one), and the connection reports TCP.
+#[test]
+fn tcp_transport_connects_over_one_stream() {
+    let mut sim = Sim::new(transport_config(TransportMode::Tcp), gateways(ResponderConfig::default()));
+    sim.udp_blocked = true;
+    assert!(sim.run_until(|s| s.connected() == 1));
+    assert_eq!(connected_transport(&sim), vec![Transport::Tcp]);
+    assert_eq!(sim.streams_opened(), vec![Duration::ZERO]);
+    // A minute of idle: DPD over the stream, still one stream, no reconnect.
+    let until = sim.now + Duration::from_secs(65);
+    sim.run_until(|s| s.now >= until);
+    assert_eq!(sim.streams_opened().len(), 1);
+    assert!(sim.reconnecting().is_empty());
+}
+
+/// `auto`: a path that drops UDP costs the documented budget, then TCP carries the session; the choice is
+/// remembered for this network, so the reconnect after the gateway died goes straight to TCP.
+#[test]
+fn auto_falls_back_to_tcp_and_remembers_the_choice() {
+    let mut sim = Sim::new(transport_config(TransportMode::Auto), gateways(ResponderConfig::default()));
+    sim.udp_blocked = true;
+    assert!(sim.run_until(|s| s.connected() == 1));
+    assert_eq!(connected_transport(&sim), vec![Transport::Tcp]);
+    let opened = sim.streams_opened();
+    assert_eq!(opened, vec![AUTO_UDP_BUDGET], "switched to TCP exactly when the budget ran out");
+    sim.gateways[0].config.silent = true;
+    assert!(sim.run_until(|s| !s.reconnecting().is_empty()));
+    let lost = sim.elapsed();
+    sim.gateways[0].config.silent = false;
+    assert!(sim.run_until(|s| s.connected() == 2));
+    assert_eq!(connected_transport(&sim), vec![Transport::Tcp, Transport::Tcp]);
+    let opened = sim.streams_opened();
+    let reconnect_stream = opened.iter().find(|t| **t > lost).copied().expect("a new stream");
+    // Straight to TCP: within the reconnect delay (1 s ± 20%), not after another UDP budget.
+    assert!(reconnect_stream - lost <= Duration::from_millis(1300), "{:?}", reconnect_stream - lost);
+}
+
+/// `auto` on a path where UDP works: no stream at all.
+#[test]
+fn auto_uses_udp_when_it_answers() {
+    let mut sim = Sim::new(transport_config(TransportMode::Auto), gateways(ResponderConfig::default()));
+    assert!(sim.run_until(|s| s.connected() == 1));
+    assert_eq!(connected_transport(&sim), vec![Transport::Udp]);
+    let until = sim.now + Duration::from_secs(30);
+    sim.run_until(|s| s.now >= until);
+    assert!(sim.streams_opened().is_empty());
+}
+
+/// A stream cut mid-session is opened again at once and a liveness check goes over the new one: the IKE SA
+/// stays (no reconnect). While the path refuses TCP, new streams are tried with a bounded backoff; once the
+/// DPD gives up the session reconnects as usual, and gets back on a new stream.
+#[test]
+fn a_cut_stream_is_reopened_and_the_ike_sa_kept() {
+    let mut sim = Sim::new(transport_config(TransportMode::Tcp), gateways(ResponderConfig::default()));
+    assert!(sim.run_until(|s| s.connected() == 1));
+    let spi = sim.session.ike_sa().spi_i();
+    let cut_at = sim.elapsed();
+    sim.cut_stream();
+    let until = sim.now + Duration::from_secs(5);
+    sim.run_until(|s| s.now >= until);
+    let opened = sim.streams_opened();
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert!(opened[1] - cut_at <= Duration::from_millis(20), "reopened at once: {opened:?}");
+    assert_eq!(sim.session.ike_sa().spi_i(), spi, "the same IKE SA");
+    assert_eq!(sim.session.ike_sa().state(), State::Established);
+    assert!(!sim.session.ike_sa().poll_timeout().is_some_and(|(_, t)| t == crate::ike::Timer::Retransmit));
+    assert!(sim.reconnecting().is_empty());
+
+    // The path refuses TCP for a while: bounded retries (0, 1, 2, 4, 8, 10, 10 ... s apart; each reconnect opens one too).
+    sim.tcp_blocked = true;
+    let before = sim.streams_opened().len();
+    sim.cut_stream();
+    let until = sim.now + Duration::from_secs(60);
+    sim.run_until(|s| s.now >= until);
+    let tries = sim.streams_opened().len() - before;
+    // Backoff within the IKE SA, then the reconnects (DPD gave up) each open one: no storm.
+    assert!((5..=16).contains(&tries), "{tries} stream attempts in a minute");
+    sim.tcp_blocked = false;
+    assert!(sim.run_until(|s| s.connected() == 2));
+    assert_eq!(connected_transport(&sim), vec![Transport::Tcp, Transport::Tcp]);
+}
+
+/// A gateway that accepts every stream and closes it at once (pluto on a kernel without espintcp) gets a
+/// bounded number of new streams: the backoff only starts over once the gateway answered on one.
+#[test]
+fn a_gateway_that_closes_every_stream_is_not_reconnected_in_a_loop() {
+    let mut sim = Sim::new(transport_config(TransportMode::Tcp), gateways(ResponderConfig::default()));
+    sim.tcp_reset = true;
+    sim.run_until(|s| s.session.is_finished());
+    let opened = sim.streams_opened();
+    // IKE_SA_INIT's retransmissions run out (about 2 minutes); 0, 1, 2, 4, 8, 10, 10... s apart.
+    assert!(matches!(sim.closed(), Some(CloseReason::Error(IkeError::Timeout { .. }))), "{:?}", sim.closed());
+    assert!(opened.len() <= 20, "{} streams: {opened:?}", opened.len());
+    for w in opened.windows(3) {
+        assert!(w[2] - w[0] >= Duration::from_secs(1), "no storm: {opened:?}");
+    }
 }

@@ -4587,6 +4587,12 @@ data class SessionDetails (
      * the gateway did not use it).
      */
     var `ppk`: kotlin.String
+    , 
+    /**
+     * What carries IKE and ESP: "udp", or "tcp" (RFC 9329; the profile's `gateway.transport`, with "auto"
+     * the one that answered).
+     */
+    var `transport`: kotlin.String
     
 ){
     
@@ -4617,6 +4623,7 @@ public object FfiConverterTypeSessionDetails: FfiConverterRustBuffer<SessionDeta
             FfiConverterSequenceString.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
@@ -4634,7 +4641,8 @@ public object FfiConverterTypeSessionDetails: FfiConverterRustBuffer<SessionDeta
             FfiConverterBoolean.allocationSize(value.`behindNat`) +
             FfiConverterSequenceString.allocationSize(value.`additionalKeyExchanges`) +
             FfiConverterBoolean.allocationSize(value.`pqFallback`) +
-            FfiConverterString.allocationSize(value.`ppk`)
+            FfiConverterString.allocationSize(value.`ppk`) +
+            FfiConverterString.allocationSize(value.`transport`)
     )
 
     override fun write(value: SessionDetails, buf: ByteBuffer) {
@@ -4652,6 +4660,7 @@ public object FfiConverterTypeSessionDetails: FfiConverterRustBuffer<SessionDeta
             FfiConverterSequenceString.write(value.`additionalKeyExchanges`, buf)
             FfiConverterBoolean.write(value.`pqFallback`, buf)
             FfiConverterString.write(value.`ppk`, buf)
+            FfiConverterString.write(value.`transport`, buf)
     }
 }
 

@@ -369,6 +369,7 @@ impl IkeSa {
             remote_id,
             nat: self.nat,
             config,
+            transport: Default::default(),
         };
         self.mobike = self.config.mobike && notify_of(r.payloads, NotifyType::MOBIKE_SUPPORTED).is_some();
         self.set_state(State::Established);

@@ -369,6 +369,14 @@ impl Exchange {
         None
     }
 
+    /// Send the request in flight again now, without counting it as a retransmission (a new TCP stream,
+    /// RFC 9329 §6). `false` without one.
+    pub fn resend(&mut self) -> bool {
+        let Some(msgs) = self.pending.as_ref().map(|p| p.message.clone()) else { return false };
+        self.emit_all(msgs);
+        true
+    }
+
     /// Which of our requests a response answers (§2.2: the one in flight, by message ID).
     pub fn response_to(&self, h: &Header) -> Result<RequestKind, Handling> {
         let p = self.pending.as_ref().ok_or(Handling::Drop("response without a request".into()))?;

@@ -6,6 +6,7 @@
 mod fragmentation_tests;
 #[cfg(test)]
 mod hostile_tests;
+mod impairment_tests;
 mod legacy_tests;
 mod liveness_tests;
 #[cfg(test)]
