@@ -30,7 +30,7 @@ class ShellJvmTest {
     fun statusFollowsEveryEvent() {
         val details = SessionDetails(
             "192.0.2.1", "10.3.0.1", null, listOf("10.3.0.53"), listOf("corp.example"),
-            listOf(IpPrefix("0.0.0.0", 0u)), "aes256gcm16-prfsha256-x25519", "aes256gcm16", "me", "vpn", false, listOf(), false, "none",
+            listOf(IpPrefix("0.0.0.0", 0u)), "aes256gcm16-prfsha256-x25519", "aes256gcm16", "me", "vpn", false, listOf(), false, "none", "udp",
         )
         var s = IkelinkStatus()
         s = s.after(VpnEvent.StateChanged(TunnelState.CONNECTING))
