@@ -19,4 +19,6 @@ fn sample_profiles_parse() {
     assert_eq!(peap.excluded().unwrap(), vec![("192.168.1.0".parse().unwrap(), 24)]);
     let psk = Profile::load(&dir.join("psk.toml")).unwrap().resolve().unwrap();
     assert_eq!(psk.gateway.to_string(), "203.0.113.2:500");
+    // The post-quantum sample resolves completely: its ke1_ proposals and PPK are valid.
+    Profile::load(&dir.join("post-quantum.toml")).unwrap().resolve().unwrap();
 }
