@@ -10,24 +10,31 @@ if [ "$(id -u)" != 0 ]; then
   echo "scripts/test.sh needs root (network namespaces and strongSwan); run it with sudo" >&2
   exit 1
 fi
+# Each stage prints its whole-stage wall time (`test.sh: <stage>: N s`), so a slower CI run shows where.
+stage_start=$SECONDS
+stage_done() { echo "test.sh: $1: $((SECONDS - stage_start)) s"; stage_start=$SECONDS; }
 ./scripts/install-deps.sh
 # Every program, plugin and library the tests use must come from a package the install script names.
 ./scripts/check-deps.sh
 # The sans-IO rule: the protocol crate (core/proto) has no runtime dependency and reads no clock, file or socket.
 ./scripts/check-sans-io.sh
+stage_done "install and dependency checks"
 # The same on a freshly debootstrapped Debian 12 (about a minute; IKELINK_FRESH=0 skips it).
 case "${IKELINK_FRESH:-1}" in
   1) ./scripts/fresh-install-test.sh ;;
   full) ./scripts/fresh-install-test.sh --full ;;
 esac
+stage_done "fresh Debian 12 install check"
 export IKELINK_INTEROP=1
 export CARGO_TERM_COLOR=never
 cargo build --workspace --all-targets --locked
+stage_done "build"
 # Windows (Wintun client, and the FFI's desktop client) must keep compiling; only Linux runs here.
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then
   cargo check --workspace --all-targets --locked --target x86_64-pc-windows-gnu
   # ... and the protocol and runtime crates' unit tests pass as Windows programs, under Wine.
   ./scripts/wine-test.sh
+  stage_done "Windows build check and Wine tests"
 else
   echo "test.sh: Rust target x86_64-pc-windows-gnu missing; Windows build check skipped" >&2
 fi
@@ -35,12 +42,14 @@ fi
 kotlinc=target/tools/node_modules/kotlin-compiler/bin/kotlinc
 if [ -x "$kotlinc" ] && [ -d target/tools/android-stubs/android-stubs ]; then
   KOTLINC="$PWD/$kotlinc" android/jvmcheck/run.sh
+  stage_done "Android JVM check"
 else
   # install-deps.sh installs both (npm, pip); a machine without them would pass without checking the shell.
   echo "test.sh: kotlinc or the Android API stubs missing (scripts/install-deps.sh installs them)" >&2
   exit 1
 fi
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2
+stage_done "cargo test (unit, simulator, interop)"
 # Fuzzing (fuzz/, cargo-fuzz on nightly; fuzz/README.md): the committed corpora were replayed above on stable
 # (core/tests/fuzz_corpus.rs, desktop/tests/fuzz_corpus.rs). Here each target also runs for a bounded time
 # (IKELINK_FUZZ_SECONDS, default 20; 0 skips) from a copy of its corpus in target/fuzz-corpus/, so nothing new is
@@ -59,6 +68,7 @@ elif rustup toolchain list 2>/dev/null | grep -q nightly && cargo +nightly fuzz 
     (cd fuzz && cargo +nightly fuzz run -s none "$t" "../target/fuzz-corpus/$t" -- \
       -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -print_final_stats=1)
   done
+  stage_done "fuzz build and runs"
 else
   echo "test.sh: nightly toolchain or cargo-fuzz missing; fuzz runs skipped" >&2
 fi
