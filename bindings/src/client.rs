@@ -127,7 +127,13 @@ impl VpnClient {
             let message = format!("mtu {} is not between {MIN_MTU} and {MAX_MTU}", options.mtu);
             return Err(VpnError::InvalidOptions { reason: message });
         }
-        let checked = profile::check(&profile_toml, options.client_identity, options.gateway_trust, options.secret)?;
+        let checked = profile::check(
+            &profile_toml,
+            options.client_identity,
+            options.gateway_trust,
+            options.secret,
+            options.ppk_secret,
+        )?;
         profile::check_kill_switch(&checked, options.kill_switch_by_os)?;
         let session_options = SessionOptions {
             data_plane: true,

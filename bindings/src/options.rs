@@ -57,6 +57,10 @@ pub struct ConnectOptions {
     /// without `auth.psk`/`auth.password` (or their files).
     #[uniffi(default = None)]
     pub secret: Option<String>,
+    /// The postquantum preshared key (RFC 8784, at least 32 bytes) for the profile's `[ppk] id`, from the app's
+    /// key store, for profiles without `ppk.secret`/`ppk.secret_file` (`ProfileFacts.ppk_id` names it).
+    #[uniffi(default = None)]
+    pub ppk_secret: Option<Vec<u8>>,
     /// The OS drops traffic outside the tunnel: Android always-on VPN with "Block connections without VPN"
     /// (`VpnService.isLockdownEnabled`), Apple `includeAllNetworks`. A profile with `tunnel.kill_switch = true`
     /// is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.

@@ -43,6 +43,11 @@ pub struct ProfileFacts {
     pub secret_in_profile: bool,
     /// `tunnel.kill_switch`: the OS must drop traffic outside the tunnel (`ConnectOptions.kill_switch_by_os`).
     pub kill_switch: bool,
+    /// `ppk.id`: the postquantum preshared key (RFC 8784) the profile uses, if any.
+    pub ppk_id: Option<String>,
+    /// Whether the profile carries the PPK itself (`ppk.secret`/`ppk.secret_file`); otherwise pass
+    /// `ConnectOptions.ppk_secret` when `ppk_id` is set.
+    pub ppk_secret_in_profile: bool,
 }
 
 /// Reads `profile_toml` with the profile parser and reports what the shell needs before connecting. Errors
@@ -57,6 +62,8 @@ pub fn profile_facts(profile_toml: String) -> Result<ProfileFacts, VpnError> {
         auth_method: a.method.clone(),
         secret_in_profile: a.psk.is_some() || a.psk_file.is_some() || a.password.is_some() || a.password_file.is_some(),
         kill_switch: p.tunnel.kill_switch,
+        ppk_id: p.ppk.as_ref().map(|k| k.id.clone()),
+        ppk_secret_in_profile: p.ppk.as_ref().is_some_and(|k| k.secret.is_some() || k.secret_file.is_some()),
     })
 }
 
@@ -65,12 +72,14 @@ pub(crate) fn check(
     identity: Option<ClientIdentity>,
     trust: Option<GatewayTrust>,
     secret: Option<String>,
+    ppk_secret: Option<Vec<u8>>,
 ) -> Result<Checked, VpnError> {
     let profile = Profile::parse(toml).map_err(invalid)?;
     let supplied = Supplied {
         client_credentials: identity.map(client_credentials).transpose()?,
         secret: secret.map(|s| Zeroizing::new(s.into_bytes())),
         gateway_trust: trust.map(gateway_trust).transpose()?,
+        ppk_secret: ppk_secret.map(Zeroizing::new),
     };
     profile.ike_config_with(&supplied).map_err(invalid)?;
     Ok(Checked { profile, supplied })
@@ -145,7 +154,7 @@ mod tests {
 
     /// `check` without a secret from the app.
     fn check(toml: &str, identity: Option<ClientIdentity>, trust: Option<GatewayTrust>) -> Result<Checked, VpnError> {
-        super::check(toml, identity, trust, None)
+        super::check(toml, identity, trust, None, None)
     }
 
     const PSK: &str =
@@ -188,7 +197,9 @@ mod tests {
                 gateway_address: "203.0.113.2".into(),
                 auth_method: "psk".into(),
                 secret_in_profile: true,
-                kill_switch: true
+                kill_switch: true,
+                ppk_id: None,
+                ppk_secret_in_profile: false,
             }
         );
         // Dotted keys and inline tables are TOML too.
@@ -366,13 +377,30 @@ mod tests {
     fn secrets_from_the_key_store() {
         let no_psk = PSK.replace("psk = \"secret\"\n", "");
         let secret = || Some("a pre-shared key from the key store".to_string());
-        let r = super::check(&no_psk, None, None, secret()).and_then(|c| c.resolve(None)).unwrap();
+        let r = super::check(&no_psk, None, None, secret(), None).and_then(|c| c.resolve(None)).unwrap();
         assert!(matches!(&r.ike.auth, AuthConfig::Psk(k) if k.as_slice() == b"a pre-shared key from the key store"));
-        let e = super::check(PSK, None, None, secret()).err().unwrap();
+        let e = super::check(PSK, None, None, secret(), None).err().unwrap();
         assert!(matches!(&e, VpnError::InvalidProfile { reason } if reason.starts_with("auth.psk")), "{e:?}");
         let (identity, _) = pem_identity();
-        let e = super::check(CERT, Some(identity), None, secret()).err().unwrap();
+        let e = super::check(CERT, Some(identity), None, secret(), None).err().unwrap();
         assert!(matches!(&e, VpnError::InvalidProfile { reason } if reason.starts_with("auth.method")), "{e:?}");
+    }
+
+    // Issue 14: the postquantum PPK from the app's key store, for a profile that names only its id.
+    #[test]
+    fn ppk_from_the_key_store() {
+        let ppk_id_only = format!("{PSK}[ppk]\nid = \"pq-1\"\n");
+        let f = profile_facts(ppk_id_only.clone()).unwrap();
+        assert_eq!((f.ppk_id.as_deref(), f.ppk_secret_in_profile), (Some("pq-1"), false));
+        let key = || Some(vec![0x42; 32]);
+        let r = super::check(&ppk_id_only, None, None, None, key()).and_then(|c| c.resolve(None)).unwrap();
+        let ppk = r.ike.ppk.unwrap();
+        assert_eq!((ppk.id.as_slice(), ppk.secret.as_slice(), ppk.required), (&b"pq-1"[..], &[0x42; 32][..], true));
+        // No key anywhere, a short key, or a key with nowhere to go: refused before connecting, naming the field.
+        for (toml, key) in [(ppk_id_only.as_str(), None), (&ppk_id_only, Some(vec![1; 16])), (PSK, key())] {
+            let e = super::check(toml, None, None, None, key).err().unwrap();
+            assert!(matches!(&e, VpnError::InvalidProfile { reason } if reason.starts_with("ppk")), "{e:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,13 @@ public struct IkelinkProfileInfo: Equatable, Sendable {
     public var secretInProfile: Bool
     /// `tunnel.kill_switch = true`: the configuration must have `includeAllNetworks` set.
     public var killSwitch: Bool
+    /// `ppk.id`: the postquantum preshared key (RFC 8784) the profile uses, if any.
+    public var ppkId: String?
+    /// `ppk.secret` or `ppk.secret_file` is in the profile.
+    public var ppkSecretInProfile: Bool
+
+    /// Whether the profile needs its PPK from the Keychain (`ConnectOptions.ppkSecret`).
+    public var needsPpkSecret: Bool { ppkId != nil && !ppkSecretInProfile }
 
     /// Whether the profile needs a PSK or EAP password from the Keychain (`ConnectOptions.secret`).
     public var needsSecret: Bool {
@@ -27,5 +34,7 @@ public struct IkelinkProfileInfo: Equatable, Sendable {
         authMethod = facts.authMethod
         secretInProfile = facts.secretInProfile
         killSwitch = facts.killSwitch
+        ppkId = facts.ppkId
+        ppkSecretInProfile = facts.ppkSecretInProfile
     }
 }

@@ -83,6 +83,12 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
         return try IkelinkSecretStore.secret(persistentReference: reference)
     }
 
+    /// The postquantum preshared key (RFC 8784, at least 32 bytes) for a profile whose `[ppk]` has an `id` but no
+    /// secret (`profile.needsPpkSecret`): override to read it from the Keychain. nil: the profile must carry it.
+    open func ppkSecret(profile: IkelinkProfileInfo, options: [String: NSObject]?) throws -> Data? {
+        nil
+    }
+
     /// Ikelink's log level for the unified log (`.off`: no log sink).
     open var logLevel: LogLevel { .info }
 
@@ -163,6 +169,9 @@ open class IkelinkPacketTunnelProvider: NEPacketTunnelProvider {
             connect.killSwitchByOs = protocolConfiguration.includeAllNetworks
             if connect.secret == nil {
                 connect.secret = try secret(profile: info, options: options)
+            }
+            if connect.ppkSecret == nil, info.needsPpkSecret {
+                connect.ppkSecret = try ppkSecret(profile: info, options: options)
             }
             try client.connect(profileToml: profile, options: connect)
         } catch {

@@ -2438,6 +2438,11 @@ public struct ConnectOptions {
      */
     public var secret: String?
     /**
+     * The postquantum preshared key (RFC 8784, at least 32 bytes) for the profile's `[ppk] id`, from the app's
+     * key store, for profiles without `ppk.secret`/`ppk.secret_file` (`ProfileFacts.ppk_id` names it).
+     */
+    public var ppkSecret: Data?
+    /**
      * The OS drops traffic outside the tunnel: Android always-on VPN with "Block connections without VPN"
      * (`VpnService.isLockdownEnabled`), Apple `includeAllNetworks`. A profile with `tunnel.kill_switch = true`
      * is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
@@ -2474,6 +2479,10 @@ public struct ConnectOptions {
          * without `auth.psk`/`auth.password` (or their files).
          */secret: String? = nil, 
         /**
+         * The postquantum preshared key (RFC 8784, at least 32 bytes) for the profile's `[ppk] id`, from the app's
+         * key store, for profiles without `ppk.secret`/`ppk.secret_file` (`ProfileFacts.ppk_id` names it).
+         */ppkSecret: Data? = nil, 
+        /**
          * The OS drops traffic outside the tunnel: Android always-on VPN with "Block connections without VPN"
          * (`VpnService.isLockdownEnabled`), Apple `includeAllNetworks`. A profile with `tunnel.kill_switch = true`
          * is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
@@ -2488,6 +2497,7 @@ public struct ConnectOptions {
         self.clientIdentity = clientIdentity
         self.gatewayTrust = gatewayTrust
         self.secret = secret
+        self.ppkSecret = ppkSecret
         self.killSwitchByOs = killSwitchByOs
         self.resolver = resolver
     }
@@ -2515,6 +2525,7 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
                 clientIdentity: FfiConverterOptionTypeClientIdentity.read(from: &buf), 
                 gatewayTrust: FfiConverterOptionTypeGatewayTrust.read(from: &buf), 
                 secret: FfiConverterOptionString.read(from: &buf), 
+                ppkSecret: FfiConverterOptionData.read(from: &buf), 
                 killSwitchByOs: FfiConverterBool.read(from: &buf), 
                 resolver: FfiConverterOptionTypeNameResolver.read(from: &buf)
         )
@@ -2528,6 +2539,7 @@ public struct FfiConverterTypeConnectOptions: FfiConverterRustBuffer {
         FfiConverterOptionTypeClientIdentity.write(value.clientIdentity, into: &buf)
         FfiConverterOptionTypeGatewayTrust.write(value.gatewayTrust, into: &buf)
         FfiConverterOptionString.write(value.secret, into: &buf)
+        FfiConverterOptionData.write(value.ppkSecret, into: &buf)
         FfiConverterBool.write(value.killSwitchByOs, into: &buf)
         FfiConverterOptionTypeNameResolver.write(value.resolver, into: &buf)
     }
@@ -2629,6 +2641,15 @@ public struct ProfileFacts: Equatable, Hashable {
      * `tunnel.kill_switch`: the OS must drop traffic outside the tunnel (`ConnectOptions.kill_switch_by_os`).
      */
     public var killSwitch: Bool
+    /**
+     * `ppk.id`: the postquantum preshared key (RFC 8784) the profile uses, if any.
+     */
+    public var ppkId: String?
+    /**
+     * Whether the profile carries the PPK itself (`ppk.secret`/`ppk.secret_file`); otherwise pass
+     * `ConnectOptions.ppk_secret` when `ppk_id` is set.
+     */
+    public var ppkSecretInProfile: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2645,11 +2666,20 @@ public struct ProfileFacts: Equatable, Hashable {
          */secretInProfile: Bool, 
         /**
          * `tunnel.kill_switch`: the OS must drop traffic outside the tunnel (`ConnectOptions.kill_switch_by_os`).
-         */killSwitch: Bool) {
+         */killSwitch: Bool, 
+        /**
+         * `ppk.id`: the postquantum preshared key (RFC 8784) the profile uses, if any.
+         */ppkId: String?, 
+        /**
+         * Whether the profile carries the PPK itself (`ppk.secret`/`ppk.secret_file`); otherwise pass
+         * `ConnectOptions.ppk_secret` when `ppk_id` is set.
+         */ppkSecretInProfile: Bool) {
         self.gatewayAddress = gatewayAddress
         self.authMethod = authMethod
         self.secretInProfile = secretInProfile
         self.killSwitch = killSwitch
+        self.ppkId = ppkId
+        self.ppkSecretInProfile = ppkSecretInProfile
     }
 
     
@@ -2671,7 +2701,9 @@ public struct FfiConverterTypeProfileFacts: FfiConverterRustBuffer {
                 gatewayAddress: FfiConverterString.read(from: &buf), 
                 authMethod: FfiConverterString.read(from: &buf), 
                 secretInProfile: FfiConverterBool.read(from: &buf), 
-                killSwitch: FfiConverterBool.read(from: &buf)
+                killSwitch: FfiConverterBool.read(from: &buf), 
+                ppkId: FfiConverterOptionString.read(from: &buf), 
+                ppkSecretInProfile: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2680,6 +2712,8 @@ public struct FfiConverterTypeProfileFacts: FfiConverterRustBuffer {
         FfiConverterString.write(value.authMethod, into: &buf)
         FfiConverterBool.write(value.secretInProfile, into: &buf)
         FfiConverterBool.write(value.killSwitch, into: &buf)
+        FfiConverterOptionString.write(value.ppkId, into: &buf)
+        FfiConverterBool.write(value.ppkSecretInProfile, into: &buf)
     }
 }
 
@@ -4132,6 +4166,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

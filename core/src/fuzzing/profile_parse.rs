@@ -62,5 +62,6 @@ fn supplied(p: &Profile, secret_file: bool) -> Supplied {
         gateway_trust: (p.gateway_auth_kind() == "cert").then(|| {
             SuppliedTrust::CaCertificates(vec![CertificateDer::from(ikelink_proto::fuzzing::pki::CA.to_vec())])
         }),
+        ppk_secret: (secret_file && p.ppk.is_some()).then(|| Zeroizing::new([0x5a; 32].to_vec())),
     }
 }

@@ -29,6 +29,9 @@ pub struct Supplied {
     pub secret: Option<Zeroizing<Vec<u8>>>,
     /// How the gateway's certificate is trusted, instead of `gateway.ca` or the system store.
     pub gateway_trust: Option<SuppliedTrust>,
+    /// The postquantum preshared key (RFC 8784) for the profile's `[ppk] id`, from a key store, instead of
+    /// `ppk.secret`/`ppk.secret_file`.
+    pub ppk_secret: Option<Zeroizing<Vec<u8>>>,
 }
 
 /// Trust in the gateway's certificate, as an app supplies it.
@@ -68,6 +71,7 @@ impl std::fmt::Debug for Supplied {
             .field("client_credentials", &self.client_credentials)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("gateway_trust", &self.gateway_trust)
+            .field("ppk_secret", &self.ppk_secret.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }

@@ -150,11 +150,22 @@ fn decode_hex(h: &[u8]) -> Option<Vec<u8>> {
 
 impl PpkSection {
     /// The PPK for the IKE SA; at least 32 bytes (RFC 8784 §6 asks for enough entropy).
-    fn resolve(&self) -> Result<crate::ike::Ppk, ProfileError> {
+    /// `supplied` is the app's key (already bytes: no `0x` decoding), used when the profile has none.
+    fn resolve(&self, supplied: Option<&Zeroizing<Vec<u8>>>) -> Result<crate::ike::Ppk, ProfileError> {
         if self.id.is_empty() {
             return Err(field("ppk.id", "must not be empty"));
         }
+        if supplied.is_some() && (self.secret.is_some() || self.secret_file.is_some()) {
+            return Err(field("ppk.secret", "give the PPK either in the profile or from the app"));
+        }
         let raw = match (&self.secret, &self.secret_file) {
+            (None, None) if supplied.is_some() => {
+                let secret = supplied.cloned().unwrap_or_default();
+                if secret.len() < 32 {
+                    return Err(field("ppk.secret", "the app's PPK must be at least 32 bytes (RFC 8784 §6)"));
+                }
+                return Ok(crate::ike::Ppk { id: self.id.as_bytes().to_vec(), secret, required: self.required });
+            }
             (Some(s), None) => Zeroizing::new(s.as_bytes().to_vec()),
             (None, Some(f)) => {
                 let mut v =
@@ -164,7 +175,7 @@ impl PpkSection {
                 }
                 v
             }
-            _ => return Err(field("ppk.secret", "give either secret or secret_file")),
+            _ => return Err(field("ppk.secret", "give either secret or secret_file (or the PPK from the app)")),
         };
         let secret = match raw.strip_prefix(b"0x") {
             Some(h) => Zeroizing::new(
@@ -657,7 +668,13 @@ impl Profile {
             initial_contact: true,
             fragment_mtu,
             pq_fallback: self.ike.pq_fallback,
-            ppk: self.ppk.as_ref().map(PpkSection::resolve).transpose()?,
+            ppk: match &self.ppk {
+                Some(p) => Some(p.resolve(supplied.ppk_secret.as_ref())?),
+                None if supplied.ppk_secret.is_some() => {
+                    return Err(field("ppk", "the app supplied a PPK, but the profile has no [ppk] section (id)"))
+                }
+                None => None,
+            },
         })
     }
 }
@@ -814,6 +831,68 @@ psk = "secret"
         assert!(e.contains("gateway.transport"), "{e}");
         let e = Profile::parse(&with("tcp_port = 0")).unwrap().transport().unwrap_err().to_string();
         assert!(e.contains("gateway.tcp_port"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod ppk_tests {
+    use super::*;
+
+    const BASE: &str = "[gateway]\naddress = \"203.0.113.2\"\n[local]\nid = \"c@ikelink.test\"\n[auth]\nmethod = \"psk\"\npsk = \"secret\"\n";
+    const HEX: &str = "0x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    fn with(ppk: &str) -> Profile {
+        Profile::parse(&format!("{BASE}[ppk]\n{ppk}\n")).unwrap()
+    }
+
+    fn app(key: &[u8]) -> Supplied {
+        Supplied { ppk_secret: Some(Zeroizing::new(key.to_vec())), ..Default::default() }
+    }
+
+    fn err(r: Result<IkeConfig, ProfileError>) -> String {
+        r.err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn profile_secret_hex_text_and_required_default() {
+        let ppk = with(&format!("id = \"k1\"\nsecret = \"{HEX}\"")).ike_config().unwrap().ppk.unwrap();
+        assert_eq!(
+            (ppk.id.as_slice(), ppk.secret.as_slice(), ppk.required),
+            (&b"k1"[..], &(0..32).collect::<Vec<u8>>()[..], true)
+        );
+        let ppk = with("id = \"k1\"\nsecret = \"a passphrase of thirty-two bytes!\"\nrequired = false")
+            .ike_config()
+            .unwrap()
+            .ppk
+            .unwrap();
+        assert_eq!((ppk.secret.len(), ppk.required), (33, false));
+        assert!(err(with("id = \"k1\"\nsecret = \"0x0001\"").ike_config()).contains("at least 32 bytes"));
+        assert!(err(with("id = \"k1\"\nsecret = \"0xzz\"").ike_config()).contains("hex"));
+        assert!(err(with("id = \"\"\nsecret = \"0x00\"").ike_config()).contains("ppk.id"));
+        assert!(err(with("id = \"k1\"").ike_config()).contains("ppk.secret"));
+    }
+
+    /// Apps keep the PPK in their key store (ConnectOptions.ppk_secret): used when the profile has none,
+    /// refused when both give one or when there is no `[ppk] id` to send with it.
+    #[test]
+    fn app_supplied_key() {
+        let ppk = with("id = \"k1\"").ike_config_with(&app(&[7; 32])).unwrap().ppk.unwrap();
+        assert_eq!((ppk.id.as_slice(), ppk.secret.as_slice()), (&b"k1"[..], &[7u8; 32][..]));
+        // Bytes as given: no `0x` decoding of a key store's value.
+        let ppk = with("id = \"k1\"").ike_config_with(&app(HEX.as_bytes())).unwrap().ppk.unwrap();
+        assert_eq!(ppk.secret.len(), HEX.len());
+        assert!(err(with("id = \"k1\"").ike_config_with(&app(&[7; 31]))).contains("at least 32 bytes"));
+        assert!(err(with(&format!("id = \"k1\"\nsecret = \"{HEX}\"")).ike_config_with(&app(&[7; 32])))
+            .contains("either in the profile or from the app"));
+        assert!(err(Profile::parse(BASE).unwrap().ike_config_with(&app(&[7; 32]))).contains("no [ppk] section"));
+        assert!(Profile::parse(BASE).unwrap().ike_config().unwrap().ppk.is_none());
+    }
+
+    #[test]
+    fn debug_output_has_no_key() {
+        let p = with(&format!("id = \"k1\"\nsecret = \"{HEX}\""));
+        let shown = format!("{:?} {:?}", p.ppk, app(b"a key store secret of 32 bytes!!"));
+        assert!(!shown.contains("0x0001") && !shown.contains("key store secret"), "{shown}");
     }
 }
 

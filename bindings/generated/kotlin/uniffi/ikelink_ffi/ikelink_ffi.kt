@@ -4348,6 +4348,12 @@ data class ConnectOptions (
     var `secret`: kotlin.String? = null 
     , 
     /**
+     * The postquantum preshared key (RFC 8784, at least 32 bytes) for the profile's `[ppk] id`, from the app's
+     * key store, for profiles without `ppk.secret`/`ppk.secret_file` (`ProfileFacts.ppk_id` names it).
+     */
+    var `ppkSecret`: kotlin.ByteArray? = null 
+    , 
+    /**
      * The OS drops traffic outside the tunnel: Android always-on VPN with "Block connections without VPN"
      * (`VpnService.isLockdownEnabled`), Apple `includeAllNetworks`. A profile with `tunnel.kill_switch = true`
      * is refused unless this is true: Ikelink cannot enforce a kill switch itself on these platforms.
@@ -4376,6 +4382,7 @@ data class ConnectOptions (
         this.`clientIdentity`,
         this.`gatewayTrust`,
         this.`secret`,
+        this.`ppkSecret`,
         this.`killSwitchByOs`,
         this.`resolver`
     )
@@ -4397,6 +4404,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterOptionalTypeClientIdentity.read(buf),
             FfiConverterOptionalTypeGatewayTrust.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalByteArray.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalTypeNameResolver.read(buf),
         )
@@ -4410,6 +4418,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterOptionalTypeClientIdentity.allocationSize(value.`clientIdentity`) +
             FfiConverterOptionalTypeGatewayTrust.allocationSize(value.`gatewayTrust`) +
             FfiConverterOptionalString.allocationSize(value.`secret`) +
+            FfiConverterOptionalByteArray.allocationSize(value.`ppkSecret`) +
             FfiConverterBoolean.allocationSize(value.`killSwitchByOs`) +
             FfiConverterOptionalTypeNameResolver.allocationSize(value.`resolver`)
     )
@@ -4422,6 +4431,7 @@ public object FfiConverterTypeConnectOptions: FfiConverterRustBuffer<ConnectOpti
             FfiConverterOptionalTypeClientIdentity.write(value.`clientIdentity`, buf)
             FfiConverterOptionalTypeGatewayTrust.write(value.`gatewayTrust`, buf)
             FfiConverterOptionalString.write(value.`secret`, buf)
+            FfiConverterOptionalByteArray.write(value.`ppkSecret`, buf)
             FfiConverterBoolean.write(value.`killSwitchByOs`, buf)
             FfiConverterOptionalTypeNameResolver.write(value.`resolver`, buf)
     }
@@ -4496,6 +4506,17 @@ data class ProfileFacts (
      * `tunnel.kill_switch`: the OS must drop traffic outside the tunnel (`ConnectOptions.kill_switch_by_os`).
      */
     var `killSwitch`: kotlin.Boolean
+    , 
+    /**
+     * `ppk.id`: the postquantum preshared key (RFC 8784) the profile uses, if any.
+     */
+    var `ppkId`: kotlin.String?
+    , 
+    /**
+     * Whether the profile carries the PPK itself (`ppk.secret`/`ppk.secret_file`); otherwise pass
+     * `ConnectOptions.ppk_secret` when `ppk_id` is set.
+     */
+    var `ppkSecretInProfile`: kotlin.Boolean
     
 ){
     
@@ -4516,6 +4537,8 @@ public object FfiConverterTypeProfileFacts: FfiConverterRustBuffer<ProfileFacts>
             FfiConverterString.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -4523,7 +4546,9 @@ public object FfiConverterTypeProfileFacts: FfiConverterRustBuffer<ProfileFacts>
             FfiConverterString.allocationSize(value.`gatewayAddress`) +
             FfiConverterString.allocationSize(value.`authMethod`) +
             FfiConverterBoolean.allocationSize(value.`secretInProfile`) +
-            FfiConverterBoolean.allocationSize(value.`killSwitch`)
+            FfiConverterBoolean.allocationSize(value.`killSwitch`) +
+            FfiConverterOptionalString.allocationSize(value.`ppkId`) +
+            FfiConverterBoolean.allocationSize(value.`ppkSecretInProfile`)
     )
 
     override fun write(value: ProfileFacts, buf: ByteBuffer) {
@@ -4531,6 +4556,8 @@ public object FfiConverterTypeProfileFacts: FfiConverterRustBuffer<ProfileFacts>
             FfiConverterString.write(value.`authMethod`, buf)
             FfiConverterBoolean.write(value.`secretInProfile`, buf)
             FfiConverterBoolean.write(value.`killSwitch`, buf)
+            FfiConverterOptionalString.write(value.`ppkId`, buf)
+            FfiConverterBoolean.write(value.`ppkSecretInProfile`, buf)
     }
 }
 
@@ -6008,6 +6035,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
         } else {
             buf.put(1)
             FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteArray?> {
+    override fun read(buf: ByteBuffer): kotlin.ByteArray? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterByteArray.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ByteArray?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterByteArray.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ByteArray?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterByteArray.write(value, buf)
         }
     }
 }

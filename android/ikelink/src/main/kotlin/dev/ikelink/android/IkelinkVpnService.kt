@@ -200,7 +200,8 @@ open class IkelinkVpnService : VpnService() {
 
     /**
      * Options for `connect`: credentials from the key store ([AndroidKeystoreSigner.fromKeyChain]), the
-     * gateway's trust ([AndroidTrustEvaluator]), MTU, reconnects. Called on the control thread (it may block,
+     * gateway's trust ([AndroidTrustEvaluator]), the PSK/EAP password and the postquantum PPK (`secret`,
+     * `ppkSecret`, for profiles without them: see `profileFacts`), MTU, reconnects. Called on the control thread (it may block,
      * e.g. in `KeyChain.getPrivateKey`).
      */
     protected open fun connectOptions(intent: Intent?): ConnectOptions = ConnectOptions()
