@@ -80,6 +80,50 @@ fn sw6_x25519_ke1_ecp384_ke2_modp3072_connects_pings_and_rekeys() {
     hybrid("aes256gcm16-prfsha256-x25519-ke1_ecp384-ke2_modp3072", "aes256gcm16-x25519-ke1_ecp384-ke2_modp3072", 8, 16);
 }
 
+/// The gateway starts the rekeys (RFC 9370 §2.2.4 with us as responder): we answer its CREATE_CHILD_SA with an
+/// ADDITIONAL_KEY_EXCHANGE link, then each of its IKE_FOLLOWUP_KE requests, and install the new SA after the
+/// last; a Child SA rekey, an IKE SA rekey, and a Child SA rekey on the new IKE SA, under ping.
+#[test]
+fn sw6_gateway_initiated_rekeys_with_two_additional_exchanges() {
+    ikelink_testbed::require_interop!();
+    let ike = "aes256gcm16-prfsha256-x25519-ke1_ecp384-ke2_modp3072";
+    let esp = "aes256gcm16-x25519-ke1_ecp384-ke2_modp3072";
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let gw = Gateway::start(&tb, &sw6(ike, esp)).unwrap();
+    let profile =
+        psk_profile(Some(ike), Some(esp), &[LAN_NET]) + "\n[timers]\nrekey_child = 3600\nrekey_ike = 7200\ndpd = 0\n";
+    let (mut c, _) = connect(&tb, &profile);
+    let sent = 250;
+    let ping = start_ping(&tb, LAN_ADDR, sent).unwrap();
+    let mut at = 0;
+    for (when, rekey_ike) in [(4u64, false), (10, true), (17, false)] {
+        std::thread::sleep(Duration::from_secs(when - at));
+        at = when;
+        if rekey_ike {
+            gw.rekey_ike().unwrap()
+        } else {
+            gw.rekey_child().unwrap()
+        }
+    }
+    let (out, received) = finish_ping(ping).unwrap();
+    let lost = sent - received.min(sent);
+    let log = c.log();
+    let transcript = c.transcript();
+    assert!(lost <= 3, "lost {lost}: {out}\n{transcript}");
+    let gw_log = gw.log();
+    let followups = gw_log.lines().filter(|l| l.contains("parsed IKE_FOLLOWUP_KE response")).count();
+    let child = log.matches("gateway rekeys the Child SA").count();
+    let ike_rekeys = log.matches("gateway rekeys the IKE SA").count();
+    assert!(child >= 2 && ike_rekeys >= 1, "child {child}, ike {ike_rekeys}:\n{log}");
+    assert!(followups >= 2 * (child + ike_rekeys), "{followups} IKE_FOLLOWUP_KE answered:\n{gw_log}");
+    assert!(!log.contains("STATE_NOT_FOUND") && !gw_log.contains("N(STATE_NOT_FOUND)"), "{gw_log}");
+    let rekeyed: Vec<&str> = transcript.lines().filter(|l| l.starts_with("rekeyed:")).collect();
+    assert!(rekeyed.len() >= 2 && rekeyed.iter().all(|l| l.contains(&format!("esp={esp} "))), "{transcript}");
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 1).unwrap(), "{transcript}");
+    c.interrupt(T).unwrap();
+}
+
 fn classical_gateway(fallback: bool) -> (Testbed, Gateway, IkelinkClient) {
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);

@@ -288,6 +288,8 @@ pub struct IkeSa {
     reauth_at: Option<Instant>,
     old_ike: Option<OldIke>,
     pending_switch: Option<PendingSwitch>,
+    /// The gateway's rekey waiting for its IKE_FOLLOWUP_KE requests (RFC 9370 §2.2.4).
+    peer_followup: Option<rekey::PeerFollowup>,
     /// Requests waiting for the current one to finish.
     queue: VecDeque<Queued>,
     /// Both sides support MOBIKE (RFC 4555), and the COOKIE2 of our address update in flight.
@@ -377,6 +379,7 @@ impl IkeSa {
             reauth_at: None,
             old_ike: None,
             pending_switch: None,
+            peer_followup: None,
             queue: VecDeque::new(),
             mobike: false,
             mobike_cookie2: None,
@@ -499,13 +502,16 @@ impl IkeSa {
                 self.events.push_back(Event::ReauthenticationDue);
                 return;
             }
-            if self.ike_rekey_at.is_some_and(|t| now >= t) {
+            // While the gateway's rekey still runs its additional key exchanges, ours wait (§2.8.1).
+            let peer_rekeying =
+                self.peer_followup.as_ref().is_some_and(|f| now < f.started + rekey::PEER_FOLLOWUP_TIMEOUT);
+            if !peer_rekeying && self.ike_rekey_at.is_some_and(|t| now >= t) {
                 if let Err(e) = self.start_ike_rekey(now) {
                     warn!(%e, "cannot rekey the IKE SA");
                 }
                 return;
             }
-            if let Some(i) = self.children.iter().position(|c| c.rekey_at.is_some_and(|t| now >= t)) {
+            if let Some(i) = self.children.iter().position(|c| !peer_rekeying && c.rekey_at.is_some_and(|t| now >= t)) {
                 if let Err(e) = self.start_child_rekey(now, i) {
                     warn!(%e, "cannot rekey the Child SA");
                 }
@@ -705,12 +711,15 @@ impl IkeSa {
             ExchangeType::CREATE_CHILD_SA => {
                 reply = self.handle_peer_create_child(now, &payloads)?;
             }
+            ExchangeType::IKE_FOLLOWUP_KE => {
+                reply = self.handle_peer_followup(now, &payloads)?;
+            }
             _ => return Err(Handling::Drop("unexpected request exchange type".into())),
         }
         self.ex.respond(&h, &reply, &mut self.rng).map_err(Handling::Fatal)?;
         if let Some(sw) = self.pending_switch.take() {
             // Our answer to the gateway's IKE rekey is out: the new IKE SA is the gateway's (§2.18).
-            self.switch_ike_sa(now, sw.suite, &sw.shared, &[], &sw.ni, &sw.nr, sw.spi_i, sw.spi_r, false)
+            self.switch_ike_sa(now, sw.suite, &sw.shared, &sw.additional, &sw.ni, &sw.nr, sw.spi_i, sw.spi_r, false)
                 .map_err(Handling::Fatal)?;
         }
         if let Some(reason) = close {

@@ -11,7 +11,9 @@ use crate::crypto::{ChildKeys, Encr, Group, IkeKeys, Integ, KeyExchange, Prf};
 use crate::esp::EspParams;
 use crate::ike::child::ChildSa;
 use crate::ike::error::IkeError;
-use crate::ike::proposal::{addke_groups, select_esp, select_ike, EspProposal, EspSuite, IkeProposal, IkeSuite};
+use crate::ike::proposal::{
+    addke_groups, select_esp, select_ike, AddKe, AddKeOffer, EspProposal, EspSuite, IkeProposal, IkeSuite,
+};
 use crate::wire::{
     self, Delete, KePayload, Notify, NotifyType, Payload, ProtocolId, TrafficSelector, Transform, TransformType,
 };
@@ -78,6 +80,44 @@ pub(super) enum FollowupTarget {
         suite: IkeSuite,
     },
 }
+
+/// A gateway's rekey we answered whose additional key exchanges the gateway runs in IKE_FOLLOWUP_KE requests
+/// (RFC 9370 §2.2.4); the new SA is installed after our answer to the last of them.
+pub(super) struct PeerFollowup {
+    pub target: PeerTarget,
+    /// The gateway's nonce and ours.
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    /// SK(0) of the CREATE_CHILD_SA (empty: none, a Child SA without PFS cannot have additional exchanges).
+    pub shared: zeroize::Zeroizing<Vec<u8>>,
+    /// SK(1) | ... | SK(n) so far.
+    pub additional: zeroize::Zeroizing<Vec<u8>>,
+    /// The methods still to run, in order.
+    pub pending: Vec<Group>,
+    /// The link data we sent and expect back with the next KE.
+    pub link: Vec<u8>,
+    /// When we answered the CREATE_CHILD_SA: a gateway that never follows up does not block our rekeys.
+    pub started: Instant,
+}
+
+pub(super) enum PeerTarget {
+    Child {
+        replaces: Option<u32>,
+        spi_in: u32,
+        spi_out: u32,
+        suite: EspSuite,
+        ts_local: Vec<TrafficSelector>,
+        ts_remote: Vec<TrafficSelector>,
+    },
+    Ike {
+        suite: IkeSuite,
+        spi_i: u64,
+        spi_r: u64,
+    },
+}
+
+/// How long a gateway's rekey may wait for its next IKE_FOLLOWUP_KE before we forget it.
+pub(super) const PEER_FOLLOWUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The link data of an ADDITIONAL_KEY_EXCHANGE notify (RFC 9370 §2.2.4): opaque, at most a sane size.
 fn addke_link(payloads: &[Payload]) -> Option<Vec<u8>> {
@@ -154,8 +194,11 @@ fn choose_esp(ours: &[EspProposal], theirs: &[wire::Proposal]) -> Option<(EspSui
                 })
             };
             let Some((esn, te_esn)) = esn else { continue };
-            // Additional key exchanges (RFC 9370) in a gateway's rekey: only where NONE is acceptable.
-            let Some(none_addke) = optional_addke(p) else { continue };
+            // Additional key exchanges (RFC 9370 §2.2.4) only with a key exchange in the CREATE_CHILD_SA itself.
+            let Some((addke, addke_tf)) = answer_addke(p, &o.addke) else { continue };
+            if group.is_none() && addke.iter().any(Option::is_some) {
+                continue;
+            }
             let mut transforms = vec![te];
             if let Some((_, t)) = integ {
                 transforms.push(t);
@@ -166,10 +209,9 @@ fn choose_esp(ours: &[EspProposal], theirs: &[wire::Proposal]) -> Option<(EspSui
             if let Some(t) = te_esn {
                 transforms.push(t);
             }
-            transforms.extend(none_addke);
+            transforms.extend(addke_tf);
             let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::ESP, spi: vec![], transforms };
-            let suite =
-                EspSuite { encr, integ: integ.map(|(i, _)| i), group: group.map(|(g, _)| g), esn, addke: [None; 7] };
+            let suite = EspSuite { encr, integ: integ.map(|(i, _)| i), group: group.map(|(g, _)| g), esn, addke };
             suite.warn_if_legacy();
             return Some((suite, spi, chosen));
         }
@@ -211,15 +253,15 @@ fn choose_ike(ours: &[IkeProposal], theirs: &[wire::Proposal]) -> Option<(IkeSui
             else {
                 continue;
             };
-            let Some(none_addke) = optional_addke(p) else { continue };
+            let Some((addke, addke_tf)) = answer_addke(p, &o.addke) else { continue };
             let mut transforms = vec![te, tp];
             if let Some((_, t)) = integ {
                 transforms.push(t);
             }
             transforms.push(tg);
-            transforms.extend(none_addke);
+            transforms.extend(addke_tf);
             let chosen = wire::Proposal { number: p.number, protocol: ProtocolId::IKE, spi: vec![], transforms };
-            let suite = IkeSuite { encr, integ: integ.map(|(i, _)| i), prf, group, addke: [None; 7] };
+            let suite = IkeSuite { encr, integ: integ.map(|(i, _)| i), prf, group, addke };
             suite.warn_if_legacy();
             return Some((suite, spi, chosen));
         }
@@ -227,19 +269,31 @@ fn choose_ike(ours: &[IkeProposal], theirs: &[wire::Proposal]) -> Option<(IkeSui
     None
 }
 
-/// As responder of a gateway's rekey we run no additional key exchanges (RFC 9370 §2.2.4): a proposal is
-/// acceptable only if each ADDKE type it has offers NONE; returns the NONE transforms to answer with.
-fn optional_addke(p: &wire::Proposal) -> Option<Vec<Transform>> {
+/// As responder of a gateway's rekey, choose its additional key exchanges (RFC 9370 §2.2.4): per ADDKE type
+/// the gateway offers, its first method we accept (NONE only where we offered NONE or nothing for that type);
+/// a type we require and it does not offer rules the proposal out. Returns the choice and its transforms.
+fn answer_addke(p: &wire::Proposal, ours: &AddKeOffer) -> Option<(AddKe, Vec<Transform>)> {
+    let mut chosen: AddKe = [None; 7];
     let mut out = Vec::new();
-    for n in 1..=7 {
-        let kind = TransformType::addke(n);
-        let mut of_type = p.transforms.iter().filter(|t| t.kind == kind).peekable();
-        if of_type.peek().is_none() {
+    for (i, offer) in ours.iter().enumerate() {
+        let kind = TransformType::addke(i + 1);
+        let theirs: Vec<&Transform> = p.transforms.iter().filter(|t| t.kind == kind).collect();
+        let none_ok = offer.is_empty() || offer.contains(&None);
+        if theirs.is_empty() {
+            if !none_ok {
+                return None;
+            }
             continue;
         }
-        out.push(*of_type.find(|t| t.id == wire::dh::NONE)?);
+        let t = theirs.into_iter().find(|t| match Group::from_id(t.id) {
+            _ if t.id == wire::dh::NONE => none_ok,
+            Some(g) => offer.contains(&Some(g)),
+            None => false,
+        })?;
+        chosen[i] = (t.id != wire::dh::NONE).then(|| Group::from_id(t.id)).flatten();
+        out.push(*t);
     }
-    Some(out)
+    Some((chosen, out))
 }
 
 fn nonce_of(payloads: &[Payload]) -> Option<&Vec<u8>> {
@@ -576,10 +630,13 @@ impl IkeSa {
         payloads: &[Payload],
     ) -> Result<Vec<Payload>, Handling> {
         let no = |t: NotifyType| Ok(vec![Payload::Notify(Notify::new(t, vec![]))]);
-        if self.rekey.is_some() {
-            // A collision with our own rekey (§2.8.1): let the gateway retry later; ours goes on.
+        if self.rekey.is_some() || self.peer_followup.as_ref().is_some_and(|f| now < f.started + PEER_FOLLOWUP_TIMEOUT)
+        {
+            // A collision with our own rekey (§2.8.1), or the gateway's previous one still runs its additional
+            // key exchanges: let the gateway retry later.
             return no(NotifyType::TEMPORARY_FAILURE);
         }
+        self.peer_followup = None;
         let Some(sa) = sa_of(payloads) else { return no(NotifyType::INVALID_SYNTAX) };
         let Some(ni) = nonce_of(payloads).cloned() else { return no(NotifyType::INVALID_SYNTAX) };
         if sa.iter().any(|p| p.protocol == ProtocolId::IKE) {
@@ -643,33 +700,145 @@ impl IkeSa {
         chosen.spi = spi_in.to_be_bytes().to_vec();
         let mut nr = vec![0u8; 32];
         self.rng.fill_bytes(&mut nr);
-        let prf = self.ex.suite.ok_or(Handling::Drop("no IKE suite".into()))?.prf;
-        let keys = self.ex.keys.as_ref().ok_or(Handling::Drop("no IKE keys".into()))?;
-        let ck = ChildKeys::derive(
-            prf,
-            &keys.sk_d,
-            shared.as_deref().map(|s| s.as_slice()),
-            &ni,
-            &nr,
-            suite.encr,
-            suite.integ,
-        );
         let replaces = old.as_ref().map(|o| o.spi_in);
-        match replaces {
-            Some(o) => info!(old = format_args!("{o:08x}"), "gateway rekeys the Child SA"),
-            None => info!("gateway creates a new Child SA"),
-        }
-        self.install_child(now, suite, spi_in, spi_out, ck, false, tsr.clone(), tsi.clone(), replaces);
         // The gateway rekeys this one: we do not.
         if let Some(c) = self.children.iter_mut().find(|c| Some(c.spi_in) == replaces) {
             c.rekey_at = None;
         }
-        let mut reply = vec![Payload::Sa(vec![chosen]), Payload::Nonce(nr)];
+        let mut reply = vec![Payload::Sa(vec![chosen]), Payload::Nonce(nr.clone())];
         if let Some(k) = ke_reply {
             reply.push(Payload::Ke(k));
         }
         reply.push(Payload::TsI(tsi.clone()));
         reply.push(Payload::TsR(tsr.clone()));
+        let target =
+            PeerTarget::Child { replaces, spi_in, spi_out, suite, ts_local: tsr.clone(), ts_remote: tsi.clone() };
+        let shared = shared.unwrap_or_default();
+        let pending = addke_groups(&suite.addke);
+        if pending.is_empty() {
+            self.finish_peer_child(now, target, &ni, &nr, &shared, &[]).map_err(Handling::Fatal)?;
+        } else {
+            let link = self.expect_followups(now, target, &ni, &nr, &shared, pending);
+            reply.push(Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link)));
+        }
+        Ok(reply)
+    }
+
+    /// The gateway's rekey chose additional key exchanges: remember what it settled until its IKE_FOLLOWUP_KE
+    /// requests ran them (RFC 9370 §2.2.4). Returns the link data for our ADDITIONAL_KEY_EXCHANGE notify.
+    fn expect_followups(
+        &mut self,
+        now: Instant,
+        target: PeerTarget,
+        ni: &[u8],
+        nr: &[u8],
+        shared: &[u8],
+        pending: Vec<Group>,
+    ) -> Vec<u8> {
+        let mut link = vec![0u8; 8];
+        self.rng.fill_bytes(&mut link);
+        info!(additional = pending.len(), "gateway's rekey runs additional key exchanges (RFC 9370)");
+        self.peer_followup = Some(PeerFollowup {
+            target,
+            ni: ni.to_vec(),
+            nr: nr.to_vec(),
+            shared: zeroize::Zeroizing::new(shared.to_vec()),
+            additional: Default::default(),
+            pending,
+            link: link.clone(),
+            started: now,
+        });
+        link
+    }
+
+    /// Install the Child SA the gateway created or rekeyed, keyed from SK(0) | SK(1) | ... | SK(n)
+    /// (RFC 9370 §2.2.4; without additional exchanges RFC 7296 §2.17).
+    fn finish_peer_child(
+        &mut self,
+        now: Instant,
+        target: PeerTarget,
+        ni: &[u8],
+        nr: &[u8],
+        shared: &[u8],
+        additional: &[u8],
+    ) -> Result<(), IkeError> {
+        let PeerTarget::Child { replaces, spi_in, spi_out, suite, ts_local, ts_remote } = target else {
+            return Err(IkeError::Protocol("not a Child SA rekey"));
+        };
+        if let Some(old) = replaces {
+            if !self.children.iter().any(|c| c.spi_in == old) {
+                debug!("the Child SA the gateway rekeyed is gone; not installing its successor");
+                return Ok(());
+            }
+        }
+        let prf = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?.prf;
+        let keys = self.ex.keys.as_ref().ok_or(IkeError::Protocol("no IKE keys"))?;
+        let shared = (!shared.is_empty()).then_some(shared);
+        let ck = ChildKeys::derive_hybrid(prf, &keys.sk_d, shared, ni, nr, additional, suite.encr, suite.integ);
+        match replaces {
+            Some(o) => info!(old = format_args!("{o:08x}"), "gateway rekeys the Child SA"),
+            None => info!("gateway creates a new Child SA"),
+        }
+        self.install_child(now, suite, spi_in, spi_out, ck, false, ts_local, ts_remote, replaces);
+        if let Some(c) = self.children.iter_mut().find(|c| Some(c.spi_in) == replaces) {
+            c.rekey_at = None;
+        }
+        Ok(())
+    }
+
+    /// The gateway's IKE_FOLLOWUP_KE request (RFC 9370 §2.2.4): the link data must be ours and the KE the next
+    /// method; after the last, the new SA. Returns our reply payloads.
+    pub(super) fn handle_peer_followup(
+        &mut self,
+        now: Instant,
+        payloads: &[Payload],
+    ) -> Result<Vec<Payload>, Handling> {
+        let no = |t: NotifyType| Ok(vec![Payload::Notify(Notify::new(t, vec![]))]);
+        let link = addke_link(payloads);
+        let Some(mut f) = self.peer_followup.take() else { return no(NotifyType::STATE_NOT_FOUND) };
+        if link.as_ref() != Some(&f.link) || now >= f.started + PEER_FOLLOWUP_TIMEOUT {
+            // Not the exchange we wait for (§2.2.4: STATE_NOT_FOUND); ours stays until its own times out.
+            let stale = now >= f.started + PEER_FOLLOWUP_TIMEOUT;
+            if !stale {
+                self.peer_followup = Some(f);
+            }
+            return no(NotifyType::STATE_NOT_FOUND);
+        }
+        let group = f.pending.remove(0);
+        let Some(ke) = ke_of(payloads).filter(|k| k.group == group.id()) else {
+            warn!(
+                group = group.id(),
+                "gateway's IKE_FOLLOWUP_KE lacks the KE of the negotiated method; rekey abandoned"
+            );
+            return no(NotifyType::INVALID_SYNTAX);
+        };
+        let (data, secret) = match KeyExchange::respond(group, &ke.data, &mut self.rng) {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(%e, "gateway's IKE_FOLLOWUP_KE has a bad key exchange value; rekey abandoned");
+                return no(NotifyType::INVALID_SYNTAX);
+            }
+        };
+        f.additional.extend_from_slice(&secret);
+        let mut reply = vec![Payload::Ke(KePayload { group: group.id(), data })];
+        if !f.pending.is_empty() {
+            let mut link = vec![0u8; 8];
+            self.rng.fill_bytes(&mut link);
+            f.link.clone_from(&link);
+            reply.push(Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link)));
+            self.peer_followup = Some(f);
+            return Ok(reply);
+        }
+        let PeerFollowup { target, ni, nr, shared, additional, .. } = f;
+        match target {
+            PeerTarget::Child { .. } => {
+                self.finish_peer_child(now, target, &ni, &nr, &shared, &additional).map_err(Handling::Fatal)?;
+            }
+            PeerTarget::Ike { suite, spi_i, spi_r } => {
+                // Switch once this answer is out, as without additional exchanges.
+                self.pending_switch = Some(PendingSwitch { suite, shared, additional, ni, nr, spi_i, spi_r });
+            }
+        }
         Ok(reply)
     }
 
@@ -759,15 +928,29 @@ impl IkeSa {
         let mut nr = vec![0u8; 32];
         self.rng.fill_bytes(&mut nr);
         info!("gateway rekeys the IKE SA");
-        // The gateway is the initiator of the new IKE SA (§2.18): its SPI is SPIi.
-        self.pending_switch =
-            Some(PendingSwitch { suite, shared, ni: ni.to_vec(), nr: nr.clone(), spi_i: their_spi, spi_r: our_spi });
-        let _ = now;
-        Ok(vec![
+        let mut reply = vec![
             Payload::Sa(vec![chosen]),
-            Payload::Nonce(nr),
+            Payload::Nonce(nr.clone()),
             Payload::Ke(KePayload { group: suite.group.id(), data: ours.public_value().to_vec() }),
-        ])
+        ];
+        // The gateway is the initiator of the new IKE SA (§2.18): its SPI is SPIi.
+        let target = PeerTarget::Ike { suite, spi_i: their_spi, spi_r: our_spi };
+        let pending = addke_groups(&suite.addke);
+        if !pending.is_empty() {
+            let link = self.expect_followups(now, target, ni, &nr, &shared, pending);
+            reply.push(Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link)));
+            return Ok(reply);
+        }
+        self.pending_switch = Some(PendingSwitch {
+            suite,
+            shared,
+            additional: Default::default(),
+            ni: ni.to_vec(),
+            nr,
+            spi_i: their_spi,
+            spi_r: our_spi,
+        });
+        Ok(reply)
     }
 
     /// Move to the new IKE SA (§2.18): new SPIs, keys from the old SK_d, message IDs from zero. The old SA is
@@ -825,6 +1008,8 @@ pub(super) enum Queued {
 pub(super) struct PendingSwitch {
     pub suite: IkeSuite,
     pub shared: zeroize::Zeroizing<Vec<u8>>,
+    /// SK(1) | ... | SK(n) of its additional key exchanges (RFC 9370 §2.2.4).
+    pub additional: zeroize::Zeroizing<Vec<u8>>,
     pub ni: Vec<u8>,
     pub nr: Vec<u8>,
     pub spi_i: u64,
@@ -847,9 +1032,12 @@ impl IkeSa {
         if self.state != State::Established {
             return None;
         }
-        [self.children.iter().filter_map(|c| c.rekey_at).min(), self.ike_rekey_at, self.reauth_at]
+        let due = [self.children.iter().filter_map(|c| c.rekey_at).min(), self.ike_rekey_at]
             .into_iter()
             .flatten()
             .min()
+            // Not before the gateway's own rekey ran its additional key exchanges (or gave up on them).
+            .map(|t| self.peer_followup.as_ref().map_or(t, |f| t.max(f.started + PEER_FOLLOWUP_TIMEOUT)));
+        [due, self.reauth_at].into_iter().flatten().min()
     }
 }

@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::responder::cidr_ts;
 use super::tests::{assert_keys_match, closed_with, config, established_pair, requests};
 use super::{Dir, Event, Pair, ResponderConfig};
-use crate::crypto::Group;
+use crate::crypto::{Group, KeyExchange};
 use crate::ike::proposal::{EspProposal, IkeProposal};
 use crate::ike::{IkeConfig, IkeError, Ppk, PpkStatus, State};
-use crate::wire::{ExchangeType, Payload};
+use crate::wire::{ExchangeType, KePayload, Notify, NotifyType, Payload, ProtocolId, TransformType};
 
 const HYBRID: &str = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
 
@@ -286,4 +290,122 @@ fn ppk_optional_unknown_id_uses_no_ppk_auth() {
     assert_eq!(p.session().unwrap().ppk, PpkStatus::NotUsed);
     assert_eq!(p.responder.ppk_used, Some(false));
     assert_keys_match(&p);
+}
+
+/// Our answer to the gateway's request `message_id`.
+#[track_caller]
+fn answer_to(p: &mut Pair, message_id: u32) -> Vec<Payload> {
+    let raw = p
+        .sent(Dir::ToResponder)
+        .filter(|d| d.header().is_some_and(|h| h.flags.response && h.message_id == message_id))
+        .last()
+        .expect("an answer");
+    let raw = raw.ike().expect("IKE").to_vec();
+    p.responder.decrypt(&raw).expect("decrypts")
+}
+
+fn installed(p: &Pair) -> usize {
+    p.events.iter().filter(|(_, e)| matches!(e, Event::ChildSaInstalled(_))).count()
+}
+
+fn notify_data(payloads: &[Payload], t: NotifyType) -> Option<Vec<u8>> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type == t => Some(n.data.clone()),
+        _ => None,
+    })
+}
+
+/// The gateway starts a Child SA rekey with ML-KEM-768 as an additional exchange (RFC 9370 §2.2.4, we are the
+/// responder): our answer carries KEr and the ADDITIONAL_KEY_EXCHANGE link, and nothing is installed yet; an
+/// IKE_FOLLOWUP_KE with other link data gets STATE_NOT_FOUND and installs nothing; the one with our link gets
+/// the ML-KEM ciphertext (the gateway decapsulates it) and installs the new SA. A gateway that never follows up
+/// holds our own rekeys back only for a bounded time.
+#[test]
+fn gateway_initiated_rekey_with_an_additional_exchange() {
+    let esp = "aes256gcm16-x25519-ke1_mlkem768";
+    let mut c = config(HYBRID, esp);
+    c.child_lifetime = Some(Duration::from_secs(3600));
+    // Unfragmented, so the test reads our answers whole (the 1088-byte ciphertext would be fragmented at 1000).
+    c.fragment_mtu = 0;
+    let mut p = Pair::new(c, responder(HYBRID, esp));
+    p.run_until(Duration::from_secs(10));
+    assert_eq!(p.initiator.state(), State::Established, "{:?}", p.events);
+    let before = installed(&p);
+    let old_out = p.child().expect("a Child SA").outbound.spi;
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let x = KeyExchange::generate(Group::Curve25519, &mut rng).unwrap();
+    let kem = KeyExchange::generate(Group::MlKem768, &mut rng).unwrap();
+    let rekey = |spi: u32, ke: &KeyExchange| {
+        vec![
+            Payload::Notify(Notify {
+                protocol: ProtocolId::ESP.0,
+                spi: old_out.to_be_bytes().to_vec(),
+                notify_type: NotifyType::REKEY_SA,
+                data: vec![],
+            }),
+            Payload::Sa(vec![EspProposal::parse(esp).unwrap().to_wire(1, spi, true)]),
+            Payload::Nonce(vec![0x44; 32]),
+            Payload::Ke(KePayload { group: Group::Curve25519.id(), data: ke.public_value().to_vec() }),
+            Payload::TsI(vec![cidr_ts("198.51.100.0/24")]),
+            Payload::TsR(vec![cidr_ts("0.0.0.0/0")]),
+        ]
+    };
+    let ts_r = format!("{}/32", p.session().unwrap().config.ipv4.unwrap());
+    let mut request = rekey(0x5000, &x);
+    request[5] = Payload::TsR(vec![cidr_ts(&ts_r)]);
+    let msg = p.responder.seal(0, ExchangeType::CREATE_CHILD_SA, false, &request);
+    p.inject_to_initiator(&msg);
+    let answer = answer_to(&mut p, 0);
+    let link = notify_data(&answer, NotifyType::ADDITIONAL_KEY_EXCHANGE).expect("our link data");
+    let Some(Payload::Sa(sa)) = answer.iter().find(|p| matches!(p, Payload::Sa(_))) else { panic!("{answer:?}") };
+    assert!(sa[0].transforms.iter().any(|t| t.kind == TransformType::addke(1) && t.id == Group::MlKem768.id()));
+    assert!(answer.iter().any(|p| matches!(p, Payload::Ke(k) if k.group == Group::Curve25519.id())));
+    assert_eq!(installed(&p), before, "installed before the additional exchange");
+
+    let followup = |link: Vec<u8>| {
+        vec![
+            Payload::Ke(KePayload { group: Group::MlKem768.id(), data: kem.public_value().to_vec() }),
+            Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link)),
+        ]
+    };
+    let msg = p.responder.seal(1, ExchangeType::IKE_FOLLOWUP_KE, false, &followup(vec![9; 8]));
+    p.inject_to_initiator(&msg);
+    assert!(notify_data(&answer_to(&mut p, 1), NotifyType::STATE_NOT_FOUND).is_some());
+    assert_eq!(installed(&p), before, "installed on another exchange's link data");
+
+    let msg = p.responder.seal(2, ExchangeType::IKE_FOLLOWUP_KE, false, &followup(link));
+    p.inject_to_initiator(&msg);
+    let answer = answer_to(&mut p, 2);
+    let Some(Payload::Ke(ct)) = answer.iter().find(|p| matches!(p, Payload::Ke(_))) else { panic!("{answer:?}") };
+    assert_eq!(ct.group, Group::MlKem768.id());
+    assert!(kem.shared_secret(&ct.data).is_ok(), "the gateway decapsulates our ciphertext");
+    assert!(notify_data(&answer, NotifyType::ADDITIONAL_KEY_EXCHANGE).is_none(), "the last exchange links on");
+    assert_eq!(installed(&p), before + 1);
+    let new = p.events.iter().rev().find_map(|(_, e)| match e {
+        Event::ChildSaInstalled(c) => Some(c),
+        _ => None,
+    });
+    assert_eq!(new.unwrap().outbound.spi, 0x5000);
+
+    // Another rekey the gateway never follows up: answered, then forgotten after the timeout, so a later rekey
+    // of the gateway's is not refused for ever.
+    let mut request = rekey(0x6000, &x);
+    request[5] = Payload::TsR(vec![cidr_ts(&ts_r)]);
+    request[0] = Payload::Notify(Notify {
+        protocol: ProtocolId::ESP.0,
+        spi: 0x5000u32.to_be_bytes().to_vec(),
+        notify_type: NotifyType::REKEY_SA,
+        data: vec![],
+    });
+    let msg = p.responder.seal(3, ExchangeType::CREATE_CHILD_SA, false, &request);
+    p.inject_to_initiator(&msg);
+    assert!(notify_data(&answer_to(&mut p, 3), NotifyType::ADDITIONAL_KEY_EXCHANGE).is_some());
+    let msg = p.responder.seal(4, ExchangeType::CREATE_CHILD_SA, false, &request);
+    p.inject_to_initiator(&msg);
+    assert!(notify_data(&answer_to(&mut p, 4), NotifyType::TEMPORARY_FAILURE).is_some(), "one at a time");
+    let later = p.elapsed() + Duration::from_secs(61);
+    p.run_until(later);
+    let msg = p.responder.seal(5, ExchangeType::CREATE_CHILD_SA, false, &request);
+    p.inject_to_initiator(&msg);
+    assert!(notify_data(&answer_to(&mut p, 5), NotifyType::ADDITIONAL_KEY_EXCHANGE).is_some(), "still refused");
 }
