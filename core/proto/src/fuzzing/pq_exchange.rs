@@ -172,26 +172,25 @@ fn proposals(data: &[u8]) {
         match p {
             Payload::Sa(sa) => {
                 if let Ok(suite) = select_ike(ike, sa) {
-                    // What was chosen was offered, in one proposal.
-                    let ok = ike.iter().any(|o| {
-                        o.groups.contains(&suite.group)
-                            && suite.addke.iter().zip(o.addke.iter()).all(|(c, offer)| match c {
-                                Some(g) => offer.contains(&Some(*g)),
-                                None => offer.is_empty() || offer.contains(&None),
-                            })
-                    });
+                    // What was chosen was offered, in one proposal, required additional exchanges included.
+                    let ok =
+                        ike.iter().any(|o| o.groups.contains(&suite.group) && addke_offered(&suite.addke, &o.addke));
                     assert!(ok, "select_ike chose what was not offered: {suite:?}");
                     let _ = addke_groups(&suite.addke);
                 }
                 for pfs in [false, true] {
                     if let Ok((suite, _spi)) = select_esp(esp, sa, pfs) {
-                        let ok = esp.iter().any(|o| {
-                            suite.addke.iter().zip(o.addke.iter()).all(|(c, offer)| match c {
-                                Some(g) => offer.contains(&Some(*g)),
-                                None => offer.is_empty() || offer.contains(&None) || !pfs,
-                            })
-                        });
-                        assert!(ok, "select_esp chose what was not offered: {suite:?}");
+                        // Without a group (a rekey's caller refuses that when it sent a KE) nothing additional;
+                        // with one, PFS was asked for, and group and additional exchanges were offered.
+                        let ok = match suite.group {
+                            None => suite.addke.iter().all(Option::is_none),
+                            Some(g) => {
+                                pfs && esp
+                                    .iter()
+                                    .any(|o| o.groups.contains(&g) && addke_offered(&suite.addke, &o.addke))
+                            }
+                        };
+                        assert!(ok, "select_esp (pfs {pfs}) chose what was not offered: {suite:?}");
                     }
                 }
             }
@@ -207,6 +206,14 @@ fn proposals(data: &[u8]) {
             _ => {}
         }
     }
+}
+
+/// Every chosen additional key exchange was offered for its type, and no required one is missing.
+fn addke_offered(chosen: &crate::ike::proposal::AddKe, offer: &crate::ike::proposal::AddKeOffer) -> bool {
+    chosen.iter().zip(offer.iter()).all(|(c, o)| match c {
+        Some(g) => o.contains(&Some(*g)),
+        None => o.is_empty() || o.contains(&None),
+    })
 }
 
 /// The IKE SA's configuration for the mode byte.
