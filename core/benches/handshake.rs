@@ -84,8 +84,10 @@ fn handshake(ike: &str) -> Pair {
 
 fn bench_handshake(c: &mut Criterion) {
     // Sanity, once, untimed: the suites negotiate what they say (one IKE_INTERMEDIATE for the hybrid).
-    for (_, ike) in SUITES {
+    for (name, ike) in SUITES {
         let p = handshake(ike);
+        let bytes: usize = p.log.iter().map(|d| d.payload.len()).sum();
+        eprintln!("{name}: {} datagrams, {bytes} bytes of IKE", p.log.len());
         let pq = ike.contains("mlkem");
         assert_eq!(p.session().expect("session").ike_suite.addke[0].is_some(), pq, "{ike}");
         assert_eq!(p.responder.intermediate_exchanges, usize::from(pq), "{ike}");
