@@ -449,7 +449,8 @@ fn handshake(mode: u8, input: &mut Input<'_>) -> (IkeSa, Tracker, std::time::Ins
     (sa, t, now)
 }
 
-/// Seeds: valid encodings for each mode.
+/// Seeds: valid encodings for each mode. Unlike the other computed seeds, the ML-KEM values are not the same
+/// every time (aws-lc-rs draws ML-KEM keys itself): rewriting the seeds changes the `kem-*` files.
 pub(crate) fn seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>) {
     let mut rng = ChaCha20Rng::from_seed([0x54; 32]);
     let mut push = |name: &str, v: Vec<u8>| out.push(("pq_exchange", name.to_string(), v));
