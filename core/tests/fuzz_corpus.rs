@@ -65,6 +65,11 @@ fn tcp_deframe() {
 }
 
 #[test]
+fn pq_exchange() {
+    replay("pq_exchange");
+}
+
+#[test]
 fn profile_parse() {
     replay("profile_parse");
 }

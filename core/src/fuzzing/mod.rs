@@ -11,7 +11,7 @@
 mod profile_parse;
 
 pub use ikelink_proto::fuzzing::{
-    cert_parse, eap_peer, epoch, esp_open, ike_sa, seeds, tcp_deframe, wire_decode, Body,
+    cert_parse, eap_peer, epoch, esp_open, ike_sa, pq_exchange, seeds, tcp_deframe, wire_decode, Body,
 };
 pub use profile_parse::profile_parse;
 
@@ -23,5 +23,6 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("cert_parse", cert_parse),
     ("esp_open", esp_open),
     ("tcp_deframe", tcp_deframe),
+    ("pq_exchange", pq_exchange),
     ("profile_parse", profile_parse),
 ];

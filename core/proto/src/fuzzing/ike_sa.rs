@@ -117,7 +117,7 @@ impl Scenario {
 
     /// The IKE SA's configuration: from an inline PSK profile (so that fields added later get their profile
     /// defaults), then set as the scenario says.
-    fn config(&self) -> IkeConfig {
+    pub(crate) fn config(&self) -> IkeConfig {
         static BASE: OnceLock<[IkeConfig; 2]> = OnceLock::new();
         static EAP: OnceLock<Vec<AuthConfig>> = OnceLock::new();
         let base = BASE.get_or_init(|| [Self::profile_config(false), Self::profile_config(true)]);
@@ -249,7 +249,7 @@ pub(crate) struct Gateway {
 }
 
 /// The first transform of each type of the first proposal, as a responder picks them.
-fn choose(p: &Proposal, spi: Vec<u8>) -> Proposal {
+pub(crate) fn choose(p: &Proposal, spi: Vec<u8>) -> Proposal {
     let mut transforms: Vec<Transform> = Vec::new();
     for t in &p.transforms {
         if !transforms.iter().any(|c| c.kind == t.kind) {
@@ -259,7 +259,7 @@ fn choose(p: &Proposal, spi: Vec<u8>) -> Proposal {
     Proposal { number: p.number, protocol: p.protocol, spi, transforms }
 }
 
-fn header(spi_i: u64, spi_r: u64, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+pub(crate) fn header(spi_i: u64, spi_r: u64, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
     Header {
         spi_i,
         spi_r,
@@ -273,7 +273,7 @@ fn header(spi_i: u64, spi_r: u64, exchange: ExchangeType, response: bool, messag
 }
 
 /// A message with an unencrypted payload chain given as bytes.
-fn plain_message(h: &Header, first: u8, chain: &[u8]) -> Vec<u8> {
+pub(crate) fn plain_message(h: &Header, first: u8, chain: &[u8]) -> Vec<u8> {
     let mut h = *h;
     h.next_payload = first;
     h.length = u32::try_from(HEADER_LEN + chain.len()).unwrap_or(u32::MAX);

@@ -13,6 +13,7 @@
 //! | `cert_parse`    | a mode byte, then certificates, chains, CRLs, OCSP responses, PEM, keys, signatures      |
 //! | `esp_open`      | a suite byte, then ESP packets: raw, sealed by us, or forged with the SA's keys         |
 //! | `tcp_deframe`   | a control byte (prefix expected, read size), then a TCP stream (RFC 9329 framing)       |
+//! | `pq_exchange`   | a mode byte, then ML-KEM values, hybrid proposals, or a hybrid handshake's messages      |
 //!
 //! The profile target (`profile_parse`) lives in the runtime crate (`ikelink::fuzzing`), beside the profile; the
 //! `.sswan` import in the desktop client's crate.
@@ -21,6 +22,7 @@ mod cert_parse;
 mod eap_peer;
 mod esp_open;
 mod ike_sa;
+mod pq_exchange;
 mod seeds;
 mod tcp_deframe;
 mod wire_decode;
@@ -29,6 +31,7 @@ pub use cert_parse::cert_parse;
 pub use eap_peer::eap_peer;
 pub use esp_open::esp_open;
 pub use ike_sa::ike_sa;
+pub use pq_exchange::pq_exchange;
 pub use seeds::seeds;
 pub use tcp_deframe::tcp_deframe;
 pub use wire_decode::wire_decode;

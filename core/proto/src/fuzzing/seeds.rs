@@ -27,6 +27,7 @@ pub fn seeds() -> Vec<Seed> {
     cert(&mut out);
     esp(&mut out);
     tcp(&mut out);
+    super::pq_exchange::seeds(&mut out);
     out
 }
 

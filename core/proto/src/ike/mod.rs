@@ -12,8 +12,8 @@ mod identity;
 pub mod proposal;
 mod redirect;
 mod sa;
-#[cfg(test)]
-pub(crate) mod sim;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 mod ts;
 
 pub use child::ChildSa;

@@ -3,17 +3,24 @@
 //! (reorder) and inspect every datagram. Deterministic: fixed seeds, and time only moves when the simulator moves
 //! it (to the next delivery or the initiator's next `poll_timeout` deadline).
 
+#[cfg(test)]
 mod fragmentation_tests;
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
 mod impairment_tests;
+#[cfg(test)]
 mod legacy_tests;
+#[cfg(test)]
 mod liveness_tests;
 #[cfg(test)]
 mod pq_tests;
+#[cfg(test)]
 mod redirect_tests;
 pub(crate) mod responder;
+#[cfg(test)]
 pub(crate) mod revocation_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,7 +28,9 @@ use std::time::{Duration, Instant};
 
 pub use responder::{cidr_ts, Responder, ResponderConfig};
 
-use super::{ChildSa, CloseReason, Event, IkeConfig, IkeError, IkeSa, SessionInfo, SocketKind, Timer};
+#[cfg(test)]
+use super::IkeError;
+use super::{ChildSa, CloseReason, Event, IkeConfig, IkeSa, SessionInfo, SocketKind, Timer};
 use crate::wire::{EncryptedFragment, Header, Message, Payload};
 
 /// Our address as the initiator knows it (the IKE socket).
