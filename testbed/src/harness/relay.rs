@@ -143,10 +143,12 @@ impl Impairment {
         }
     }
 
-    /// Loss, duplication and reordering each with probability `p` (a reordered packet waits for 1 to 3 later
-    /// ones, at most 200 ms), on all traffic.
+    /// Loss, duplication and reordering each with probability `p`, on all traffic. A reordered packet waits for
+    /// 1 to 3 later ones of its direction, at most 1 s: in a stream it swaps places with its neighbours; an IKE
+    /// request or response (nothing follows it until the peer retransmits) is overtaken by the retransmission
+    /// when that comes sooner.
     pub fn lossy(p: f64) -> Impairment {
-        Impairment { drop: p, duplicate: p, reorder: p, ..Impairment::none() }
+        Impairment { drop: p, duplicate: p, reorder: p, reorder_max_hold: Duration::from_secs(1), ..Impairment::none() }
     }
 
     /// Drops everything.
@@ -328,6 +330,16 @@ impl Impairer {
             shaper_free: None,
             stats: DirStats::default(),
         })
+    }
+
+    /// Replaces the impairment and restarts the generator from `seed`; packets already held or queued leave as
+    /// scheduled and the counters go on.
+    pub fn reconfigure(&mut self, imp: Impairment, seed: u64) -> Result<()> {
+        imp.validate()?;
+        self.imp = imp;
+        self.rng = Rng::new(seed);
+        self.shaper_free = None;
+        Ok(())
     }
 
     fn pending(&self) -> usize {
@@ -647,8 +659,6 @@ fn run(sockets: Sockets, cfg: &RelayConfig, stop: &AtomicBool, shared: &Mutex<Sh
     let mut generation = u64::MAX;
     let mut up = Impairer::new(Impairment::none(), 0).expect("the null impairment is valid");
     let mut down = Impairer::new(Impairment::none(), 0).expect("the null impairment is valid");
-    // Counters of replaced impairers, so the totals survive set_impairment.
-    let (mut up_base, mut down_base) = (DirStats::default(), DirStats::default());
     let (mut sa_init, mut flow_overflow) = (0u64, 0u64);
     let mut new_spis: Vec<u64> = Vec::new();
     let mut buf = vec![0u8; 65536];
@@ -656,14 +666,14 @@ fn run(sockets: Sockets, cfg: &RelayConfig, stop: &AtomicBool, shared: &Mutex<Sh
         if let Ok(s) = shared.lock() {
             if s.generation != generation {
                 generation = s.generation;
-                add(&mut up_base, &up.stats);
-                add(&mut down_base, &down.stats);
-                // Validated on the way in: the fallback is never taken.
-                let (u, d) = (s.up.clone(), s.down.clone());
-                up = Impairer::new(u, s.seed).unwrap_or_else(|_| Impairer::new(Impairment::none(), 0).unwrap());
-                down = Impairer::new(d, s.seed ^ 0xd0d0_d0d0_d0d0_d0d0)
-                    .unwrap_or_else(|_| Impairer::new(Impairment::none(), 0).unwrap());
-                tracing::debug!(seed = s.seed, up = ?s.up, down = ?s.down, "relay impairment set");
+                // Validated on the way in.
+                let set = up
+                    .reconfigure(s.up.clone(), s.seed)
+                    .and_then(|()| down.reconfigure(s.down.clone(), s.seed ^ 0xd0d0_d0d0_d0d0_d0d0));
+                match set {
+                    Ok(()) => tracing::debug!(seed = s.seed, up = ?s.up, down = ?s.down, "relay impairment set"),
+                    Err(e) => tracing::warn!(%e, "relay impairment rejected"),
+                }
             }
         }
         // Wait for input or the next departure, at most 20 ms (the stop flag is seen within that).
@@ -759,13 +769,9 @@ fn run(sockets: Sockets, cfg: &RelayConfig, stop: &AtomicBool, shared: &Mutex<Sh
                     s.spis.insert(spi);
                 }
             }
-            let mut u = up_base.clone();
-            add(&mut u, &up.stats);
-            let mut d = down_base.clone();
-            add(&mut d, &down.stats);
             s.stats = RelayStats {
-                up: u,
-                down: d,
+                up: up.stats.clone(),
+                down: down.stats.clone(),
                 ike_sa_init_requests: sa_init,
                 ike_sa_init_spis: s.spis.len() as u64,
                 flows: flows.len() as u64,
@@ -781,17 +787,6 @@ fn open_upstream(gateway: Ipv4Addr, port: u16) -> std::io::Result<UdpSocket> {
     s.connect(SocketAddrV4::new(gateway, port))?;
     s.set_nonblocking(true)?;
     Ok(s)
-}
-
-fn add(total: &mut DirStats, d: &DirStats) {
-    total.received += d.received;
-    total.forwarded += d.forwarded;
-    total.dropped += d.dropped;
-    total.duplicated += d.duplicated;
-    total.reordered += d.reordered;
-    total.held += d.held;
-    total.overflow += d.overflow;
-    total.send_errors += d.send_errors;
 }
 
 #[cfg(test)]
@@ -819,6 +814,25 @@ mod tests {
         assert_eq!(out.len(), 500);
         assert!(out.windows(2).all(|w| w[0].seq < w[1].seq));
         assert_eq!((st.dropped, st.duplicated, st.reordered), (0, 0, 0));
+    }
+
+    #[test]
+    fn reconfiguring_keeps_what_is_held_and_the_counters() {
+        let hold = Impairment { reorder: 1.0, reorder_max_hold: Duration::from_secs(1), ..Impairment::none() };
+        let mut m = Impairer::new(hold, 1).unwrap();
+        let t0 = Instant::now();
+        m.push(t0, 0, vec![1], Kind::Esp);
+        assert!(m.pop_due(t0, 10).is_empty());
+        m.reconfigure(Impairment::none(), 2).unwrap();
+        assert!(m.reconfigure(Impairment { drop: 3.0, ..Impairment::none() }, 2).is_err());
+        m.push(t0, 0, vec![2], Kind::Esp);
+        // The held packet leaves after the later one (released by it or by its deadline), counted as reordered.
+        let mut out = m.pop_due(t0, 10);
+        out.extend(m.pop_due(t0 + Duration::from_secs(2), 10));
+        assert_eq!(out.iter().map(|p| p.data[0]).collect::<Vec<_>>(), vec![2, 1]);
+        assert_eq!(m.stats.reordered, 1);
+        assert_eq!(m.stats.received, 2);
+        assert_eq!(m.stats.forwarded, 2);
     }
 
     #[test]
