@@ -179,9 +179,11 @@ fn rekeys_complete_under_10_percent_impairment_without_a_reconnect_storm() {
     let connects = lines.iter().filter(|l| *l == "connected").count();
     eprintln!(
         "10% impairment: ping {received}/{count}; Child SA rekeys {rekeyed} (gateway started {gw_child}, we {our_child}); \
-         IKE SA rekeys {ike_done} (gateway {ike_by_gw}, we {ike_by_us}); IKE_SA_INIT {} sent, {} SAs attempted; \
+         IKE SA rekeys {ike_done} (gateway {ike_by_gw}, we {ike_by_us}, gateway's refused {}); IKE_SA_INIT {} sent, {} SAs attempted; \
          reconnects {reconnects}\nrelay: {st:?}",
-        st.ike_sa_init_requests, st.ike_sa_init_spis
+        gw.log().matches("IKE_SA rekeying failed, trying again").count(),
+        st.ike_sa_init_requests,
+        st.ike_sa_init_spis
     );
     let t = c.transcript();
     assert!(st.up.dropped > 0 && st.down.dropped > 0 && st.up.duplicated > 0 && st.down.duplicated > 0, "{st:?}");
@@ -191,10 +193,15 @@ fn rekeys_complete_under_10_percent_impairment_without_a_reconnect_storm() {
     assert_eq!(st.ike_sa_init_spis, 1, "one IKE_SA_INIT exchange (retransmissions aside)");
     assert!(st.ike_sa_init_requests <= 6, "within one retransmission budget: {}", st.ike_sa_init_requests);
     assert!(gw_child >= 1 && our_child >= 1 && rekeyed >= 3, "Child SA rekeys by both sides\n{t}");
-    assert!(ike_by_gw >= 1 && ike_by_us >= 1 && ike_done >= 2, "IKE SA rekeys by both sides\n{t}");
+    // The gateway's IKE SA rekey completes, or (when a retransmitted exchange of ours is still in progress, as
+    // loss makes likely) is refused with TEMPORARY_FAILURE (RFC 7296 §2.25) and superseded by ours.
+    let gw_log = gw.log();
+    let gw_refused = gw_log.matches("IKE_SA rekeying failed, trying again").count();
+    assert!(ike_by_gw + gw_refused >= 1, "the gateway's IKE SA rekey was answered\n{t}");
+    assert!(ike_by_us >= 1 && ike_done >= 2, "IKE SA rekeys completed\n{t}");
     // 10% loss each way loses ~19% of the echoes; the tunnel itself never stops.
     assert!(received * 100 >= count * 65, "bounded loss: {received}/{count}\n{text}");
-    assert!(!gw.log().contains("failed to establish CHILD_SA"), "no failed rekey on the gateway");
+    assert!(!gw_log.contains("failed to establish CHILD_SA"), "no failed rekey on the gateway");
     gw.wait_for_sa_count(0, T).unwrap();
 }
 
