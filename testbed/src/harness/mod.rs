@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Loss, duplication, reordering, delay and rate limits come from [`Relay`] (userspace: the kernel has no netem).
+//!
 //! Facts: the kernel here has XFRM but no ESP, so both charons use `kernel-libipsec` (userspace ESP over a TUN
 //! `ipsec0`, UDP-encapsulated only, hence `encap = yes`). Set `IKELINK_KEEP_LOGS=1` to keep the temp dirs
 //! (`/tmp/ikl<pid>x<n>-*`) with strongswan.conf, swanctl.conf and charon.log; they are also kept when a test
