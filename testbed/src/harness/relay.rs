@@ -688,7 +688,8 @@ fn run(sockets: Sockets, cfg: &RelayConfig, stop: &AtomicBool, shared: &Mutex<Sh
             .chain(flows.iter().map(|f| f.upstream.as_raw_fd()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
-        let ms = wait.as_millis().min(20) as libc::c_int;
+        // Rounded up: a departure less than 1 ms away waits 1 ms rather than spinning.
+        let ms = wait.as_micros().div_ceil(1000).min(20) as libc::c_int;
         // SAFETY: fds is a valid array of pollfd of the given length for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         let now = Instant::now();
