@@ -131,6 +131,23 @@ fn handshake_success_rate_under_10_and_30_percent_loss_duplication_and_reorderin
 #[test]
 fn rekeys_complete_under_10_percent_impairment_without_a_reconnect_storm() {
     ikelink_testbed::require_interop!();
+    rekeys_under(0.10, 10);
+}
+
+/// Ignored until the client answers a retransmitted IKE SA rekey request of the gateway with its rekey response:
+/// at 30% loss that response is often lost, and the run ends in a reconnect (see the next test but one, which
+/// shows it deterministically). Run it with `--ignored`.
+#[test]
+#[ignore = "client bug: a retransmitted gateway IKE SA rekey request gets an empty response (lost_response_to_the_gateways_ike_rekey_is_sent_again)"]
+fn rekeys_complete_under_30_percent_impairment_without_a_reconnect_storm() {
+    ikelink_testbed::require_interop!();
+    rekeys_under(0.30, 30);
+}
+
+/// 40 s of ping at 10/s under `p` loss, duplication and reordering both ways, with Child SA and IKE SA rekeys
+/// started by both sides.
+fn rekeys_under(p: f64, seed: u64) {
+    let pct = (p * 100.0).round() as u32;
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     private_resolv(&tb);
     let cfg = GatewayConfig {
@@ -138,14 +155,20 @@ fn rekeys_complete_under_10_percent_impairment_without_a_reconnect_storm() {
         child_rekey_time: Some("300s".into()),
         child_life_time: Some("600s".into()),
         over_time: Some("60s".into()),
+        // The gateway retransmits like our profile below (its default, 4 s growing by 1.8, makes one exchange
+        // under 30% loss last up to ~3 minutes, far beyond this run).
+        charon_extra: "  retransmit_timeout = 1.0\n  retransmit_base = 1.5\n".into(),
         ..Default::default()
     };
     let gw = Gateway::start(&tb, &cfg).unwrap();
-    let imp = Impairment::lossy(0.10);
+    let imp = Impairment::lossy(p);
     let relay =
-        Relay::start(&tb, RelayConfig { up: imp.clone(), down: imp.clone(), seed: 10, ..Default::default() }).unwrap();
+        Relay::start(&tb, RelayConfig { up: imp.clone(), down: imp.clone(), seed, ..Default::default() }).unwrap();
     // Our rekeys every ~6 s (Child SA) and ~15 s (IKE SA); DPD every 5 s must not mistake loss for death.
-    let profile = relayed_profile(&relay, "retransmit_timeout = 1.0\nrekey_child = 6\nrekey_ike = 15\ndpd = 5\n");
+    let profile = relayed_profile(
+        &relay,
+        "retransmit_timeout = 1.0\nretransmit_base = 1.5\nrekey_child = 6\nrekey_ike = 15\ndpd = 5\n",
+    );
     let mut c = IkelinkClient::start(&tb, desktop_bin(), &profile, &[]).unwrap();
     c.wait_connected(Duration::from_secs(40)).unwrap();
 
@@ -176,13 +199,15 @@ fn rekeys_complete_under_10_percent_impairment_without_a_reconnect_storm() {
         (started, done + collisions())
     };
     let settle = Instant::now();
-    while child_rekeys().1 < child_rekeys().0 && settle.elapsed() < Duration::from_secs(15) {
+    while child_rekeys().1 < child_rekeys().0 && settle.elapsed() < Duration::from_secs(25) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let (child_started, child_accounted) = child_rekeys();
     let log = c.log();
     let lines = c.lines();
     assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
+    // Kept with the testbed directory when an assertion fails (IKELINK_CLIENT_LOG=debug for more).
+    let _ = std::fs::write(tb.dir().join("client.log"), c.log());
 
     let rekeyed = lines.iter().filter(|l| l.starts_with("rekeyed:")).count();
     let gw_child = log.matches("gateway rekeys the Child SA").count();
@@ -193,7 +218,7 @@ fn rekeys_complete_under_10_percent_impairment_without_a_reconnect_storm() {
     let reconnects = lines.iter().filter(|l| l.starts_with("reconnecting:")).count();
     let connects = lines.iter().filter(|l| *l == "connected").count();
     eprintln!(
-        "10% impairment: ping {received}/{count}; Child SA rekeys {rekeyed} (gateway started {gw_child}, we {our_child}); \
+        "{pct}% impairment: ping {received}/{count}; Child SA rekeys {rekeyed} (gateway started {gw_child}, we {our_child}); \
          IKE SA rekeys {ike_done} (gateway {ike_by_gw}, we {ike_by_us}, gateway's refused {}); IKE_SA_INIT {} sent, {} SAs attempted; \
          reconnects {reconnects}; Child SA rekeys started {child_started}, completed or collided {child_accounted}\nrelay: {st:?}",
         gw.log().matches("IKE_SA rekeying failed, trying again").count(),
@@ -215,8 +240,9 @@ fn rekeys_complete_under_10_percent_impairment_without_a_reconnect_storm() {
     let gw_refused = gw_log.matches("IKE_SA rekeying failed, trying again").count();
     assert!(ike_by_gw + gw_refused >= 1, "the gateway's IKE SA rekey was answered\n{t}");
     assert!(ike_by_us >= 1 && ike_done >= 2, "IKE SA rekeys completed\n{t}");
-    // 10% loss each way loses ~19% of the echoes; the tunnel itself never stops.
-    assert!(received * 100 >= count * 65, "bounded loss: {received}/{count}\n{text}");
+    // Loss p each way loses 1 - (1 - p)² of the echoes (19% at 10%, 51% at 30%); the tunnel itself never stops.
+    let expected = f64::from(count) * (1.0 - p) * (1.0 - p);
+    assert!(f64::from(received) >= 0.75 * expected, "bounded loss: {received}/{count}\n{text}");
     assert!(!gw_log.contains("failed to establish CHILD_SA"), "no failed rekey on the gateway");
     gw.wait_for_sa_count(0, T).unwrap();
 }
@@ -277,4 +303,60 @@ fn reordered_esp_within_the_replay_window_is_accepted_and_duplicates_are_dropped
     assert_eq!(replay, st.down.duplicated, "{st:?}\n{}", c.transcript());
     assert_eq!(auth, 0);
     gw.wait_for_sa_count(0, T).unwrap();
+}
+
+/// The gateway rekeys the IKE SA and our response is lost (the relay drops all IKE from the client for a
+/// moment): the gateway retransmits its request on the old IKE SA, and the client must answer with the same
+/// response again (RFC 7296 §2.1), so the rekey completes and no reconnect follows.
+///
+/// Fails today: the client keeps the old IKE SA only for its Delete and answers the retransmitted CREATE_CHILD_SA
+/// request there with an empty response, which strongSwan rejects ("message verification failed"); the gateway
+/// keeps the new IKE SA half-open and ignores the client on it until its dead peer detection reconnects.
+#[test]
+#[ignore = "client bug: a retransmitted gateway IKE SA rekey request gets an empty response"]
+fn lost_response_to_the_gateways_ike_rekey_is_sent_again() {
+    ikelink_testbed::require_interop!();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    private_resolv(&tb);
+    let cfg = GatewayConfig {
+        charon_extra: "  retransmit_timeout = 1.0\n  retransmit_base = 1.5\n".into(),
+        ..Default::default()
+    };
+    let gw = Gateway::start(&tb, &cfg).unwrap();
+    let relay = Relay::start(&tb, RelayConfig::default()).unwrap();
+    let profile = relayed_profile(&relay, "retransmit_timeout = 1.0\nretransmit_base = 1.5\ndpd = 3\n");
+    let mut c = IkelinkClient::start(&tb, desktop_bin(), &profile, &[]).unwrap();
+    c.wait_connected(T).unwrap();
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap());
+
+    let drop_ike = Impairment { drop: 1.0, traffic: Traffic::Ike, ..Impairment::none() };
+    relay.set_impairment(drop_ike, Impairment::none(), 1).unwrap();
+    gw.rekey_ike().unwrap();
+    let start = Instant::now();
+    while !c.log().contains("gateway rekeys the IKE SA") && start.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(c.log().contains("gateway rekeys the IKE SA"), "{}", c.transcript());
+    std::thread::sleep(Duration::from_millis(300));
+    let dropped = relay.stats().up.dropped;
+    relay.set_impairment(Impairment::none(), Impairment::none(), 0).unwrap();
+    assert!(dropped >= 1, "our response was dropped: {:?}", relay.stats());
+    // The gateway retransmits after ~1 s; give it its budget.
+    let start = Instant::now();
+    while !gw.log().contains("IKE_SA rw[2] state change: REKEYING => REKEYED")
+        && !gw.log().contains("giving up after")
+        && start.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Traffic and IKE go on over the new IKE SA for a few DPD rounds.
+    std::thread::sleep(Duration::from_secs(8));
+    let ok = tb.ping(Role::Cli, LAN_ADDR, 3).unwrap();
+    let _ = std::fs::write(tb.dir().join("client.log"), c.log());
+    let log = gw.log();
+    let t = c.transcript();
+    assert!(!log.contains("giving up after"), "the gateway gave up on its IKE SA rekey\n{t}");
+    assert!(!c.lines().iter().any(|l| l.starts_with("reconnecting:")), "no reconnect\n{t}");
+    assert!(ok, "{t}");
+    assert!(c.interrupt(T).unwrap().success(), "{t}");
 }
