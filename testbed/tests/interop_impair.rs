@@ -135,8 +135,8 @@ fn rekeys_complete_under_10_percent_impairment_without_a_reconnect_storm() {
 }
 
 /// Ignored until the client answers a retransmitted IKE SA rekey request of the gateway with its rekey response:
-/// at 30% loss that response is often lost, and the run ends in a reconnect (see the next test but one, which
-/// shows it deterministically). Run it with `--ignored`.
+/// at 30% loss that response is often lost and the run ends in a reconnect (shown deterministically by
+/// `lost_response_to_the_gateways_ike_rekey_is_sent_again`). Run it with `--ignored`.
 #[test]
 #[ignore = "client bug: a retransmitted gateway IKE SA rekey request gets an empty response (lost_response_to_the_gateways_ike_rekey_is_sent_again)"]
 fn rekeys_complete_under_30_percent_impairment_without_a_reconnect_storm() {
