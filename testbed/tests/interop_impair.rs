@@ -1,7 +1,9 @@
 //! Interop against a real strongSwan gateway through the userspace impairment relay (issue 15, acceptance 3):
 //! random loss, duplication and reordering in both directions. The client's profile names the relay (on the
 //! router) as its gateway; to the gateway the relay is a NAT. Needs root; IKELINK_INTEROP=1. The normal run
-//! tries 3 seeds at 10% and 5 at 30%; `IKELINK_SOAK=1` tries 20 of each.
+//! tries 3 seeds at 10% and 5 at 30%; `IKELINK_SOAK=1` tries 20 of each. Two tests are `#[ignore]`d until a
+//! client bug is fixed (a retransmitted IKE SA rekey request of the gateway gets an empty response); run them
+//! with `-- --ignored`.
 #![cfg(target_os = "linux")]
 
 use std::time::{Duration, Instant};
