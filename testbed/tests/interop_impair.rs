@@ -264,6 +264,7 @@ fn reordered_esp_within_the_replay_window_is_accepted_and_duplicates_are_dropped
         traffic: Traffic::Esp,
         ..Impairment::none()
     };
+    let _iperf = tb.start_iperf_server(Role::Lan).unwrap();
     let relay = Relay::start(&tb, RelayConfig { down: reorder, seed: 64, ..Default::default() }).unwrap();
     let mut c = IkelinkClient::start(&tb, desktop_bin(), &relayed_profile(&relay, "dpd = 0\n"), &[]).unwrap();
     c.wait_connected(T).unwrap();
@@ -293,10 +294,32 @@ fn reordered_esp_within_the_replay_window_is_accepted_and_duplicates_are_dropped
     let dup = Impairment { duplicate: 0.2, traffic: Traffic::Esp, ..Impairment::none() };
     relay.set_impairment(Impairment::none(), dup, 65).unwrap();
     let (got, text) = ping(300);
-    relay.set_impairment(Impairment::none(), Impairment::none(), 0).unwrap();
     let st = relay.stats();
     assert_eq!(got, 300, "{text}");
     assert!(!text.contains("duplicates"), "the client passed no duplicate on: {text}");
+
+    // A slow, jittery path: 250 kB/s each way behind a short queue (20 ms, ~4 full packets), 10-20 ms of delay.
+    // TCP through the tunnel overfills the queue (its first window alone does; the shaper drops) and still
+    // delivers everything.
+    let slow = Impairment {
+        delay: Duration::from_millis(10),
+        jitter: Duration::from_millis(10),
+        rate: Some(250_000),
+        max_queue_delay: Duration::from_millis(20),
+        ..Impairment::none()
+    };
+    relay.set_impairment(slow.clone(), slow, 66).unwrap();
+    let opts = IperfOptions { bytes: Some(1_000_000), ..Default::default() };
+    let r = tb.iperf_client_with(Role::Cli, LAN_ADDR, &opts).unwrap();
+    relay.set_impairment(Impairment::none(), Impairment::none(), 0).unwrap();
+    let shaped = relay.stats();
+    eprintln!(
+        "shaped path: iperf {r:?}; relay dropped {} over the queue bound upstream",
+        shaped.up.overflow - st.up.overflow
+    );
+    assert!(r.sent_bytes >= 1_000_000, "{r:?}");
+    assert!(shaped.up.overflow > st.up.overflow, "the rate limit engaged: {shaped:?}");
+    assert!(tb.ping(Role::Cli, LAN_ADDR, 3).unwrap(), "{}", c.transcript());
     assert!(c.interrupt(T).unwrap().success(), "{}", c.transcript());
     let (replay, auth) = (stat(&c, "drop_replay"), stat(&c, "drop_auth"));
     eprintln!("duplicated inbound ESP: {} copies; client drop_replay={replay} drop_auth={auth}", st.down.duplicated);
