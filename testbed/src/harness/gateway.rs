@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use super::charon::{self, Charon};
+use super::charon::{self, Charon, CharonSetup};
 use super::error::{HarnessError, Result};
 use super::pki::Pki;
 use super::process;
@@ -95,6 +95,9 @@ pub struct GatewayConfig {
     /// Run strongSwan 6.0.1 (Debian 13, in the chroot of [`super::charon::strongswan6_root`]) instead of the
     /// host's 5.9.8: RFC 9370 additional key exchanges, IKE_INTERMEDIATE, PPK.
     pub strongswan6: bool,
+    /// Raw strongswan.conf lines for charon's own section, e.g. `retransmit_timeout = 1.0` (its IKE
+    /// retransmission timers: 4 s growing by 1.8, five retransmissions by default).
+    pub charon_extra: String,
 }
 
 impl Default for GatewayConfig {
@@ -128,6 +131,7 @@ impl Default for GatewayConfig {
             extra_child: String::new(),
             extra_swanctl: String::new(),
             strongswan6: false,
+            charon_extra: String::new(),
         }
     }
 }
@@ -261,13 +265,13 @@ impl Gateway {
     pub fn start(tb: &Testbed, config: &GatewayConfig) -> Result<Gateway> {
         let conf = config.swanctl_conf();
         let root = if config.strongswan6 { Some(super::charon::strongswan6_root()?) } else { None };
-        let charon =
-            Charon::start_in(tb, Role::Gw, "strongSwan gateway", &conf, config.kernel_esp, root.as_deref(), |dir| {
-                if let GatewayAuth::Cert { pki, .. } = &config.auth {
-                    pki.install_gateway(dir)?;
-                }
-                Ok(())
-            })?;
+        let setup = CharonSetup { kernel_esp: config.kernel_esp, root: root.as_deref(), extra: &config.charon_extra };
+        let charon = Charon::start_in(tb, Role::Gw, "strongSwan gateway", &conf, &setup, |dir| {
+            if let GatewayAuth::Cert { pki, .. } = &config.auth {
+                pki.install_gateway(dir)?;
+            }
+            Ok(())
+        })?;
         Ok(Gateway { charon, config: config.clone() })
     }
 

@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Loss, duplication, reordering, delay and rate limits come from [`Relay`] (userspace: the kernel has no netem).
+//!
 //! Facts: the kernel here has XFRM but no ESP, so both charons use `kernel-libipsec` (userspace ESP over a TUN
 //! `ipsec0`, UDP-encapsulated only, hence `encap = yes`). Set `IKELINK_KEEP_LOGS=1` to keep the temp dirs
 //! (`/tmp/ikl<pid>x<n>-*`) with strongswan.conf, swanctl.conf and charon.log; they are also kept when a test
@@ -33,6 +35,7 @@ pub mod matrix;
 mod pki;
 mod process;
 mod radius;
+mod relay;
 mod testbed;
 
 pub use charon::{available_plugins, count_established, raw_values, CHARON_SYSTEMD, PLUGINS, PLUGIN_DIR};
@@ -46,6 +49,10 @@ pub use libreswan::{kernel_has_esp, libreswan_root, Libreswan, LibreswanAuth, Li
 pub use pki::{KeyType, Pki};
 pub use process::{wait_child_timeout, wait_until, TempDir, DEFAULT_COMMAND_TIMEOUT, NAME_PREFIX};
 pub use radius::{Radius, FREERADIUS_CONF, RADIUS_PORT, RADIUS_SECRET};
+pub use relay::{
+    classify, ike_sa_init_request, DirStats, Impairer, Impairment, Kind, Packet, Relay, RelayConfig, RelayStats, Rng,
+    Traffic, MAX_QUEUE,
+};
 pub use testbed::{
     list_namespaces, udp_ports, Capture, HttpServer, IperfOptions, IperfResult, IperfServer, Listen, Role, Testbed,
     TestbedOptions, CLI_ADDR, CLI_NET, GW_ADDR, GW_LAN_ADDR, IPERF_PORT, LAN_ADDR, LAN_NET, RTR_CLI_ADDR, RTR_GW_ADDR,
