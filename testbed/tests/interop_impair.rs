@@ -339,11 +339,11 @@ fn reordered_esp_within_the_replay_window_is_accepted_and_duplicates_are_dropped
 /// moment): the gateway retransmits its request on the old IKE SA, and the client must answer with the same
 /// response again (RFC 7296 §2.1), so the rekey completes and no reconnect follows.
 ///
-/// Fails today: the client keeps the old IKE SA only for its Delete and answers the retransmitted CREATE_CHILD_SA
-/// request there with an empty response, which strongSwan rejects ("message verification failed"); the gateway
-/// keeps the new IKE SA half-open and ignores the client on it until its dead peer detection reconnects.
+/// Found by this relay: the client kept the old IKE SA only for its Delete and answered the retransmitted
+/// CREATE_CHILD_SA request there with an empty response, which strongSwan rejects ("message verification
+/// failed"); the gateway kept the new IKE SA half-open and ignored the client on it until its dead peer detection
+/// reconnected. The old IKE SA now keeps our last answer for retransmissions.
 #[test]
-#[ignore = "client bug: a retransmitted gateway IKE SA rekey request gets an empty response"]
 fn lost_response_to_the_gateways_ike_rekey_is_sent_again() {
     ikelink_testbed::require_interop!();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();

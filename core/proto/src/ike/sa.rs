@@ -824,8 +824,26 @@ impl IkeSa {
         let payloads = old.open(raw, msg)?;
         let h = msg.header;
         if h.flags.response {
-            debug!("old IKE SA deleted");
-            self.old_ike = None;
+            if old.answers_delete(h.message_id) {
+                debug!("old IKE SA deleted");
+                self.old_ike = None;
+            } else {
+                // The answer to a request that was in flight when the gateway rekeyed; we sent it again on the
+                // new IKE SA.
+                debug!(message_id = h.message_id, "late answer on the old IKE SA");
+            }
+            return Ok(());
+        }
+        if let Some(resp) = old.cached_response(h.message_id) {
+            // The gateway did not get our answer to its request on the old SA (typically its IKE rekey, whose
+            // response carries the new SA's proposal): the same answer again, not an empty one (§2.1).
+            debug!(
+                message_id = h.message_id,
+                "gateway retransmitted a request on the old IKE SA, resending our response"
+            );
+            for datagram in resp.to_vec() {
+                self.ex.emit(datagram);
+            }
             return Ok(());
         }
         // The gateway deletes the old IKE SA (or probes it): answer, then forget it.

@@ -98,9 +98,24 @@ pub(super) struct OldIke {
     initiator: bool,
     keys: Option<IkeKeys>,
     next_message_id: u32,
+    /// Our answer to the gateway's last request on it (typically its IKE rekey), for a retransmission (§2.1).
+    last_response: Option<(u32, Vec<Vec<u8>>)>,
+    /// The message ID of our Delete on it, once sent.
+    delete_id: Option<u32>,
 }
 
 impl OldIke {
+    /// Our cached answer to the gateway's request `message_id` on the old IKE SA, if it was the last one.
+    pub fn cached_response(&self, message_id: u32) -> Option<&[Vec<u8>]> {
+        self.last_response.as_ref().filter(|(id, _)| *id == message_id).map(|(_, r)| r.as_slice())
+    }
+
+    /// Whether a response with this ID answers our Delete (and not a request that was in flight when the gateway
+    /// rekeyed).
+    pub fn answers_delete(&self, message_id: u32) -> bool {
+        self.delete_id == Some(message_id)
+    }
+
     /// Whether a message with this header belongs to the old IKE SA.
     pub fn owns(&self, h: &Header) -> bool {
         self.spi_i == h.spi_i && self.spi_r == h.spi_r
@@ -132,6 +147,7 @@ impl OldIke {
             false,
             self.next_message_id,
         );
+        self.delete_id = Some(self.next_message_id);
         self.next_message_id = self.next_message_id.wrapping_add(1);
         let keys = self.keys.as_ref().ok_or(IkeError::Protocol("old IKE SA without keys"))?;
         seal(keys, self.initiator, header, payloads, rng)
@@ -225,6 +241,8 @@ impl Exchange {
             initiator: self.initiator,
             keys: self.keys.replace(keys),
             next_message_id: self.next_message_id,
+            last_response: self.last_response.take(),
+            delete_id: None,
         };
         self.spi_i = spi_i;
         self.spi_r = spi_r;
@@ -247,6 +265,11 @@ impl Exchange {
     /// A request of ours is in flight.
     pub fn busy(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// The kind of our request in flight, if any.
+    pub fn pending_kind(&self) -> Option<RequestKind> {
+        self.pending.as_ref().map(|p| p.kind)
     }
 
     /// Forget the request in flight (its answer no longer matters).

@@ -985,6 +985,19 @@ impl IkeSa {
             spi_i,
             spi_r,
         )?;
+        if !we_initiated {
+            // Our request in flight on the old SA (the gateway rekeyed meanwhile, §2.8): the gateway deletes that
+            // SA soon, and retransmissions there may never be answered. Send it again on the new SA.
+            match self.ex.pending_kind() {
+                Some(RequestKind::DeleteChild(spi)) => self.queue.push_front(Queued::DeleteChild(spi)),
+                Some(RequestKind::UpdateAddresses) => self.queue.push_front(Queued::UpdateAddresses),
+                Some(RequestKind::Delete) => self.queue.push_front(Queued::DeleteIke),
+                // A liveness check: the gateway's rekey just showed it is alive.
+                Some(RequestKind::Dpd) | None => {}
+                Some(other) => debug!(?other, "request in flight on the old IKE SA dropped"),
+            }
+            self.ex.cancel();
+        }
         self.old_ike = Some(self.ex.rekeyed(spi_i, spi_r, we_initiated, suite, keys));
         self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
         info!(suite = %suite, spi_i = format_args!("{spi_i:016x}"), spi_r = format_args!("{spi_r:016x}"), "IKE SA rekeyed");
