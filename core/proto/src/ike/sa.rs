@@ -841,7 +841,7 @@ impl IkeSa {
                 message_id = h.message_id,
                 "gateway retransmitted a request on the old IKE SA, resending our response"
             );
-            for datagram in resp.to_vec() {
+            for datagram in resp.iter().cloned() {
                 self.ex.emit(datagram);
             }
             return Ok(());
