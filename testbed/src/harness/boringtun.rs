@@ -61,6 +61,7 @@ pub fn check_boringtun() -> Result<PathBuf> {
     if !bin.is_file() {
         return Err(HarnessError::Setup(format!("boringtun-cli not found at {}: {hint}", bin.display())));
     }
+    let bin = bin.canonicalize().unwrap_or(bin);
     let which = process::run(std::process::Command::new("sh").args(["-c", "command -v wg"]), DEFAULT_COMMAND_TIMEOUT);
     if which.is_err() {
         return Err(HarnessError::Setup(format!("`wg` (wireguard-tools) not found: {hint}")));
