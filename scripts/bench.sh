@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput benchmark: iperf3 TCP client -> LAN host through our tunnel, through strongSwan's own client
-# (charon with kernel-libipsec) against the same gateway, and through no tunnel; client CPU seconds per GB and
-# peak resident memory. Needs root. Options go to ikelink-bench (--seconds N, --runs N, --suite S; see --help).
+# (charon with kernel-libipsec) against the same gateway, through boringtun (userspace WireGuard on both ends,
+# installed by scripts/install-deps.sh) and through no tunnel; client CPU seconds per GB and peak resident memory,
+# with the ratios ours / strongSwan and ours / boringtun. Needs root. Options go to ikelink-bench (--seconds N, --runs N, --suite S; see --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -19,7 +19,7 @@ closure=$(printf '%s\n' "$listed" | grep -v '^$' | xargs apt-cache depends --rec
 
 # Programs run by the harness, the tests, the demo and the build checks (inside the namespaces or not).
 programs="charon-systemd swanctl pki ip iperf3 nft iptables tcpdump ping sysctl conntrack ethtool ss tc pidof \
-python3 openssl freeradius x86_64-w64-mingw32-gcc java javac certutil pk12util unshare cc c++ iked ikectl"
+python3 openssl freeradius x86_64-w64-mingw32-gcc java javac certutil pk12util unshare cc c++ iked ikectl wg"
 # strongSwan plugins charon loads (testbed/src/harness/charon.rs, PLUGINS), where installed.
 plugins=$(sed -n '/^pub const PLUGINS/,/^];/p' testbed/src/harness/charon.rs | grep -o '"[a-z0-9-]*"' | tr -d '"')
 # Library files used by path.

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the interop harness (testbed/src/harness) needs on Debian/Ubuntu, idempotently:
 # strongSwan (charon-systemd + swanctl + kernel-libipsec and EAP plugins + pki), iproute2, iperf3, nftables,
-# iptables, tcpdump, ping, sysctl and ethtool (the benchmark); and for the Windows build check, MinGW-w64 and the Rust target
+# iptables, tcpdump, ping, sysctl and ethtool (the benchmark), wireguard-tools and boringtun-cli (the benchmark's
+# userspace WireGuard comparison); and for the Windows build check, MinGW-w64 and the Rust target
 # x86_64-pc-windows-gnu. `apt-get update` runs only if something is missing.
 # The Debian strongswan service is disabled and stopped: the harness runs its own charon per namespace.
 set -eu
@@ -19,6 +20,9 @@ util-linux openiked gcc libc6-dev"
 PACKAGES="$PACKAGES g++"
 # The core's unit tests as Windows programs (scripts/wine-test.sh, issue 13): Wine 8 (the 64-bit loader only).
 PACKAGES="$PACKAGES wine64"
+# The benchmark's userspace WireGuard comparison (scripts/bench.sh, part (e)): `wg` configures boringtun-cli
+# (built below) through its UAPI socket. No kernel module: this kernel has no WireGuard.
+PACKAGES="$PACKAGES wireguard-tools"
 # pip, for the Android JVM check's API stubs below (chaquopy-stubs-android from PyPI).
 PACKAGES="$PACKAGES python3-pip"
 # npm (kotlin-compiler from the npm registry, below): Debian's nodejs and npm, unless the machine already has an
@@ -107,6 +111,22 @@ else
     echo "install-deps: no nightly toolchain; the fuzz runs will be skipped" >&2
 fi
 
+# boringtun (userspace WireGuard) for the benchmark's part (e) and its harness self-test
+# (testbed/src/harness/boringtun.rs): boringtun-cli from crates.io, pinned, built with cargo install into
+# target/tools/boringtun (not committed). Failure leaves the benchmark and that test failing with a message that
+# points here.
+BORINGTUN_VERSION=0.7.1
+boringtun_root="$(dirname "$0")/../target/tools/boringtun"
+if ! "$boringtun_root/bin/boringtun-cli" --version 2>/dev/null | grep -qx "boringtun $BORINGTUN_VERSION"; then
+    if command -v cargo >/dev/null 2>&1; then
+        echo "install-deps: installing boringtun-cli $BORINGTUN_VERSION (cargo install) into target/tools/boringtun"
+        cargo install boringtun-cli --version "$BORINGTUN_VERSION" --locked --force --root "$boringtun_root" \
+            || echo "install-deps: could not install boringtun-cli; the benchmark (scripts/bench.sh) will fail" >&2
+    else
+        echo "install-deps: cargo not found; boringtun-cli not installed, the benchmark (scripts/bench.sh) will fail" >&2
+    fi
+fi
+
 # libreswan 4.10 (testbed/src/harness/libreswan.rs): Debian's package conflicts with strongSwan's, so it is
 # downloaded and unpacked into target/tools/libreswan (not installed); pluto runs from there. Failure only
 # leaves the libreswan interop tests failing with a message that points here.
@@ -153,7 +173,7 @@ for plugin in kernel-libipsec vici eap-mschapv2 eap-radius openssl curve25519; d
         exit 1
     fi
 done
-for bin in /usr/sbin/charon-systemd swanctl pki ip iperf3 nft tcpdump ping sysctl ethtool; do
+for bin in /usr/sbin/charon-systemd swanctl pki ip iperf3 nft tcpdump ping sysctl ethtool wg; do
     if ! command -v "$bin" >/dev/null 2>&1; then
         echo "install-deps: $bin not found" >&2
         exit 1

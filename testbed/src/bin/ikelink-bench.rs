@@ -14,6 +14,12 @@
 //! and the shared CPUs cap them: a blaster in the client namespace sends fixed-size UDP datagrams into the tunnel
 //! as fast as it can, and the router counts and drops the client's ESP (nftables), so nothing downstream limits
 //! it. The ESP is counted by bytes (a UDP GSO send crosses the veth as one skb). Needs root.
+//!
+//! (e) The best userspace tunnel as a yardstick: boringtun (Cloudflare's userspace WireGuard, boringtun-cli with its
+//! defaults, i.e. 4 threads on a multi-queue TUN) on both ends, the client's in the client namespace and the
+//! gateway's in the gateway namespace (this kernel has no WireGuard module), the LAN routed through it
+//! (testbed/src/harness/boringtun.rs). It runs the same iperf3 runs, alternating with (b) and (c), and the table
+//! prints ours / boringtun in every run. Not part of (d), which counts ESP. scripts/install-deps.sh installs it.
 
 #[cfg(target_os = "linux")]
 fn main() -> std::process::ExitCode {
@@ -35,6 +41,7 @@ mod app {
     use std::time::{Duration, Instant};
 
     use clap::Parser;
+    use ikelink_testbed::harness::boringtun::{check_boringtun, WireguardTunnel, BORINGTUN_VERSION};
     use ikelink_testbed::harness::{
         psk_profile, wait_until, ClientConfig, Gateway, GatewayConfig, IkelinkClient, IperfOptions, IperfResult, Role,
         StrongswanClient, Testbed, TestbedOptions, GW_ADDR, LAN_ADDR, LAN_NET, RTR_CLI_ADDR,
@@ -45,12 +52,15 @@ mod app {
     const RSS_LIMIT_MB: f64 = 15.0;
 
     #[derive(Parser)]
-    #[command(name = "ikelink-bench", about = "iperf3 through ikelink vs strongSwan's client vs no tunnel")]
+    #[command(
+        name = "ikelink-bench",
+        about = "iperf3 through ikelink vs strongSwan's client vs boringtun (userspace WireGuard) vs no tunnel"
+    )]
     struct Args {
         /// iperf3 duration of each run, seconds (timed mode).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=300))]
         seconds: u32,
-        /// Runs per client (alternating ours / strongSwan); the table shows medians.
+        /// Runs per client (alternating ours / strongSwan / boringtun); the table shows medians.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=20))]
         runs: u32,
         /// ESP suite used by both clients and accepted by the gateway.
@@ -295,6 +305,8 @@ mod app {
         rss_mb: Option<f64>,
         gw_pct: f64,
         gw_top: (String, f64),
+        /// The gateway process sampled: charon ((b), (c)) or boringtun-cli ((e)).
+        gw_name: String,
         host_busy_pct: f64,
         /// Drop counters that increased during the run (see [`drop_counters`]).
         drops: Vec<(String, u64)>,
@@ -310,13 +322,13 @@ mod app {
         };
         let d0 = drop_counters(tb);
         let c0 = client_pid.and_then(cpu_sample);
-        let g0 = cpu_sample(gw_pid).ok_or("cannot read the gateway charon's /proc stat")?;
+        let g0 = cpu_sample(gw_pid).ok_or("cannot read the gateway process's /proc stat")?;
         let h0 = host_cpu();
         let t0 = Instant::now();
         let r: IperfResult = tb.iperf_client_with(Role::Cli, LAN_ADDR, &opts).map_err(|e| format!("iperf3: {e}"))?;
         let wall = t0.elapsed().as_secs_f64();
         let c1 = client_pid.and_then(cpu_sample);
-        let g1 = cpu_sample(gw_pid).ok_or("cannot read the gateway charon's /proc stat")?;
+        let g1 = cpu_sample(gw_pid).ok_or("cannot read the gateway process's /proc stat")?;
         let h1 = host_cpu();
         let drops = drop_deltas(&d0, &drop_counters(tb));
         if r.bytes == 0 {
@@ -329,6 +341,7 @@ mod app {
             retransmits: r.retransmits,
             gw_pct,
             gw_top: (gw_name, gw_top),
+            gw_name: std::fs::read_to_string(format!("/proc/{gw_pid}/comm")).unwrap_or_default().trim().to_string(),
             host_busy_pct: 100.0 * h1.0.saturating_sub(h0.0) as f64 / (h1.1.saturating_sub(h0.1).max(1)) as f64,
             drops,
             ..Run::default()
@@ -358,8 +371,8 @@ mod app {
             s += &format!("  client {cpu:.2} CPU-s/GB {pct:.0}% (top thread {tn} {tp:.0}%) peak RSS {rss:.1} MB");
         }
         s += &format!(
-            "  gateway charon {:.0}% (top thread {} {:.0}%)  host busy {:.0}%",
-            r.gw_pct, r.gw_top.0, r.gw_top.1, r.host_busy_pct
+            "  gateway {} {:.0}% (top thread {} {:.0}%)  host busy {:.0}%",
+            r.gw_name, r.gw_pct, r.gw_top.0, r.gw_top.1, r.host_busy_pct
         );
         println!("{s}");
         if !r.drops.is_empty() {
@@ -450,6 +463,24 @@ mod app {
         sc.stop().map_err(|e| format!("stopping strongSwan's client: {e}"))?;
         gw.wait_for_sa_count(0, WAIT).map_err(|e| format!("gateway SA left after strongSwan's client: {e}"))?;
         Ok(r)
+    }
+
+    /// Starts boringtun on the client and the gateway with the LAN routed through it, runs `f` with the client's
+    /// and the gateway's boringtun PIDs, stops both. Also returns the client boringtun's thread count.
+    fn with_boringtun<T>(tb: &Testbed, f: impl FnOnce(u32, u32) -> Step<T>) -> Step<(T, usize)> {
+        let wg = WireguardTunnel::start(tb, &[LAN_NET]).map_err(|e| format!("starting boringtun: {e}"))?;
+        wait_reachable(tb, "through boringtun")?;
+        let r = f(wg.client_pid(), wg.gateway_pid())?;
+        let threads = wg.client_threads();
+        let (rx, tx) = wg.client_transfer(tb).map_err(|e| e.to_string())?;
+        if rx == 0 || tx == 0 {
+            return Err(format!("boringtun counted no traffic (rx {rx} tx {tx}): iperf3 went around the tunnel?"));
+        }
+        wg.stop();
+        if tb.ping(Role::Cli, LAN_ADDR, 1).map_err(|e| e.to_string())? {
+            return Err("the LAN is still reachable after stopping boringtun".into());
+        }
+        Ok((r, threads))
     }
 
     /// Adds the strongSwan client's log tail to a message.
@@ -692,7 +723,7 @@ mod app {
         }
     }
 
-    fn print_table(args: &Args, none: &Row, ours: &Row, theirs: &Row) {
+    fn print_table(args: &Args, none: &Row, ours: &Row, theirs: &Row, wg: &Row, wg_threads: &[usize]) {
         println!();
         println!(
             "Results: iperf3 TCP client {} LAN host, ESP {}, {} s per run, median of {} run(s), {} CPUs",
@@ -705,7 +736,7 @@ mod app {
         println!();
         println!(
             "{:<30} {:>9} {:>12} {:>12} {:>18} {:>18} {:>10}",
-            "", "Mbit/s", "CPU s/GB", "peak RSS MB", "client CPU% (top)", "gw charon% (top)", "host busy%"
+            "", "Mbit/s", "CPU s/GB", "peak RSS MB", "client CPU% (top)", "gateway% (top)", "host busy%"
         );
         let line = |name: &str, r: &Row| {
             let client = match (r.client_pct, r.client_top) {
@@ -726,6 +757,7 @@ mod app {
         line("no tunnel", none);
         line("ikelink (ours)", ours);
         line("strongSwan client (libipsec)", theirs);
+        line("boringtun (WireGuard)", wg);
         println!(
             "{:<30} {:>9} {:>12} {:>12}",
             "ratio ours / strongSwan",
@@ -733,14 +765,29 @@ mod app {
             ratio(ours.cpu, theirs.cpu),
             ratio(ours.rss, theirs.rss)
         );
+        println!(
+            "{:<30} {:>9} {:>12} {:>12}",
+            "ratio ours / boringtun",
+            ratio(Some(ours.mbits), Some(wg.mbits)),
+            ratio(ours.cpu, wg.cpu),
+            ratio(ours.rss, wg.rss)
+        );
         println!("{:<30} {:>9}", "ratio ours / no tunnel", ratio(Some(ours.mbits), Some(none.mbits)));
         println!();
         println!(
         "CPU s/GB: client process CPU time (user+system, all threads) per 10^9 bytes received by the iperf3 receiver."
     );
         println!(
-        "CPU%: of one core (a process can exceed 100%); (top): its busiest thread; gw charon = the gateway (libipsec)."
+        "CPU%: of one core (a process can exceed 100%); (top): its busiest thread; gateway: its charon (libipsec) for \
+         ikelink and strongSwan's client, its boringtun-cli for boringtun."
     );
+        let threads: Vec<String> = wg_threads.iter().map(usize::to_string).collect();
+        println!(
+            "boringtun: boringtun-cli {BORINGTUN_VERSION} with its defaults on both ends (--threads 4, multi-queue TUN, \
+             MTU {}); client threads seen per run: {}",
+            ikelink_testbed::harness::boringtun::WG_MTU,
+            if threads.is_empty() { "-".into() } else { threads.join(", ") }
+        );
         match ours.rss {
             Some(rss) if rss <= RSS_LIMIT_MB => {
                 println!("memory: ikelink peak RSS {rss:.1} MB <= {RSS_LIMIT_MB} MB: ok")
@@ -820,6 +867,11 @@ mod app {
             args.runs,
             bin.display()
         );
+        let boringtun =
+            if args.capacity_only { None } else { Some(check_boringtun().map_err(|e| format!("(e) boringtun: {e}"))?) };
+        if let Some(b) = &boringtun {
+            println!("boringtun: {} (boringtun-cli {BORINGTUN_VERSION}, its default --threads)", b.display());
+        }
         let tb = Testbed::new(TestbedOptions::default()).map_err(|e| format!("building the testbed: {e}"))?;
         let gw_cfg = GatewayConfig { esp_proposals: args.suite.clone(), ..GatewayConfig::default() };
         let gw = Gateway::start(&tb, &gw_cfg).map_err(|e| format!("starting the strongSwan gateway: {e}"))?;
@@ -833,10 +885,14 @@ mod app {
         };
 
         if !args.capacity_only {
-            println!("\n(b)/(c) through ikelink and through strongSwan's client, alternating");
+            println!(
+                "\n(b)/(c)/(e) through ikelink, through strongSwan's client and through boringtun (userspace \
+                 WireGuard on both ends), alternating"
+            );
         }
         let gw_pid = gw.pid().ok_or("gateway charon not running")?;
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut wg) = (Vec::new(), Vec::new(), Vec::new());
+        let mut wg_threads = Vec::new();
         for i in (1..=args.runs).filter(|_| !args.capacity_only) {
             let run_ours = |v: &mut Vec<Run>| -> Step<()> {
                 let r = with_ours(&tb, &gw, &bin, args, |pid| measure(&tb, args, Some(pid), gw_pid))?;
@@ -850,11 +906,20 @@ mod app {
                 v.push(r);
                 Ok(())
             };
-            // ABBA order so neither client always runs first.
+            let mut run_wg = |v: &mut Vec<Run>| -> Step<()> {
+                let (r, threads) = with_boringtun(&tb, |pid, gw_pid| measure(&tb, args, Some(pid), gw_pid))?;
+                print_run(&format!("boringtun #{i}"), &r);
+                wg_threads.push(threads);
+                v.push(r);
+                Ok(())
+            };
+            // ABC CBA order so no client always runs first.
             if i % 2 == 1 {
                 run_ours(&mut ours)?;
                 run_theirs(&mut theirs)?;
+                run_wg(&mut wg)?;
             } else {
+                run_wg(&mut wg)?;
                 run_theirs(&mut theirs)?;
                 run_ours(&mut ours)?;
             }
@@ -895,7 +960,7 @@ mod app {
             }
         }
         if !args.capacity_only {
-            print_table(args, &row(&none), &row(&ours), &row(&theirs));
+            print_table(args, &row(&none), &row(&ours), &row(&theirs), &row(&wg), &wg_threads);
         }
         if !args.no_capacity {
             print_capacity_table(args, &cap_ours, &cap_theirs);

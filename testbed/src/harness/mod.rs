@@ -23,6 +23,7 @@
 //! (`/tmp/ikl<pid>x<n>-*`) with strongswan.conf, swanctl.conf and charon.log; they are also kept when a test
 //! panics.
 
+pub mod boringtun;
 mod charon;
 mod client;
 mod desktop;
