@@ -15,55 +15,16 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ikelink::crypto::{Group, KeyExchange, Zeroizing};
-use ikelink::ike::sim::{cidr_ts, Pair, ResponderConfig};
-use ikelink::ike::{AuthConfig, EspProposal, GatewayAuth, IkeConfig, IkeProposal, Retransmit, State};
-use ikelink::wire::{IdType, Identification};
+use ikelink::crypto::{Group, KeyExchange};
+use ikelink::ike::sim::{config, Pair, ResponderConfig};
+use ikelink::ike::{EspProposal, IkeProposal, State};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-/// The responder's default PSK (`ResponderConfig::default`).
-const PSK: &[u8] = b"simulated pre-shared key";
 const ESP: &str = "aes256gcm16";
 
 const SUITES: [(&str, &str); 2] =
     [("x25519", "aes256gcm16-prfsha256-x25519"), ("x25519+mlkem768", "aes256gcm16-prfsha256-x25519-ke1_mlkem768")];
-
-fn initiator(ike: &str) -> IkeConfig {
-    IkeConfig {
-        local_id: Identification { id_type: IdType::ID_FQDN, data: b"client.example.org".to_vec() },
-        remote_id: None,
-        remote_id_loose: false,
-        legacy_rsa_sha1: false,
-        send_remote_id: true,
-        auth: AuthConfig::Psk(Zeroizing::new(PSK.to_vec())),
-        gateway_auth: GatewayAuth::Psk,
-        eap_only: false,
-        ike_proposals: vec![IkeProposal::parse(ike).expect("IKE proposal")],
-        esp_proposals: vec![EspProposal::parse(ESP).expect("ESP proposal")],
-        request_ipv4: true,
-        request_ipv6: false,
-        request_dns: true,
-        ts_i: vec![cidr_ts("0.0.0.0/0")],
-        ts_r: vec![cidr_ts("0.0.0.0/0")],
-        retransmit: Retransmit::default(),
-        force_encap: false,
-        fragment_mtu: 1280,
-        keepalive: None,
-        dpd: None,
-        dpd_tries: 2,
-        child_lifetime: None,
-        ike_lifetime: None,
-        child_lifetime_bytes: None,
-        reauth_lifetime: None,
-        mobike: false,
-        redirect: true,
-        redirected_from: None,
-        initial_contact: true,
-        pq_fallback: false,
-        ppk: None,
-    }
-}
 
 fn responder(ike: &str) -> ResponderConfig {
     ResponderConfig {
@@ -76,7 +37,7 @@ fn responder(ike: &str) -> ResponderConfig {
 
 /// One handshake, from building the initiator to its `Established`; returns the pair to drop outside the timing.
 fn handshake(ike: &str) -> Pair {
-    let mut p = Pair::new(initiator(ike), responder(ike));
+    let mut p = Pair::new(config(ike, ESP), responder(ike));
     let done = p.drive_until(|p| p.initiator.state() == State::Established);
     assert!(done && p.child().is_some(), "{ike}: not established: {:?}", p.events);
     p

@@ -33,6 +33,57 @@ use super::IkeError;
 use super::{ChildSa, CloseReason, Event, IkeConfig, IkeSa, SessionInfo, SocketKind, Timer};
 use crate::wire::{EncryptedFragment, Header, Message, Payload};
 
+use zeroize::Zeroizing;
+
+use crate::ike::{AuthConfig, EspProposal, IkeProposal, Retransmit};
+use crate::wire::{IdType, Identification};
+
+/// The pre-shared key of [`config`] and of [`ResponderConfig::default`].
+pub const PSK: &[u8] = b"simulated pre-shared key";
+
+/// An FQDN identity.
+pub fn fqdn(s: &str) -> Identification {
+    Identification { id_type: IdType::ID_FQDN, data: s.as_bytes().to_vec() }
+}
+
+/// A PSK initiator offering `ike` and `esp` (strongSwan syntax), full tunnel, the defaults elsewhere: what the
+/// scenarios and the handshake benchmark start from.
+pub fn config(ike: &str, esp: &str) -> IkeConfig {
+    IkeConfig {
+        local_id: fqdn("client.example.org"),
+        remote_id: None,
+        remote_id_loose: false,
+        legacy_rsa_sha1: false,
+        send_remote_id: true,
+        auth: AuthConfig::Psk(Zeroizing::new(PSK.to_vec())),
+        gateway_auth: crate::ike::GatewayAuth::Psk,
+        eap_only: false,
+        ike_proposals: vec![IkeProposal::parse(ike).expect("IKE proposal")],
+        esp_proposals: vec![EspProposal::parse(esp).expect("ESP proposal")],
+        request_ipv4: true,
+        request_ipv6: false,
+        request_dns: true,
+        ts_i: vec![cidr_ts("0.0.0.0/0")],
+        ts_r: vec![cidr_ts("0.0.0.0/0")],
+        retransmit: Retransmit::default(),
+        force_encap: false,
+        fragment_mtu: 1280,
+        keepalive: None,
+        dpd: None,
+        dpd_tries: 2,
+        child_lifetime: None,
+        ike_lifetime: None,
+        child_lifetime_bytes: None,
+        reauth_lifetime: None,
+        mobike: false,
+        redirect: true,
+        redirected_from: None,
+        initial_contact: true,
+        pq_fallback: false,
+        ppk: None,
+    }
+}
+
 /// Our address as the initiator knows it (the IKE socket).
 pub const INITIATOR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), 500);
 /// Our NAT-T socket.

@@ -14,47 +14,7 @@ use crate::crypto::Group;
 use crate::ike::{AuthConfig, EspProposal, IkeProposal, Retransmit, State};
 use crate::wire::{Delete, ExchangeType, IdType, Identification, NotifyType, Payload, ProtocolId, TsAddresses};
 
-pub(super) const PSK: &[u8] = b"simulated pre-shared key";
-
-pub(crate) fn fqdn(s: &str) -> Identification {
-    Identification { id_type: IdType::ID_FQDN, data: s.as_bytes().to_vec() }
-}
-
-pub(crate) fn config(ike: &str, esp: &str) -> IkeConfig {
-    IkeConfig {
-        local_id: fqdn("client.example.org"),
-        remote_id: None,
-        remote_id_loose: false,
-        legacy_rsa_sha1: false,
-        send_remote_id: true,
-        auth: AuthConfig::Psk(Zeroizing::new(PSK.to_vec())),
-        gateway_auth: crate::ike::GatewayAuth::Psk,
-        eap_only: false,
-        ike_proposals: vec![IkeProposal::parse(ike).expect("IKE proposal")],
-        esp_proposals: vec![EspProposal::parse(esp).expect("ESP proposal")],
-        request_ipv4: true,
-        request_ipv6: false,
-        request_dns: true,
-        ts_i: vec![cidr_ts("0.0.0.0/0")],
-        ts_r: vec![cidr_ts("0.0.0.0/0")],
-        retransmit: Retransmit::default(),
-        force_encap: false,
-        fragment_mtu: 1280,
-        keepalive: None,
-        dpd: None,
-        dpd_tries: 2,
-        child_lifetime: None,
-        ike_lifetime: None,
-        child_lifetime_bytes: None,
-        reauth_lifetime: None,
-        mobike: false,
-        redirect: true,
-        redirected_from: None,
-        initial_contact: true,
-        pq_fallback: false,
-        ppk: None,
-    }
-}
+pub(crate) use super::{config, fqdn};
 
 pub(crate) fn default_config() -> IkeConfig {
     config("aes256gcm16-prfsha256-x25519", "aes256gcm16")
