@@ -39,11 +39,13 @@ pub const PFKEY_STUB_C: &str = r#"/* PF_KEY v2 stand-in for iked on kernels with
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define STUB_PF_KEY 15      /* AF_KEY */
@@ -95,6 +97,31 @@ int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
     if (!real) real = (int (*)(int, int, int, const void *, socklen_t))dlsym(RTLD_NEXT, "setsockopt");
     if ((level == 0 && name == 16) || (level == 41 && name == 34)) return 0;
     return real(fd, level, name, val, len);
+}
+
+/* iked waits 1 ms for PF_KEY's reply (the kernel queues it during the write itself); the stub answers from
+ * another thread, which a loaded machine may not run within 1 ms. So a write to a stub socket (the only AF_UNIX
+ * SOCK_SEQPACKET sockets in iked; its imsg and control sockets are streams) returns once the reply is readable,
+ * waiting at most 5 s. This also holds in iked's other processes, which receive the socket over imsg. */
+static int stub_socket(int fd) {
+    int domain = 0, type = 0;
+    socklen_t len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) return 0;
+    len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
+    static ssize_t (*real)(int, const struct iovec *, int);
+    if (!real) real = (ssize_t (*)(int, const struct iovec *, int))dlsym(RTLD_NEXT, "writev");
+    ssize_t n = real(fd, iov, iovcnt);
+    if (n > 0 && stub_socket(fd)) {
+        int saved = errno;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        poll(&p, 1, 5000);
+        errno = saved;
+    }
+    return n;
 }
 
 int socket(int domain, int type, int protocol) {
