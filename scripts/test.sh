@@ -19,16 +19,33 @@ stage_done() { echo "test.sh: $1: $((SECONDS - stage_start)) s"; stage_start=$SE
 # The sans-IO rule: the protocol crate (core/proto) has no runtime dependency and reads no clock, file or socket.
 ./scripts/check-sans-io.sh
 stage_done "install and dependency checks"
-# The same on a freshly debootstrapped Debian 12 (about a minute; IKELINK_FRESH=0 skips it).
-case "${IKELINK_FRESH:-1}" in
-  1) ./scripts/fresh-install-test.sh ;;
-  full) ./scripts/fresh-install-test.sh --full ;;
-esac
-stage_done "fresh Debian 12 install check"
 export IKELINK_INTEROP=1
 export CARGO_TERM_COLOR=never
+# The same install on a freshly debootstrapped Debian 12 (about a minute, mostly downloading and unpacking;
+# IKELINK_FRESH=0 skips it) runs beside the build, which is mostly compiling; its output is printed after.
+fresh_pid=""
+if [ "${IKELINK_FRESH:-1}" = 1 ]; then
+  mkdir -p target
+  ./scripts/fresh-install-test.sh >target/fresh-install.log 2>&1 &
+  fresh_pid=$!
+fi
 cargo build --workspace --all-targets --locked
 stage_done "build"
+if [ -n "$fresh_pid" ]; then
+  fresh_rc=0
+  wait "$fresh_pid" || fresh_rc=$?
+  cat target/fresh-install.log
+  if [ "$fresh_rc" != 0 ]; then
+    echo "test.sh: the fresh Debian 12 install check failed (exit $fresh_rc)" >&2
+    exit 1
+  fi
+  stage_done "fresh Debian 12 install check (after the build, beside it)"
+fi
+# IKELINK_FRESH=full runs this whole test command in that fresh system (as long as a test run).
+if [ "${IKELINK_FRESH:-1}" = full ]; then
+  ./scripts/fresh-install-test.sh --full
+  stage_done "fresh Debian 12 full run"
+fi
 # Windows (Wintun client, and the FFI's desktop client) must keep compiling; only Linux runs here.
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then
   cargo check --workspace --all-targets --locked --target x86_64-pc-windows-gnu
@@ -48,8 +65,17 @@ else
   echo "test.sh: kotlinc or the Android API stubs missing (scripts/install-deps.sh installs them)" >&2
   exit 1
 fi
-cargo test --workspace --locked --no-fail-fast -- --test-threads=2
-stage_done "cargo test (unit, simulator, interop)"
+# cargo-nextest (installed by install-deps.sh; settings in .config/nextest.toml): each test its own process,
+# IKELINK_TEST_THREADS (default 6) at once across all test binaries; the interop tests mostly wait on the
+# network, each in its own namespaces. Then the doc tests, which nextest does not run.
+nextest=target/tools/nextest/bin/cargo-nextest
+if [ ! -x "$nextest" ]; then
+  echo "test.sh: $nextest missing (scripts/install-deps.sh installs it)" >&2
+  exit 1
+fi
+"$nextest" nextest run --workspace --locked --no-fail-fast --test-threads "${IKELINK_TEST_THREADS:-6}"
+cargo test --workspace --locked --doc
+stage_done "tests (unit, simulator, interop; nextest) and doc tests"
 # Fuzzing (fuzz/, cargo-fuzz on nightly; fuzz/README.md): the committed corpora were replayed above on stable
 # (core/tests/fuzz_corpus.rs, desktop/tests/fuzz_corpus.rs). Here each target also runs for a bounded time
 # (IKELINK_FUZZ_SECONDS, default 20; 0 skips) from a copy of its corpus in target/fuzz-corpus/, so nothing new is
@@ -60,14 +86,39 @@ if [ "$fuzz_seconds" = 0 ]; then
 elif rustup toolchain list 2>/dev/null | grep -q nightly && cargo +nightly fuzz --version >/dev/null 2>&1; then
   # Without a sanitizer (the product code forbids `unsafe`): a third of the build time; long local runs use ASan.
   (cd fuzz && cargo +nightly fuzz build -s none)
-  for t in $(cd fuzz && cargo +nightly fuzz list); do
+  # The targets run IKELINK_FUZZ_JOBS at a time (default: the number of CPUs; each fuzzer uses one), each with
+  # its output in target/fuzz-logs/<target>.log, whose last lines (libFuzzer's final stats) are printed.
+  fuzz_jobs="${IKELINK_FUZZ_JOBS:-$(nproc)}"
+  rm -rf target/fuzz-logs
+  mkdir -p target/fuzz-logs
+  fuzz_targets=$(cd fuzz && cargo +nightly fuzz list)
+  for t in $fuzz_targets; do
+    while [ "$(jobs -rp | wc -l)" -ge "$fuzz_jobs" ]; do
+      wait -n || true
+    done
     rm -rf "target/fuzz-corpus/$t"
     mkdir -p "target/fuzz-corpus/$t"
     cp fuzz/corpus/"$t"/* "target/fuzz-corpus/$t/"
     echo "test.sh: fuzzing $t for ${fuzz_seconds} s"
-    (cd fuzz && cargo +nightly fuzz run -s none "$t" "../target/fuzz-corpus/$t" -- \
-      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -print_final_stats=1)
+    (
+      rc=0
+      (cd fuzz && cargo +nightly fuzz run -s none "$t" "../target/fuzz-corpus/$t" -- \
+        -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -print_final_stats=1) \
+        >"target/fuzz-logs/$t.log" 2>&1 || rc=$?
+      echo "$rc" >"target/fuzz-logs/$t.rc"
+    ) &
   done
+  wait
+  fuzz_failed=""
+  for t in $fuzz_targets; do
+    echo "test.sh: fuzz target $t:"
+    tail -n 15 "target/fuzz-logs/$t.log"
+    [ "$(cat "target/fuzz-logs/$t.rc" 2>/dev/null)" = 0 ] || fuzz_failed="$fuzz_failed $t"
+  done
+  if [ -n "$fuzz_failed" ]; then
+    echo "test.sh: fuzzing failed for:$fuzz_failed (inputs in fuzz/artifacts/<target>/, logs in target/fuzz-logs/)" >&2
+    exit 1
+  fi
   stage_done "fuzz build and runs"
 else
   echo "test.sh: nightly toolchain or cargo-fuzz missing; fuzz runs skipped" >&2
