@@ -23,16 +23,17 @@ pub use revocation::REVOCATION_FETCH_TIMEOUT;
 
 use auth::Authentication;
 pub(crate) use exchange::ike_header;
-use exchange::{Exchange, GaveUp, OldIke};
+use exchange::{Exchange, GaveUp};
 use handshake::Handshake;
-use rekey::{ChildState, PendingSwitch, Queued, Rekey};
+use mobike::Mobility;
+use rekey::{Children, Queued, Rekeying};
 
 use super::child::ChildSa;
 use super::config::IkeConfig;
 use super::error::{CloseReason, IkeError};
 use super::proposal::IkeSuite;
 use super::ts::{ts_subset, Cidr};
-use crate::crypto::{Group, KeyExchange};
+use crate::crypto::KeyExchange;
 use crate::wire::{Delete, ExchangeType, Message, Notify, NotifyType, Payload, ProtocolId, TrafficSelector};
 
 /// IKE's UDP port (§2) and the NAT-T port (RFC 3948).
@@ -279,24 +280,14 @@ pub struct IkeSa {
     /// Last time we heard from the gateway (authenticated IKE or ESP), for DPD.
     last_heard: Instant,
     next_keepalive: Option<Instant>,
-    child_spi_in: u32,
-    /// Installed Child SAs (more than one only during a rekey).
-    children: Vec<ChildState>,
-    /// Our rekey in flight.
-    rekey: Option<Rekey>,
-    ike_rekey_at: Option<Instant>,
-    reauth_at: Option<Instant>,
-    old_ike: Option<OldIke>,
-    pending_switch: Option<PendingSwitch>,
-    /// The gateway's rekey waiting for its IKE_FOLLOWUP_KE requests (RFC 9370 §2.2.4).
-    peer_followup: Option<rekey::PeerFollowup>,
+    /// The Child SAs and what IKE_AUTH agreed for them.
+    child: Children,
+    /// Rekeying and reauthentication: ours in flight, the gateway's, the IKE SA being replaced, what is due.
+    rekeying: Rekeying,
     /// Requests waiting for the current one to finish.
     queue: VecDeque<Queued>,
-    /// Both sides support MOBIKE (RFC 4555), and the COOKIE2 of our address update in flight.
-    mobike: bool,
-    mobike_cookie2: Option<Vec<u8>>,
-    /// The gateway's last NAT_DETECTION_DESTINATION_IP: our address as it sees it (RFC 4555 §3.8).
-    natd_seen: Option<Vec<u8>>,
+    /// MOBIKE (RFC 4555) and the gateway's view of our address.
+    mobility: Mobility,
     /// (Instant, unix seconds) at the same moment, for certificate validity checks.
     clock: (Instant, u64),
     events: VecDeque<Event>,
@@ -304,11 +295,6 @@ pub struct IkeSa {
     close_reason: Option<CloseReason>,
     /// CRLs and OCSP answers about the gateway's certificate chain, fetched by the driver.
     revocation: revocation::RevocationFetch,
-    /// The key exchange group for Child SA rekeys (PFS) when the gateway asked for another one than our first
-    /// (INVALID_KE_PAYLOAD, §1.3).
-    child_ke_group: Option<Group>,
-    /// The traffic selectors (ours, the gateway's) IKE_AUTH agreed on: later Child SAs may only narrow them.
-    agreed_ts: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
     /// The port of our NAT-T socket (our address once IKE floats to port 4500).
     local_natt_port: u16,
 }
@@ -372,24 +358,14 @@ impl IkeSa {
             auth: Authentication::default(),
             last_heard: now,
             next_keepalive: None,
-            child_spi_in,
-            children: Vec::new(),
-            rekey: None,
-            ike_rekey_at: None,
-            reauth_at: None,
-            old_ike: None,
-            pending_switch: None,
-            peer_followup: None,
+            child: Children::new(child_spi_in),
+            rekeying: Rekeying::default(),
             queue: VecDeque::new(),
-            mobike: false,
-            mobike_cookie2: None,
-            natd_seen: None,
+            mobility: Mobility::default(),
             clock: (now, 0),
             events: VecDeque::new(),
             close_reason: None,
             revocation: Default::default(),
-            child_ke_group: None,
-            agreed_ts: None,
             local_natt_port: NATT_PORT,
         };
         sa.send_init(now);
@@ -476,7 +452,7 @@ impl IkeSa {
     /// it once its byte lifetime (minus jitter) is used up, as strongSwan's rekey_bytes.
     pub fn note_child_traffic(&mut self, now: Instant, spi_in: u32, bytes: u64) {
         let Some(limit) = self.config.child_lifetime_bytes else { return };
-        let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi_in) else { return };
+        let Some(c) = self.child.installed.iter_mut().find(|c| c.spi_in == spi_in) else { return };
         if bytes >= c.rekey_bytes.unwrap_or(limit) && c.rekey_at.is_some() {
             debug!(bytes, "Child SA byte lifetime reached");
             c.rekey_at = Some(now);
@@ -494,24 +470,26 @@ impl IkeSa {
             if self.send_next_queued(now) {
                 return;
             }
-            if self.reauth_at.is_some_and(|t| now >= t) {
+            if self.rekeying.reauth_at.is_some_and(|t| now >= t) {
                 // Reauthentication (§2.8.3): the caller sets up a fresh IKE SA with full authentication and closes
                 // this one once the new one carries the traffic.
                 info!("reauthentication time");
-                self.reauth_at = None;
+                self.rekeying.reauth_at = None;
                 self.events.push_back(Event::ReauthenticationDue);
                 return;
             }
             // While the gateway's rekey still runs its additional key exchanges, ours wait (§2.8.1).
             let peer_rekeying =
-                self.peer_followup.as_ref().is_some_and(|f| now < f.started + rekey::PEER_FOLLOWUP_TIMEOUT);
-            if !peer_rekeying && self.ike_rekey_at.is_some_and(|t| now >= t) {
+                self.rekeying.peer_followup.as_ref().is_some_and(|f| now < f.started + rekey::PEER_FOLLOWUP_TIMEOUT);
+            if !peer_rekeying && self.rekeying.ike_at.is_some_and(|t| now >= t) {
                 if let Err(e) = self.start_ike_rekey(now) {
                     warn!(%e, "cannot rekey the IKE SA");
                 }
                 return;
             }
-            if let Some(i) = self.children.iter().position(|c| !peer_rekeying && c.rekey_at.is_some_and(|t| now >= t)) {
+            if let Some(i) =
+                self.child.installed.iter().position(|c| !peer_rekeying && c.rekey_at.is_some_and(|t| now >= t))
+            {
                 if let Err(e) = self.start_child_rekey(now, i) {
                     warn!(%e, "cannot rekey the Child SA");
                 }
@@ -543,7 +521,7 @@ impl IkeSa {
 
     /// Ask for [`Event::ReauthenticationDue`] again at `at` (the replacement IKE SA failed).
     pub fn postpone_reauthentication(&mut self, at: Instant) {
-        self.reauth_at = Some(at);
+        self.rekeying.reauth_at = Some(at);
     }
 
     /// A reauthenticated IKE SA carries the traffic now (§2.8.3): close this one, with
@@ -600,7 +578,7 @@ impl IkeSa {
     fn handle_inner(&mut self, now: Instant, data: &[u8]) -> Result<(), Handling> {
         let msg = Message::decode(data).map_err(|e| Handling::Drop(e.to_string()))?;
         let h = msg.header;
-        if self.old_ike.as_ref().is_some_and(|o| o.owns(&h)) {
+        if self.rekeying.old_ike.as_ref().is_some_and(|o| o.owns(&h)) {
             return self.handle_old_ike(data, &msg);
         }
         if h.spi_i != self.ex.spi_i {
@@ -694,7 +672,7 @@ impl IkeSa {
                                 let Ok(b) = <[u8; 4]>::try_from(spi.as_slice()) else { continue };
                                 let out = u32::from_be_bytes(b);
                                 // The gateway names its inbound SPI, our outbound one (§1.4.1).
-                                if let Some(c) = self.children.iter().find(|c| c.spi_out == out) {
+                                if let Some(c) = self.child.installed.iter().find(|c| c.spi_out == out) {
                                     let spi_in = c.spi_in;
                                     ours.push(spi_in.to_be_bytes().to_vec());
                                     self.remove_child(spi_in);
@@ -717,7 +695,7 @@ impl IkeSa {
             _ => return Err(Handling::Drop("unexpected request exchange type".into())),
         }
         self.ex.respond(&h, &reply, &mut self.rng).map_err(Handling::Fatal)?;
-        if let Some(sw) = self.pending_switch.take() {
+        if let Some(sw) = self.rekeying.pending_switch.take() {
             // Our answer to the gateway's IKE rekey is out: the new IKE SA is the gateway's (§2.18).
             self.switch_ike_sa(now, sw.suite, &sw.shared, &sw.additional, &sw.ni, &sw.nr, sw.spi_i, sw.spi_r, false)
                 .map_err(Handling::Fatal)?;
@@ -798,8 +776,8 @@ impl IkeSa {
 
     /// Forget a Child SA and tell the data plane.
     fn remove_child(&mut self, spi_in: u32) {
-        if let Some(pos) = self.children.iter().position(|c| c.spi_in == spi_in) {
-            let c = self.children.remove(pos);
+        if let Some(pos) = self.child.installed.iter().position(|c| c.spi_in == spi_in) {
+            let c = self.child.installed.remove(pos);
             info!(spi_in = format_args!("{:08x}", c.spi_in), "Child SA deleted");
             self.events.push_back(Event::ChildSaDeleted { inbound_spi: c.spi_in, outbound_spi: c.spi_out });
         }
@@ -807,7 +785,7 @@ impl IkeSa {
 
     /// Delete a Child SA we replaced (§1.4.1).
     fn send_child_delete(&mut self, now: Instant, spi_in: u32) {
-        if !self.children.iter().any(|c| c.spi_in == spi_in) {
+        if !self.child.installed.iter().any(|c| c.spi_in == spi_in) {
             return;
         }
         let payloads =
@@ -820,13 +798,13 @@ impl IkeSa {
 
     /// A message on the IKE SA we rekeyed away from: only its Delete matters (§1.3.2).
     fn handle_old_ike(&mut self, raw: &[u8], msg: &Message) -> Result<(), Handling> {
-        let Some(old) = self.old_ike.as_ref() else { return Err(Handling::Drop("no old IKE SA".into())) };
+        let Some(old) = self.rekeying.old_ike.as_ref() else { return Err(Handling::Drop("no old IKE SA".into())) };
         let payloads = old.open(raw, msg)?;
         let h = msg.header;
         if h.flags.response {
             if old.answers_delete(h.message_id) {
                 debug!("old IKE SA deleted");
-                self.old_ike = None;
+                self.rekeying.old_ike = None;
             } else {
                 // The answer to a request that was in flight when the gateway rekeyed; we sent it again on the
                 // new IKE SA.
@@ -852,7 +830,7 @@ impl IkeSa {
         self.ex.emit(msg);
         if deletes {
             debug!("gateway deleted the old IKE SA");
-            self.old_ike = None;
+            self.rekeying.old_ike = None;
         }
         Ok(())
     }
@@ -873,10 +851,10 @@ impl IkeSa {
             (CloseReason::Local, Some(earlier)) => earlier,
             (reason, _) => reason,
         };
-        for c in std::mem::take(&mut self.children) {
+        for c in std::mem::take(&mut self.child.installed) {
             self.events.push_back(Event::ChildSaDeleted { inbound_spi: c.spi_in, outbound_spi: c.spi_out });
         }
-        self.old_ike = None;
+        self.rekeying.old_ike = None;
         self.ex.close();
         self.next_keepalive = None;
         self.queue.clear();

@@ -172,7 +172,7 @@ impl IkeSa {
             .esp_proposals
             .iter()
             .enumerate()
-            .map(|(i, p)| p.to_wire((i + 1) as u8, self.child_spi_in, false))
+            .map(|(i, p)| p.to_wire((i + 1) as u8, self.child.first_spi_in, false))
             .collect();
         payloads.push(Payload::Sa(proposals));
         payloads.push(Payload::TsI(self.config.ts_i.clone()));
@@ -371,7 +371,7 @@ impl IkeSa {
             config,
             transport: Default::default(),
         };
-        self.mobike = self.config.mobike && notify_of(r.payloads, NotifyType::MOBIKE_SUPPORTED).is_some();
+        self.mobility.supported = self.config.mobike && notify_of(r.payloads, NotifyType::MOBIKE_SUPPORTED).is_some();
         self.set_state(State::Established);
         self.last_heard = now;
         // Keepalives only matter behind a real NAT (RFC 3948 §4); forced encapsulation alone has no mapping to keep.
@@ -379,10 +379,10 @@ impl IkeSa {
             self.next_keepalive = self.config.keepalive.map(|k| now + k);
         }
         self.events.push_back(Event::Established(info));
-        self.agreed_ts = Some((tsi.clone(), tsr.clone()));
-        self.install_child(now, suite, self.child_spi_in, spi_out, ck, true, tsi.clone(), tsr.clone(), None);
-        self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
-        self.reauth_at = self.rekey_time(now, self.config.reauth_lifetime);
+        self.child.agreed_ts = Some((tsi.clone(), tsr.clone()));
+        self.install_child(now, suite, self.child.first_spi_in, spi_out, ck, true, tsi.clone(), tsr.clone(), None);
+        self.rekeying.ike_at = self.rekey_time(now, self.config.ike_lifetime);
+        self.rekeying.reauth_at = self.rekey_time(now, self.config.reauth_lifetime);
         self.note_auth_lifetime(now, r.payloads);
         Ok(())
     }
@@ -399,7 +399,7 @@ impl IkeSa {
         let lifetime = std::time::Duration::from_secs(u64::from(secs)).mul_f64(0.9).max(MIN_AUTH_LIFETIME);
         if let Some(at) = self.rekey_time(now, Some(lifetime)) {
             info!(secs, "the gateway asks us to reauthenticate (AUTH_LIFETIME)");
-            self.reauth_at = Some(self.reauth_at.map_or(at, |t| t.min(at)));
+            self.rekeying.reauth_at = Some(self.rekeying.reauth_at.map_or(at, |t| t.min(at)));
         }
     }
 

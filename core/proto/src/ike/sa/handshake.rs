@@ -12,7 +12,7 @@ use super::{
 };
 use crate::crypto::{self, Group, IkeKeys, KeyExchange};
 use crate::ike::error::{CloseReason, IkeError};
-use crate::ike::proposal::{addke_groups, addke_names, addke_required, select_ike, IkeProposal};
+use crate::ike::proposal::{addke_groups, addke_names, addke_required, select_ike, IkeProposal, IkeSuite};
 use crate::wire::{self, ExchangeType, Header, KePayload, Message, Notify, NotifyType, Payload};
 
 /// The state of IKE_SA_INIT, and what IKE_AUTH needs of it.
@@ -118,78 +118,94 @@ impl IkeSa {
 
     pub(super) fn handle_init_response(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {
         let payloads = &msg.payloads;
-        if let Some(to) = self.init_redirect(payloads)? {
-            self.ex.cancel();
-            self.finish(CloseReason::Redirected(to));
-            return Ok(());
+        if let Some(done) = self.init_answered_without_sa(now, payloads) {
+            return done;
+        }
+        if msg.header.spi_r == 0 {
+            return Err(Handling::Drop("IKE_SA_INIT response without responder SPI".into()));
+        }
+        let init = InitPayloads::of(payloads)?;
+        let suite = select_ike(&self.offered_ike(), init.sa).map_err(|e| Handling::Fatal(e.into()))?;
+        let addke = self.check_additional_key_exchanges(&suite, payloads)?;
+        self.check_ppk(payloads)?;
+        self.derive_ike_keys(&suite, init.ke, init.nonce, msg.header.spi_r, payloads)?;
+        self.hs.error = None;
+        self.hs.response = raw.to_vec();
+        self.hs.peer_hash_algorithms = init.hash_algorithms;
+        self.hs.gateway_sent_certreq = payloads.iter().any(|p| matches!(p, Payload::CertReq(_)));
+        self.detect_nat(&init.nat_src, init.nat_dst);
+        info!(suite = %suite, nat = ?self.nat, "IKE_SA_INIT done");
+        if !addke.is_empty() {
+            info!(additional = %addke_names(&suite.addke), "running the additional key exchanges (RFC 9370)");
+            self.hs.addke_pending = addke;
+            return self.send_intermediate(now).map_err(Handling::Fatal);
+        }
+        self.send_auth(now).map_err(Handling::Fatal)
+    }
+
+    /// A response that creates no SA: a redirect (RFC 5685), a COOKIE (§2.6) or INVALID_KE_PAYLOAD (§1.3)
+    /// to start over with, or an error notification (§2.21.1). `Some` with the outcome when it was one of them.
+    fn init_answered_without_sa(&mut self, now: Instant, payloads: &[Payload]) -> Option<Result<(), Handling>> {
+        match self.init_redirect(payloads) {
+            Err(e) => return Some(Err(e)),
+            Ok(Some(to)) => {
+                self.ex.cancel();
+                self.finish(CloseReason::Redirected(to));
+                return Some(Ok(()));
+            }
+            Ok(None) => {}
         }
         if let Some(n) = notify_of(payloads, NotifyType::COOKIE) {
             if self.hs.retries >= MAX_INIT_RETRIES || n.data.is_empty() || n.data.len() > 64 {
-                return self.note_init_error(IkeError::Protocol("COOKIE loop or bad COOKIE"));
+                return Some(self.note_init_error(IkeError::Protocol("COOKIE loop or bad COOKIE")));
             }
             debug!("gateway asked for a COOKIE (§2.6)");
             self.hs.retries += 1;
             self.hs.cookie = Some(n.data.clone());
             self.ex.cancel();
             self.send_init(now);
-            return Ok(());
+            return Some(Ok(()));
         }
         if let Some(n) = notify_of(payloads, NotifyType::INVALID_KE_PAYLOAD) {
-            let wanted = n
-                .data
-                .get(..2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                .ok_or(Handling::Drop("INVALID_KE_PAYLOAD without group".into()))?;
-            let Some(group) =
-                Group::from_id(wanted).filter(|g| self.offered_ike().iter().any(|p| p.groups.contains(g)))
-            else {
-                return self.note_init_error(IkeError::UnsupportedKeGroup(wanted));
-            };
-            if self.hs.retries >= MAX_INIT_RETRIES || self.hs.ke.as_ref().map(|k| k.group()) == Some(group) {
-                return self.note_init_error(IkeError::Protocol("INVALID_KE_PAYLOAD loop"));
-            }
-            info!(group = wanted, "gateway asked for another key exchange group (INVALID_KE_PAYLOAD), retrying");
-            self.hs.retries += 1;
-            self.hs.ke = Some(KeyExchange::generate(group, &mut self.rng).map_err(|e| Handling::Fatal(e.into()))?);
-            self.ex.cancel();
-            self.send_init(now);
-            return Ok(());
+            return Some(self.retry_with_group(now, &n.data));
         }
-        if let Some(t) = first_error_notify(payloads) {
-            if t == NotifyType::NO_PROPOSAL_CHOSEN && self.pq_only() {
-                // Only proposals with required additional key exchanges went out (pq_fallback off).
-                return self.note_init_error(IkeError::PostQuantumRefused("NO_PROPOSAL_CHOSEN"));
-            }
-            return self.note_init_error(IkeError::from_notify(t));
+        let t = first_error_notify(payloads)?;
+        if t == NotifyType::NO_PROPOSAL_CHOSEN && self.pq_only() {
+            // Only proposals with required additional key exchanges went out (pq_fallback off).
+            return Some(self.note_init_error(IkeError::PostQuantumRefused("NO_PROPOSAL_CHOSEN")));
         }
-        if msg.header.spi_r == 0 {
-            return Err(Handling::Drop("IKE_SA_INIT response without responder SPI".into()));
-        }
-        let mut sa = None;
-        let mut ke = None;
-        let mut nonce = None;
-        let mut nat_src = Vec::new();
-        let mut nat_dst = None;
-        let mut hash_algs = Vec::new();
-        for p in payloads {
-            match p {
-                Payload::Sa(s) => sa = Some(s),
-                Payload::Ke(k) => ke = Some(k),
-                Payload::Nonce(n) => nonce = Some(n),
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => nat_src.push(&n.data),
-                Payload::Notify(n) if n.notify_type == NotifyType::SIGNATURE_HASH_ALGORITHMS => {
-                    hash_algs = n.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-                }
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_DESTINATION_IP => {
-                    nat_dst = Some(&n.data)
-                }
-                _ => {}
-            }
-        }
-        let (Some(sa), Some(ke_p), Some(nonce)) = (sa, ke, nonce) else {
-            return Err(Handling::Fatal(IkeError::Protocol("IKE_SA_INIT response lacks SA, KE or Nonce")));
+        Some(self.note_init_error(IkeError::from_notify(t)))
+    }
+
+    /// INVALID_KE_PAYLOAD (§1.3): start over with the group the gateway wants, if we offered it and have not
+    /// tried it already.
+    fn retry_with_group(&mut self, now: Instant, data: &[u8]) -> Result<(), Handling> {
+        let wanted = data
+            .get(..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or(Handling::Drop("INVALID_KE_PAYLOAD without group".into()))?;
+        let Some(group) = Group::from_id(wanted).filter(|g| self.offered_ike().iter().any(|p| p.groups.contains(g)))
+        else {
+            return self.note_init_error(IkeError::UnsupportedKeGroup(wanted));
         };
-        let suite = select_ike(&self.offered_ike(), sa).map_err(|e| Handling::Fatal(e.into()))?;
+        if self.hs.retries >= MAX_INIT_RETRIES || self.hs.ke.as_ref().map(|k| k.group()) == Some(group) {
+            return self.note_init_error(IkeError::Protocol("INVALID_KE_PAYLOAD loop"));
+        }
+        info!(group = wanted, "gateway asked for another key exchange group (INVALID_KE_PAYLOAD), retrying");
+        self.hs.retries += 1;
+        self.hs.ke = Some(KeyExchange::generate(group, &mut self.rng).map_err(|e| Handling::Fatal(e.into()))?);
+        self.ex.cancel();
+        self.send_init(now);
+        Ok(())
+    }
+
+    /// The additional key exchanges of the chosen suite (RFC 9370), after checking them against the profile:
+    /// none when we required some is refused unless `pq_fallback`; some need IKE_INTERMEDIATE (RFC 9242).
+    fn check_additional_key_exchanges(
+        &mut self,
+        suite: &IkeSuite,
+        payloads: &[Payload],
+    ) -> Result<Vec<Group>, Handling> {
         let addke = addke_groups(&suite.addke);
         if addke.is_empty() && self.config.ike_proposals.iter().any(|p| addke_required(&p.addke)) {
             if !self.config.pq_fallback {
@@ -204,25 +220,41 @@ impl IkeSa {
                 "the gateway chose additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED (RFC 9242)",
             )));
         }
-        if let Some(ppk) = &self.config.ppk {
-            self.hs.use_ppk = notify_of(payloads, NotifyType::USE_PPK).is_some();
-            if !self.hs.use_ppk {
-                if ppk.required {
-                    return Err(Handling::Fatal(IkeError::PpkNotUsed("it did not answer USE_PPK in IKE_SA_INIT")));
-                }
-                warn!("the gateway does not support postquantum preshared keys (no USE_PPK); continuing without");
+        Ok(addke)
+    }
+
+    /// With a PPK in the profile (RFC 8784 §3): whether the gateway answered USE_PPK; refused when the PPK is
+    /// required and it did not.
+    fn check_ppk(&mut self, payloads: &[Payload]) -> Result<(), Handling> {
+        let Some(ppk) = &self.config.ppk else { return Ok(()) };
+        self.hs.use_ppk = notify_of(payloads, NotifyType::USE_PPK).is_some();
+        if !self.hs.use_ppk {
+            if ppk.required {
+                return Err(Handling::Fatal(IkeError::PpkNotUsed("it did not answer USE_PPK in IKE_SA_INIT")));
             }
+            warn!("the gateway does not support postquantum preshared keys (no USE_PPK); continuing without");
         }
+        Ok(())
+    }
+
+    /// The shared secret with the gateway's KE and the IKE SA's keys (§2.14); the exchange layer is keyed.
+    fn derive_ike_keys(
+        &mut self,
+        suite: &IkeSuite,
+        ke: &KePayload,
+        nonce: &[u8],
+        spi_r: u64,
+        payloads: &[Payload],
+    ) -> Result<(), Handling> {
         let ours = self.hs.ke.take().ok_or(Handling::Fatal(IkeError::Protocol("no key exchange state")))?;
-        if suite.group != ours.group() || ke_p.group != ours.group().id() {
+        if suite.group != ours.group() || ke.group != ours.group().id() {
             return Err(Handling::Fatal(IkeError::Protocol("KE group differs from the chosen group")));
         }
         if nonce.len() < 16 || nonce.len() > 256 {
             return Err(Handling::Fatal(IkeError::Protocol("bad responder nonce length")));
         }
-        let shared = ours.shared_secret(&ke_p.data).map_err(|e| Handling::Fatal(e.into()))?;
-        let spi_r = msg.header.spi_r;
-        self.hs.nr = nonce.clone();
+        let shared = ours.shared_secret(&ke.data).map_err(|e| Handling::Fatal(e.into()))?;
+        self.hs.nr = nonce.to_vec();
         let keys = IkeKeys::derive(
             suite.prf,
             suite.encr,
@@ -236,36 +268,30 @@ impl IkeSa {
         .map_err(|e| Handling::Fatal(e.into()))?;
         let fragmentation =
             self.config.fragment_mtu > 0 && notify_of(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
-        self.ex.keyed(spi_r, suite, keys, fragmentation);
-        self.hs.error = None;
-        self.hs.response = raw.to_vec();
-        self.hs.peer_hash_algorithms = hash_algs;
-        self.hs.gateway_sent_certreq = payloads.iter().any(|p| matches!(p, Payload::CertReq(_)));
+        self.ex.keyed(spi_r, *suite, keys, fragmentation);
+        Ok(())
+    }
 
-        // NAT detection (§2.23): the gateway hashes what it saw; compare with what we know.
-        if let Some(dst) = nat_dst {
-            self.natd_seen = Some(dst.clone());
-            let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.local);
-            self.nat.local_behind_nat = dst.as_slice() != expect.as_slice();
-            self.nat.forced = self.config.force_encap;
-            let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.remote);
-            self.nat.remote_behind_nat = !nat_src.iter().any(|h| h.as_slice() == expect.as_slice());
-            // Behind a NAT, and always with MOBIKE (RFC 4555 §3.3), IKE continues on port 4500: from then on
-            // our address is the NAT-T socket's, and the gateway's NAT detection covers that one.
-            if (self.nat.any() || self.config.mobike) && !self.ex.nat_t {
-                self.ex.float(self.local_natt_port);
-                self.natd_seen = None;
+    /// NAT detection (§2.23): the gateway hashed the addresses it saw; compare with what we know. Behind a NAT,
+    /// and always with MOBIKE (RFC 4555 §3.3), IKE continues on port 4500.
+    fn detect_nat(&mut self, nat_src: &[&Vec<u8>], nat_dst: Option<&Vec<u8>>) {
+        let Some(dst) = nat_dst else {
+            if self.config.force_encap {
+                warn!("gateway does not support NAT traversal; cannot force UDP encapsulation");
             }
-        } else if self.config.force_encap {
-            warn!("gateway does not support NAT traversal; cannot force UDP encapsulation");
+            return;
+        };
+        self.mobility.natd_seen = Some(dst.clone());
+        let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.local);
+        self.nat.local_behind_nat = dst.as_slice() != expect.as_slice();
+        self.nat.forced = self.config.force_encap;
+        let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.remote);
+        self.nat.remote_behind_nat = !nat_src.iter().any(|h| h.as_slice() == expect.as_slice());
+        // From then on our address is the NAT-T socket's, and the gateway's NAT detection covers that one.
+        if (self.nat.any() || self.config.mobike) && !self.ex.nat_t {
+            self.ex.float(self.local_natt_port);
+            self.mobility.natd_seen = None;
         }
-        info!(suite = %suite, nat = ?self.nat, "IKE_SA_INIT done");
-        if !addke.is_empty() {
-            info!(additional = %addke_names(&suite.addke), "running the additional key exchanges (RFC 9370)");
-            self.hs.addke_pending = addke;
-            return self.send_intermediate(now).map_err(Handling::Fatal);
-        }
-        self.send_auth(now).map_err(Handling::Fatal)
     }
 
     /// The IKE proposals we offer: the profile's, and with `pq_fallback` each one with additional key
@@ -407,5 +433,43 @@ impl IkeSa {
                 p.to_wire((i + 1) as u8, spi.clone())
             })
             .collect()
+    }
+}
+
+/// The payloads of an IKE_SA_INIT response that creates the SA (§1.2).
+struct InitPayloads<'a> {
+    sa: &'a [wire::Proposal],
+    ke: &'a KePayload,
+    nonce: &'a [u8],
+    /// NAT_DETECTION_SOURCE_IP (any number) and NAT_DETECTION_DESTINATION_IP (§2.23).
+    nat_src: Vec<&'a Vec<u8>>,
+    nat_dst: Option<&'a Vec<u8>>,
+    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
+    hash_algorithms: Vec<u16>,
+}
+
+impl<'a> InitPayloads<'a> {
+    fn of(payloads: &'a [Payload]) -> Result<Self, Handling> {
+        let (mut sa, mut ke, mut nonce) = (None, None, None);
+        let (mut nat_src, mut nat_dst, mut hash_algorithms) = (Vec::new(), None, Vec::new());
+        for p in payloads {
+            match p {
+                Payload::Sa(s) => sa = Some(s),
+                Payload::Ke(k) => ke = Some(k),
+                Payload::Nonce(n) => nonce = Some(n),
+                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => nat_src.push(&n.data),
+                Payload::Notify(n) if n.notify_type == NotifyType::SIGNATURE_HASH_ALGORITHMS => {
+                    hash_algorithms = n.data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+                }
+                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_DESTINATION_IP => {
+                    nat_dst = Some(&n.data)
+                }
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(ke), Some(nonce)) = (sa, ke, nonce) else {
+            return Err(Handling::Fatal(IkeError::Protocol("IKE_SA_INIT response lacks SA, KE or Nonce")));
+        };
+        Ok(InitPayloads { sa, ke, nonce, nat_src, nat_dst, hash_algorithms })
     }
 }

@@ -11,6 +11,17 @@ use crate::crypto;
 use crate::ike::error::{CloseReason, IkeError};
 use crate::wire::{Notify, NotifyType, Payload};
 
+/// MOBIKE's state on the IKE SA.
+#[derive(Default)]
+pub(super) struct Mobility {
+    /// Both sides support MOBIKE (MOBIKE_SUPPORTED in IKE_AUTH, §3.2).
+    pub supported: bool,
+    /// The COOKIE2 of our address update in flight (§3.5).
+    pub cookie2: Option<Vec<u8>>,
+    /// The gateway's last NAT_DETECTION_DESTINATION_IP: our address as it sees it (§3.8).
+    pub natd_seen: Option<Vec<u8>>,
+}
+
 impl IkeSa {
     /// The platform reports a new local address (another network, a new DHCP lease...). With MOBIKE the SAs
     /// move (RFC 4555 §3.5); without it the SA is closed with [`CloseReason::NetworkChanged`] so the driver
@@ -21,7 +32,7 @@ impl IkeSa {
         }
         self.ex.local = local;
         match self.state {
-            State::Established if self.mobike => {
+            State::Established if self.mobility.supported => {
                 if self.ex.busy() {
                     // One request at a time (§2.3): update once the current exchange is done.
                     self.queue.push_back(super::rekey::Queued::UpdateAddresses);
@@ -57,7 +68,7 @@ impl IkeSa {
             Payload::Notify(Notify::new(NotifyType::COOKIE2, cookie2.clone())),
         ];
         info!(local = %self.ex.local, "MOBIKE: moving the SAs to the new address");
-        self.mobike_cookie2 = Some(cookie2);
+        self.mobility.cookie2 = Some(cookie2);
         if let Err(e) =
             self.send_request(now, crate::wire::ExchangeType::INFORMATIONAL, RequestKind::UpdateAddresses, payloads)
         {
@@ -67,7 +78,7 @@ impl IkeSa {
 
     /// Payloads of a liveness check: with MOBIKE, NAT detection too, to notice a changed NAT mapping (§3.8).
     pub(super) fn liveness_payloads(&mut self) -> Vec<Payload> {
-        if !self.mobike {
+        if !self.mobility.supported {
             return Vec::new();
         }
         let src = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.local).to_vec();
@@ -82,15 +93,15 @@ impl IkeSa {
     /// gateway does not follow by itself; tell it with UPDATE_SA_ADDRESSES (RFC 4555 §3.8).
     pub(super) fn check_nat_mapping(&mut self, payloads: &[Payload]) {
         let Some(d) = notify_of(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP) else { return };
-        let changed = match &self.natd_seen {
+        let changed = match &self.mobility.natd_seen {
             Some(old) => *old != d.data,
             // The first NAT detection since IKE moved to port 4500: nothing to compare with. Behind a real NAT
             // the mapping may have changed since IKE_AUTH, so update the gateway once (harmless if it did not);
             // without one (forced encapsulation only) there is no mapping to change.
             None => self.nat.local_behind_nat,
         };
-        self.natd_seen = Some(d.data.clone());
-        if changed && self.mobike {
+        self.mobility.natd_seen = Some(d.data.clone());
+        if changed && self.mobility.supported {
             info!("the NAT mapping changed: updating the gateway (MOBIKE)");
             self.queue.push_back(super::rekey::Queued::UpdateAddresses);
         }
@@ -98,7 +109,7 @@ impl IkeSa {
 
     /// The gateway answered UPDATE_SA_ADDRESSES.
     pub(super) fn handle_update_addresses_response(&mut self, payloads: &[Payload]) -> Result<(), IkeError> {
-        let expected = self.mobike_cookie2.take();
+        let expected = self.mobility.cookie2.take();
         let got = notify_of(payloads, NotifyType::COOKIE2).map(|n| n.data.clone());
         if expected.is_none() || got != expected {
             return Err(IkeError::Protocol("UPDATE_SA_ADDRESSES answered without our COOKIE2"));
@@ -112,7 +123,7 @@ impl IkeSa {
             return Ok(());
         }
         if let Some(d) = notify_of(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP) {
-            self.natd_seen = Some(d.data.clone());
+            self.mobility.natd_seen = Some(d.data.clone());
             let expect = crypto::nat_detection_hash(self.ex.spi_i, self.ex.spi_r, self.ex.local);
             self.nat.local_behind_nat = d.data.as_slice() != expect.as_slice();
             if self.nat.local_behind_nat && self.config.keepalive.is_some() && self.next_keepalive.is_none() {

@@ -6,6 +6,7 @@ use std::time::Instant;
 use rand_core::RngCore;
 use tracing::{debug, info, warn};
 
+use super::exchange::OldIke;
 use super::{ts_within, Event, Handling, IkeSa, RequestKind, State};
 use crate::crypto::{ChildKeys, Encr, Group, IkeKeys, Integ, KeyExchange, Prf};
 use crate::esp::EspParams;
@@ -30,6 +31,42 @@ pub(super) struct ChildState {
     pub rekey_at: Option<Instant>,
     /// Byte lifetime with jitter, if one is configured.
     pub rekey_bytes: Option<u64>,
+}
+
+/// The Child SAs of the IKE SA (RFC 7296 §1.3) and what holds for all of them.
+pub(super) struct Children {
+    /// The inbound SPI of the first Child SA, which IKE_AUTH creates.
+    pub first_spi_in: u32,
+    /// Installed Child SAs (more than one only during a rekey).
+    pub installed: Vec<ChildState>,
+    /// The key exchange group for Child SA rekeys (PFS) when the gateway asked for another one than our first
+    /// (INVALID_KE_PAYLOAD, §1.3).
+    pub ke_group: Option<Group>,
+    /// The traffic selectors (ours, the gateway's) IKE_AUTH agreed on: later Child SAs may only narrow them.
+    pub agreed_ts: Option<(Vec<TrafficSelector>, Vec<TrafficSelector>)>,
+}
+
+impl Children {
+    pub fn new(first_spi_in: u32) -> Self {
+        Children { first_spi_in, installed: Vec::new(), ke_group: None, agreed_ts: None }
+    }
+}
+
+/// Rekeying and reauthentication (§2.8, RFC 9370 §2.2.4): what is due, what is under way, and the IKE SA
+/// being replaced.
+#[derive(Default)]
+pub(super) struct Rekeying {
+    /// Our rekey in flight.
+    pub ours: Option<Rekey>,
+    /// When we rekey the IKE SA, and when we reauthenticate (make-before-break, by the driver).
+    pub ike_at: Option<Instant>,
+    pub reauth_at: Option<Instant>,
+    /// The IKE SA a rekey replaced, until its Delete is done.
+    pub old_ike: Option<OldIke>,
+    /// The gateway's IKE rekey we answered, switched to once the answer went out.
+    pub pending_switch: Option<PendingSwitch>,
+    /// The gateway's rekey waiting for its IKE_FOLLOWUP_KE requests (RFC 9370 §2.2.4).
+    pub peer_followup: Option<PeerFollowup>,
 }
 
 /// A rekey we started and whose response we wait for.
@@ -384,13 +421,13 @@ impl IkeSa {
         });
         let rekey_bytes =
             self.config.child_lifetime_bytes.map(|b| b - b / 10 * u64::from(self.rng.next_u32() % 1000) / 1000);
-        self.children.push(ChildState { spi_in, spi_out, ts_local, ts_remote, rekey_at, rekey_bytes });
+        self.child.installed.push(ChildState { spi_in, spi_out, ts_local, ts_remote, rekey_at, rekey_bytes });
         self.events.push_back(Event::ChildSaInstalled(child));
     }
 
     /// Our Child SA lifetime ran out: CREATE_CHILD_SA with REKEY_SA (§1.3.3).
     pub(super) fn start_child_rekey(&mut self, now: Instant, idx: usize) -> Result<(), IkeError> {
-        let Some(old) = self.children.get_mut(idx) else { return Ok(()) };
+        let Some(old) = self.child.installed.get_mut(idx) else { return Ok(()) };
         old.rekey_at = None;
         let old = old.clone();
         let spi_in = new_esp_spi(&mut self.rng);
@@ -399,7 +436,7 @@ impl IkeSa {
         // PFS when our ESP proposals name a group (the group of the first one is sent, or the one the gateway
         // asked for with INVALID_KE_PAYLOAD).
         let group =
-            self.child_ke_group.or_else(|| self.config.esp_proposals.iter().find_map(|p| p.groups.first().copied()));
+            self.child.ke_group.or_else(|| self.config.esp_proposals.iter().find_map(|p| p.groups.first().copied()));
         let ke = match group {
             Some(g) => Some(KeyExchange::generate(g, &mut self.rng)?),
             None => None,
@@ -425,20 +462,20 @@ impl IkeSa {
         payloads.push(Payload::TsI(old.ts_local.clone()));
         payloads.push(Payload::TsR(old.ts_remote.clone()));
         info!(spi_in = format_args!("{:08x}", old.spi_in), "rekeying Child SA");
-        self.rekey = Some(Rekey::Child { old_in: old.spi_in, spi_in, nonce, ke });
+        self.rekeying.ours = Some(Rekey::Child { old_in: old.spi_in, spi_in, nonce, ke });
         self.send_request(now, wire::ExchangeType::CREATE_CHILD_SA, RequestKind::RekeyChild, payloads)
     }
 
     /// The gateway answered our Child SA rekey.
     pub(super) fn handle_child_rekey_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
-        let Some(Rekey::Child { old_in, spi_in, nonce, ke }) = self.rekey.take() else {
+        let Some(Rekey::Child { old_in, spi_in, nonce, ke }) = self.rekeying.ours.take() else {
             return Err(IkeError::Protocol("CREATE_CHILD_SA response without our rekey"));
         };
         let error = payloads.iter().find_map(|p| match p {
             Payload::Notify(n) if n.notify_type.is_error() => Some(n.notify_type),
             _ => None,
         });
-        let Some(old) = self.children.iter().find(|c| c.spi_in == old_in).cloned() else {
+        let Some(old) = self.child.installed.iter().find(|c| c.spi_in == old_in).cloned() else {
             return Ok(()); // deleted meanwhile
         };
         if error == Some(NotifyType::INVALID_KE_PAYLOAD) {
@@ -453,9 +490,9 @@ impl IkeSa {
                 .and_then(Group::from_id)
                 .filter(|g| self.config.esp_proposals.iter().any(|p| p.groups.contains(g)))
                 .filter(|g| ke.as_ref().is_some_and(|k| k.group() != *g));
-            if let (Some(g), Some(idx)) = (ours, self.children.iter().position(|c| c.spi_in == old_in)) {
+            if let (Some(g), Some(idx)) = (ours, self.child.installed.iter().position(|c| c.spi_in == old_in)) {
                 info!(group = g.id(), "the gateway wants another key exchange group for the rekey; retrying");
-                self.child_ke_group = Some(g);
+                self.child.ke_group = Some(g);
                 return self.start_child_rekey(now, idx);
             }
         }
@@ -463,7 +500,7 @@ impl IkeSa {
             // TEMPORARY_FAILURE (a collision, §2.25) or a refusal: keep the old SA and try again a bit later.
             warn!(notify = %t, "gateway refused our Child SA rekey; retrying later");
             let retry = now + std::time::Duration::from_secs(10 + u64::from(self.rng.next_u32() % 20));
-            if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == old_in) {
+            if let Some(c) = self.child.installed.iter_mut().find(|c| c.spi_in == old_in) {
                 c.rekey_at = Some(retry);
             }
             return Ok(());
@@ -557,14 +594,14 @@ impl IkeSa {
             Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, f.link.clone())),
         ];
         f.ke = Some(ke);
-        self.rekey = Some(Rekey::Followup(Box::new(f)));
+        self.rekeying.ours = Some(Rekey::Followup(Box::new(f)));
         self.send_request(now, wire::ExchangeType::IKE_FOLLOWUP_KE, RequestKind::FollowupKe, payloads)
     }
 
     /// The gateway's half of one additional key exchange of a rekey (RFC 9370 §2.2.4); after the last one the
     /// new Child SA or IKE SA with keys from all of them.
     pub(super) fn handle_followup_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
-        let Some(Rekey::Followup(mut f)) = self.rekey.take() else {
+        let Some(Rekey::Followup(mut f)) = self.rekeying.ours.take() else {
             return Err(IkeError::Protocol("IKE_FOLLOWUP_KE response without our rekey"));
         };
         if let Some(t) = payloads.iter().find_map(|p| match p {
@@ -576,11 +613,11 @@ impl IkeSa {
             let retry = now + std::time::Duration::from_secs(10 + u64::from(self.rng.next_u32() % 20));
             match f.target {
                 FollowupTarget::Child { old_in, .. } => {
-                    if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == old_in) {
+                    if let Some(c) = self.child.installed.iter_mut().find(|c| c.spi_in == old_in) {
                         c.rekey_at = Some(retry);
                     }
                 }
-                FollowupTarget::Ike { .. } => self.ike_rekey_at = Some(retry),
+                FollowupTarget::Ike { .. } => self.rekeying.ike_at = Some(retry),
             }
             return Ok(());
         }
@@ -600,7 +637,7 @@ impl IkeSa {
         let Followup { target, ni, nr, shared, additional, .. } = *f;
         match target {
             FollowupTarget::Child { old_in, spi_in, spi_out, suite, ts_local, ts_remote } => {
-                if !self.children.iter().any(|c| c.spi_in == old_in) {
+                if !self.child.installed.iter().any(|c| c.spi_in == old_in) {
                     return Ok(()); // deleted meanwhile
                 }
                 self.finish_child_rekey(
@@ -630,13 +667,14 @@ impl IkeSa {
         payloads: &[Payload],
     ) -> Result<Vec<Payload>, Handling> {
         let no = |t: NotifyType| Ok(vec![Payload::Notify(Notify::new(t, vec![]))]);
-        if self.rekey.is_some() || self.peer_followup.as_ref().is_some_and(|f| now < f.started + PEER_FOLLOWUP_TIMEOUT)
+        if self.rekeying.ours.is_some()
+            || self.rekeying.peer_followup.as_ref().is_some_and(|f| now < f.started + PEER_FOLLOWUP_TIMEOUT)
         {
             // A collision with our own rekey (§2.8.1), or the gateway's previous one still runs its additional
             // key exchanges: let the gateway retry later.
             return no(NotifyType::TEMPORARY_FAILURE);
         }
-        self.peer_followup = None;
+        self.rekeying.peer_followup = None;
         let Some(sa) = sa_of(payloads) else { return no(NotifyType::INVALID_SYNTAX) };
         let Some(ni) = nonce_of(payloads).cloned() else { return no(NotifyType::INVALID_SYNTAX) };
         if sa.iter().any(|p| p.protocol == ProtocolId::IKE) {
@@ -649,7 +687,7 @@ impl IkeSa {
             _ => None,
         });
         let old = match rekey {
-            Some(old_spi) => match self.children.iter().find(|c| c.spi_out == old_spi || c.spi_in == old_spi) {
+            Some(old_spi) => match self.child.installed.iter().find(|c| c.spi_out == old_spi || c.spi_in == old_spi) {
                 Some(c) => Some(c.clone()),
                 None => {
                     return Ok(vec![Payload::Notify(Notify {
@@ -661,14 +699,14 @@ impl IkeSa {
                 }
             },
             // The gateway recreates a Child SA it deleted (e.g. after its hard lifetime): fine if we have none.
-            None if self.children.is_empty() => None,
+            None if self.child.installed.is_empty() => None,
             None => {
                 debug!("gateway asks for an additional Child SA; we keep one");
                 return no(NotifyType::NO_ADDITIONAL_SAS);
             }
         };
         // Selectors the new SA may cover: the old SA's, or for a new one what IKE_AUTH agreed (§2.9).
-        let (have_local, have_remote) = match (&old, &self.agreed_ts) {
+        let (have_local, have_remote) = match (&old, &self.child.agreed_ts) {
             (Some(o), _) => (o.ts_local.clone(), o.ts_remote.clone()),
             (None, Some((l, r))) => (l.clone(), r.clone()),
             (None, None) => return no(NotifyType::TS_UNACCEPTABLE),
@@ -702,7 +740,7 @@ impl IkeSa {
         self.rng.fill_bytes(&mut nr);
         let replaces = old.as_ref().map(|o| o.spi_in);
         // The gateway rekeys this one: we do not.
-        if let Some(c) = self.children.iter_mut().find(|c| Some(c.spi_in) == replaces) {
+        if let Some(c) = self.child.installed.iter_mut().find(|c| Some(c.spi_in) == replaces) {
             c.rekey_at = None;
         }
         let mut reply = vec![Payload::Sa(vec![chosen]), Payload::Nonce(nr.clone())];
@@ -738,7 +776,7 @@ impl IkeSa {
         let mut link = vec![0u8; 8];
         self.rng.fill_bytes(&mut link);
         info!(additional = pending.len(), "gateway's rekey runs additional key exchanges (RFC 9370)");
-        self.peer_followup = Some(PeerFollowup {
+        self.rekeying.peer_followup = Some(PeerFollowup {
             target,
             ni: ni.to_vec(),
             nr: nr.to_vec(),
@@ -766,7 +804,7 @@ impl IkeSa {
             return Err(IkeError::Protocol("not a Child SA rekey"));
         };
         if let Some(old) = replaces {
-            if !self.children.iter().any(|c| c.spi_in == old) {
+            if !self.child.installed.iter().any(|c| c.spi_in == old) {
                 debug!("the Child SA the gateway rekeyed is gone; not installing its successor");
                 return Ok(());
             }
@@ -780,7 +818,7 @@ impl IkeSa {
             None => info!("gateway creates a new Child SA"),
         }
         self.install_child(now, suite, spi_in, spi_out, ck, false, ts_local, ts_remote, replaces);
-        if let Some(c) = self.children.iter_mut().find(|c| Some(c.spi_in) == replaces) {
+        if let Some(c) = self.child.installed.iter_mut().find(|c| Some(c.spi_in) == replaces) {
             c.rekey_at = None;
         }
         Ok(())
@@ -795,12 +833,12 @@ impl IkeSa {
     ) -> Result<Vec<Payload>, Handling> {
         let no = |t: NotifyType| Ok(vec![Payload::Notify(Notify::new(t, vec![]))]);
         let link = addke_link(payloads);
-        let Some(mut f) = self.peer_followup.take() else { return no(NotifyType::STATE_NOT_FOUND) };
+        let Some(mut f) = self.rekeying.peer_followup.take() else { return no(NotifyType::STATE_NOT_FOUND) };
         if link.as_ref() != Some(&f.link) || now >= f.started + PEER_FOLLOWUP_TIMEOUT {
             // Not the exchange we wait for (§2.2.4: STATE_NOT_FOUND); ours stays until its own times out.
             let stale = now >= f.started + PEER_FOLLOWUP_TIMEOUT;
             if !stale {
-                self.peer_followup = Some(f);
+                self.rekeying.peer_followup = Some(f);
             }
             return no(NotifyType::STATE_NOT_FOUND);
         }
@@ -826,7 +864,7 @@ impl IkeSa {
             self.rng.fill_bytes(&mut link);
             f.link.clone_from(&link);
             reply.push(Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link)));
-            self.peer_followup = Some(f);
+            self.rekeying.peer_followup = Some(f);
             return Ok(reply);
         }
         let PeerFollowup { target, ni, nr, shared, additional, .. } = f;
@@ -836,7 +874,7 @@ impl IkeSa {
             }
             PeerTarget::Ike { suite, spi_i, spi_r } => {
                 // Switch once this answer is out, as without additional exchanges.
-                self.pending_switch = Some(PendingSwitch { suite, shared, additional, ni, nr, spi_i, spi_r });
+                self.rekeying.pending_switch = Some(PendingSwitch { suite, shared, additional, ni, nr, spi_i, spi_r });
             }
         }
         Ok(reply)
@@ -844,7 +882,7 @@ impl IkeSa {
 
     /// Our IKE SA lifetime ran out: CREATE_CHILD_SA with a new IKE SA proposal (§1.3.2).
     pub(super) fn start_ike_rekey(&mut self, now: Instant) -> Result<(), IkeError> {
-        self.ike_rekey_at = None;
+        self.rekeying.ike_at = None;
         let group = self.ex.suite.ok_or(IkeError::Protocol("no IKE suite"))?.group;
         let ke = KeyExchange::generate(group, &mut self.rng)?;
         let mut spi = 0;
@@ -860,13 +898,13 @@ impl IkeSa {
             Payload::Ke(KePayload { group: group.id(), data: ke.public_value().to_vec() }),
         ];
         info!("rekeying the IKE SA");
-        self.rekey = Some(Rekey::Ike { spi, nonce, ke });
+        self.rekeying.ours = Some(Rekey::Ike { spi, nonce, ke });
         self.send_request(now, wire::ExchangeType::CREATE_CHILD_SA, RequestKind::RekeyIke, payloads)
     }
 
     /// The gateway answered our IKE SA rekey: switch to the new IKE SA, then delete the old one.
     pub(super) fn handle_ike_rekey_response(&mut self, now: Instant, payloads: Vec<Payload>) -> Result<(), IkeError> {
-        let Some(Rekey::Ike { spi, nonce, ke }) = self.rekey.take() else {
+        let Some(Rekey::Ike { spi, nonce, ke }) = self.rekeying.ours.take() else {
             return Err(IkeError::Protocol("IKE rekey response without our rekey"));
         };
         if let Some(t) = payloads.iter().find_map(|p| match p {
@@ -874,7 +912,7 @@ impl IkeSa {
             _ => None,
         }) {
             warn!(notify = %t, "gateway refused our IKE SA rekey; retrying later");
-            self.ike_rekey_at = Some(now + std::time::Duration::from_secs(10 + u64::from(self.rng.next_u32() % 20)));
+            self.rekeying.ike_at = Some(now + std::time::Duration::from_secs(10 + u64::from(self.rng.next_u32() % 20)));
             return Ok(());
         }
         let sa = sa_of(&payloads).ok_or(IkeError::Protocol("IKE rekey response lacks SA"))?;
@@ -941,7 +979,7 @@ impl IkeSa {
             reply.push(Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link)));
             return Ok(reply);
         }
-        self.pending_switch = Some(PendingSwitch {
+        self.rekeying.pending_switch = Some(PendingSwitch {
             suite,
             shared,
             additional: Default::default(),
@@ -998,8 +1036,8 @@ impl IkeSa {
             }
             self.ex.cancel();
         }
-        self.old_ike = Some(self.ex.rekeyed(spi_i, spi_r, we_initiated, suite, keys));
-        self.ike_rekey_at = self.rekey_time(now, self.config.ike_lifetime);
+        self.rekeying.old_ike = Some(self.ex.rekeyed(spi_i, spi_r, we_initiated, suite, keys));
+        self.rekeying.ike_at = self.rekey_time(now, self.config.ike_lifetime);
         info!(suite = %suite, spi_i = format_args!("{spi_i:016x}"), spi_r = format_args!("{spi_r:016x}"), "IKE SA rekeyed");
         if we_initiated {
             // Delete the old IKE SA on the old SA (§1.3.2).
@@ -1032,7 +1070,7 @@ pub(super) struct PendingSwitch {
 impl IkeSa {
     /// Send the Delete for the old IKE SA over the old SA, fire and forget (its keys are dropped after).
     fn send_old_ike_delete(&mut self, _now: Instant) {
-        let Some(old) = self.old_ike.as_mut() else { return };
+        let Some(old) = self.rekeying.old_ike.as_mut() else { return };
         let payloads = [Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })];
         match old.seal_request(&payloads, &mut self.rng) {
             Ok(msg) => self.ex.emit(msg),
@@ -1045,12 +1083,12 @@ impl IkeSa {
         if self.state != State::Established {
             return None;
         }
-        let due = [self.children.iter().filter_map(|c| c.rekey_at).min(), self.ike_rekey_at]
+        let due = [self.child.installed.iter().filter_map(|c| c.rekey_at).min(), self.rekeying.ike_at]
             .into_iter()
             .flatten()
             .min()
             // Not before the gateway's own rekey ran its additional key exchanges (or gave up on them).
-            .map(|t| self.peer_followup.as_ref().map_or(t, |f| t.max(f.started + PEER_FOLLOWUP_TIMEOUT)));
-        [due, self.reauth_at].into_iter().flatten().min()
+            .map(|t| self.rekeying.peer_followup.as_ref().map_or(t, |f| t.max(f.started + PEER_FOLLOWUP_TIMEOUT)));
+        [due, self.rekeying.reauth_at].into_iter().flatten().min()
     }
 }
