@@ -46,15 +46,37 @@ if [ "${IKELINK_FRESH:-1}" = full ]; then
   ./scripts/fresh-install-test.sh --full
   stage_done "fresh Debian 12 full run"
 fi
-# Windows (Wintun client, and the FFI's desktop client) must keep compiling; only Linux runs here.
-if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then
-  cargo check --workspace --all-targets --locked --target x86_64-pc-windows-gnu
-  # ... and the protocol and runtime crates' unit tests pass as Windows programs, under Wine.
-  ./scripts/wine-test.sh
-  stage_done "Windows build check and Wine tests"
-else
-  echo "test.sh: Rust target x86_64-pc-windows-gnu missing; Windows build check skipped" >&2
+# Two long builds run in the background at lower priority, beside the Android check and the tests (which mostly
+# wait on the network): the Windows build check with the Wine tests, then the fuzz build. Their output goes to
+# target/background.log, printed when they are done; their own stage times are in it.
+fuzz_seconds="${IKELINK_FUZZ_SECONDS:-20}"
+fuzz_ok=0
+if [ "$fuzz_seconds" != 0 ] && rustup toolchain list 2>/dev/null | grep -q nightly &&
+  cargo +nightly fuzz --version >/dev/null 2>&1; then
+  fuzz_ok=1
 fi
+background() {
+  set -e
+  stage_start=$SECONDS
+  # Windows (Wintun client, and the FFI's desktop client) must keep compiling, and the protocol and runtime
+  # crates' unit tests pass as Windows programs under Wine. Its own target directory: cargo locks one per build.
+  if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then
+    CARGO_TARGET_DIR=target/windows nice -n 10 cargo check --workspace --all-targets --locked \
+      --target x86_64-pc-windows-gnu
+    CARGO_TARGET_DIR=target/windows nice -n 10 ./scripts/wine-test.sh
+    stage_done "Windows build check and Wine tests (in the background)"
+  else
+    echo "test.sh: Rust target x86_64-pc-windows-gnu missing; Windows build check skipped" >&2
+  fi
+  # Without a sanitizer (the product code forbids `unsafe`): a third of the build time; long local runs use ASan.
+  if [ "$fuzz_ok" = 1 ]; then
+    (cd fuzz && nice -n 10 cargo +nightly fuzz build -s none)
+    stage_done "fuzz build (in the background)"
+  fi
+}
+mkdir -p target
+background >target/background.log 2>&1 &
+background_pid=$!
 # The Android shell and the generated Kotlin bindings must compile (JVM stand-ins for the Android SDK).
 kotlinc=target/tools/node_modules/kotlin-compiler/bin/kotlinc
 if [ -x "$kotlinc" ] && [ -d target/tools/android-stubs/android-stubs ]; then
@@ -76,16 +98,22 @@ fi
 "$nextest" nextest run --workspace --locked --no-fail-fast --test-threads "${IKELINK_TEST_THREADS:-6}"
 cargo test --workspace --locked --doc
 stage_done "tests (unit, simulator, interop; nextest) and doc tests"
+background_rc=0
+wait "$background_pid" || background_rc=$?
+echo "test.sh: --- the background builds (target/background.log) ---"
+cat target/background.log
+if [ "$background_rc" != 0 ]; then
+  echo "test.sh: the Windows check, the Wine tests or the fuzz build failed (exit $background_rc)" >&2
+  exit 1
+fi
+stage_done "waiting for the background builds"
 # Fuzzing (fuzz/, cargo-fuzz on nightly; fuzz/README.md): the committed corpora were replayed above on stable
 # (core/tests/fuzz_corpus.rs, desktop/tests/fuzz_corpus.rs). Here each target also runs for a bounded time
 # (IKELINK_FUZZ_SECONDS, default 20; 0 skips) from a copy of its corpus in target/fuzz-corpus/, so nothing new is
 # written into fuzz/corpus/. A crash fails the script (the input is left in fuzz/artifacts/<target>/).
-fuzz_seconds="${IKELINK_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" = 0 ]; then
   echo "test.sh: IKELINK_FUZZ_SECONDS=0; fuzz runs skipped" >&2
-elif rustup toolchain list 2>/dev/null | grep -q nightly && cargo +nightly fuzz --version >/dev/null 2>&1; then
-  # Without a sanitizer (the product code forbids `unsafe`): a third of the build time; long local runs use ASan.
-  (cd fuzz && cargo +nightly fuzz build -s none)
+elif [ "$fuzz_ok" = 1 ]; then
   # The targets run IKELINK_FUZZ_JOBS at a time (default: the number of CPUs; each fuzzer uses one), each with
   # its output in target/fuzz-logs/<target>.log, whose last lines (libFuzzer's final stats) are printed.
   fuzz_jobs="${IKELINK_FUZZ_JOBS:-$(nproc)}"
@@ -119,7 +147,7 @@ elif rustup toolchain list 2>/dev/null | grep -q nightly && cargo +nightly fuzz 
     echo "test.sh: fuzzing failed for:$fuzz_failed (inputs in fuzz/artifacts/<target>/, logs in target/fuzz-logs/)" >&2
     exit 1
   fi
-  stage_done "fuzz build and runs"
+  stage_done "fuzz runs"
 else
   echo "test.sh: nightly toolchain or cargo-fuzz missing; fuzz runs skipped" >&2
 fi

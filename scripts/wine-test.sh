@@ -20,7 +20,7 @@ for line in sys.stdin:
         print(m["executable"])')
 # Rust's standard library imports ProcessPrng from bcryptprimitives.dll, which Wine 8 lacks: a stand-in built
 # here (windows/wine/bcryptprimitives.c) goes next to the test binaries, where the loader looks first.
-deps="target/$target/debug/deps"
+deps="${CARGO_TARGET_DIR:-target}/$target/debug/deps"
 x86_64-w64-mingw32-gcc -shared -O2 -o "$deps/bcryptprimitives.dll" windows/wine/bcryptprimitives.c -ladvapi32
 export WINEPREFIX="$PWD/target/wineprefix" WINEDEBUG=-all
 # Skipped under Wine, with the reason:
