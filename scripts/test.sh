@@ -95,13 +95,19 @@ if [ ! -x "$nextest" ]; then
   echo "test.sh: $nextest missing (scripts/install-deps.sh installs it)" >&2
   exit 1
 fi
-"$nextest" nextest run --workspace --locked --no-fail-fast --test-threads "${IKELINK_TEST_THREADS:-6}"
-cargo test --workspace --locked --doc
+# A failure is reported after the background builds are done (nothing is left running).
+tests_rc=0
+"$nextest" nextest run --workspace --locked --no-fail-fast --test-threads "${IKELINK_TEST_THREADS:-6}" || tests_rc=$?
+cargo test --workspace --locked --doc || tests_rc=$?
 stage_done "tests (unit, simulator, interop; nextest) and doc tests"
 background_rc=0
 wait "$background_pid" || background_rc=$?
 echo "test.sh: --- the background builds (target/background.log) ---"
 cat target/background.log
+if [ "$tests_rc" != 0 ]; then
+  echo "test.sh: tests failed (exit $tests_rc)" >&2
+  exit 1
+fi
 if [ "$background_rc" != 0 ]; then
   echo "test.sh: the Windows check, the Wine tests or the fuzz build failed (exit $background_rc)" >&2
   exit 1
