@@ -11,7 +11,8 @@
 //! scripts/test.sh`, which also sets IKELINK_ESPINTCP=1 so that a kernel without it fails these tests instead of
 //! taking the other branch) they expect the IKE and Child SA over the stream, and two more tests run: full traffic
 //! through a TUN over TCP (ping, iperf3; the gateway's kernel SAs are `espintcp`), and the stream cut mid-session
-//! by the router (`tcp reset` both ways for a few seconds): the client opens a new stream and keeps its IKE SA.
+//! by the router (`tcp reset` both ways for a few seconds): the client opens a new stream and keeps its IKE SA
+//! (ignored by default: libreswan 4.10 keeps its SAs on the first stream, see that test).
 //!
 //! Needs root; runs when IKELINK_INTEROP=1.
 #![cfg(target_os = "linux")]
@@ -313,7 +314,15 @@ fn resets_sent(tb: &Testbed) -> u64 {
 /// seconds (while pings run each way, so both ends see a reset). The client opens a new stream and keeps the
 /// IKE SA: no new IKE_SA_INIT (one `ike:` line, no `reconnecting:`, pluto established no other IKE SA, its
 /// Child SA is the same), pluto accepted the new stream, and pings through the tunnel work again.
+///
+/// Ignored: libreswan 4.10 cannot do it as the responder. Its IKE and Child SA stay bound to the stream they
+/// were made on (`st_interface`; `nat_traversal_change_port_lookup()` returns early for TCP, and its kernel SAs
+/// keep the old client port in their espintcp encap): in the espintcp VM the client reopens the stream at once
+/// and pluto accepts it, but answers the client's request "retransmitting response ... to 192.0.2.2:<old port>
+/// using TCP failed ... No buffer space available", closes the new streams, and the LAN's replies go to the old
+/// port. Run it with `--ignored` against a gateway that follows §6 (or a later libreswan).
 #[test]
+#[ignore = "libreswan 4.10 keeps the IKE SA on its first TCP stream (no RFC 9329 §6 switch); see the doc comment"]
 fn tcp_stream_cut_mid_session_keeps_the_ike_sa() {
     ikelink_testbed::require_interop!();
     if let Some(why) = skip_without_espintcp() {
