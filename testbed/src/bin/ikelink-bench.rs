@@ -216,10 +216,20 @@ mod app {
     /// The PID of our client: the process in the client namespace running `bin`.
     fn find_ikelink_pid(tb: &Testbed, bin: &Path) -> Step<u32> {
         let want = bin.canonicalize().map_err(|e| format!("{}: {e}", bin.display()))?;
-        let found: Vec<u32> = ns_pids(tb.ns(Role::Cli))
-            .into_iter()
+        let pids = ns_pids(tb.ns(Role::Cli));
+        let mut found: Vec<u32> = pids
+            .iter()
+            .copied()
             .filter(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe == want))
             .collect();
+        if found.is_empty() {
+            // In the VM (9p root under an overlay) /proc/PID/exe names the file differently: by its name then.
+            let name = want.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            found = pids
+                .into_iter()
+                .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name))
+                .collect();
+        }
         match found.as_slice() {
             [pid] => Ok(*pid),
             [] => Err(format!("no process running {} in {}", want.display(), tb.ns(Role::Cli))),
