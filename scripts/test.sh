@@ -4,6 +4,9 @@
 #   IKELINK_SOAK=1 also runs the long soak tests (minutes).
 #   IKELINK_FRESH=0 skips running the install script on a freshly debootstrapped Debian 12 (about a minute);
 #   IKELINK_FRESH=full also runs this whole test command there (from a clean clone of the committed tree).
+#   IKELINK_VM=1 also runs the kernel-ESP tests in a QEMU VM (scripts/vm-run.sh); with IKELINK_VM_KERNEL=espintcp
+#   the VM boots Debian's 6.1 rebuilt with espintcp (scripts/vm-kernel-espintcp.sh: built once, tens of minutes,
+#   never by default), so interop_tcp also proves ESP in TCP against libreswan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -161,7 +164,9 @@ fi
 # gateway doing ESP in the kernel (strongSwan with kernel-netlink and `encap = no`, interop_kernel_esp; libreswan,
 # interop_libreswan) run inside a QEMU VM with Debian 12's stock kernel (scripts/vm-run.sh: software emulation,
 # this machine's root shared read-only). The test binaries and the client they drive (IKELINK_BIN, which the
-# harness then uses instead of building it) are built here and run prebuilt in the guest.
+# harness then uses instead of building it) are built here and run prebuilt in the guest. IKELINK_VM_KERNEL=espintcp
+# (read by vm-run.sh) boots the kernel with espintcp instead of the stock one: interop_tcp then expects the IKE and
+# Child SA over TCP, full traffic over TCP and a cut stream recovered (it fails, rather than skips, without espintcp).
 if [ "${IKELINK_VM:-0}" = 1 ]; then
   vm_tests="--test interop_kernel_esp"
   if [ -f testbed/tests/interop_libreswan.rs ]; then

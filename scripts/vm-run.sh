@@ -23,7 +23,11 @@
 # busybox-static (the initramfs's userland, depmod and cpio on the host).
 #
 # Environment: IKELINK_VM_TIMEOUT (default 2400 s, the whole VM run), IKELINK_VM_MEM (MB, default 3072),
-# IKELINK_VM_SMP (default 2).
+# IKELINK_VM_SMP (default 2), IKELINK_VM_KERNEL: `stock` (default, the Debian kernel above) or `espintcp`: the
+# same Debian 6.1 rebuilt with CONFIG_INET_ESPINTCP (RFC 9329 ESP-in-TCP, which pluto needs for TCP
+# encapsulation) by scripts/vm-kernel-espintcp.sh (tens of minutes the first time, then cached in
+# target/vm/kernel/espintcp-<version>/). With it the command also gets IKELINK_ESPINTCP=1, so the tests that need
+# espintcp fail instead of skipping when the kernel lacks it.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 timeout_s=${IKELINK_VM_TIMEOUT:-2400}
@@ -73,32 +77,43 @@ mkdir -p "$repo/target/vm"
 cache="$repo/target/vm"
 
 # --- kernel (cached; the build is serialised with a lock so concurrent runs share it) ---
+kernel=${IKELINK_VM_KERNEL:-stock}
+case "$kernel" in
+    stock) ;;
+    espintcp)
+        # Built (once) under its own lock: runs with the stock kernel need not wait for its tens of minutes.
+        kroot=$("$repo/scripts/vm-kernel-espintcp.sh" | tail -n1) || { echo "vm-run: no espintcp kernel" >&2; exit 125; }
+        ;;
+    *) echo "vm-run: IKELINK_VM_KERNEL must be stock or espintcp, not $kernel" >&2; exit 125 ;;
+esac
 exec 9>"$cache/.lock"
 flock 9
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' |
-    head -n1 || true)
-if [ -z "$pkg" ]; then
-    apt-get update -qq >&2 || true
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1 || true)
-fi
-if [ -z "$pkg" ]; then
-    # Offline: any kernel unpacked earlier.
-    pkg=$(ls "$cache/kernel" 2>/dev/null | sort -V | tail -n1 || true)
-    [ -n "$pkg" ] || { echo "vm-run: no linux-image-6.1.0-*-amd64 package known to apt" >&2; exit 125; }
-fi
-kroot="$cache/kernel/$pkg"
-if [ ! -e "$kroot/.done" ]; then
-    echo "vm-run: fetching $pkg (apt-get download, unpacked into $kroot)" >&2
-    rm -rf "$kroot" "$cache/dl"
-    mkdir -p "$cache/dl" "$kroot"
-    # As root (apt's sandbox user may not reach the repository's directory); the file is only unpacked.
-    (cd "$cache/dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2)
-    dpkg -x "$cache"/dl/"$pkg"_*.deb "$kroot"
-    rm -rf "$cache/dl"
-    kv=$(ls "$kroot/lib/modules")
-    busybox depmod -b "$kroot" "$kv"
-    touch "$kroot/.done"
+if [ "$kernel" = stock ]; then
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' |
+        head -n1 || true)
+    if [ -z "$pkg" ]; then
+        apt-get update -qq >&2 || true
+        pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+            sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1 || true)
+    fi
+    if [ -z "$pkg" ]; then
+        # Offline: any kernel unpacked earlier.
+        pkg=$(ls "$cache/kernel" 2>/dev/null | grep '^linux-image-' | sort -V | tail -n1 || true)
+        [ -n "$pkg" ] || { echo "vm-run: no linux-image-6.1.0-*-amd64 package known to apt" >&2; exit 125; }
+    fi
+    kroot="$cache/kernel/$pkg"
+    if [ ! -e "$kroot/.done" ]; then
+        echo "vm-run: fetching $pkg (apt-get download, unpacked into $kroot)" >&2
+        rm -rf "$kroot" "$cache/dl"
+        mkdir -p "$cache/dl" "$kroot"
+        # As root (apt's sandbox user may not reach the repository's directory); the file is only unpacked.
+        (cd "$cache/dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2)
+        dpkg -x "$cache"/dl/"$pkg"_*.deb "$kroot"
+        rm -rf "$cache/dl"
+        kv=$(ls "$kroot/lib/modules")
+        busybox depmod -b "$kroot" "$kv"
+        touch "$kroot/.done"
+    fi
 fi
 kver=$(ls "$kroot/lib/modules")
 kdir="$kroot/lib/modules/$kver"
@@ -162,6 +177,7 @@ trap 'exit 130' INT TERM
             IKELINK_* | RUST_* | CARGO_TERM_*) printf 'export %s=%q\n' "$name" "${!name}" ;;
         esac
     done
+    [ "$kernel" = espintcp ] && echo "export IKELINK_ESPINTCP=1"
     printf 'cd %q || exit 125\n' "$PWD"
     printf 'exec'
     printf ' %q' "$@"

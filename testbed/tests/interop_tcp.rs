@@ -1,13 +1,18 @@
-//! TCP encapsulation (RFC 9329) against libreswan 4.10's pluto (`listen-tcp=yes`, `enable-tcp=yes`,
+//! TCP encapsulation (RFC 9329) against libreswan 4.10's pluto (`listen-tcp=yes`, `enable-tcp=fallback`,
 //! `tcp-remoteport=4500`): the IKE SA over one TCP stream, and `transport = "auto"` falling back to TCP when the
 //! router drops UDP 500/4500 (nftables) and staying on UDP when it does not.
 //!
 //! strongSwan 5.9.8 has no TCP encapsulation, and pluto attaches the kernel's espintcp to every TCP stream it
-//! accepts (`setsockopt(TCP_ULP, "espintcp")`) and closes the stream when that fails: this machine's kernel
-//! and the VM's (Debian 12's stock 6.1, `CONFIG_INET_ESPINTCP` unset) have no espintcp, so what these tests
-//! prove there is pluto accepting our `IKETCP` stream, the client's bounded re-establishment (0, 1, 2, 4, 8,
-//! 10 s), and `auto`'s decision (UDP when it answers, TCP after 6 s when the router drops UDP); with a kernel
-//! that has espintcp they expect the IKE and Child SA over the stream.
+//! accepts (`setsockopt(TCP_ULP, "espintcp")`) and closes the stream when that fails. This machine's kernel and
+//! Debian 12's stock 6.1 (the default VM) have no espintcp (`CONFIG_INET_ESPINTCP` unset): what these tests prove
+//! there is pluto accepting our `IKETCP` stream, the client's bounded re-establishment (0, 1, 2, 4, 8, 10 s), and
+//! `auto`'s decision (UDP when it answers, TCP after 6 s when the router drops UDP). With a kernel that has
+//! espintcp (the VM kernel of scripts/vm-kernel-espintcp.sh: `IKELINK_VM=1 IKELINK_VM_KERNEL=espintcp
+//! scripts/test.sh`, which also sets IKELINK_ESPINTCP=1 so that a kernel without it fails these tests instead of
+//! taking the other branch) they expect the IKE and Child SA over the stream, and two more tests run: full traffic
+//! through a TUN over TCP (ping, iperf3; the gateway's kernel SAs are `espintcp`), and the stream cut mid-session
+//! by the router (`tcp reset` both ways for a few seconds): the client opens a new stream and keeps its IKE SA
+//! (ignored by default: libreswan 4.10 keeps its SAs on the first stream, see that test).
 //!
 //! Needs root; runs when IKELINK_INTEROP=1.
 #![cfg(target_os = "linux")]
@@ -46,6 +51,26 @@ fn udp_dropped(tb: &Testbed) -> u64 {
 
 fn profile(transport: &str) -> String {
     psk_profile(None, None, &[LAN_NET]).replacen("[gateway]\n", &format!("[gateway]\ntransport = \"{transport}\"\n"), 1)
+}
+
+/// Whether this kernel has espintcp ([`kernel_has_espintcp`]); fails when the run expects it
+/// (`IKELINK_ESPINTCP=1`, the espintcp VM kernel) and it is not there.
+fn espintcp() -> bool {
+    let has = kernel_has_espintcp();
+    if !has && espintcp_expected() {
+        let ulps = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp").unwrap_or_default();
+        panic!("IKELINK_ESPINTCP=1 but this kernel offers no espintcp (tcp_available_ulp: {:?})", ulps.trim());
+    }
+    has
+}
+
+/// `Some(reason)` when a test that needs espintcp cannot run here.
+fn skip_without_espintcp() -> Option<String> {
+    (!espintcp()).then(|| {
+        "skipped: this kernel has no espintcp (CONFIG_INET_ESPINTCP), which pluto needs for ESP in TCP; it runs in \
+         the VM with the espintcp kernel: IKELINK_VM=1 IKELINK_VM_KERNEL=espintcp scripts/test.sh"
+            .to_string()
+    })
 }
 
 /// Runs the client to its end (on a kernel without ESP the Child SA pluto cannot install is its one error) and
@@ -108,22 +133,23 @@ fn refused_streams(gw: &Libreswan, c: &mut IkelinkClient) {
     assert!(!c.log().contains("panicked"), "{}", c.transcript());
 }
 
-/// Over TCP: pluto either refuses the stream (no espintcp in the kernel: here, and in the VM, whose Debian 12
-/// kernel has CONFIG_INET_ESPINTCP unset) and the client backs off, or (a kernel with espintcp) the IKE and
-/// Child SA come up over the stream. Stops the client.
+/// Over TCP: on a kernel without espintcp (here, and Debian 12's stock kernel in the VM) pluto refuses the
+/// stream and the client backs off; with espintcp the IKE and Child SA come up over the stream. Stops the client.
 fn over_tcp(gw: &Libreswan, mut c: IkelinkClient) {
-    let before = gw.log().matches(Libreswan::IKE_SA_ESTABLISHED).count();
-    let decided = || {
-        let log = gw.log();
-        log.contains(NO_ESPINTCP) || log.matches(Libreswan::IKE_SA_ESTABLISHED).count() > before
+    let explain = |c: &IkelinkClient, what: &str| {
+        format!("{what}\n{}\n--- pluto ---\n{}", c.transcript(), gw.conn_log().join("\n"))
     };
-    wait_until("pluto takes or refuses the stream", T, Duration::from_millis(100), || Ok(decided()))
-        .unwrap_or_else(|e| panic!("{e}\n{}\n--- pluto ---\n{}", c.transcript(), gw.conn_log().join("\n")));
-    if gw.log().contains(NO_ESPINTCP) {
-        refused_streams(gw, &mut c);
-    } else {
-        c.wait_connected(T).unwrap_or_else(|e| panic!("{e}\n{}", c.transcript()));
+    if espintcp() {
+        let children = gw.log().matches(Libreswan::CHILD_SA_ESTABLISHED).count();
+        c.wait_connected(T).unwrap_or_else(|e| panic!("{}", explain(&c, &e.to_string())));
         assert_eq!(c.value("transport").as_deref(), Some("tcp"), "{}", c.transcript());
+        wait_until("pluto's Child SA", T, Duration::from_millis(100), || {
+            Ok(gw.log().matches(Libreswan::CHILD_SA_ESTABLISHED).count() > children)
+        })
+        .unwrap_or_else(|e| panic!("{}", explain(&c, &e.to_string())));
+        assert!(!gw.log().contains(NO_ESPINTCP), "{}", explain(&c, "pluto attached espintcp"));
+    } else {
+        refused_streams(gw, &mut c);
     }
     assert!(c.log().contains("TCP stream to the gateway open"), "{}", c.transcript());
     c.interrupt(T).unwrap();
@@ -168,4 +194,216 @@ fn auto_falls_back_to_tcp_only_when_udp_is_dropped() {
     let dropped = udp_dropped(&tb);
     eprintln!("router dropped {dropped} UDP datagrams");
     assert!(dropped >= 1, "UDP was tried first");
+}
+
+/// The gateway's `ip -s xfrm state` with the keys left out.
+fn gw_xfrm_states(tb: &Testbed) -> String {
+    let out = tb.exec(Role::Gw, &["ip", "-s", "xfrm", "state"]).unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !["aead ", "enc ", "auth-trunc ", "auth "].iter().any(|p| l.trim().starts_with(p)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `(bytes)` counters of `ip -s xfrm state` ("5321896(bytes), 3720(packets)" under "lifetime current:").
+fn xfrm_bytes(xfrm: &str) -> Vec<u64> {
+    xfrm.lines()
+        .filter_map(|l| l.trim().strip_suffix("(packets)"))
+        .filter_map(|l| l.split(',').next())
+        .filter_map(|b| b.strip_suffix("(bytes)").and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+/// A named counter from the client's last `stats:` line.
+fn stat(c: &IkelinkClient, name: &str) -> Option<u64> {
+    let line = c.last_value("stats")?;
+    line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{name}="))).and_then(|v| v.parse().ok())
+}
+
+/// The client with a TUN (routes, DNS) over TCP, the router dropping every UDP datagram to or from the IKE
+/// ports: connected, and pluto installed the Child SA in the kernel, ESP in TCP (espintcp) both ways.
+fn connect_tun_over_tcp(tb: &Testbed, gw: &Libreswan) -> IkelinkClient {
+    private_resolv(tb);
+    assert_eq!(tb.ping_received(Role::Cli, LAN_ADDR, 1).unwrap(), 0, "the LAN is reachable only through the tunnel");
+    drop_udp(tb);
+    let children = gw.log().matches(Libreswan::CHILD_SA_ESTABLISHED).count();
+    let mut c = IkelinkClient::start(tb, desktop_bin(), &profile("tcp"), &["--stats-interval", "1", "-v"]).unwrap();
+    let explain = |c: &IkelinkClient, what: &str| {
+        format!("{what}\n{}\n--- pluto ---\n{}", c.transcript(), gw.conn_log().join("\n"))
+    };
+    c.wait_connected(T).unwrap_or_else(|e| panic!("{}", explain(&c, &e.to_string())));
+    assert_eq!(c.value("transport").as_deref(), Some("tcp"), "{}", c.transcript());
+    wait_until("pluto's Child SA", T, Duration::from_millis(100), || {
+        Ok(gw.log().matches(Libreswan::CHILD_SA_ESTABLISHED).count() > children)
+    })
+    .unwrap_or_else(|e| panic!("{}", explain(&c, &e.to_string())));
+    let xfrm = gw_xfrm_states(tb);
+    assert_eq!(xfrm.matches("proto esp").count(), 2, "one inbound and one outbound ESP SA:\n{xfrm}");
+    assert_eq!(xfrm.matches("encap type espintcp sport").count(), 2, "ESP in TCP both ways:\n{xfrm}");
+    c
+}
+
+/// Issue 15: full traffic over TCP. With a TUN, the client pings the LAN host (reachable only through the
+/// tunnel) and sends 1 MB to it with iperf3, while the router drops all UDP to and from ports 500 and 4500; the
+/// gateway's kernel carried it as ESP in TCP (its SAs are `encap type espintcp`, with the traffic in their
+/// counters and pluto's), and the client disconnects cleanly.
+#[test]
+fn libreswan_full_traffic_over_tcp() {
+    ikelink_testbed::require_interop!();
+    if let Some(why) = skip_without_espintcp() {
+        eprintln!("{why}");
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let gw = pluto_tcp(&tb);
+    let mut c = connect_tun_over_tcp(&tb, &gw);
+    let explain = |c: &IkelinkClient, what: &str| {
+        format!("{what}\n{}\n--- pluto ---\n{}", c.transcript(), gw.conn_log().join("\n"))
+    };
+    eprintln!("connected: ike: {} / esp: {}", c.value("ike").unwrap_or_default(), c.value("esp").unwrap_or_default());
+    let pings = tb.ping_received(Role::Cli, LAN_ADDR, 5).unwrap();
+    assert!(pings >= 3, "{}", explain(&c, &format!("{pings}/5 pings through the tunnel")));
+    eprintln!("ping: {pings}/5 replies from {LAN_ADDR} through the tunnel over TCP");
+
+    let iperf = tb.start_iperf_server(Role::Lan).unwrap();
+    let bytes = 1_000_000;
+    let o = IperfOptions { bytes: Some(bytes), timeout: Duration::from_secs(300), ..Default::default() };
+    let r = tb.iperf_client_with(Role::Cli, LAN_ADDR, &o).unwrap_or_else(|e| panic!("{}", explain(&c, &e.to_string())));
+    drop(iperf);
+    assert!(r.sent_bytes >= bytes && r.bytes > 0, "{r:?}");
+    eprintln!("iperf3: {} bytes sent, {} received, {:.2} Mbit/s", r.sent_bytes, r.bytes, r.bits_per_second / 1e6);
+
+    let status = gw.traffic_status().unwrap();
+    eprintln!("pluto whack --trafficstatus:\n{}", status.trim_end());
+    let counted = Libreswan::traffic_bytes(&status);
+    assert_eq!(counted.len(), 1, "one Child SA: {status}");
+    assert!(counted[0].0 >= r.bytes && counted[0].1 > 0, "pluto counted the traffic ({r:?}): {status}");
+    let xfrm = gw_xfrm_states(&tb);
+    eprintln!("gateway ip -s xfrm state (keys left out):\n{xfrm}");
+    assert_eq!(xfrm.matches("encap type espintcp sport").count(), 2, "{xfrm}");
+    assert!(xfrm_bytes(&xfrm).iter().any(|&b| b >= r.bytes), "kernel ESP-in-TCP counters ({r:?}):\n{xfrm}");
+    assert_eq!(udp_dropped(&tb), 0, "nothing tried UDP");
+
+    let st = c.interrupt(T).unwrap();
+    assert!(st.success(), "{}", explain(&c, "clean disconnect"));
+    assert!(stat(&c, "bytes_out").is_some_and(|b| b >= r.bytes), "{}", c.transcript());
+    assert_eq!(stat(&c, "drop_auth"), Some(0), "{}", c.transcript());
+    wait_until("pluto removes the kernel SAs", T, Duration::from_millis(200), || {
+        Ok(!gw_xfrm_states(&tb).contains("proto esp"))
+    })
+    .unwrap_or_else(|e| panic!("{}", explain(&c, &e.to_string())));
+}
+
+/// The router resets the gateway's TCP 4500 both ways (nftables `reject with tcp reset`, forward hook).
+fn cut_tcp(tb: &Testbed) {
+    let rules = "table ip ikelink_cut {\n chain forward_cut {\n  type filter hook forward priority -20;\n  \
+                 tcp dport 4500 counter reject with tcp reset\n  tcp sport 4500 counter reject with tcp reset\n }\n}\n";
+    let path = tb.dir().join("cut-tcp.nft");
+    std::fs::write(&path, rules).unwrap();
+    tb.exec(Role::Rtr, &["nft", "-f", &path.to_string_lossy()]).unwrap();
+}
+
+fn resets_sent(tb: &Testbed) -> u64 {
+    let out = tb.exec(Role::Rtr, &["nft", "list", "table", "ip", "ikelink_cut"]).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split("packets ").skip(1).filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok()).sum()
+}
+
+/// Issue 15, acceptance 2 (RFC 9329 §6): mid-session the router resets the TCP stream both ways for a few
+/// seconds (while pings run each way, so both ends see a reset). The client opens a new stream and keeps the
+/// IKE SA: no new IKE_SA_INIT (one `ike:` line, no `reconnecting:`, pluto established no other IKE SA, its
+/// Child SA is the same), pluto accepted the new stream, and pings through the tunnel work again.
+///
+/// Ignored: libreswan 4.10 cannot do it as the responder. Its IKE and Child SA stay bound to the stream they
+/// were made on (`st_interface`; `nat_traversal_change_port_lookup()` returns early for TCP, and its kernel SAs
+/// keep the old client port in their espintcp encap): in the espintcp VM the client reopens the stream at once
+/// and pluto accepts it, but answers the client's request "retransmitting response ... to 192.0.2.2:<old port>
+/// using TCP failed ... No buffer space available", closes the new streams, and the LAN's replies go to the old
+/// port. Run it with `--ignored` against a gateway that follows §6 (or a later libreswan).
+#[test]
+#[ignore = "libreswan 4.10 keeps the IKE SA on its first TCP stream (no RFC 9329 §6 switch); see the doc comment"]
+fn tcp_stream_cut_mid_session_keeps_the_ike_sa() {
+    ikelink_testbed::require_interop!();
+    if let Some(why) = skip_without_espintcp() {
+        eprintln!("{why}");
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let gw = pluto_tcp(&tb);
+    let mut c = connect_tun_over_tcp(&tb, &gw);
+    let explain = |c: &IkelinkClient, what: &str| {
+        let log = gw.log();
+        let tcp: Vec<&str> = log.lines().filter(|l| l.contains("TCP")).collect();
+        format!(
+            "{what}\n{}\n--- pluto ---\n{}\n--- pluto (TCP) ---\n{}\n--- gateway xfrm ---\n{}",
+            c.transcript(),
+            gw.conn_log().join("\n"),
+            tcp.join("\n"),
+            gw_xfrm_states(&tb)
+        )
+    };
+    let pings = tb.ping_received(Role::Cli, LAN_ADDR, 5).unwrap();
+    assert!(pings >= 3, "{}", explain(&c, &format!("{pings}/5 pings before the cut")));
+    let ike = c.value("ike").unwrap_or_default();
+    let vip: std::net::Ipv4Addr = c.value("virtual-ip").unwrap_or_default().parse().unwrap();
+    let established = gw.log().matches(Libreswan::IKE_SA_ESTABLISHED).count();
+    let status = gw.traffic_status().unwrap();
+    let child =
+        |s: &str| s.lines().find(|l| l.contains("type=ESP")).and_then(|l| l.split(':').next()).map(String::from);
+    let child_before = child(&status);
+    assert!(child_before.is_some(), "{status}");
+    let accepted = || gw.log().matches("accepted connection").count();
+    let accepted_before = accepted();
+    let opened = |c: &IkelinkClient| c.log().matches("TCP stream to the gateway open").count();
+    let opened_before = opened(&c);
+
+    // The cut: traffic both ways meets the router's resets.
+    cut_tcp(&tb);
+    let up = start_ping(&tb, LAN_ADDR, 30).unwrap();
+    let mut down = tb.command(Role::Lan, "ping");
+    down.args(["-n", "-q", "-i", "0.1", "-W", "1", "-c", "30", &vip.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut down = down.spawn().unwrap();
+    wait_until("the client notices the reset", T, Duration::from_millis(100), || {
+        Ok(c.log().contains("TCP stream to the gateway lost"))
+    })
+    .unwrap_or_else(|e| panic!("{}", explain(&c, &e.to_string())));
+    std::thread::sleep(Duration::from_secs(5));
+    let resets = resets_sent(&tb);
+    tb.exec(Role::Rtr, &["nft", "delete", "table", "ip", "ikelink_cut"]).unwrap();
+    let _ = finish_ping(up);
+    let _ = wait_child_timeout(&mut down, Duration::from_secs(30));
+    eprintln!("router reset {resets} segments; cut removed");
+    assert!(resets >= 2, "the router reset the stream: {resets}");
+
+    // A new stream, the same IKE SA, traffic again.
+    wait_until("a new stream", T, Duration::from_millis(100), || Ok(opened(&c) > opened_before))
+        .unwrap_or_else(|e| panic!("{}", explain(&c, &e.to_string())));
+    let mut received = 0;
+    for _ in 0..12 {
+        received = tb.ping_received(Role::Cli, LAN_ADDR, 5).unwrap();
+        if received >= 3 {
+            break;
+        }
+    }
+    assert!(received >= 3, "{}", explain(&c, &format!("{received}/5 pings after the cut")));
+    eprintln!("ping after the cut: {received}/5 replies");
+    let lines = c.lines();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("ike:")).count(), 1, "{}", explain(&c, "one IKE SA"));
+    assert!(!lines.iter().any(|l| l.starts_with("reconnecting:")), "{}", explain(&c, "no reconnect"));
+    assert_eq!(c.value("ike").unwrap_or_default(), ike);
+    assert_eq!(
+        gw.log().matches(Libreswan::IKE_SA_ESTABLISHED).count(),
+        established,
+        "{}",
+        explain(&c, "no new IKE SA")
+    );
+    assert!(accepted() > accepted_before, "{}", explain(&c, "pluto accepted the new stream"));
+    let status = gw.traffic_status().unwrap();
+    eprintln!("pluto whack --trafficstatus after the cut:\n{}", status.trim_end());
+    assert_eq!(child(&status), child_before, "{}", explain(&c, &format!("the same Child SA: {status}")));
+    let st = c.interrupt(T).unwrap();
+    assert!(st.success(), "{}", explain(&c, "clean disconnect"));
 }

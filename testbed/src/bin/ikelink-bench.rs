@@ -20,6 +20,13 @@
 //! gateway's in the gateway namespace (this kernel has no WireGuard module), the LAN routed through it
 //! (testbed/src/harness/boringtun.rs). It runs the same iperf3 runs, alternating with (b) and (c), and the table
 //! prints ours / boringtun in every run. Not part of (d), which counts ESP. scripts/install-deps.sh installs it.
+//!
+//! `--libreswan-transports` runs only (f), the cost of TCP encapsulation (RFC 9329, issue 15): our client against
+//! libreswan's pluto with its Child SAs in the kernel, alternating `transport = "udp"` (ESP in UDP 4500) and
+//! `transport = "tcp"` (ESP in one TCP stream, the gateway's espintcp) in the same run, and prints the client's
+//! CPU-s per GB of each and their ratio. It needs kernel ESP and espintcp, so it runs in the VM with the espintcp
+//! kernel: `IKELINK_VM_KERNEL=espintcp scripts/vm-run.sh target/release/ikelink-bench --libreswan-transports`
+//! (software emulation there: only the same-run ratio means something, not the absolute figures).
 
 #[cfg(target_os = "linux")]
 fn main() -> std::process::ExitCode {
@@ -43,8 +50,9 @@ mod app {
     use clap::Parser;
     use ikelink_testbed::harness::boringtun::{check_boringtun, WireguardTunnel, BORINGTUN_VERSION};
     use ikelink_testbed::harness::{
-        psk_profile, wait_until, ClientConfig, Gateway, GatewayConfig, IkelinkClient, IperfOptions, IperfResult, Role,
-        StrongswanClient, Testbed, TestbedOptions, GW_ADDR, LAN_ADDR, LAN_NET, RTR_CLI_ADDR,
+        kernel_has_espintcp, psk_profile, wait_until, ClientConfig, Gateway, GatewayConfig, IkelinkClient,
+        IperfOptions, IperfResult, Libreswan, LibreswanConfig, Role, StrongswanClient, Testbed, TestbedOptions,
+        GW_ADDR, LAN_ADDR, LAN_NET, RTR_CLI_ADDR,
     };
 
     const WAIT: Duration = Duration::from_secs(20);
@@ -78,6 +86,10 @@ mod app {
         /// Inner UDP payload size of the capacity blast, bytes (the inner IP packet is 28 bytes longer).
         #[arg(long, default_value_t = 1300, value_parser = clap::value_parser!(u16).range(64..=1372))]
         blast_size: u16,
+        /// Only part (f): our client over UDP vs over TCP (RFC 9329) against libreswan's pluto with kernel ESP
+        /// (needs espintcp: the VM kernel of scripts/vm-kernel-espintcp.sh); client CPU-s/GB of each and TCP / UDP.
+        #[arg(long, conflicts_with_all = ["no_capacity", "capacity_only"])]
+        libreswan_transports: bool,
         /// Internal: run as the UDP blaster (`ADDR:PORT`) inside the client namespace, then print `sent=N errors=M`.
         #[arg(long, hide = true)]
         blast: Option<std::net::SocketAddr>,
@@ -204,10 +216,20 @@ mod app {
     /// The PID of our client: the process in the client namespace running `bin`.
     fn find_ikelink_pid(tb: &Testbed, bin: &Path) -> Step<u32> {
         let want = bin.canonicalize().map_err(|e| format!("{}: {e}", bin.display()))?;
-        let found: Vec<u32> = ns_pids(tb.ns(Role::Cli))
-            .into_iter()
+        let pids = ns_pids(tb.ns(Role::Cli));
+        let mut found: Vec<u32> = pids
+            .iter()
+            .copied()
             .filter(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe == want))
             .collect();
+        if found.is_empty() {
+            // In the VM (9p root under an overlay) /proc/PID/exe names the file differently: by its name then.
+            let name = want.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            found = pids
+                .into_iter()
+                .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name))
+                .collect();
+        }
         match found.as_slice() {
             [pid] => Ok(*pid),
             [] => Err(format!("no process running {} in {}", want.display(), tb.ns(Role::Cli))),
@@ -674,6 +696,125 @@ mod app {
         }
     }
 
+    // ---- (f) TCP encapsulation vs UDP against libreswan ------------------------------------------------------------
+
+    /// Connecting may take long in the VM (software emulation).
+    const VM_WAIT: Duration = Duration::from_secs(120);
+
+    /// libreswan's name of our `--suite`.
+    fn libreswan_esp(suite: &str) -> &'static str {
+        match suite {
+            "chacha20poly1305" => "chacha20_poly1305",
+            "aes256-sha256" => "aes256-sha2_256",
+            _ => "aes_gcm256",
+        }
+    }
+
+    /// Connects our client over `transport` ("udp" or "tcp") to pluto, runs `f` with its PID, disconnects.
+    fn with_ours_over<T>(
+        tb: &Testbed,
+        gw: &Libreswan,
+        bin: &Path,
+        args: &Args,
+        transport: &str,
+        f: impl FnOnce(u32) -> Step<T>,
+    ) -> Step<T> {
+        let profile = psk_profile(None, Some(&args.suite), &[LAN_NET]).replacen(
+            "[gateway]\n",
+            &format!("[gateway]\ntransport = \"{transport}\"\n"),
+            1,
+        );
+        let mut c = IkelinkClient::start(tb, bin, &profile, &[]).map_err(|e| format!("starting ikelink: {e}"))?;
+        if let Err(e) = c.wait_connected(VM_WAIT) {
+            let log = gw.conn_log().join("\n");
+            return Err(format!(
+                "ikelink did not connect over {transport}: {e}\n{}\n--- pluto ---\n{log}",
+                c.transcript()
+            ));
+        }
+        c.wait_line("tunnel", VM_WAIT, |l| l.starts_with("tunnel:")).map_err(|e| format!("ikelink tunnel: {e}"))?;
+        if c.value("transport").as_deref() != Some(transport) {
+            return Err(format!("ikelink connected over {:?}, not {transport}", c.value("transport")));
+        }
+        let pid = find_ikelink_pid(tb, bin)?;
+        wait_until(&format!("{LAN_ADDR} reachable over {transport}"), VM_WAIT, Duration::from_millis(500), || {
+            tb.ping(Role::Cli, LAN_ADDR, 1)
+        })
+        .map_err(|e| e.to_string())?;
+        let r = f(pid)?;
+        let st = c.interrupt(VM_WAIT).map_err(|e| format!("ikelink did not exit: {e}"))?;
+        if !st.success() {
+            return Err(format!("ikelink exited with {st}\n{}", c.transcript()));
+        }
+        wait_until("pluto removes the Child SA", VM_WAIT, Duration::from_millis(200), || {
+            Ok(!gw.traffic_status().map_err(|e| e.to_string()).unwrap_or_default().contains("type=ESP"))
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(r)
+    }
+
+    fn run_transports(args: &Args, bin: &Path) -> Step<()> {
+        if !kernel_has_espintcp() {
+            return Err("this kernel has no espintcp (TCP encapsulation in the gateway's kernel); run it in the VM \
+                        with IKELINK_VM_KERNEL=espintcp scripts/vm-run.sh"
+                .into());
+        }
+        if !Libreswan::available() {
+            return Err("libreswan is not unpacked (scripts/install-deps.sh)".into());
+        }
+        let tb = Testbed::new(TestbedOptions::default()).map_err(|e| format!("building the testbed: {e}"))?;
+        let config = LibreswanConfig {
+            esp: Some(libreswan_esp(&args.suite).into()),
+            extra_setup: "\tlisten-tcp=yes\n".into(),
+            extra_conn: "\tenable-tcp=fallback\n\ttcp-remoteport=4500".into(),
+            ..Default::default()
+        };
+        let gw = Libreswan::start(&tb, &config).map_err(|e| format!("starting pluto: {e}"))?;
+        let gw_pid = gw.pid().ok_or("pluto not running")?;
+        let _server = tb.start_iperf_server(Role::Lan).map_err(|e| format!("iperf3 server: {e}"))?;
+        println!("\n(f) ikelink over UDP (ESP in UDP 4500) and over TCP (RFC 9329) against libreswan, alternating");
+        let (mut udp, mut tcp) = (Vec::new(), Vec::new());
+        for i in 1..=args.runs {
+            let order: [(&str, &mut Vec<Run>); 2] = if i % 2 == 1 {
+                [("udp", &mut udp), ("tcp", &mut tcp)]
+            } else {
+                [("tcp", &mut tcp), ("udp", &mut udp)]
+            };
+            for (transport, v) in order {
+                let r = with_ours_over(&tb, &gw, bin, args, transport, |pid| measure(&tb, args, Some(pid), gw_pid))?;
+                print_run(&format!("ikelink {transport} #{i}"), &r);
+                v.push(r);
+            }
+        }
+        let (u, t) = (row(&udp), row(&tcp));
+        println!(
+            "\nmedians of {} run(s), ESP {}, iperf3 {} s{}:",
+            args.runs,
+            args.suite,
+            args.seconds,
+            if args.reverse { " (download)" } else { "" }
+        );
+        println!(
+            "    {:<26} {:>10} {:>16} {:>12} {:>14}",
+            "", "Mbit/s", "client CPU-s/GB", "client CPU", "peak RSS MB"
+        );
+        for (label, r) in [("UDP (ESP in UDP 4500)", &u), ("TCP (RFC 9329 stream)", &t)] {
+            println!(
+                "    {label:<26} {:>10.1} {:>16} {:>11}% {:>14}",
+                r.mbits,
+                opt(r.cpu, 2),
+                opt(r.client_pct, 0),
+                opt(r.rss, 1)
+            );
+        }
+        println!(
+            "    TCP / UDP client CPU-s per GB: {}   throughput: {}",
+            ratio(t.cpu, u.cpu),
+            ratio(Some(t.mbits), Some(u.mbits))
+        );
+        Ok(())
+    }
+
     // ---- the report -----------------------------------------------------------------------------------------------
 
     fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -858,6 +999,16 @@ mod app {
                 "{} is missing; run `cargo build --release -p ikelink-desktop -p ikelink-testbed --bins`",
                 bin.display()
             ));
+        }
+        if args.libreswan_transports {
+            println!(
+                "ikelink-bench: ESP {}, iperf3 {} s per run, {} run(s) per transport, client {}",
+                args.suite,
+                args.seconds,
+                args.runs,
+                bin.display()
+            );
+            return run_transports(args, &bin);
         }
         println!(
             "ikelink-bench: ESP {}, iperf3 {} s per run{}, {} run(s) per client, client {}",

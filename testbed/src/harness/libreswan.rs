@@ -72,6 +72,22 @@ pub fn kernel_has_esp(tb: &Testbed) -> Result<bool> {
     Ok(out.status.success())
 }
 
+/// Whether this kernel has espintcp (RFC 9329 ESP-in-TCP, `CONFIG_INET_ESPINTCP`): "espintcp" among the TCP
+/// upper-layer protocols it offers (`/proc/sys/net/ipv4/tcp_available_ulp`; registered by `esp4`, which the VM's
+/// init loads). pluto attaches it to every TCP stream it accepts and closes the stream without it. Neither this
+/// machine's kernel nor Debian's stock 6.1 has it; the VM kernel of `scripts/vm-kernel-espintcp.sh`
+/// (`IKELINK_VM_KERNEL=espintcp`) does.
+pub fn kernel_has_espintcp() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp")
+        .is_ok_and(|ulps| ulps.split_whitespace().any(|u| u == "espintcp"))
+}
+
+/// Whether the run expects espintcp (`IKELINK_ESPINTCP=1`: `scripts/vm-run.sh` sets it when it boots the
+/// espintcp kernel), so the tests that need it fail instead of skipping when [`kernel_has_espintcp`] says no.
+pub fn espintcp_expected() -> bool {
+    std::env::var("IKELINK_ESPINTCP").is_ok_and(|v| v == "1")
+}
+
 /// How pluto authenticates and what it demands from the client.
 #[derive(Clone, Debug, Default)]
 pub enum LibreswanAuth {

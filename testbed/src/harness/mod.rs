@@ -46,7 +46,9 @@ pub use error::{HarnessError, Result};
 pub use gateway::{Gateway, GatewayAuth, GatewayConfig, Pool};
 pub use iked::{kernel_has_pfkey, Iked, IkedAuth, IkedConfig, IKECTL, IKED, IKED_ETC, PFKEY_STUB_C};
 pub use ikelink::{finish_ping, private_resolv, psk_profile, start_ping, IkelinkClient, NETNS_RESOLV_CONF};
-pub use libreswan::{kernel_has_esp, libreswan_root, Libreswan, LibreswanAuth, LibreswanConfig};
+pub use libreswan::{
+    espintcp_expected, kernel_has_esp, kernel_has_espintcp, libreswan_root, Libreswan, LibreswanAuth, LibreswanConfig,
+};
 pub use pki::{KeyType, Pki};
 pub use process::{wait_child_timeout, wait_until, TempDir, DEFAULT_COMMAND_TIMEOUT, NAME_PREFIX};
 pub use radius::{Radius, FREERADIUS_CONF, RADIUS_PORT, RADIUS_SECRET};
