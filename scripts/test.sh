@@ -49,16 +49,17 @@ if [ "${IKELINK_FRESH:-1}" = full ]; then
   ./scripts/fresh-install-test.sh --full
   stage_done "fresh Debian 12 full run"
 fi
-# Two long builds run in the background at lower priority, beside the Android check and the tests (which mostly
-# wait on the network): the Windows build check with the Wine tests, then the fuzz build. Their output goes to
-# target/background.log, printed when they are done; their own stage times are in it.
+# Two long builds run in the background at lower priority, at once, beside the Android check and the tests
+# (which mostly wait on the network): the Windows build check with the Wine tests, and the fuzz build. Their
+# output goes to target/background-windows.log and target/background-fuzz.log, printed when they are done; their
+# own stage times are in them.
 fuzz_seconds="${IKELINK_FUZZ_SECONDS:-20}"
 fuzz_ok=0
 if [ "$fuzz_seconds" != 0 ] && rustup toolchain list 2>/dev/null | grep -q nightly &&
   cargo +nightly fuzz --version >/dev/null 2>&1; then
   fuzz_ok=1
 fi
-background() {
+background_windows() {
   set -e
   stage_start=$SECONDS
   # Windows (Wintun client, and the FFI's desktop client) must keep compiling, and the protocol and runtime
@@ -71,6 +72,10 @@ background() {
   else
     echo "test.sh: Rust target x86_64-pc-windows-gnu missing; Windows build check skipped" >&2
   fi
+}
+background_fuzz() {
+  set -e
+  stage_start=$SECONDS
   # Without a sanitizer (the product code forbids `unsafe`): a third of the build time; long local runs use ASan.
   if [ "$fuzz_ok" = 1 ]; then
     (cd fuzz && nice -n 10 cargo +nightly fuzz build -s none)
@@ -78,8 +83,10 @@ background() {
   fi
 }
 mkdir -p target
-background >target/background.log 2>&1 &
-background_pid=$!
+background_windows >target/background-windows.log 2>&1 &
+windows_pid=$!
+background_fuzz >target/background-fuzz.log 2>&1 &
+fuzz_build_pid=$!
 # The Android shell and the generated Kotlin bindings must compile (JVM stand-ins for the Android SDK).
 kotlinc=target/tools/node_modules/kotlin-compiler/bin/kotlinc
 if [ -x "$kotlinc" ] && [ -d target/tools/android-stubs/android-stubs ]; then
@@ -104,9 +111,10 @@ tests_rc=0
 cargo test --workspace --locked --doc || tests_rc=$?
 stage_done "tests (unit, simulator, interop; nextest) and doc tests"
 background_rc=0
-wait "$background_pid" || background_rc=$?
-echo "test.sh: --- the background builds (target/background.log) ---"
-cat target/background.log
+wait "$windows_pid" || background_rc=$?
+wait "$fuzz_build_pid" || background_rc=$?
+echo "test.sh: --- the background builds (target/background-windows.log, target/background-fuzz.log) ---"
+cat target/background-windows.log target/background-fuzz.log
 if [ "$tests_rc" != 0 ]; then
   echo "test.sh: tests failed (exit $tests_rc)" >&2
   exit 1
