@@ -55,13 +55,7 @@ if [ -n "$need" ]; then
 fi
 
 # The stock image package (as vm-run.sh picks it) and the source of the same version.
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' |
-    head -n1 || true)
-if [ -z "$pkg" ]; then
-    apt-get update -qq >&2 || true
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1 || true)
-fi
+pkg=$("$repo/scripts/vm/stock-kernel-package.sh")
 [ -n "$pkg" ] || { echo "vm-kernel-espintcp: no linux-image-6.1.0-*-amd64 package known to apt" >&2; exit 1; }
 version=$(apt-cache show "$pkg" | sed -n 's/^Version: //p' | head -n1)
 srcversion=$(apt-cache show linux-source-6.1 | sed -n 's/^Version: //p' | head -n1)

@@ -89,13 +89,7 @@ esac
 exec 9>"$cache/.lock"
 flock 9
 if [ "$kernel" = stock ]; then
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' |
-        head -n1 || true)
-    if [ -z "$pkg" ]; then
-        apt-get update -qq >&2 || true
-        pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-            sed -n 's/^ *Depends: \(linux-image-6\.1\.0-[0-9]*-amd64\)$/\1/p' | head -n1 || true)
-    fi
+    pkg=$("$repo/scripts/vm/stock-kernel-package.sh")
     if [ -z "$pkg" ]; then
         # Offline: any kernel unpacked earlier.
         pkg=$(ls "$cache/kernel" 2>/dev/null | grep '^linux-image-' | sort -V | tail -n1 || true)

@@ -73,15 +73,6 @@ fn stat(c: &IkelinkClient, name: &str) -> Option<u64> {
     line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{name}="))).and_then(|v| v.parse().ok())
 }
 
-/// The `(bytes)` counters of `ip -s xfrm state` ("5321896(bytes), 3720(packets)" under "lifetime current:").
-fn xfrm_bytes(xfrm: &str) -> Vec<u64> {
-    xfrm.lines()
-        .filter_map(|l| l.trim().strip_suffix("(packets)"))
-        .filter_map(|l| l.split(',').next())
-        .filter_map(|b| b.strip_suffix("(bytes)").and_then(|n| n.parse().ok()))
-        .collect()
-}
-
 fn gw_xfrm(tb: &Testbed, what: &[&str]) -> String {
     let mut args = vec!["ip"];
     args.extend_from_slice(what);

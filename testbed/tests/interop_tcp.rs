@@ -206,15 +206,6 @@ fn gw_xfrm_states(tb: &Testbed) -> String {
         .join("\n")
 }
 
-/// The `(bytes)` counters of `ip -s xfrm state` ("5321896(bytes), 3720(packets)" under "lifetime current:").
-fn xfrm_bytes(xfrm: &str) -> Vec<u64> {
-    xfrm.lines()
-        .filter_map(|l| l.trim().strip_suffix("(packets)"))
-        .filter_map(|l| l.split(',').next())
-        .filter_map(|b| b.strip_suffix("(bytes)").and_then(|n| n.parse().ok()))
-        .collect()
-}
-
 /// A named counter from the client's last `stats:` line.
 fn stat(c: &IkelinkClient, name: &str) -> Option<u64> {
     let line = c.last_value("stats")?;

@@ -57,9 +57,9 @@ pub use relay::{
     Traffic, MAX_QUEUE,
 };
 pub use testbed::{
-    list_namespaces, udp_ports, Capture, HttpServer, IperfOptions, IperfResult, IperfServer, Listen, Role, Testbed,
-    TestbedOptions, CLI_ADDR, CLI_NET, GW_ADDR, GW_LAN_ADDR, IPERF_PORT, LAN_ADDR, LAN_NET, RTR_CLI_ADDR, RTR_GW_ADDR,
-    VIP_NET,
+    list_namespaces, udp_ports, xfrm_bytes, Capture, HttpServer, IperfOptions, IperfResult, IperfServer, Listen, Role,
+    Testbed, TestbedOptions, CLI_ADDR, CLI_NET, GW_ADDR, GW_LAN_ADDR, IPERF_PORT, LAN_ADDR, LAN_NET, RTR_CLI_ADDR,
+    RTR_GW_ADDR, VIP_NET,
 };
 
 /// Gateway identity used by the default configurations (also a SAN DNS name of the test gateway certificate).

@@ -743,6 +743,15 @@ fn parse_iperf_json(text: &str) -> Result<IperfResult> {
     })
 }
 
+/// The `(bytes)` counters of `ip -s xfrm state` ("5321896(bytes), 3720(packets)" under "lifetime current:").
+pub fn xfrm_bytes(xfrm: &str) -> Vec<u64> {
+    xfrm.lines()
+        .filter_map(|l| l.trim().strip_suffix("(packets)"))
+        .filter_map(|l| l.split(',').next())
+        .filter_map(|b| b.strip_suffix("(bytes)").and_then(|n| n.parse().ok()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
