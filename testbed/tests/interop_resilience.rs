@@ -82,7 +82,12 @@ fn mobike_moves_the_sas_when_the_address_changes() {
     assert!(c.log().contains("MOBIKE: SAs moved"), "{}", c.transcript());
     assert!(gw.log().contains("N(UPD_SA_ADDR)"), "gateway got the address update");
     assert!(!c.lines().iter().any(|l| l.starts_with("reconnecting:")), "no reconnect\n{}", c.transcript());
-    assert!(sent - got <= 30, "the ping goes on with few losses: {got}/{sent}\n{}", c.transcript());
+    assert!(
+        sent - got <= 30,
+        "the ping goes on with few losses: {got}/{sent}\n{}\n--- gateway\n{}",
+        c.transcript(),
+        gw.log()
+    );
     let sas = gw.list_sas().unwrap();
     assert!(sas.contains("192.0.2.77"), "the gateway talks to our new address:\n{sas}");
     assert!(tb.ping(Role::Cli, LAN_ADDR, 2).unwrap());

@@ -32,6 +32,9 @@ use crate::platform::PlatformHooks;
 use crate::platform::{self, AppliedNetwork, NetworkConfig, Tun, TunConfig, TunnelSettings};
 use crate::profile::Resolved;
 
+/// How long a session's end waits for the data-plane tasks to stop (they stop within one scheduling round).
+const PLANE_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Failures of the driver itself (not of the protocol).
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -303,6 +306,7 @@ impl Session {
             network: None,
             uplink: None,
             downlink: None,
+            plane_tasks: Vec::new(),
             crl_cache: Default::default(),
             stream: None,
             stream_wanted: 0,
@@ -364,6 +368,8 @@ struct Driver {
     network: Option<AppliedNetwork>,
     uplink: Option<mpsc::Sender<Update>>,
     downlink: Option<mpsc::Sender<Update>>,
+    /// The data-plane tasks: they hold the NAT-T socket and the TUN, so the session waits for them when it ends.
+    plane_tasks: Vec<tokio::task::JoinHandle<()>>,
     crl_cache: fetch::CrlCache,
     /// The TCP stream (RFC 9329) when the session runs over TCP, and the one last asked for.
     stream: Option<Arc<stream::StreamWriter>>,
@@ -384,7 +390,8 @@ impl Driver {
         let (ike_tx, mut ike_rx) = mpsc::channel::<Vec<u8>>(16);
         let (down_tx, down_rx) = mpsc::channel(8);
         let max_mss = self.max_mss();
-        tokio::spawn(dataplane::downlink(None, self.natt.clone(), down_rx, ike_tx, self.counters.clone(), max_mss));
+        let downlink = dataplane::downlink(None, self.natt.clone(), down_rx, ike_tx, self.counters.clone(), max_mss);
+        self.plane_tasks.push(tokio::spawn(downlink));
         self.downlink = Some(down_tx);
         let mut buf = vec![0u8; 65536];
         let mut commands_open = true;
@@ -726,14 +733,10 @@ impl Driver {
         }
         let (up_tx, up_rx) = mpsc::channel(8);
         let max_mss = self.max_mss();
-        tokio::spawn(dataplane::uplink(
-            tun.clone(),
-            self.natt.clone(),
-            up_rx,
-            self.counters.clone(),
-            self.plane_seed,
-            max_mss,
-        ));
+        let uplink =
+            dataplane::uplink(tun.clone(), self.natt.clone(), up_rx, self.counters.clone(), self.plane_seed, max_mss);
+        self.plane_tasks.retain(|t| !t.is_finished());
+        self.plane_tasks.push(tokio::spawn(uplink));
         if let Some(w) = &self.stream {
             let _ = up_tx.send(Update::Writer(Some(w.clone()))).await;
         }
@@ -780,9 +783,16 @@ impl Driver {
     }
 
     /// Stop the data plane tasks and restore routes and DNS.
+    /// Stop the data plane and wait (bounded) until its tasks have let go of the NAT-T socket and the TUN, so
+    /// the ports are free when the session reports it has ended: an app may connect again at once.
     async fn teardown(&mut self) {
         self.downlink = None;
         self.teardown_tunnel();
+        for task in self.plane_tasks.drain(..) {
+            if tokio::time::timeout(PLANE_STOP_TIMEOUT, task).await.is_err() {
+                warn!("a data-plane task did not stop in time");
+            }
+        }
     }
 
     /// Stop the uplink, restore routes and DNS, close the TUN (the downlink keeps receiving IKE).
