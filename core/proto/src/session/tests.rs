@@ -15,6 +15,7 @@ use crate::ike::sim::revocation_tests::{crl, gateway as cert_gateway, URL};
 use crate::ike::sim::tests::default_config;
 use crate::ike::sim::{Responder, INITIATOR, INITIATOR_NATT};
 use crate::ike::{GatewayAuth, SocketKind};
+use crate::wire::{NotifyType, Payload};
 
 const GW_A: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 const GW_B: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
@@ -624,6 +625,36 @@ fn a_cut_stream_is_reopened_and_the_ike_sa_kept() {
     sim.tcp_blocked = false;
     assert!(sim.run_until(|s| s.connected() == 2));
     assert_eq!(connected_transport(&sim), vec![Transport::Tcp, Transport::Tcp]);
+}
+
+/// With MOBIKE, the first request over a reopened stream is UPDATE_SA_ADDRESSES (the new connection is a new
+/// source port; libreswan only moves its SAs then); without MOBIKE it is a liveness check. Either way the IKE SA
+/// stays and the update (or check) is answered.
+#[test]
+fn a_reopened_stream_is_announced_by_mobike_when_negotiated() {
+    for mobike in [true, false] {
+        let responder = ResponderConfig { mobike, ..Default::default() };
+        let mut config = transport_config(TransportMode::Tcp);
+        config.ike.mobike = true;
+        let mut sim = Sim::new(config, gateways(responder));
+        assert!(sim.run_until(|s| s.connected() == 1));
+        let spi = sim.session.ike_sa().spi_i();
+        let before = sim.gateways[0].requests.len();
+        sim.cut_stream();
+        let until = sim.now + Duration::from_secs(5);
+        sim.run_until(|s| s.now >= until);
+        let after: Vec<&Vec<Payload>> = sim.gateways[0].requests[before..].iter().map(|(_, p)| p).collect();
+        let update = |p: &Vec<Payload>| {
+            p.iter().any(|p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::UPDATE_SA_ADDRESSES))
+        };
+        assert_eq!(after.len(), 1, "mobike={mobike}: one request over the new stream: {after:?}");
+        assert_eq!(update(after[0]), mobike, "mobike={mobike}: {after:?}");
+        assert_eq!(sim.session.ike_sa().spi_i(), spi, "the same IKE SA");
+        assert_eq!(sim.session.ike_sa().state(), State::Established);
+        assert!(sim.gateways[0].errors.is_empty(), "{:?}", sim.gateways[0].errors);
+        assert!(sim.reconnecting().is_empty());
+        assert!(!sim.session.ike_sa().poll_timeout().is_some_and(|(_, t)| t == crate::ike::Timer::Retransmit));
+    }
 }
 
 /// A gateway that accepts every stream and closes it at once (pluto on a kernel without espintcp) gets a

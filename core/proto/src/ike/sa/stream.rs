@@ -9,12 +9,28 @@ use crate::wire::ExchangeType;
 
 impl IkeSa {
     /// A new TCP stream carries this IKE SA from now on (the old one broke): the request in flight goes out
-    /// on it at once; an idle established SA sends a liveness check, which tells the gateway to use the new
-    /// stream (RFC 9329 §6) and notices a gateway that forgot us.
+    /// on it at once. An established SA then tells the gateway to use the new stream (RFC 9329 §6): with
+    /// MOBIKE by UPDATE_SA_ADDRESSES, since the new connection is a new source port (RFC 4555 §3.5; libreswan
+    /// moves its SAs to another stream only then); without it by a liveness check, which also notices a
+    /// gateway that forgot us.
     pub fn stream_reestablished(&mut self, now: Instant) {
-        if self.ex.resend() {
+        let resent = self.ex.resend();
+        if resent {
             debug!("new TCP stream: the request in flight goes out again");
-        } else if self.state == State::Established {
+        }
+        if self.state != State::Established {
+            return;
+        }
+        if self.mobility.supported {
+            debug!("new TCP stream: MOBIKE address update");
+            if resent {
+                if self.ex.pending_kind() != Some(RequestKind::UpdateAddresses) {
+                    self.queue.push_back(super::rekey::Queued::UpdateAddresses);
+                }
+            } else {
+                self.send_update_addresses(now);
+            }
+        } else if !resent {
             debug!("new TCP stream: liveness check");
             let payloads = self.liveness_payloads();
             if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Dpd, payloads) {

@@ -348,3 +348,66 @@ fn auth_lifetime_in_an_informational() {
     assert!(p.closed().is_none(), "{:?}", p.events);
     assert!(!p.events.iter().any(|(_, e)| matches!(e, Event::ReauthenticationDue)));
 }
+
+/// strongSwan 5.9 drops a response whose message ID is that of the request it is still processing ("ignoring
+/// request with ID n, already processing"). Seen in the MOBIKE interop test under load: the gateway answered our
+/// UPDATE_SA_ADDRESSES (ID 2) and, before that, started a Child SA rekey (its ID 2); our answer came back while it
+/// still processed our request, was dropped, and the rekey (and the traffic) waited 4 s for its retransmission.
+/// An answer sent while our own request with the same ID is unanswered goes out once more with that answer.
+#[test]
+fn an_answer_sharing_the_id_of_our_request_in_flight_is_sent_again_after_its_answer() {
+    use crate::ike::EspProposal;
+    use crate::wire::ProtocolId;
+    let mut c = default_config();
+    c.mobike = true;
+    let mut p = establish(c, ResponderConfig { mobike: true, ..Default::default() });
+    // The gateway's liveness checks 0 and 1: its next request ID is 2, as ours.
+    for _ in 0..2 {
+        p.responder.send_dpd();
+        p.drive();
+    }
+    let ccsa_answers = |p: &Pair| {
+        p.sent(Dir::ToResponder)
+            .filter(|d| d.header().is_some_and(|h| h.flags.response && h.exchange == ExchangeType::CREATE_CHILD_SA))
+            .count()
+    };
+    // The first answer is lost, as strongSwan drops it.
+    let mut dropped = false;
+    p.set_fate(move |d| {
+        let answer = d.header().is_some_and(|h| h.flags.response && h.exchange == ExchangeType::CREATE_CHILD_SA);
+        if answer && !std::mem::replace(&mut dropped, true) {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    let now = p.now;
+    p.initiator.network_changed(now, "192.0.2.77:4500".parse().unwrap());
+    p.drive_until(|_| true);
+    let update = p.sent(Dir::ToResponder).last().and_then(|d| d.header()).unwrap();
+    assert_eq!((update.exchange, update.message_id), (ExchangeType::INFORMATIONAL, 2));
+    // The gateway's Child SA rekey (ID 2) reaches us before its answer to our update.
+    let child = p.child().unwrap();
+    let rekey = vec![
+        Payload::Notify(Notify {
+            protocol: ProtocolId::ESP.0,
+            spi: child.outbound.spi.to_be_bytes().to_vec(),
+            notify_type: NotifyType::REKEY_SA,
+            data: vec![],
+        }),
+        Payload::Sa(vec![EspProposal::parse("aes256gcm16").unwrap().to_wire(1, 0x5000, false)]),
+        Payload::Nonce(vec![0x44; 32]),
+        Payload::TsI(child.ts_r.clone()),
+        Payload::TsR(child.ts_i.clone()),
+    ];
+    let msg = p.responder.seal(2, ExchangeType::CREATE_CHILD_SA, false, &rekey);
+    p.inject_to_initiator(&msg);
+    assert_eq!(ccsa_answers(&p), 1);
+    let answered_at = p.elapsed();
+    // Our update is answered at once (no loss): well within a second, before any retransmission.
+    p.run_until(answered_at + Duration::from_secs(1));
+    assert!(p.events.iter().any(|(_, e)| matches!(e, Event::ChildSaInstalled(c) if c.outbound.spi == 0x5000)));
+    assert_eq!(ccsa_answers(&p), 2, "the answer went out again once the update was answered");
+    let again = p.sent(Dir::ToResponder).filter(|d| d.header().is_some_and(|h| h.flags.response)).last().unwrap();
+    assert!(again.at - answered_at < Duration::from_secs(1), "at once, not after a retransmission: {:?}", again.at);
+}

@@ -1138,6 +1138,10 @@ impl Responder {
                 let natd = payloads
                     .iter()
                     .any(|p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP));
+                let cookie2 = payloads.iter().find_map(|p| match p {
+                    Payload::Notify(n) if n.notify_type == NotifyType::COOKIE2 => Some(n.data.clone()),
+                    _ => None,
+                });
                 let mut reply = self.informational(h.message_id, payloads);
                 if natd {
                     // With MOBIKE, NAT detection in INFORMATIONAL too (RFC 4555 §3.8), as strongSwan answers it.
@@ -1147,6 +1151,10 @@ impl Responder {
                     let dst_hash = crypto::nat_detection_hash(h.spi_i, h.spi_r, self.seen(src)).to_vec();
                     reply.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, src_hash)));
                     reply.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, dst_hash)));
+                }
+                if let Some(c) = cookie2 {
+                    // The COOKIE2 of an address update comes back unchanged (RFC 4555 §3.5).
+                    reply.push(Payload::Notify(Notify::new(NotifyType::COOKIE2, c)));
                 }
                 reply
             }
