@@ -24,10 +24,15 @@ use ikelink_testbed::harness::*;
 const T: Duration = Duration::from_secs(120);
 
 fn pluto_tcp(tb: &Testbed) -> Libreswan {
+    pluto_tcp_with(tb, "")
+}
+
+/// pluto listening on TCP 4500 too, with `extra` lines in its connection.
+fn pluto_tcp_with(tb: &Testbed, extra: &str) -> Libreswan {
     assert!(Libreswan::available(), "libreswan is not unpacked (scripts/install-deps.sh)");
     let config = LibreswanConfig {
         extra_setup: "\tlisten-tcp=yes\n".into(),
-        extra_conn: "\tenable-tcp=fallback\n\ttcp-remoteport=4500".into(),
+        extra_conn: format!("\tenable-tcp=fallback\n\ttcp-remoteport=4500{extra}"),
         ..Default::default()
     };
     Libreswan::start(tb, &config).unwrap()
@@ -247,7 +252,7 @@ fn libreswan_full_traffic_over_tcp() {
         return;
     }
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
-    let gw = pluto_tcp(&tb);
+    let gw = pluto_tcp_with(&tb, "\n\tmobike=yes");
     let mut c = connect_tun_over_tcp(&tb, &gw);
     let explain = |c: &IkelinkClient, what: &str| {
         format!("{what}\n{}\n--- pluto ---\n{}", c.transcript(), gw.conn_log().join("\n"))
@@ -321,7 +326,7 @@ fn tcp_stream_cut_mid_session_keeps_the_ike_sa() {
         return;
     }
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
-    let gw = pluto_tcp(&tb);
+    let gw = pluto_tcp_with(&tb, "\n\tmobike=yes");
     let mut c = connect_tun_over_tcp(&tb, &gw);
     let explain = |c: &IkelinkClient, what: &str| {
         let log = gw.log();
