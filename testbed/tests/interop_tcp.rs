@@ -252,7 +252,7 @@ fn libreswan_full_traffic_over_tcp() {
         return;
     }
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
-    let gw = pluto_tcp_with(&tb, "\n\tmobike=yes");
+    let gw = pluto_tcp(&tb);
     let mut c = connect_tun_over_tcp(&tb, &gw);
     let explain = |c: &IkelinkClient, what: &str| {
         format!("{what}\n{}\n--- pluto ---\n{}", c.transcript(), gw.conn_log().join("\n"))

@@ -782,8 +782,7 @@ impl Driver {
         }
     }
 
-    /// Stop the data plane tasks and restore routes and DNS.
-    /// Stop the data plane and wait (bounded) until its tasks have let go of the NAT-T socket and the TUN, so
+    /// Stop the data plane, restore routes and DNS, and wait (bounded) until its tasks have let go of the NAT-T socket and the TUN, so
     /// the ports are free when the session reports it has ended: an app may connect again at once.
     async fn teardown(&mut self) {
         self.downlink = None;

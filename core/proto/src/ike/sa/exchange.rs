@@ -173,11 +173,11 @@ pub(super) struct Exchange {
     /// Next request ID we expect from the gateway, and our cached answer to the previous one (§2.2).
     peer_next_id: u32,
     last_response: Option<(u32, Vec<Vec<u8>>)>,
-    /// The ID of a response we sent while our own request with the same ID was unanswered: sent once more when
-    /// that request's answer arrives. strongSwan 5.9 drops a response whose ID is that of the request it is still
+    /// Our last response went out while our own request with the same ID was unanswered: it is sent once more
+    /// when that request's answer arrives. strongSwan 5.9 drops a response whose ID is that of the request it is still
     /// processing ("ignoring request with ID n, already processing"), e.g. its Child SA rekey started while it
     /// answers our UPDATE_SA_ADDRESSES; the rekey then waits for its own retransmission (4 s), without traffic.
-    resend_after_answer: Option<u32>,
+    resend_after_answer: bool,
     /// Reassembly of an RFC 7383 fragmented message (only for the message ID we expect).
     reassembly: Option<Reassembly>,
     /// Our address (for NAT detection) and the gateway's; `nat_t`: IKE runs on the NAT-T socket (port 4500,
@@ -210,7 +210,7 @@ impl Exchange {
             pending: None,
             peer_next_id: 0,
             last_response: None,
-            resend_after_answer: None,
+            resend_after_answer: false,
             reassembly: None,
             local,
             remote,
@@ -257,7 +257,7 @@ impl Exchange {
         self.next_message_id = 0;
         self.peer_next_id = 0;
         self.last_response = None;
-        self.resend_after_answer = None;
+        self.resend_after_answer = false;
         self.reassembly = None;
         old
     }
@@ -428,12 +428,10 @@ impl Exchange {
         }
         let payloads = self.decrypt(raw, msg)?;
         self.pending = None;
-        if let Some(id) = self.resend_after_answer.take() {
-            if let Some((_, resp)) = self.last_response.as_ref().filter(|(last, _)| *last == id) {
-                debug!(message_id = id, "our answer shared its ID with our request: sending it once more");
-                let resp = resp.clone();
-                self.emit_all(resp);
-            }
+        if let (true, Some((id, resp))) = (std::mem::take(&mut self.resend_after_answer), &self.last_response) {
+            debug!(message_id = id, "our answer shared its ID with our request: sending it once more");
+            let resp = resp.clone();
+            self.emit_all(resp);
         }
         Ok(payloads)
     }
@@ -469,7 +467,7 @@ impl Exchange {
     pub fn respond(&mut self, h: &Header, reply: &[Payload], rng: &mut ChaCha20Rng) -> Result<(), IkeError> {
         let header = ike_header(self.spi_i, self.spi_r, h.exchange, self.initiator, true, h.message_id);
         let resp = self.encrypt(header, reply, rng)?;
-        self.resend_after_answer = self.pending.as_ref().filter(|p| p.message_id == h.message_id).map(|p| p.message_id);
+        self.resend_after_answer = self.pending.as_ref().is_some_and(|p| p.message_id == h.message_id);
         self.last_response = Some((h.message_id, resp.clone()));
         self.emit_all(resp);
         Ok(())

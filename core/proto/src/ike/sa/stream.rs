@@ -21,21 +21,18 @@ impl IkeSa {
         if self.state != State::Established {
             return;
         }
-        if self.mobility.supported {
-            debug!("new TCP stream: MOBIKE address update");
-            if resent {
-                if self.ex.pending_kind() != Some(RequestKind::UpdateAddresses) {
-                    self.queue.push_back(super::rekey::Queued::UpdateAddresses);
+        let update_in_flight = self.ex.pending_kind() == Some(RequestKind::UpdateAddresses);
+        match (self.mobility.supported, resent) {
+            (true, false) => self.send_update_addresses(now),
+            (true, true) if !update_in_flight => self.queue.push_back(super::rekey::Queued::UpdateAddresses),
+            (false, false) => {
+                debug!("new TCP stream: liveness check");
+                let payloads = self.liveness_payloads();
+                if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Dpd, payloads) {
+                    warn!(%e, "cannot send the liveness check");
                 }
-            } else {
-                self.send_update_addresses(now);
             }
-        } else if !resent {
-            debug!("new TCP stream: liveness check");
-            let payloads = self.liveness_payloads();
-            if let Err(e) = self.send_request(now, ExchangeType::INFORMATIONAL, RequestKind::Dpd, payloads) {
-                warn!(%e, "cannot send the liveness check");
-            }
+            _ => {}
         }
     }
 }

@@ -366,21 +366,20 @@ fn an_answer_sharing_the_id_of_our_request_in_flight_is_sent_again_after_its_ans
         p.responder.send_dpd();
         p.drive();
     }
-    let ccsa_answers = |p: &Pair| {
-        p.sent(Dir::ToResponder)
-            .filter(|d| d.header().is_some_and(|h| h.flags.response && h.exchange == ExchangeType::CREATE_CHILD_SA))
-            .count()
-    };
+    let is_rekey_answer =
+        |d: &Datagram| d.header().is_some_and(|h| h.flags.response && h.exchange == ExchangeType::CREATE_CHILD_SA);
+    let ccsa_answers = move |p: &Pair| p.sent(Dir::ToResponder).filter(|d| is_rekey_answer(d)).count();
     // The first answer is lost, as strongSwan drops it.
     let mut dropped = false;
-    p.set_fate(move |d| {
-        let answer = d.header().is_some_and(|h| h.flags.response && h.exchange == ExchangeType::CREATE_CHILD_SA);
-        if answer && !std::mem::replace(&mut dropped, true) {
-            Fate::Drop
-        } else {
-            Fate::Deliver
-        }
-    });
+    p.set_fate(
+        move |d| {
+            if is_rekey_answer(d) && !std::mem::replace(&mut dropped, true) {
+                Fate::Drop
+            } else {
+                Fate::Deliver
+            }
+        },
+    );
     let now = p.now;
     p.initiator.network_changed(now, "192.0.2.77:4500".parse().unwrap());
     p.drive_until(|_| true);
