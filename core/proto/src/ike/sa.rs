@@ -386,7 +386,7 @@ impl IkeSa {
     /// there (RFC 3948 §2.2, RFC 4555 §3.8).
     pub fn set_local_natt_port(&mut self, port: u16) {
         self.local_natt_port = port;
-        if self.ex.nat_t {
+        if self.ex.nat_t && !self.ex.stream {
             self.ex.local.set_port(port);
         }
     }

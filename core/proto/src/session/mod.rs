@@ -700,7 +700,9 @@ impl Session {
         let mut ike = self.config.ike.clone();
         ike.initial_contact = false;
         let transport = self.link.transport;
-        match new_sa(&self.config, ike, self.local, self.gateway, &mut self.rng, self.clock, now, transport) {
+        // Over TCP the new IKE SA shares the open stream.
+        let local = self.stream_local().unwrap_or(self.local);
+        match new_sa(&self.config, ike, local, self.gateway, &mut self.rng, self.clock, now, transport) {
             Ok(sa) => {
                 info!(gateway = %self.gateway, "reauthenticating: a new IKE SA while the current one carries traffic");
                 self.retiring = Some(std::mem::replace(&mut self.sa, sa));
@@ -711,7 +713,8 @@ impl Session {
 }
 
 /// A new IKE SA with a fresh seed from `rng` and the wall clock carried forward from `clock`. Over TCP it does
-/// not fragment (RFC 9329 §7: the stream carries messages of any size).
+/// not fragment (RFC 9329 §7: the stream carries messages of any size), and its gateway address is the TCP
+/// port's (what NAT detection hashes; [`IkeSa::stream_opened`]).
 #[allow(clippy::too_many_arguments)]
 fn new_sa(
     config: &SessionConfig,
@@ -723,12 +726,19 @@ fn new_sa(
     now: Instant,
     transport: Transport,
 ) -> Result<IkeSa, IkeError> {
-    if transport == Transport::Tcp {
+    let tcp = transport == Transport::Tcp;
+    let remote = if tcp {
         ike.fragment_mtu = 0;
-    }
+        SocketAddr::new(gateway.ip(), config.transport.tcp_port)
+    } else {
+        gateway
+    };
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
-    let mut sa = IkeSa::new(ike, local, gateway, now, seed)?;
+    let mut sa = IkeSa::new(ike, local, remote, now, seed)?;
+    if tcp {
+        sa.use_stream();
+    }
     let unix = clock.1.saturating_add(now.saturating_duration_since(clock.0).as_secs());
     sa.set_unix_time(now, unix);
     sa.set_local_natt_port(config.natt_port);

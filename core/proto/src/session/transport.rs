@@ -72,6 +72,8 @@ pub(super) struct Link {
     remembered: VecDeque<(IpAddr, Transport)>,
     /// Our address changed while on TCP: move the IKE SA once the new stream is open.
     moved: bool,
+    /// Our end of the stream, once open.
+    local: Option<SocketAddr>,
 }
 
 impl Link {
@@ -85,6 +87,7 @@ impl Link {
             udp_deadline: None,
             remembered: VecDeque::new(),
             moved: false,
+            local: None,
         }
     }
 
@@ -133,15 +136,14 @@ impl Session {
         // `tries` stays until the gateway answers on the stream: one that accepts and closes at once (pluto
         // without the kernel's espintcp) must not be reconnected in a loop.
         self.link.stream = Stream::Open;
+        self.link.local = Some(local);
         self.link.retry_at = None;
-        if std::mem::take(&mut self.link.moved) {
-            // A new network: MOBIKE moves the SAs (or, without it, the IKE SA reconnects).
-            self.sa.network_changed(now, SocketAddr::new(local.ip(), self.config.natt_port));
-        } else {
-            self.sa.stream_reestablished(now);
-        }
+        // A new network: MOBIKE moves the SAs (or, without it, the IKE SA reconnects).
+        let moved = std::mem::take(&mut self.link.moved);
+        let remote = self.stream_remote(self.gateway);
+        self.sa.stream_opened(now, local, remote, moved);
         if let Some(old) = self.retiring.as_mut() {
-            old.stream_reestablished(now);
+            old.stream_opened(now, local, remote, moved);
         }
         self.process(now);
     }
@@ -159,6 +161,7 @@ impl Session {
             return;
         }
         self.link.stream = Stream::Closed;
+        self.link.local = None;
         if self.reconnect_at.is_some() || self.lookup.is_some() || self.sa.state() == State::Closed {
             // Between attempts: the next IKE SA opens its own stream.
             return;
@@ -177,8 +180,19 @@ impl Session {
         self.link.id += 1;
         self.link.stream = Stream::Opening;
         self.link.retry_at = None;
-        let to = SocketAddr::new(self.gateway.ip(), self.config.transport.tcp_port);
+        self.link.local = None;
+        let to = self.stream_remote(self.gateway);
         self.actions.push_back(Action::OpenStream { id: self.link.id, to });
+    }
+
+    /// Where a stream to `gateway` goes: its TCP port.
+    pub(super) fn stream_remote(&self, gateway: SocketAddr) -> SocketAddr {
+        SocketAddr::new(gateway.ip(), self.config.transport.tcp_port)
+    }
+
+    /// Our end of the open stream, if one is open.
+    pub(super) fn stream_local(&self) -> Option<SocketAddr> {
+        self.link.local.filter(|_| self.link.stream == Stream::Open)
     }
 
     /// A new IKE SA (the first, or a reconnect) starts on the network we are on: pick its transport. Returns it.

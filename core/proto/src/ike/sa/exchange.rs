@@ -185,6 +185,8 @@ pub(super) struct Exchange {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub nat_t: bool,
+    /// Over TCP (RFC 9329): `local` and `remote` are the stream's ends, which moving to NAT-T leaves alone.
+    pub stream: bool,
     transmits: VecDeque<Transmit>,
 }
 
@@ -215,6 +217,7 @@ impl Exchange {
             local,
             remote,
             nat_t,
+            stream: false,
             transmits: VecDeque::new(),
         }
     }
@@ -305,10 +308,13 @@ impl Exchange {
     }
 
     /// Move IKE to the NAT-T socket (§2.23, RFC 4555 §3.3): the gateway's port 4500, ours `local_natt_port`.
+    /// Over TCP only the non-ESP marker changes: the stream stays (RFC 9329 §3).
     pub fn float(&mut self, local_natt_port: u16) {
         self.nat_t = true;
-        self.remote.set_port(NATT_PORT);
-        self.local.set_port(local_natt_port);
+        if !self.stream {
+            self.remote.set_port(NATT_PORT);
+            self.local.set_port(local_natt_port);
+        }
     }
 
     pub fn emit_all(&mut self, messages: Vec<Vec<u8>>) {
@@ -397,6 +403,15 @@ impl Exchange {
         let msgs = p.message.clone();
         self.emit_all(msgs);
         None
+    }
+
+    /// Replace the request in flight by `message` (the same request, built again) and send it now, keeping its
+    /// retransmission count and deadline. `false` without one.
+    pub fn replace_request(&mut self, message: Vec<Vec<u8>>) -> bool {
+        let Some(p) = self.pending.as_mut() else { return false };
+        p.message = message.clone();
+        self.emit_all(message);
+        true
     }
 
     /// Send the request in flight again now, without counting it as a retransmission (a new TCP stream,

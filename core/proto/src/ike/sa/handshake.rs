@@ -75,7 +75,14 @@ impl Handshake {
 
 impl IkeSa {
     pub(super) fn send_init(&mut self, now: Instant) {
-        let Some(ke) = self.hs.ke.as_ref() else { return };
+        let Some(bytes) = self.init_message() else { return };
+        let retransmits = RequestKind::Init.retransmits(&self.config);
+        self.ex.start_request(now, RequestKind::Init, 0, vec![bytes], retransmits);
+    }
+
+    /// Our IKE_SA_INIT request (kept for the AUTH payload's signed octets, §2.15); `None` without a key share.
+    pub(super) fn init_message(&mut self) -> Option<Vec<u8>> {
+        let ke = self.hs.ke.as_ref()?;
         let mut payloads = Vec::new();
         if let Some(c) = &self.hs.cookie {
             payloads.push(Payload::Notify(Notify::new(NotifyType::COOKIE, c.clone())));
@@ -112,8 +119,7 @@ impl IkeSa {
         let header = ike_header(self.ex.spi_i, 0, ExchangeType::IKE_SA_INIT, true, false, 0);
         let bytes = Message { header, payloads }.encode();
         self.hs.request = bytes.clone();
-        let retransmits = RequestKind::Init.retransmits(&self.config);
-        self.ex.start_request(now, RequestKind::Init, 0, vec![bytes], retransmits);
+        Some(bytes)
     }
 
     pub(super) fn handle_init_response(&mut self, now: Instant, raw: &[u8], msg: Message) -> Result<(), Handling> {

@@ -182,6 +182,16 @@ pub struct ResponderTransmit {
     pub payload: Vec<u8>,
 }
 
+/// What one NAT detection (§2.23) told the responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatCheck {
+    /// NAT_DETECTION_SOURCE_IP does not hash the address the message came from.
+    pub peer_behind_nat: bool,
+    /// NAT_DETECTION_DESTINATION_IP does not hash the address and port it came to (libreswan then believes
+    /// itself behind a NAT and ignores MOBIKE address updates).
+    pub behind_nat: bool,
+}
+
 /// One IKE message the responder received, as decoded.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -463,6 +473,8 @@ pub struct Responder {
     pub issued_cookies: Vec<Vec<u8>>,
     /// Whether the initiator's NAT_DETECTION_SOURCE_IP mismatched (it is, or pretends to be, behind a NAT).
     pub peer_behind_nat: Option<bool>,
+    /// What each NAT detection it received (IKE_SA_INIT, then INFORMATIONAL) told it.
+    pub nat_checks: Vec<NatCheck>,
     /// Whether the initiator's AUTH verified.
     pub peer_auth_ok: Option<bool>,
     /// The Child SA from its side: inbound is the initiator's outbound and vice versa.
@@ -794,6 +806,7 @@ impl Responder {
             received: Vec::new(),
             issued_cookies: Vec::new(),
             peer_behind_nat: None,
+            nat_checks: Vec::new(),
             peer_auth_ok: None,
             child: None,
             ike_suite: None,
@@ -893,6 +906,20 @@ impl Responder {
     }
 
     /// The initiator's address as seen through the (simulated) NAT.
+    /// Compare the initiator's NAT detection hashes (§2.23) with the addresses of this message: `src`, and ours
+    /// with the `port` it came to.
+    fn check_nat(&mut self, spi_i: u64, spi_r: u64, src: SocketAddr, port: u16, payloads: &[Payload]) {
+        let matches = |t: NotifyType, addr: SocketAddr| {
+            let expect = crypto::nat_detection_hash(spi_i, spi_r, addr);
+            payloads.iter().any(|p| matches!(p, Payload::Notify(n) if n.notify_type == t && n.data == expect))
+        };
+        let me = SocketAddr::new(IpAddr::V4(self.addr), port);
+        self.nat_checks.push(NatCheck {
+            peer_behind_nat: !matches(NotifyType::NAT_DETECTION_SOURCE_IP, src),
+            behind_nat: !matches(NotifyType::NAT_DETECTION_DESTINATION_IP, me),
+        });
+    }
+
     fn seen(&self, src: SocketAddr) -> SocketAddr {
         if self.config.nat {
             NAT_PUBLIC
@@ -995,6 +1022,7 @@ impl Responder {
             Err(e) => panic!("responder key derivation failed: {e}"),
         };
         // NAT detection (§2.23): the request's hashes use SPIr = 0, ours the SPIs of the response header.
+        self.check_nat(h.spi_i, 0, src, port, payloads);
         let expect_src = crypto::nat_detection_hash(h.spi_i, 0, src);
         self.peer_behind_nat = Some(!nat_src.iter().any(|d| d.as_slice() == expect_src.as_slice()));
         let me = if self.config.nat_gateway { NAT_PUBLIC } else { SocketAddr::new(IpAddr::V4(self.addr), port) };
@@ -1142,6 +1170,9 @@ impl Responder {
                     Payload::Notify(n) if n.notify_type == NotifyType::COOKIE2 => Some(n.data.clone()),
                     _ => None,
                 });
+                if natd {
+                    self.check_nat(h.spi_i, h.spi_r, src, port, &payloads);
+                }
                 let mut reply = self.informational(h.message_id, payloads);
                 if natd {
                     // With MOBIKE, NAT detection in INFORMATIONAL too (RFC 4555 §3.8), as strongSwan answers it.
