@@ -11,8 +11,8 @@
 //! scripts/test.sh`, which also sets IKELINK_ESPINTCP=1 so that a kernel without it fails these tests instead of
 //! taking the other branch) they expect the IKE and Child SA over the stream, and two more tests run: full traffic
 //! through a TUN over TCP (ping, iperf3; the gateway's kernel SAs are `espintcp`), and the stream cut mid-session
-//! by the router (`tcp reset` both ways for a few seconds): the client opens a new stream and keeps its IKE SA
-//! (ignored by default: libreswan 4.10 keeps its SAs on the first stream, see that test).
+//! by the router (`tcp reset` both ways for a few seconds): the client opens a new stream, moves the SAs to it
+//! with MOBIKE and keeps its IKE SA (libreswan 4.10 keeps its SAs on the first stream otherwise; see that test).
 //!
 //! Needs root; runs when IKELINK_INTEROP=1.
 #![cfg(target_os = "linux")]
@@ -311,17 +311,14 @@ fn resets_sent(tb: &Testbed) -> u64 {
 /// IKE SA: no new IKE_SA_INIT (one `ike:` line, no `reconnecting:`, pluto established no other IKE SA, its
 /// Child SA is the same), pluto accepted the new stream, and pings through the tunnel work again.
 ///
-/// Ignored: libreswan 4.10 cannot do it as the responder. Its IKE and Child SA stay bound to the stream they
-/// were made on (`st_interface`; `nat_traversal_change_port_lookup()` returns early for TCP, and its kernel SAs
-/// keep the old client port in their espintcp encap): in the espintcp VM the client reopens the stream at once
-/// and pluto accepts it, but answers the client's request "retransmitting response ... to 192.0.2.2:<old port>
-/// using TCP failed ... No buffer space available", closes the new streams, and the LAN's replies go to the old
-/// port. With `mobike=yes` the client announces the new stream with UPDATE_SA_ADDRESSES, the one request that
-/// makes pluto move its SAs, but pluto 4.10 answers "Ignoring MOBIKE UPDATE_SA since we are behind NAT": over
-/// TCP its own NAT detection (from IKE_SA_INIT) does not match (2026-12-05, espintcp VM; next step: NAT
-/// detection hashes over the TCP endpoints). Run it with `--ignored` against a gateway that follows §6.
+/// pluto runs with `mobike=yes`: libreswan 4.10 keeps an IKE SA and its kernel SAs on the stream they were made
+/// on (`st_interface`; `nat_traversal_change_port_lookup()` returns early for TCP), and only UPDATE_SA_ADDRESSES
+/// moves them to another one, which the client sends on a new stream when MOBIKE was negotiated. Without
+/// MOBIKE pluto answers on the dead stream ("... using TCP failed ... No buffer space available"). pluto also
+/// ignored the update ("Ignoring MOBIKE UPDATE_SA since we are behind NAT") until the client's NAT detection
+/// hashed the stream's ends instead of UDP port 500 (2026-12-06: passes in the espintcp VM). Without espintcp
+/// (this machine's kernel) it skips.
 #[test]
-#[ignore = "libreswan 4.10 keeps the IKE SA on its first TCP stream (no RFC 9329 §6 switch); see the doc comment"]
 fn tcp_stream_cut_mid_session_keeps_the_ike_sa() {
     ikelink_testbed::require_interop!();
     if let Some(why) = skip_without_espintcp() {
