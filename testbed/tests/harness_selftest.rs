@@ -76,6 +76,23 @@ fn testbed_mtu_and_fragment_drop() {
     assert!(tb.dropped_fragments().unwrap().unwrap_or(0) >= 2);
 }
 
+/// `wire_checksums`: the router's gateway-side link computes checksums itself (no transmit checksum offload),
+/// the other links keep theirs, and traffic passes.
+#[test]
+fn testbed_wire_checksums() {
+    if !enabled() {
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions { wire_checksums: true, ..TestbedOptions::default() }).expect("testbed");
+    let offload = |role, dev| {
+        let out = tb.exec(role, &["ethtool", "-k", dev]).unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("tx-checksumming:")).map(str::to_string)
+    };
+    assert_eq!(offload(Role::Rtr, "eth1").as_deref(), Some("tx-checksumming: off"));
+    assert_eq!(offload(Role::Rtr, "eth0").as_deref(), Some("tx-checksumming: on"));
+    assert!(tb.ping(Role::Cli, GW_ADDR, 1).unwrap(), "ping through the router");
+}
+
 #[test]
 fn strongswan_psk_tunnel() {
     if !enabled() {
