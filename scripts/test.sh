@@ -53,6 +53,26 @@ fi
 # (which mostly wait on the network): the Windows build check with the Wine tests, and the fuzz build. Their
 # output goes to target/background-windows.log and target/background-fuzz.log, printed when they are done; their
 # own stage times are in them.
+# The two background builds compile every dependency once more (for Windows; instrumented for fuzzing), so their
+# target directories live outside the checkout, in a build cache: a clone reuses what an earlier run on this
+# machine compiled (cargo rebuilds what changed, and the workspace's own crates), and a first run fills it.
+# IKELINK_BUILD_CACHE=DIR puts it elsewhere, =0 keeps both in the checkout (target/windows, fuzz/target). It is
+# emptied first when it has grown past 20 GB (each clone path adds its own copy of the workspace's crates).
+build_cache="${IKELINK_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ikelink-build}"
+if [ "$build_cache" = 0 ]; then
+  windows_target="$PWD/target/windows"
+  fuzz_target="$PWD/fuzz/target"
+else
+  mkdir -p "$build_cache"
+  if [ "$(du -sm "$build_cache" | cut -f1)" -gt 20480 ]; then
+    echo "test.sh: build cache $build_cache above 20 GB: emptied"
+    rm -rf "$build_cache"
+    mkdir -p "$build_cache"
+  fi
+  windows_target="$build_cache/windows"
+  fuzz_target="$build_cache/fuzz"
+fi
+echo "test.sh: Windows and fuzz builds in $windows_target and $fuzz_target"
 fuzz_seconds="${IKELINK_FUZZ_SECONDS:-20}"
 fuzz_ok=0
 if [ "$fuzz_seconds" != 0 ] && rustup toolchain list 2>/dev/null | grep -q nightly &&
@@ -65,9 +85,9 @@ background_windows() {
   # Windows (Wintun client, and the FFI's desktop client) must keep compiling, and the protocol and runtime
   # crates' unit tests pass as Windows programs under Wine. Its own target directory: cargo locks one per build.
   if rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then
-    CARGO_TARGET_DIR=target/windows nice -n 10 cargo check --workspace --all-targets --locked \
+    CARGO_TARGET_DIR="$windows_target" nice -n 10 cargo check --workspace --all-targets --locked \
       --target x86_64-pc-windows-gnu
-    CARGO_TARGET_DIR=target/windows nice -n 10 ./scripts/wine-test.sh
+    CARGO_TARGET_DIR="$windows_target" nice -n 10 ./scripts/wine-test.sh
     stage_done "Windows build check and Wine tests (in the background)"
   else
     echo "test.sh: Rust target x86_64-pc-windows-gnu missing; Windows build check skipped" >&2
@@ -78,7 +98,7 @@ background_fuzz() {
   stage_start=$SECONDS
   # Without a sanitizer (the product code forbids `unsafe`): a third of the build time; long local runs use ASan.
   if [ "$fuzz_ok" = 1 ]; then
-    (cd fuzz && nice -n 10 cargo +nightly fuzz build -s none)
+    (cd fuzz && nice -n 10 cargo +nightly fuzz build -s none --target-dir "$fuzz_target")
     stage_done "fuzz build (in the background)"
   fi
 }
@@ -147,7 +167,7 @@ elif [ "$fuzz_ok" = 1 ]; then
     echo "test.sh: fuzzing $t for ${fuzz_seconds} s"
     (
       rc=0
-      (cd fuzz && cargo +nightly fuzz run -s none "$t" "../target/fuzz-corpus/$t" -- \
+      (cd fuzz && cargo +nightly fuzz run -s none --target-dir "$fuzz_target" "$t" "../target/fuzz-corpus/$t" -- \
         -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -print_final_stats=1) \
         >"target/fuzz-logs/$t.log" 2>&1 || rc=$?
       echo "$rc" >"target/fuzz-logs/$t.rc"
