@@ -729,7 +729,7 @@ fn new_sa(
     let tcp = transport == Transport::Tcp;
     let remote = if tcp {
         ike.fragment_mtu = 0;
-        SocketAddr::new(gateway.ip(), config.transport.tcp_port)
+        transport::stream_remote(config, gateway)
     } else {
         gateway
     };

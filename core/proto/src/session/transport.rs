@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use super::{new_sa, Action, Session};
+use super::{new_sa, Action, Session, SessionConfig};
 use crate::ike::State;
 pub use crate::tcp::{Transport, DEFAULT_TCP_PORT};
 
@@ -121,6 +121,11 @@ impl Link {
     }
 }
 
+/// Where a TCP stream to `gateway` goes: the profile's TCP port on it.
+pub(super) fn stream_remote(config: &SessionConfig, gateway: SocketAddr) -> SocketAddr {
+    SocketAddr::new(gateway.ip(), config.transport.tcp_port)
+}
+
 impl Session {
     /// The transport the current IKE SA uses.
     pub fn transport(&self) -> Transport {
@@ -140,7 +145,7 @@ impl Session {
         self.link.retry_at = None;
         // A new network: MOBIKE moves the SAs (or, without it, the IKE SA reconnects).
         let moved = std::mem::take(&mut self.link.moved);
-        let remote = self.stream_remote(self.gateway);
+        let remote = stream_remote(&self.config, self.gateway);
         self.sa.stream_opened(now, local, remote, moved);
         if let Some(old) = self.retiring.as_mut() {
             old.stream_opened(now, local, remote, moved);
@@ -181,13 +186,8 @@ impl Session {
         self.link.stream = Stream::Opening;
         self.link.retry_at = None;
         self.link.local = None;
-        let to = self.stream_remote(self.gateway);
+        let to = stream_remote(&self.config, self.gateway);
         self.actions.push_back(Action::OpenStream { id: self.link.id, to });
-    }
-
-    /// Where a stream to `gateway` goes: its TCP port.
-    pub(super) fn stream_remote(&self, gateway: SocketAddr) -> SocketAddr {
-        SocketAddr::new(gateway.ip(), self.config.transport.tcp_port)
     }
 
     /// Our end of the open stream, if one is open.

@@ -905,7 +905,6 @@ impl Responder {
         c
     }
 
-    /// The initiator's address as seen through the (simulated) NAT.
     /// Compare the initiator's NAT detection hashes (§2.23) with the addresses of this message: `src`, and ours
     /// with the `port` it came to.
     fn check_nat(&mut self, spi_i: u64, spi_r: u64, src: SocketAddr, port: u16, payloads: &[Payload]) {
@@ -920,6 +919,7 @@ impl Responder {
         });
     }
 
+    /// The initiator's address as seen through the (simulated) NAT.
     fn seen(&self, src: SocketAddr) -> SocketAddr {
         if self.config.nat {
             NAT_PUBLIC
