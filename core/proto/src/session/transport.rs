@@ -72,7 +72,7 @@ pub(super) struct Link {
     remembered: VecDeque<(IpAddr, Transport)>,
     /// Our address changed while on TCP: move the IKE SA once the new stream is open.
     moved: bool,
-    /// Our end of the stream, once open.
+    /// Our end of the stream while it is open (cleared when it closes or a new one is asked for).
     local: Option<SocketAddr>,
 }
 
@@ -192,7 +192,7 @@ impl Session {
 
     /// Our end of the open stream, if one is open.
     pub(super) fn stream_local(&self) -> Option<SocketAddr> {
-        self.link.local.filter(|_| self.link.stream == Stream::Open)
+        self.link.local
     }
 
     /// A new IKE SA (the first, or a reconnect) starts on the network we are on: pick its transport. Returns it.
