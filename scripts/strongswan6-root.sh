@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-target/strongswan6-trixie}
 [ -x "$root/usr/sbin/charon-systemd" ] && exit 0
+# A symlink (scripts/test.sh links it into its build cache): the root is made where it points.
+if [ -L "$root" ]; then
+    root=$(readlink -f "$root")
+fi
 mkdir -p "$(dirname "$root")"
 # Tests run in parallel and each may ask for the root: one builds it, the others wait for it.
 exec 9>"$root.lock"

@@ -16,6 +16,35 @@ fi
 # Each stage prints its whole-stage wall time (`test.sh: <stage>: N s`), so a slower CI run shows where.
 stage_start=$SECONDS
 stage_done() { echo "test.sh: $1: $((SECONDS - stage_start)) s"; stage_start=$SECONDS; }
+# A build cache outside the checkout: what compiling and installing every clean clone would repeat lives there,
+# and a later run, from any clone path, reuses what an earlier run on this machine made. Cargo names the
+# workspace's crates by their path inside the workspace, so clones share one copy: it rebuilds what changed (a
+# clone's fresh files: the workspace's own crates) and reuses every dependency. In it: the main build (main/, as
+# CARGO_TARGET_DIR, which the tests' own cargo calls inherit), the Windows and fuzz builds (windows/, fuzz/), the
+# tools install-deps.sh puts in target/tools (tools/), and strongSwan 6's Debian 13 root (strongswan6-trixie/);
+# the last two are symlinked from target/ when the checkout has none of its own. IKELINK_BUILD_CACHE=DIR puts it
+# elsewhere, =0 keeps everything in the checkout. It is emptied first when it has grown past 30 GB.
+build_cache="${IKELINK_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ikelink-build}"
+mkdir -p target
+if [ "$build_cache" = 0 ]; then
+  windows_target="$PWD/target/windows"
+  fuzz_target="$PWD/fuzz/target"
+else
+  mkdir -p "$build_cache"
+  if [ "$(du -sm "$build_cache" | cut -f1)" -gt 30720 ]; then
+    echo "test.sh: build cache $build_cache above 30 GB: emptied"
+    rm -rf "$build_cache"
+  fi
+  mkdir -p "$build_cache/main" "$build_cache/tools"
+  export CARGO_TARGET_DIR="$build_cache/main"
+  windows_target="$build_cache/windows"
+  fuzz_target="$build_cache/fuzz"
+  [ -e target/tools ] || [ -L target/tools ] || ln -s "$build_cache/tools" target/tools
+  # scripts/strongswan6-root.sh builds the root where the link points.
+  [ -e target/strongswan6-trixie ] || [ -L target/strongswan6-trixie ] ||
+    ln -s "$build_cache/strongswan6-trixie" target/strongswan6-trixie
+  echo "test.sh: build cache $build_cache (main, Windows and fuzz builds; target/tools; strongSwan 6 root)"
+fi
 ./scripts/install-deps.sh
 # Every program, plugin and library the tests use must come from a package the install script names.
 ./scripts/check-deps.sh
@@ -29,7 +58,6 @@ export CARGO_TERM_COLOR=never
 # for it only after the tests saved nothing: the Android check beside it took as much longer, 2026-12-06.)
 fresh_pid=""
 if [ "${IKELINK_FRESH:-1}" = 1 ]; then
-  mkdir -p target
   ./scripts/fresh-install-test.sh >target/fresh-install.log 2>&1 &
   fresh_pid=$!
 fi
@@ -54,26 +82,6 @@ fi
 # (which mostly wait on the network): the Windows build check with the Wine tests, and the fuzz build. Their
 # output goes to target/background-windows.log and target/background-fuzz.log, printed when they are done; their
 # own stage times are in them.
-# The two background builds compile every dependency once more (for Windows; instrumented for fuzzing), so their
-# target directories live outside the checkout, in a build cache: a clone reuses what an earlier run on this
-# machine compiled (cargo rebuilds what changed, and the workspace's own crates), and a first run fills it.
-# IKELINK_BUILD_CACHE=DIR puts it elsewhere, =0 keeps both in the checkout (target/windows, fuzz/target). It is
-# emptied first when it has grown past 20 GB (each clone path adds its own copy of the workspace's crates).
-build_cache="${IKELINK_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ikelink-build}"
-if [ "$build_cache" = 0 ]; then
-  windows_target="$PWD/target/windows"
-  fuzz_target="$PWD/fuzz/target"
-else
-  mkdir -p "$build_cache"
-  if [ "$(du -sm "$build_cache" | cut -f1)" -gt 20480 ]; then
-    echo "test.sh: build cache $build_cache above 20 GB: emptied"
-    rm -rf "$build_cache"
-    mkdir -p "$build_cache"
-  fi
-  windows_target="$build_cache/windows"
-  fuzz_target="$build_cache/fuzz"
-fi
-echo "test.sh: Windows and fuzz builds in $windows_target and $fuzz_target"
 fuzz_seconds="${IKELINK_FUZZ_SECONDS:-20}"
 fuzz_ok=0
 if [ "$fuzz_seconds" != 0 ] && rustup toolchain list 2>/dev/null | grep -q nightly &&
