@@ -53,10 +53,9 @@ fi
 stage_done "install and dependency checks"
 export IKELINK_INTEROP=1
 export CARGO_TERM_COLOR=never
-# The same install on a freshly debootstrapped Debian 12 (about two minutes, mostly downloading and unpacking;
-# IKELINK_FRESH=0 skips it) runs beside the build, the start of the background builds and the Android check; its
-# output is printed after. (Waiting for it only after the tests saved nothing: the Android check beside it took as
-# much longer, 2026-12-06.)
+# The same install on a freshly debootstrapped Debian 12 (about a minute, mostly downloading and unpacking;
+# IKELINK_FRESH=0 skips it) runs beside the build, which is mostly compiling; its output is printed after. (Waiting
+# for it only after the tests saved nothing: the Android check beside it took as much longer, 2026-12-06.)
 fresh_pid=""
 if [ "${IKELINK_FRESH:-1}" = 1 ]; then
   ./scripts/fresh-install-test.sh >target/fresh-install.log 2>&1 &
@@ -64,11 +63,25 @@ if [ "${IKELINK_FRESH:-1}" = 1 ]; then
 fi
 cargo build --workspace --all-targets --locked
 stage_done "build"
-# Two long builds run in the background at lower priority, at once, from the end of the main build on: beside the
-# fresh install check (mostly downloading and unpacking), the Android check and the tests (which mostly wait on the
-# network): the Windows build check with the Wine tests, and the fuzz build. Their output goes to
-# target/background-windows.log and target/background-fuzz.log, printed when they are done; their own stage times
-# are in them. Whatever ends this script waits for them first (nothing is left running).
+if [ -n "$fresh_pid" ]; then
+  fresh_rc=0
+  wait "$fresh_pid" || fresh_rc=$?
+  cat target/fresh-install.log
+  if [ "$fresh_rc" != 0 ]; then
+    echo "test.sh: the fresh Debian 12 install check failed (exit $fresh_rc)" >&2
+    exit 1
+  fi
+  stage_done "fresh Debian 12 install check (after the build, beside it)"
+fi
+# IKELINK_FRESH=full runs this whole test command in that fresh system (as long as a test run).
+if [ "${IKELINK_FRESH:-1}" = full ]; then
+  ./scripts/fresh-install-test.sh --full
+  stage_done "fresh Debian 12 full run"
+fi
+# Two long builds run in the background at lower priority, at once, beside the Android check and the tests
+# (which mostly wait on the network): the Windows build check with the Wine tests, and the fuzz build. Their
+# output goes to target/background-windows.log and target/background-fuzz.log, printed when they are done; their
+# own stage times are in them.
 fuzz_seconds="${IKELINK_FUZZ_SECONDS:-20}"
 fuzz_ok=0
 if [ "$fuzz_seconds" != 0 ] && rustup toolchain list 2>/dev/null | grep -q nightly &&
@@ -103,7 +116,6 @@ background_windows >target/background-windows.log 2>&1 &
 windows_pid=$!
 background_fuzz >target/background-fuzz.log 2>&1 &
 fuzz_build_pid=$!
-trap wait EXIT
 # The Android shell and the generated Kotlin bindings must compile (JVM stand-ins for the Android SDK).
 kotlinc=target/tools/node_modules/kotlin-compiler/bin/kotlinc
 if [ -x "$kotlinc" ] && [ -d target/tools/android-stubs/android-stubs ]; then
@@ -114,21 +126,6 @@ else
   echo "test.sh: kotlinc or the Android API stubs missing (scripts/install-deps.sh installs them)" >&2
   exit 1
 fi
-if [ -n "$fresh_pid" ]; then
-  fresh_rc=0
-  wait "$fresh_pid" || fresh_rc=$?
-  cat target/fresh-install.log
-  if [ "$fresh_rc" != 0 ]; then
-    echo "test.sh: the fresh Debian 12 install check failed (exit $fresh_rc)" >&2
-    exit 1
-  fi
-  stage_done "fresh Debian 12 install check (beside the build and the Android check)"
-fi
-# IKELINK_FRESH=full runs this whole test command in that fresh system (as long as a test run).
-if [ "${IKELINK_FRESH:-1}" = full ]; then
-  ./scripts/fresh-install-test.sh --full
-  stage_done "fresh Debian 12 full run"
-fi
 # cargo-nextest (installed by install-deps.sh; settings in .config/nextest.toml): each test its own process,
 # IKELINK_TEST_THREADS (default 6) at once across all test binaries; the interop tests mostly wait on the
 # network, each in its own namespaces. Then the doc tests, which nextest does not run.
@@ -137,7 +134,7 @@ if [ ! -x "$nextest" ]; then
   echo "test.sh: $nextest missing (scripts/install-deps.sh installs it)" >&2
   exit 1
 fi
-# A failure is reported after the background builds are done.
+# A failure is reported after the background builds are done (nothing is left running).
 tests_rc=0
 "$nextest" nextest run --workspace --locked --no-fail-fast --test-threads "${IKELINK_TEST_THREADS:-6}" || tests_rc=$?
 cargo test --workspace --locked --doc || tests_rc=$?
