@@ -9,8 +9,15 @@ out=target/interop-matrix.jsonl
 mkdir -p target docs
 rm -f "$out"
 status=0
-IKELINK_INTEROP=1 IKELINK_MATRIX="$PWD/$out" cargo test -p ikelink-testbed --tests --no-fail-fast --locked \
-    -- --test-threads=2 || status=$?
+# With cargo-nextest (scripts/install-deps.sh installs it), as scripts/test.sh runs them: each test its own
+# process, several at once; every run appends its own line.
+nextest=target/tools/nextest/bin/cargo-nextest
+if [ ! -x "$nextest" ]; then
+    echo "interop-matrix: $nextest missing (scripts/install-deps.sh installs it)" >&2
+    exit 1
+fi
+IKELINK_INTEROP=1 IKELINK_MATRIX="$PWD/$out" "$nextest" nextest run -p ikelink-testbed --tests --no-fail-fast \
+    --locked --test-threads "${IKELINK_TEST_THREADS:-6}" || status=$?
 python3 scripts/render-interop-matrix.py "$out" > docs/interop.md
 echo "interop-matrix: docs/interop.md written from $(wc -l < "$out") client runs (tests exit status $status)"
 exit "$status"

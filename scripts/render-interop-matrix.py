@@ -13,7 +13,8 @@ with open(sys.argv[1], encoding="utf-8") as f:
             rows.append(json.loads(line))
 
 def key(r):
-    return (r["gateway"], r["client_auth"], r["gateway_auth"], r.get("ike") or "", r.get("esp") or "", r["result"])
+    return (r["gateway"], r.get("transport") or "", r["client_auth"], r["gateway_auth"], r.get("ike") or "",
+            r.get("pq") or "", r.get("esp") or "", r["result"])
 
 groups = collections.OrderedDict()
 for r in sorted(rows, key=key):
@@ -34,16 +35,21 @@ print("Notes: this machine's kernel has no ESP, so here libreswan authenticates 
 print("refuses the Child SA it cannot install (TS_UNACCEPTABLE, which the tests check); with kernel ESP")
 print("(`IKELINK_VM=1 ./scripts/test.sh`, a VM with Debian's stock kernel) the same tests connect and carry ping and")
 print("iperf3 (PSK, RSA, ECDSA, EAP-TLS). OpenIKED needs PF_KEY, which this kernel lacks: a stand-in acknowledges its")
-print("SAs without installing them, so its rows prove the IKE and Child SA negotiation, not traffic.")
+print("SAs without installing them, so its rows prove the IKE and Child SA negotiation, not traffic. Over TCP (RFC 9329)")
+print("libreswan here reaches the IKE SA; ESP in TCP needs the espintcp VM kernel (`IKELINK_VM_KERNEL=espintcp`).")
+print("Transport: what the client reported once connected, UDP 500/4500 or one TCP stream (RFC 9329); for a run that")
+print("did not connect, what its profile asked for. PQ: what the client reported beyond the suite (`ppk=used`,")
+print("`ppk=not-used`, `pq-fallback=classical`); the suite's `keN_` parts are the RFC 9370 additional key exchanges.")
 for title, pick in (("Connections", lambda k: k[5] == "connected"), ("Refusals checked", lambda k: k[5] != "connected")):
     print()
     print(f"## {title}")
     print()
-    print("| Gateway | Client auth | Gateway auth | IKE | ESP | Result | Tests |")
-    print("|---|---|---|---|---|---|---|")
+    print("| Gateway | Transport | Client auth | Gateway auth | IKE | PQ | ESP | Result | Tests |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for k, tests in groups.items():
         if not pick(k):
             continue
-        gw, ca, ga, ike, esp, result = k
+        gw, transport, ca, ga, ike, pq, esp, result = k
         names = ", ".join(sorted(t.split("::")[-1] for t in tests))
-        print(f"| {cell(gw)} | {ca} | {ga} | {cell(ike)} | {cell(esp)} | {cell(result)} | {cell(names)} |")
+        print(f"| {cell(gw)} | {transport} | {ca} | {ga} | {cell(ike)} | {cell(pq)} | {cell(esp)} | {cell(result)} "
+              f"| {cell(names)} |")

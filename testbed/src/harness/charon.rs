@@ -120,6 +120,10 @@ impl Charon {
         prepare: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<Charon> {
         let CharonSetup { kernel_esp, root, extra: charon_extra } = *setup;
+        if let (Some(r), Role::Gw) = (root, role) {
+            let version = super::matrix::package_version_in(Some(r), "charon-systemd").unwrap_or_default();
+            super::matrix::set_gateway(format!("strongSwan {version}").trim());
+        }
         let dir = TempDir::new(&format!("{}-{}-charon", tb.prefix(), role.as_str()))?;
         let d = dir.path().to_path_buf();
         let vici = format!("unix://{}", d.join("charon.vici").display());

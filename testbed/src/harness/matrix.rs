@@ -21,13 +21,23 @@ pub fn set_gateway(label: &str) {
 /// The upstream version of a Debian package (`5.9.8` of `5.9.8-5+deb12u1`): installed, or else the one apt
 /// would fetch (libreswan is unpacked from a downloaded package, not installed).
 pub fn package_version(package: &str) -> Option<String> {
+    package_version_in(None, package)
+}
+
+/// [`package_version`] of the Debian system in `root` (e.g. strongSwan 6's Debian 13 root), or of this machine.
+pub fn package_version_in(root: Option<&std::path::Path>, package: &str) -> Option<String> {
     let out = |cmd: &str, args: &[&str]| {
         std::process::Command::new(cmd).args(args).output().ok().and_then(|o| String::from_utf8(o.stdout).ok())
     };
-    let v = out("dpkg-query", &["-W", "-f=${Version}", package]).filter(|v| !v.trim().is_empty()).or_else(|| {
+    let admindir = root.map(|r| format!("--admindir={}", r.join("var/lib/dpkg").display()));
+    let mut query: Vec<&str> = admindir.iter().map(String::as_str).collect();
+    query.extend(["-W", "-f=${Version}", package]);
+    let fetchable = || {
         out("apt-cache", &["show", package])
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Version: ").map(str::to_owned)))
-    })?;
+    };
+    let installed = out("dpkg-query", &query).filter(|v| !v.trim().is_empty());
+    let v = if root.is_some() { installed } else { installed.or_else(fetchable) }?;
     let upstream = v.trim().split_once(':').map_or(v.trim(), |(_, rest)| rest);
     upstream.split('-').next().map(str::to_owned)
 }
@@ -63,6 +73,13 @@ fn auth_of(profile: &toml::Table) -> (String, String) {
     (ours, gateway)
 }
 
+/// What the `ike:` line adds after the SPIs (`pq-fallback=classical`, `ppk=used`...), if anything.
+fn post_quantum(lines: &[String]) -> Option<String> {
+    let ike = lines.iter().find_map(|l| l.strip_prefix("ike: "))?;
+    let extra: Vec<&str> = ike.split_whitespace().skip(1).filter(|w| !w.starts_with("spi_")).collect();
+    (!extra.is_empty()).then(|| extra.join(" "))
+}
+
 /// Record one client run (called when the client is dropped, with its whole output) if `IKELINK_MATRIX` names
 /// a file.
 pub(crate) fn record(profile_toml: &str, lines: &[String]) {
@@ -91,8 +108,15 @@ pub(crate) fn record(profile_toml: &str, lines: &[String]) {
         "ike": value("ike"),
         "esp": value("esp"),
         "nat": value("nat"),
+        "transport": value("transport").or_else(|| {
+            // Not connected: what the profile asked for (`udp` when it says nothing).
+            let asked = profile.get("gateway").and_then(|g| g.get("transport")).and_then(|v| v.as_str());
+            Some(format!("{} (asked)", asked.unwrap_or("udp")))
+        }),
+        "pq": post_quantum(lines),
     });
+    // One write per line: tests in other processes append to the same file at the same time.
     if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-        let _ = writeln!(f, "{row}");
+        let _ = f.write_all(format!("{row}\n").as_bytes());
     }
 }
