@@ -31,6 +31,12 @@ if [ "$build_cache" = 0 ]; then
   fuzz_target="$PWD/fuzz/target"
 else
   mkdir -p "$build_cache"
+  # One run at a time per cache: another clone's build would replace this run's test binaries under it.
+  exec 8>"$build_cache.lock"
+  if ! flock -n 8; then
+    echo "test.sh: another run is using the build cache $build_cache; waiting for it"
+    flock 8
+  fi
   if [ "$(du -sm "$build_cache" | cut -f1)" -gt 30720 ]; then
     echo "test.sh: build cache $build_cache above 30 GB: emptied"
     rm -rf "$build_cache"
