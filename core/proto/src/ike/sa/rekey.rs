@@ -86,20 +86,47 @@ pub(super) enum Rekey {
     Followup(Box<Followup>),
 }
 
+/// The keying material of a rekey whose additional key exchanges run in IKE_FOLLOWUP_KE exchanges (RFC 9370
+/// §2.2.4), whichever side started it: the CREATE_CHILD_SA's nonces and SK(0), SK(1) | ... | SK(n) so far, the
+/// methods still to run and the link data of the next exchange (the ADDITIONAL_KEY_EXCHANGE notify).
+pub(super) struct AdditionalKeys {
+    /// The initiator's nonce and the responder's.
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    /// SK(0) of the CREATE_CHILD_SA (empty: none, a Child SA without PFS).
+    pub shared: zeroize::Zeroizing<Vec<u8>>,
+    /// SK(1) | ... | SK(n) so far.
+    pub additional: zeroize::Zeroizing<Vec<u8>>,
+    /// The methods still to run, in order; the first is the one in flight.
+    pub pending: Vec<Group>,
+    /// The link data the next IKE_FOLLOWUP_KE carries.
+    pub link: Vec<u8>,
+}
+
+impl AdditionalKeys {
+    fn new(ni: Vec<u8>, nr: Vec<u8>, shared: &[u8], pending: Vec<Group>, link: Vec<u8>) -> Self {
+        let shared = zeroize::Zeroizing::new(shared.to_vec());
+        AdditionalKeys { ni, nr, shared, additional: Default::default(), pending, link }
+    }
+
+    /// The method of the exchange in flight, done: its shared secret joins SK(1) | ... | SK(n). Returns whether
+    /// another follows.
+    fn complete(&mut self, secret: &[u8]) -> bool {
+        if !self.pending.is_empty() {
+            self.pending.remove(0);
+        }
+        self.additional.extend_from_slice(secret);
+        !self.pending.is_empty()
+    }
+}
+
 /// A rekey between its CREATE_CHILD_SA and the last of its IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4).
 pub(super) struct Followup {
     /// What is being rekeyed, with what the CREATE_CHILD_SA settled.
     pub target: FollowupTarget,
-    pub ni: Vec<u8>,
-    pub nr: Vec<u8>,
-    /// SK(0) of the CREATE_CHILD_SA and SK(1) | ... | SK(n) so far.
-    pub shared: zeroize::Zeroizing<Vec<u8>>,
-    pub additional: zeroize::Zeroizing<Vec<u8>>,
-    /// The methods still to run, our half of the one in flight, and the gateway's link data (the
-    /// ADDITIONAL_KEY_EXCHANGE notify) to send with it.
-    pub pending: Vec<Group>,
+    pub keys: AdditionalKeys,
+    /// Our half of the exchange in flight.
     pub ke: Option<KeyExchange>,
-    pub link: Vec<u8>,
 }
 
 pub(super) enum FollowupTarget {
@@ -122,17 +149,8 @@ pub(super) enum FollowupTarget {
 /// (RFC 9370 §2.2.4); the new SA is installed after our answer to the last of them.
 pub(super) struct PeerFollowup {
     pub target: PeerTarget,
-    /// The gateway's nonce and ours.
-    pub ni: Vec<u8>,
-    pub nr: Vec<u8>,
-    /// SK(0) of the CREATE_CHILD_SA (empty: none, a Child SA without PFS cannot have additional exchanges).
-    pub shared: zeroize::Zeroizing<Vec<u8>>,
-    /// SK(1) | ... | SK(n) so far.
-    pub additional: zeroize::Zeroizing<Vec<u8>>,
-    /// The methods still to run, in order.
-    pub pending: Vec<Group>,
-    /// The link data we sent and expect back with the next KE.
-    pub link: Vec<u8>,
+    /// The gateway's nonce is `ni`; `link` is the link data we sent and expect back with the next KE.
+    pub keys: AdditionalKeys,
     /// When we answered the CREATE_CHILD_SA: a gateway that never follows up does not block our rekeys.
     pub started: Instant,
 }
@@ -582,16 +600,16 @@ impl IkeSa {
     ) -> Result<(), IkeError> {
         let link = addke_link(payloads)
             .ok_or(IkeError::Protocol("rekey with additional key exchanges but no ADDITIONAL_KEY_EXCHANGE notify"))?;
-        let f = Followup { target, ni, nr, shared, additional: Default::default(), pending, ke: None, link };
+        let f = Followup { target, keys: AdditionalKeys::new(ni, nr, &shared, pending, link), ke: None };
         self.send_followup(now, f)
     }
 
     fn send_followup(&mut self, now: Instant, mut f: Followup) -> Result<(), IkeError> {
-        let group = *f.pending.first().ok_or(IkeError::Protocol("no additional key exchange left"))?;
+        let group = *f.keys.pending.first().ok_or(IkeError::Protocol("no additional key exchange left"))?;
         let ke = KeyExchange::generate(group, &mut self.rng)?;
         let payloads = vec![
             Payload::Ke(KePayload { group: group.id(), data: ke.public_value().to_vec() }),
-            Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, f.link.clone())),
+            Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, f.keys.link.clone())),
         ];
         f.ke = Some(ke);
         self.rekeying.ours = Some(Rekey::Followup(Box::new(f)));
@@ -621,20 +639,18 @@ impl IkeSa {
             }
             return Ok(());
         }
-        let group = f.pending.remove(0);
+        let ke = f.ke.take().ok_or(IkeError::Protocol("no additional key exchange in flight"))?;
         let kp = ke_of(&payloads).ok_or(IkeError::Protocol("IKE_FOLLOWUP_KE response lacks KE"))?;
-        if kp.group != group.id() {
+        if kp.group != ke.group().id() {
             return Err(IkeError::Protocol("IKE_FOLLOWUP_KE response KE is not the chosen additional method"));
         }
-        let ke = f.ke.take().ok_or(IkeError::Protocol("no additional key exchange in flight"))?;
         let secret = ke.shared_secret(&kp.data)?;
-        f.additional.extend_from_slice(&secret);
-        if !f.pending.is_empty() {
-            f.link = addke_link(&payloads)
+        if f.keys.complete(&secret) {
+            f.keys.link = addke_link(&payloads)
                 .ok_or(IkeError::Protocol("IKE_FOLLOWUP_KE response lacks the next ADDITIONAL_KEY_EXCHANGE"))?;
             return self.send_followup(now, *f);
         }
-        let Followup { target, ni, nr, shared, additional, .. } = *f;
+        let Followup { target, keys: AdditionalKeys { ni, nr, shared, additional, .. }, .. } = *f;
         match target {
             FollowupTarget::Child { old_in, spi_in, spi_out, suite, ts_local, ts_remote } => {
                 if !self.child.installed.iter().any(|c| c.spi_in == old_in) {
@@ -776,16 +792,8 @@ impl IkeSa {
         let mut link = vec![0u8; 8];
         self.rng.fill_bytes(&mut link);
         info!(additional = pending.len(), "gateway's rekey runs additional key exchanges (RFC 9370)");
-        self.rekeying.peer_followup = Some(PeerFollowup {
-            target,
-            ni: ni.to_vec(),
-            nr: nr.to_vec(),
-            shared: zeroize::Zeroizing::new(shared.to_vec()),
-            additional: Default::default(),
-            pending,
-            link: link.clone(),
-            started: now,
-        });
+        let keys = AdditionalKeys::new(ni.to_vec(), nr.to_vec(), shared, pending, link.clone());
+        self.rekeying.peer_followup = Some(PeerFollowup { target, keys, started: now });
         link
     }
 
@@ -834,7 +842,7 @@ impl IkeSa {
         let no = |t: NotifyType| Ok(vec![Payload::Notify(Notify::new(t, vec![]))]);
         let link = addke_link(payloads);
         let Some(mut f) = self.rekeying.peer_followup.take() else { return no(NotifyType::STATE_NOT_FOUND) };
-        if link.as_ref() != Some(&f.link) || now >= f.started + PEER_FOLLOWUP_TIMEOUT {
+        if link.as_ref() != Some(&f.keys.link) || now >= f.started + PEER_FOLLOWUP_TIMEOUT {
             // Not the exchange we wait for (§2.2.4: STATE_NOT_FOUND); ours stays until its own times out.
             let stale = now >= f.started + PEER_FOLLOWUP_TIMEOUT;
             if !stale {
@@ -842,7 +850,7 @@ impl IkeSa {
             }
             return no(NotifyType::STATE_NOT_FOUND);
         }
-        let group = f.pending.remove(0);
+        let Some(&group) = f.keys.pending.first() else { return no(NotifyType::STATE_NOT_FOUND) };
         let Some(ke) = ke_of(payloads).filter(|k| k.group == group.id()) else {
             warn!(
                 group = group.id(),
@@ -857,17 +865,16 @@ impl IkeSa {
                 return no(NotifyType::INVALID_SYNTAX);
             }
         };
-        f.additional.extend_from_slice(&secret);
         let mut reply = vec![Payload::Ke(KePayload { group: group.id(), data })];
-        if !f.pending.is_empty() {
+        if f.keys.complete(&secret) {
             let mut link = vec![0u8; 8];
             self.rng.fill_bytes(&mut link);
-            f.link.clone_from(&link);
+            f.keys.link.clone_from(&link);
             reply.push(Payload::Notify(Notify::new(NotifyType::ADDITIONAL_KEY_EXCHANGE, link)));
             self.rekeying.peer_followup = Some(f);
             return Ok(reply);
         }
-        let PeerFollowup { target, ni, nr, shared, additional, .. } = f;
+        let PeerFollowup { target, keys: AdditionalKeys { ni, nr, shared, additional, .. }, .. } = f;
         match target {
             PeerTarget::Child { .. } => {
                 self.finish_peer_child(now, target, &ni, &nr, &shared, &additional).map_err(Handling::Fatal)?;
